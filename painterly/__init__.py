@@ -1,0 +1,14 @@
+"""painterly: neural style transfer that is fast on a CPU.
+
+    import painterly
+    image = painterly.stylize("photo.jpg", ["starry_night.jpg"], size=512, iterations=200)
+    image.save("out.png")
+"""
+
+from .api import make_config, stylize
+from .errors import PainterlyError
+from .methods.gatys import GatysConfig
+from .progress import StepInfo
+
+__all__ = ["stylize", "make_config", "GatysConfig", "PainterlyError", "StepInfo"]
+__version__ = "0.1.0"

@@ -1,0 +1,69 @@
+"""The public API. The CLI and every later interface call only this."""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from typing import Optional, Sequence, Union
+
+import torch
+from PIL import Image
+
+from .errors import PainterlyError
+from .image import ImageLike, as_tensor, open_image, resize, split_alpha, tensor_to_pil
+from .methods.gatys import GatysConfig, run as run_gatys
+from .progress import Callback
+
+METHODS = {"gatys": GatysConfig}
+
+
+def make_config(method: str = "gatys", config: Optional[GatysConfig] = None, **options) -> GatysConfig:
+    """A method's config from defaults (or `config`) with `options` overriding fields by name."""
+    if method not in METHODS:
+        raise PainterlyError(f"unknown method '{method}'; choose from {', '.join(METHODS)}")
+    cls = METHODS[method]
+    names = {f.name for f in dataclasses.fields(cls)}
+    unknown = sorted(set(options) - names)
+    if unknown:
+        raise PainterlyError(f"unknown option(s) for {method}: {', '.join(unknown)}")
+    base = config if config is not None else cls()
+    return dataclasses.replace(base, **options)
+
+
+def stylize(
+    content: ImageLike,
+    styles: Union[ImageLike, Sequence[ImageLike]],
+    *,
+    method: str = "gatys",
+    config: Optional[GatysConfig] = None,
+    callback: Optional[Callback] = None,
+    **options,
+) -> Image.Image:
+    """Repaint `content` in the style of `styles` and return the result as a PIL image.
+
+    content, styles: file paths, PIL images or 1x3xHxW / 3xHxW tensors in [0, 1].
+    options: any field of the method's config (e.g. size=512, iterations=300, style_weight=10,
+    preserve_color='luminance', seed=0); see `painterly.GatysConfig`.
+    callback: called after every iteration with a `StepInfo` (iteration, named losses, and a
+    `preview()` of the current image on request).
+
+    If the content image has an alpha channel, the result keeps it (resized to the output).
+    """
+    cfg = make_config(method, config, **options)
+    if isinstance(styles, (str, os.PathLike, Image.Image, torch.Tensor)):
+        styles = [styles]
+    alpha = None
+    if isinstance(content, torch.Tensor):
+        content_t = as_tensor(content, "content image")
+    else:
+        rgb, alpha = split_alpha(open_image(content, "content image"))
+        content_t = as_tensor(rgb, "content image")
+    style_ts = [as_tensor(s, "style image") for s in styles]
+    init_image = None
+    if cfg.init not in ("content", "noise", "style"):
+        init_image = as_tensor(cfg.init, "init image")
+    result = run_gatys(content_t, style_ts, cfg, callback=callback, init_image=init_image)
+    out = tensor_to_pil(result.cpu())
+    if alpha is not None:
+        out.putalpha(alpha.resize(out.size, Image.LANCZOS))
+    return out

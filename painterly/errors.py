@@ -1,0 +1,8 @@
+"""The one exception type users see: a clear, one-line message about bad input or settings."""
+
+
+class PainterlyError(ValueError):
+    """Raised for anything the user can fix: bad files, bad options, sizes that do not fit.
+
+    The CLI prints its message on one line and exits non-zero; it never shows a traceback.
+    """

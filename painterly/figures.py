@@ -1,0 +1,78 @@
+"""Pictures people would rather look at than read: side-by-side comparisons and loss curves.
+
+Drawn with Pillow alone so the core install needs no plotting library.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Sequence
+
+from PIL import Image, ImageDraw, ImageFont
+
+PALETTE = [(31, 119, 180), (214, 39, 40), (44, 160, 44), (148, 103, 189), (255, 127, 14), (23, 190, 207)]
+
+
+def side_by_side(images: Sequence[Image.Image], labels: Sequence[str], height: int = 384,
+                 gap: int = 8) -> Image.Image:
+    """Images scaled to one height, left to right, each with a caption underneath."""
+    font = ImageFont.load_default()
+    scaled = [im.convert("RGB").resize((max(1, round(im.width * height / im.height)), height), Image.LANCZOS)
+              for im in images]
+    caption = 22
+    width = sum(im.width for im in scaled) + gap * (len(scaled) + 1)
+    sheet = Image.new("RGB", (width, height + caption + 2 * gap), (255, 255, 255))
+    draw = ImageDraw.Draw(sheet)
+    x = gap
+    for im, label in zip(scaled, labels):
+        sheet.paste(im, (x, gap))
+        draw.text((x + 4, height + gap + 5), label, fill=(0, 0, 0), font=font)
+        x += im.width + gap
+    return sheet
+
+
+def loss_curve(records: Sequence[dict], size: tuple[int, int] = (800, 480)) -> Image.Image:
+    """Log-scale plot of every loss term over steps, with scale changes marked by dashed lines."""
+    width, height = size
+    left, right, top, bottom = 70, 150, 20, 40
+    img = Image.new("RGB", size, (255, 255, 255))
+    draw = ImageDraw.Draw(img)
+    font = ImageFont.load_default()
+    skip = {"step", "scale", "iteration", "size", "elapsed"}
+    names = [k for k in (records[0] if records else {}) if k not in skip]
+    values = [math.log10(r[n]) for r in records for n in names if r.get(n) and r[n] > 0 and math.isfinite(r[n])]
+    if not records or not values:
+        draw.text((left, top), "no loss values", fill=(0, 0, 0), font=font)
+        return img
+    lo, hi = math.floor(min(values)), math.ceil(max(values))
+    hi = hi if hi > lo else lo + 1
+    steps = [r["step"] for r in records]
+    s0, s1 = min(steps), max(max(steps), min(steps) + 1)
+    pw, ph = width - left - right, height - top - bottom
+
+    def xy(step: float, logv: float) -> tuple[float, float]:
+        return left + (step - s0) / (s1 - s0) * pw, top + (hi - logv) / (hi - lo) * ph
+
+    draw.rectangle([left, top, left + pw, top + ph], outline=(0, 0, 0))
+    for e in range(lo, hi + 1):
+        _, y = xy(s0, e)
+        draw.line([left, y, left + pw, y], fill=(225, 225, 225))
+        draw.text((8, y - 6), f"1e{e}", fill=(0, 0, 0), font=font)
+    prev_scale = records[0]["scale"]
+    for r in records:
+        if r["scale"] != prev_scale:
+            x, _ = xy(r["step"], lo)
+            for y in range(top, top + ph, 8):
+                draw.line([x, y, x, y + 4], fill=(120, 120, 120))
+            prev_scale = r["scale"]
+    for i, name in enumerate(names):
+        colour = PALETTE[i % len(PALETTE)]
+        pts = [xy(r["step"], math.log10(r[name])) for r in records if r.get(name) and r[name] > 0]
+        if len(pts) > 1:
+            draw.line(pts, fill=colour, width=2)
+        draw.line([left + pw + 10, top + 10 + 16 * i, left + pw + 30, top + 10 + 16 * i], fill=colour, width=3)
+        draw.text((left + pw + 36, top + 4 + 16 * i), name, fill=(0, 0, 0), font=font)
+    draw.text((left + pw // 2 - 20, height - bottom + 14), "step", fill=(0, 0, 0), font=font)
+    draw.text((left + 4, height - bottom + 14), str(s0), fill=(0, 0, 0), font=font)
+    draw.text((left + pw - 30, height - bottom + 14), str(s1), fill=(0, 0, 0), font=font)
+    return img

@@ -1,0 +1,239 @@
+"""Image I/O and colour: load any sane image as an RGB tensor, save atomically, convert colour spaces.
+
+Every public function here speaks NCHW float32 RGB in [0, 1]; nothing else in painterly opens files.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+import warnings
+from pathlib import Path
+from typing import Union
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from PIL import Image, ImageOps, UnidentifiedImageError
+
+from .errors import PainterlyError
+
+ImageLike = Union[str, os.PathLike, Image.Image, torch.Tensor]
+
+# Pillow's own decompression-bomb threshold (~89 MP). Above it we refuse instead of warning.
+MAX_INPUT_PIXELS = 89_478_485
+SAVE_FORMATS = {".png": "PNG", ".jpg": "JPEG", ".jpeg": "JPEG", ".webp": "WEBP", ".tif": "TIFF", ".tiff": "TIFF", ".bmp": "BMP"}
+
+
+def open_image(source: Union[str, os.PathLike, Image.Image], what: str = "image") -> Image.Image:
+    """Open a file (or take a PIL image), honour EXIF rotation and return it in RGB or RGBA.
+
+    16-bit, greyscale, palette, CMYK and LA images are converted properly; alpha is kept (RGBA).
+    """
+    if isinstance(source, Image.Image):
+        img = source
+        name = what
+    else:
+        path = Path(source)
+        name = f"{what} '{path}'"
+        if not path.exists():
+            raise PainterlyError(f"{name} does not exist")
+        if path.is_dir():
+            raise PainterlyError(f"{name} is a directory, not an image")
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("error", Image.DecompressionBombWarning)
+                img = Image.open(path)
+                if img.width * img.height > MAX_INPUT_PIXELS:
+                    raise PainterlyError(
+                        f"{name} is {img.width}x{img.height} pixels, over the {MAX_INPUT_PIXELS // 1_000_000} MP "
+                        "safety limit (possible decompression bomb)")
+                img.load()
+        except PainterlyError:
+            raise
+        except (Image.DecompressionBombError, Image.DecompressionBombWarning):
+            raise PainterlyError(f"{name} is too large to open safely (possible decompression bomb)") from None
+        except UnidentifiedImageError:
+            raise PainterlyError(f"{name} is not an image painterly can read") from None
+        except PermissionError:
+            raise PainterlyError(f"{name} cannot be read: permission denied") from None
+        except (OSError, SyntaxError, ValueError) as exc:
+            raise PainterlyError(f"{name} is corrupt or truncated ({exc})") from None
+    try:
+        img = ImageOps.exif_transpose(img)
+    except Exception:  # a broken EXIF block must not stop the run; the pixels are still good
+        pass
+    return _to_rgb_or_rgba(img)
+
+
+def _to_rgb_or_rgba(img: Image.Image) -> Image.Image:
+    if img.mode in ("I;16", "I;16B", "I;16L", "I;16N", "I"):
+        arr = np.asarray(img, dtype=np.float64)
+        peak = 65535.0 if img.mode != "I" or arr.max() > 255 else 255.0
+        arr8 = np.clip(np.round(arr / peak * 255.0), 0, 255).astype(np.uint8)
+        return Image.fromarray(arr8, mode="L").convert("RGB")
+    if img.mode == "F":
+        arr = np.asarray(img, dtype=np.float64)
+        lo, hi = float(arr.min()), float(arr.max())
+        arr8 = np.round((arr - lo) / max(hi - lo, 1e-12) * 255.0).astype(np.uint8)
+        return Image.fromarray(arr8, mode="L").convert("RGB")
+    if img.mode == "RGBA":
+        return img
+    if img.mode in ("LA", "PA", "La", "RGBa") or (img.mode == "P" and "transparency" in img.info):
+        return img.convert("RGBA")
+    if img.mode == "RGB":
+        return img
+    if img.mode == "1":
+        return img.convert("L").convert("RGB")
+    if img.mode in ("L", "P", "CMYK", "YCbCr", "LAB", "HSV"):
+        return img.convert("RGB")
+    try:
+        return img.convert("RGB")
+    except Exception:
+        raise PainterlyError(f"unsupported image mode {img.mode}") from None
+
+
+def split_alpha(img: Image.Image) -> tuple[Image.Image, Image.Image | None]:
+    """Flatten an RGBA image onto white for the network; return the alpha to re-attach later."""
+    if img.mode != "RGBA":
+        return img, None
+    alpha = img.getchannel("A")
+    white = Image.new("RGB", img.size, (255, 255, 255))
+    white.paste(img, mask=alpha)
+    return white, alpha
+
+
+def pil_to_tensor(img: Image.Image) -> torch.Tensor:
+    """RGB PIL image -> 1x3xHxW float32 in [0, 1]."""
+    arr = np.asarray(img.convert("RGB"), dtype=np.float32) / 255.0
+    return torch.from_numpy(arr).permute(2, 0, 1).unsqueeze(0).contiguous()
+
+
+def tensor_to_pil(image: torch.Tensor) -> Image.Image:
+    """1x3xHxW (or 3xHxW) tensor in [0, 1] -> RGB PIL image (clamped and rounded)."""
+    if image.dim() == 4:
+        image = image[0]
+    arr = image.detach().float().clamp(0, 1).mul(255).round().to(torch.uint8).permute(1, 2, 0).cpu().numpy()
+    return Image.fromarray(np.ascontiguousarray(arr), mode="RGB")
+
+
+def as_tensor(source: ImageLike, what: str = "image") -> torch.Tensor:
+    """Accept a path, a PIL image or a tensor and return a 1x3xHxW float32 tensor in [0, 1]."""
+    if isinstance(source, torch.Tensor):
+        t = source.detach()
+        if t.dim() == 3:
+            t = t.unsqueeze(0)
+        if t.dim() != 4 or t.shape[0] != 1 or t.shape[1] not in (1, 3):
+            raise PainterlyError(f"{what} tensor must be 1x3xHxW or 3xHxW, got {tuple(source.shape)}")
+        if t.shape[1] == 1:
+            t = t.expand(-1, 3, -1, -1)
+        return t.float().clamp(0, 1).contiguous()
+    rgb, _ = split_alpha(open_image(source, what))
+    return pil_to_tensor(rgb)
+
+
+def fit_long_side(height: int, width: int, long_side: int) -> tuple[int, int]:
+    """(height, width) scaled so the longer side is `long_side`, aspect ratio kept, each side >= 1."""
+    scale = long_side / max(height, width)
+    return max(1, round(height * scale)), max(1, round(width * scale))
+
+
+def resize(image: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
+    """Antialiased bicubic resize (downsampling without aliasing, upsampling smoothly)."""
+    if tuple(image.shape[-2:]) == tuple(size):
+        return image
+    return F.interpolate(image, size=size, mode="bicubic", align_corners=False, antialias=True).clamp(0, 1)
+
+
+def check_writable(path: Union[str, os.PathLike]) -> Path:
+    """Fail early (before hours of work) if `path` cannot be written or has an unknown extension."""
+    out = Path(path)
+    if out.suffix.lower() not in SAVE_FORMATS:
+        raise PainterlyError(
+            f"output '{out}' has an unknown extension; use one of {', '.join(sorted(SAVE_FORMATS))}")
+    folder = out.parent if str(out.parent) else Path(".")
+    if not folder.is_dir():
+        raise PainterlyError(f"output folder '{folder}' does not exist")
+    if out.is_dir():
+        raise PainterlyError(f"output '{out}' is a directory")
+    if not os.access(folder, os.W_OK) or (out.exists() and not os.access(out, os.W_OK)):
+        raise PainterlyError(f"output '{out}' is not writable")
+    return out
+
+
+def save_image(image: Union[Image.Image, torch.Tensor], path: Union[str, os.PathLike]) -> Path:
+    """Write atomically: a temporary file in the same folder, then a rename. Never a half-written file."""
+    out = check_writable(path)
+    img = tensor_to_pil(image) if isinstance(image, torch.Tensor) else image
+    fmt = SAVE_FORMATS[out.suffix.lower()]
+    if fmt == "JPEG" and img.mode == "RGBA":
+        img, _ = split_alpha(img)
+    fd, tmp = tempfile.mkstemp(prefix=f".{out.name}.", suffix=".part", dir=out.parent if str(out.parent) else ".")
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            img.save(fh, format=fmt, **({"quality": 95} if fmt in ("JPEG", "WEBP") else {}))
+        os.replace(tmp, out)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+    return out
+
+
+def write_bytes_atomic(data: bytes, path: Union[str, os.PathLike]) -> None:
+    """Atomic write for non-image outputs (JSON logs)."""
+    out = Path(path)
+    fd, tmp = tempfile.mkstemp(prefix=f".{out.name}.", suffix=".part", dir=out.parent if str(out.parent) else ".")
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data)
+        os.replace(tmp, out)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+
+
+# --- colour ---------------------------------------------------------------------------------------
+
+# ITU-R BT.601 YIQ: luminance plus two chroma axes; the transform Gatys et al. (2016, "Preserving
+# Color in Neural Artistic Style Transfer") use for luminance-only transfer.
+_RGB_TO_YIQ = torch.tensor([[0.299, 0.587, 0.114], [0.595716, -0.274453, -0.321263], [0.211456, -0.522591, 0.311135]])
+
+
+def rgb_to_yiq(image: torch.Tensor) -> torch.Tensor:
+    return torch.einsum("ij,njhw->nihw", _RGB_TO_YIQ.to(image), image)
+
+
+def yiq_to_rgb(image: torch.Tensor) -> torch.Tensor:
+    return torch.einsum("ij,njhw->nihw", torch.linalg.inv(_RGB_TO_YIQ.double()).to(image), image)
+
+
+def transfer_luminance(stylised: torch.Tensor, content: torch.Tensor) -> torch.Tensor:
+    """Keep the stylised image's luminance and the content's chroma (I, Q), so colours stay the photo's."""
+    content = resize(content, tuple(stylised.shape[-2:]))
+    y = rgb_to_yiq(stylised)[:, :1]
+    iq = rgb_to_yiq(content)[:, 1:]
+    return yiq_to_rgb(torch.cat([y, iq], dim=1)).clamp(0, 1)
+
+
+def match_color(source: torch.Tensor, reference: torch.Tensor, eps: float = 1e-5) -> torch.Tensor:
+    """Linearly map `source`'s colours so their mean and covariance equal `reference`'s.
+
+    The 'colour histogram matching' of Gatys et al. (2016): applied to the style image so the
+    transferred style uses the photo's palette. Uses symmetric matrix square roots (Image Analogies variant).
+    """
+    src = source[0].reshape(3, -1).double()
+    ref = reference[0].reshape(3, -1).double()
+    mu_s, mu_r = src.mean(1, keepdim=True), ref.mean(1, keepdim=True)
+    eye = torch.eye(3, dtype=torch.float64)
+    cov_s = torch.cov(src) + eps * eye
+    cov_r = torch.cov(ref) + eps * eye
+    transform = _sqrtm(cov_r) @ torch.linalg.inv(_sqrtm(cov_s))
+    out = transform @ (src - mu_s) + mu_r
+    return out.reshape_as(source[0]).unsqueeze(0).to(source.dtype).clamp(0, 1)
+
+
+def _sqrtm(matrix: torch.Tensor) -> torch.Tensor:
+    values, vectors = torch.linalg.eigh(matrix)
+    return vectors @ torch.diag(values.clamp_min(0).sqrt()) @ vectors.T

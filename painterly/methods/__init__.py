@@ -1,0 +1,1 @@
+"""Methods: each a frozen config dataclass plus a thin run() over the shared parts."""

@@ -1,0 +1,238 @@
+"""Gatys et al., "Image Style Transfer Using Convolutional Neural Networks" (CVPR 2016).
+
+A thin recipe over the shared parts: VGG19 features, content/Gram/TV losses, a pixel
+parameterisation and the optimisation loop, run coarse-to-fine.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import time
+from dataclasses import dataclass, field
+from typing import Optional, Sequence
+
+import torch
+
+from ..errors import PainterlyError
+from ..features import FeatureExtractor, LAYER_INDEX, LAYER_NAMES, channels_of, check_layers, resolve_precision
+from ..image import match_color, resize, transfer_luminance
+from ..losses import ContentLoss, GramStyleLoss, LossTerms, TotalVariationLoss, blend_grams, gram_matrix
+from ..optimize import make_optimizer, optimize
+from ..param import PixelImage
+from ..progress import Callback, StepInfo
+from ..schedule import Scale, check_fits, plan_scales, time_shares
+from ..image import fit_long_side
+
+
+@dataclass(frozen=True)
+class GatysConfig:
+    """Every knob of a Gatys run. Round-trips through JSON (to_json / from_json)."""
+
+    size: int = 512                      # long side of the output, px
+    iterations: int = 300                # at the final scale
+    coarse_iterations: Optional[int] = None  # at each coarser scale (default: same as iterations)
+    scales: Optional[int] = None         # coarse-to-fine stages; None = auto, 1 = off
+    seed: Optional[int] = None
+    optimizer: str = "lbfgs"             # L-BFGS as in Gatys et al.; Adam as the alternative
+    learning_rate: Optional[float] = None
+    init: str = "content"                # content | noise | style | path to an image
+    # Gatys et al. use conv4_2 for content and conv1_1..conv5_1 for style; painterly reads the
+    # ReLU outputs of the same layers, as neural-style does.
+    content_layers: tuple[str, ...] = ("relu4_2",)
+    style_layers: tuple[str, ...] = ("relu1_1", "relu2_1", "relu3_1", "relu4_1", "relu5_1")
+    content_layer_weights: Optional[tuple[float, ...]] = None
+    # Relative weights; each layer's Gram loss is also divided by its channel count squared
+    # so that equal weights give layers comparable influence (Gatys et al.'s 1/(4 N^2 M^2)).
+    style_layer_weights: Optional[tuple[float, ...]] = None
+    content_weight: float = 0.01
+    style_weight: float = 10.0
+    tv_weight: float = 0.0
+    style_blend_weights: Optional[tuple[float, ...]] = None
+    style_scale: float = 1.0             # style image size relative to the output (by area, linear factor)
+    pooling: str = "avg"                 # average pooling, as Gatys et al. recommend
+    preserve_color: str = "none"         # none | luminance | histogram
+    precision: str = "auto"              # auto | fp32 | bf16
+    max_time: Optional[float] = None     # seconds; the schedule spends them across scales
+    device: str = "auto"
+    lbfgs_history: int = 100
+
+    def __post_init__(self) -> None:
+        for name in ("content_layers", "style_layers"):
+            object.__setattr__(self, name, tuple(check_layers(getattr(self, name), name[:-1].replace("_", " "))))
+        for name in ("content_layer_weights", "style_layer_weights", "style_blend_weights"):
+            value = getattr(self, name)
+            if value is not None:
+                object.__setattr__(self, name, tuple(float(v) for v in value))
+                if any(v < 0 for v in getattr(self, name)):
+                    raise PainterlyError(f"{name.replace('_', '-')} must not be negative")
+        for name in ("content_weight", "style_weight", "tv_weight", "style_scale"):
+            if getattr(self, name) < 0:
+                raise PainterlyError(f"{name.replace('_', '-')} must not be negative, got {getattr(self, name)}")
+        if self.style_scale == 0:
+            raise PainterlyError("style-scale must be positive")
+        if not self.content_layers and not self.style_layers:
+            raise PainterlyError("at least one content or style layer is needed")
+        for layers, weights, flag in ((self.content_layers, self.content_layer_weights, "content-layer-weights"),
+                                      (self.style_layers, self.style_layer_weights, "style-layer-weights")):
+            if weights is not None and len(weights) != len(layers):
+                raise PainterlyError(f"{flag} has {len(weights)} values for {len(layers)} layers")
+        if self.size < 16:
+            raise PainterlyError(f"size must be at least 16 px, got {self.size}")
+        if self.iterations < 0 or (self.coarse_iterations is not None and self.coarse_iterations < 0):
+            raise PainterlyError("iterations must not be negative")
+        if self.optimizer not in ("lbfgs", "adam"):
+            raise PainterlyError(f"optimizer must be lbfgs or adam, got '{self.optimizer}'")
+        if self.pooling not in ("avg", "max"):
+            raise PainterlyError(f"pooling must be avg or max, got '{self.pooling}'")
+        if self.preserve_color not in ("none", "luminance", "histogram"):
+            raise PainterlyError(f"preserve-color must be none, luminance or histogram, got '{self.preserve_color}'")
+        if self.precision not in ("auto", "fp32", "bf16"):
+            raise PainterlyError(f"precision must be auto, fp32 or bf16, got '{self.precision}'")
+        if self.max_time is not None and self.max_time <= 0:
+            raise PainterlyError("max-time must be positive")
+
+    def to_json(self) -> str:
+        return json.dumps(dataclasses.asdict(self), indent=1)
+
+    @classmethod
+    def from_json(cls, text: str) -> "GatysConfig":
+        data = json.loads(text)
+        for key, value in data.items():
+            if isinstance(value, list):
+                data[key] = tuple(value)
+        return cls(**data)
+
+    @property
+    def layers(self) -> list[str]:
+        """Every layer any loss reads, in network order (one VGG pass serves them all)."""
+        return sorted(set(self.content_layers) | set(self.style_layers), key=LAYER_INDEX.__getitem__)
+
+
+@dataclass
+class GatysTargets:
+    """What the output is pulled towards at one scale: content features and blended style Grams."""
+
+    content: dict[str, torch.Tensor]
+    grams: dict[str, torch.Tensor]
+
+
+class GatysObjective:
+    """Named, weighted loss terms from one feature pass: content, style, tv."""
+
+    def __init__(self, config: GatysConfig) -> None:
+        c_weights = config.content_layer_weights or (1.0,) * len(config.content_layers)
+        s_weights = config.style_layer_weights or (1.0,) * len(config.style_layers)
+        s_weights = [w / channels_of(l) ** 2 for l, w in zip(config.style_layers, s_weights)]
+        self.config = config
+        self.content = ContentLoss(config.content_layers, c_weights)
+        self.style = GramStyleLoss(config.style_layers, s_weights)
+        self.tv = TotalVariationLoss()
+
+    def __call__(self, image: torch.Tensor, features: dict[str, torch.Tensor], targets: GatysTargets) -> LossTerms:
+        c = self.config
+        terms = {}
+        if c.content_layers and c.content_weight > 0:
+            terms["content"] = c.content_weight * self.content(features, targets.content)
+        if c.style_layers and c.style_weight > 0:
+            terms["style"] = c.style_weight * self.style(features, targets.grams)
+        if c.tv_weight > 0:
+            terms["tv"] = c.tv_weight * self.tv(image)
+        if not terms:
+            terms["content"] = (image * 0).sum()
+        return LossTerms(terms)
+
+
+def style_size(content_hw: tuple[int, int], style_hw: tuple[int, int], style_scale: float) -> tuple[int, int]:
+    """Style image size with the same pixel count as the content (times style_scale squared)."""
+    pixels = content_hw[0] * content_hw[1] * style_scale**2
+    h, w = style_hw
+    new_h = max(1, round((pixels * h / w) ** 0.5))
+    return new_h, max(1, round(w / h * new_h))
+
+
+@torch.no_grad()
+def compute_targets(extractor: FeatureExtractor, config: GatysConfig, content: torch.Tensor,
+                    styles: Sequence[torch.Tensor], size: tuple[int, int]) -> GatysTargets:
+    """Content features and blended Gram targets at `size`; computed once per scale."""
+    content_k = resize(content, size)
+    content_features = extractor(content_k, config.content_layers) if config.content_layers else {}
+    blend = config.style_blend_weights or (1.0,) * len(styles)
+    if len(blend) != len(styles):
+        raise PainterlyError(f"style-blend-weights has {len(blend)} values for {len(styles)} style images")
+    if sum(blend) <= 0:
+        raise PainterlyError("style-blend-weights must not all be zero")
+    per_style = []
+    for style in styles:
+        s = resize(style, style_size(size, tuple(style.shape[-2:]), config.style_scale))
+        if config.preserve_color == "histogram":
+            s = match_color(s, content_k)
+        feats = extractor(s, config.style_layers) if config.style_layers else {}
+        per_style.append({l: gram_matrix(f) for l, f in feats.items()})
+    grams = {l: blend_grams([g[l] for g in per_style], list(blend)) for l in config.style_layers}
+    return GatysTargets({l: f.detach() for l, f in content_features.items()}, grams)
+
+
+def initial_image(config: GatysConfig, content: torch.Tensor, styles: Sequence[torch.Tensor],
+                  size: tuple[int, int], generator: torch.Generator, init_image: Optional[torch.Tensor]) -> torch.Tensor:
+    if config.init == "content":
+        return resize(content, size)
+    if config.init == "noise":
+        # Mid-grey plus small noise: white noise as in Gatys et al., scaled down so the result is not grainy.
+        return (0.5 + 0.1 * torch.randn(1, 3, *size, generator=generator)).clamp(0, 1).to(content.device)
+    if config.init == "style":
+        return resize(styles[0], size)
+    if init_image is None:
+        raise PainterlyError(f"init must be content, noise, style or an image file, got '{config.init}'")
+    return resize(init_image, size)
+
+
+def run(content: torch.Tensor, styles: Sequence[torch.Tensor], config: GatysConfig,
+        callback: Optional[Callback] = None, init_image: Optional[torch.Tensor] = None,
+        extractor: Optional[FeatureExtractor] = None) -> torch.Tensor:
+    """Stylise `content` (1x3xHxW in [0, 1]) with `styles`; returns the output in [0, 1]."""
+    if not styles:
+        raise PainterlyError("at least one style image is needed")
+    device = torch.device(("cuda" if torch.cuda.is_available() else "cpu") if config.device == "auto" else config.device)
+    precision = resolve_precision(config.precision, device)
+    final = fit_long_side(*content.shape[-2:], config.size)
+    plan = plan_scales(final, config.scales, config.iterations, config.coarse_iterations)
+    check_fits(final, config.layers, device.type, precision=precision, optimizer=config.optimizer,
+               lbfgs_history=config.lbfgs_history)
+    if extractor is None:
+        extractor = FeatureExtractor.vgg19(pooling=config.pooling, last_layer=config.layers[-1],
+                                           precision=precision, device=device)
+    content = content.to(device)
+    styles = [s.to(device) for s in styles]
+    generator = torch.Generator().manual_seed(config.seed if config.seed is not None else torch.seed())
+    objective = GatysObjective(config)
+    postprocess = (lambda img: transfer_luminance(img, content)) if config.preserve_color == "luminance" else (lambda img: img)
+
+    start = time.monotonic()
+    shares = time_shares(plan)
+    image = initial_image(config, content, styles, plan[0].size, generator, init_image)
+    step = 0
+    for k, scale in enumerate(plan):
+        image = resize(image, scale.size)
+        targets = compute_targets(extractor, config, content, styles, scale.size)
+        param = PixelImage(image).to(device)
+        optimizer = make_optimizer(config.optimizer, param.parameters(), config.learning_rate, config.lbfgs_history)
+        deadline = None
+        if config.max_time is not None:
+            left = config.max_time - (time.monotonic() - start)
+            deadline = time.monotonic() + left * shares[k] / sum(shares[k:])
+
+        def loss_fn(img: torch.Tensor) -> LossTerms:
+            return objective(img, extractor(img, config.layers), targets)
+
+        def on_step(i: int, terms: LossTerms, scale: Scale = scale, k: int = k) -> None:
+            nonlocal step
+            step += 1
+            if callback is not None:
+                callback(StepInfo(iteration=i, iterations=scale.iterations, scale=k, scales=len(plan), size=scale.size,
+                                  losses=terms.floats(), elapsed=time.monotonic() - start, step=step,
+                                  _render=lambda: postprocess(param.image())))
+
+        optimize(param, loss_fn, scale.iterations, optimizer, on_step, deadline)
+        image = param.image()
+    return postprocess(image)

@@ -1,0 +1,71 @@
+"""The optimisation loop: step a parameterisation to lower an objective, report every step.
+
+It knows nothing of which method, loss or parameterisation it runs.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Callable, Iterable, Optional
+
+import torch
+from torch import nn
+
+from .errors import PainterlyError
+from .losses import LossTerms
+
+LossFunction = Callable[[torch.Tensor], LossTerms]
+StepHook = Callable[[int, LossTerms], None]
+
+DEFAULT_LEARNING_RATES = {"lbfgs": 1.0, "adam": 0.02}
+
+
+def make_optimizer(name: str, params: Iterable[torch.Tensor], learning_rate: float | None = None,
+                   lbfgs_history: int = 100) -> torch.optim.Optimizer:
+    """L-BFGS (one function evaluation per iteration, no tolerance-based stop) or Adam."""
+    lr = DEFAULT_LEARNING_RATES.get(name) if learning_rate is None else learning_rate
+    if name == "lbfgs":
+        # max_iter=1: each step() is one iteration with exactly one forward/backward pass, so the
+        # caller controls the iteration count; negative tolerances disable the early exits.
+        return torch.optim.LBFGS(list(params), lr=lr, max_iter=1, max_eval=1, history_size=lbfgs_history,
+                                 tolerance_grad=-1.0, tolerance_change=-1.0)
+    if name == "adam":
+        return torch.optim.Adam(list(params), lr=lr)
+    raise PainterlyError(f"optimizer must be 'lbfgs' or 'adam', got '{name}'")
+
+
+def optimize(
+    param: nn.Module,
+    loss_fn: LossFunction,
+    steps: int,
+    optimizer: torch.optim.Optimizer,
+    on_step: Optional[StepHook] = None,
+    deadline: Optional[float] = None,
+) -> Optional[LossTerms]:
+    """Run up to `steps` iterations (fewer only if `deadline`, a time.monotonic() value, passes).
+
+    `on_step(i, terms)` gets the 1-based iteration and the loss terms evaluated in that iteration
+    (at the image before its update). Returns the last terms, or None if no step ran.
+    """
+    last: list[LossTerms] = []
+
+    def closure() -> torch.Tensor:
+        optimizer.zero_grad(set_to_none=True)
+        terms = loss_fn(param())
+        total = terms.total
+        total.backward()
+        last.append(terms)
+        return total
+
+    terms = None
+    for i in range(1, steps + 1):
+        if deadline is not None and time.monotonic() >= deadline:
+            break
+        optimizer.step(closure)
+        terms = last.pop()
+        last.clear()
+        if not torch.isfinite(terms.total.detach()):
+            raise PainterlyError("the loss became NaN or infinite; lower the learning rate or the weights")
+        if on_step is not None:
+            on_step(i, terms)
+    return terms

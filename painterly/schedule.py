@@ -1,0 +1,137 @@
+"""Coarse-to-fine scales, how iterations and time are spread over them, and a memory pre-flight."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from typing import Sequence
+
+from .errors import PainterlyError
+from .features import LAYER_INDEX, LAYER_NAMES, channels_of
+
+# Auto mode halves the size while the coarser image's long side stays at least this big: below
+# ~160 px relu5_1 maps are under 10 px wide and the coarse result stops being a useful start.
+MIN_AUTO_LONG_SIDE = 160
+
+
+@dataclass(frozen=True)
+class Scale:
+    """One stage of coarse-to-fine: image size and planned iterations."""
+
+    height: int
+    width: int
+    iterations: int
+
+    @property
+    def size(self) -> tuple[int, int]:
+        return self.height, self.width
+
+
+def scale_sizes(final: tuple[int, int], scales: int | None) -> list[tuple[int, int]]:
+    """Sizes from coarsest to `final`, each twice the previous. `scales=None` picks the count."""
+    h, w = final
+    if scales is None:
+        scales = 1
+        while max(h, w) / 2 ** scales >= MIN_AUTO_LONG_SIDE:
+            scales += 1
+    if scales < 1:
+        raise PainterlyError(f"scales must be at least 1, got {scales}")
+    sizes = []
+    for k in reversed(range(scales)):
+        f = 2**k
+        sizes.append((max(1, round(h / f)), max(1, round(w / f))))
+    if min(sizes[0]) < 16:
+        raise PainterlyError(f"{scales} scales make the coarsest image {sizes[0][1]}x{sizes[0][0]}; use fewer scales")
+    return sizes
+
+
+def plan_scales(final: tuple[int, int], scales: int | None, iterations: int,
+                coarse_iterations: int | None = None) -> list[Scale]:
+    """Coarse-to-fine plan. The final scale runs `iterations`; each coarser one `coarse_iterations`
+    (default: the same count, which costs a quarter per halving, so most of the work is cheap)."""
+    if iterations < 0:
+        raise PainterlyError(f"iterations must be >= 0, got {iterations}")
+    sizes = scale_sizes(final, scales)
+    coarse = iterations if coarse_iterations is None else coarse_iterations
+    return [Scale(h, w, iterations if k == len(sizes) - 1 else coarse) for k, (h, w) in enumerate(sizes)]
+
+
+def time_shares(plan: Sequence[Scale]) -> list[float]:
+    """Fractions of a --max-time budget per scale: half for the final scale, the rest split evenly.
+
+    Unused time rolls over to later scales (the caller recomputes from the time left).
+    """
+    n = len(plan)
+    if n == 1:
+        return [1.0]
+    return [0.5 / (n - 1)] * (n - 1) + [0.5]
+
+
+# --- memory pre-flight ----------------------------------------------------------------------------
+
+# Bytes the autograd graph keeps per feature-map element (activation saved for backward, the
+# float32 copy of each requested layer, gradient buffers); fitted against measured peak RSS.
+ACTIVATION_BYTES = {"fp32": 4 * 2.2, "bf16": 2 * 3.2}
+BASE_BYTES = 700 * 2**20  # interpreter, torch, VGG weights
+
+
+def estimate_peak_bytes(size: tuple[int, int], layers: Sequence[str], precision: str = "fp32",
+                        optimizer: str = "lbfgs", lbfgs_history: int = 100) -> int:
+    """Rough peak memory of one Gatys iteration at `size` (height, width)."""
+    h, w = size
+    deepest = max(LAYER_INDEX[l] for l in layers)
+    elements = 0.0
+    for name in LAYER_NAMES[: deepest + 1]:
+        if name.startswith("conv"):
+            block = int(name[4])
+            elements += channels_of(name) * h * w / 4 ** (block - 1)
+    image_floats = 3 * h * w
+    opt_floats = (2 * lbfgs_history + 6) * image_floats if optimizer == "lbfgs" else 6 * image_floats
+    return int(BASE_BYTES + elements * ACTIVATION_BYTES[precision] + 4 * opt_floats)
+
+
+def available_memory_bytes() -> int:
+    """Memory this process can still use: MemAvailable on Linux, else total physical memory."""
+    try:
+        with open("/proc/meminfo") as fh:
+            for line in fh:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    try:
+        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (ValueError, OSError, AttributeError):
+        return 8 * 2**30
+
+
+def largest_fitting_long_side(aspect_hw: tuple[int, int], layers: Sequence[str], budget: int,
+                              **kwargs) -> int:
+    """Largest long side (px) whose estimated peak fits in `budget` bytes."""
+    h, w = aspect_hw
+    lo, hi = 16, 65536
+    while lo < hi:
+        mid = (lo + hi + 1) // 2
+        s = mid / max(h, w)
+        if estimate_peak_bytes((round(h * s), round(w * s)), layers, **kwargs) <= budget:
+            lo = mid
+        else:
+            hi = mid - 1
+    return lo
+
+
+def check_fits(size: tuple[int, int], layers: Sequence[str], device_type: str = "cpu", **kwargs) -> int:
+    """Refuse, naming the largest size that fits, a run whose estimated peak exceeds free memory."""
+    need = estimate_peak_bytes(size, layers, **kwargs)
+    if device_type == "cuda":
+        import torch
+
+        free, _ = torch.cuda.mem_get_info()
+    else:
+        free = available_memory_bytes()
+    if need > free:
+        best = largest_fitting_long_side(size, layers, int(free * 0.9), **kwargs)
+        raise PainterlyError(
+            f"a {size[1]}x{size[0]} output needs about {need / 2**30:.1f} GiB but only {free / 2**30:.1f} GiB "
+            f"is free; the largest size that fits is about --size {best}")
+    return need
