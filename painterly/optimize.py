@@ -17,7 +17,8 @@ from .losses import LossTerms
 LossFunction = Callable[[torch.Tensor], LossTerms]
 StepHook = Callable[[int, LossTerms], None]
 
-DEFAULT_LEARNING_RATES = {"lbfgs": 1.0, "adam": 0.02}
+# In the 0..255 units PixelImage optimises in (neural-style uses the same Adam rate).
+DEFAULT_LEARNING_RATES = {"lbfgs": 1.0, "adam": 10.0}
 
 
 def make_optimizer(name: str, params: Iterable[torch.Tensor], learning_rate: float | None = None,

