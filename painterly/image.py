@@ -172,12 +172,24 @@ def save_image(image: Union[Image.Image, torch.Tensor], path: Union[str, os.Path
     try:
         with os.fdopen(fd, "wb") as fh:
             img.save(fh, format=fmt, **({"quality": 95} if fmt in ("JPEG", "WEBP") else {}))
+        _set_mode(tmp, out)
         os.replace(tmp, out)
     except BaseException:
         if os.path.exists(tmp):
             os.unlink(tmp)
         raise
     return out
+
+
+def _set_mode(tmp: str, out: Path) -> None:
+    """mkstemp makes 0600 files; give the result the permissions a plain open() would (umask, or the old file's)."""
+    try:
+        mode = os.stat(out).st_mode & 0o777
+    except OSError:
+        umask = os.umask(0)
+        os.umask(umask)
+        mode = 0o666 & ~umask
+    os.chmod(tmp, mode)
 
 
 def write_bytes_atomic(data: bytes, path: Union[str, os.PathLike]) -> None:
@@ -187,6 +199,7 @@ def write_bytes_atomic(data: bytes, path: Union[str, os.PathLike]) -> None:
     try:
         with os.fdopen(fd, "wb") as fh:
             fh.write(data)
+        _set_mode(tmp, out)
         os.replace(tmp, out)
     except BaseException:
         if os.path.exists(tmp):

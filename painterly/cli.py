@@ -1,0 +1,346 @@
+"""The `painterly` command: a thin shell over `painterly.stylize` and the progress callbacks.
+
+    painterly photo.jpg starry_night.jpg -o out.png --size 512 --iterations 300
+
+Every user error prints one line, `painterly: error: ...`, and exits with status 2; no traceback,
+no partial output file. Defaults live in `GatysConfig` alone: only options the user gave are passed on.
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import os
+import sys
+import time
+from pathlib import Path
+from typing import Optional, Sequence
+
+from . import __version__
+from .api import make_config, stylize
+from .errors import PainterlyError
+from .figures import side_by_side
+from .image import check_writable, open_image, save_image, split_alpha
+from .methods.gatys import GatysConfig
+from .progress import LossHistory, ProgressBar, SaveEvery, combine
+
+EXIT_OK, EXIT_FAILURE, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
+OUT_OF_MEMORY = "out of memory; try a smaller --size (or --precision bf16, or --optimizer adam)"
+
+_D = GatysConfig()  # only read, to show the defaults in --help; never passed on
+
+
+class _UsageError(Exception):
+    """argparse found a problem; main() prints it as one line."""
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> None:  # type: ignore[override]
+        raise _UsageError(message)
+
+
+# --- argument types: each raises ArgumentTypeError with a one-line reason --------------------------
+
+def _number(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"'{text}' is not a number") from None
+    if not math.isfinite(value):
+        raise argparse.ArgumentTypeError(f"'{text}' is not a finite number")
+    return value
+
+
+def _float_list(text: str) -> tuple[float, ...]:
+    items = [t.strip() for t in text.split(",")]
+    if not text.strip() or any(not t for t in items):
+        raise argparse.ArgumentTypeError(f"'{text}' is not a comma-separated list of numbers (e.g. 1,0.5)")
+    try:
+        return tuple(_number(t) for t in items)
+    except argparse.ArgumentTypeError as exc:
+        raise argparse.ArgumentTypeError(f"invalid list '{text}': {exc}") from None
+
+
+def _layer_list(text: str) -> tuple[str, ...]:
+    if text.strip().lower() in ("", "none"):
+        return ()
+    items = [t.strip() for t in text.split(",")]
+    if any(not t for t in items):
+        raise argparse.ArgumentTypeError(f"'{text}' is not a comma-separated list of layer names (e.g. relu4_2)")
+    return tuple(items)
+
+
+def _scales(text: str) -> Optional[int]:
+    if text.strip().lower() == "auto":
+        return None
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"'{text}' is not a whole number or 'auto'") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1 (1 switches coarse-to-fine off), got {value}")
+    return value
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"'{text}' is not a whole number") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    return value
+
+
+def _lr_defaults() -> str:
+    from .optimize import DEFAULT_LEARNING_RATES
+
+    return ", ".join(f"{v:g} for {k}" for k, v in DEFAULT_LEARNING_RATES.items())
+
+
+def _csv(values: Sequence) -> str:
+    return ",".join(str(v) for v in values)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = _Parser(
+        prog="painterly",
+        usage="painterly CONTENT STYLE [STYLE ...] -o OUT.png [options]",
+        description="Repaint CONTENT in the style of one or more STYLE images (Gatys et al. neural style transfer).",
+        epilog="Values in [brackets] are the defaults (from painterly.GatysConfig).",
+        allow_abbrev=False,
+    )
+    S = argparse.SUPPRESS
+    p.add_argument("content", nargs="?", metavar="CONTENT", help="the photo to repaint")
+    p.add_argument("styles", nargs="*", metavar="STYLE", help="one or more style images (blended)")
+    p.add_argument("-o", "--output", metavar="OUT", help="output image (.png, .jpg, .webp, .tif, .bmp); written atomically")
+
+    g = p.add_argument_group("size and schedule")
+    g.add_argument("--size", dest="size", type=int, default=S, metavar="PX",
+                   help=f"long side of the output in pixels [{_D.size}]")
+    g.add_argument("--iterations", dest="iterations", type=int, default=S, metavar="N",
+                   help=f"iterations at the final (full) size [{_D.iterations}]")
+    g.add_argument("--coarse-iterations", dest="coarse_iterations", type=int, default=S, metavar="N",
+                   help="iterations at each coarser scale [same as --iterations]")
+    g.add_argument("--scales", dest="scales", type=_scales, default=S, metavar="N",
+                   help="coarse-to-fine stages, each half the size of the next; 1 switches it off [auto]")
+    g.add_argument("--max-time", dest="max_time", type=_number, default=S, metavar="SECONDS",
+                   help="stop after about this many seconds, spread across the scales [no limit]")
+
+    g = p.add_argument_group("optimisation")
+    g.add_argument("--seed", dest="seed", type=int, default=S, metavar="N",
+                   help="random seed for noise initialisation [random]")
+    g.add_argument("--optimizer", dest="optimizer", choices=("lbfgs", "adam"), default=S,
+                   help=f"L-BFGS (as in Gatys et al.) or Adam [{_D.optimizer}]")
+    g.add_argument("--learning-rate", dest="learning_rate", type=_number, default=S, metavar="LR",
+                   help=f"optimiser step size [{_lr_defaults()}]")
+    g.add_argument("--init", dest="init", default=S, metavar="content|noise|style|FILE",
+                   help=f"starting image: the content, grey noise, the first style, or an image file [{_D.init}]")
+
+    g = p.add_argument_group("losses")
+    g.add_argument("--content-weight", dest="content_weight", type=_number, default=S, metavar="W",
+                   help=f"weight of the content loss [{_D.content_weight}]")
+    g.add_argument("--style-weight", dest="style_weight", type=_number, default=S, metavar="W",
+                   help=f"weight of the style loss [{_D.style_weight}]")
+    g.add_argument("--tv-weight", dest="tv_weight", type=_number, default=S, metavar="W",
+                   help=f"weight of the total-variation (smoothness) loss [{_D.tv_weight}]")
+    g.add_argument("--content-layers", dest="content_layers", type=_layer_list, default=S, metavar="LAYERS",
+                   help=f"comma-separated VGG19 layers for content, e.g. relu4_2 ('none' for none) [{_csv(_D.content_layers)}]")
+    g.add_argument("--style-layers", dest="style_layers", type=_layer_list, default=S, metavar="LAYERS",
+                   help=f"comma-separated VGG19 layers for style [{_csv(_D.style_layers)}]")
+    g.add_argument("--content-layer-weights", dest="content_layer_weights", type=_float_list, default=S,
+                   metavar="W,W,...", help="relative weight of each content layer [all 1]")
+    g.add_argument("--style-layer-weights", dest="style_layer_weights", type=_float_list, default=S,
+                   metavar="W,W,...", help="relative weight of each style layer [all 1]")
+    g.add_argument("--style-blend-weights", dest="style_blend_weights", type=_float_list, default=S,
+                   metavar="W,W,...", help="relative weight of each style image, one per STYLE [all equal]")
+    g.add_argument("--style-scale", dest="style_scale", type=_number, default=S, metavar="F",
+                   help=f"style image size relative to the output (bigger = larger brush strokes) [{_D.style_scale}]")
+    g.add_argument("--pooling", dest="pooling", choices=("avg", "max"), default=S,
+                   help=f"VGG19 pooling: average (smoother, Gatys et al.) or max [{_D.pooling}]")
+    g.add_argument("--preserve-color", dest="preserve_color", choices=("none", "luminance", "histogram"),
+                   default=S, help=f"keep the content's colours: off, luminance-only transfer, or matched style colours [{_D.preserve_color}]")
+
+    g = p.add_argument_group("hardware")
+    g.add_argument("--precision", dest="precision", choices=("auto", "fp32", "bf16"), default=S,
+                   help=f"network precision; auto uses bf16 where the hardware runs it natively [{_D.precision}]")
+    g.add_argument("--device", dest="device", default=S, metavar="DEVICE",
+                   help=f"torch device: auto, cpu, cuda, cuda:1, ... [{_D.device}]")
+
+    g = p.add_argument_group("output and logging")
+    g.add_argument("--save-every", type=_positive_int, metavar="N",
+                   help="also write the image every N iterations as OUT_0100.png and so on")
+    g.add_argument("--quiet", "-q", action="store_true", help="no progress bar and no summary on stderr")
+    g.add_argument("--log", action="store_true",
+                   help="write loss terms per iteration to OUT.json and a loss curve to OUT.loss.png")
+    g.add_argument("--comparison", action="store_true",
+                   help="write OUT.compare.png: content, style(s) and result side by side")
+    g.add_argument("--config", metavar="FILE",
+                   help="start from a JSON config (as printed by --config-json); flags given override it")
+    g.add_argument("--config-json", action="store_true",
+                   help="print the resolved config as JSON and exit (no images needed)")
+    g.add_argument("--version", action="version", version=f"painterly {__version__}",
+                   help="print the version and exit")
+    return p
+
+
+CONFIG_FIELDS = ("size", "iterations", "coarse_iterations", "scales", "max_time", "seed", "optimizer",
+                 "learning_rate", "init", "content_weight", "style_weight", "tv_weight", "content_layers",
+                 "style_layers", "content_layer_weights", "style_layer_weights", "style_blend_weights",
+                 "style_scale", "pooling", "preserve_color", "precision", "device")
+
+
+def _load_config(path: str) -> GatysConfig:
+    try:
+        text = Path(path).read_text()
+    except OSError as exc:
+        raise PainterlyError(f"config '{path}' cannot be read ({exc.strerror or exc})") from None
+    try:
+        return GatysConfig.from_json(text)
+    except PainterlyError:
+        raise
+    except ValueError as exc:  # json.JSONDecodeError included
+        raise PainterlyError(f"config '{path}' is not valid JSON ({exc})") from None
+    except (TypeError, AttributeError) as exc:
+        raise PainterlyError(f"config '{path}' is not a painterly config ({exc})") from None
+
+
+def _check_device(device: str) -> None:
+    """Name a bad --device now, as a user error, instead of deep inside torch."""
+    if device == "auto":
+        return
+    import torch
+
+    try:
+        dev = torch.device(device)
+    except (RuntimeError, ValueError):
+        raise PainterlyError(f"unknown device '{device}'; use auto, cpu, cuda or cuda:N") from None
+    if dev.type == "cuda":
+        if not torch.cuda.is_available():
+            raise PainterlyError(f"device '{device}' is not available (no CUDA GPU found)")
+        if dev.index is not None and dev.index >= torch.cuda.device_count():
+            raise PainterlyError(f"device '{device}' does not exist ({torch.cuda.device_count()} CUDA GPU(s) found)")
+    elif dev.type != "cpu":
+        raise PainterlyError(f"device '{device}' is not supported; use auto, cpu, cuda or cuda:N")
+
+
+def side_paths(output: Path) -> dict[str, Path]:
+    """Files written beside OUT.png: the log, the loss curve and the comparison sheet."""
+    return {"json": output.with_suffix(".json"), "loss": output.with_suffix(".loss.png"),
+            "compare": output.with_suffix(".compare.png")}
+
+
+def _run(args: argparse.Namespace) -> int:
+    options = {name: getattr(args, name) for name in CONFIG_FIELDS if hasattr(args, name)}
+    base = _load_config(args.config) if args.config else None
+    config = make_config("gatys", base, **options)
+    if args.config_json:
+        print(config.to_json())
+        return EXIT_OK
+
+    if args.content is None or not args.styles:
+        raise _UsageError("a CONTENT image and at least one STYLE image are needed")
+    if args.output is None:
+        raise _UsageError("the output file is missing; give it with -o OUT.png")
+    if config.style_blend_weights is not None and len(config.style_blend_weights) != len(args.styles):
+        raise PainterlyError(f"--style-blend-weights has {len(config.style_blend_weights)} values "
+                             f"for {len(args.styles)} style image(s)")
+    _check_device(config.device)
+
+    output = check_writable(args.output)  # before minutes of work, not after
+    extra = side_paths(output)
+    if args.log:
+        check_writable(extra["loss"])
+    if args.comparison:
+        check_writable(extra["compare"])
+
+    bar = None if args.quiet else ProgressBar(sys.stderr)
+    history = LossHistory() if args.log else None
+    saver = SaveEvery(output, args.save_every) if args.save_every else None
+    start = time.monotonic()
+    try:
+        result = stylize(args.content, list(args.styles), config=config, callback=combine(bar, history, saver))
+    finally:
+        if bar is not None:
+            bar.close()
+
+    # Built before saving, so that an output written over an input still shows the original.
+    sheet = _comparison(args.content, args.styles, result) if args.comparison else None
+    written = [save_image(result, output)]
+    if history is not None:
+        history.write_json(extra["json"])
+        history.write_plot(extra["loss"])
+        written += [extra["json"], extra["loss"]]
+    if sheet is not None:
+        written.append(save_image(sheet, extra["compare"]))
+    if not args.quiet:
+        took = time.monotonic() - start
+        print(f"painterly: wrote {', '.join(str(p) for p in written)} ({result.width}x{result.height}, {took:.1f} s)",
+              file=sys.stderr)
+    return EXIT_OK
+
+
+def _comparison(content: str, styles: Sequence[str], result):
+    """content | style(s) | result, one height, captioned."""
+    images = [split_alpha(open_image(content, "content image"))[0]]
+    images += [split_alpha(open_image(s, "style image"))[0] for s in styles]
+    labels = ["content"] + (["style"] if len(styles) == 1 else [f"style {i + 1}" for i in range(len(styles))])
+    images.append(split_alpha(result)[0])
+    labels.append("result")
+    return side_by_side(images, labels, height=min(384, max(128, result.height)))
+
+
+def _one_line(message: object) -> str:
+    return " ".join(str(message).split()) or "unknown error"
+
+
+def _fail(message: object, code: int) -> int:
+    print(f"painterly: error: {_one_line(message)}", file=sys.stderr)
+    return code
+
+
+def _is_out_of_memory(exc: BaseException) -> bool:
+    text = str(exc)
+    return isinstance(exc, RuntimeError) and ("out of memory" in text or "can't allocate memory" in text
+                                              or "not enough memory" in text)
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    """Run the command line; returns the exit status (0 ok, 1 failure, 2 user error, 130 interrupted)."""
+    parser = build_parser()
+    try:
+        try:
+            args = parser.parse_intermixed_args(argv)
+        except SystemExit as exc:  # --help and --version
+            return exc.code if isinstance(exc.code, int) else EXIT_OK
+        return _run(args)
+    except _UsageError as exc:
+        return _fail(f"{exc} (see painterly --help)", EXIT_USAGE)
+    except PainterlyError as exc:
+        return _fail(exc, EXIT_USAGE)
+    except BrokenPipeError:  # e.g. `painterly --config-json | head`: stop quietly
+        try:
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        except (OSError, ValueError, AttributeError):
+            pass
+        return EXIT_FAILURE
+    except KeyboardInterrupt:
+        print("painterly: interrupted", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    except MemoryError:
+        return _fail(OUT_OF_MEMORY, EXIT_FAILURE)
+    except OSError as exc:  # the disk filled up, a file vanished mid-run, ...
+        if getattr(exc, "filename", None):
+            return _fail(f"cannot access '{exc.filename}': {exc.strerror or exc}", EXIT_FAILURE)
+        return _fail(f"input/output error: {exc}", EXIT_FAILURE)
+    except Exception as exc:
+        if _is_out_of_memory(exc):
+            return _fail(OUT_OF_MEMORY, EXIT_FAILURE)
+        if os.environ.get("PAINTERLY_TRACEBACK"):
+            raise
+        # Not a known user error, so probably a bug; still one line, with a way to see the traceback.
+        return _fail(f"unexpected {type(exc).__name__}: {exc} (set PAINTERLY_TRACEBACK=1 to see the traceback, "
+                     "and please report it)", EXIT_FAILURE)
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,533 @@
+"""The `painterly` command: flags reach the config, outputs appear, every user error is one line."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import struct
+import subprocess
+import sys
+import zlib
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+import painterly
+import painterly.cli as cli
+from painterly import GatysConfig
+
+FAST = ["--size", "48", "--iterations", "3", "--scales", "1", "--seed", "0"]
+
+
+@pytest.fixture
+def images(tmp_path):
+    """Tiny content and style images (48x64 gradients) in tmp_path."""
+    a = np.zeros((48, 64, 3), np.uint8)
+    a[..., 0] = np.linspace(0, 255, 64, dtype=np.uint8)[None]
+    a[..., 1] = np.linspace(0, 255, 48, dtype=np.uint8)[:, None]
+    a[..., 2] = (np.arange(64)[None] // 8 % 2 * 200).astype(np.uint8)
+    content, style, style2 = tmp_path / "content.png", tmp_path / "style.png", tmp_path / "style2.jpg"
+    Image.fromarray(a).save(content)
+    Image.fromarray(255 - a).save(style)
+    Image.fromarray(a[::-1, ::-1].copy()).save(style2)
+    return {"content": str(content), "style": str(style), "style2": str(style2), "dir": tmp_path}
+
+
+def run(argv, capsys):
+    code = cli.main([str(a) for a in argv])
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def assert_one_error_line(err: str, *fragments: str) -> str:
+    lines = err.strip().splitlines()
+    assert len(lines) == 1, err
+    assert lines[0].startswith("painterly: error: "), err
+    assert "Traceback" not in err
+    for fragment in fragments:
+        assert fragment in lines[0], lines[0]
+    return lines[0]
+
+
+def assert_nothing_written(folder: Path, stem: str = "out") -> None:
+    left = [p.name for p in folder.rglob("*") if p.name.startswith((stem, f".{stem}")) or p.name.endswith(".part")]
+    assert left == [], left
+
+
+@pytest.fixture
+def no_stylize(monkeypatch):
+    """For error tests that must fail before any optimisation starts."""
+    def forbidden(*args, **kwargs):
+        raise AssertionError("stylize must not be called")
+
+    monkeypatch.setattr(cli, "stylize", forbidden)
+
+
+# --- success ----------------------------------------------------------------------------------------
+
+def test_end_to_end_with_log_comparison_and_intermediates(images, capsys):
+    d = images["dir"]
+    out = d / "out.png"
+    code, stdout, err = run([images["content"], images["style"], images["style2"], "-o", out, *FAST,
+                             "--style-blend-weights", "1,2", "--log", "--comparison", "--save-every", "2"], capsys)
+    assert code == 0, err
+    assert "Traceback" not in err
+    assert "scale 1/1" in err and "wrote" in err  # progress bar and summary on stderr
+    assert stdout == ""
+
+    result = Image.open(out)
+    assert result.size == (48, 36) and result.mode == "RGB"
+
+    records = json.loads((d / "out.json").read_text())
+    assert [r["step"] for r in records] == [1, 2, 3]
+    for r in records:
+        assert {"content", "style", "total"} <= set(r)
+        assert r["total"] == pytest.approx(r["content"] + r["style"])
+    assert Image.open(d / "out.loss.png").size == (800, 480)
+
+    compare = Image.open(d / "out.compare.png")
+    assert compare.width > 3 * compare.height > 0  # content | style | style | result
+
+    assert (d / "out_0002.png").is_file()
+    assert not (d / "out_0001.png").exists() and not (d / "out_0003.png").exists()
+    assert [p for p in d.iterdir() if p.name.endswith(".part")] == []
+
+
+def test_quiet_run_with_jpeg_output_and_file_init(images, capsys):
+    out = images["dir"] / "quiet.jpg"
+    code, stdout, err = run([images["content"], images["style"], "-o", out, "--quiet", "--size", "32",
+                             "--iterations", "1", "--scales", "1", "--init", images["style2"],
+                             "--optimizer", "adam", "--preserve-color", "luminance"], capsys)
+    assert code == 0
+    assert err == "" and stdout == ""
+    assert Image.open(out).size == (32, 24)
+    assert not (images["dir"] / "quiet.json").exists()
+
+
+def test_flags_reach_the_config(images, capsys, monkeypatch):
+    seen = {}
+
+    def fake_stylize(content, styles, *, config, callback):
+        seen.update(content=content, styles=styles, config=config, callback=callback)
+        return Image.new("RGB", (8, 6))
+
+    monkeypatch.setattr(cli, "stylize", fake_stylize)
+    out = images["dir"] / "out.png"
+    code, _, err = run([images["content"], "--quiet", images["style"], "-o", out, images["style2"],  # intermixed
+                        "--size", "64", "--iterations", "7", "--coarse-iterations", "2", "--scales", "2",
+                        "--seed", "3", "--optimizer", "adam", "--learning-rate", "0.5", "--init", "noise",
+                        "--content-weight", "2", "--style-weight", "30", "--tv-weight", "0.1",
+                        "--content-layers", "relu3_2,block4_conv2", "--style-layers", "relu1_1, relu2_1",
+                        "--content-layer-weights", "1,2", "--style-layer-weights", "0.5,1.5",
+                        "--style-blend-weights", "3,1", "--style-scale", "1.5", "--pooling", "max",
+                        "--preserve-color", "histogram", "--precision", "fp32", "--max-time", "12.5",
+                        "--device", "cpu"], capsys)
+    assert code == 0, err
+    c = seen["config"]
+    assert (c.size, c.iterations, c.coarse_iterations, c.scales, c.seed) == (64, 7, 2, 2, 3)
+    assert (c.optimizer, c.learning_rate, c.init) == ("adam", 0.5, "noise")
+    assert (c.content_weight, c.style_weight, c.tv_weight) == (2.0, 30.0, 0.1)
+    assert c.content_layers == ("relu3_2", "conv4_2") and c.style_layers == ("relu1_1", "relu2_1")
+    assert c.content_layer_weights == (1.0, 2.0) and c.style_layer_weights == (0.5, 1.5)
+    assert c.style_blend_weights == (3.0, 1.0) and c.style_scale == 1.5
+    assert (c.pooling, c.preserve_color, c.precision, c.max_time, c.device) == ("max", "histogram", "fp32", 12.5, "cpu")
+    assert seen["content"] == images["content"] and seen["styles"] == [images["style"], images["style2"]]
+    assert seen["callback"] is None  # --quiet, no --log, no --save-every
+    assert Image.open(out).size == (8, 6)
+
+
+def test_defaults_come_from_gatys_config(capsys):
+    code, stdout, _ = run(["--config-json"], capsys)
+    assert code == 0
+    assert GatysConfig.from_json(stdout) == GatysConfig()
+
+
+def test_config_json_round_trips_through_config(tmp_path, capsys):
+    code, stdout, _ = run(["--config-json", "--size", "64", "--style-layers", "relu1_1,relu3_1",
+                           "--scales", "auto", "--content-layers", "none"], capsys)
+    assert code == 0
+    cfg = GatysConfig.from_json(stdout)
+    assert cfg.size == 64 and cfg.style_layers == ("relu1_1", "relu3_1") and cfg.content_layers == ()
+    (tmp_path / "cfg.json").write_text(stdout)
+    code, stdout, _ = run(["--config", tmp_path / "cfg.json", "--config-json", "--iterations", "5"], capsys)
+    assert code == 0
+    again = GatysConfig.from_json(stdout)
+    assert again == painterly.make_config(config=cfg, iterations=5)
+
+
+def test_help_explains_every_flag(capsys):
+    code, stdout, _ = run(["--help"], capsys)
+    assert code == 0
+    for flag in ["--size", "--iterations", "--coarse-iterations", "--scales", "--seed", "--optimizer",
+                 "--learning-rate", "--init", "--content-weight", "--style-weight", "--tv-weight",
+                 "--content-layers", "--style-layers", "--content-layer-weights", "--style-layer-weights",
+                 "--style-blend-weights", "--style-scale", "--pooling", "--preserve-color", "--save-every",
+                 "--precision", "--max-time", "--device", "--quiet", "--log", "--comparison", "--config-json",
+                 "--version", "--output"]:
+        assert flag in stdout, flag
+    assert f"[{GatysConfig().size}]" in stdout  # defaults shown, read from GatysConfig
+
+
+def test_version(capsys):
+    code, stdout, _ = run(["--version"], capsys)
+    assert code == 0 and stdout.strip() == f"painterly {painterly.__version__}"
+
+
+def test_python_dash_m_prints_one_line_and_no_traceback(tmp_path):
+    (tmp_path / "broken.jpg").write_bytes(b"\xff\xd8\xff\xe0 not really a jpeg")
+    Image.new("RGB", (16, 16)).save(tmp_path / "style.png")
+    proc = subprocess.run([sys.executable, "-m", "painterly", str(tmp_path / "broken.jpg"), str(tmp_path / "style.png"),
+                           "-o", str(tmp_path / "out.png"), "--size", "32"],
+                          capture_output=True, text=True, timeout=120, cwd=tmp_path)
+    assert proc.returncode == 2
+    assert proc.stdout == ""
+    assert_one_error_line(proc.stderr, "content image", "broken.jpg")
+    assert_nothing_written(tmp_path)
+
+
+# --- user errors: one line, status 2, nothing written ---------------------------------------------
+
+def test_missing_content(images, capsys):
+    d = images["dir"]
+    code, _, err = run([d / "nope.png", images["style"], "-o", d / "out.png", *FAST], capsys)
+    assert code == 2
+    assert_one_error_line(err, "content image", "nope.png", "does not exist")
+    assert_nothing_written(d)
+
+
+def test_missing_style(images, capsys):
+    d = images["dir"]
+    code, _, err = run([images["content"], images["style"], d / "gone.jpg", "-o", d / "out.png", *FAST], capsys)
+    assert code == 2
+    assert_one_error_line(err, "style image", "gone.jpg", "does not exist")
+    assert_nothing_written(d)
+
+
+@pytest.mark.skipif(not hasattr(os, "geteuid") or os.geteuid() == 0, reason="root can read any file")
+def test_unreadable_file(images, capsys):
+    d = images["dir"]
+    Path(images["style"]).chmod(0)
+    try:
+        code, _, err = run([images["content"], images["style"], "-o", d / "out.png", *FAST], capsys)
+    finally:
+        Path(images["style"]).chmod(0o644)
+    assert code == 2
+    assert_one_error_line(err, "style image", "permission denied")
+    assert_nothing_written(d)
+
+
+def test_unreadable_file_even_as_root(images, capsys, monkeypatch):
+    d = images["dir"]
+    real_open = Image.open
+
+    def open_denied(fp, *args, **kwargs):
+        if str(fp) == images["style"]:
+            raise PermissionError(13, "Permission denied", str(fp))
+        return real_open(fp, *args, **kwargs)
+
+    monkeypatch.setattr(Image, "open", open_denied)
+    code, _, err = run([images["content"], images["style"], "-o", d / "out.png", *FAST], capsys)
+    assert code == 2
+    assert_one_error_line(err, "style image", "permission denied")
+    assert_nothing_written(d)
+
+
+@pytest.mark.parametrize("fmt", ["PNG", "JPEG"])
+def test_corrupt_image(images, capsys, fmt):
+    d = images["dir"]
+    bad = d / f"cut.{fmt.lower()}"
+    rng = np.random.default_rng(0)
+    Image.fromarray(rng.integers(0, 255, (48, 64, 3), dtype=np.uint8)).save(bad, format=fmt)
+    bad.write_bytes(bad.read_bytes()[:600])
+    code, _, err = run([bad, images["style"], "-o", d / "out.png", *FAST], capsys)
+    assert code == 2
+    assert_one_error_line(err, "content image", "corrupt or truncated")
+    assert_nothing_written(d)
+
+
+def test_text_file_as_image(images, capsys):
+    d = images["dir"]
+    (d / "readme.jpg").write_text("this is not a picture\n")
+    code, _, err = run([images["content"], d / "readme.jpg", "-o", d / "out.png", *FAST], capsys)
+    assert code == 2
+    assert_one_error_line(err, "style image", "not an image")
+    assert_nothing_written(d)
+
+
+def test_directory_as_image(images, capsys):
+    d = images["dir"]
+    (d / "folder.png").mkdir()
+    code, _, err = run([d / "folder.png", images["style"], "-o", d / "out.png", *FAST], capsys)
+    assert code == 2
+    assert_one_error_line(err, "is a directory")
+    assert_nothing_written(d)
+
+
+def test_output_in_missing_folder(images, capsys, no_stylize):
+    d = images["dir"]
+    code, _, err = run([images["content"], images["style"], "-o", d / "missing" / "out.png", *FAST], capsys)
+    assert code == 2
+    assert_one_error_line(err, "output folder", "does not exist")
+    assert not (d / "missing").exists()
+
+
+@pytest.mark.skipif(not hasattr(os, "geteuid") or os.geteuid() == 0, reason="root can write anywhere")
+def test_output_folder_read_only(images, capsys, no_stylize):
+    folder = images["dir"] / "ro"
+    folder.mkdir()
+    folder.chmod(0o555)
+    try:
+        code, _, err = run([images["content"], images["style"], "-o", folder / "out.png", *FAST], capsys)
+        assert list(folder.iterdir()) == []
+    finally:
+        folder.chmod(0o755)
+    assert code == 2
+    assert_one_error_line(err, "not writable")
+
+
+def test_output_not_writable_even_as_root(images, capsys, monkeypatch, no_stylize):
+    import painterly.image
+
+    monkeypatch.setattr(painterly.image.os, "access", lambda path, mode: False)
+    code, _, err = run([images["content"], images["style"], "-o", images["dir"] / "out.png", *FAST], capsys)
+    assert code == 2
+    assert_one_error_line(err, "not writable")
+    assert_nothing_written(images["dir"])
+
+
+def test_unknown_output_extension(images, capsys, no_stylize):
+    d = images["dir"]
+    code, _, err = run([images["content"], images["style"], "-o", d / "out.gif", *FAST], capsys)
+    assert code == 2
+    assert_one_error_line(err, "out.gif", "unknown extension", ".png")
+    assert_nothing_written(d)
+
+
+def test_output_is_a_directory(images, capsys, no_stylize):
+    d = images["dir"]
+    (d / "out.png").mkdir()
+    code, _, err = run([images["content"], images["style"], "-o", d / "out.png", *FAST], capsys)
+    assert code == 2
+    assert_one_error_line(err, "is a directory")
+
+
+@pytest.mark.parametrize("flag, value, fragment", [
+    ("--content-layers", "relu4_2,relu9_9", "unknown content layer 'relu9_9'"),
+    ("--style-layers", "conv1_1,fc7", "unknown style layer 'fc7'"),
+])
+def test_unknown_layer(images, capsys, no_stylize, flag, value, fragment):
+    d = images["dir"]
+    code, _, err = run([images["content"], images["style"], "-o", d / "out.png", *FAST, flag, value], capsys)
+    assert code == 2
+    assert_one_error_line(err, fragment)
+    assert_nothing_written(d)
+
+
+@pytest.mark.parametrize("args, fragment", [
+    (["--style-weight", "-1"], "style-weight must not be negative"),
+    (["--content-weight", "-0.5"], "content-weight must not be negative"),
+    (["--tv-weight", "-2"], "tv-weight must not be negative"),
+    (["--style-layer-weights=-1,1,1,1,1"], "style-layer-weights must not be negative"),
+    (["--style-blend-weights=-1"], "style-blend-weights must not be negative"),
+])
+def test_negative_weights(images, capsys, no_stylize, args, fragment):
+    d = images["dir"]
+    code, _, err = run([images["content"], images["style"], "-o", d / "out.png", *FAST, *args], capsys)
+    assert code == 2
+    assert_one_error_line(err, fragment)
+    assert_nothing_written(d)
+
+
+def test_mismatched_style_blend_weights(images, capsys, no_stylize):
+    d = images["dir"]
+    code, _, err = run([images["content"], images["style"], images["style2"], "-o", d / "out.png", *FAST,
+                        "--style-blend-weights", "1,2,3"], capsys)
+    assert code == 2
+    assert_one_error_line(err, "--style-blend-weights has 3 values for 2 style image(s)")
+    assert_nothing_written(d)
+
+
+def test_mismatched_layer_weights(images, capsys, no_stylize):
+    d = images["dir"]
+    code, _, err = run([images["content"], images["style"], "-o", d / "out.png", *FAST,
+                        "--style-layer-weights", "1,2"], capsys)
+    assert code == 2
+    assert_one_error_line(err, "style-layer-weights has 2 values for 5 layers")
+
+
+@pytest.mark.parametrize("args, fragment", [
+    (["--style-blend-weights", "1,x"], "'x' is not a number"),
+    (["--style-blend-weights", "1,,2"], "comma-separated list of numbers"),
+    (["--style-layer-weights", "nan,1,1,1,1"], "not a finite number"),
+    (["--content-weight", "lots"], "'lots' is not a number"),
+    (["--content-layers", "relu4_2,"], "comma-separated list of layer names"),
+    (["--size", "big"], "argument --size: invalid int value"),
+    (["--scales", "0"], "argument --scales: must be at least 1"),
+    (["--save-every", "0"], "argument --save-every: must be at least 1"),
+    (["--optimizer", "sgd"], "invalid choice: 'sgd'"),
+    (["--pooling", "min"], "invalid choice"),
+    (["--preserve-color", "yes"], "invalid choice"),
+    (["--precision", "fp8"], "invalid choice"),
+    (["--no-such-flag"], "unrecognized arguments: --no-such-flag"),
+    (["--size"], "expected one argument"),
+    (["--size", "8"], "size must be at least 16"),
+    (["--iterations", "-3"], "iterations must not be negative"),
+    (["--max-time", "0"], "max-time must be positive"),
+    (["--style-scale", "0"], "style-scale must be positive"),
+    (["--device", "quantum"], "unknown device 'quantum'"),
+])
+def test_bad_option_values(images, capsys, no_stylize, args, fragment):
+    d = images["dir"]
+    code, _, err = run([images["content"], images["style"], "-o", d / "out.png", *args], capsys)
+    assert code == 2
+    assert_one_error_line(err, fragment)
+    assert_nothing_written(d)
+
+
+@pytest.mark.parametrize("argv, fragment", [
+    ([], "CONTENT image and at least one STYLE image"),
+    (["only_content.png", "-o", "out.png"], "at least one STYLE image"),
+    (["a.png", "b.png"], "-o OUT.png"),
+])
+def test_missing_arguments(capsys, no_stylize, argv, fragment):
+    code, _, err = run(argv, capsys)
+    assert code == 2
+    assert_one_error_line(err, fragment, "painterly --help")
+
+
+def test_bad_config_file(tmp_path, capsys):
+    (tmp_path / "bad.json").write_text("{not json")
+    code, _, err = run(["--config", tmp_path / "bad.json", "--config-json"], capsys)
+    assert code == 2
+    assert_one_error_line(err, "not valid JSON")
+    (tmp_path / "alien.json").write_text('{"size": 64, "flavour": "vanilla"}')
+    code, _, err = run(["--config", tmp_path / "alien.json", "--config-json"], capsys)
+    assert code == 2
+    assert_one_error_line(err, "not a painterly config")
+    code, _, err = run(["--config", tmp_path / "absent.json", "--config-json"], capsys)
+    assert code == 2
+    assert_one_error_line(err, "absent.json", "cannot be read")
+
+
+def test_decompression_bomb(images, capsys):
+    """A valid 10000x10000 1-bit PNG: a few KB on disk, 100 MP decoded (over Pillow's 89 MP limit)."""
+    d = images["dir"]
+    width = height = 10_000
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+    rows = (b"\x00" * (1 + width // 8)) * height
+    (d / "bomb.png").write_bytes(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", width, height, 1, 0, 0, 0, 0))
+                                 + chunk(b"IDAT", zlib.compress(rows, 9)) + chunk(b"IEND", b""))
+    assert (d / "bomb.png").stat().st_size < 100_000
+    code, _, err = run([images["content"], d / "bomb.png", "-o", d / "out.png", *FAST], capsys)
+    assert code == 2
+    assert_one_error_line(err, "style image", "bomb.png", "decompression bomb")
+    assert_nothing_written(d)
+
+
+@pytest.mark.parametrize("scales", [[], ["--scales", "1"]])
+def test_size_too_large_for_memory(images, capsys, scales):
+    d = images["dir"]
+    code, _, err = run([images["content"], images["style"], "-o", d / "out.png", "--size", "200000", *scales], capsys)
+    assert code == 2
+    line = assert_one_error_line(err, "200000x150000", "GiB")
+    largest = int(re.search(r"largest size that fits is about --size (\d+)", line).group(1))
+    assert 16 <= largest < 200000
+    assert_nothing_written(d)
+
+
+# --- interruptions and failures ------------------------------------------------------------------
+
+def test_keyboard_interrupt_exits_130_without_output(images, capsys, monkeypatch):
+    def interrupted(content, styles, *, config, callback):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(cli, "stylize", interrupted)
+    d = images["dir"]
+    code, _, err = run([images["content"], images["style"], "-o", d / "out.png", *FAST], capsys)
+    assert code == 130
+    assert err.strip().splitlines() == ["painterly: interrupted"]
+    assert_nothing_written(d)
+
+
+def test_keyboard_interrupt_during_a_real_run(images, capsys, monkeypatch):
+    """Ctrl-C while the progress bar is up: bar closed, one line, no output file."""
+    real = cli.stylize
+
+    def interrupt_at_step_2(content, styles, *, config, callback):
+        def cb(info):
+            callback(info)
+            if info.step == 2:
+                raise KeyboardInterrupt
+        return real(content, styles, config=config, callback=cb)
+
+    monkeypatch.setattr(cli, "stylize", interrupt_at_step_2)
+    d = images["dir"]
+    code, _, err = run([images["content"], images["style"], "-o", d / "out.png", "--size", "32",
+                        "--iterations", "5", "--scales", "1"], capsys)
+    assert code == 130
+    assert err.strip().splitlines()[-1] == "painterly: interrupted"
+    assert "Traceback" not in err
+    assert_nothing_written(d)
+
+
+@pytest.mark.parametrize("exc", [MemoryError(), RuntimeError("[enforce fail at alloc_cpu.cpp:117] "
+                                 "DefaultCPUAllocator: can't allocate memory: you tried to allocate 123 bytes")])
+def test_out_of_memory_exits_1_with_one_line(images, capsys, monkeypatch, exc):
+    def oom(content, styles, *, config, callback):
+        raise exc
+
+    monkeypatch.setattr(cli, "stylize", oom)
+    d = images["dir"]
+    code, _, err = run([images["content"], images["style"], "-o", d / "out.png", *FAST], capsys)
+    assert code == 1
+    assert_one_error_line(err, "out of memory", "--size")
+    assert_nothing_written(d)
+
+
+def test_painterly_error_during_the_run(images, capsys, monkeypatch):
+    def nan(content, styles, *, config, callback):
+        raise painterly.PainterlyError("the loss became NaN or infinite;\nlower the learning rate")
+
+    monkeypatch.setattr(cli, "stylize", nan)
+    d = images["dir"]
+    code, _, err = run([images["content"], images["style"], "-o", d / "out.png", *FAST], capsys)
+    assert code == 2
+    assert_one_error_line(err, "NaN or infinite; lower the learning rate")
+    assert_nothing_written(d)
+
+
+def test_unexpected_exception_is_one_line_unless_asked(images, capsys, monkeypatch):
+    def bug(content, styles, *, config, callback):
+        raise RuntimeError("Given input size: (64x1x1). Calculated output size: (64x0x0).\nOutput size is too small")
+
+    monkeypatch.setattr(cli, "stylize", bug)
+    monkeypatch.delenv("PAINTERLY_TRACEBACK", raising=False)
+    d = images["dir"]
+    argv = [images["content"], images["style"], "-o", d / "out.png", *FAST]
+    code, _, err = run(argv, capsys)
+    assert code == 1
+    assert_one_error_line(err, "unexpected RuntimeError", "Output size is too small", "PAINTERLY_TRACEBACK=1")
+    monkeypatch.setenv("PAINTERLY_TRACEBACK", "1")
+    with pytest.raises(RuntimeError, match="too small"):
+        cli.main([str(a) for a in argv])
+    assert_nothing_written(d)
+
+
+def test_disk_error_while_saving_is_one_line(images, capsys, monkeypatch):
+    monkeypatch.setattr(cli, "stylize", lambda content, styles, *, config, callback: Image.new("RGB", (8, 6)))
+
+    def disk_full(self, fp, *args, **kwargs):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(Image.Image, "save", disk_full)
+    d = images["dir"]
+    code, _, err = run([images["content"], images["style"], "-o", d / "out.png", *FAST], capsys)
+    assert code == 1
+    assert_one_error_line(err, "No space left on device")
+    assert_nothing_written(d)
