@@ -157,7 +157,9 @@ class FeatureExtractor(nn.Module):
         for name in LAYER_NAMES:
             if name.startswith("conv"):
                 out_channels = channels_of(name, width_divisor)
-                std = (2.0 / (9 * in_channels)) ** 0.5 / 40.0  # input arrives in 0..255 units
+                # He initialisation keeps the signal's scale from layer to layer; only the first
+                # convolution is scaled down further, as its input arrives in Caffe's 0..255 units.
+                std = (2.0 / (9 * in_channels)) ** 0.5 / (40.0 if name == "conv1_1" else 1.0)
                 weights[name] = (torch.randn(out_channels, in_channels, 3, 3, generator=gen) * std,
                                  torch.randn(out_channels, generator=gen) * 0.01)
                 in_channels = out_channels
