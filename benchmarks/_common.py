@@ -17,6 +17,8 @@ ROOT = Path(__file__).resolve().parent.parent
 DATA = ROOT.parent / "shared" / "data" / "classic"
 CONTENT = DATA / "content" / "tubingen.jpg"
 STYLE = DATA / "style" / "starry_night.jpg"
+# pastiche's defaults expressed in painterly's terms: content 0.01 x MSE, style 10 x MSE/C^2.
+PASTICHE_WEIGHTS = {"content_weight": 0.01, "style_weight": 10.0, "tv_weight": 0.0}
 VGG_BGR_MEAN = torch.tensor([103.939, 116.779, 123.68]).view(1, 3, 1, 1)
 
 
@@ -48,7 +50,7 @@ class SharedEvaluator:
         from painterly.image import as_tensor
         from painterly.methods.gatys import GatysConfig, GatysObjective, compute_targets
 
-        self.config = GatysConfig(scales=1, precision="fp32", pooling="avg")
+        self.config = GatysConfig(scales=1, precision="fp32", pooling="avg", **PASTICHE_WEIGHTS)
         self.extractor = FeatureExtractor.vgg19(pooling="avg", last_layer=self.config.layers[-1], precision="fp32")
         c = as_tensor(content)
         self.targets = compute_targets(self.extractor, self.config, c, [as_tensor(style)], tuple(c.shape[-2:]))

