@@ -30,7 +30,7 @@ class GatysConfig:
     """Every knob of a Gatys run. Round-trips through JSON (to_json / from_json)."""
 
     size: int = 512                      # long side of the output, px
-    iterations: int = 300                # at the final scale
+    iterations: int = 200                # at the final scale
     coarse_iterations: Optional[int] = None  # at each coarser scale (default: same as iterations)
     scales: Optional[int] = None         # coarse-to-fine stages; None = auto, 1 = off
     seed: Optional[int] = None
