@@ -9,7 +9,7 @@ import os
 import tempfile
 import warnings
 from pathlib import Path
-from typing import Union
+from typing import BinaryIO, Callable, Union
 
 import numpy as np
 import torch
@@ -168,16 +168,7 @@ def save_image(image: Union[Image.Image, torch.Tensor], path: Union[str, os.Path
     fmt = SAVE_FORMATS[out.suffix.lower()]
     if fmt == "JPEG" and img.mode == "RGBA":
         img, _ = split_alpha(img)
-    fd, tmp = tempfile.mkstemp(prefix=f".{out.name}.", suffix=".part", dir=out.parent if str(out.parent) else ".")
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            img.save(fh, format=fmt, **({"quality": 95} if fmt in ("JPEG", "WEBP") else {}))
-        _set_mode(tmp, out)
-        os.replace(tmp, out)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+    atomic_write(out, lambda fh: img.save(fh, format=fmt, **({"quality": 95} if fmt in ("JPEG", "WEBP") else {})))
     return out
 
 
@@ -192,19 +183,25 @@ def _set_mode(tmp: str, out: Path) -> None:
     os.chmod(tmp, mode)
 
 
-def write_bytes_atomic(data: bytes, path: Union[str, os.PathLike]) -> None:
-    """Atomic write for non-image outputs (JSON logs)."""
+def atomic_write(path: Union[str, os.PathLike], write: Callable[[BinaryIO], None]) -> None:
+    """Call `write` on a temporary file beside `path`, then rename it into place; on any failure
+    (or Ctrl-C) the temporary file is removed and `path` is left as it was."""
     out = Path(path)
     fd, tmp = tempfile.mkstemp(prefix=f".{out.name}.", suffix=".part", dir=out.parent if str(out.parent) else ".")
     try:
         with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
+            write(fh)
         _set_mode(tmp, out)
         os.replace(tmp, out)
     except BaseException:
         if os.path.exists(tmp):
             os.unlink(tmp)
         raise
+
+
+def write_bytes_atomic(data: bytes, path: Union[str, os.PathLike]) -> None:
+    """Atomic write for non-image outputs (JSON logs)."""
+    atomic_write(path, lambda fh: fh.write(data))
 
 
 # --- colour ---------------------------------------------------------------------------------------
