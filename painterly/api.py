@@ -12,9 +12,11 @@ from PIL import Image
 from .errors import PainterlyError
 from .image import ImageLike, as_tensor, open_image, resize, split_alpha, tensor_to_pil
 from .methods.gatys import GatysConfig, run as run_gatys
+from .methods.strotss import StrotssConfig, run as run_strotss
 from .progress import Callback
 
-METHODS = {"gatys": GatysConfig}
+METHODS = {"gatys": GatysConfig, "strotss": StrotssConfig}
+RUNNERS = {"gatys": run_gatys, "strotss": run_strotss}
 
 
 def make_config(method: str = "gatys", config: Optional[GatysConfig] = None, **options) -> GatysConfig:
@@ -27,6 +29,8 @@ def make_config(method: str = "gatys", config: Optional[GatysConfig] = None, **o
     if unknown:
         raise PainterlyError(f"unknown option(s) for {method}: {', '.join(unknown)}")
     base = config if config is not None else cls()
+    if not isinstance(base, cls):
+        raise PainterlyError(f"method '{method}' needs a {cls.__name__}, got a {type(base).__name__}")
     return dataclasses.replace(base, **options)
 
 
@@ -34,7 +38,7 @@ def stylize(
     content: ImageLike,
     styles: Union[ImageLike, Sequence[ImageLike]],
     *,
-    method: str = "gatys",
+    method: Optional[str] = None,
     config: Optional[GatysConfig] = None,
     callback: Optional[Callback] = None,
     **options,
@@ -43,12 +47,16 @@ def stylize(
 
     content, styles: file paths, PIL images or 1x3xHxW / 3xHxW tensors in [0, 1].
     options: any field of the method's config (e.g. size=512, iterations=300, style_weight=10,
-    preserve_color='luminance', seed=0); see `painterly.GatysConfig`.
+    preserve_color='luminance', seed=0); see `painterly.GatysConfig` and, for method='strotss',
+    `painterly.StrotssConfig`.
+    method: 'gatys' or 'strotss' (default: the method whose config class `config` is, else 'gatys').
     callback: called after every iteration with a `StepInfo` (iteration, named losses, and a
     `preview()` of the current image on request).
 
     If the content image has an alpha channel, the result keeps it (resized to the output).
     """
+    if method is None:  # from the config's class (a StrotssConfig means 'strotss'), else Gatys
+        method = next((name for name, cls in METHODS.items() if isinstance(config, cls)), "gatys")
     cfg = make_config(method, config, **options)
     if isinstance(styles, (str, os.PathLike, Image.Image, torch.Tensor)):
         styles = [styles]
@@ -60,9 +68,12 @@ def stylize(
         content_t = as_tensor(rgb, "content image")
     style_ts = [as_tensor(s, "style image") for s in styles]
     init_image = None
-    if cfg.init not in ("content", "noise", "style"):
+    if getattr(cfg, "init", "content") not in ("content", "noise", "style"):
         init_image = as_tensor(cfg.init, "init image")
-    result = run_gatys(content_t, style_ts, cfg, callback=callback, init_image=init_image)
+    if method == "gatys":
+        result = run_gatys(content_t, style_ts, cfg, callback=callback, init_image=init_image)
+    else:
+        result = RUNNERS[method](content_t, style_ts, cfg, callback=callback)
     out = tensor_to_pil(result.cpu())
     if alpha is not None:
         out.putalpha(alpha.resize(out.size, Image.LANCZOS))

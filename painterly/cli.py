@@ -115,6 +115,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("styles", nargs="*", metavar="STYLE", help="one or more style images (blended)")
     p.add_argument("-o", "--output", metavar="OUT", help="output image (.png, .jpg, .webp, .tif, .bmp); written atomically")
 
+    p.add_argument("--method", dest="method", choices=("gatys", "strotss"), default="gatys",
+                   help="gatys: Gatys et al. 2016 (Gram matrices, L-BFGS); strotss: Kolkin et al. 2019 (relaxed "
+                        "optimal transport and self-similarity, Laplacian pyramid, RMSprop) [gatys]")
+
     g = p.add_argument_group("size and schedule")
     g.add_argument("--size", dest="size", type=int, default=S, metavar="PX",
                    help=f"long side of the output in pixels [{_D.size}]")
@@ -190,13 +194,33 @@ CONFIG_FIELDS = ("size", "iterations", "coarse_iterations", "scales", "max_time"
                  "style_scale", "pooling", "preserve_color", "precision", "device")
 
 
-def _load_config(path: str) -> GatysConfig:
+# Flags that carry the same meaning for STROTSS (its own defaults apply: 250 iterations at each of 4
+# scales, content weight 16 at the coarsest scale, halved per scale); every other config flag is refused.
+STROTSS_FIELDS = ("size", "iterations", "scales", "max_time", "seed", "content_weight", "precision", "device",
+                  "pooling")
+
+
+def _method_options(method: str, options: dict) -> dict:
+    """Options for `method`'s config; a flag that does not apply to it is a one-line error."""
+    if method == "gatys":
+        return options
+    wrong = [name for name in options if name not in STROTSS_FIELDS]
+    if wrong:
+        flags = ", ".join("--" + name.replace("_", "-") for name in wrong)
+        raise PainterlyError(f"{flags} does not apply to --method {method} (it takes "
+                             f"{', '.join('--' + n.replace('_', '-') for n in STROTSS_FIELDS)})")
+    return options
+
+
+def _load_config(path: str, method: str = "gatys"):
     try:
         text = Path(path).read_text()
     except OSError as exc:
         raise PainterlyError(f"config '{path}' cannot be read ({exc.strerror or exc})") from None
     try:
-        return GatysConfig.from_json(text)
+        from .api import METHODS
+
+        return METHODS[method].from_json(text)
     except PainterlyError:
         raise
     except ValueError as exc:  # json.JSONDecodeError included
@@ -232,8 +256,8 @@ def side_paths(output: Path) -> dict[str, Path]:
 
 def _run(args: argparse.Namespace) -> int:
     options = {name: getattr(args, name) for name in CONFIG_FIELDS if hasattr(args, name)}
-    base = _load_config(args.config) if args.config else None
-    config = make_config("gatys", base, **options)
+    base = _load_config(args.config, args.method) if args.config else None
+    config = make_config(args.method, base, **_method_options(args.method, options))
     if args.config_json:
         print(config.to_json())
         return EXIT_OK
@@ -242,7 +266,7 @@ def _run(args: argparse.Namespace) -> int:
         raise _UsageError("a CONTENT image and at least one STYLE image are needed")
     if args.output is None:
         raise _UsageError("the output file is missing; give it with -o OUT.png")
-    if config.style_blend_weights is not None and len(config.style_blend_weights) != len(args.styles):
+    if getattr(config, "style_blend_weights", None) is not None and len(config.style_blend_weights) != len(args.styles):
         raise PainterlyError(f"--style-blend-weights has {len(config.style_blend_weights)} values "
                              f"for {len(args.styles)} style image(s)")
     _check_device(config.device)

@@ -19,12 +19,15 @@ StepHook = Callable[[int, LossTerms], None]
 
 # In the 0..255 units PixelImage optimises in (neural-style uses the same Adam rate).
 DEFAULT_LEARNING_RATES = {"lbfgs": 1.0, "adam": 10.0}
+# RMSprop is used by STROTSS on Laplacian-pyramid coefficients in [0, 1] image units (its rate).
+DEFAULT_LEARNING_RATES_OTHER_UNITS = {"rmsprop": 2e-3}
 
 
 def make_optimizer(name: str, params: Iterable[torch.Tensor], learning_rate: float | None = None,
                    lbfgs_history: int = 100) -> torch.optim.Optimizer:
-    """L-BFGS (one function evaluation per iteration, no tolerance-based stop) or Adam."""
-    lr = DEFAULT_LEARNING_RATES.get(name) if learning_rate is None else learning_rate
+    """L-BFGS (one function evaluation per iteration, no tolerance-based stop), Adam or RMSprop."""
+    defaults = {**DEFAULT_LEARNING_RATES, **DEFAULT_LEARNING_RATES_OTHER_UNITS}
+    lr = defaults.get(name) if learning_rate is None else learning_rate
     if name == "lbfgs":
         # max_iter=1: each step() is one iteration with exactly one forward/backward pass, so the
         # caller controls the iteration count; negative tolerances disable the early exits.
@@ -32,7 +35,9 @@ def make_optimizer(name: str, params: Iterable[torch.Tensor], learning_rate: flo
                                  tolerance_grad=-1.0, tolerance_change=-1.0)
     if name == "adam":
         return torch.optim.Adam(list(params), lr=lr)
-    raise PainterlyError(f"optimizer must be 'lbfgs' or 'adam', got '{name}'")
+    if name == "rmsprop":
+        return torch.optim.RMSprop(list(params), lr=lr)
+    raise PainterlyError(f"optimizer must be 'lbfgs', 'adam' or 'rmsprop', got '{name}'")
 
 
 def optimize(

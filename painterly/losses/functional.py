@@ -81,3 +81,105 @@ def blend_grams(grams: list[torch.Tensor], weights: list[float]) -> torch.Tensor
     """One target from several styles: the weight-normalised sum of their Gram matrices."""
     total = float(sum(weights))
     return sum(g * (w / total) for g, w in zip(grams, weights))
+
+
+# --- STROTSS (Kolkin, Salavon & Shakhnarovich, CVPR 2019) ------------------------------------------
+# Point sets are (n, d) matrices: one row per sampled position, one column per feature channel.
+
+# The colour basis STROTSS's palette term works in (called YUV there): an orthonormal rotation of RGB
+# whose first axis is the grey diagonal (1, 1, 1)/sqrt(3). Being a rotation it leaves both the cosine
+# and the Euclidean cost unchanged; it is kept so the palette term reads as the paper defines it.
+STROTSS_YUV = (
+    (0.577350, 0.577350, 0.577350),
+    (-0.577350, 0.788675, -0.211325),
+    (-0.577350, -0.211325, 0.788675),
+)
+
+
+def rgb_to_strotss_yuv(colors: torch.Tensor) -> torch.Tensor:
+    """(n, 3) RGB rows -> (n, 3) rows in STROTSS's decorrelated colour basis."""
+    basis = torch.tensor(STROTSS_YUV, dtype=colors.dtype, device=colors.device)
+    return colors @ basis.T
+
+
+def pairwise_cosine_distance(x: torch.Tensor, y: torch.Tensor, eps: float = 1e-8) -> torch.Tensor:
+    """(n, d), (m, d) -> (n, m) matrix of 1 - cos(x_i, y_j)."""
+    xn = x / x.norm(dim=1, keepdim=True).clamp_min(eps)
+    yn = y / y.norm(dim=1, keepdim=True).clamp_min(eps)
+    return 1.0 - xn @ yn.T
+
+
+def pairwise_euclidean_distance(x: torch.Tensor, y: torch.Tensor, floor: float = 1e-5) -> torch.Tensor:
+    """(n, d), (m, d) -> (n, m) matrix of sqrt(mean squared difference over the d channels).
+
+    The mean squared difference is floored at `floor` (as STROTSS does) so the square root keeps a
+    finite gradient where two points coincide.
+    """
+    sq = (x * x).sum(1, keepdim=True) + (y * y).sum(1).unsqueeze(0) - 2.0 * x @ y.T
+    return (sq / x.shape[1]).clamp_min(floor).sqrt()
+
+
+def relaxed_emd(cost: torch.Tensor) -> torch.Tensor:
+    """Relaxed earth mover's distance from an (n, m) cost matrix (STROTSS eq. 4).
+
+    Each one-sided relaxation drops one marginal constraint, so every point moves all its mass to its
+    cheapest partner: R_a = mean_i min_j C_ij, R_b = mean_j min_i C_ij; the relaxed EMD is the larger.
+    """
+    return torch.maximum(cost.min(dim=1).values.mean(), cost.min(dim=0).values.mean())
+
+
+def remd_loss(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    """Relaxed EMD between feature sets under the cosine cost (STROTSS's style term l_r)."""
+    return relaxed_emd(pairwise_cosine_distance(x, y))
+
+
+def palette_loss(x_rgb: torch.Tensor, y_rgb: torch.Tensor) -> torch.Tensor:
+    """Relaxed EMD between pixel colours, (n, 3) and (m, 3) RGB (STROTSS's palette term l_p).
+
+    The cost is cosine distance plus root-mean-squared distance in STROTSS's colour basis, as in the
+    original code, so both hue and brightness must match.
+    """
+    x, y = rgb_to_strotss_yuv(x_rgb), rgb_to_strotss_yuv(y_rgb)
+    return relaxed_emd(pairwise_cosine_distance(x, y) + pairwise_euclidean_distance(x, y))
+
+
+def feature_moments(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """(n, d) points -> their mean (1, d) and biased covariance (d, d), divided by n.
+
+    The covariance goes through `gram_matrix`'s one-matmul backward (d^2 n flops instead of 2 d^2 n).
+    """
+    mu = x.mean(0, keepdim=True)
+    centred = (x - mu).contiguous()
+    n, d = centred.shape
+    # (n, d) row-major is (1, d, n, 1) channels-last: a free view that gram_matrix reads as positions x channels.
+    cov = gram_matrix(centred.view(1, n, 1, d).permute(0, 3, 1, 2))[0]
+    return mu, cov
+
+
+def moment_loss_to(x: torch.Tensor, target_mean: torch.Tensor, target_cov: torch.Tensor) -> torch.Tensor:
+    """Moment matching against precomputed target moments (see `moment_loss`)."""
+    mu, cov = feature_moments(x)
+    return (mu - target_mean).abs().mean() + (cov - target_cov).abs().mean()
+
+
+def moment_loss(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    """Moment matching (STROTSS's l_m): mean |mu_x - mu_y| + mean |Sigma_x - Sigma_y|.
+
+    Means over the channels of the absolute differences of the per-channel means and of the
+    covariance matrices (biased, divided by the number of points).
+    """
+    return moment_loss_to(x, *feature_moments(y))
+
+
+def self_similarity_loss(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    """STROTSS's content term l_content between output features x and content features y, both (n, d).
+
+    D = cosine distances among a set's own points, each column divided by its sum; the loss is
+    sum_ij |D^x_ij - D^y_ij| / n, i.e. the mean absolute difference times n, as in the original code
+    (the column normalisation makes entries ~1/n, so this keeps the loss independent of n).
+    """
+    dx = pairwise_cosine_distance(x, x)
+    dy = pairwise_cosine_distance(y, y)
+    dx = dx / dx.sum(0, keepdim=True).clamp_min(1e-12)
+    dy = dy / dy.sum(0, keepdim=True).clamp_min(1e-12)
+    return (dx - dy).abs().mean() * x.shape[0]

@@ -1,0 +1,306 @@
+"""STROTSS: Kolkin, Salavon & Shakhnarovich, "Style Transfer by Relaxed Optimal Transport and
+Self-Similarity" (CVPR 2019).
+
+A recipe over the shared parts: one VGG19 pass per step, hypercolumns bilinearly sampled at a
+fresh set of positions every step, the relaxed-EMD / moment / palette style terms and the
+self-similarity content term (losses.functional), a Laplacian-pyramid parameterisation optimised
+with RMSprop, coarse-to-fine with the content weight halved at every finer scale.
+
+Layer mapping. The paper reads VGG16 (torchvision weights, max pooling) at relu1_1, relu1_2,
+relu2_1, relu2_2, relu3_1, relu3_2, relu3_3, relu4_3 and relu5_3, plus the RGB pixels: a
+3 + 64 + 64 + 128 + 128 + 256 + 256 + 256 + 512 + 512 = 2179-channel hypercolumn. VGG19 has layers of
+the same names and widths (its blocks 3-5 have one convolution more), so painterly reads the very
+same names from its VGG19; `layers` changes them.
+
+Feature scale. painterly's VGG19 takes Caffe inputs (0..255, mean-subtracted), the original takes
+torchvision's (mean/std-normalised [0, 1]): activations come out about 255 x 0.226 = 57.6 times
+larger. The cosine terms do not care, but the moment term and the weight of the RGB channels inside
+each hypercolumn do, so VGG features are divided by that factor (FEATURE_SCALE) first.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+import time
+from dataclasses import dataclass
+from typing import Optional, Sequence
+
+import torch
+import torch.nn.functional as F
+
+from ..errors import PainterlyError
+from ..features import LAYER_INDEX, FeatureExtractor, check_layers, resolve_precision
+from ..image import fit_long_side, resize
+from ..losses import LossTerms
+from ..losses import functional as LF
+from ..optimize import make_optimizer, optimize
+from ..param import LaplacianPyramidImage, laplacian_pyramid
+from ..progress import Callback, StepInfo
+from ..schedule import scale_sizes, time_shares
+
+FEATURE_SCALE = 1.0 / (255.0 * 0.226)
+# The original's output grid: stride sqrt(H W / 128^2) px, so about 128 x 128 grid points at any size.
+GRID_POINTS = 128**2
+# Style positions the moment targets are estimated from, once per scale (the original's fixed style
+# set is 5 x 1000 positions per scale; per-step 1024-point estimates would be noisier and cost more).
+STYLE_MOMENT_SAMPLES = 4096
+
+
+@dataclass(frozen=True)
+class StrotssConfig:
+    """Every knob of a STROTSS run. Round-trips through JSON (to_json / from_json).
+
+    Defaults follow the authors' code (github.com/nkolkin13/STROTSS): 512 px long side reached over
+    four scales (64, 128, 256, 512), 250 RMSprop steps per scale at lr 2e-3 (1e-3 at the final scale),
+    content weight 16 at the coarsest scale (the README's 1.0 times 16, sec. 2.5), halved per scale.
+    """
+
+    size: int = 512                      # long side of the output, px
+    iterations: int = 250                # RMSprop steps at every scale
+    scales: Optional[int] = 4            # coarse-to-fine stages, each twice the previous; None = auto
+    seed: Optional[int] = None
+    content_weight: float = 16.0         # alpha at the coarsest scale; halved at each finer scale
+    moment_weight: float = 1.0           # weight of the moment (+ palette) term
+    learning_rate: float = 2e-3          # RMSprop, on pyramid coefficients in [0, 1] units
+    final_learning_rate: Optional[float] = 1e-3  # at the final scale (None: same as learning_rate)
+    samples: int = 1024                  # output/content positions per step (the original's 32^2)
+    style_samples: int = 1024            # style positions per step, drawn from all style images
+    pyramid_levels: int = 5
+    layers: tuple[str, ...] = ("relu1_1", "relu1_2", "relu2_1", "relu2_2", "relu3_1", "relu3_2",
+                               "relu3_3", "relu4_3", "relu5_3")
+    pooling: str = "max"                 # VGG16 in the original has max pooling
+    precision: str = "auto"              # auto | fp32 | bf16
+    max_time: Optional[float] = None     # seconds; spread across scales like Gatys's
+    device: str = "auto"
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "layers", tuple(check_layers(self.layers, "layer")))
+        if not self.layers:
+            raise PainterlyError("at least one layer is needed")
+        if self.size < 16:
+            raise PainterlyError(f"size must be at least 16 px, got {self.size}")
+        if self.iterations < 0:
+            raise PainterlyError("iterations must not be negative")
+        if self.scales is not None and self.scales < 1:
+            raise PainterlyError(f"scales must be at least 1, got {self.scales}")
+        for name in ("content_weight", "moment_weight"):
+            if getattr(self, name) < 0:
+                raise PainterlyError(f"{name.replace('_', '-')} must not be negative, got {getattr(self, name)}")
+        for name in ("learning_rate", "final_learning_rate"):
+            value = getattr(self, name)
+            if value is not None and value <= 0:
+                raise PainterlyError(f"{name.replace('_', '-')} must be positive, got {value}")
+        for name in ("samples", "style_samples", "pyramid_levels"):
+            if getattr(self, name) < 1:
+                raise PainterlyError(f"{name.replace('_', '-')} must be at least 1, got {getattr(self, name)}")
+        if self.pooling not in ("avg", "max"):
+            raise PainterlyError(f"pooling must be avg or max, got '{self.pooling}'")
+        if self.precision not in ("auto", "fp32", "bf16"):
+            raise PainterlyError(f"precision must be auto, fp32 or bf16, got '{self.precision}'")
+        if self.max_time is not None and self.max_time <= 0:
+            raise PainterlyError("max-time must be positive")
+
+    def to_json(self) -> str:
+        return json.dumps(dataclasses.asdict(self), indent=1)
+
+    @classmethod
+    def from_json(cls, text: str) -> "StrotssConfig":
+        data = json.loads(text)
+        for key, value in data.items():
+            if isinstance(value, list):
+                data[key] = tuple(value)
+        return cls(**data)
+
+    @property
+    def sorted_layers(self) -> list[str]:
+        return sorted(set(self.layers), key=LAYER_INDEX.__getitem__)
+
+
+# --- sampling -------------------------------------------------------------------------------------
+
+def grid_positions(size: tuple[int, int], count: int, generator: torch.Generator) -> torch.Tensor:
+    """Output/content positions: a regular grid with a random offset, at most `count` of its points.
+
+    The grid's stride is sqrt(H W / 128^2) px (at least 1), as in the original; a fresh random offset
+    in [0, stride) is drawn per axis, and when the grid has more than `count` points a random subset
+    is kept. Returns (P, 2) float (y, x) pixel indices.
+    """
+    h, w = size
+    stride = max(int(math.sqrt(h * w // GRID_POINTS)), 1)
+    oy, ox = (int(v) for v in torch.randint(0, stride, (2,), generator=generator))
+    ys = torch.arange(oy, h, stride)
+    xs = torch.arange(ox, w, stride)
+    pos = torch.stack(torch.meshgrid(ys, xs, indexing="ij"), dim=-1).reshape(-1, 2)
+    if pos.shape[0] > count:
+        pos = pos[torch.randperm(pos.shape[0], generator=generator)[:count]]
+    return pos.float()
+
+
+def random_positions(size: tuple[int, int], count: int, generator: torch.Generator) -> torch.Tensor:
+    """`count` positions drawn uniformly (with replacement) among the pixels; (P, 2) float (y, x)."""
+    h, w = size
+    flat = torch.randint(0, h * w, (count,), generator=generator)
+    return torch.stack([flat // w, flat % w], dim=1).float()
+
+
+def sample_hypercolumns(image: torch.Tensor, features: dict[str, torch.Tensor], layers: Sequence[str],
+                        positions: torch.Tensor) -> torch.Tensor:
+    """(P, 3 + sum of channels) hypercolumns: the RGB pixel and every layer's features at `positions`.
+
+    `positions` are (y, x) pixel indices of `image`; each layer's map is sampled bilinearly at the same
+    physical point (pixel centres aligned across resolutions), so deep, coarse maps are interpolated.
+    """
+    h, w = image.shape[-2:]
+    pos = positions.to(image.device, image.dtype)
+    # Normalised grid_sample coordinates with align_corners=False: pixel centre i -> (2 i + 1) / n - 1.
+    grid = torch.stack([(2 * pos[:, 1] + 1) / w - 1, (2 * pos[:, 0] + 1) / h - 1], dim=1).view(1, 1, -1, 2)
+    columns = [F.grid_sample(image, grid, mode="bilinear", align_corners=False)]
+    for layer in layers:
+        fmap = features[layer]
+        columns.append(F.grid_sample(fmap, grid.to(fmap.dtype), mode="bilinear", padding_mode="border",
+                                     align_corners=False) * FEATURE_SCALE)
+    return torch.cat(columns, dim=1)[0, :, 0, :].T
+
+
+# --- objective ------------------------------------------------------------------------------------
+
+def strotss_terms(x: torch.Tensor, content: torch.Tensor, style: torch.Tensor, content_weight: float,
+                  moment_weight: float = 1.0,
+                  style_moments: Optional[tuple[torch.Tensor, torch.Tensor]] = None) -> LossTerms:
+    """The STROTSS objective on sampled hypercolumns (RGB in the first three columns).
+
+    (alpha l_content + l_r + beta (l_m + l_p / max(alpha, 1))) / (alpha + 1 + beta), as in the
+    authors' code (the paper's eq. 7 with its normalisation); each addend is reported by name.
+    `style_moments` (mean, covariance) replaces the moments of `style` when given.
+    """
+    if style_moments is None:
+        style_moments = LF.feature_moments(style)
+    norm = content_weight + 1.0 + moment_weight
+    terms = {
+        "content": content_weight * LF.self_similarity_loss(x, content) / norm,
+        "style": LF.remd_loss(x, style) / norm,
+        "moments": moment_weight * LF.moment_loss_to(x, *style_moments) / norm,
+        "palette": moment_weight * LF.palette_loss(x[:, :3], style[:, :3]) / max(content_weight, 1.0) / norm,
+    }
+    return LossTerms(terms)
+
+
+class StrotssObjective:
+    """The objective at one scale: content and style feature maps computed once, sampled every step.
+
+    Calling it with an image draws fresh positions from `generator`, so each call sees a new sample.
+    """
+
+    def __init__(self, extractor: FeatureExtractor, config: StrotssConfig, content: torch.Tensor,
+                 styles: Sequence[torch.Tensor], content_weight: float, generator: torch.Generator) -> None:
+        self.extractor = extractor
+        self.config = config
+        self.layers = config.sorted_layers
+        self.content_weight = content_weight
+        self.generator = generator
+        with torch.no_grad():
+            self.content = content
+            self.content_features = extractor(content, self.layers)
+            self.styles = [(s, extractor(s, self.layers)) for s in styles]
+            self.style_moments = LF.feature_moments(self.sample_style(STYLE_MOMENT_SAMPLES))
+
+    def sample_style(self, total: Optional[int] = None) -> torch.Tensor:
+        """`total` (default `style_samples`) hypercolumns split as evenly as possible over the style images."""
+        total = self.config.style_samples if total is None else total
+        n = len(self.styles)
+        counts = [total // n + (1 if i < total % n else 0) for i in range(n)]
+        cols = []
+        with torch.no_grad():
+            for (image, feats), count in zip(self.styles, counts):
+                if count:
+                    pos = random_positions(tuple(image.shape[-2:]), count, self.generator)
+                    cols.append(sample_hypercolumns(image, feats, self.layers, pos))
+        return torch.cat(cols, dim=0)
+
+    def __call__(self, image: torch.Tensor, positions: Optional[torch.Tensor] = None,
+                 style: Optional[torch.Tensor] = None) -> LossTerms:
+        if positions is None:
+            positions = grid_positions(tuple(image.shape[-2:]), self.config.samples, self.generator)
+        if style is None:
+            style = self.sample_style()
+        x = sample_hypercolumns(image, self.extractor(image, self.layers), self.layers, positions)
+        with torch.no_grad():
+            c = sample_hypercolumns(self.content, self.content_features, self.layers, positions)
+        return strotss_terms(x, c, style, self.content_weight, self.config.moment_weight, self.style_moments)
+
+
+# --- the run --------------------------------------------------------------------------------------
+
+def _finest_band(image: torch.Tensor) -> torch.Tensor:
+    return laplacian_pyramid(image, 1)[0]
+
+
+def style_mean_color(styles: Sequence[torch.Tensor]) -> torch.Tensor:
+    """1x3x1x1 mean colour over the style images (each image weighs the same)."""
+    return torch.stack([s.mean(dim=(2, 3), keepdim=True) for s in styles]).mean(0)
+
+
+def plan_sizes(content_hw: tuple[int, int], config: StrotssConfig) -> list[tuple[int, int]]:
+    return scale_sizes(fit_long_side(*content_hw, config.size), config.scales)
+
+
+def run(content: torch.Tensor, styles: Sequence[torch.Tensor], config: StrotssConfig,
+        callback: Optional[Callback] = None, extractor: Optional[FeatureExtractor] = None) -> torch.Tensor:
+    """Stylise `content` (1x3xHxW in [0, 1]) with `styles`; returns the output in [0, 1].
+
+    Scale 1 starts from the styles' mean colour plus the content's finest Laplacian band; each finer
+    scale starts from the previous result upsampled plus the content's finest band at that size (the
+    final scale from the upsampled result alone), as in the original.
+    """
+    if not styles:
+        raise PainterlyError("at least one style image is needed")
+    device = torch.device(("cuda" if torch.cuda.is_available() else "cpu") if config.device == "auto" else config.device)
+    precision = resolve_precision(config.precision, device)
+    sizes = plan_sizes(tuple(content.shape[-2:]), config)
+    if extractor is None:
+        extractor = FeatureExtractor.vgg19(pooling=config.pooling, last_layer=config.sorted_layers[-1],
+                                           precision=precision, device=device)
+    content = content.to(device)
+    styles = [s.to(device) for s in styles]
+    generator = torch.Generator().manual_seed(config.seed if config.seed is not None else torch.seed())
+    mean_color = style_mean_color(styles)
+
+    start = time.monotonic()
+    shares = time_shares(sizes)
+    step = 0
+    image = None
+    for k, size in enumerate(sizes):
+        final = k == len(sizes) - 1
+        content_k = resize(content, size)
+        if image is None:
+            image = mean_color + _finest_band(content_k)
+        else:
+            image = F.interpolate(image, size=size, mode="bilinear", align_corners=True)
+            if not final:
+                image = image + _finest_band(content_k)
+        styles_k = [resize(s, fit_long_side(*s.shape[-2:], max(size))) for s in styles]
+        weight = config.content_weight / 2**k
+        objective = StrotssObjective(extractor, config, content_k, styles_k, weight, generator)
+        param = LaplacianPyramidImage(image, config.pyramid_levels).to(device)
+        lr = config.final_learning_rate if final and config.final_learning_rate is not None else config.learning_rate
+        optimizer = make_optimizer("rmsprop", param.parameters(), lr)
+        deadline = None
+        if config.max_time is not None:
+            left = config.max_time - (time.monotonic() - start)
+            deadline = time.monotonic() + left * shares[k] / sum(shares[k:])
+
+        def on_step(i: int, terms: LossTerms, size: tuple[int, int] = size, k: int = k,
+                    param: LaplacianPyramidImage = param) -> None:
+            nonlocal step
+            step += 1
+            if callback is not None:
+                callback(StepInfo(iteration=i, iterations=config.iterations, scale=k, scales=len(sizes), size=size,
+                                  losses=terms.floats(), elapsed=time.monotonic() - start, step=step,
+                                  _render=param.image))
+
+        optimize(param, objective, config.iterations, optimizer, on_step, deadline)
+        # Unclamped, as the original carries it to the next scale; clamped only when read out.
+        image = param().detach()
+    return image.clamp(0, 1)

@@ -1,0 +1,224 @@
+"""STROTSS: its losses against hand-computed values and gradcheck, the Laplacian pyramid, the
+sampling, the config, and one short real-VGG run."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+
+from painterly.errors import PainterlyError
+from painterly.losses import functional as LF
+from painterly.optimize import make_optimizer
+from painterly.param import LaplacianPyramidImage, laplacian_pyramid, reconstruct_pyramid
+from painterly.methods import strotss
+from painterly.methods.strotss import (StrotssConfig, StrotssObjective, grid_positions, random_positions,
+                                       sample_hypercolumns)
+
+A = 1.0 - 1.0 / math.sqrt(2.0)  # cosine distance between (1, 0) and (1, 1)
+
+
+def t(rows):
+    return torch.tensor(rows, dtype=torch.float64)
+
+
+# --- losses: hand values -------------------------------------------------------------------------
+
+def test_cosine_distance_hand_values():
+    d = LF.pairwise_cosine_distance(t([[1, 0], [0, 1]]), t([[1, 1], [-1, 0], [0, 3]]))
+    assert torch.allclose(d, t([[A, 2, 1], [A, 1, 0]]))
+
+
+def test_relaxed_emd_of_identical_sets_is_zero():
+    x = torch.randn(7, 5, dtype=torch.float64)
+    assert float(LF.remd_loss(x, x)) == pytest.approx(0.0, abs=1e-12)
+
+
+def test_relaxed_emd_two_point_sets_hand_value():
+    # Costs: x1-y1 = A, x1-y2 = 2, x2-y1 = A, x2-y2 = 1. Row minima A, A (mean A); column minima
+    # A, 1 (mean (A + 1) / 2); the relaxed EMD is the larger one-sided term.
+    x, y = t([[1, 0], [0, 1]]), t([[1, 1], [-1, 0]])
+    assert float(LF.remd_loss(x, y)) == pytest.approx((A + 1) / 2, abs=1e-12)
+    assert float(LF.remd_loss(y, x)) == pytest.approx((A + 1) / 2, abs=1e-12)  # symmetric
+    assert float(LF.relaxed_emd(t([[0, 5], [3, 4]]))) == pytest.approx(max((0 + 3) / 2, (0 + 4) / 2))
+
+
+def test_palette_loss_hand_value():
+    # Red vs green: cosine distance 1, RMS distance sqrt(2/3); the colour basis is a rotation.
+    x, y = t([[1, 0, 0]]), t([[0, 1, 0]])
+    assert float(LF.palette_loss(x, y)) == pytest.approx(1 + math.sqrt(2 / 3), abs=1e-6)
+    # Identical colours cost only the floor sqrt(1e-5) (which keeps the gradient finite).
+    same = torch.rand(4, 3, dtype=torch.float64) + 0.1
+    assert float(LF.palette_loss(same, same)) == pytest.approx(math.sqrt(1e-5), abs=1e-6)
+
+
+def test_strotss_yuv_basis_is_orthonormal():
+    basis = torch.tensor(LF.STROTSS_YUV, dtype=torch.float64)
+    assert torch.allclose(basis @ basis.T, torch.eye(3, dtype=torch.float64), atol=1e-5)
+
+
+def test_moment_loss_hand_values():
+    # x: mean (1, 1), covariance [[1, 1], [1, 1]]; y: mean (1, 0), covariance 0.
+    x, y = t([[0, 0], [2, 2]]), t([[1, 0], [1, 0]])
+    assert float(LF.moment_loss(x, y)) == pytest.approx(0.5 + 1.0)
+    assert float(LF.moment_loss(x, x)) == pytest.approx(0.0)
+    mu, cov = LF.feature_moments(x)
+    assert torch.allclose(mu, t([[1, 1]])) and torch.allclose(cov, t([[1, 1], [1, 1]]))
+
+
+def test_self_similarity_loss_zero_for_identical_and_hand_value():
+    x = torch.randn(6, 4, dtype=torch.float64)
+    assert float(LF.self_similarity_loss(x, x)) == pytest.approx(0.0, abs=1e-12)
+    # x = (1,0), (0,1), (1,1): distances 1, A, A. y = (1,0), (0,1), (1,0): distances 1, 0, 1.
+    x, y = t([[1, 0], [0, 1], [1, 1]]), t([[1, 0], [0, 1], [1, 0]])
+    dx = t([[0, 1, A], [1, 0, A], [A, A, 0]])
+    dx = dx / t([[1 + A, 1 + A, 2 * A]])            # columns divided by their sums
+    dy = t([[0, 1 / 2, 0], [1, 0, 1], [0, 1 / 2, 0]])  # column sums 1, 2, 1
+    expected = float((dx - dy).abs().sum()) / 3      # mean |difference| x n = sum / n
+    assert float(LF.self_similarity_loss(x, y)) == pytest.approx(expected, abs=1e-12)
+
+
+@pytest.mark.parametrize("loss", [LF.remd_loss, LF.palette_loss, LF.moment_loss, LF.self_similarity_loss])
+def test_gradcheck(loss):
+    gen = torch.Generator().manual_seed(0)
+    x = torch.rand(5, 3, dtype=torch.float64, generator=gen).add(0.1).requires_grad_()
+    y = torch.rand(6 if loss is not LF.self_similarity_loss else 5, 3, dtype=torch.float64, generator=gen) + 0.1
+    assert torch.autograd.gradcheck(lambda a: loss(a, y), (x,))
+
+
+def test_strotss_terms_weighting():
+    gen = torch.Generator().manual_seed(1)
+    x, c, s = (torch.rand(8, 5, generator=gen) for _ in range(3))
+    alpha = 4.0
+    terms = strotss.strotss_terms(x, c, s, alpha).terms
+    norm = alpha + 2.0
+    assert float(terms["content"]) == pytest.approx(alpha * float(LF.self_similarity_loss(x, c)) / norm, rel=1e-5)
+    assert float(terms["style"]) == pytest.approx(float(LF.remd_loss(x, s)) / norm, rel=1e-5)
+    assert float(terms["moments"]) == pytest.approx(float(LF.moment_loss(x, s)) / norm, rel=1e-5)
+    assert float(terms["palette"]) == pytest.approx(float(LF.palette_loss(x[:, :3], s[:, :3])) / alpha / norm, rel=1e-5)
+
+
+# --- Laplacian pyramid ---------------------------------------------------------------------------
+
+@pytest.mark.parametrize("size", [(37, 53), (64, 43), (5, 3)])
+def test_pyramid_round_trips(size):
+    image = torch.rand(1, 3, *size, generator=torch.Generator().manual_seed(0))
+    param = LaplacianPyramidImage(image, levels=5)
+    assert len(param.bands) == 6
+    assert (param() - image).abs().max() < 1e-6
+    assert (reconstruct_pyramid(laplacian_pyramid(image, 3)) - image).abs().max() < 1e-6
+    assert torch.equal(param.image(), param().detach().clamp(0, 1))
+
+
+def test_pyramid_gradient_reaches_every_level_and_rmsprop_steps():
+    param = LaplacianPyramidImage(torch.rand(1, 3, 32, 32), levels=5)
+    opt = make_optimizer("rmsprop", param.parameters())
+    assert isinstance(opt, torch.optim.RMSprop) and opt.param_groups[0]["lr"] == 2e-3
+    param().mean().backward()
+    assert all(b.grad is not None and b.grad.abs().sum() > 0 for b in param.bands)
+    before = param().detach()
+    opt.step()
+    assert not torch.equal(before, param().detach())
+
+
+# --- sampling --------------------------------------------------------------------------------------
+
+def test_grid_positions_in_bounds_regular_and_resampled():
+    size = (300, 400)  # stride floor(sqrt(120000 // 128^2)) = 2
+    offsets = set()
+    for seed in range(8):
+        gen = torch.Generator().manual_seed(seed)
+        pos = grid_positions(size, 10**6, gen)
+        assert pos[:, 0].min() >= 0 and pos[:, 0].max() <= 299 and pos[:, 1].min() >= 0 and pos[:, 1].max() <= 399
+        oy, ox = int(pos[:, 0].min()), int(pos[:, 1].min())
+        assert oy < 2 and ox < 2
+        assert torch.all((pos[:, 0] - oy) % 2 == 0) and torch.all((pos[:, 1] - ox) % 2 == 0)
+        offsets.add((oy, ox))
+    assert len(offsets) > 1  # the offset changes with the generator's state
+    gen = torch.Generator().manual_seed(0)
+    a, b = grid_positions(size, 1024, gen), grid_positions(size, 1024, gen)
+    assert a.shape == b.shape == (1024, 2) and not torch.equal(a, b)
+    assert len({tuple(p) for p in a.tolist()}) == 1024  # a subset, no repeats
+
+
+def test_random_positions_in_bounds():
+    pos = random_positions((7, 11), 500, torch.Generator().manual_seed(0))
+    assert pos.shape == (500, 2)
+    assert pos[:, 0].min() >= 0 and pos[:, 0].max() <= 6 and pos[:, 1].min() >= 0 and pos[:, 1].max() <= 10
+    assert len({tuple(p) for p in pos.tolist()}) > 50
+
+
+def test_sample_hypercolumns_reads_pixels_and_layers():
+    gen = torch.Generator().manual_seed(0)
+    image = torch.rand(1, 3, 8, 6, generator=gen)
+    fmap = torch.rand(1, 4, 4, 3, generator=gen)  # half resolution
+    pos = torch.tensor([[0.0, 0.0], [5.0, 3.0], [7.0, 5.0]])
+    cols = sample_hypercolumns(image, {"relu2_1": fmap}, ["relu2_1"], pos)
+    assert cols.shape == (3, 7)
+    assert torch.allclose(cols[:, :3], image[0, :, [0, 5, 7], [0, 3, 5]].T)
+    # Full-res pixel (5, 3) lies between half-res rows 2 and 3 (2.25) and columns 1 and 2 (1.25).
+    y, x = 2.25, 1.25
+    f = fmap[0]
+    expected = (f[:, 2, 1] * 0.75 * 0.75 + f[:, 3, 1] * 0.25 * 0.75 + f[:, 2, 2] * 0.75 * 0.25
+                + f[:, 3, 2] * 0.25 * 0.25)
+    assert torch.allclose(cols[1, 3:], expected * strotss.FEATURE_SCALE, atol=1e-6)
+
+
+# --- config ----------------------------------------------------------------------------------------
+
+def test_config_round_trips_and_validates():
+    c = StrotssConfig(size=96, scales=2, layers=("block1_relu1", "relu2_1"))
+    assert c.layers == ("relu1_1", "relu2_1")
+    assert StrotssConfig.from_json(c.to_json()) == c
+    for bad in ({"content_weight": -1}, {"samples": 0}, {"learning_rate": 0}, {"layers": ("nope",)},
+                {"size": 8}, {"scales": 0}, {"precision": "fp16"}):
+        with pytest.raises(PainterlyError):
+            StrotssConfig(**bad)
+
+
+def test_api_and_cli_know_strotss():
+    from painterly.api import METHODS, make_config
+
+    assert METHODS["strotss"] is StrotssConfig
+    assert make_config("strotss", iterations=3).iterations == 3
+    with pytest.raises(PainterlyError, match="style_weight"):
+        make_config("strotss", style_weight=3.0)
+
+
+# --- end to end ------------------------------------------------------------------------------------
+
+def test_short_run_lowers_style_and_content_terms():
+    from painterly.features import FeatureExtractor
+    from painterly.image import resize
+
+    gen = torch.Generator().manual_seed(0)
+    # A smooth content (a gradient with a bright square) and a high-contrast striped style.
+    yy, xx = torch.meshgrid(torch.linspace(0, 1, 48), torch.linspace(0, 1, 64), indexing="ij")
+    content = torch.stack([xx, yy, 0.5 * torch.ones_like(xx)])[None]
+    content[..., 16:32, 20:40] = 0.9
+    stripes = ((torch.arange(64) // 4) % 2).float()
+    style = torch.stack([stripes.expand(64, 64), 0.2 * torch.ones(64, 64), 1 - stripes.expand(64, 64)])[None]
+    style = (style + 0.05 * torch.rand(style.shape, generator=gen)).clamp(0, 1)
+
+    config = StrotssConfig(size=64, scales=1, iterations=20, seed=0, precision="fp32", samples=256,
+                           style_samples=256, learning_rate=1e-2, final_learning_rate=None)
+    extractor = FeatureExtractor.vgg19(pooling="max", last_layer=config.sorted_layers[-1], precision="fp32")
+    infos = []
+    out = strotss.run(content, [style], config, callback=infos.append, extractor=extractor)
+    assert out.shape == (1, 3, 48, 64) and out.min() >= 0 and out.max() <= 1
+    assert [i.iteration for i in infos] == list(range(1, 21))
+
+    def mean(key, rows):
+        return sum(i.losses[key] for i in rows) / len(rows)
+
+    for key in ("style", "content", "total"):
+        assert mean(key, infos[-4:]) < mean(key, infos[:4]), key
+
+    # Scored on the same samples, the output is closer to the style than the content image is.
+    def style_term(image):
+        objective = StrotssObjective(extractor, config, content, [style], 1.0, torch.Generator().manual_seed(5))
+        with torch.no_grad():
+            return float(objective(image).terms["style"])
+
+    assert style_term(out) < style_term(content)
