@@ -9,6 +9,7 @@ from typing import Optional, Sequence, Union
 import torch
 from PIL import Image
 
+from .checkpoint import Checkpointer, Interrupted
 from .errors import PainterlyError
 from .image import ImageLike, as_tensor, open_image, resize, split_alpha, tensor_to_pil
 from .methods.gatys import GatysConfig, run as run_gatys
@@ -17,6 +18,7 @@ from .progress import Callback
 
 METHODS = {"gatys": GatysConfig, "strotss": StrotssConfig}
 RUNNERS = {"gatys": run_gatys, "strotss": run_strotss}
+CHECKPOINTED = {"gatys"}  # methods whose run() takes a Checkpointer (save, resume, stop on request)
 
 
 def make_config(method: str = "gatys", config: Optional[GatysConfig] = None, **options) -> GatysConfig:
@@ -41,6 +43,11 @@ def stylize(
     method: Optional[str] = None,
     config: Optional[GatysConfig] = None,
     callback: Optional[Callback] = None,
+    checkpoint: Union[None, str, os.PathLike, Checkpointer] = None,
+    resume: Union[bool, str, os.PathLike] = False,
+    checkpoint_every: Optional[int] = None,
+    checkpoint_seconds: Optional[float] = 60.0,
+    keep_checkpoint: bool = False,
     **options,
 ) -> Image.Image:
     """Repaint `content` in the style of `styles` and return the result as a PIL image.
@@ -54,6 +61,13 @@ def stylize(
     `preview()` of the current image on request).
 
     If the content image has an alpha channel, the result keeps it (resized to the output).
+
+    checkpoint: a file to save the run's state to every `checkpoint_every` iterations and/or
+    `checkpoint_seconds` seconds (or a ready `painterly.checkpoint.Checkpointer`); removed after
+    success unless `keep_checkpoint`. resume: True continues from `checkpoint`, a path continues from
+    that file (and keeps saving to it); the inputs and result-changing options must be the same.
+    A stop requested through the Checkpointer raises `painterly.checkpoint.Interrupted`, whose
+    `.image` is then the current image as a PIL image.
     """
     if method is None:  # from the config's class (a StrotssConfig means 'strotss'), else Gatys
         method = next((name for name, cls in METHODS.items() if isinstance(config, cls)), "gatys")
@@ -70,11 +84,41 @@ def stylize(
     init_image = None
     if getattr(cfg, "init", "content") not in ("content", "noise", "style"):
         init_image = as_tensor(cfg.init, "init image")
-    if method == "gatys":
-        result = run_gatys(content_t, style_ts, cfg, callback=callback, init_image=init_image)
-    else:
-        result = RUNNERS[method](content_t, style_ts, cfg, callback=callback)
-    out = tensor_to_pil(result.cpu())
-    if alpha is not None:
-        out.putalpha(alpha.resize(out.size, Image.LANCZOS))
-    return out
+    ckpt = make_checkpointer(checkpoint, resume, checkpoint_every, checkpoint_seconds, keep_checkpoint)
+
+    def to_pil(result: torch.Tensor) -> Image.Image:
+        out = tensor_to_pil(result.cpu())
+        if alpha is not None:
+            out.putalpha(alpha.resize(out.size, Image.LANCZOS))
+        return out
+
+    try:
+        if method == "gatys":
+            result = run_gatys(content_t, style_ts, cfg, callback=callback, init_image=init_image, checkpoint=ckpt)
+        else:
+            # Checkpoints are Gatys-only so far: a STROTSS run ignores a checkpointer but refuses to resume.
+            if ckpt is not None and ckpt.resume:
+                raise PainterlyError(f"resuming from a checkpoint is not supported for method '{method}' yet")
+            result = RUNNERS[method](content_t, style_ts, cfg, callback=callback)
+    except Interrupted as exc:
+        if isinstance(exc.image, torch.Tensor):
+            exc.image = to_pil(exc.image)
+        raise
+    return to_pil(result)
+
+
+def make_checkpointer(checkpoint: Union[None, str, os.PathLike, Checkpointer] = None,
+                      resume: Union[bool, str, os.PathLike] = False, every: Optional[int] = None,
+                      seconds: Optional[float] = 60.0, keep: bool = False) -> Optional[Checkpointer]:
+    """The Checkpointer stylize() uses for its checkpoint/resume arguments (None: no checkpoints)."""
+    if isinstance(checkpoint, Checkpointer):
+        if resume:
+            checkpoint.resume = True
+        return checkpoint
+    if resume is not False and resume is not None and not isinstance(resume, bool):
+        checkpoint = resume
+    if checkpoint is None:
+        if resume:
+            raise PainterlyError("resume=True needs checkpoint=PATH (or pass the checkpoint's path as resume)")
+        return None
+    return Checkpointer(checkpoint, every=every, seconds=seconds, resume=bool(resume), keep=keep)

@@ -4,6 +4,11 @@
 
 Every user error prints one line, `painterly: error: ...`, and exits with status 2; no traceback,
 no partial output file. Defaults live in `GatysConfig` alone: only options the user gave are passed on.
+
+Ctrl-C or SIGTERM: the run stops after the current iteration, saves a checkpoint (OUT.ckpt) and the
+image so far (to OUT itself, atomically), prints one line with the command that resumes it and exits
+with status 130; a second Ctrl-C aborts at once. A checkpoint is also saved every 60 s (--checkpoint-*)
+so even a SIGKILL loses at most that much; it is removed when the run finishes.
 """
 
 from __future__ import annotations
@@ -11,13 +16,15 @@ from __future__ import annotations
 import argparse
 import math
 import os
+import shlex
 import sys
 import time
 from pathlib import Path
 from typing import Optional, Sequence
 
 from . import __version__
-from .api import make_config, stylize
+from .api import CHECKPOINTED, make_config, stylize
+from .checkpoint import Checkpointer, Interrupted, default_path as default_checkpoint_path, install_stop_handlers
 from .errors import PainterlyError
 from .figures import side_by_side
 from .image import check_writable, open_image, save_image, split_alpha
@@ -179,6 +186,20 @@ def build_parser() -> argparse.ArgumentParser:
                    help="write loss terms per iteration to OUT.json and a loss curve to OUT.loss.png")
     g.add_argument("--comparison", action="store_true",
                    help="write OUT.compare.png: content, style(s) and result side by side")
+    g = p.add_argument_group("checkpoints (resume after a crash, Ctrl-C or kill)")
+    g.add_argument("--checkpoint", metavar="PATH",
+                   help="where to save the run's state, atomically [OUT with the extension .ckpt]")
+    g.add_argument("--checkpoint-every", type=_positive_int, metavar="N",
+                   help="save a checkpoint every N iterations [off]")
+    g.add_argument("--checkpoint-seconds", type=_number, default=60.0, metavar="S",
+                   help="save a checkpoint when S seconds have passed since the last (at least 10x the time "
+                        "a save takes); 0 = off [60]")
+    g.add_argument("--resume", action="store_true",
+                   help="continue from the checkpoint (same images and options); the result equals an uninterrupted run")
+    g.add_argument("--keep-checkpoint", action="store_true",
+                   help="keep the checkpoint after the run finishes [removed]")
+
+    g = p.add_argument_group("configuration")
     g.add_argument("--config", metavar="FILE",
                    help="start from a JSON config (as printed by --config-json); flags given override it")
     g.add_argument("--config-json", action="store_true",
@@ -254,7 +275,15 @@ def side_paths(output: Path) -> dict[str, Path]:
             "compare": output.with_suffix(".compare.png")}
 
 
-def _run(args: argparse.Namespace) -> int:
+def _resume_command(argv: Optional[Sequence[str]]) -> str:
+    """The command line that continues this run."""
+    words = list(sys.argv[1:] if argv is None else argv)
+    if "--resume" not in words:
+        words.append("--resume")
+    return shlex.join(["painterly", *words])
+
+
+def _run(args: argparse.Namespace, argv: Optional[Sequence[str]] = None) -> int:
     options = {name: getattr(args, name) for name in CONFIG_FIELDS if hasattr(args, name)}
     base = _load_config(args.config, args.method) if args.config else None
     config = make_config(args.method, base, **_method_options(args.method, options))
@@ -278,13 +307,53 @@ def _run(args: argparse.Namespace) -> int:
     if args.comparison:
         check_writable(extra["compare"])
 
+    if args.checkpoint_seconds < 0:
+        raise PainterlyError(f"--checkpoint-seconds must not be negative, got {args.checkpoint_seconds:g}")
+    ckpt_path = Path(args.checkpoint) if args.checkpoint else default_checkpoint_path(output)
+    if ckpt_path.resolve() in {p.resolve() for p in (output, *extra.values())}:
+        raise PainterlyError(f"--checkpoint '{ckpt_path}' would overwrite an output file")
+    if not ckpt_path.parent.is_dir():
+        raise PainterlyError(f"checkpoint folder '{ckpt_path.parent}' does not exist")
+    ckpt = Checkpointer(ckpt_path, every=args.checkpoint_every, seconds=args.checkpoint_seconds,
+                        resume=args.resume, keep=args.keep_checkpoint)
+
     bar = None if args.quiet else ProgressBar(sys.stderr)
     history = LossHistory() if args.log else None
+    if history is not None:
+        ckpt.extra["log"] = history.records  # the loss log survives a resume
     saver = SaveEvery(output, args.save_every) if args.save_every else None
+    resume_cmd = _resume_command(argv)
+
+    def stopping(signum: int) -> None:
+        if bar is not None:
+            bar.close()
+        print("painterly: stopping after this iteration to save a checkpoint (again to abort without saving)",
+              file=sys.stderr)
+
+    # Methods without checkpoint support keep Python's Ctrl-C (an immediate KeyboardInterrupt).
+    restore_handlers = install_stop_handlers(ckpt, stopping) if args.method in CHECKPOINTED else (lambda: None)
     start = time.monotonic()
     try:
-        result = stylize(args.content, list(args.styles), config=config, callback=combine(bar, history, saver))
+        result = stylize(args.content, list(args.styles), config=config, callback=combine(bar, history, saver),
+                         checkpoint=ckpt)
+    except Interrupted as exc:
+        if bar is not None:
+            bar.close()
+        wrote = ""
+        if exc.image is not None:
+            save_image(exc.image, output)
+            wrote = f"wrote the image so far to {output}; "
+        print(f"painterly: interrupted at {exc.where}; {wrote}resume with: {resume_cmd}", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    except KeyboardInterrupt:
+        if bar is not None:
+            bar.close()
+        if ckpt.saved or (args.resume and ckpt_path.exists()):
+            print(f"painterly: interrupted; resume from the last checkpoint with: {resume_cmd}", file=sys.stderr)
+            return EXIT_INTERRUPTED
+        raise
     finally:
+        restore_handlers()
         if bar is not None:
             bar.close()
 
@@ -337,7 +406,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
             args = parser.parse_intermixed_args(argv)
         except SystemExit as exc:  # --help and --version
             return exc.code if isinstance(exc.code, int) else EXIT_OK
-        return _run(args)
+        return _run(args, argv)
     except _UsageError as exc:
         return _fail(f"{exc} (see painterly --help)", EXIT_USAGE)
     except PainterlyError as exc:

@@ -47,8 +47,11 @@ def optimize(
     optimizer: torch.optim.Optimizer,
     on_step: Optional[StepHook] = None,
     deadline: Optional[float] = None,
+    start: int = 0,
 ) -> Optional[LossTerms]:
-    """Run up to `steps` iterations (fewer only if `deadline`, a time.monotonic() value, passes).
+    """Run iterations start+1 .. `steps` (fewer only if `deadline`, a time.monotonic() value, passes).
+
+    `start` > 0 continues a resumed run whose optimiser state was loaded from a checkpoint.
 
     `on_step(i, terms)` gets the 1-based iteration and the loss terms evaluated in that iteration
     (at the image before its update). Returns the last terms, or None if no step ran.
@@ -64,7 +67,7 @@ def optimize(
         return total
 
     terms = None
-    for i in range(1, steps + 1):
+    for i in range(start + 1, steps + 1):
         if deadline is not None and time.monotonic() >= deadline:
             break
         optimizer.step(closure)

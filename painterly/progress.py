@@ -70,7 +70,8 @@ class ProgressBar:
             self.close()
             self.scale = info.scale
             h, w = info.size
-            self.bar = tqdm(total=info.iterations, file=self.stream, dynamic_ncols=True, leave=True,
+            self.bar = tqdm(total=info.iterations, initial=info.iteration - 1,  # > 0 on resume
+                            file=self.stream, dynamic_ncols=True, leave=True,
                             desc=f"scale {info.scale + 1}/{info.scales} {w}x{h}", unit="it")
         self.bar.set_postfix_str(" ".join(f"{k}={v:.3g}" for k, v in info.losses.items()), refresh=False)
         self.bar.update(1)

@@ -110,7 +110,7 @@ def test_quiet_run_with_jpeg_output_and_file_init(images, capsys):
 def test_flags_reach_the_config(images, capsys, monkeypatch):
     seen = {}
 
-    def fake_stylize(content, styles, *, config, callback):
+    def fake_stylize(content, styles, *, config, callback, **kwargs):
         seen.update(content=content, styles=styles, config=config, callback=callback)
         return Image.new("RGB", (8, 6))
 
@@ -444,7 +444,7 @@ def test_size_too_large_for_memory(images, capsys, scales):
 # --- interruptions and failures ------------------------------------------------------------------
 
 def test_keyboard_interrupt_exits_130_without_output(images, capsys, monkeypatch):
-    def interrupted(content, styles, *, config, callback):
+    def interrupted(content, styles, *, config, callback, **kwargs):
         raise KeyboardInterrupt
 
     monkeypatch.setattr(cli, "stylize", interrupted)
@@ -459,7 +459,7 @@ def test_keyboard_interrupt_during_a_real_run(images, capsys, monkeypatch):
     """Ctrl-C while the progress bar is up: bar closed, one line, no output file."""
     real = cli.stylize
 
-    def interrupt_at_step_2(content, styles, *, config, callback):
+    def interrupt_at_step_2(content, styles, *, config, callback, **kwargs):
         def cb(info):
             callback(info)
             if info.step == 2:
@@ -479,7 +479,7 @@ def test_keyboard_interrupt_during_a_real_run(images, capsys, monkeypatch):
 @pytest.mark.parametrize("exc", [MemoryError(), RuntimeError("[enforce fail at alloc_cpu.cpp:117] "
                                  "DefaultCPUAllocator: can't allocate memory: you tried to allocate 123 bytes")])
 def test_out_of_memory_exits_1_with_one_line(images, capsys, monkeypatch, exc):
-    def oom(content, styles, *, config, callback):
+    def oom(content, styles, *, config, callback, **kwargs):
         raise exc
 
     monkeypatch.setattr(cli, "stylize", oom)
@@ -491,7 +491,7 @@ def test_out_of_memory_exits_1_with_one_line(images, capsys, monkeypatch, exc):
 
 
 def test_painterly_error_during_the_run(images, capsys, monkeypatch):
-    def nan(content, styles, *, config, callback):
+    def nan(content, styles, *, config, callback, **kwargs):
         raise painterly.PainterlyError("the loss became NaN or infinite;\nlower the learning rate")
 
     monkeypatch.setattr(cli, "stylize", nan)
@@ -503,7 +503,7 @@ def test_painterly_error_during_the_run(images, capsys, monkeypatch):
 
 
 def test_unexpected_exception_is_one_line_unless_asked(images, capsys, monkeypatch):
-    def bug(content, styles, *, config, callback):
+    def bug(content, styles, *, config, callback, **kwargs):
         raise RuntimeError("Given input size: (64x1x1). Calculated output size: (64x0x0).\nOutput size is too small")
 
     monkeypatch.setattr(cli, "stylize", bug)
@@ -520,7 +520,7 @@ def test_unexpected_exception_is_one_line_unless_asked(images, capsys, monkeypat
 
 
 def test_disk_error_while_saving_is_one_line(images, capsys, monkeypatch):
-    monkeypatch.setattr(cli, "stylize", lambda content, styles, *, config, callback: Image.new("RGB", (8, 6)))
+    monkeypatch.setattr(cli, "stylize", lambda content, styles, *, config, callback, **kwargs: Image.new("RGB", (8, 6)))
 
     def disk_full(self, fp, *args, **kwargs):
         raise OSError(28, "No space left on device")

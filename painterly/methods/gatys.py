@@ -14,6 +14,7 @@ from typing import Optional, Sequence
 
 import torch
 
+from ..checkpoint import Checkpointer, fingerprint, restore_rng, rng_state
 from ..errors import PainterlyError
 from ..features import FeatureExtractor, LAYER_INDEX, LAYER_NAMES, channels_of, check_layers, resolve_precision
 from ..image import match_color, resize, transfer_luminance
@@ -200,8 +201,11 @@ def initial_image(config: GatysConfig, content: torch.Tensor, styles: Sequence[t
 
 def run(content: torch.Tensor, styles: Sequence[torch.Tensor], config: GatysConfig,
         callback: Optional[Callback] = None, init_image: Optional[torch.Tensor] = None,
-        extractor: Optional[FeatureExtractor] = None) -> torch.Tensor:
-    """Stylise `content` (1x3xHxW in [0, 1]) with `styles`; returns the output in [0, 1]."""
+        extractor: Optional[FeatureExtractor] = None, checkpoint: Optional[Checkpointer] = None) -> torch.Tensor:
+    """Stylise `content` (1x3xHxW in [0, 1]) with `styles`; returns the output in [0, 1].
+
+    checkpoint: save the run's state as it goes and, if it says resume, continue from its file.
+    """
     if not styles:
         raise PainterlyError("at least one style image is needed")
     device = torch.device(("cuda" if torch.cuda.is_available() else "cpu") if config.device == "auto" else config.device)
@@ -219,15 +223,29 @@ def run(content: torch.Tensor, styles: Sequence[torch.Tensor], config: GatysConf
     objective = GatysObjective(config)
     postprocess = (lambda img: transfer_luminance(img, content)) if config.preserve_color == "luminance" else (lambda img: img)
 
-    start = time.monotonic()
+    saved = None
+    if checkpoint is not None:
+        options = {"method": "gatys", **dataclasses.asdict(config), "precision": precision}
+        saved = checkpoint.start(fingerprint([content, *styles, init_image], options))
+    start = time.monotonic() - (saved["elapsed"] if saved else 0.0)
     shares = time_shares(plan)
-    image = initial_image(config, content, styles, plan[0].size, generator, init_image)
-    step = 0
+    first_scale = saved["scale"] if saved else 0
+    image = initial_image(config, content, styles, plan[0].size, generator, init_image) if not saved else None
+    step = saved["step"] if saved else 0
     for k, scale in enumerate(plan):
-        image = resize(image, scale.size)
+        if k < first_scale:
+            continue
+        resumed = saved is not None and k == first_scale
+        image = torch.zeros(1, 3, *scale.size, device=device) if resumed else resize(image, scale.size)
         targets = compute_targets(extractor, config, content, styles, scale.size)
         param = PixelImage(image).to(device)
         optimizer = make_optimizer(config.optimizer, param.parameters(), config.learning_rate, config.lbfgs_history)
+        done = 0
+        if resumed:
+            param.load_state_dict(saved["param"])
+            optimizer.load_state_dict(saved["optimizer"])
+            restore_rng(saved["rng"], generator)
+            done = saved["iteration"]
         deadline = None
         if config.max_time is not None:
             left = config.max_time - (time.monotonic() - start)
@@ -243,7 +261,15 @@ def run(content: torch.Tensor, styles: Sequence[torch.Tensor], config: GatysConf
                 callback(StepInfo(iteration=i, iterations=scale.iterations, scale=k, scales=len(plan), size=scale.size,
                                   losses=terms.floats(), elapsed=time.monotonic() - start, step=step,
                                   _render=lambda: postprocess(param.image())))
+            if checkpoint is not None:
+                checkpoint.after_step(
+                    step, lambda: {"scale": k, "iteration": i, "step": step, "elapsed": time.monotonic() - start,
+                                   "param": param.state_dict(), "optimizer": optimizer.state_dict(),
+                                   "rng": rng_state(generator)},
+                    (k, len(plan), i, scale.iterations), lambda: postprocess(param.image()))
 
-        optimize(param, loss_fn, scale.iterations, optimizer, on_step, deadline)
+        optimize(param, loss_fn, scale.iterations, optimizer, on_step, deadline, start=done)
         image = param.image()
+    if checkpoint is not None:
+        checkpoint.finish()
     return postprocess(image)

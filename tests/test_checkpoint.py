@@ -1,0 +1,216 @@
+"""Checkpoints: atomic saves, exact resume (L-BFGS history included), refusal of mismatched runs,
+and the CLI surviving SIGKILL / SIGINT."""
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+import painterly.cli as cli
+from painterly.checkpoint import Checkpointer, Interrupted, fingerprint
+from painterly.errors import PainterlyError
+from painterly.features import FeatureExtractor
+from painterly.methods.gatys import GatysConfig, run
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def _images():
+    g = torch.Generator().manual_seed(1)
+    content = torch.rand(1, 3, 36, 48, generator=g)
+    style = torch.rand(1, 3, 32, 32, generator=g)
+    return content, style
+
+
+@pytest.fixture(scope="module")
+def tiny():
+    return FeatureExtractor.random(seed=0, last_layer="relu5_1", precision="fp32")
+
+
+class StopAt:
+    """A callback that asks the checkpointer for a stop (as the signal handler does) at a step."""
+
+    def __init__(self, ckpt: Checkpointer, step: int) -> None:
+        self.ckpt, self.step = ckpt, step
+
+    def __call__(self, info) -> None:
+        if info.step == self.step:
+            self.ckpt.request_stop(signal.SIGINT)
+
+
+@pytest.mark.parametrize("optimizer,init", [("lbfgs", "content"), ("adam", "noise")])
+def test_resume_reproduces_an_uninterrupted_run_exactly(tmp_path, tiny, optimizer, init):
+    content, style = _images()
+    config = GatysConfig(size=48, iterations=6, coarse_iterations=5, scales=2, precision="fp32", seed=3, style_weight=1e6,
+                         optimizer=optimizer, init=init)
+    reference = run(content, [style], config, extractor=tiny)
+    assert (reference - content).abs().max() > 0.05  # the optimisation really moved the image
+
+    path = tmp_path / "run.ckpt"
+    for stop in (3, 7):  # mid coarse scale, then mid final scale (second resume from a resumed run)
+        ckpt = Checkpointer(path, every=2, seconds=None, resume=path.exists())
+        with pytest.raises(Interrupted) as exc:
+            run(content, [style], config, extractor=tiny, checkpoint=ckpt, callback=StopAt(ckpt, stop))
+        assert path.exists()
+        assert exc.value.image.shape[0] == 1
+    assert (exc.value.scale, exc.value.iteration) == (1, 2)
+    ckpt = Checkpointer(path, seconds=None, resume=True)
+    resumed = run(content, [style], config, extractor=tiny, checkpoint=ckpt)
+    assert not path.exists()  # removed after success
+    assert torch.equal(resumed, reference)
+
+
+def test_lbfgs_state_dict_round_trip_keeps_history(tmp_path, tiny):
+    content, style = _images()
+    config = GatysConfig(size=32, iterations=4, scales=1, precision="fp32", seed=0, style_weight=1e6)
+    path = tmp_path / "a.ckpt"
+    ckpt = Checkpointer(path, seconds=None, keep=True)
+    with pytest.raises(Interrupted):
+        run(content, [style], config, extractor=tiny, checkpoint=ckpt, callback=StopAt(ckpt, 3))
+    state = torch.load(path, weights_only=False)["state"]
+    lbfgs = state["optimizer"]["state"][0]
+    assert len(lbfgs["old_dirs"]) == 2 and "H_diag" in lbfgs  # the curvature history is saved
+    assert (state["scale"], state["iteration"], state["step"]) == (0, 3, 3)
+
+
+def test_mismatched_inputs_or_options_are_refused(tmp_path, tiny):
+    content, style = _images()
+    config = GatysConfig(size=32, iterations=4, scales=1, precision="fp32", seed=0, style_weight=1e6)
+    path = tmp_path / "a.ckpt"
+    ckpt = Checkpointer(path, seconds=None)
+    with pytest.raises(Interrupted):
+        run(content, [style], config, extractor=tiny, checkpoint=ckpt, callback=StopAt(ckpt, 2))
+    for cfg, c in ((config.__class__(**{**config.__dict__, "style_weight": 5.0}), content),
+                   (config, content.flip(-1))):
+        with pytest.raises(PainterlyError, match="other input images or options") as exc:
+            run(c, [style], cfg, extractor=tiny, checkpoint=Checkpointer(path, resume=True))
+        assert "\n" not in str(exc.value)
+    # max_time does not change the result, so it may differ on resume
+    cfg = config.__class__(**{**config.__dict__, "max_time": 1000.0})
+    run(content, [style], cfg, extractor=tiny, checkpoint=Checkpointer(path, resume=True))
+
+
+def test_missing_or_corrupt_checkpoint(tmp_path, tiny):
+    content, style = _images()
+    config = GatysConfig(size=32, iterations=2, scales=1, precision="fp32", seed=0, style_weight=1e6)
+    path = tmp_path / "a.ckpt"
+    with pytest.raises(PainterlyError, match="no checkpoint"):
+        run(content, [style], config, extractor=tiny, checkpoint=Checkpointer(path, resume=True))
+    path.write_bytes(b"not a checkpoint")
+    with pytest.raises(PainterlyError, match="cannot be read"):
+        run(content, [style], config, extractor=tiny, checkpoint=Checkpointer(path, resume=True))
+
+
+def test_periodic_saves_are_atomic_and_counted(tmp_path, tiny):
+    content, style = _images()
+    config = GatysConfig(size=32, iterations=7, scales=1, precision="fp32", seed=0, style_weight=1e6)
+    ckpt = Checkpointer(tmp_path / "a.ckpt", every=3, seconds=None, keep=True)
+    run(content, [style], config, extractor=tiny, checkpoint=ckpt)
+    assert ckpt.saved == 2
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a.ckpt"]  # no temporary files left
+
+
+def test_fingerprint_ignores_only_result_neutral_fields():
+    a = torch.zeros(1, 3, 4, 4)
+    base = fingerprint([a], {"size": 4, "max_time": None})
+    assert fingerprint([a], {"size": 4, "max_time": 9}) == base
+    assert fingerprint([a], {"size": 5, "max_time": None}) != base
+    assert fingerprint([a + 1 / 255], {"size": 4, "max_time": None}) != base
+
+
+# --- the CLI, killed for real ----------------------------------------------------------------------
+
+CLI_ARGS = ["--size", "32", "--scales", "1", "--iterations", "60", "--seed", "0", "--precision", "fp32",
+            "--quiet"]
+
+
+@pytest.fixture(scope="module")
+def cli_images(tmp_path_factory):
+    d = tmp_path_factory.mktemp("cli")
+    a = np.zeros((24, 32, 3), np.uint8)
+    a[..., 0] = np.linspace(0, 255, 32, dtype=np.uint8)[None]
+    a[..., 1] = np.linspace(0, 255, 24, dtype=np.uint8)[:, None]
+    a[..., 2] = (np.arange(32)[None] // 4 % 2 * 200).astype(np.uint8)
+    Image.fromarray(a).save(d / "content.png")
+    Image.fromarray(255 - a[:, ::-1].copy()).save(d / "style.png")
+    return d
+
+
+def _cli(d: Path, out: str, *extra: str) -> list[str]:
+    return [sys.executable, "-m", "painterly", str(d / "content.png"), str(d / "style.png"), "-o", str(d / out),
+            *CLI_ARGS, *extra]
+
+
+def _env():
+    return {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"}
+
+
+@pytest.fixture(scope="module")
+def cli_reference(cli_images):
+    subprocess.run(_cli(cli_images, "ref.png"), env=_env(), check=True, capture_output=True)
+    return np.asarray(Image.open(cli_images / "ref.png")).astype(int)
+
+
+def _start_and_wait_for_checkpoint(cmd, ckpt: Path) -> subprocess.Popen:
+    proc = subprocess.Popen(cmd, env=_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 60
+    while not ckpt.exists():
+        assert proc.poll() is None, proc.communicate()
+        assert time.monotonic() < deadline
+        time.sleep(0.005)
+    return proc
+
+
+def test_cli_survives_sigkill_and_resumes_to_the_same_image(cli_images, cli_reference):
+    d = cli_images
+    ckpt = d / "killed.ckpt"
+    proc = _start_and_wait_for_checkpoint(_cli(d, "killed.png", "--checkpoint-every", "5"), ckpt)
+    time.sleep(0.05)  # somewhere between two checkpoints
+    proc.kill()
+    proc.communicate()
+    assert not (d / "killed.png").exists() and ckpt.exists()
+    done = subprocess.run(_cli(d, "killed.png", "--checkpoint-every", "5", "--resume"), env=_env(),
+                          capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    assert not ckpt.exists()
+    assert np.abs(np.asarray(Image.open(d / "killed.png")).astype(int) - cli_reference).max() <= 1
+
+
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM])
+def test_cli_interrupt_saves_checkpoint_and_image_then_resumes(cli_images, cli_reference, signum):
+    d = cli_images
+    name = f"int{signum}"
+    ckpt = d / f"{name}.ckpt"
+    proc = _start_and_wait_for_checkpoint(_cli(d, f"{name}.png", "--checkpoint-every", "5"), ckpt)
+    proc.send_signal(signum)
+    _, err = proc.communicate()
+    assert proc.returncode == 130, err
+    line = err.strip().splitlines()[-1]
+    assert line.startswith("painterly: interrupted at scale 1/1 iteration "), err
+    assert "--resume" in line and "Traceback" not in err
+    assert (d / f"{name}.png").exists()  # the image so far
+    done = subprocess.run(_cli(d, f"{name}.png", "--checkpoint-every", "5", "--resume"), env=_env(),
+                          capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    assert np.abs(np.asarray(Image.open(d / f"{name}.png")).astype(int) - cli_reference).max() <= 1
+
+
+def test_cli_refuses_a_mismatched_checkpoint(cli_images, capsys):
+    d = cli_images
+    ckpt = Checkpointer(d / "mm.ckpt", seconds=None)
+    ckpt.start("0" * 64)
+    ckpt.save({})
+    code = cli.main([str(d / "content.png"), str(d / "style.png"), "-o", str(d / "mm.png"), *CLI_ARGS,
+                     "--resume"])
+    err = capsys.readouterr().err
+    assert code == 2
+    assert err.strip().splitlines() == [
+        f"painterly: error: checkpoint '{d / 'mm.ckpt'}' was made with other input images or options; "
+        "resume with exactly the same ones, or delete it to start afresh"]
