@@ -8,7 +8,8 @@
 from .api import make_config, stylize
 from .errors import PainterlyError
 from .methods.gatys import GatysConfig
+from .methods.strotss import StrotssConfig
 from .progress import StepInfo
 
-__all__ = ["stylize", "make_config", "GatysConfig", "PainterlyError", "StepInfo"]
+__all__ = ["stylize", "make_config", "GatysConfig", "StrotssConfig", "PainterlyError", "StepInfo"]
 __version__ = "0.1.0"

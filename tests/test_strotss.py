@@ -222,3 +222,70 @@ def test_short_run_lowers_style_and_content_terms():
             return float(objective(image).terms["style"])
 
     assert style_term(out) < style_term(content)
+
+
+# --- API and command line ----------------------------------------------------------------------------
+
+@pytest.fixture
+def image_files(tmp_path):
+    from PIL import Image
+
+    gen = torch.Generator().manual_seed(0)
+    content = (torch.rand(40, 48, 3, generator=gen) * 255).to(torch.uint8).numpy()
+    style = (torch.rand(36, 36, 3, generator=gen) * 255).to(torch.uint8).numpy()
+    Image.fromarray(content).save(tmp_path / "c.png")
+    Image.fromarray(style).save(tmp_path / "s.png")
+    return tmp_path
+
+
+def test_cli_runs_strotss_with_mapped_flags(image_files, capsys):
+    import json
+
+    from PIL import Image
+
+    from painterly import cli
+
+    out = image_files / "out.png"
+    code = cli.main([str(image_files / "c.png"), str(image_files / "s.png"), "-o", str(out), "--method", "strotss",
+                     "--size", "32", "--scales", "1", "--iterations", "2", "--seed", "1", "--content-weight", "8",
+                     "--precision", "fp32", "--quiet", "--log"])
+    assert code == 0, capsys.readouterr().err
+    assert Image.open(out).size == (32, 27)
+    records = json.loads(out.with_suffix(".json").read_text())
+    assert len(records) == 2 and {"content", "style", "moments", "palette", "total"} <= set(records[0])
+
+
+def test_cli_refuses_gatys_only_flags_for_strotss(image_files, capsys):
+    from painterly import cli
+
+    code = cli.main([str(image_files / "c.png"), str(image_files / "s.png"), "-o", str(image_files / "o.png"),
+                     "--method", "strotss", "--style-weight", "3", "--tv-weight", "1"])
+    err = capsys.readouterr().err
+    assert code == 2 and err.count("\n") == 1
+    assert "--style-weight, --tv-weight does not apply to --method strotss" in err
+    assert not (image_files / "o.png").exists()
+
+
+def test_cli_config_json_round_trips_for_strotss(image_files, capsys):
+    from painterly import cli
+
+    assert cli.main(["--method", "strotss", "--config-json", "--iterations", "9", "--content-weight", "4"]) == 0
+    text = capsys.readouterr().out
+    assert StrotssConfig.from_json(text) == StrotssConfig(iterations=9, content_weight=4.0)
+    path = image_files / "cfg.json"
+    path.write_text(text)
+    assert cli.main(["--method", "strotss", "--config", str(path), "--config-json", "--seed", "2"]) == 0
+    assert StrotssConfig.from_json(capsys.readouterr().out) == StrotssConfig(iterations=9, content_weight=4.0, seed=2)
+
+
+def test_stylize_picks_the_method_from_the_config():
+    import painterly
+
+    content = torch.rand(1, 3, 24, 32, generator=torch.Generator().manual_seed(0))
+    style = torch.rand(1, 3, 32, 32, generator=torch.Generator().manual_seed(1))
+    steps = []
+    image = painterly.stylize(content, style, config=StrotssConfig(size=32, scales=1, iterations=1, seed=0,
+                                                                  precision="fp32"), callback=steps.append)
+    assert image.size == (32, 24) and len(steps) == 1 and "moments" in steps[0].losses
+    with pytest.raises(PainterlyError, match="StrotssConfig"):
+        painterly.stylize(content, style, method="gatys", config=StrotssConfig())
