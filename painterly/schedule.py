@@ -72,15 +72,20 @@ def time_shares(plan: Sequence[Scale]) -> list[float]:
 
 # --- memory pre-flight ----------------------------------------------------------------------------
 
-# Bytes the autograd graph keeps per feature-map element (activation saved for backward, the
-# float32 copy of each requested layer, gradient buffers); fitted against measured peak RSS.
-ACTIVATION_BYTES = {"fp32": 4 * 2.2, "bf16": 2 * 3.2}
-BASE_BYTES = 700 * 2**20  # interpreter, torch, VGG weights
+# peak RSS = base + bytes per conv-output element x elements (activations saved for backward, the
+# float32 copy of each requested layer, gradient buffers) + the optimiser's image-sized vectors.
+# Least-squares fit (relative error) to peak RSS measured by benchmarks/memory_model.py, 256..2048 px,
+# single scale, fresh process per size, torch 2.13 CPU: every size within 6% (docs/benchmarks.md).
+ACTIVATION_BYTES = {"fp32": 6.9, "bf16": 5.2}
+BASE_BYTES_BY_PRECISION = {"fp32": 520 * 2**20, "bf16": 480 * 2**20}  # interpreter, torch, VGG weights
+BASE_BYTES = BASE_BYTES_BY_PRECISION["fp32"]
 
 
 def estimate_peak_bytes(size: tuple[int, int], layers: Sequence[str], precision: str = "fp32",
-                        optimizer: str = "lbfgs", lbfgs_history: int = 100) -> int:
-    """Rough peak memory of one Gatys iteration at `size` (height, width)."""
+                        optimizer: str = "lbfgs", lbfgs_history: int = 100, iterations: int | None = None) -> int:
+    """Rough peak memory of one Gatys iteration at `size` (height, width).
+
+    `iterations` caps the L-BFGS history actually filled (None: the full `lbfgs_history`)."""
     h, w = size
     deepest = max(LAYER_INDEX[l] for l in layers)
     elements = 0.0
@@ -89,8 +94,38 @@ def estimate_peak_bytes(size: tuple[int, int], layers: Sequence[str], precision:
             block = int(name[4])
             elements += channels_of(name) * h * w / 4 ** (block - 1)
     image_floats = 3 * h * w
-    opt_floats = (2 * lbfgs_history + 6) * image_floats if optimizer == "lbfgs" else 6 * image_floats
-    return int(BASE_BYTES + elements * ACTIVATION_BYTES[precision] + 4 * opt_floats)
+    history = lbfgs_history if iterations is None else min(lbfgs_history, iterations)
+    opt_floats = (2 * history + 6) * image_floats if optimizer == "lbfgs" else 6 * image_floats
+    return int(BASE_BYTES_BY_PRECISION[precision] + elements * ACTIVATION_BYTES[precision] + 4 * opt_floats)
+
+
+# --- time estimate --------------------------------------------------------------------------------
+
+# Achieved VGG19 forward+backward throughput on the reference machine (2 Zen 4 cores, avx512_bf16;
+# docs/benchmarks.md, 512x384: 153 GFLOP/s fp32, 308 GFLOP/s bf16), rounded. Other CPUs differ.
+ASSUMED_GFLOPS = {"fp32": 150.0, "bf16": 300.0}
+
+
+def vgg_flops(size: tuple[int, int], layers: Sequence[str]) -> float:
+    """FLOPs of one iteration: VGG19 forward to the deepest layer plus backward to the input
+    (no weight gradients), taken as 2 x the forward convolutions' 2*Cin*Cout*9 per output pixel."""
+    h, w = size
+    deepest = max(LAYER_INDEX[l] for l in layers)
+    flops, cin = 0.0, 3
+    for name in LAYER_NAMES[: deepest + 1]:
+        if name.startswith("conv"):
+            block = int(name[4])
+            cout = channels_of(name)
+            flops += 2 * cin * cout * 9 * (h * w) / 4 ** (block - 1)
+            cin = cout
+    return 2 * flops
+
+
+def estimate_seconds_per_iteration(size: tuple[int, int], layers: Sequence[str], precision: str = "fp32",
+                                   gflops: float | None = None) -> float:
+    """vgg_flops / throughput (ASSUMED_GFLOPS for the precision unless `gflops` is given)."""
+    rate = gflops if gflops is not None else ASSUMED_GFLOPS[precision]
+    return vgg_flops(size, layers) / (rate * 1e9)
 
 
 def available_memory_bytes() -> int:

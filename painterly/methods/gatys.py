@@ -213,7 +213,7 @@ def run(content: torch.Tensor, styles: Sequence[torch.Tensor], config: GatysConf
     final = fit_long_side(*content.shape[-2:], config.size)
     plan = plan_scales(final, config.scales, config.iterations, config.coarse_iterations)
     check_fits(final, config.layers, device.type, precision=precision, optimizer=config.optimizer,
-               lbfgs_history=config.lbfgs_history)
+               lbfgs_history=config.lbfgs_history, iterations=max(s.iterations for s in plan))
     if extractor is None:
         extractor = FeatureExtractor.vgg19(pooling=config.pooling, last_layer=config.layers[-1],
                                            precision=precision, device=device)

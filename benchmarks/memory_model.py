@@ -1,0 +1,85 @@
+"""Predicted (schedule.estimate_peak_bytes) against measured peak RSS, one fresh process per size.
+
+Single scale, 2 L-BFGS iterations per size (the estimate is asked for the same 2 iterations, so the
+L-BFGS history term is small here; it is exact arithmetic, 2 x history x image floats).
+
+    python benchmarks/memory_model.py                      # 256..2048 px, fp32 and bf16, ~5 min on 2 cores
+    python benchmarks/memory_model.py --sizes 256,512 --precisions fp32 --history 120
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import _common as C  # noqa: E402
+
+ITERATIONS = 2
+
+
+def worker(size: int, precision: str, iterations: int = ITERATIONS) -> dict:
+    import painterly.methods.gatys as gatys
+    from painterly.image import as_tensor
+
+    folder = C.tmpdir()
+    content, style, (h, w) = C.prepare_inputs(size, folder)
+    config = gatys.GatysConfig(size=size, iterations=iterations, scales=1, precision=precision, seed=0)
+    times: list[float] = []
+    last = [time.perf_counter()]
+
+    def on_step(info) -> None:
+        now = time.perf_counter()
+        times.append(now - last[0])
+        last[0] = now
+
+    gatys.run(as_tensor(content), [as_tensor(style)], config, callback=on_step)
+    return {"size": size, "hw": [h, w], "precision": precision, "peak_mib": C.peak_rss_mib(),
+            "s_per_iter": times[-1], "iterations": iterations}
+
+
+def predicted_mib(hw: tuple[int, int], precision: str, iterations: int = ITERATIONS) -> float:
+    import painterly.methods.gatys as gatys
+    from painterly.schedule import estimate_peak_bytes
+
+    layers = gatys.GatysConfig().layers
+    return estimate_peak_bytes(tuple(hw), layers, precision=precision, optimizer="lbfgs",
+                               lbfgs_history=100, iterations=iterations) / 2**20
+
+
+def main() -> None:
+    p = argparse.ArgumentParser()
+    p.add_argument("--sizes", default="256,512,768,1024,1536,2048")
+    p.add_argument("--precisions", default="fp32,bf16")
+    p.add_argument("--history", type=int, default=0, metavar="N",
+                   help="also measure 256 px with N iterations (checks the L-BFGS history term; N > 100 fills it)")
+    p.add_argument("--worker", nargs=3, metavar=("SIZE", "PRECISION", "ITERATIONS"), help=argparse.SUPPRESS)
+    p.add_argument("--json", help="also write the raw measurements here")
+    args = p.parse_args()
+    if args.worker:
+        print(json.dumps(worker(int(args.worker[0]), args.worker[1], int(args.worker[2]))))
+        return
+    rows, raw = [], []
+    header = ["size", "precision", "iterations", "predicted MiB", "measured MiB", "error", "s/iter"]
+    runs = [(int(s), p, ITERATIONS) for p in args.precisions.split(",") for s in args.sizes.split(",")]
+    if args.history:
+        runs += [(256, p, args.history) for p in args.precisions.split(",")]
+    for size, precision, iterations in runs:
+        r = C.run_worker(__file__, "--worker", str(size), precision, str(iterations))
+        pred = predicted_mib(r["hw"], precision, iterations)
+        err = 100 * (pred - r["peak_mib"]) / r["peak_mib"]
+        raw.append(r)
+        rows.append([f"{r['hw'][1]}x{r['hw'][0]}", precision, iterations, f"{pred:.0f}", f"{r['peak_mib']:.0f}",
+                     f"{err:+.1f}%", f"{r['s_per_iter']:.2f}"])
+        print(C.table(rows[-1:], header).splitlines()[-1], file=sys.stderr, flush=True)
+    print("# peak RSS, single scale, L-BFGS, fresh process per row; s/iter = the last iteration's wall time")
+    print(C.table(rows, header))
+    if args.json:
+        Path(args.json).write_text(json.dumps(raw, indent=1))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,123 @@
+"""Memory pre-flight and planning: the calibrated estimate, the FLOP time model, --dry-run, --size max."""
+
+import re
+
+import numpy as np
+import pytest
+from PIL import Image
+
+import painterly.cli as cli
+import painterly.schedule as schedule
+from painterly import GatysConfig
+from painterly.schedule import estimate_peak_bytes, estimate_seconds_per_iteration, largest_fitting_long_side, vgg_flops
+
+LAYERS = GatysConfig().layers
+
+
+@pytest.fixture
+def images(tmp_path):
+    a = np.zeros((300, 400, 3), np.uint8)
+    a[..., 0] = np.linspace(0, 255, 400, dtype=np.uint8)[None]
+    Image.fromarray(a).save(tmp_path / "content.png")
+    Image.fromarray(255 - a).save(tmp_path / "style.png")
+    return tmp_path
+
+
+@pytest.fixture
+def no_stylize(monkeypatch):
+    def forbidden(*args, **kwargs):
+        raise AssertionError("stylize must not be called")
+
+    monkeypatch.setattr(cli, "stylize", forbidden)
+
+
+def run(argv, capsys):
+    code = cli.main([str(a) for a in argv])
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+@pytest.mark.parametrize("size, precision, measured_mib", [
+    # benchmarks/memory_model.py, single scale, 2 L-BFGS iterations (docs/benchmarks.md)
+    ((192, 256), "fp32", 595), ((384, 512), "fp32", 960), ((1536, 2048), "fp32", 6564),
+    ((384, 512), "bf16", 828), ((1536, 2048), "bf16", 5042),
+])
+def test_estimate_matches_measured_peak_rss_within_15_percent(size, precision, measured_mib):
+    predicted = estimate_peak_bytes(size, LAYERS, precision=precision, iterations=2) / 2**20
+    assert predicted == pytest.approx(measured_mib, rel=0.15)
+
+
+def test_estimate_counts_only_the_lbfgs_history_filled():
+    short = estimate_peak_bytes((384, 512), LAYERS, iterations=2)
+    full = estimate_peak_bytes((384, 512), LAYERS)
+    assert full == estimate_peak_bytes((384, 512), LAYERS, iterations=500)
+    assert full - short == 2 * (100 - 2) * 3 * 384 * 512 * 4  # two float32 image vectors per pair
+
+
+def test_flop_model():
+    # 2 x the forward convolutions to relu5_1: 284 GFLOP at 512x384 (the figure benchmarks print)
+    assert vgg_flops((384, 512), LAYERS) / 1e9 == pytest.approx(284, rel=0.01)
+    assert vgg_flops((768, 1024), LAYERS) == pytest.approx(4 * vgg_flops((384, 512), LAYERS))
+    assert estimate_seconds_per_iteration((384, 512), LAYERS, "fp32") == pytest.approx(284e9 / 150e9, rel=0.01)
+    assert estimate_seconds_per_iteration((384, 512), LAYERS, "bf16") == pytest.approx(284e9 / 300e9, rel=0.01)
+
+
+def test_dry_run_prints_the_plan_and_does_nothing_else(images, capsys, no_stylize):
+    code, out, err = run([images / "content.png", "--dry-run", "--size", "256", "--iterations", "30",
+                          "--coarse-iterations", "10", "--scales", "2", "--precision", "fp32"], capsys)
+    assert code == 0, err
+    assert err == ""
+    lines = out.strip().splitlines()
+    assert lines[0].startswith("painterly plan: gatys, lbfgs, fp32 on cpu; output 256x192")
+    assert re.fullmatch(r"  scale 1/2: 128x96, 10 iterations, ~\d+\.\d\d s/iteration", lines[1]), lines[1]
+    assert re.fullmatch(r"  scale 2/2: 256x192, 30 iterations, ~\d+\.\d\d s/iteration", lines[2]), lines[2]
+    peak = estimate_peak_bytes((192, 256), LAYERS, precision="fp32", iterations=30)
+    assert f"estimated peak memory: {peak / 2**20:.0f} MiB" in lines[3]
+    assert "estimated time: ~" in lines[4] and "150 GFLOP/s fp32" in lines[4]
+    assert sorted(p.name for p in images.iterdir()) == ["content.png", "style.png"]
+
+
+def test_dry_run_warns_when_it_does_not_fit(images, capsys, no_stylize, monkeypatch):
+    monkeypatch.setattr(schedule, "available_memory_bytes", lambda: 600 * 2**20)
+    code, out, _ = run([images / "content.png", images / "style.png", "-o", images / "o.png", "--dry-run",
+                        "--size", "1024", "--precision", "fp32"], capsys)
+    assert code == 0
+    assert "does NOT fit" in out
+
+
+def test_size_max_picks_the_largest_that_fits(images, capsys, no_stylize, monkeypatch):
+    monkeypatch.setattr(schedule, "available_memory_bytes", lambda: 3 * 2**30)
+    code, out, _ = run([images / "content.png", "--dry-run", "--size", "max", "--precision", "fp32",
+                        "--iterations", "50"], capsys)
+    assert code == 0
+    expected = largest_fitting_long_side((300, 400), LAYERS, int(0.9 * 3 * 2**30), precision="fp32", iterations=50)
+    h = round(300 * expected / 400)
+    assert f"output {expected}x{h} (--size max" in out
+    assert 500 < expected < 3000
+
+
+def test_size_max_reaches_the_run(images, capsys, monkeypatch):
+    monkeypatch.setattr(schedule, "available_memory_bytes", lambda: 2 * 2**30)
+    seen = {}
+
+    def fake_stylize(content, styles, *, config, callback, **kwargs):
+        seen["config"] = config
+        return Image.new("RGB", (8, 6))
+
+    monkeypatch.setattr(cli, "stylize", fake_stylize)
+    code, _, err = run([images / "content.png", images / "style.png", "-o", images / "o.png", "--size", "max",
+                        "--precision", "bf16", "--iterations", "20"], capsys)
+    assert code == 0, err
+    expected = largest_fitting_long_side((300, 400), LAYERS, int(0.9 * 2 * 2**30), precision="bf16", iterations=20)
+    assert seen["config"].size == expected
+    assert f"--size max: {expected} px" in err
+
+
+@pytest.mark.parametrize("argv, fragment", [
+    (["--size", "huge"], "argument --size: invalid int value: 'huge'"),
+    (["--dry-run", "--method", "strotss"], "--dry-run supports --method gatys only"),
+])
+def test_plan_errors_are_one_line(images, capsys, no_stylize, argv, fragment):
+    code, _, err = run([images / "content.png", images / "style.png", "-o", images / "o.png", *argv], capsys)
+    assert code == 2
+    assert len(err.strip().splitlines()) == 1 and fragment in err, err
