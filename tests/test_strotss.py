@@ -289,3 +289,82 @@ def test_stylize_picks_the_method_from_the_config():
     assert image.size == (32, 24) and len(steps) == 1 and "moments" in steps[0].losses
     with pytest.raises(PainterlyError, match="StrotssConfig"):
         painterly.stylize(content, style, method="gatys", config=StrotssConfig())
+
+
+# --- spatial guidance --------------------------------------------------------------------------------
+
+def _two_region_guide(h, w, split, colors, noise=0.0, seed=0):
+    """1x3xHxW map: columns < split painted colors[0], the rest colors[1], plus JPEG-like noise."""
+    guide = torch.empty(1, 3, h, w)
+    guide[..., :split] = torch.tensor(colors[0]).view(1, 3, 1, 1)
+    guide[..., split:] = torch.tensor(colors[1]).view(1, 3, 1, 1)
+    return (guide + noise * torch.randn(guide.shape, generator=torch.Generator().manual_seed(seed))).clamp(0, 1)
+
+
+RED, BLUE, GREEN = (1.0, 0.0, 0.0), (0.0, 0.0, 1.0), (0.0, 1.0, 0.0)
+
+
+def test_region_pairs_match_colours_within_tolerance():
+    from painterly.guidance import region_pairs
+
+    content = _two_region_guide(20, 30, 10, (RED, BLUE), noise=0.03)
+    style = _two_region_guide(16, 16, 4, (BLUE, GREEN))
+    style[..., :8, :] = torch.tensor(RED).view(1, 3, 1, 1)  # top half red, bottom blue / green
+    pairs = region_pairs(content, [style])
+    colors = sorted(p.color for p in pairs)
+    assert colors == sorted([RED, BLUE])  # green is only in the style: no pair
+    red = next(p for p in pairs if p.color == RED)
+    assert red.content[:, :10].all() and not red.content[:, 10:].any()
+    assert red.styles[0][:8].all() and not red.styles[0][8:].any()
+    with pytest.raises(PainterlyError, match="share no region"):
+        region_pairs(_two_region_guide(8, 8, 4, (GREEN, GREEN)), [_two_region_guide(8, 8, 4, (RED, BLUE))])
+
+
+def test_positions_stay_inside_masks():
+    gen = torch.Generator().manual_seed(0)
+    mask = torch.zeros(40, 50, dtype=torch.bool)
+    mask[5:20, 30:45] = True
+    pos = grid_positions((40, 50), 1024, gen, mask).long()
+    assert pos.shape[0] > 0 and mask[pos[:, 0], pos[:, 1]].all()
+    pos = random_positions((40, 50), 300, gen, mask).long()
+    assert mask[pos[:, 0], pos[:, 1]].all()
+    tiny = torch.zeros(300, 400, dtype=torch.bool)
+    tiny[7, 9] = True  # on the stride-2 grid or not (offset-dependent): either way only that pixel
+    for seed in range(4):
+        assert grid_positions((300, 400), 1024, torch.Generator().manual_seed(seed), tiny).tolist() == [[7.0, 9.0]]
+
+
+def test_guided_objective_samples_style_only_from_the_paired_region():
+    from painterly.features import FeatureExtractor
+
+    extractor = FeatureExtractor.random(seed=0, last_layer="relu5_3")
+    config = StrotssConfig(samples=64, style_samples=64, precision="fp32")
+    content = torch.rand(1, 3, 32, 32, generator=torch.Generator().manual_seed(0))
+    style = _two_region_guide(32, 32, 16, (RED, BLUE))  # the style image itself: red left, blue right
+    left = torch.zeros(32, 32, dtype=torch.bool)
+    left[:, :16] = True
+    regions = [(left, [left]), (~left, [~left])]
+    objective = StrotssObjective(extractor, config, content, [style], 4.0, torch.Generator().manual_seed(0), regions)
+    assert torch.allclose(objective.sample_style(region=0)[:, :3], torch.tensor(RED).expand(64, 3))
+    assert torch.allclose(objective.sample_style(region=1)[:, :3], torch.tensor(BLUE).expand(64, 3))
+    terms = objective(content.clone().requires_grad_())
+    assert set(terms.terms) == {"content", "style", "moments", "palette"}
+    terms.total.backward()
+
+
+def test_guided_run_and_its_errors():
+    from painterly.features import FeatureExtractor
+
+    extractor = FeatureExtractor.random(seed=0, last_layer="relu5_3")
+    gen = torch.Generator().manual_seed(0)
+    content, style = torch.rand(1, 3, 32, 40, generator=gen), torch.rand(1, 3, 32, 32, generator=gen)
+    cg, sg = _two_region_guide(32, 40, 20, (RED, BLUE), noise=0.05), _two_region_guide(32, 32, 8, (BLUE, RED))
+    config = StrotssConfig(size=40, scales=1, iterations=2, seed=0, precision="fp32", samples=64, style_samples=64)
+    steps = []
+    out = strotss.run(content, [style], config, callback=steps.append, extractor=extractor,
+                      content_guidance=cg, style_guidance=[sg])
+    assert out.shape == (1, 3, 32, 40) and len(steps) == 2
+    with pytest.raises(PainterlyError, match="both"):
+        strotss.run(content, [style], config, extractor=extractor, content_guidance=cg)
+    with pytest.raises(PainterlyError, match="one per style"):
+        strotss.run(content, [style], config, extractor=extractor, content_guidance=cg, style_guidance=[sg, sg])

@@ -31,6 +31,7 @@ import torch
 import torch.nn.functional as F
 
 from ..errors import PainterlyError
+from ..guidance import region_pairs, resize_mask
 from ..features import LAYER_INDEX, FeatureExtractor, check_layers, resolve_precision
 from ..image import fit_long_side, resize
 from ..losses import LossTerms
@@ -120,12 +121,14 @@ class StrotssConfig:
 
 # --- sampling -------------------------------------------------------------------------------------
 
-def grid_positions(size: tuple[int, int], count: int, generator: torch.Generator) -> torch.Tensor:
+def grid_positions(size: tuple[int, int], count: int, generator: torch.Generator,
+                   mask: Optional[torch.Tensor] = None) -> torch.Tensor:
     """Output/content positions: a regular grid with a random offset, at most `count` of its points.
 
     The grid's stride is sqrt(H W / 128^2) px (at least 1), as in the original; a fresh random offset
     in [0, stride) is drawn per axis, and when the grid has more than `count` points a random subset
-    is kept. Returns (P, 2) float (y, x) pixel indices.
+    is kept. With a mask (HxW bool) only grid points inside it count; a region too small to hold a
+    grid point gets random pixels of its own. Returns (P, 2) float (y, x) pixel indices.
     """
     h, w = size
     stride = max(int(math.sqrt(h * w // GRID_POINTS)), 1)
@@ -133,15 +136,27 @@ def grid_positions(size: tuple[int, int], count: int, generator: torch.Generator
     ys = torch.arange(oy, h, stride)
     xs = torch.arange(ox, w, stride)
     pos = torch.stack(torch.meshgrid(ys, xs, indexing="ij"), dim=-1).reshape(-1, 2)
+    if mask is not None:
+        pos = pos[mask.cpu()[pos[:, 0], pos[:, 1]]]
+        if pos.shape[0] == 0:
+            return random_positions(size, min(count, int(mask.sum())), generator, mask)
     if pos.shape[0] > count:
         pos = pos[torch.randperm(pos.shape[0], generator=generator)[:count]]
     return pos.float()
 
 
-def random_positions(size: tuple[int, int], count: int, generator: torch.Generator) -> torch.Tensor:
-    """`count` positions drawn uniformly (with replacement) among the pixels; (P, 2) float (y, x)."""
+def random_positions(size: tuple[int, int], count: int, generator: torch.Generator,
+                     mask: Optional[torch.Tensor] = None) -> torch.Tensor:
+    """`count` positions drawn uniformly (with replacement) among the pixels (those of `mask` if
+    given, HxW bool); (P, 2) float (y, x)."""
     h, w = size
-    flat = torch.randint(0, h * w, (count,), generator=generator)
+    if mask is not None:
+        allowed = mask.cpu().reshape(-1).nonzero()[:, 0]
+        if allowed.numel() == 0:
+            raise PainterlyError("a guidance region is empty at this scale")
+        flat = allowed[torch.randint(0, allowed.numel(), (count,), generator=generator)]
+    else:
+        flat = torch.randint(0, h * w, (count,), generator=generator)
     return torch.stack([flat // w, flat % w], dim=1).float()
 
 
@@ -191,10 +206,14 @@ class StrotssObjective:
     """The objective at one scale: content and style feature maps computed once, sampled every step.
 
     Calling it with an image draws fresh positions from `generator`, so each call sees a new sample.
+    With `regions` (pairs of a content mask and one mask per style, at the content's and the styles'
+    sizes), output positions inside each content region are matched only with style positions inside
+    the paired style regions, and the terms are averaged over the regions, as in the original.
     """
 
     def __init__(self, extractor: FeatureExtractor, config: StrotssConfig, content: torch.Tensor,
-                 styles: Sequence[torch.Tensor], content_weight: float, generator: torch.Generator) -> None:
+                 styles: Sequence[torch.Tensor], content_weight: float, generator: torch.Generator,
+                 regions: Optional[Sequence[tuple[torch.Tensor, Sequence[torch.Tensor]]]] = None) -> None:
         self.extractor = extractor
         self.config = config
         self.layers = config.sorted_layers
@@ -204,31 +223,40 @@ class StrotssObjective:
             self.content = content
             self.content_features = extractor(content, self.layers)
             self.styles = [(s, extractor(s, self.layers)) for s in styles]
-            self.style_moments = LF.feature_moments(self.sample_style(STYLE_MOMENT_SAMPLES))
+            self.regions = list(regions) if regions is not None else [(None, [None] * len(styles))]
+            self.style_moments = [LF.feature_moments(self.sample_style(STYLE_MOMENT_SAMPLES, r))
+                                  for r in range(len(self.regions))]
 
-    def sample_style(self, total: Optional[int] = None) -> torch.Tensor:
-        """`total` (default `style_samples`) hypercolumns split as evenly as possible over the style images."""
+    def sample_style(self, total: Optional[int] = None, region: int = 0) -> torch.Tensor:
+        """`total` (default `style_samples`) hypercolumns split as evenly as possible over the style
+        images (inside region `region`'s style masks when guided)."""
         total = self.config.style_samples if total is None else total
         n = len(self.styles)
         counts = [total // n + (1 if i < total % n else 0) for i in range(n)]
         cols = []
         with torch.no_grad():
-            for (image, feats), count in zip(self.styles, counts):
+            for (image, feats), count, mask in zip(self.styles, counts, self.regions[region][1]):
                 if count:
-                    pos = random_positions(tuple(image.shape[-2:]), count, self.generator)
+                    pos = random_positions(tuple(image.shape[-2:]), count, self.generator, mask)
                     cols.append(sample_hypercolumns(image, feats, self.layers, pos))
         return torch.cat(cols, dim=0)
 
     def __call__(self, image: torch.Tensor, positions: Optional[torch.Tensor] = None,
                  style: Optional[torch.Tensor] = None) -> LossTerms:
-        if positions is None:
-            positions = grid_positions(tuple(image.shape[-2:]), self.config.samples, self.generator)
-        if style is None:
-            style = self.sample_style()
-        x = sample_hypercolumns(image, self.extractor(image, self.layers), self.layers, positions)
-        with torch.no_grad():
-            c = sample_hypercolumns(self.content, self.content_features, self.layers, positions)
-        return strotss_terms(x, c, style, self.content_weight, self.config.moment_weight, self.style_moments)
+        features = self.extractor(image, self.layers)
+        totals: dict[str, torch.Tensor] = {}
+        for r, (content_mask, _) in enumerate(self.regions):
+            pos = positions
+            if pos is None:
+                pos = grid_positions(tuple(image.shape[-2:]), self.config.samples, self.generator, content_mask)
+            sty = style if style is not None else self.sample_style(region=r)
+            x = sample_hypercolumns(image, features, self.layers, pos)
+            with torch.no_grad():
+                c = sample_hypercolumns(self.content, self.content_features, self.layers, pos)
+            terms = strotss_terms(x, c, sty, self.content_weight, self.config.moment_weight, self.style_moments[r])
+            for name, value in terms.terms.items():
+                totals[name] = totals.get(name, 0) + value / len(self.regions)
+        return LossTerms(totals)
 
 
 # --- the run --------------------------------------------------------------------------------------
@@ -247,15 +275,28 @@ def plan_sizes(content_hw: tuple[int, int], config: StrotssConfig) -> list[tuple
 
 
 def run(content: torch.Tensor, styles: Sequence[torch.Tensor], config: StrotssConfig,
-        callback: Optional[Callback] = None, extractor: Optional[FeatureExtractor] = None) -> torch.Tensor:
+        callback: Optional[Callback] = None, extractor: Optional[FeatureExtractor] = None,
+        content_guidance: Optional[torch.Tensor] = None,
+        style_guidance: Optional[Sequence[torch.Tensor]] = None) -> torch.Tensor:
     """Stylise `content` (1x3xHxW in [0, 1]) with `styles`; returns the output in [0, 1].
 
     Scale 1 starts from the styles' mean colour plus the content's finest Laplacian band; each finer
     scale starts from the previous result upsampled plus the content's finest band at that size (the
     final scale from the upsampled result alone), as in the original.
+
+    Guidance (both or neither): a colour-coded map for the content and one per style image; regions
+    painted in the same colour are paired (see painterly.guidance).
     """
     if not styles:
         raise PainterlyError("at least one style image is needed")
+    pairs = None
+    if (content_guidance is None) != (not style_guidance):
+        raise PainterlyError("guidance needs both a content guidance map and style guidance maps")
+    if content_guidance is not None:
+        if len(style_guidance) != len(styles):
+            raise PainterlyError(f"{len(style_guidance)} style guidance map(s) for {len(styles)} style image(s); "
+                                 "give one per style image")
+        pairs = region_pairs(content_guidance.cpu(), [g.cpu() for g in style_guidance])
     device = torch.device(("cuda" if torch.cuda.is_available() else "cpu") if config.device == "auto" else config.device)
     precision = resolve_precision(config.precision, device)
     sizes = plan_sizes(tuple(content.shape[-2:]), config)
@@ -282,7 +323,15 @@ def run(content: torch.Tensor, styles: Sequence[torch.Tensor], config: StrotssCo
                 image = image + _finest_band(content_k)
         styles_k = [resize(s, fit_long_side(*s.shape[-2:], max(size))) for s in styles]
         weight = config.content_weight / 2**k
-        objective = StrotssObjective(extractor, config, content_k, styles_k, weight, generator)
+        regions = None
+        if pairs is not None:
+            regions = [(resize_mask(p.content, size).to(device),
+                        [resize_mask(m, tuple(s.shape[-2:])).to(device) for m, s in zip(p.styles, styles_k)])
+                       for p in pairs]
+            regions = [r for r in regions if r[0].any() and all(m.any() for m in r[1])]
+            if not regions:
+                raise PainterlyError(f"no guidance region survives at {size[1]}x{size[0]} px; use fewer scales")
+        objective = StrotssObjective(extractor, config, content_k, styles_k, weight, generator, regions)
         param = LaplacianPyramidImage(image, config.pyramid_levels).to(device)
         lr = config.final_learning_rate if final and config.final_learning_rate is not None else config.learning_rate
         optimizer = make_optimizer("rmsprop", param.parameters(), lr)
