@@ -20,6 +20,7 @@ import os
 import signal
 import tempfile
 import time
+import warnings
 from pathlib import Path
 from typing import Any, Callable, Iterable, Mapping, Optional, Sequence, Union
 
@@ -111,6 +112,7 @@ class Checkpointer:
         self.extra: dict[str, list] = {}
         self.stop_signal: Optional[int] = None
         self.saved = 0             # checkpoints written by this run
+        self.save_failed = False   # a periodic save failed (e.g. disk full); the run went on
         self._fingerprint: Optional[str] = None
         self._last_save = time.monotonic()
         self._save_cost = 0.0
@@ -180,7 +182,14 @@ class Checkpointer:
             raise Interrupted(*where, checkpoint=self.path, image=render() if render else None,
                               signum=self.stop_signal)
         if self.due(step):
-            self.save(state())
+            try:
+                self.save(state())
+            except OSError as exc:  # a full disk must not end a long run; a stop request still raises
+                self._last_save = time.monotonic()
+                if not self.save_failed:
+                    warnings.warn(f"painterly: could not save checkpoint '{self.path}' ({exc.strerror or exc}); "
+                                  "the run goes on", RuntimeWarning, stacklevel=2)
+                self.save_failed = True
 
     def finish(self) -> None:
         """After a successful run: remove the checkpoint unless asked to keep it."""

@@ -117,6 +117,15 @@ def test_periodic_saves_are_atomic_and_counted(tmp_path, tiny):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["a.ckpt"]  # no temporary files left
 
 
+def test_a_failed_periodic_save_warns_once_and_the_run_goes_on(tmp_path, tiny, monkeypatch):
+    content, style = _images()
+    config = GatysConfig(size=32, iterations=4, scales=1, precision="fp32", seed=0, style_weight=1e6)
+    ckpt = Checkpointer(tmp_path / "missing" / "a.ckpt", every=1, seconds=None)
+    with pytest.warns(RuntimeWarning, match="could not save checkpoint") as record:
+        run(content, [style], config, extractor=tiny, checkpoint=ckpt)
+    assert len(record) == 1 and ckpt.save_failed and ckpt.saved == 0
+
+
 def test_fingerprint_ignores_only_result_neutral_fields():
     a = torch.zeros(1, 3, 4, 4)
     base = fingerprint([a], {"size": 4, "max_time": None})
@@ -183,23 +192,49 @@ def test_cli_survives_sigkill_and_resumes_to_the_same_image(cli_images, cli_refe
     assert np.abs(np.asarray(Image.open(d / "killed.png")).astype(int) - cli_reference).max() <= 1
 
 
-@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM])
-def test_cli_interrupt_saves_checkpoint_and_image_then_resumes(cli_images, cli_reference, signum):
+def test_cli_sigint_saves_checkpoint_and_image_then_resumes(cli_images, cli_reference):
     d = cli_images
-    name = f"int{signum}"
-    ckpt = d / f"{name}.ckpt"
-    proc = _start_and_wait_for_checkpoint(_cli(d, f"{name}.png", "--checkpoint-every", "5"), ckpt)
-    proc.send_signal(signum)
+    ckpt = d / "int.ckpt"
+    proc = _start_and_wait_for_checkpoint(_cli(d, "int.png", "--checkpoint-every", "5"), ckpt)
+    proc.send_signal(signal.SIGINT)
     _, err = proc.communicate()
     assert proc.returncode == 130, err
     line = err.strip().splitlines()[-1]
     assert line.startswith("painterly: interrupted at scale 1/1 iteration "), err
     assert "--resume" in line and "Traceback" not in err
-    assert (d / f"{name}.png").exists()  # the image so far
-    done = subprocess.run(_cli(d, f"{name}.png", "--checkpoint-every", "5", "--resume"), env=_env(),
+    assert (d / "int.png").exists()  # the image so far
+    done = subprocess.run(_cli(d, "int.png", "--checkpoint-every", "5", "--resume"), env=_env(),
                           capture_output=True, text=True)
     assert done.returncode == 0, done.stderr
-    assert np.abs(np.asarray(Image.open(d / f"{name}.png")).astype(int) - cli_reference).max() <= 1
+    assert np.abs(np.asarray(Image.open(d / "int.png")).astype(int) - cli_reference).max() <= 1
+
+
+def test_cli_sigterm_in_process(cli_images, capsys, monkeypatch):
+    """SIGTERM (sent to this process from the progress callback) stops at the iteration boundary."""
+    d = cli_images
+    real = cli.stylize
+
+    def terminate_at_step_2(content, styles, *, config, callback, **kwargs):
+        def cb(info):
+            if callback is not None:
+                callback(info)
+            if info.step == 2:
+                os.kill(os.getpid(), signal.SIGTERM)
+        return real(content, styles, config=config, callback=cb, **kwargs)
+
+    monkeypatch.setattr(cli, "stylize", terminate_at_step_2)
+    argv = [str(d / "content.png"), str(d / "style.png"), "-o", str(d / "term.png"), "--size", "32", "--scales", "1",
+            "--iterations", "4", "--seed", "0", "--quiet"]
+    previous = signal.getsignal(signal.SIGTERM)
+    assert cli.main(argv) == 130
+    assert signal.getsignal(signal.SIGTERM) is previous  # handlers restored
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err[-1].startswith("painterly: interrupted at scale 1/1 iteration 2/4; wrote the image so far to ")
+    assert err[-1].endswith("resume with: painterly " + " ".join(argv) + " --resume")
+    assert (d / "term.png").exists() and (d / "term.ckpt").exists()
+    monkeypatch.setattr(cli, "stylize", real)
+    assert cli.main(argv + ["--resume"]) == 0
+    assert not (d / "term.ckpt").exists()
 
 
 def test_cli_refuses_a_mismatched_checkpoint(cli_images, capsys):
