@@ -43,6 +43,8 @@ def stylize(
     method: Optional[str] = None,
     config: Optional[GatysConfig] = None,
     callback: Optional[Callback] = None,
+    content_guidance: Optional[ImageLike] = None,
+    style_guidance: Union[None, ImageLike, Sequence[ImageLike]] = None,
     checkpoint: Union[None, str, os.PathLike, Checkpointer] = None,
     resume: Union[bool, str, os.PathLike] = False,
     checkpoint_every: Optional[int] = None,
@@ -57,6 +59,8 @@ def stylize(
     preserve_color='luminance', seed=0); see `painterly.GatysConfig` and, for method='strotss',
     `painterly.StrotssConfig`.
     method: 'gatys' or 'strotss' (default: the method whose config class `config` is, else 'gatys').
+    content_guidance, style_guidance (STROTSS only): colour-coded region maps, one for the content
+    and one per style image; regions painted in the same colour are paired (painterly.guidance).
     callback: called after every iteration with a `StepInfo` (iteration, named losses, and a
     `preview()` of the current image on request).
 
@@ -81,6 +85,14 @@ def stylize(
         rgb, alpha = split_alpha(open_image(content, "content image"))
         content_t = as_tensor(rgb, "content image")
     style_ts = [as_tensor(s, "style image") for s in styles]
+    guidance = {}
+    if content_guidance is not None or style_guidance is not None:
+        if method != "strotss":
+            raise PainterlyError(f"spatial guidance is supported by method 'strotss' only, not '{method}'")
+        if isinstance(style_guidance, (str, os.PathLike, Image.Image, torch.Tensor)):
+            style_guidance = [style_guidance]
+        guidance = {"content_guidance": None if content_guidance is None else as_tensor(content_guidance, "content guidance"),
+                    "style_guidance": [as_tensor(g, "style guidance") for g in (style_guidance or [])]}
     init_image = None
     if getattr(cfg, "init", "content") not in ("content", "noise", "style"):
         init_image = as_tensor(cfg.init, "init image")
@@ -99,7 +111,7 @@ def stylize(
             # Checkpoints are Gatys-only so far: a STROTSS run ignores a checkpointer but refuses to resume.
             if ckpt is not None and ckpt.resume:
                 raise PainterlyError(f"resuming from a checkpoint is not supported for method '{method}' yet")
-            result = RUNNERS[method](content_t, style_ts, cfg, callback=callback)
+            result = RUNNERS[method](content_t, style_ts, cfg, callback=callback, **guidance)
     except Interrupted as exc:
         if isinstance(exc.image, torch.Tensor):
             exc.image = to_pil(exc.image)

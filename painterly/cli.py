@@ -134,6 +134,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--method", dest="method", choices=("gatys", "strotss"), default="gatys",
                    help="gatys: Gatys et al. 2016 (Gram matrices, L-BFGS); strotss: Kolkin et al. 2019 (relaxed "
                         "optimal transport and self-similarity, Laplacian pyramid, RMSprop) [gatys]")
+    p.add_argument("--content-guidance", metavar="MAP",
+                   help="strotss: colour-coded region map of the content; each region takes its style from the "
+                        "style region painted in the same colour")
+    p.add_argument("--style-guidance", metavar="MAP", nargs="+",
+                   help="strotss: colour-coded region map(s), one per STYLE, in the same colours as --content-guidance")
 
     g = p.add_argument_group("size and schedule")
     g.add_argument("--size", dest="size", type=_size, default=S, metavar="PX|max",
@@ -243,6 +248,12 @@ def _method_options(method: str, options: dict) -> dict:
         raise PainterlyError(f"{flags} does not apply to --method {method} (it takes "
                              f"{', '.join('--' + n.replace('_', '-') for n in STROTSS_FIELDS)})")
     return options
+
+
+def _guidance(args: argparse.Namespace) -> dict:
+    """The guidance maps given, as stylize() keywords (none given: no keywords at all)."""
+    given = {"content_guidance": args.content_guidance, "style_guidance": args.style_guidance}
+    return {k: v for k, v in given.items() if v is not None}
 
 
 def _load_config(path: str, method: str = "gatys"):
@@ -424,7 +435,7 @@ def _run(args: argparse.Namespace, argv: Optional[Sequence[str]] = None) -> int:
     restore_handlers = install_stop_handlers(ckpt, stopping) if args.method in CHECKPOINTED else (lambda: None)
     start = time.monotonic()
     try:
-        result = stylize(args.content, list(args.styles), config=config, callback=combine(bar, history, saver),
+        result = stylize(args.content, list(args.styles), config=config, **_guidance(args), callback=combine(bar, history, saver),
                          checkpoint=ckpt)
     except Interrupted as exc:
         if bar is not None:

@@ -368,3 +368,27 @@ def test_guided_run_and_its_errors():
         strotss.run(content, [style], config, extractor=extractor, content_guidance=cg)
     with pytest.raises(PainterlyError, match="one per style"):
         strotss.run(content, [style], config, extractor=extractor, content_guidance=cg, style_guidance=[sg, sg])
+
+
+def test_cli_and_api_take_guidance_maps(image_files, capsys):
+    from PIL import Image
+
+    import painterly
+    from painterly import cli
+
+    cg, sg = image_files / "cg.png", image_files / "sg.jpg"
+    Image.fromarray((_two_region_guide(40, 48, 24, (RED, BLUE))[0].permute(1, 2, 0) * 255).byte().numpy()).save(cg)
+    Image.fromarray((_two_region_guide(36, 36, 12, (BLUE, RED))[0].permute(1, 2, 0) * 255).byte().numpy()).save(sg)
+    out = image_files / "g.png"
+    code = cli.main([str(image_files / "c.png"), str(image_files / "s.png"), "-o", str(out), "--method", "strotss",
+                     "--size", "32", "--scales", "1", "--iterations", "1", "--precision", "fp32", "--quiet",
+                     "--content-guidance", str(cg), "--style-guidance", str(sg)])
+    assert code == 0, capsys.readouterr().err
+    assert Image.open(out).size == (32, 27)
+    code = cli.main([str(image_files / "c.png"), str(image_files / "s.png"), "-o", str(out), "--quiet",
+                     "--content-guidance", str(cg), "--style-guidance", str(sg)])
+    err = capsys.readouterr().err
+    assert code == 2 and "supported by method 'strotss' only" in err and err.count("\n") == 1
+    with pytest.raises(PainterlyError, match="strotss' only"):
+        painterly.stylize(str(image_files / "c.png"), str(image_files / "s.png"), content_guidance=str(cg),
+                          style_guidance=str(sg))
