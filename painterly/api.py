@@ -108,10 +108,7 @@ def stylize(
         if method == "gatys":
             result = run_gatys(content_t, style_ts, cfg, callback=callback, init_image=init_image, checkpoint=ckpt)
         else:
-            # Checkpoints are Gatys-only so far: a STROTSS run ignores a checkpointer but refuses to resume.
-            if ckpt is not None and ckpt.resume:
-                raise PainterlyError(f"resuming from a checkpoint is not supported for method '{method}' yet")
-            result = RUNNERS[method](content_t, style_ts, cfg, callback=callback, **guidance)
+            result = RUNNERS[method](content_t, style_ts, cfg, callback=callback, checkpoint=ckpt, **guidance)
     except Interrupted as exc:
         if isinstance(exc.image, torch.Tensor):
             exc.image = to_pil(exc.image)

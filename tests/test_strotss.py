@@ -392,3 +392,43 @@ def test_cli_and_api_take_guidance_maps(image_files, capsys):
     with pytest.raises(PainterlyError, match="strotss' only"):
         painterly.stylize(str(image_files / "c.png"), str(image_files / "s.png"), content_guidance=str(cg),
                           style_guidance=str(sg))
+
+
+def test_checkpoint_stop_and_resume_equals_an_uninterrupted_run(tmp_path):
+    from painterly.checkpoint import Checkpointer, Interrupted
+    from painterly.features import FeatureExtractor
+
+    extractor = FeatureExtractor.random(seed=0, last_layer="relu5_3")
+    gen = torch.Generator().manual_seed(0)
+    content, style = torch.rand(1, 3, 32, 40, generator=gen), torch.rand(1, 3, 32, 32, generator=gen)
+    config = StrotssConfig(size=40, scales=2, iterations=3, seed=0, precision="fp32", samples=64, style_samples=64)
+    whole = strotss.run(content, [style], config, extractor=extractor)
+
+    path = tmp_path / "run.ckpt"
+    ckpt = Checkpointer(path, every=None, seconds=None)
+
+    def stop_at_step_4(info):
+        if info.step == 4:  # scale 2, iteration 1
+            ckpt.request_stop()
+
+    with pytest.raises(Interrupted) as exc:
+        strotss.run(content, [style], config, callback=stop_at_step_4, extractor=extractor, checkpoint=ckpt)
+    assert (exc.value.scale, exc.value.iteration) == (1, 1) and path.exists()
+    steps = []
+    resumed = strotss.run(content, [style], config, callback=steps.append, extractor=extractor,
+                          checkpoint=Checkpointer(path, every=None, seconds=None, resume=True))
+    assert [s.step for s in steps] == [5, 6] and not path.exists()
+    assert (resumed - whole).abs().max() == 0, float((resumed - whole).abs().max())
+    with pytest.raises(PainterlyError, match="other input images or options"):
+        ckpt2 = Checkpointer(path, every=None, seconds=None, keep=True)
+        ckpt2.request_stop()
+        with pytest.raises(Interrupted):
+            strotss.run(content, [style], config, extractor=extractor, checkpoint=ckpt2)
+        strotss.run(content, [style], dataclasses_replace(config, seed=1), extractor=extractor,
+                    checkpoint=Checkpointer(path, every=None, seconds=None, resume=True))
+
+
+def dataclasses_replace(config, **changes):
+    import dataclasses
+
+    return dataclasses.replace(config, **changes)

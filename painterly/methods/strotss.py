@@ -30,6 +30,7 @@ from typing import Optional, Sequence
 import torch
 import torch.nn.functional as F
 
+from ..checkpoint import Checkpointer, fingerprint, restore_rng, rng_state
 from ..errors import PainterlyError
 from ..guidance import region_pairs, resize_mask
 from ..features import LAYER_INDEX, FeatureExtractor, check_layers, resolve_precision
@@ -277,7 +278,8 @@ def plan_sizes(content_hw: tuple[int, int], config: StrotssConfig) -> list[tuple
 def run(content: torch.Tensor, styles: Sequence[torch.Tensor], config: StrotssConfig,
         callback: Optional[Callback] = None, extractor: Optional[FeatureExtractor] = None,
         content_guidance: Optional[torch.Tensor] = None,
-        style_guidance: Optional[Sequence[torch.Tensor]] = None) -> torch.Tensor:
+        style_guidance: Optional[Sequence[torch.Tensor]] = None,
+        checkpoint: Optional[Checkpointer] = None) -> torch.Tensor:
     """Stylise `content` (1x3xHxW in [0, 1]) with `styles`; returns the output in [0, 1].
 
     Scale 1 starts from the styles' mean colour plus the content's finest Laplacian band; each finer
@@ -286,6 +288,8 @@ def run(content: torch.Tensor, styles: Sequence[torch.Tensor], config: StrotssCo
 
     Guidance (both or neither): a colour-coded map for the content and one per style image; regions
     painted in the same colour are paired (see painterly.guidance).
+
+    checkpoint: save the run's state as it goes and, if it says resume, continue from its file.
     """
     if not styles:
         raise PainterlyError("at least one style image is needed")
@@ -305,17 +309,31 @@ def run(content: torch.Tensor, styles: Sequence[torch.Tensor], config: StrotssCo
                                            precision=precision, device=device)
     content = content.to(device)
     styles = [s.to(device) for s in styles]
-    generator = torch.Generator().manual_seed(config.seed if config.seed is not None else torch.seed())
+    base_seed = config.seed if config.seed is not None else torch.seed()
+    generator = torch.Generator()
     mean_color = style_mean_color(styles)
 
-    start = time.monotonic()
+    saved = None
+    if checkpoint is not None:
+        options = {"method": "strotss", **dataclasses.asdict(config), "precision": precision}
+        guides = [content_guidance, *(style_guidance or [])] if content_guidance is not None else []
+        saved = checkpoint.start(fingerprint([content, *styles, *guides], options))
+        if saved:
+            base_seed = saved["base_seed"]
+    start = time.monotonic() - (saved["elapsed"] if saved else 0.0)
     shares = time_shares(sizes)
-    step = 0
+    first_scale = saved["scale"] if saved else 0
+    step = saved["step"] if saved else 0
     image = None
     for k, size in enumerate(sizes):
+        if k < first_scale:
+            continue
+        resumed = saved is not None and k == first_scale
         final = k == len(sizes) - 1
         content_k = resize(content, size)
-        if image is None:
+        if resumed:
+            image = torch.zeros(1, 3, *size, device=device)  # replaced by the saved pyramid below
+        elif image is None:
             image = mean_color + _finest_band(content_k)
         else:
             image = F.interpolate(image, size=size, mode="bilinear", align_corners=True)
@@ -323,6 +341,8 @@ def run(content: torch.Tensor, styles: Sequence[torch.Tensor], config: StrotssCo
                 image = image + _finest_band(content_k)
         styles_k = [resize(s, fit_long_side(*s.shape[-2:], max(size))) for s in styles]
         weight = config.content_weight / 2**k
+        # Each scale's sampling starts from its own seed, so a resumed run rebuilds the same style targets.
+        generator.manual_seed(base_seed + 7919 * k)
         regions = None
         if pairs is not None:
             regions = [(resize_mask(p.content, size).to(device),
@@ -335,6 +355,12 @@ def run(content: torch.Tensor, styles: Sequence[torch.Tensor], config: StrotssCo
         param = LaplacianPyramidImage(image, config.pyramid_levels).to(device)
         lr = config.final_learning_rate if final and config.final_learning_rate is not None else config.learning_rate
         optimizer = make_optimizer("rmsprop", param.parameters(), lr)
+        done = 0
+        if resumed:
+            param.load_state_dict(saved["param"])
+            optimizer.load_state_dict(saved["optimizer"])
+            restore_rng(saved["rng"], generator)
+            done = saved["iteration"]
         deadline = None
         if config.max_time is not None:
             left = config.max_time - (time.monotonic() - start)
@@ -348,8 +374,16 @@ def run(content: torch.Tensor, styles: Sequence[torch.Tensor], config: StrotssCo
                 callback(StepInfo(iteration=i, iterations=config.iterations, scale=k, scales=len(sizes), size=size,
                                   losses=terms.floats(), elapsed=time.monotonic() - start, step=step,
                                   _render=param.image))
+            if checkpoint is not None:
+                checkpoint.after_step(
+                    step, lambda: {"scale": k, "iteration": i, "step": step, "elapsed": time.monotonic() - start,
+                                   "param": param.state_dict(), "optimizer": optimizer.state_dict(),
+                                   "rng": rng_state(generator), "base_seed": base_seed},
+                    (k, len(sizes), i, config.iterations), param.image)
 
-        optimize(param, objective, config.iterations, optimizer, on_step, deadline)
+        optimize(param, objective, config.iterations, optimizer, on_step, deadline, start=done)
         # Unclamped, as the original carries it to the next scale; clamped only when read out.
         image = param().detach()
+    if checkpoint is not None:
+        checkpoint.finish()
     return image.clamp(0, 1)
