@@ -432,3 +432,16 @@ def dataclasses_replace(config, **changes):
     import dataclasses
 
     return dataclasses.replace(config, **changes)
+
+
+def test_max_time_cuts_the_run_short():
+    from painterly.features import FeatureExtractor
+
+    extractor = FeatureExtractor.random(seed=0, last_layer="relu5_3")
+    gen = torch.Generator().manual_seed(0)
+    content, style = torch.rand(1, 3, 32, 32, generator=gen), torch.rand(1, 3, 32, 32, generator=gen)
+    steps = []
+    config = StrotssConfig(size=32, scales=1, iterations=1000, seed=0, precision="fp32", samples=32,
+                           style_samples=32, max_time=3.0)
+    out = strotss.run(content, [style], config, callback=steps.append, extractor=extractor)
+    assert out.shape == (1, 3, 32, 32) and 0 < len(steps) < 1000
