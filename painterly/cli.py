@@ -426,10 +426,11 @@ def _run(args: argparse.Namespace, argv: Optional[Sequence[str]] = None) -> int:
     resume_cmd = _resume_command(argv)
 
     def stopping(signum: int) -> None:
-        if bar is not None:
-            bar.close()
-        print("painterly: stopping after this iteration to save a checkpoint (again to abort without saving)",
-              file=sys.stderr)
+        from tqdm import tqdm
+
+        # tqdm.write keeps the progress bar intact below the message
+        tqdm.write("painterly: stopping after this iteration to save a checkpoint (again to abort without saving)",
+                   file=sys.stderr)
 
     # Methods without checkpoint support keep Python's Ctrl-C (an immediate KeyboardInterrupt).
     restore_handlers = install_stop_handlers(ckpt, stopping) if args.method in CHECKPOINTED else (lambda: None)

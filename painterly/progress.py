@@ -66,7 +66,7 @@ class ProgressBar:
     def __call__(self, info: StepInfo) -> None:
         from tqdm import tqdm
 
-        if info.scale != self.scale:
+        if info.scale != self.scale or self.bar is None:
             self.close()
             self.scale = info.scale
             h, w = info.size

@@ -224,11 +224,13 @@ def test_cli_sigterm_in_process(cli_images, capsys, monkeypatch):
 
     monkeypatch.setattr(cli, "stylize", terminate_at_step_2)
     argv = [str(d / "content.png"), str(d / "style.png"), "-o", str(d / "term.png"), "--size", "32", "--scales", "1",
-            "--iterations", "4", "--seed", "0", "--quiet"]
+            "--iterations", "4", "--seed", "0"]  # with the progress bar
     previous = signal.getsignal(signal.SIGTERM)
     assert cli.main(argv) == 130
     assert signal.getsignal(signal.SIGTERM) is previous  # handlers restored
     err = capsys.readouterr().err.strip().splitlines()
+    assert "Traceback" not in "".join(err) and "error" not in "".join(err)
+    assert any("stopping after this iteration" in line for line in err)
     assert err[-1].startswith("painterly: interrupted at scale 1/1 iteration 2/4; wrote the image so far to ")
     assert err[-1].endswith("resume with: painterly " + " ".join(argv) + " --resume")
     assert (d / "term.png").exists() and (d / "term.ckpt").exists()
