@@ -359,9 +359,13 @@ def describe_plan(config: GatysConfig, content_hw: tuple[int, int], size_max: bo
     return "\n".join(lines)
 
 
-def _resume_command(argv: Optional[Sequence[str]]) -> str:
-    """The command line that continues this run."""
+def _resume_command(argv: Optional[Sequence[str]], size: Optional[int] = None) -> str:
+    """The command line that continues this run (`--size max` pinned to `size`: free memory changes)."""
     words = list(sys.argv[1:] if argv is None else argv)
+    if size is not None:
+        words = [str(size) if w.lower() == "max" and i and words[i - 1] == "--size" else w
+                 for i, w in enumerate(words)]
+        words = [f"--size={size}" if w.lower() == "--size=max" else w for w in words]
     if "--resume" not in words:
         words.append("--resume")
     return shlex.join(["painterly", *words])
@@ -423,7 +427,7 @@ def _run(args: argparse.Namespace, argv: Optional[Sequence[str]] = None) -> int:
     if history is not None:
         ckpt.extra["log"] = history.records  # the loss log survives a resume
     saver = SaveEvery(output, args.save_every) if args.save_every else None
-    resume_cmd = _resume_command(argv)
+    resume_cmd = _resume_command(argv, config.size if size_max else None)
 
     def stopping(signum: int) -> None:
         from tqdm import tqdm

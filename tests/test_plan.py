@@ -134,3 +134,10 @@ def test_plan_errors_are_one_line(images, capsys, no_stylize, argv, fragment):
     code, _, err = run([images / "content.png", images / "style.png", "-o", images / "o.png", *argv], capsys)
     assert code == 2
     assert len(err.strip().splitlines()) == 1 and fragment in err, err
+
+
+def test_resume_command_pins_size_max():
+    assert cli._resume_command(["a.png", "b.png", "--size", "max", "-o", "o.png"], 1234) == \
+        "painterly a.png b.png --size 1234 -o o.png --resume"
+    assert cli._resume_command(["a.png", "--size=max", "--resume"], 99) == "painterly a.png --size=99 --resume"
+    assert cli._resume_command(["a.png", "--size", "max"]) == "painterly a.png --size max --resume"
