@@ -1,6 +1,7 @@
 """Checkpoints: atomic saves, exact resume (L-BFGS history included), refusal of mismatched runs,
 and the CLI surviving SIGKILL / SIGINT."""
 
+import json
 import os
 import signal
 import subprocess
@@ -224,7 +225,7 @@ def test_cli_sigterm_in_process(cli_images, capsys, monkeypatch):
 
     monkeypatch.setattr(cli, "stylize", terminate_at_step_2)
     argv = [str(d / "content.png"), str(d / "style.png"), "-o", str(d / "term.png"), "--size", "32", "--scales", "1",
-            "--iterations", "4", "--seed", "0"]  # with the progress bar
+            "--iterations", "4", "--seed", "0", "--log"]  # with the progress bar and the loss log
     previous = signal.getsignal(signal.SIGTERM)
     assert cli.main(argv) == 130
     assert signal.getsignal(signal.SIGTERM) is previous  # handlers restored
@@ -237,6 +238,8 @@ def test_cli_sigterm_in_process(cli_images, capsys, monkeypatch):
     monkeypatch.setattr(cli, "stylize", real)
     assert cli.main(argv + ["--resume"]) == 0
     assert not (d / "term.ckpt").exists()
+    log = json.loads((d / "term.json").read_text())
+    assert [r["step"] for r in log] == [1, 2, 3, 4]  # the steps before the stop came back from the checkpoint
 
 
 def test_cli_refuses_a_mismatched_checkpoint(cli_images, capsys):
