@@ -46,11 +46,14 @@ class StopAt:
             self.ckpt.request_stop(signal.SIGINT)
 
 
-@pytest.mark.parametrize("optimizer,init", [("lbfgs", "content"), ("adam", "noise")])
-def test_resume_reproduces_an_uninterrupted_run_exactly(tmp_path, tiny, optimizer, init):
+@pytest.mark.parametrize("optimizer,init,precision", [("lbfgs", "content", "fp32"), ("adam", "noise", "fp32"),
+                                                      ("lbfgs", "content", "bf16")])
+def test_resume_reproduces_an_uninterrupted_run_exactly(tmp_path, tiny, optimizer, init, precision):
     content, style = _images()
-    config = GatysConfig(size=48, iterations=6, coarse_iterations=5, scales=2, precision="fp32", seed=3, style_weight=1e6,
-                         optimizer=optimizer, init=init)
+    if precision == "bf16":
+        tiny = FeatureExtractor.random(seed=0, last_layer="relu5_1", precision="bf16")
+    config = GatysConfig(size=48, iterations=6, coarse_iterations=5, scales=2, precision=precision, seed=3,
+                         style_weight=1e6, optimizer=optimizer, init=init)
     reference = run(content, [style], config, extractor=tiny)
     assert (reference - content).abs().max() > 0.05  # the optimisation really moved the image
 
