@@ -18,7 +18,7 @@ from .progress import Callback
 
 METHODS = {"gatys": GatysConfig, "strotss": StrotssConfig}
 RUNNERS = {"gatys": run_gatys, "strotss": run_strotss}
-CHECKPOINTED = {"gatys"}  # methods whose run() takes a Checkpointer (save, resume, stop on request)
+CHECKPOINTED = {"gatys", "strotss"}  # methods whose run() takes a Checkpointer (save, resume, stop on request)
 
 
 def make_config(method: str = "gatys", config: Optional[GatysConfig] = None, **options) -> GatysConfig:
