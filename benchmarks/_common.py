@@ -64,17 +64,9 @@ class SharedEvaluator:
 
 def vgg_flops(size: tuple[int, int], last_layer: str = "relu5_1") -> float:
     """FLOPs of one VGG19 forward plus backward to the input (no weight gradients): 2 x forward."""
-    from painterly.features import LAYER_INDEX, LAYER_NAMES, channels_of
+    from painterly.schedule import vgg_flops as flops
 
-    h, w = size
-    flops, cin = 0.0, 3
-    for name in LAYER_NAMES[: LAYER_INDEX[last_layer] + 1]:
-        if name.startswith("conv"):
-            block = int(name[4])
-            cout = channels_of(name)
-            flops += 2 * cin * cout * 9 * (h * w) / 4 ** (block - 1)
-            cin = cout
-    return 2 * flops
+    return flops(size, [last_layer])
 
 
 def fp32_peak_gflops() -> float:

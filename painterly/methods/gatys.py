@@ -7,7 +7,6 @@ parameterisation and the optimisation loop, run coarse-to-fine.
 from __future__ import annotations
 
 import dataclasses
-import json
 import time
 from dataclasses import dataclass, field
 from typing import Optional, Sequence
@@ -15,6 +14,7 @@ from typing import Optional, Sequence
 import torch
 
 from ..checkpoint import Checkpointer, fingerprint, restore_rng, rng_state
+from ..config import MethodConfig
 from ..errors import PainterlyError
 from ..features import FeatureExtractor, LAYER_INDEX, LAYER_NAMES, channels_of, check_layers, resolve_precision
 from ..image import match_color, resize, transfer_luminance
@@ -27,7 +27,7 @@ from ..image import fit_long_side
 
 
 @dataclass(frozen=True)
-class GatysConfig:
+class GatysConfig(MethodConfig):
     """Every knob of a Gatys run. Round-trips through JSON (to_json / from_json)."""
 
     size: int = 512                      # long side of the output, px
@@ -86,25 +86,9 @@ class GatysConfig:
             raise PainterlyError("iterations must not be negative")
         if self.optimizer not in ("lbfgs", "adam"):
             raise PainterlyError(f"optimizer must be lbfgs or adam, got '{self.optimizer}'")
-        if self.pooling not in ("avg", "max"):
-            raise PainterlyError(f"pooling must be avg or max, got '{self.pooling}'")
         if self.preserve_color not in ("none", "luminance", "histogram"):
             raise PainterlyError(f"preserve-color must be none, luminance or histogram, got '{self.preserve_color}'")
-        if self.precision not in ("auto", "fp32", "bf16"):
-            raise PainterlyError(f"precision must be auto, fp32 or bf16, got '{self.precision}'")
-        if self.max_time is not None and self.max_time <= 0:
-            raise PainterlyError("max-time must be positive")
-
-    def to_json(self) -> str:
-        return json.dumps(dataclasses.asdict(self), indent=1)
-
-    @classmethod
-    def from_json(cls, text: str) -> "GatysConfig":
-        data = json.loads(text)
-        for key, value in data.items():
-            if isinstance(value, list):
-                data[key] = tuple(value)
-        return cls(**data)
+        self.check_common(self.pooling, self.precision, self.max_time)
 
     @property
     def layers(self) -> list[str]:

@@ -21,7 +21,6 @@ each hypercolumn do, so VGG features are divided by that factor (FEATURE_SCALE) 
 from __future__ import annotations
 
 import dataclasses
-import json
 import math
 import time
 from dataclasses import dataclass
@@ -31,6 +30,7 @@ import torch
 import torch.nn.functional as F
 
 from ..checkpoint import Checkpointer, fingerprint, restore_rng, rng_state
+from ..config import MethodConfig
 from ..errors import PainterlyError
 from ..guidance import region_pairs, resize_mask
 from ..features import LAYER_INDEX, FeatureExtractor, check_layers, resolve_precision
@@ -51,7 +51,7 @@ STYLE_MOMENT_SAMPLES = 4096
 
 
 @dataclass(frozen=True)
-class StrotssConfig:
+class StrotssConfig(MethodConfig):
     """Every knob of a STROTSS run. Round-trips through JSON (to_json / from_json).
 
     Defaults follow the authors' code (github.com/nkolkin13/STROTSS): 512 px long side reached over
@@ -97,23 +97,7 @@ class StrotssConfig:
         for name in ("samples", "style_samples", "pyramid_levels"):
             if getattr(self, name) < 1:
                 raise PainterlyError(f"{name.replace('_', '-')} must be at least 1, got {getattr(self, name)}")
-        if self.pooling not in ("avg", "max"):
-            raise PainterlyError(f"pooling must be avg or max, got '{self.pooling}'")
-        if self.precision not in ("auto", "fp32", "bf16"):
-            raise PainterlyError(f"precision must be auto, fp32 or bf16, got '{self.precision}'")
-        if self.max_time is not None and self.max_time <= 0:
-            raise PainterlyError("max-time must be positive")
-
-    def to_json(self) -> str:
-        return json.dumps(dataclasses.asdict(self), indent=1)
-
-    @classmethod
-    def from_json(cls, text: str) -> "StrotssConfig":
-        data = json.loads(text)
-        for key, value in data.items():
-            if isinstance(value, list):
-                data[key] = tuple(value)
-        return cls(**data)
+        self.check_common(self.pooling, self.precision, self.max_time)
 
     @property
     def sorted_layers(self) -> list[str]:
