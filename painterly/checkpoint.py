@@ -225,3 +225,12 @@ def install_stop_handlers(checkpointer: Checkpointer, on_first: Optional[Callabl
             signal.signal(s, h)
 
     return restore
+
+
+def restore_state(saved: dict, param: "torch.nn.Module", optimizer: "torch.optim.Optimizer",
+                  generator: "torch.Generator") -> int:
+    """Load a checkpoint's parameterisation, optimiser and RNG state; return the iterations already done."""
+    param.load_state_dict(saved["param"])
+    optimizer.load_state_dict(saved["optimizer"])
+    restore_rng(saved["rng"], generator)
+    return saved["iteration"]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import time
 from dataclasses import dataclass
 from typing import Sequence
 
@@ -68,6 +69,14 @@ def time_shares(plan: Sequence[Scale]) -> list[float]:
     if n == 1:
         return [1.0]
     return [0.5 / (n - 1)] * (n - 1) + [0.5]
+
+
+def scale_deadline(max_time: float | None, start: float, shares: Sequence[float], k: int) -> float | None:
+    """time.monotonic() by which scale k should stop: its share of the time still left (None: no limit)."""
+    if max_time is None:
+        return None
+    left = max_time - (time.monotonic() - start)
+    return time.monotonic() + left * shares[k] / sum(shares[k:])
 
 
 # --- memory pre-flight ----------------------------------------------------------------------------

@@ -13,7 +13,7 @@ from typing import Optional, Sequence
 
 import torch
 
-from ..checkpoint import Checkpointer, fingerprint, restore_rng, rng_state
+from ..checkpoint import Checkpointer, fingerprint, restore_state, rng_state
 from ..config import MethodConfig
 from ..errors import PainterlyError
 from ..features import FeatureExtractor, LAYER_INDEX, LAYER_NAMES, channels_of, check_layers, resolve_precision
@@ -22,7 +22,7 @@ from ..losses import ContentLoss, GramStyleLoss, LossTerms, TotalVariationLoss, 
 from ..optimize import make_optimizer, optimize
 from ..param import PixelImage
 from ..progress import Callback, StepInfo
-from ..schedule import Scale, check_fits, plan_scales, time_shares
+from ..schedule import Scale, check_fits, plan_scales, scale_deadline, time_shares
 from ..image import fit_long_side
 
 
@@ -224,16 +224,8 @@ def run(content: torch.Tensor, styles: Sequence[torch.Tensor], config: GatysConf
         targets = compute_targets(extractor, config, content, styles, scale.size)
         param = PixelImage(image).to(device)
         optimizer = make_optimizer(config.optimizer, param.parameters(), config.learning_rate, config.lbfgs_history)
-        done = 0
-        if resumed:
-            param.load_state_dict(saved["param"])
-            optimizer.load_state_dict(saved["optimizer"])
-            restore_rng(saved["rng"], generator)
-            done = saved["iteration"]
-        deadline = None
-        if config.max_time is not None:
-            left = config.max_time - (time.monotonic() - start)
-            deadline = time.monotonic() + left * shares[k] / sum(shares[k:])
+        done = restore_state(saved, param, optimizer, generator) if resumed else 0
+        deadline = scale_deadline(config.max_time, start, shares, k)
 
         def loss_fn(img: torch.Tensor) -> LossTerms:
             return objective(img, extractor(img, config.layers), targets)

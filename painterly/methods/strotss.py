@@ -29,7 +29,7 @@ from typing import Optional, Sequence
 import torch
 import torch.nn.functional as F
 
-from ..checkpoint import Checkpointer, fingerprint, restore_rng, rng_state
+from ..checkpoint import Checkpointer, fingerprint, restore_state, rng_state
 from ..config import MethodConfig
 from ..errors import PainterlyError
 from ..guidance import region_pairs, resize_mask
@@ -40,7 +40,7 @@ from ..losses import functional as LF
 from ..optimize import make_optimizer, optimize
 from ..param import LaplacianPyramidImage, laplacian_pyramid
 from ..progress import Callback, StepInfo
-from ..schedule import scale_sizes, time_shares
+from ..schedule import scale_deadline, scale_sizes, time_shares
 
 FEATURE_SCALE = 1.0 / (255.0 * 0.226)
 # The original's output grid: stride sqrt(H W / 128^2) px, so about 128 x 128 grid points at any size.
@@ -339,16 +339,8 @@ def run(content: torch.Tensor, styles: Sequence[torch.Tensor], config: StrotssCo
         param = LaplacianPyramidImage(image, config.pyramid_levels).to(device)
         lr = config.final_learning_rate if final and config.final_learning_rate is not None else config.learning_rate
         optimizer = make_optimizer("rmsprop", param.parameters(), lr)
-        done = 0
-        if resumed:
-            param.load_state_dict(saved["param"])
-            optimizer.load_state_dict(saved["optimizer"])
-            restore_rng(saved["rng"], generator)
-            done = saved["iteration"]
-        deadline = None
-        if config.max_time is not None:
-            left = config.max_time - (time.monotonic() - start)
-            deadline = time.monotonic() + left * shares[k] / sum(shares[k:])
+        done = restore_state(saved, param, optimizer, generator) if resumed else 0
+        deadline = scale_deadline(config.max_time, start, shares, k)
 
         def on_step(i: int, terms: LossTerms, size: tuple[int, int] = size, k: int = k,
                     param: LaplacianPyramidImage = param) -> None:
