@@ -128,7 +128,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     S = argparse.SUPPRESS
     p.add_argument("content", nargs="?", metavar="CONTENT", help="the photo to repaint")
-    p.add_argument("styles", nargs="*", metavar="STYLE", help="one or more style images (blended)")
+    p.add_argument("styles", nargs="*", metavar="STYLE", help="one or more style images (blended, or pooled with --style-set)")
     p.add_argument("-o", "--output", metavar="OUT", help="output image (.png, .jpg, .webp, .tif, .bmp); written atomically")
 
     p.add_argument("--method", dest="method", choices=("gatys", "strotss"), default="gatys",
@@ -179,6 +179,9 @@ def build_parser() -> argparse.ArgumentParser:
                    metavar="W,W,...", help="relative weight of each style layer [all 1]")
     g.add_argument("--style-blend-weights", dest="style_blend_weights", type=_float_list, default=S,
                    metavar="W,W,...", help="relative weight of each style image, one per STYLE [all equal]")
+    g.add_argument("--style-set", dest="style_set", action="store_const", const=True, default=S,
+                   help="treat the STYLE images as one artist's work: pool their statistics by pixel count "
+                        "instead of blending separate styles")
     g.add_argument("--style-scale", dest="style_scale", type=_number, default=S, metavar="F",
                    help=f"style image size relative to the output (bigger = larger brush strokes) [{_D.style_scale}]")
     g.add_argument("--pooling", dest="pooling", choices=("avg", "max"), default=S,
@@ -229,7 +232,7 @@ def build_parser() -> argparse.ArgumentParser:
 CONFIG_FIELDS = ("size", "iterations", "coarse_iterations", "scales", "max_time", "seed", "optimizer",
                  "learning_rate", "init", "content_weight", "style_weight", "tv_weight", "content_layers",
                  "style_layers", "content_layer_weights", "style_layer_weights", "style_blend_weights",
-                 "style_scale", "pooling", "preserve_color", "precision", "device")
+                 "style_set", "style_scale", "pooling", "preserve_color", "precision", "device")
 
 
 # Flags that carry the same meaning for STROTSS (its own defaults apply: 250 iterations at each of 4

@@ -531,3 +531,23 @@ def test_disk_error_while_saving_is_one_line(images, capsys, monkeypatch):
     assert code == 1
     assert_one_error_line(err, "No space left on device")
     assert_nothing_written(d)
+
+
+def test_style_set_flag_reaches_config_and_conflicts_with_blend_weights(images, capsys, monkeypatch):
+    seen = {}
+
+    def fake_stylize(content, styles, **kwargs):
+        seen["config"] = kwargs["config"]
+        return Image.new("RGB", (8, 6))
+
+    monkeypatch.setattr(cli, "stylize", fake_stylize)
+    d = images["dir"]
+    code, _, err = run([images["content"], images["style"], images["style2"], "-o", d / "set.png", "--quiet",
+                        "--style-set"], capsys)
+    assert code == 0, err
+    assert seen["config"].style_set is True
+    code, _, err = run([images["content"], images["style"], images["style2"], "-o", d / "bad.png", "--quiet",
+                        "--style-set", "--style-blend-weights", "1,2"], capsys)
+    assert code == 2
+    assert_one_error_line(err, "style-set")
+    assert not (d / "bad.png").exists()

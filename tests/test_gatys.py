@@ -305,3 +305,33 @@ def test_run_errors(content, style, tiny):
 def test_stylize_rejects_unknown_option(content, style):
     with pytest.raises(PainterlyError, match="unknown option"):
         painterly.stylize(content, style, iterationz=3)
+
+
+def test_style_set_pools_grams_by_pixel_count_as_one_image():
+    """Pooled targets equal the Gram of both images' positions together; blending weighs images equally."""
+    from painterly.features import FeatureExtractor
+    from painterly.losses import gram_matrix
+    from painterly.methods.gatys import GatysConfig, compute_targets
+
+    torch.manual_seed(0)
+    extractor = FeatureExtractor.random(seed=1, precision="fp32")
+    content = torch.rand(1, 3, 32, 32)
+    small, large = torch.rand(1, 3, 32, 32), torch.rand(1, 3, 32, 64)
+    cfg = GatysConfig(style_layers=("relu1_1",), content_layers=(), style_set=True, style_scale=1.0)
+    pooled = compute_targets(extractor, cfg, content, [small, large], (32, 32)).grams["relu1_1"]
+    # style images are resized to the content's pixel count: 32x32 and 23x45 (same area, own aspect)
+    from painterly.image import resize
+    from painterly.methods.gatys import style_size
+    feats = [extractor(resize(s, style_size((32, 32), tuple(s.shape[-2:]), 1.0)), ["relu1_1"])["relu1_1"] for s in (small, large)]
+    flat = torch.cat([f.flatten(2) for f in feats], dim=2)
+    expected = flat @ flat.transpose(1, 2) / flat.shape[2]
+    torch.testing.assert_close(pooled, expected, rtol=1e-4, atol=1e-6)
+    blended = compute_targets(extractor, GatysConfig(style_layers=("relu1_1",), content_layers=()),
+                              content, [small, large], (32, 32)).grams["relu1_1"]
+    torch.testing.assert_close(blended, (gram_matrix(feats[0]) + gram_matrix(feats[1])) / 2, rtol=1e-4, atol=1e-6)
+    assert not torch.allclose(pooled, blended)
+
+
+def test_style_set_refuses_blend_weights():
+    with pytest.raises(PainterlyError, match="style-set"):
+        GatysConfig(style_set=True, style_blend_weights=(1.0, 2.0))

@@ -52,6 +52,10 @@ class GatysConfig(MethodConfig):
     style_weight: float = 10.0
     tv_weight: float = 0.0
     style_blend_weights: Optional[tuple[float, ...]] = None
+    # True: the style images are one artist's body of work, and the Gram targets are pooled over all
+    # of them weighted by their pixel counts (the Gram of all their positions together). False: they
+    # are separate styles mixed by style_blend_weights.
+    style_set: bool = False
     style_scale: float = 1.0             # style image size relative to the output (by area, linear factor)
     pooling: str = "avg"                 # average pooling, as Gatys et al. recommend
     preserve_color: str = "none"         # none | luminance | histogram
@@ -88,6 +92,8 @@ class GatysConfig(MethodConfig):
             raise PainterlyError(f"optimizer must be lbfgs or adam, got '{self.optimizer}'")
         if self.preserve_color not in ("none", "luminance", "histogram"):
             raise PainterlyError(f"preserve-color must be none, luminance or histogram, got '{self.preserve_color}'")
+        if self.style_set and self.style_blend_weights is not None:
+            raise PainterlyError("style-set pools the style images by pixel count; it takes no style-blend-weights")
         self.check_common(self.pooling, self.precision, self.max_time)
 
     @property
@@ -150,7 +156,8 @@ def style_size(content_hw: tuple[int, int], style_hw: tuple[int, int], style_sca
 @torch.no_grad()
 def compute_targets(extractor: FeatureExtractor, config: GatysConfig, content: torch.Tensor,
                     styles: Sequence[torch.Tensor], size: tuple[int, int]) -> GatysTargets:
-    """Content features and blended Gram targets at `size`; computed once per scale."""
+    """Content features and Gram targets at `size` (blended by weight, or pooled over a style set);
+    computed once per scale."""
     content_k = resize(content, size)
     content_features = extractor(content_k, config.content_layers) if config.content_layers else {}
     blend = config.style_blend_weights or (1.0,) * len(styles)
@@ -158,14 +165,19 @@ def compute_targets(extractor: FeatureExtractor, config: GatysConfig, content: t
         raise PainterlyError(f"style-blend-weights has {len(blend)} values for {len(styles)} style images")
     if sum(blend) <= 0:
         raise PainterlyError("style-blend-weights must not all be zero")
-    per_style = []
+    per_style, positions = [], []
     for style in styles:
         s = resize(style, style_size(size, tuple(style.shape[-2:]), config.style_scale))
         if config.preserve_color == "histogram":
             s = match_color(s, content_k)
         feats = extractor(s, config.style_layers) if config.style_layers else {}
         per_style.append({l: gram_matrix(f) for l, f in feats.items()})
-    grams = {l: blend_grams([g[l] for g in per_style], list(blend)) for l in config.style_layers}
+        positions.append({l: f.shape[-2] * f.shape[-1] for l, f in feats.items()})
+    if config.style_set:
+        # Weighting each image's Gram by its positions gives exactly the Gram of all positions pooled.
+        grams = {l: blend_grams([g[l] for g in per_style], [p[l] for p in positions]) for l in config.style_layers}
+    else:
+        grams = {l: blend_grams([g[l] for g in per_style], list(blend)) for l in config.style_layers}
     return GatysTargets({l: f.detach() for l, f in content_features.items()}, grams)
 
 
