@@ -45,6 +45,7 @@ def stylize(
     callback: Optional[Callback] = None,
     content_guidance: Optional[ImageLike] = None,
     style_guidance: Union[None, ImageLike, Sequence[ImageLike]] = None,
+    style_masks: Optional[Sequence[ImageLike]] = None,
     checkpoint: Union[None, str, os.PathLike, Checkpointer] = None,
     resume: Union[bool, str, os.PathLike] = False,
     checkpoint_every: Optional[int] = None,
@@ -59,6 +60,8 @@ def stylize(
     preserve_color='luminance', seed=0); see `painterly.GatysConfig` and, for method='strotss',
     `painterly.StrotssConfig`.
     method: 'gatys' or 'strotss' (default: the method whose config class `config` is, else 'gatys').
+    style_masks (Gatys only): one mask per style image, white where that style paints the content
+    (masked Gram matrices per region; the neural-style multi-region request).
     content_guidance, style_guidance (STROTSS only): colour-coded region maps, one for the content
     and one per style image; regions painted in the same colour are paired (painterly.guidance).
     callback: called after every iteration with a `StepInfo` (iteration, named losses, and a
@@ -93,6 +96,11 @@ def stylize(
             style_guidance = [style_guidance]
         guidance = {"content_guidance": None if content_guidance is None else as_tensor(content_guidance, "content guidance"),
                     "style_guidance": [as_tensor(g, "style guidance") for g in (style_guidance or [])]}
+    masks = None
+    if style_masks is not None:
+        if method != "gatys":
+            raise PainterlyError(f"style masks are supported by method 'gatys' only, not '{method}'")
+        masks = load_style_masks(style_masks, len(style_ts), content_t)
     init_image = None
     if getattr(cfg, "init", "content") not in ("content", "noise", "style"):
         init_image = as_tensor(cfg.init, "init image")
@@ -106,7 +114,8 @@ def stylize(
 
     try:
         if method == "gatys":
-            result = run_gatys(content_t, style_ts, cfg, callback=callback, init_image=init_image, checkpoint=ckpt)
+            result = run_gatys(content_t, style_ts, cfg, callback=callback, init_image=init_image, checkpoint=ckpt,
+                               style_masks=masks)
         else:
             result = RUNNERS[method](content_t, style_ts, cfg, callback=callback, checkpoint=ckpt, **guidance)
     except Interrupted as exc:
@@ -114,6 +123,27 @@ def stylize(
             exc.image = to_pil(exc.image)
         raise
     return to_pil(result)
+
+
+def load_style_masks(sources: Sequence[ImageLike], count: int, content: torch.Tensor) -> list[torch.Tensor]:
+    """One mask per style image (white = that style's region), as 1x1xHxW in [0, 1] at the content's size."""
+    if isinstance(sources, (str, os.PathLike, Image.Image, torch.Tensor)):
+        sources = [sources]
+    if len(sources) != count:
+        raise PainterlyError(f"{len(sources)} style mask(s) for {count} style image(s); give one mask per style")
+    h, w = content.shape[-2:]
+    masks = []
+    for i, source in enumerate(sources, start=1):
+        mask = as_tensor(source, f"style mask {i}").mean(dim=1, keepdim=True)
+        mh, mw = mask.shape[-2:]
+        if abs(mw / mh - w / h) > 0.02 * (w / h):
+            raise PainterlyError(f"style mask {i} is {mw}x{mh} but the content is {w}x{h}; "
+                                 "a mask must have the content's aspect ratio")
+        mask = resize(mask.expand(-1, 3, -1, -1), (h, w))[:, :1]
+        if float(mask.max()) < 0.01:
+            raise PainterlyError(f"style mask {i} is empty (all black); white marks where its style goes")
+        masks.append(mask)
+    return masks
 
 
 def make_checkpointer(checkpoint: Union[None, str, os.PathLike, Checkpointer] = None,

@@ -137,6 +137,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--content-guidance", metavar="MAP",
                    help="strotss: colour-coded region map of the content; each region takes its style from the "
                         "style region painted in the same colour")
+    p.add_argument("--style-mask", dest="style_masks", metavar="MASK", nargs="+",
+                   help="gatys: one mask per STYLE, white where that style paints the content")
     p.add_argument("--style-guidance", metavar="MAP", nargs="+",
                    help="strotss: colour-coded region map(s), one per STYLE, in the same colours as --content-guidance")
 
@@ -255,7 +257,8 @@ def _method_options(method: str, options: dict) -> dict:
 
 def _guidance(args: argparse.Namespace) -> dict:
     """The guidance maps given, as stylize() keywords (none given: no keywords at all)."""
-    given = {"content_guidance": args.content_guidance, "style_guidance": args.style_guidance}
+    given = {"content_guidance": args.content_guidance, "style_guidance": args.style_guidance,
+             "style_masks": args.style_masks}
     return {k: v for k, v in given.items() if v is not None}
 
 

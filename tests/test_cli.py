@@ -551,3 +551,26 @@ def test_style_set_flag_reaches_config_and_conflicts_with_blend_weights(images, 
     assert code == 2
     assert_one_error_line(err, "style-set")
     assert not (d / "bad.png").exists()
+
+
+def test_style_mask_count_mismatch_is_one_line_and_writes_nothing(images, capsys):
+    d = images["dir"]
+    mask = d / "mask.png"
+    Image.new("L", Image.open(images["content"]).size, 255).save(mask)
+    code, _, err = run([images["content"], images["style"], images["style2"], "-o", d / "out.png", *FAST,
+                        "--style-mask", mask], capsys)
+    assert code == 2
+    assert_one_error_line(err, "1 style mask(s) for 2 style image(s)")
+    assert not (d / "out.png").exists()
+
+
+def test_style_mask_run_writes_output(images, capsys):
+    d = images["dir"]
+    mask = d / "half.png"
+    w, h = Image.open(images["content"]).size
+    m = Image.new("L", (w, h), 0)
+    m.paste(255, (0, 0, w // 2, h))
+    m.save(mask)
+    code, _, err = run([images["content"], images["style"], "-o", d / "masked.png", *FAST, "--style-mask", mask], capsys)
+    assert code == 0, err
+    assert (d / "masked.png").is_file()

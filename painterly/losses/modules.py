@@ -5,7 +5,7 @@ Targets are passed in at call time (never stored), so one module serves every sc
 
 from __future__ import annotations
 
-from typing import Mapping, Sequence
+from typing import Mapping, Optional, Sequence
 
 import torch
 from torch import nn
@@ -33,8 +33,13 @@ class GramStyleLoss(nn.Module):
         self.layers = list(layers)
         self.layer_weights = list(layer_weights)
 
-    def forward(self, features: Mapping[str, torch.Tensor], target_grams: Mapping[str, torch.Tensor]) -> torch.Tensor:
-        return sum(w * LF.gram_loss(features[l], target_grams[l]) for l, w in zip(self.layers, self.layer_weights))
+    def forward(self, features: Mapping[str, torch.Tensor], target_grams: Mapping[str, torch.Tensor],
+                masks: Optional[Mapping[str, torch.Tensor]] = None) -> torch.Tensor:
+        """With `masks` (one per layer, at its resolution) only the masked positions' Gram is compared."""
+        if masks is None:
+            return sum(w * LF.gram_loss(features[l], target_grams[l]) for l, w in zip(self.layers, self.layer_weights))
+        return sum(w * torch.mean((LF.gram_matrix(features[l], masks[l]) - target_grams[l]) ** 2)
+                   for l, w in zip(self.layers, self.layer_weights))
 
 
 class TotalVariationLoss(nn.Module):

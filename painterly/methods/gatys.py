@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from typing import Optional, Sequence
 
 import torch
+import torch.nn.functional as F
 
 from ..checkpoint import Checkpointer, fingerprint, restore_state, rng_state
 from ..config import MethodConfig
@@ -108,6 +109,9 @@ class GatysTargets:
 
     content: dict[str, torch.Tensor]
     grams: dict[str, torch.Tensor]
+    # With style masks: per style image, its own Gram targets and its mask at each style layer's
+    # resolution, plus the share of the image its region covers.
+    regions: Optional[list[tuple[dict[str, torch.Tensor], dict[str, torch.Tensor], float]]] = None
 
 
 class GatysObjective:
@@ -127,7 +131,10 @@ class GatysObjective:
         terms = {}
         if c.content_layers and c.content_weight > 0:
             terms["content"] = c.content_weight * self.content(features, targets.content)
-        if c.style_layers and c.style_weight > 0:
+        if c.style_layers and c.style_weight > 0 and targets.regions is not None:
+            terms["style"] = c.style_weight * sum(share * self.style(features, grams, masks)
+                                                  for grams, masks, share in targets.regions)
+        elif c.style_layers and c.style_weight > 0:
             terms["style"] = c.style_weight * self.style(features, targets.grams)
         if c.tv_weight > 0:
             terms["tv"] = c.tv_weight * self.tv(image)
@@ -154,8 +161,17 @@ def style_size(content_hw: tuple[int, int], style_hw: tuple[int, int], style_sca
 
 
 @torch.no_grad()
+def layer_mask(mask: torch.Tensor, size: tuple[int, int], layer: str) -> torch.Tensor:
+    """A content-aligned mask (1x1xHxW) at `layer`'s resolution for an input of `size`: area-averaged
+    (antialiased), so a thin region keeps partial weight instead of vanishing as nearest-neighbour would."""
+    f = 2 ** (int(layer[4]) - 1) if not layer.startswith("pool") else 2 ** int(layer[4])
+    h, w = size[0] // f, size[1] // f
+    return F.interpolate(mask, size=(h, w), mode="bilinear", antialias=True, align_corners=False).clamp(0, 1)
+
+
 def compute_targets(extractor: FeatureExtractor, config: GatysConfig, content: torch.Tensor,
-                    styles: Sequence[torch.Tensor], size: tuple[int, int]) -> GatysTargets:
+                    styles: Sequence[torch.Tensor], size: tuple[int, int],
+                    style_masks: Optional[Sequence[torch.Tensor]] = None) -> GatysTargets:
     """Content features and Gram targets at `size` (blended by weight, or pooled over a style set);
     computed once per scale."""
     content_k = resize(content, size)
@@ -178,7 +194,13 @@ def compute_targets(extractor: FeatureExtractor, config: GatysConfig, content: t
         grams = {l: blend_grams([g[l] for g in per_style], [p[l] for p in positions]) for l in config.style_layers}
     else:
         grams = {l: blend_grams([g[l] for g in per_style], list(blend)) for l in config.style_layers}
-    return GatysTargets({l: f.detach() for l, f in content_features.items()}, grams)
+    regions = None
+    if style_masks is not None:
+        # Each style paints only its mask's region: masked Grams of the output against that style's own Grams.
+        shares = [float(m.mean()) for m in style_masks]
+        regions = [(g, {l: layer_mask(m, size, l) for l in config.style_layers}, share / sum(shares))
+                   for g, m, share in zip(per_style, style_masks, shares)]
+    return GatysTargets({l: f.detach() for l, f in content_features.items()}, grams, regions)
 
 
 def initial_image(config: GatysConfig, content: torch.Tensor, styles: Sequence[torch.Tensor],
@@ -197,7 +219,8 @@ def initial_image(config: GatysConfig, content: torch.Tensor, styles: Sequence[t
 
 def run(content: torch.Tensor, styles: Sequence[torch.Tensor], config: GatysConfig,
         callback: Optional[Callback] = None, init_image: Optional[torch.Tensor] = None,
-        extractor: Optional[FeatureExtractor] = None, checkpoint: Optional[Checkpointer] = None) -> torch.Tensor:
+        extractor: Optional[FeatureExtractor] = None, checkpoint: Optional[Checkpointer] = None,
+        style_masks: Optional[Sequence[torch.Tensor]] = None) -> torch.Tensor:
     """Stylise `content` (1x3xHxW in [0, 1]) with `styles`; returns the output in [0, 1].
 
     checkpoint: save the run's state as it goes and, if it says resume, continue from its file.
@@ -222,7 +245,7 @@ def run(content: torch.Tensor, styles: Sequence[torch.Tensor], config: GatysConf
     saved = None
     if checkpoint is not None:
         options = {"method": "gatys", **dataclasses.asdict(config), "precision": precision}
-        saved = checkpoint.start(fingerprint([content, *styles, init_image], options))
+        saved = checkpoint.start(fingerprint([content, *styles, init_image, *(style_masks or [])], options))
     start = time.monotonic() - (saved["elapsed"] if saved else 0.0)
     shares = time_shares(plan)
     first_scale = saved["scale"] if saved else 0
@@ -233,7 +256,7 @@ def run(content: torch.Tensor, styles: Sequence[torch.Tensor], config: GatysConf
             continue
         resumed = saved is not None and k == first_scale
         image = torch.zeros(1, 3, *scale.size, device=device) if resumed else resize(image, scale.size)
-        targets = compute_targets(extractor, config, content, styles, scale.size)
+        targets = compute_targets(extractor, config, content, styles, scale.size, style_masks)
         param = PixelImage(image).to(device)
         optimizer = make_optimizer(config.optimizer, param.parameters(), config.learning_rate, config.lbfgs_history)
         done = restore_state(saved, param, optimizer, generator) if resumed else 0
