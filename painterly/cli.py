@@ -80,13 +80,7 @@ def _layer_list(text: str) -> tuple[str, ...]:
 def _scales(text: str) -> Optional[int]:
     if text.strip().lower() == "auto":
         return None
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"'{text}' is not a whole number or 'auto'") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be at least 1 (1 switches coarse-to-fine off), got {value}")
-    return value
+    return _positive_int(text, "a whole number or 'auto'", " (1 switches coarse-to-fine off)")
 
 
 def _size(text: str):
@@ -98,13 +92,13 @@ def _size(text: str):
         raise argparse.ArgumentTypeError(f"invalid int value: '{text}' (a whole number of pixels, or 'max')") from None
 
 
-def _positive_int(text: str) -> int:
+def _positive_int(text: str, kind: str = "a whole number", hint: str = "") -> int:
     try:
         value = int(text)
     except ValueError:
-        raise argparse.ArgumentTypeError(f"'{text}' is not a whole number") from None
+        raise argparse.ArgumentTypeError(f"'{text}' is not {kind}") from None
     if value < 1:
-        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+        raise argparse.ArgumentTypeError(f"must be at least 1{hint}, got {value}")
     return value
 
 
