@@ -18,7 +18,6 @@ import hashlib
 import json
 import os
 import signal
-import tempfile
 import time
 import warnings
 from pathlib import Path
@@ -27,6 +26,7 @@ from typing import Any, Callable, Iterable, Mapping, Optional, Sequence, Union
 import torch
 
 from .errors import PainterlyError
+from .image import atomic_write
 
 FORMAT = 1
 # Config fields that never change the resulting image, so a resume may alter them freely.
@@ -155,17 +155,13 @@ class Checkpointer:
         """Write atomically: a temporary file in the same folder, then os.replace."""
         t0 = time.monotonic()
         data = {"format": FORMAT, "fingerprint": self._fingerprint, "state": state, "extra": self.extra}
-        folder = self.path.parent if str(self.path.parent) else Path(".")
-        fd, tmp = tempfile.mkstemp(prefix=f".{self.path.name}.", suffix=".part", dir=folder)
-        try:
-            with os.fdopen(fd, "wb") as fh:
-                torch.save(data, fh)
-                fh.flush()
-                os.fsync(fh.fileno())
-            os.replace(tmp, self.path)
-        finally:
-            if os.path.exists(tmp):
-                os.unlink(tmp)
+
+        def write(fh) -> None:
+            torch.save(data, fh)
+            fh.flush()
+            os.fsync(fh.fileno())  # a checkpoint must survive a power cut, not just a crash
+
+        atomic_write(self.path, write)
         self.saved += 1
         self._last_save = time.monotonic()
         self._save_cost = self._last_save - t0
