@@ -1,6 +1,5 @@
 """Colour: YIQ conversions, luminance-only transfer and colour-statistics matching."""
 
-import pytest
 import torch
 
 from painterly.image import match_color, rgb_to_yiq, transfer_luminance, yiq_to_rgb

@@ -158,7 +158,6 @@ def test_sample_hypercolumns_reads_pixels_and_layers():
     assert cols.shape == (3, 7)
     assert torch.allclose(cols[:, :3], image[0, :, [0, 5, 7], [0, 3, 5]].T)
     # Full-res pixel (5, 3) lies between half-res rows 2 and 3 (2.25) and columns 1 and 2 (1.25).
-    y, x = 2.25, 1.25
     f = fmap[0]
     expected = (f[:, 2, 1] * 0.75 * 0.75 + f[:, 3, 1] * 0.25 * 0.75 + f[:, 2, 2] * 0.75 * 0.25
                 + f[:, 3, 2] * 0.25 * 0.25)
@@ -190,7 +189,6 @@ def test_api_and_cli_know_strotss():
 
 def test_short_run_lowers_style_and_content_terms():
     from painterly.features import FeatureExtractor
-    from painterly.image import resize
 
     gen = torch.Generator().manual_seed(0)
     # A smooth content (a gradient with a bright square) and a high-contrast striped style.

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Optional, Sequence
 
 import torch
@@ -17,14 +17,13 @@ import torch.nn.functional as F
 from ..checkpoint import Checkpointer, fingerprint, restore_state, rng_state
 from ..config import MethodConfig
 from ..errors import PainterlyError
-from ..features import FeatureExtractor, LAYER_INDEX, LAYER_NAMES, channels_of, check_layers, resolve_precision
-from ..image import match_color, resize, transfer_luminance
+from ..features import FeatureExtractor, LAYER_INDEX, channels_of, check_layers, resolve_precision
+from ..image import fit_long_side, match_color, resize, transfer_luminance
 from ..losses import ContentLoss, GramStyleLoss, LossTerms, TotalVariationLoss, blend_grams, gram_matrix
 from ..optimize import make_optimizer, optimize
 from ..param import PixelImage
 from ..progress import Callback, StepInfo
 from ..schedule import Scale, check_fits, plan_scales, scale_deadline, time_shares
-from ..image import fit_long_side
 
 
 @dataclass(frozen=True)
