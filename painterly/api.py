@@ -11,6 +11,7 @@ from PIL import Image
 
 from .checkpoint import Checkpointer, Interrupted
 from .errors import PainterlyError
+from .guidance import check_guides, region_pairs
 from .image import ImageLike, as_tensor, open_image, resize, split_alpha, tensor_to_pil
 from .methods.gatys import GatysConfig, run as run_gatys
 from .methods.strotss import StrotssConfig, run as run_strotss
@@ -62,8 +63,10 @@ def stylize(
     method: 'gatys' or 'strotss' (default: the method whose config class `config` is, else 'gatys').
     style_masks (Gatys only): one mask per style image, white where that style paints the content
     (masked Gram matrices per region; the neural-style multi-region request).
-    content_guidance, style_guidance (STROTSS only): colour-coded region maps, one for the content
-    and one per style image; regions painted in the same colour are paired (painterly.guidance).
+    content_guidance, style_guidance: colour-coded region maps, one for the content and one per style
+    image, each with its image's aspect ratio; regions painted in the same colour are paired
+    (painterly.guidance). Gatys pulls each content region to the Gram of its paired style regions
+    (content in no region keeps the whole style); not together with style_masks.
     callback: called after every iteration with a `StepInfo` (iteration, named losses, and a
     `preview()` of the current image on request).
 
@@ -88,18 +91,21 @@ def stylize(
         rgb, alpha = split_alpha(open_image(content, "content image"))
         content_t = as_tensor(rgb, "content image")
     style_ts = [as_tensor(s, "style image") for s in styles]
-    guidance = {}
+    guidance, pairs = {}, None
     if content_guidance is not None or style_guidance is not None:
-        if method != "strotss":
-            raise PainterlyError(f"spatial guidance is supported by method 'strotss' only, not '{method}'")
         if isinstance(style_guidance, (str, os.PathLike, Image.Image, torch.Tensor)):
             style_guidance = [style_guidance]
         guidance = {"content_guidance": None if content_guidance is None else as_tensor(content_guidance, "content guidance"),
                     "style_guidance": [as_tensor(g, "style guidance") for g in (style_guidance or [])]}
+        check_guides(guidance["content_guidance"], guidance["style_guidance"], content_t, style_ts)
+        if method == "gatys":  # paired once here, so a guide sharing no colour fails before any work
+            pairs = region_pairs(guidance["content_guidance"], guidance["style_guidance"])
     masks = None
     if style_masks is not None:
         if method != "gatys":
             raise PainterlyError(f"style masks are supported by method 'gatys' only, not '{method}'")
+        if guidance:
+            raise PainterlyError("style masks and guidance maps both assign styles to regions; give one or the other")
         masks = load_style_masks(style_masks, len(style_ts), content_t)
     init_image = None
     if getattr(cfg, "init", "content") not in ("content", "noise", "style"):
@@ -115,7 +121,7 @@ def stylize(
     try:
         if method == "gatys":
             result = run_gatys(content_t, style_ts, cfg, callback=callback, init_image=init_image, checkpoint=ckpt,
-                               style_masks=masks)
+                               style_masks=masks, guidance=pairs)
         else:
             result = RUNNERS[method](content_t, style_ts, cfg, callback=callback, checkpoint=ckpt, **guidance)
     except Interrupted as exc:

@@ -129,12 +129,12 @@ def build_parser() -> argparse.ArgumentParser:
                    help="gatys: Gatys et al. 2016 (Gram matrices, L-BFGS); strotss: Kolkin et al. 2019 (relaxed "
                         "optimal transport and self-similarity, Laplacian pyramid, RMSprop) [gatys]")
     p.add_argument("--content-guidance", metavar="MAP",
-                   help="strotss: colour-coded region map of the content; each region takes its style from the "
-                        "style region painted in the same colour")
+                   help="colour-coded region map of the content; each region takes its style from the style "
+                        "region painted in the same colour (gatys: uncoloured parts take the whole style)")
     p.add_argument("--style-mask", dest="style_masks", metavar="MASK", nargs="+",
-                   help="gatys: one mask per STYLE, white where that style paints the content")
+                   help="gatys: one mask per STYLE, white where that style paints the content (not with guidance)")
     p.add_argument("--style-guidance", metavar="MAP", nargs="+",
-                   help="strotss: colour-coded region map(s), one per STYLE, in the same colours as --content-guidance")
+                   help="colour-coded region map(s), one per STYLE, in the same colours as --content-guidance")
 
     g = p.add_argument_group("size and schedule")
     g.add_argument("--size", dest="size", type=_size, default=S, metavar="PX|max",

@@ -8,6 +8,7 @@ maps are often saved as JPEG, so colours match within a tolerance instead of exa
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Optional, Sequence
 
 import torch
 import torch.nn.functional as F
@@ -68,6 +69,30 @@ def region_pairs(content_guide: torch.Tensor, style_guides: list[torch.Tensor], 
     if not pairs:
         raise PainterlyError("the content and style guidance maps share no region colour")
     return pairs
+
+
+def check_guides(content_guide: Optional[torch.Tensor], style_guides: Sequence[torch.Tensor],
+                 content: torch.Tensor, styles: Sequence[torch.Tensor]) -> None:
+    """Both kinds of map, one per style image, each with its image's aspect ratio (within 2%): a map
+    stretched onto an image of another shape would pair the wrong places."""
+    if content_guide is None or not style_guides:
+        raise PainterlyError("guidance needs both a content guidance map and style guidance maps")
+    if len(style_guides) != len(styles):
+        raise PainterlyError(f"{len(style_guides)} style guidance map(s) for {len(styles)} style image(s); "
+                             "give one per style image")
+    checks = [("the content guidance map", content_guide, "the content", content)]
+    checks += [(f"style guidance map {i}", g, f"style image {i}", s)
+               for i, (g, s) in enumerate(zip(style_guides, styles), 1)]
+    for guide_name, guide, image_name, image in checks:
+        (gh, gw), (h, w) = guide.shape[-2:], image.shape[-2:]
+        if abs(gw / gh - w / h) > 0.02 * (w / h):
+            raise PainterlyError(f"{guide_name} is {gw}x{gh} but {image_name} is {w}x{h}; "
+                                 "a guidance map must have its image's aspect ratio")
+
+
+def pair_masks(pairs: Optional[Sequence[RegionPair]]) -> list[torch.Tensor]:
+    """Every mask of `pairs` (none: an empty list), to fingerprint a guided run's inputs."""
+    return [m for p in pairs or () for m in (p.content, *p.styles)]
 
 
 def resize_mask(mask: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:

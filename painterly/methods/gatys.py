@@ -18,6 +18,7 @@ from ..checkpoint import Checkpointer, fingerprint, restore_state, rng_state
 from ..config import MethodConfig
 from ..errors import PainterlyError
 from ..features import FeatureExtractor, LAYER_INDEX, channels_of, check_layers, resolve_precision
+from ..guidance import RegionPair, pair_masks
 from ..image import fit_long_side, match_color, resize, transfer_luminance
 from ..losses import ContentLoss, GramStyleLoss, LossTerms, TotalVariationLoss, blend_grams, gram_matrix
 from ..optimize import make_optimizer, optimize
@@ -108,8 +109,8 @@ class GatysTargets:
 
     content: dict[str, torch.Tensor]
     grams: dict[str, torch.Tensor]
-    # With style masks: per style image, its own Gram targets and its mask at each style layer's
-    # resolution, plus the share of the image its region covers.
+    # With style masks or guidance: per region, its Gram targets and its content mask at each style
+    # layer's resolution, plus the share of the image the region covers.
     regions: Optional[list[tuple[dict[str, torch.Tensor], dict[str, torch.Tensor], float]]] = None
 
 
@@ -170,9 +171,20 @@ def layer_mask(mask: torch.Tensor, size: tuple[int, int], layer: str) -> torch.T
 
 def compute_targets(extractor: FeatureExtractor, config: GatysConfig, content: torch.Tensor,
                     styles: Sequence[torch.Tensor], size: tuple[int, int],
-                    style_masks: Optional[Sequence[torch.Tensor]] = None) -> GatysTargets:
+                    style_masks: Optional[Sequence[torch.Tensor]] = None,
+                    guidance: Optional[Sequence[RegionPair]] = None) -> GatysTargets:
     """Content features and Gram targets at `size` (blended by weight, or pooled over a style set);
-    computed once per scale."""
+    computed once per scale.
+
+    guidance (region pairs from painterly.guidance.region_pairs): each content region is pulled to
+    the Gram of its paired style regions alone (blended or pooled over the style images like the
+    whole-image targets). Content in no region keeps the whole-style Gram, so an unpainted part of the
+    map is still stylised rather than left to drift: guidance narrows the style where it is given.
+    """
+    if style_masks is not None and guidance is not None:
+        raise PainterlyError("style masks and guidance maps both assign styles to regions; give one or the other")
+    if guidance is not None and any(len(p.styles) != len(styles) for p in guidance):
+        raise PainterlyError(f"each guidance region needs one style mask per style image ({len(styles)})")
     content_k = resize(content, size)
     content_features = extractor(content_k, config.content_layers) if config.content_layers else {}
     blend = config.style_blend_weights or (1.0,) * len(styles)
@@ -181,24 +193,47 @@ def compute_targets(extractor: FeatureExtractor, config: GatysConfig, content: t
     if sum(blend) <= 0:
         raise PainterlyError("style-blend-weights must not all be zero")
     per_style, positions = [], []
-    for style in styles:
-        s = resize(style, style_size(size, tuple(style.shape[-2:]), config.style_scale))
+    # With guidance: per region pair, per style image, the Gram of that image's region and its
+    # (area-averaged) position count.
+    region_grams: list[list[dict[str, torch.Tensor]]] = [[] for _ in guidance or ()]
+    region_positions: list[list[dict[str, float]]] = [[] for _ in guidance or ()]
+    for i, style in enumerate(styles):
+        s_size = style_size(size, tuple(style.shape[-2:]), config.style_scale)
+        s = resize(style, s_size)
         if config.preserve_color == "histogram":
             s = match_color(s, content_k)
         feats = extractor(s, config.style_layers) if config.style_layers else {}
         per_style.append({l: gram_matrix(f) for l, f in feats.items()})
         positions.append({l: f.shape[-2] * f.shape[-1] for l, f in feats.items()})
-    if config.style_set:
-        # Weighting each image's Gram by its positions gives exactly the Gram of all positions pooled.
-        grams = {l: blend_grams([g[l] for g in per_style], [p[l] for p in positions]) for l in config.style_layers}
-    else:
-        grams = {l: blend_grams([g[l] for g in per_style], list(blend)) for l in config.style_layers}
+        for k, pair in enumerate(guidance or ()):
+            masks = {l: layer_mask(pair.styles[i][None, None].float().to(s.device), s_size, l) for l in feats}
+            region_grams[k].append({l: gram_matrix(f, masks[l]) for l, f in feats.items()})
+            region_positions[k].append({l: float(m.sum()) for l, m in masks.items()})
+
+    def combine(image_grams: list[dict[str, torch.Tensor]], image_positions: list[dict[str, float]]
+                ) -> dict[str, torch.Tensor]:
+        # Style set: weighting each image's Gram by its positions gives exactly the Gram of all positions pooled.
+        return {l: blend_grams([g[l] for g in image_grams],
+                               [p[l] for p in image_positions] if config.style_set else list(blend))
+                for l in config.style_layers}
+
+    grams = combine(per_style, positions)
     regions = None
     if style_masks is not None:
         # Each style paints only its mask's region: masked Grams of the output against that style's own Grams.
         shares = [float(m.mean()) for m in style_masks]
         regions = [(g, {l: layer_mask(m, size, l) for l in config.style_layers}, share / sum(shares))
                    for g, m, share in zip(per_style, style_masks, shares)]
+    elif guidance is not None:
+        # (region targets, content mask at the guide's size); content in no region takes the whole-style Gram.
+        entries = [(combine(g, p), pair.content[None, None].float().to(content.device))
+                   for g, p, pair in zip(region_grams, region_positions, guidance)]
+        free = (1 - sum(m for _, m in entries)).clamp_min(0)
+        if free.any():
+            entries.append((grams, free))
+        shares = [float(m.mean()) for _, m in entries]
+        regions = [(g, {l: layer_mask(m, size, l) for l in config.style_layers}, share / sum(shares))
+                   for (g, m), share in zip(entries, shares)]
     return GatysTargets({l: f.detach() for l, f in content_features.items()}, grams, regions)
 
 
@@ -219,7 +254,8 @@ def initial_image(config: GatysConfig, content: torch.Tensor, styles: Sequence[t
 def run(content: torch.Tensor, styles: Sequence[torch.Tensor], config: GatysConfig,
         callback: Optional[Callback] = None, init_image: Optional[torch.Tensor] = None,
         extractor: Optional[FeatureExtractor] = None, checkpoint: Optional[Checkpointer] = None,
-        style_masks: Optional[Sequence[torch.Tensor]] = None) -> torch.Tensor:
+        style_masks: Optional[Sequence[torch.Tensor]] = None,
+        guidance: Optional[Sequence[RegionPair]] = None) -> torch.Tensor:
     """Stylise `content` (1x3xHxW in [0, 1]) with `styles`; returns the output in [0, 1].
 
     checkpoint: save the run's state as it goes and, if it says resume, continue from its file.
@@ -244,7 +280,8 @@ def run(content: torch.Tensor, styles: Sequence[torch.Tensor], config: GatysConf
     saved = None
     if checkpoint is not None:
         options = {"method": "gatys", **dataclasses.asdict(config), "precision": precision}
-        saved = checkpoint.start(fingerprint([content, *styles, init_image, *(style_masks or [])], options))
+        saved = checkpoint.start(fingerprint([content, *styles, init_image, *(style_masks or []),
+                                              *pair_masks(guidance)], options))
     start = time.monotonic() - (saved["elapsed"] if saved else 0.0)
     shares = time_shares(plan)
     first_scale = saved["scale"] if saved else 0
@@ -255,7 +292,7 @@ def run(content: torch.Tensor, styles: Sequence[torch.Tensor], config: GatysConf
             continue
         resumed = saved is not None and k == first_scale
         image = torch.zeros(1, 3, *scale.size, device=device) if resumed else resize(image, scale.size)
-        targets = compute_targets(extractor, config, content, styles, scale.size, style_masks)
+        targets = compute_targets(extractor, config, content, styles, scale.size, style_masks, guidance)
         param = PixelImage(image).to(device)
         optimizer = make_optimizer(config.optimizer, param.parameters(), config.learning_rate, config.lbfgs_history)
         done = restore_state(saved, param, optimizer, generator) if resumed else 0
