@@ -48,9 +48,14 @@ def test_palette_loss_hand_value():
     # Red vs green: cosine distance 1, RMS distance sqrt(2/3); the colour basis is a rotation.
     x, y = t([[1, 0, 0]]), t([[0, 1, 0]])
     assert float(LF.palette_loss(x, y)) == pytest.approx(1 + math.sqrt(2 / 3), abs=1e-6)
-    # Identical colours cost only the floor sqrt(1e-5) (which keeps the gradient finite).
+    # Identical colours cost only the floor: the squared distance (a sum over the 3 channels) is
+    # floored at 1e-5 before the division by 3, as in the original's clamp(dist, 1e-5) / d.
     same = torch.rand(4, 3, dtype=torch.float64) + 0.1
-    assert float(LF.palette_loss(same, same)) == pytest.approx(math.sqrt(1e-5), abs=1e-6)
+    assert float(LF.palette_loss(same, same)) == pytest.approx(math.sqrt(1e-5 / 3), abs=1e-9)
+    close = t([[0.5, 0.5, 0.5]]), t([[0.5, 0.5, 0.501]])  # squared distance 1e-6 < 1e-5: floored
+    assert float(LF.pairwise_euclidean_distance(*close)) == pytest.approx(math.sqrt(1e-5 / 3), abs=1e-12)
+    far = t([[0.0, 0.0, 0.0]]), t([[0.0, 0.3, 0.4]])  # squared distance 0.25, mean 0.25 / 3
+    assert float(LF.pairwise_euclidean_distance(*far)) == pytest.approx(math.sqrt(0.25 / 3), abs=1e-12)
 
 
 def test_strotss_yuv_basis_is_orthonormal():
@@ -85,6 +90,54 @@ def test_gradcheck(loss):
     x = torch.rand(5, 3, dtype=torch.float64, generator=gen).add(0.1).requires_grad_()
     y = torch.rand(6 if loss is not LF.self_similarity_loss else 5, 3, dtype=torch.float64, generator=gen) + 0.1
     assert torch.autograd.gradcheck(lambda a: loss(a, y), (x,))
+
+
+def _autograd_remd(x, y):
+    return LF.relaxed_emd(LF.pairwise_cosine_distance(x, y))
+
+
+def _autograd_self_similarity(x, y):
+    dx, dy = LF.pairwise_cosine_distance(x, x), LF.pairwise_cosine_distance(y, y)
+    dx, dy = dx / dx.sum(0, keepdim=True), dy / dy.sum(0, keepdim=True)
+    return (dx - dy).abs().mean() * x.shape[0]
+
+
+@pytest.mark.parametrize("n, m", [(7, 9), (9, 7), (12, 12)])
+def test_hand_written_backwards_equal_autograd(n, m):
+    # remd's sparse backward and the self-similarity's one-matmul backward against plain autograd.
+    gen = torch.Generator().manual_seed(n * m)
+    x = torch.rand(n, 5, dtype=torch.float64, generator=gen).requires_grad_()
+    y = torch.rand(m, 5, dtype=torch.float64, generator=gen).requires_grad_()
+    c = torch.rand(n, 5, dtype=torch.float64, generator=gen)
+    for fast, slow, args in ((LF.remd_loss, _autograd_remd, (x, y)),
+                             (LF.self_similarity_loss, _autograd_self_similarity, (x, c))):
+        wrt = [a for a in args if a.requires_grad]
+        value = fast(*args)
+        grads = torch.autograd.grad(value, wrt)
+        expected = slow(*args)
+        assert float(value.detach()) == pytest.approx(float(expected.detach()), abs=1e-12)
+        for g, e in zip(grads, torch.autograd.grad(expected, wrt)):
+            assert torch.allclose(g, e, atol=1e-12)
+    # Identical sets: R_a = R_b = 0, a tie whose gradient is zero either way.
+    same = x.detach().clone().requires_grad_()
+    assert float(torch.autograd.grad(LF.remd_loss(same, x.detach()), same)[0].abs().max()) < 1e-12
+
+
+def test_bf16_products_stay_close_to_float32():
+    # What precision='bf16' does to the STROTSS terms: bf16 inputs and outputs of the big products.
+    # Values move by < 1%; the relaxed EMD's gradient moves most, as near-tied cheapest partners swap
+    # (on real hypercolumns ~10% of them, far less than drawing a new style sample changes).
+    gen = torch.Generator().manual_seed(3)
+    x, c, s = (torch.rand(256, 300, generator=gen) ** 4 for _ in range(3))  # sparse, like ReLU features
+    mu, cov = LF.feature_moments(s)
+    for loss, targets, min_cos in ((LF.remd_loss, (s,), 0.9), (LF.self_similarity_loss, (c,), 0.99),
+                                   (LF.moment_loss_to, (mu, cov), 0.99)):
+        a32, a16 = x.clone().requires_grad_(), x.clone().requires_grad_()
+        exact, fast = loss(a32, *targets), loss(a16, *targets, matmul_dtype=torch.bfloat16)
+        (g32,), (g16,) = torch.autograd.grad(exact, a32), torch.autograd.grad(fast, a16)
+        assert fast.dtype == torch.float32 and g16.dtype == torch.float32
+        assert float(fast.detach()) == pytest.approx(float(exact.detach()), rel=0.01)
+        assert float(torch.nn.functional.cosine_similarity(g16.flatten(), g32.flatten(), dim=0)) > min_cos
 
 
 def test_strotss_terms_weighting():

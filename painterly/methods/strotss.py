@@ -15,7 +15,10 @@ same names from its VGG19; `layers` changes them.
 Feature scale. painterly's VGG19 takes Caffe inputs (0..255, mean-subtracted), the original takes
 torchvision's (mean/std-normalised [0, 1]): activations come out about 255 x 0.226 = 57.6 times
 larger. The cosine terms do not care, but the moment term and the weight of the RGB channels inside
-each hypercolumn do, so VGG features are divided by that factor (FEATURE_SCALE) first.
+each hypercolumn do, so VGG features are divided by that factor (FEATURE_SCALE) first. That matches the
+input scale only: the two are differently trained networks, so per-layer scales still differ, and the
+moment term (covariances are quadratic in the scale) is the one term that feels it; the formulas
+themselves follow the original's (docs/benchmarks.md, "The moment term against the original code").
 """
 
 from __future__ import annotations
@@ -160,28 +163,36 @@ def sample_hypercolumns(image: torch.Tensor, features: dict[str, torch.Tensor], 
     for layer in layers:
         fmap = features[layer]
         columns.append(F.grid_sample(fmap, grid.to(fmap.dtype), mode="bilinear", padding_mode="border",
-                                     align_corners=False) * FEATURE_SCALE)
-    return torch.cat(columns, dim=1)[0, :, 0, :].T
+                                     align_corners=False))
+    out = torch.cat(columns, dim=1)[0, :, 0, :]
+    out[3:].mul_(FEATURE_SCALE)  # one pass over the VGG rows instead of one per layer (cat keeps no input)
+    # Row-major (P, C): the losses reduce and multiply along channels, which a transposed view makes
+    # strided and several times slower (norms, gradient accumulation).
+    return out.T.contiguous()
 
 
 # --- objective ------------------------------------------------------------------------------------
 
 def strotss_terms(x: torch.Tensor, content: torch.Tensor, style: torch.Tensor, content_weight: float,
                   moment_weight: float = 1.0,
-                  style_moments: Optional[tuple[torch.Tensor, torch.Tensor]] = None) -> LossTerms:
+                  style_moments: Optional[tuple[torch.Tensor, torch.Tensor]] = None,
+                  matmul_dtype: Optional[torch.dtype] = None) -> LossTerms:
     """The STROTSS objective on sampled hypercolumns (RGB in the first three columns).
 
     (alpha l_content + l_r + beta (l_m + l_p / max(alpha, 1))) / (alpha + 1 + beta), as in the
     authors' code (the paper's eq. 7 with its normalisation); each addend is reported by name.
-    `style_moments` (mean, covariance) replaces the moments of `style` when given.
+    `style_moments` (mean, covariance) replaces the moments of `style` when given. `matmul_dtype`
+    (bf16 under bf16 precision) is what the big (1024 x 2179) products run in: they, not VGG,
+    dominate a step.
     """
     if style_moments is None:
         style_moments = LF.feature_moments(style)
     norm = content_weight + 1.0 + moment_weight
+    xn = LF.unit_rows(x)  # shared by both cosine terms, so normalised (and back-propagated) once
     terms = {
-        "content": content_weight * LF.self_similarity_loss(x, content) / norm,
-        "style": LF.remd_loss(x, style) / norm,
-        "moments": moment_weight * LF.moment_loss_to(x, *style_moments) / norm,
+        "content": content_weight * LF.cosine_self_similarity(xn, LF.unit_rows(content), matmul_dtype) / norm,
+        "style": LF.cosine_remd(xn, LF.unit_rows(style), matmul_dtype) / norm,
+        "moments": moment_weight * LF.moment_loss_to(x, *style_moments, matmul_dtype=matmul_dtype) / norm,
         "palette": moment_weight * LF.palette_loss(x[:, :3], style[:, :3]) / max(content_weight, 1.0) / norm,
     }
     return LossTerms(terms)
@@ -204,6 +215,7 @@ class StrotssObjective:
         self.layers = config.sorted_layers
         self.content_weight = content_weight
         self.generator = generator
+        self.matmul_dtype = torch.bfloat16 if getattr(extractor, "precision", "fp32") == "bf16" else None
         with torch.no_grad():
             self.content = content
             self.content_features = extractor(content, self.layers)
@@ -238,7 +250,8 @@ class StrotssObjective:
             x = sample_hypercolumns(image, features, self.layers, pos)
             with torch.no_grad():
                 c = sample_hypercolumns(self.content, self.content_features, self.layers, pos)
-            terms = strotss_terms(x, c, sty, self.content_weight, self.config.moment_weight, self.style_moments[r])
+            terms = strotss_terms(x, c, sty, self.content_weight, self.config.moment_weight, self.style_moments[r],
+                                  self.matmul_dtype)
             for name, value in terms.terms.items():
                 totals[name] = totals.get(name, 0) + value / len(self.regions)
         return LossTerms(totals)
