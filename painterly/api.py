@@ -13,9 +13,10 @@ from .checkpoint import Checkpointer, Interrupted
 from .errors import PainterlyError
 from .guidance import check_guides, region_pairs
 from .image import ImageLike, as_tensor, open_image, resize, split_alpha, tensor_to_pil
-from .methods.gatys import GatysConfig, run as run_gatys
+from .methods.gatys import GatysConfig, make_plan as make_gatys_plan, run as run_gatys
 from .methods.strotss import StrotssConfig, run as run_strotss
 from .progress import Callback
+from .schedule import RunPlan, free_memory_bytes, largest_fitting_long_side, scale_peak_bytes, scale_seconds
 
 METHODS = {"gatys": GatysConfig, "strotss": StrotssConfig}
 RUNNERS = {"gatys": run_gatys, "strotss": run_strotss}
@@ -129,6 +130,64 @@ def stylize(
             exc.image = to_pil(exc.image)
         raise
     return to_pil(result)
+
+
+def _content_size(content: Union[ImageLike, tuple[int, int]]) -> tuple[int, int]:
+    """(height, width) of a content given as an image or directly as a size."""
+    if isinstance(content, tuple) and len(content) == 2 and all(isinstance(v, int) for v in content):
+        return content
+    if isinstance(content, torch.Tensor):
+        return tuple(content.shape[-2:])
+    return split_alpha(open_image(content, "content image"))[0].size[::-1]
+
+
+def _device_and_precision(config) -> tuple[str, str]:
+    from .features import resolve_precision
+
+    device = config.device
+    if device == "auto":
+        device = "cuda" if torch.cuda.is_available() else "cpu"
+    return device, resolve_precision(config.precision, device)
+
+
+def plan(content: Union[ImageLike, tuple[int, int]], *, method: str = "gatys", config=None, **options) -> RunPlan:
+    """What stylize() would do with this content and options, without doing it: scales (whole or
+    tiled to fit memory), estimated peak memory and time. `content` may be an image or its (h, w).
+    A run that would be refused comes back with `problem` set instead of raising."""
+    if method != "gatys":
+        raise PainterlyError(f"planning supports method 'gatys' only so far, not '{method}'")
+    cfg = make_config(method, config, **options)
+    device, precision = _device_and_precision(cfg)
+    hw = _content_size(content)
+    estimate = {"precision": precision, "optimizer": cfg.optimizer, "lbfgs_history": cfg.lbfgs_history}
+    free = free_memory_bytes("cuda" if device.startswith("cuda") else "cpu")
+    problem = ""
+    try:
+        scales = make_gatys_plan(cfg, hw, "cuda" if device.startswith("cuda") else "cpu", precision)
+    except PainterlyError as exc:
+        problem = str(exc)
+        scales = make_gatys_plan(dataclasses.replace(cfg, max_memory=float(2**40), tile_size=cfg.tile_size or None),
+                                 hw, "cpu", precision)
+    peak = max(scale_peak_bytes(s, cfg.layers, **estimate) for s in scales)
+    seconds = sum(scale_seconds(s, cfg.layers, precision) for s in scales)
+    if cfg.max_time:
+        seconds = min(seconds, cfg.max_time)
+    return RunPlan(method, cfg.optimizer, device, precision, scales, tuple(cfg.layers), peak, free, seconds, problem)
+
+
+def largest_size(content: Union[ImageLike, tuple[int, int]], *, method: str = "gatys", config=None,
+                 **options) -> int:
+    """The largest long side (px) whose whole-image run fits in 90% of the memory free now (or of
+    config.max_memory): what `--size max` picks. Larger outputs are still possible, tile by tile."""
+    if method != "gatys":
+        raise PainterlyError(f"--size max supports method 'gatys' only so far, not '{method}'")
+    cfg = make_config(method, config, **options)
+    device, precision = _device_and_precision(cfg)
+    budget = int(cfg.max_memory * 2**30) if cfg.max_memory else free_memory_bytes(
+        "cuda" if device.startswith("cuda") else "cpu")
+    iterations = max(cfg.scale_iterations or (cfg.iterations, cfg.coarse_iterations or 0))
+    return largest_fitting_long_side(_content_size(content), cfg.layers, int(0.9 * budget), precision=precision,
+                                     optimizer=cfg.optimizer, lbfgs_history=cfg.lbfgs_history, iterations=iterations)
 
 
 def load_style_masks(sources: Sequence[ImageLike], count: int, content: torch.Tensor) -> list[torch.Tensor]:

@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Optional, Sequence
 
 from . import __version__
-from .api import CHECKPOINTED, make_config, stylize
+from .api import CHECKPOINTED, largest_size, make_config, plan, stylize
 from .checkpoint import Checkpointer, Interrupted, default_path as default_checkpoint_path, install_stop_handlers
 from .errors import PainterlyError
 from .figures import side_by_side
@@ -66,6 +66,13 @@ def _float_list(text: str) -> tuple[float, ...]:
         return tuple(_number(t) for t in items)
     except argparse.ArgumentTypeError as exc:
         raise argparse.ArgumentTypeError(f"invalid list '{text}': {exc}") from None
+
+
+def _int_list(text: str) -> tuple[int, ...]:
+    try:
+        return tuple(int(t) for t in text.split(","))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"'{text}' is not a comma-separated list of whole numbers (e.g. 200,100,20)") from None
 
 
 def _layer_list(text: str) -> tuple[str, ...]:
@@ -145,8 +152,23 @@ def build_parser() -> argparse.ArgumentParser:
                    help="iterations at each coarser scale [same as --iterations]")
     g.add_argument("--scales", dest="scales", type=_scales, default=S, metavar="N",
                    help="coarse-to-fine stages, each half the size of the next; 1 switches it off [auto]")
+    g.add_argument("--scale-iterations", dest="scale_iterations", type=_int_list, default=S, metavar="N,N,...",
+                   help="iterations at every scale, coarsest first (sets the number of scales; overrides "
+                        "--iterations and --coarse-iterations), e.g. 200,100,20,4")
     g.add_argument("--max-time", dest="max_time", type=_number, default=S, metavar="SECONDS",
                    help="stop after about this many seconds, spread across the scales [no limit]")
+
+    g = p.add_argument_group("memory and tiling (print resolution)")
+    g.add_argument("--max-memory", dest="max_memory", type=_number, default=S, metavar="GIB",
+                   help="memory the run may use, in GiB; scales that do not fit are optimised tile by tile "
+                        "[the memory free now]")
+    g.add_argument("--tile-size", dest="tile_size", type=int, default=S, metavar="PX",
+                   help="optimise every scale longer than PX in tiles of at most PX; 0 never tiles (a scale that "
+                        "does not fit is refused) [auto: tile only what does not fit]")
+    g.add_argument("--tile-overlap", dest="tile_overlap", type=int, default=S, metavar="PX",
+                   help="pixels neighbouring tiles share and blend over [an eighth of the tile, 16..128]")
+    g.add_argument("--tile-rounds", dest="tile_rounds", type=int, default=S, metavar="N",
+                   help=f"passes over a tiled scale, the tile grid shifted each pass so no seam stays put [{_D.tile_rounds}]")
 
     g = p.add_argument_group("optimisation")
     g.add_argument("--seed", dest="seed", type=int, default=S, metavar="N",
@@ -228,7 +250,8 @@ def build_parser() -> argparse.ArgumentParser:
 CONFIG_FIELDS = ("size", "iterations", "coarse_iterations", "scales", "max_time", "seed", "optimizer",
                  "learning_rate", "init", "content_weight", "style_weight", "tv_weight", "content_layers",
                  "style_layers", "content_layer_weights", "style_layer_weights", "style_blend_weights",
-                 "style_set", "style_scale", "pooling", "preserve_color", "precision", "device")
+                 "style_set", "style_scale", "pooling", "preserve_color", "precision", "device",
+                 "scale_iterations", "max_memory", "tile_size", "tile_overlap", "tile_rounds")
 
 
 # Flags that carry the same meaning for STROTSS (its own defaults apply: 250 iterations at each of 4
@@ -298,67 +321,6 @@ def side_paths(output: Path) -> dict[str, Path]:
             "compare": output.with_suffix(".compare.png")}
 
 
-def _device_and_precision(config: GatysConfig) -> tuple[str, str]:
-    from .features import resolve_precision
-
-    device = config.device
-    if device == "auto":
-        import torch
-
-        device = "cuda" if torch.cuda.is_available() else "cpu"
-    return device, resolve_precision(config.precision, device)
-
-
-def _memory_budget(device: str) -> int:
-    from .schedule import available_memory_bytes
-
-    if device.startswith("cuda"):
-        import torch
-
-        return torch.cuda.mem_get_info(torch.device(device))[0]
-    return available_memory_bytes()
-
-
-def largest_size(config: GatysConfig, content_hw: tuple[int, int]) -> int:
-    """--size max: the largest long side whose estimated peak fits in 90% of free memory."""
-    from .schedule import largest_fitting_long_side
-
-    device, precision = _device_and_precision(config)
-    iterations = max(config.iterations, config.coarse_iterations or 0)
-    return largest_fitting_long_side(content_hw, config.layers, int(0.9 * _memory_budget(device)),
-                                     precision=precision, optimizer=config.optimizer,
-                                     lbfgs_history=config.lbfgs_history, iterations=iterations)
-
-
-def describe_plan(config: GatysConfig, content_hw: tuple[int, int], size_max: bool = False) -> str:
-    """--dry-run: scales with sizes and iterations, estimated peak memory and time per iteration."""
-    from .image import fit_long_side
-    from .schedule import ASSUMED_GFLOPS, estimate_peak_bytes, estimate_seconds_per_iteration, plan_scales
-
-    device, precision = _device_and_precision(config)
-    final = fit_long_side(*content_hw, config.size)
-    plan = plan_scales(final, config.scales, config.iterations, config.coarse_iterations)
-    lines = [f"painterly plan: gatys, {config.optimizer}, {precision} on {device}; output {final[1]}x{final[0]}"
-             + (" (--size max: the largest that fits in 90% of free memory)" if size_max else "")]
-    total = 0.0
-    for k, scale in enumerate(plan):
-        per_it = estimate_seconds_per_iteration(scale.size, config.layers, precision)
-        total += per_it * scale.iterations
-        lines.append(f"  scale {k + 1}/{len(plan)}: {scale.width}x{scale.height}, {scale.iterations} iterations, "
-                     f"~{per_it:.2f} s/iteration")
-    iterations = max(s.iterations for s in plan)
-    peak = estimate_peak_bytes(final, config.layers, precision=precision, optimizer=config.optimizer,
-                               lbfgs_history=config.lbfgs_history, iterations=iterations)
-    free = _memory_budget(device)
-    lines.append(f"  estimated peak memory: {peak / 2**20:.0f} MiB ({free / 2**20:.0f} MiB free)"
-                 + ("" if peak <= free else " -- does NOT fit; lower --size"))
-    budget = f", capped by --max-time {config.max_time:g} s" if config.max_time else ""
-    lines.append(f"  estimated time: ~{total:.0f} s{budget} (FLOP model: VGG19 forward+backward = 2 x conv FLOPs at "
-                 f"an assumed {ASSUMED_GFLOPS[precision]:.0f} GFLOP/s {precision}, measured on 2 Zen 4 cores; "
-                 "other CPUs differ)")
-    return "\n".join(lines)
-
-
 def _resume_command(argv: Optional[Sequence[str]], size: Optional[int] = None) -> str:
     """The command line that continues this run (`--size max` pinned to `size`: free memory changes)."""
     words = list(sys.argv[1:] if argv is None else argv)
@@ -386,11 +348,12 @@ def _run(args: argparse.Namespace, argv: Optional[Sequence[str]] = None) -> int:
         _check_device(config.device)
         content_hw = split_alpha(open_image(args.content, "content image"))[0].size[::-1]
         if size_max:
-            config = make_config(args.method, config, size=largest_size(config, content_hw))
+            config = make_config(args.method, config, size=largest_size(content_hw, method=args.method, config=config))
             if not args.dry_run and not args.quiet:
                 print(f"painterly: --size max: {config.size} px fits in free memory", file=sys.stderr)
         if args.dry_run:
-            print(describe_plan(config, content_hw, size_max))
+            note = "--size max: the largest that fits whole in 90% of free memory" if size_max else ""
+            print(plan(content_hw, method=args.method, config=config).describe(note))
             return EXIT_OK
     if args.config_json:
         print(config.to_json())

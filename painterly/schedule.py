@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import time
 from dataclasses import dataclass
-from typing import Sequence
+from typing import Optional, Sequence
 
 from .errors import PainterlyError
 from .features import LAYER_INDEX, LAYER_NAMES, channels_of
+from .tiling import Tiling, choose_tiling
 
 # Auto mode halves the size while the coarser image's long side stays at least this big: below
 # ~160 px relu5_1 maps are under 10 px wide and the coarse result stops being a useful start.
@@ -17,11 +19,13 @@ MIN_AUTO_LONG_SIDE = 160
 
 @dataclass(frozen=True)
 class Scale:
-    """One stage of coarse-to-fine: image size and planned iterations."""
+    """One stage of coarse-to-fine: image size, planned iterations and, if it is optimised tile by
+    tile, how (then `iterations` is what each tile gets, spread over the tiling's rounds)."""
 
     height: int
     width: int
     iterations: int
+    tiling: Optional[Tiling] = None
 
     @property
     def size(self) -> tuple[int, int]:
@@ -50,14 +54,28 @@ def scale_sizes(final: tuple[int, int], scales: int | None) -> list[tuple[int, i
 
 
 def plan_scales(final: tuple[int, int], scales: int | None, iterations: int,
-                coarse_iterations: int | None = None) -> list[Scale]:
+                coarse_iterations: int | None = None, scale_iterations: Sequence[int] | None = None) -> list[Scale]:
     """Coarse-to-fine plan. The final scale runs `iterations`; each coarser one `coarse_iterations`
-    (default: the same count, which costs a quarter per halving, so most of the work is cheap)."""
+    (default: the same count, which costs a quarter per halving, so most of the work is cheap).
+    `scale_iterations` gives every scale its own count instead, coarsest first (its length sets the
+    number of scales)."""
+    if scale_iterations is not None:
+        if scales is not None and scales != len(scale_iterations):
+            raise PainterlyError(f"{len(scale_iterations)} scale iteration counts for {scales} scales")
+        if any(i < 0 for i in scale_iterations):
+            raise PainterlyError("scale iterations must be >= 0")
+        sizes = scale_sizes(final, len(scale_iterations))
+        return [Scale(h, w, i) for (h, w), i in zip(sizes, scale_iterations)]
     if iterations < 0:
         raise PainterlyError(f"iterations must be >= 0, got {iterations}")
     sizes = scale_sizes(final, scales)
     coarse = iterations if coarse_iterations is None else coarse_iterations
     return [Scale(h, w, iterations if k == len(sizes) - 1 else coarse) for k, (h, w) in enumerate(sizes)]
+
+
+def round_iterations(iterations: int, rounds: int) -> list[int]:
+    """A tile's iterations spread over the tiling's rounds, the remainder going to the first rounds."""
+    return [iterations // rounds + (1 if r < iterations % rounds else 0) for r in range(rounds)]
 
 
 def time_shares(plan: Sequence[Scale]) -> list[float]:
@@ -176,18 +194,155 @@ def largest_fitting_long_side(aspect_hw: tuple[int, int], layers: Sequence[str],
     return lo
 
 
-def check_fits(size: tuple[int, int], layers: Sequence[str], device_type: str = "cpu", **kwargs) -> int:
-    """Refuse, naming the largest size that fits, a run whose estimated peak exceeds free memory."""
-    need = estimate_peak_bytes(size, layers, **kwargs)
+def free_memory_bytes(device_type: str = "cpu") -> int:
+    """Free GPU memory on 'cuda', else the RAM this process can still use."""
     if device_type == "cuda":
         import torch
 
-        free, _ = torch.cuda.mem_get_info()
-    else:
-        free = available_memory_bytes()
+        return torch.cuda.mem_get_info()[0]
+    return available_memory_bytes()
+
+
+def check_fits(size: tuple[int, int], layers: Sequence[str], device_type: str = "cpu", **kwargs) -> int:
+    """Refuse, naming the largest size that fits, a run whose estimated peak exceeds free memory."""
+    need = estimate_peak_bytes(size, layers, **kwargs)
+    free = free_memory_bytes(device_type)
     if need > free:
         best = largest_fitting_long_side(size, layers, int(free * 0.9), **kwargs)
         raise PainterlyError(
             f"a {size[1]}x{size[0]} output needs about {need / 2**30:.1f} GiB but only {free / 2**30:.1f} GiB "
             f"is free; the largest size that fits is about --size {best}")
     return need
+
+
+# --- tiling -----------------------------------------------------------------------------------------
+
+# A tiled scale holds, beside one tile's working set, full-size float32 RGB images: the canvas, the
+# content at that size, the previous scale's result brought up to it and the style at that size,
+# plus the uint8 output.
+TILED_BYTES_PER_PIXEL = 4 * 12 + 3
+# Automatic tiling uses no tiles smaller than this: below it most pixels sit in overlaps and the
+# deepest style layers see a few cells per tile. (An explicit tile_size may go lower.)
+MIN_AUTO_TILE = 256
+
+
+def tiled_peak_bytes(size: tuple[int, int], tiling: Tiling, layers: Sequence[str], **kwargs) -> int:
+    """Estimated peak of a tiled scale: its largest tile's run plus the full-size images it keeps."""
+    return estimate_peak_bytes(tiling.largest_box(size), layers, **kwargs) + TILED_BYTES_PER_PIXEL * size[0] * size[1]
+
+
+def fit_tiling(size: tuple[int, int], iterations: int, layers: Sequence[str], budget: int,
+               tile_size: int | None = None, overlap: int | None = None, rounds: int = 2, **kwargs) -> Tiling | None:
+    """How to optimise one scale within `budget` bytes: None (whole) or a Tiling.
+
+    tile_size None: tile only if the whole image does not fit, with the largest tiles that do;
+    0: never tile; N: tile when the long side exceeds N, with tiles of at most N px.
+    """
+    if tile_size == 0 or (tile_size is None and estimate_peak_bytes(size, layers, iterations=iterations, **kwargs) <= budget):
+        return None
+    if tile_size is not None:
+        return None if max(size) <= tile_size else choose_tiling(size, tile_size, overlap, rounds)
+    per_round = max(round_iterations(iterations, rounds))
+    lo, hi = MIN_AUTO_TILE, max(size)
+    if tiled_peak_bytes(size, choose_tiling(size, lo, overlap, rounds), layers, iterations=per_round, **kwargs) > budget:
+        best = largest_tiled_long_side(size, layers, budget, overlap, rounds, iterations=per_round, **kwargs)
+        raise PainterlyError(f"a {size[1]}x{size[0]} image needs more than the {budget / 2**30:.1f} GiB available even "
+                             f"in {lo} px tiles; the largest size that fits is about --size {best}")
+    while lo < hi:
+        mid = (lo + hi + 1) // 2
+        fits = tiled_peak_bytes(size, choose_tiling(size, mid, overlap, rounds), layers,
+                                iterations=per_round, **kwargs) <= budget
+        lo, hi = (mid, hi) if fits else (lo, mid - 1)
+    return choose_tiling(size, lo, overlap, rounds)
+
+
+def largest_tiled_long_side(aspect_hw: tuple[int, int], layers: Sequence[str], budget: int,
+                            overlap: int | None = None, rounds: int = 2, **kwargs) -> int:
+    """Largest long side (px) that fits in `budget` bytes when optimised in MIN_AUTO_TILE px tiles."""
+    h, w = aspect_hw
+    lo, hi = 16, 1 << 20
+    while lo < hi:
+        mid = (lo + hi + 1) // 2
+        s = mid / max(h, w)
+        size = (max(1, round(h * s)), max(1, round(w * s)))
+        need = (estimate_peak_bytes(size, layers, **kwargs) if max(size) <= MIN_AUTO_TILE else
+                tiled_peak_bytes(size, choose_tiling(size, MIN_AUTO_TILE, overlap, rounds), layers, **kwargs))
+        lo, hi = (mid, hi) if need <= budget else (lo, mid - 1)
+    return lo
+
+
+def plan_tiles(plan: Sequence[Scale], layers: Sequence[str], budget: int, tile_size: int | None = None,
+               overlap: int | None = None, rounds: int = 2, **kwargs) -> list[Scale]:
+    """The plan with each scale that does not fit whole in `budget` (or is longer than `tile_size`)
+    tiled; with tile_size=0 a scale that does not fit is refused, naming the largest size that does."""
+    tiled = []
+    for scale in reversed(plan):  # the largest first, so a refusal names the output's size
+        tiling = fit_tiling(scale.size, scale.iterations, layers, budget, tile_size, overlap, rounds, **kwargs)
+        if tiling is None and estimate_peak_bytes(scale.size, layers, iterations=scale.iterations, **kwargs) > budget:
+            best = largest_fitting_long_side(scale.size, layers, int(budget * 0.9), iterations=scale.iterations, **kwargs)
+            raise PainterlyError(
+                f"a {scale.width}x{scale.height} image needs about "
+                f"{estimate_peak_bytes(scale.size, layers, iterations=scale.iterations, **kwargs) / 2**30:.1f} GiB "
+                f"but only {budget / 2**30:.1f} GiB is available; allow tiling or use --size {best} or less")
+        tiled.append(dataclasses.replace(scale, tiling=tiling))
+    return tiled[::-1]
+
+
+def scale_peak_bytes(scale: Scale, layers: Sequence[str], **kwargs) -> int:
+    """Estimated peak of one scale, whole or tiled."""
+    if scale.tiling is None:
+        return estimate_peak_bytes(scale.size, layers, iterations=scale.iterations, **kwargs)
+    per_round = max(round_iterations(scale.iterations, scale.tiling.rounds))
+    return tiled_peak_bytes(scale.size, scale.tiling, layers, iterations=per_round, **kwargs)
+
+
+def scale_seconds(scale: Scale, layers: Sequence[str], precision: str = "fp32") -> float:
+    """Estimated seconds for a scale: its iterations at the FLOP model's rate; tiled, every tile's
+    iterations plus one forward pass per tile for its content features."""
+    if scale.tiling is None:
+        return scale.iterations * estimate_seconds_per_iteration(scale.size, layers, precision)
+    per_round = round_iterations(scale.iterations, scale.tiling.rounds)
+    return sum((per_round[r] + 0.5) * estimate_seconds_per_iteration(box.size, layers, precision)
+               for r in range(scale.tiling.rounds) for box in scale.tiling.boxes(scale.size, r) if per_round[r])
+
+
+@dataclass(frozen=True)
+class RunPlan:
+    """What a run will do before it does it: scales (whole or tiled), peak memory and time."""
+
+    method: str
+    optimizer: str
+    device: str
+    precision: str
+    scales: list[Scale]
+    layers: tuple[str, ...]
+    peak_bytes: int
+    free_bytes: int
+    seconds: float
+    problem: str = ""      # why the run would be refused ("" if it fits)
+
+    @property
+    def size(self) -> tuple[int, int]:
+        return self.scales[-1].size
+
+    def describe(self, note: str = "") -> str:
+        """The --dry-run text: one line per scale, then memory and time."""
+        h, w = self.size
+        lines = [f"painterly plan: {self.method}, {self.optimizer}, {self.precision} on {self.device}; "
+                 f"output {w}x{h}" + (f" ({note})" if note else "")]
+        for k, scale in enumerate(self.scales):
+            line = f"  scale {k + 1}/{len(self.scales)}: {scale.width}x{scale.height}, {scale.iterations} iterations"
+            if scale.tiling is None:
+                line += f", ~{estimate_seconds_per_iteration(scale.size, self.layers, self.precision):.2f} s/iteration"
+            else:
+                t = scale.tiling
+                th, tw = t.largest_box(scale.size)
+                line += (f" per tile in {t.rounds} round(s), {t.tile_count(scale.size)} tiles of up to {tw}x{th} "
+                         f"with {t.overlap} px overlap, ~{scale_seconds(scale, self.layers, self.precision):.0f} s")
+            lines.append(line)
+        lines.append(f"  estimated peak memory: {self.peak_bytes / 2**20:.0f} MiB ({self.free_bytes / 2**20:.0f} MiB free)"
+                     + (f" -- does NOT fit: {self.problem}" if self.problem else ""))
+        lines.append(f"  estimated time: ~{self.seconds:.0f} s (FLOP model: VGG19 forward+backward = 2 x conv FLOPs "
+                     f"at an assumed {ASSUMED_GFLOPS[self.precision]:.0f} GFLOP/s {self.precision}, measured on "
+                     "2 Zen 4 cores; other CPUs differ)")
+        return "\n".join(lines)

@@ -95,7 +95,24 @@ def test_dry_run_warns_when_it_does_not_fit(images, capsys, no_stylize, monkeypa
     code, out, _ = run([images / "content.png", images / "style.png", "-o", images / "o.png", "--dry-run",
                         "--size", "1024", "--precision", "fp32"], capsys)
     assert code == 0
-    assert "does NOT fit" in out
+    assert "does NOT fit: even 256 px tiles" in out
+    code, out, _ = run([images / "content.png", "--dry-run", "--size", "1024", "--precision", "fp32",
+                        "--tile-size", "0"], capsys)
+    assert code == 0
+    assert "does NOT fit: a 256x192 image needs about" in out and "allow tiling or use --size" in out
+
+
+def test_dry_run_shows_tiles_for_what_does_not_fit_whole(images, capsys, no_stylize, monkeypatch):
+    monkeypatch.setattr(schedule, "available_memory_bytes", lambda: 20 * 2**30)
+    code, out, _ = run([images / "content.png", "--dry-run", "--size", "4096", "--precision", "bf16",
+                        "--max-memory", "10", "--scale-iterations", "100,100,50,20,4"], capsys)
+    assert code == 0
+    lines = out.strip().splitlines()
+    assert "scale 4/5: 2048x1536, 20 iterations, ~" in lines[4]  # fits whole in 10 GiB
+    assert re.match(r"  scale 5/5: 4096x3072, 4 iterations per tile in 2 round\(s\), \d+ tiles of up to \d+x\d+ "
+                    r"with 128 px overlap", lines[5]), lines[5]
+    peak = int(re.search(r"peak memory: (\d+) MiB", out).group(1))
+    assert peak < 10 * 1024
 
 
 def test_size_max_picks_the_largest_that_fits(images, capsys, no_stylize, monkeypatch):

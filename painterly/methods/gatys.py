@@ -9,7 +9,7 @@ from __future__ import annotations
 import dataclasses
 import time
 from dataclasses import dataclass
-from typing import Optional, Sequence
+from typing import Callable, Optional, Sequence
 
 import torch
 import torch.nn.functional as F
@@ -24,7 +24,9 @@ from ..losses import ContentLoss, GramStyleLoss, LossTerms, TotalVariationLoss, 
 from ..optimize import make_optimizer, optimize
 from ..param import PixelImage
 from ..progress import Callback, StepInfo
-from ..schedule import Scale, check_fits, plan_scales, scale_deadline, time_shares
+from ..schedule import (Scale, free_memory_bytes, plan_scales, plan_tiles, round_iterations, scale_deadline,
+                        time_shares)
+from ..tiling import Box, Tiling, blend_window, choose_tiling, optimize_tiled
 
 
 @dataclass(frozen=True)
@@ -64,6 +66,15 @@ class GatysConfig(MethodConfig):
     max_time: Optional[float] = None     # seconds; the schedule spends them across scales
     device: str = "auto"
     lbfgs_history: int = 100
+    # Every scale's own iteration count, coarsest first (overrides iterations/coarse_iterations).
+    scale_iterations: Optional[tuple[int, ...]] = None
+    # Tiling for outputs too large to optimise whole (painterly.tiling). tile_size None: tile only the
+    # scales that do not fit in max_memory, with the largest tiles that do; 0: never tile (refuse
+    # instead); N: tile every scale longer than N px with tiles of at most N px.
+    tile_size: Optional[int] = None
+    tile_overlap: Optional[int] = None   # px; default an eighth of the tile, 16..128
+    tile_rounds: int = 2                 # passes over the image, the grid shifted each time
+    max_memory: Optional[float] = None   # GiB the run may use; None = what is free now
 
     def __post_init__(self) -> None:
         for name in ("content_layers", "style_layers"):
@@ -93,6 +104,16 @@ class GatysConfig(MethodConfig):
             raise PainterlyError(f"optimizer must be lbfgs or adam, got '{self.optimizer}'")
         if self.preserve_color not in ("none", "luminance", "histogram"):
             raise PainterlyError(f"preserve-color must be none, luminance or histogram, got '{self.preserve_color}'")
+        if self.scale_iterations is not None:
+            object.__setattr__(self, "scale_iterations", tuple(int(i) for i in self.scale_iterations))
+            if not self.scale_iterations or any(i < 0 for i in self.scale_iterations):
+                raise PainterlyError("scale-iterations needs one count >= 0 per scale")
+        if self.tile_size is not None and self.tile_size < 0:
+            raise PainterlyError(f"tile-size must not be negative, got {self.tile_size}")
+        if self.tile_rounds < 1:
+            raise PainterlyError(f"tile-rounds must be at least 1, got {self.tile_rounds}")
+        if self.max_memory is not None and self.max_memory <= 0:
+            raise PainterlyError(f"max-memory must be positive (GiB), got {self.max_memory:g}")
         if self.style_set and self.style_blend_weights is not None:
             raise PainterlyError("style-set pools the style images by pixel count; it takes no style-blend-weights")
         self.check_common(self.pooling, self.precision, self.max_time)
@@ -112,6 +133,9 @@ class GatysTargets:
     # With style masks or guidance: per region, its Gram targets and its content mask at each style
     # layer's resolution, plus the share of the image the region covers.
     regions: Optional[list[tuple[dict[str, torch.Tensor], dict[str, torch.Tensor], float]]] = None
+    # Each region's Gram targets and content mask (1x1xhxw, any size), from which tiles cut theirs.
+    region_grams: Optional[list[dict[str, torch.Tensor]]] = None
+    region_masks: Optional[list[torch.Tensor]] = None
 
 
 class GatysObjective:
@@ -131,10 +155,10 @@ class GatysObjective:
         terms = {}
         if c.content_layers and c.content_weight > 0:
             terms["content"] = c.content_weight * self.content(features, targets.content)
-        if c.style_layers and c.style_weight > 0 and targets.regions is not None:
+        if c.style_layers and c.style_weight > 0 and targets.regions:
             terms["style"] = c.style_weight * sum(share * self.style(features, grams, masks)
                                                   for grams, masks, share in targets.regions)
-        elif c.style_layers and c.style_weight > 0:
+        elif c.style_layers and c.style_weight > 0 and targets.regions is None:
             terms["style"] = c.style_weight * self.style(features, targets.grams)
         if c.tv_weight > 0:
             terms["tv"] = c.tv_weight * self.tv(image)
@@ -169,10 +193,54 @@ def layer_mask(mask: torch.Tensor, size: tuple[int, int], layer: str) -> torch.T
     return F.interpolate(mask, size=(h, w), mode="bilinear", antialias=True, align_corners=False).clamp(0, 1)
 
 
+@torch.no_grad()
+def masked_grams(extractor: FeatureExtractor, image: torch.Tensor, layers: Sequence[str],
+                 masks: Sequence[Optional[torch.Tensor]], tiling: Optional[Tiling] = None
+                 ) -> list[tuple[dict[str, torch.Tensor], dict[str, float]]]:
+    """Per mask (None: the whole image; else 1x1xhxw, any size, resized to the image), the Gram of
+    `image`'s features over the masked positions and those positions' total weight, per layer.
+
+    One VGG pass serves every mask. With `tiling` the pass runs tile by tile (memory of one tile)
+    and each position counts with its tile's blend window; the windows of a round sum to one
+    everywhere, so the result is the whole image's Gram up to the tiles' border effects, which the
+    windows fade out.
+    """
+    if not layers:
+        return [({}, {}) for _ in masks]
+    size = tuple(image.shape[-2:])
+    full = [None if m is None else F.interpolate(m.float(), size=size, mode="bilinear", antialias=True,
+                                                 align_corners=False).clamp(0, 1) for m in masks]
+    if tiling is None:
+        feats = extractor(image, layers)
+        out = []
+        for m in full:
+            if m is None:
+                out.append(({l: gram_matrix(f) for l, f in feats.items()},
+                            {l: float(f.shape[-2] * f.shape[-1]) for l, f in feats.items()}))
+            else:
+                lm = {l: layer_mask(m, size, l) for l in layers}
+                out.append(({l: gram_matrix(f, lm[l]) for l, f in feats.items()}, {l: float(lm[l].sum()) for l in layers}))
+        return out
+    sums: list[dict[str, torch.Tensor]] = [{} for _ in masks]
+    weights: list[dict[str, float]] = [{l: 0.0 for l in layers} for _ in masks]
+    for box in tiling.boxes(size, 0):
+        feats = extractor(box.crop(image), layers)
+        window = blend_window(box, size, tiling.overlap).to(image)
+        for j, m in enumerate(full):
+            w = window if m is None else window * box.crop(m)
+            for l, f in feats.items():
+                lm = layer_mask(w, box.size, l)
+                total = float(lm.sum())
+                g = gram_matrix(f, lm) * total
+                sums[j][l] = sums[j][l] + g if l in sums[j] else g
+                weights[j][l] += total
+    return [({l: s[l] / max(w[l], 1e-8) for l in layers}, w) for s, w in zip(sums, weights)]
+
+
 def compute_targets(extractor: FeatureExtractor, config: GatysConfig, content: torch.Tensor,
                     styles: Sequence[torch.Tensor], size: tuple[int, int],
                     style_masks: Optional[Sequence[torch.Tensor]] = None,
-                    guidance: Optional[Sequence[RegionPair]] = None) -> GatysTargets:
+                    guidance: Optional[Sequence[RegionPair]] = None, tiling: Optional[Tiling] = None) -> GatysTargets:
     """Content features and Gram targets at `size` (blended by weight, or pooled over a style set);
     computed once per scale.
 
@@ -186,7 +254,8 @@ def compute_targets(extractor: FeatureExtractor, config: GatysConfig, content: t
     if guidance is not None and any(len(p.styles) != len(styles) for p in guidance):
         raise PainterlyError(f"each guidance region needs one style mask per style image ({len(styles)})")
     content_k = resize(content, size)
-    content_features = extractor(content_k, config.content_layers) if config.content_layers else {}
+    # A tiled scale reads the content's features tile by tile (targets_for_tile); whole, they are read here.
+    content_features = extractor(content_k, config.content_layers) if config.content_layers and tiling is None else {}
     blend = config.style_blend_weights or (1.0,) * len(styles)
     if len(blend) != len(styles):
         raise PainterlyError(f"style-blend-weights has {len(blend)} values for {len(styles)} style images")
@@ -202,13 +271,15 @@ def compute_targets(extractor: FeatureExtractor, config: GatysConfig, content: t
         s = resize(style, s_size)
         if config.preserve_color == "histogram":
             s = match_color(s, content_k)
-        feats = extractor(s, config.style_layers) if config.style_layers else {}
-        per_style.append({l: gram_matrix(f) for l, f in feats.items()})
-        positions.append({l: f.shape[-2] * f.shape[-1] for l, f in feats.items()})
-        for k, pair in enumerate(guidance or ()):
-            masks = {l: layer_mask(pair.styles[i][None, None].float().to(s.device), s_size, l) for l in feats}
-            region_grams[k].append({l: gram_matrix(f, masks[l]) for l, f in feats.items()})
-            region_positions[k].append({l: float(m.sum()) for l, m in masks.items()})
+        style_tiling = None if tiling is None else choose_tiling(s_size, tiling.tile, tiling.overlap, 1)
+        region_masks = [pair.styles[i][None, None].float().to(s.device) for pair in guidance or ()]
+        (whole, whole_positions), *in_regions = masked_grams(extractor, s, config.style_layers,
+                                                             [None, *region_masks], style_tiling)
+        per_style.append(whole)
+        positions.append(whole_positions)
+        for k, (grams_k, positions_k) in enumerate(in_regions):
+            region_grams[k].append(grams_k)
+            region_positions[k].append(positions_k)
 
     def combine(image_grams: list[dict[str, torch.Tensor]], image_positions: list[dict[str, float]]
                 ) -> dict[str, torch.Tensor]:
@@ -218,23 +289,49 @@ def compute_targets(extractor: FeatureExtractor, config: GatysConfig, content: t
                 for l in config.style_layers}
 
     grams = combine(per_style, positions)
-    regions = None
+    # (region targets, content mask at any size) per region.
+    entries: list[tuple[dict[str, torch.Tensor], torch.Tensor]] = []
     if style_masks is not None:
         # Each style paints only its mask's region: masked Grams of the output against that style's own Grams.
-        shares = [float(m.mean()) for m in style_masks]
-        regions = [(g, {l: layer_mask(m, size, l) for l in config.style_layers}, share / sum(shares))
-                   for g, m, share in zip(per_style, style_masks, shares)]
+        entries = list(zip(per_style, style_masks))
     elif guidance is not None:
-        # (region targets, content mask at the guide's size); content in no region takes the whole-style Gram.
+        # Content in no region takes the whole-style Gram.
         entries = [(combine(g, p), pair.content[None, None].float().to(content.device))
                    for g, p, pair in zip(region_grams, region_positions, guidance)]
         free = (1 - sum(m for _, m in entries)).clamp_min(0)
         if free.any():
             entries.append((grams, free))
-        shares = [float(m.mean()) for _, m in entries]
-        regions = [(g, {l: layer_mask(m, size, l) for l in config.style_layers}, share / sum(shares))
-                   for (g, m), share in zip(entries, shares)]
-    return GatysTargets({l: f.detach() for l, f in content_features.items()}, grams, regions)
+    targets = GatysTargets({l: f.detach() for l, f in content_features.items()}, grams)
+    if entries:
+        targets.region_grams = [g for g, _ in entries]
+        targets.region_masks = [m for _, m in entries]
+        if tiling is None:
+            targets.regions = region_targets(entries, size, config.style_layers)
+    return targets
+
+
+def region_targets(entries: Sequence[tuple[dict[str, torch.Tensor], torch.Tensor]], size: tuple[int, int],
+                   layers: Sequence[str]) -> list[tuple[dict[str, torch.Tensor], dict[str, torch.Tensor], float]]:
+    """(Gram targets, content mask at each layer's resolution for an image of `size`, share of the
+    image) per region; regions absent from the image are left out."""
+    shares = [float(m.mean()) for _, m in entries]
+    total = sum(shares)
+    return [(g, {l: layer_mask(m, size, l) for l in layers}, share / total)
+            for (g, m), share in zip(entries, shares) if share > 0]
+
+
+@torch.no_grad()
+def targets_for_tile(targets: GatysTargets, box: Box, size: tuple[int, int], content: torch.Tensor,
+                     extractor: FeatureExtractor, config: GatysConfig) -> GatysTargets:
+    """A tile's targets: the content's features over the tile, the global Gram targets, and each
+    region's mask cropped to the tile (a tile's Gram is compared with the global target)."""
+    content_features = extractor(box.crop(content), config.content_layers) if config.content_layers else {}
+    regions = None
+    if targets.region_masks is not None:
+        crops = [box.crop(F.interpolate(m, size=size, mode="bilinear", antialias=True, align_corners=False))
+                 for m in targets.region_masks]
+        regions = region_targets(list(zip(targets.region_grams, crops)), box.size, config.style_layers)
+    return GatysTargets({l: f.detach() for l, f in content_features.items()}, targets.grams, regions)
 
 
 def initial_image(config: GatysConfig, content: torch.Tensor, styles: Sequence[torch.Tensor],
@@ -264,10 +361,7 @@ def run(content: torch.Tensor, styles: Sequence[torch.Tensor], config: GatysConf
         raise PainterlyError("at least one style image is needed")
     device = torch.device(("cuda" if torch.cuda.is_available() else "cpu") if config.device == "auto" else config.device)
     precision = resolve_precision(config.precision, device)
-    final = fit_long_side(*content.shape[-2:], config.size)
-    plan = plan_scales(final, config.scales, config.iterations, config.coarse_iterations)
-    check_fits(final, config.layers, device.type, precision=precision, optimizer=config.optimizer,
-               lbfgs_history=config.lbfgs_history, iterations=max(s.iterations for s in plan))
+    plan = make_plan(config, tuple(content.shape[-2:]), device.type, precision)
     if extractor is None:
         extractor = FeatureExtractor.vgg19(pooling=config.pooling, last_layer=config.layers[-1],
                                            precision=precision, device=device)
@@ -282,41 +376,98 @@ def run(content: torch.Tensor, styles: Sequence[torch.Tensor], config: GatysConf
         options = {"method": "gatys", **dataclasses.asdict(config), "precision": precision}
         saved = checkpoint.start(fingerprint([content, *styles, init_image, *(style_masks or []),
                                               *pair_masks(guidance)], options))
+    if saved is not None and "plan" in saved:
+        plan = saved["plan"]  # tiles chosen for the memory free when the run began
     start = time.monotonic() - (saved["elapsed"] if saved else 0.0)
     shares = time_shares(plan)
     first_scale = saved["scale"] if saved else 0
     image = initial_image(config, content, styles, plan[0].size, generator, init_image) if not saved else None
     step = saved["step"] if saved else 0
+
+    def report(k: int, iteration: int, iterations: int, terms: LossTerms, state: Callable[[], dict],
+               render: Callable[[], torch.Tensor]) -> None:
+        """After each iteration: the callback, then the checkpointer (which may stop the run)."""
+        nonlocal step
+        step += 1
+        scale = plan[k]
+        if callback is not None:
+            callback(StepInfo(iteration=iteration, iterations=iterations, scale=k, scales=len(plan), size=scale.size,
+                              losses=terms.floats(), elapsed=time.monotonic() - start, step=step, _render=render))
+        if checkpoint is not None:
+            checkpoint.after_step(
+                step, lambda: {"scale": k, "step": step, "elapsed": time.monotonic() - start, "plan": plan,
+                               "rng": rng_state(generator), **state()},
+                (k, len(plan), iteration, iterations), render)
+
     for k, scale in enumerate(plan):
         if k < first_scale:
             continue
         resumed = saved is not None and k == first_scale
         image = torch.zeros(1, 3, *scale.size, device=device) if resumed else resize(image, scale.size)
-        targets = compute_targets(extractor, config, content, styles, scale.size, style_masks, guidance)
-        param = PixelImage(image).to(device)
-        optimizer = make_optimizer(config.optimizer, param.parameters(), config.learning_rate, config.lbfgs_history)
-        done = restore_state(saved, param, optimizer, generator) if resumed else 0
+        targets = compute_targets(extractor, config, content, styles, scale.size, style_masks, guidance, scale.tiling)
         deadline = scale_deadline(config.max_time, start, shares, k)
 
-        def loss_fn(img: torch.Tensor) -> LossTerms:
-            return objective(img, extractor(img, config.layers), targets)
+        def optimize_image(image: torch.Tensor, iterations: int, targets: GatysTargets, resume: bool,
+                           progress: Callable[[int], int], iterations_shown: int,
+                           state: Callable[[], dict], render: Callable[[torch.Tensor], torch.Tensor],
+                           k: int = k) -> torch.Tensor:
+            """Optimise one image (the whole scale or a tile) and return it; progress maps an
+            iteration to the one shown, state adds what locates it, render makes a preview."""
+            param = PixelImage(image).to(device)
+            optimizer = make_optimizer(config.optimizer, param.parameters(), config.learning_rate, config.lbfgs_history)
+            done = restore_state(saved, param, optimizer, generator) if resume else 0
 
-        def on_step(i: int, terms: LossTerms, scale: Scale = scale, k: int = k) -> None:
-            nonlocal step
-            step += 1
-            if callback is not None:
-                callback(StepInfo(iteration=i, iterations=scale.iterations, scale=k, scales=len(plan), size=scale.size,
-                                  losses=terms.floats(), elapsed=time.monotonic() - start, step=step,
-                                  _render=lambda: postprocess(param.image())))
-            if checkpoint is not None:
-                checkpoint.after_step(
-                    step, lambda: {"scale": k, "iteration": i, "step": step, "elapsed": time.monotonic() - start,
-                                   "param": param.state_dict(), "optimizer": optimizer.state_dict(),
-                                   "rng": rng_state(generator)},
-                    (k, len(plan), i, scale.iterations), lambda: postprocess(param.image()))
+            def loss_fn(img: torch.Tensor) -> LossTerms:
+                return objective(img, extractor(img, config.layers), targets)
 
-        optimize(param, loss_fn, scale.iterations, optimizer, on_step, deadline, start=done)
-        image = param.image()
+            def on_step(i: int, terms: LossTerms) -> None:
+                report(k, progress(i), iterations_shown, terms,
+                       lambda: {"iteration": i, "param": param.state_dict(), "optimizer": optimizer.state_dict(),
+                                **state()},
+                       lambda: postprocess(render(param.image())))
+
+            optimize(param, loss_fn, iterations, optimizer, on_step, deadline, start=done)
+            return param.image()
+
+        if scale.tiling is None:
+            image = optimize_image(image, scale.iterations, targets, resumed, lambda i: i, scale.iterations,
+                                   dict, lambda img: img)
+            continue
+
+        tiling = scale.tiling
+        per_round = round_iterations(scale.iterations, tiling.rounds)
+        counts = [len(tiling.boxes(scale.size, r)) * per_round[r] for r in range(tiling.rounds)]
+        canvas = saved["canvas"].to(device) if resumed else image
+        begin = tuple(saved["tile"]) if resumed else (0, 0)
+        content_k = resize(content, scale.size)
+
+        def optimize_tile(crop: torch.Tensor, box: Box, r: int, t: int, scale: Scale = scale, targets=targets,
+                          canvas: torch.Tensor = canvas, per_round: list[int] = per_round, counts: list[int] = counts,
+                          begin: tuple[int, int] = begin, content_k: torch.Tensor = content_k,
+                          resumed: bool = resumed) -> torch.Tensor:
+            offset = sum(counts[:r]) + t * per_round[r]
+
+            def render(tile: torch.Tensor) -> torch.Tensor:
+                preview = canvas.clone()
+                box.crop(preview).copy_(tile)
+                return preview
+
+            return optimize_image(crop, per_round[r],
+                                  targets_for_tile(targets, box, scale.size, content_k, extractor, config),
+                                  resumed and (r, t) == begin, lambda i: offset + i, sum(counts),
+                                  lambda: {"tile": (r, t), "canvas": canvas}, render)
+
+        image = optimize_tiled(canvas, tiling, optimize_tile, begin)
     if checkpoint is not None:
         checkpoint.finish()
     return postprocess(image)
+
+
+def make_plan(config: GatysConfig, content_hw: tuple[int, int], device_type: str, precision: str) -> list[Scale]:
+    """The run's scales, each optimised whole or, if it does not fit in config.max_memory (default:
+    the memory free now) or is longer than config.tile_size, tile by tile."""
+    final = fit_long_side(*content_hw, config.size)
+    plan = plan_scales(final, config.scales, config.iterations, config.coarse_iterations, config.scale_iterations)
+    budget = int(config.max_memory * 2**30) if config.max_memory else free_memory_bytes(device_type)
+    return plan_tiles(plan, config.layers, budget, config.tile_size, config.tile_overlap, config.tile_rounds,
+                      precision=precision, optimizer=config.optimizer, lbfgs_history=config.lbfgs_history)
