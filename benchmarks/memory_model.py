@@ -21,13 +21,16 @@ import _common as C  # noqa: E402
 ITERATIONS = 2
 
 
-def worker(size: int, precision: str, iterations: int = ITERATIONS) -> dict:
+def worker(size: int, precision: str, iterations: int = ITERATIONS, method: str = "gatys") -> dict:
     import painterly.methods.gatys as gatys
+    import painterly.methods.strotss as strotss
     from painterly.image import as_tensor
 
     folder = C.tmpdir()
     content, style, (h, w) = C.prepare_inputs(size, folder)
-    config = gatys.GatysConfig(size=size, iterations=iterations, scales=1, precision=precision, seed=0)
+    module = gatys if method == "gatys" else strotss
+    config = (module.GatysConfig if method == "gatys" else module.StrotssConfig)(
+        size=size, iterations=iterations, scales=1, precision=precision, seed=0)
     times: list[float] = []
     last = [time.perf_counter()]
 
@@ -36,15 +39,19 @@ def worker(size: int, precision: str, iterations: int = ITERATIONS) -> dict:
         times.append(now - last[0])
         last[0] = now
 
-    gatys.run(as_tensor(content), [as_tensor(style)], config, callback=on_step)
-    return {"size": size, "hw": [h, w], "precision": precision, "peak_mib": C.peak_rss_mib(),
+    module.run(as_tensor(content), [as_tensor(style)], config, callback=on_step)
+    return {"size": size, "hw": [h, w], "precision": precision, "peak_mib": C.peak_rss_mib(), "method": method,
             "s_per_iter": times[-1], "iterations": iterations}
 
 
-def predicted_mib(hw: tuple[int, int], precision: str, iterations: int = ITERATIONS) -> float:
+def predicted_mib(hw: tuple[int, int], precision: str, iterations: int = ITERATIONS, method: str = "gatys") -> float:
     import painterly.methods.gatys as gatys
-    from painterly.schedule import estimate_peak_bytes
+    from painterly.schedule import estimate_peak_bytes, strotss_peak_bytes
 
+    if method == "strotss":
+        from painterly.methods.strotss import StrotssConfig
+
+        return strotss_peak_bytes(tuple(hw), StrotssConfig().sorted_layers, [tuple(hw)], precision) / 2**20
     layers = gatys.GatysConfig().layers
     return estimate_peak_bytes(tuple(hw), layers, precision=precision, optimizer="lbfgs",
                                lbfgs_history=100, iterations=iterations) / 2**20
@@ -56,11 +63,12 @@ def main() -> None:
     p.add_argument("--precisions", default="fp32,bf16")
     p.add_argument("--history", type=int, default=0, metavar="N",
                    help="also measure 256 px with N iterations (checks the L-BFGS history term; N > 100 fills it)")
-    p.add_argument("--worker", nargs=3, metavar=("SIZE", "PRECISION", "ITERATIONS"), help=argparse.SUPPRESS)
+    p.add_argument("--method", choices=("gatys", "strotss"), default="gatys")
+    p.add_argument("--worker", nargs=4, metavar=("SIZE", "PRECISION", "ITERATIONS", "METHOD"), help=argparse.SUPPRESS)
     p.add_argument("--json", help="also write the raw measurements here")
     args = p.parse_args()
     if args.worker:
-        print(json.dumps(worker(int(args.worker[0]), args.worker[1], int(args.worker[2]))))
+        print(json.dumps(worker(int(args.worker[0]), args.worker[1], int(args.worker[2]), args.worker[3])))
         return
     rows, raw = [], []
     header = ["size", "precision", "iterations", "predicted MiB", "measured MiB", "error", "s/iter"]
@@ -68,14 +76,14 @@ def main() -> None:
     if args.history:
         runs += [(256, p, args.history) for p in args.precisions.split(",")]
     for size, precision, iterations in runs:
-        r = C.run_worker(__file__, "--worker", str(size), precision, str(iterations))
-        pred = predicted_mib(r["hw"], precision, iterations)
+        r = C.run_worker(__file__, "--worker", str(size), precision, str(iterations), args.method)
+        pred = predicted_mib(r["hw"], precision, iterations, args.method)
         err = 100 * (pred - r["peak_mib"]) / r["peak_mib"]
         raw.append(r)
         rows.append([f"{r['hw'][1]}x{r['hw'][0]}", precision, iterations, f"{pred:.0f}", f"{r['peak_mib']:.0f}",
                      f"{err:+.1f}%", f"{r['s_per_iter']:.2f}"])
         print(C.table(rows[-1:], header).splitlines()[-1], file=sys.stderr, flush=True)
-    print("# peak RSS, single scale, L-BFGS, fresh process per row; s/iter = the last iteration's wall time")
+    print(f"# {args.method}: peak RSS, single scale, fresh process per row; s/iter = the last iteration's wall time")
     print(C.table(rows, header))
     if args.json:
         Path(args.json).write_text(json.dumps(raw, indent=1))

@@ -14,9 +14,10 @@ from .errors import PainterlyError
 from .guidance import check_guides, region_pairs
 from .image import ImageLike, as_tensor, open_image, resize, split_alpha, tensor_to_pil
 from .methods.gatys import GatysConfig, make_plan as make_gatys_plan, run as run_gatys
-from .methods.strotss import StrotssConfig, run as run_strotss
+from .methods.strotss import StrotssConfig, plan_sizes as strotss_sizes, run as run_strotss
 from .progress import Callback
-from .schedule import RunPlan, free_memory_bytes, largest_fitting_long_side, scale_peak_bytes, scale_seconds
+from .schedule import (STROTSS_STEP_SECONDS, RunPlan, Scale, estimate_seconds_per_iteration, free_memory_bytes,
+                       largest_fitting_long_side, scale_peak_bytes, scale_seconds, strotss_peak_bytes)
 
 METHODS = {"gatys": GatysConfig, "strotss": StrotssConfig}
 RUNNERS = {"gatys": run_gatys, "strotss": run_strotss}
@@ -154,11 +155,11 @@ def plan(content: Union[ImageLike, tuple[int, int]], *, method: str = "gatys", c
     """What stylize() would do with this content and options, without doing it: scales (whole or
     tiled to fit memory), estimated peak memory and time. `content` may be an image or its (h, w).
     A run that would be refused comes back with `problem` set instead of raising."""
-    if method != "gatys":
-        raise PainterlyError(f"planning supports method 'gatys' only so far, not '{method}'")
     cfg = make_config(method, config, **options)
     device, precision = _device_and_precision(cfg)
     hw = _content_size(content)
+    if method == "strotss":
+        return _plan_strotss(cfg, hw, device, precision)
     estimate = {"precision": precision, "optimizer": cfg.optimizer, "lbfgs_history": cfg.lbfgs_history}
     free = free_memory_bytes("cuda" if device.startswith("cuda") else "cpu")
     problem = ""
@@ -175,14 +176,34 @@ def plan(content: Union[ImageLike, tuple[int, int]], *, method: str = "gatys", c
     return RunPlan(method, cfg.optimizer, device, precision, scales, tuple(cfg.layers), peak, free, seconds, problem)
 
 
+def _plan_strotss(cfg: StrotssConfig, hw: tuple[int, int], device: str, precision: str) -> RunPlan:
+    """STROTSS's plan: its fixed scales, each whole (one style assumed of the output's size)."""
+    layers = cfg.sorted_layers
+    scales = [Scale(h, w, cfg.iterations) for h, w in strotss_sizes(hw, cfg)]
+    peak = max(strotss_peak_bytes(s.size, layers, precision=precision) for s in scales)
+    free = free_memory_bytes("cuda" if device.startswith("cuda") else "cpu")
+    problem = ""
+    if peak > free:
+        best = largest_fitting_long_side(hw, layers, int(0.9 * free), estimate=strotss_peak_bytes, precision=precision)
+        problem = f"the largest size that fits is about --size {best}"
+    seconds = sum(s.iterations * (estimate_seconds_per_iteration(s.size, layers, precision) + STROTSS_STEP_SECONDS)
+                  for s in scales)
+    if cfg.max_time:
+        seconds = min(seconds, cfg.max_time)
+    return RunPlan("strotss", "rmsprop", device, precision, scales, tuple(layers), peak, free, seconds, problem,
+                   step_overhead_s=STROTSS_STEP_SECONDS)
+
+
 def largest_size(content: Union[ImageLike, tuple[int, int]], *, method: str = "gatys", config=None,
                  **options) -> int:
     """The largest long side (px) whose whole-image run fits in 90% of the memory free now (or of
-    config.max_memory): what `--size max` picks. Larger outputs are still possible, tile by tile."""
-    if method != "gatys":
-        raise PainterlyError(f"--size max supports method 'gatys' only so far, not '{method}'")
+    config.max_memory): what `--size max` picks. Larger Gatys outputs are still possible, tile by tile."""
     cfg = make_config(method, config, **options)
     device, precision = _device_and_precision(cfg)
+    if method == "strotss":
+        return largest_fitting_long_side(_content_size(content), cfg.sorted_layers,
+                                         int(0.9 * free_memory_bytes("cuda" if device.startswith("cuda") else "cpu")),
+                                         estimate=strotss_peak_bytes, precision=precision)
     budget = int(cfg.max_memory * 2**30) if cfg.max_memory else free_memory_bytes(
         "cuda" if device.startswith("cuda") else "cpu")
     iterations = max(cfg.scale_iterations or (cfg.iterations, cfg.coarse_iterations or 0))

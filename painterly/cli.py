@@ -341,8 +341,6 @@ def _run(args: argparse.Namespace, argv: Optional[Sequence[str]] = None) -> int:
     base = _load_config(args.config, args.method) if args.config else None
     config = make_config(args.method, base, **_method_options(args.method, options))
     if size_max or args.dry_run:
-        if args.method != "gatys":
-            raise PainterlyError(f"{'--size max' if size_max else '--dry-run'} supports --method gatys only so far")
         if args.content is None:
             raise _UsageError("a CONTENT image is needed for " + ("--size max" if size_max else "--dry-run"))
         _check_device(config.device)
@@ -353,6 +351,7 @@ def _run(args: argparse.Namespace, argv: Optional[Sequence[str]] = None) -> int:
                 print(f"painterly: --size max: {config.size} px fits in free memory", file=sys.stderr)
         if args.dry_run:
             note = "--size max: the largest that fits whole in 90% of free memory" if size_max else ""
+
             print(plan(content_hw, method=args.method, config=config).describe(note))
             return EXIT_OK
     if args.config_json:

@@ -135,6 +135,36 @@ def estimate_peak_bytes(size: tuple[int, int], layers: Sequence[str], precision:
     return int(BASE_BYTES_BY_PRECISION[precision] + elements * ACTIVATION_BYTES[precision] + opt_bytes)
 
 
+def stored_feature_bytes(size: tuple[int, int], layers: Sequence[str]) -> float:
+    """float32 bytes of the requested layers' feature maps for an input of `size`."""
+    h, w = size
+    total = 0.0
+    for name in layers:
+        block = int(name[4])
+        f = 2 ** (block - 1) if not name.startswith("pool") else 2**block
+        total += 4 * channels_of(name) * (h // f) * (w // f)
+    return total
+
+
+# STROTSS keeps, beside VGG's activations for the backward pass, every sampled layer's float32
+# features of the content and of each style image for the whole scale. Fitted to peak RSS measured by
+# benchmarks/memory_model.py --method strotss (single scale, fresh process per size).
+STROTSS_FEATURE_FACTOR = 1.0
+# Seconds per STROTSS step beside VGG: cosine-cost and covariance products on the ~1024 x 2179
+# sampled hypercolumns, independent of the image size (measured at 128 px, where VGG is negligible).
+STROTSS_STEP_SECONDS = 0.3
+
+
+def strotss_peak_bytes(size: tuple[int, int], layers: Sequence[str], style_sizes: Sequence[tuple[int, int]] | None = None,
+                       precision: str = "fp32") -> int:
+    """Rough peak memory of one STROTSS step at `size`, its styles resized to `style_sizes` (default:
+    one style of the output's size)."""
+    style_sizes = [size] if style_sizes is None else style_sizes
+    network = estimate_peak_bytes(size, layers, precision=precision, optimizer="adam")
+    stored = stored_feature_bytes(size, layers) + sum(stored_feature_bytes(s, layers) for s in style_sizes)
+    return int(network + STROTSS_FEATURE_FACTOR * stored)
+
+
 # --- time estimate --------------------------------------------------------------------------------
 
 # Achieved VGG19 forward+backward throughput on the reference machine (2 Zen 4 cores, avx512_bf16;
@@ -180,14 +210,16 @@ def available_memory_bytes() -> int:
 
 
 def largest_fitting_long_side(aspect_hw: tuple[int, int], layers: Sequence[str], budget: int,
-                              **kwargs) -> int:
-    """Largest long side (px) whose estimated peak fits in `budget` bytes."""
+                              estimate=None, **kwargs) -> int:
+    """Largest long side (px) whose estimated peak (`estimate`, default estimate_peak_bytes) fits in
+    `budget` bytes."""
+    estimate = estimate or estimate_peak_bytes
     h, w = aspect_hw
     lo, hi = 16, 65536
     while lo < hi:
         mid = (lo + hi + 1) // 2
         s = mid / max(h, w)
-        if estimate_peak_bytes((round(h * s), round(w * s)), layers, **kwargs) <= budget:
+        if estimate((round(h * s), round(w * s)), layers, **kwargs) <= budget:
             lo = mid
         else:
             hi = mid - 1
@@ -320,6 +352,7 @@ class RunPlan:
     free_bytes: int
     seconds: float
     problem: str = ""      # why the run would be refused ("" if it fits)
+    step_overhead_s: float = 0.0  # per-step time beside VGG (STROTSS's sampled-feature products)
 
     @property
     def size(self) -> tuple[int, int]:
@@ -333,7 +366,8 @@ class RunPlan:
         for k, scale in enumerate(self.scales):
             line = f"  scale {k + 1}/{len(self.scales)}: {scale.width}x{scale.height}, {scale.iterations} iterations"
             if scale.tiling is None:
-                line += f", ~{estimate_seconds_per_iteration(scale.size, self.layers, self.precision):.2f} s/iteration"
+                per_step = estimate_seconds_per_iteration(scale.size, self.layers, self.precision) + self.step_overhead_s
+                line += f", ~{per_step:.2f} s/iteration"
             else:
                 t = scale.tiling
                 th, tw = t.largest_box(scale.size)

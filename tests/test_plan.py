@@ -8,7 +8,7 @@ from PIL import Image
 
 import painterly.cli as cli
 import painterly.schedule as schedule
-from painterly import GatysConfig
+from painterly import GatysConfig, StrotssConfig
 from painterly.schedule import estimate_peak_bytes, estimate_seconds_per_iteration, largest_fitting_long_side, vgg_flops
 
 LAYERS = GatysConfig().layers
@@ -95,11 +95,11 @@ def test_dry_run_warns_when_it_does_not_fit(images, capsys, no_stylize, monkeypa
     code, out, _ = run([images / "content.png", images / "style.png", "-o", images / "o.png", "--dry-run",
                         "--size", "1024", "--precision", "fp32"], capsys)
     assert code == 0
-    assert "does NOT fit: even 256 px tiles" in out
+    assert "does NOT fit: a 1024x768 image needs more than the 0.6 GiB available even in 256 px tiles" in out
     code, out, _ = run([images / "content.png", "--dry-run", "--size", "1024", "--precision", "fp32",
                         "--tile-size", "0"], capsys)
     assert code == 0
-    assert "does NOT fit: a 256x192 image needs about" in out and "allow tiling or use --size" in out
+    assert "does NOT fit: a 1024x768 image needs about" in out and "allow tiling or use --size" in out
 
 
 def test_dry_run_shows_tiles_for_what_does_not_fit_whole(images, capsys, no_stylize, monkeypatch):
@@ -145,12 +145,38 @@ def test_size_max_reaches_the_run(images, capsys, monkeypatch):
 
 @pytest.mark.parametrize("argv, fragment", [
     (["--size", "huge"], "argument --size: invalid int value: 'huge'"),
-    (["--dry-run", "--method", "strotss"], "--dry-run supports --method gatys only"),
 ])
 def test_plan_errors_are_one_line(images, capsys, no_stylize, argv, fragment):
     code, _, err = run([images / "content.png", images / "style.png", "-o", images / "o.png", *argv], capsys)
     assert code == 2
     assert len(err.strip().splitlines()) == 1 and fragment in err, err
+
+
+def test_strotss_refuses_what_does_not_fit(images, capsys):
+    code, _, err = run([images / "content.png", images / "style.png", "-o", images / "o.png", "--method", "strotss",
+                        "--size", "60000"], capsys)
+    assert code == 2
+    assert len(err.strip().splitlines()) == 1 and "the largest size that fits is about --size" in err, err
+    assert not (images / "o.png").exists()
+
+
+def test_strotss_dry_run_and_size_max(images, capsys, no_stylize, monkeypatch):
+    monkeypatch.setattr(schedule, "available_memory_bytes", lambda: 4 * 2**30)
+    code, out, err = run([images / "content.png", "--method", "strotss", "--dry-run", "--precision", "fp32"], capsys)
+    assert code == 0, err
+    lines = out.strip().splitlines()
+    assert lines[0] == "painterly plan: strotss, rmsprop, fp32 on cpu; output 512x384"
+    assert [re.match(r"  scale (\d)/4: (\d+)x(\d+), 250 iterations, ~\d+\.\d\d s/iteration", l).group(2)
+            for l in lines[1:5]] == ["64", "128", "256", "512"]
+    peak = schedule.strotss_peak_bytes((384, 512), StrotssConfig().sorted_layers, precision="fp32")
+    assert f"estimated peak memory: {peak / 2**20:.0f} MiB (4096 MiB free)" in lines[5]
+    code, out, _ = run([images / "content.png", "--method", "strotss", "--dry-run", "--size", "max",
+                        "--precision", "fp32"], capsys)
+    best = largest_fitting_long_side((300, 400), StrotssConfig().sorted_layers, int(0.9 * 4 * 2**30),
+                                     estimate=schedule.strotss_peak_bytes, precision="fp32")
+    assert f"output {best}x" in out and 512 < best < 4000
+    assert schedule.strotss_peak_bytes((round(300 * best / 400), best), StrotssConfig().sorted_layers,
+                                       precision="fp32") <= 0.9 * 4 * 2**30
 
 
 def test_resume_command_pins_size_max():

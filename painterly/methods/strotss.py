@@ -43,7 +43,8 @@ from ..losses import functional as LF
 from ..optimize import make_optimizer, optimize
 from ..param import LaplacianPyramidImage, laplacian_pyramid
 from ..progress import Callback, StepInfo
-from ..schedule import scale_deadline, scale_sizes, time_shares
+from ..schedule import (free_memory_bytes, largest_fitting_long_side, scale_deadline, scale_sizes, strotss_peak_bytes,
+                        time_shares)
 
 FEATURE_SCALE = 1.0 / (255.0 * 0.226)
 # The original's output grid: stride sqrt(H W / 128^2) px, so about 128 x 128 grid points at any size.
@@ -272,6 +273,18 @@ def plan_sizes(content_hw: tuple[int, int], config: StrotssConfig) -> list[tuple
     return scale_sizes(fit_long_side(*content_hw, config.size), config.scales)
 
 
+def check_strotss_fits(size: tuple[int, int], style_hws: Sequence[tuple[int, int]], layers: Sequence[str],
+                       device_type: str, precision: str) -> None:
+    """Refuse, naming the largest size that fits, a run whose final scale would not fit in free memory."""
+    style_sizes = [fit_long_side(*hw, max(size)) for hw in style_hws]
+    need = strotss_peak_bytes(size, layers, style_sizes, precision)
+    free = free_memory_bytes(device_type)
+    if need > free:
+        best = largest_fitting_long_side(size, layers, int(0.9 * free), estimate=strotss_peak_bytes, precision=precision)
+        raise PainterlyError(f"a {size[1]}x{size[0]} output needs about {need / 2**30:.1f} GiB but only "
+                             f"{free / 2**30:.1f} GiB is free; the largest size that fits is about --size {best}")
+
+
 def run(content: torch.Tensor, styles: Sequence[torch.Tensor], config: StrotssConfig,
         callback: Optional[Callback] = None, extractor: Optional[FeatureExtractor] = None,
         content_guidance: Optional[torch.Tensor] = None,
@@ -301,6 +314,7 @@ def run(content: torch.Tensor, styles: Sequence[torch.Tensor], config: StrotssCo
     device = torch.device(("cuda" if torch.cuda.is_available() else "cpu") if config.device == "auto" else config.device)
     precision = resolve_precision(config.precision, device)
     sizes = plan_sizes(tuple(content.shape[-2:]), config)
+    check_strotss_fits(sizes[-1], [tuple(s.shape[-2:]) for s in styles], config.sorted_layers, device.type, precision)
     if extractor is None:
         extractor = FeatureExtractor.vgg19(pooling=config.pooling, last_layer=config.sorted_layers[-1],
                                            precision=precision, device=device)
