@@ -221,3 +221,67 @@ def test_loss_becoming_nan_later_raises_at_that_step():
     with pytest.raises(PainterlyError):
         optimize(param, loss_fn, 10, make_optimizer("adam", param.parameters(), 0.01), on_step=lambda i, t: seen.append(i))
     assert seen == [1, 2]
+
+
+# --- WarmStartLBFGS -------------------------------------------------------------------------------
+
+def _quadratic(x: torch.Tensor, scale: torch.Tensor) -> torch.Tensor:
+    return 0.5 * (scale * x**2).sum()
+
+
+def test_warm_start_first_step_is_minus_h0_times_gradient():
+    from painterly.optimize import WarmStartLBFGS
+
+    a = 4.0
+    x = torch.nn.Parameter(torch.tensor([1.0, -2.0, 3.0]))
+    opt = WarmStartLBFGS([x], h0=1 / a, lr=1.0, max_iter=1, max_eval=1, tolerance_grad=-1, tolerance_change=-1)
+
+    def closure():
+        opt.zero_grad()
+        loss = _quadratic(x, torch.full((3,), a))
+        loss.backward()
+        return loss
+
+    opt.step(closure)
+    # for f = a/2 |x|^2 the inverse Hessian is 1/a: the warm first step lands on the minimum
+    assert torch.allclose(x.detach(), torch.zeros(3), atol=1e-7)
+
+
+def test_warm_start_without_h0_is_torch_lbfgs_exactly():
+    from painterly.optimize import WarmStartLBFGS
+
+    scale = torch.tensor([1.0, 3.0, 10.0, 0.5])
+    runs = []
+    for cls, kwargs in ((torch.optim.LBFGS, {}), (WarmStartLBFGS, {"h0": None})):
+        x = torch.nn.Parameter(torch.tensor([1.0, -1.0, 2.0, 0.5]))
+        opt = cls([x], lr=1.0, max_iter=1, max_eval=1, tolerance_grad=-1, tolerance_change=-1, **kwargs)
+
+        def closure():
+            opt.zero_grad()
+            loss = _quadratic(x, scale) + (x**4).sum() * 0.1
+            loss.backward()
+            return loss
+
+        for _ in range(6):
+            opt.step(closure)
+        runs.append(x.detach().clone())
+    assert torch.equal(runs[0], runs[1])
+
+
+def test_warm_start_continues_as_lbfgs_and_reports_its_curvature():
+    from painterly.optimize import WarmStartLBFGS
+
+    scale = torch.tensor([1.0, 3.0, 10.0, 0.5])
+    x = torch.nn.Parameter(torch.tensor([1.0, -1.0, 2.0, 0.5]))
+    opt = WarmStartLBFGS([x], h0=0.05, lr=1.0, max_iter=1, max_eval=1, tolerance_grad=-1, tolerance_change=-1)
+    assert opt.h_diag is None
+
+    def closure():
+        opt.zero_grad()
+        loss = _quadratic(x, scale)
+        loss.backward()
+        return loss
+
+    losses = [float(opt.step(closure).detach()) for _ in range(12)]
+    assert losses[-1] < 1e-6 * losses[0]
+    assert 1 / 10 <= opt.h_diag <= 1 / 0.5  # H_diag = s.y / y.y lies within the inverse eigenvalues

@@ -383,6 +383,7 @@ def run(content: torch.Tensor, styles: Sequence[torch.Tensor], config: GatysConf
     first_scale = saved["scale"] if saved else 0
     image = initial_image(config, content, styles, plan[0].size, generator, init_image) if not saved else None
     step = saved["step"] if saved else 0
+    curvature: Optional[tuple[float, int]] = None  # (L-BFGS H_diag, pixels) of the last optimiser
 
     def report(k: int, iteration: int, iterations: int, terms: LossTerms, state: Callable[[], dict],
                render: Callable[[], torch.Tensor]) -> None:
@@ -410,11 +411,17 @@ def run(content: torch.Tensor, styles: Sequence[torch.Tensor], config: GatysConf
         def optimize_image(image: torch.Tensor, iterations: int, targets: GatysTargets, resume: bool,
                            progress: Callable[[int], int], iterations_shown: int,
                            state: Callable[[], dict], render: Callable[[torch.Tensor], torch.Tensor],
-                           k: int = k) -> torch.Tensor:
+                           warm: bool = False, k: int = k) -> torch.Tensor:
             """Optimise one image (the whole scale or a tile) and return it; progress maps an
             iteration to the one shown, state adds what locates it, render makes a preview."""
+            nonlocal curvature
             param = PixelImage(image).to(device)
-            optimizer = make_optimizer(config.optimizer, param.parameters(), config.learning_rate, config.lbfgs_history)
+            pixels = image.shape[-2] * image.shape[-1]
+            # A tile's L-BFGS starts from the inverse-Hessian scale the previous optimiser learnt,
+            # rescaled by pixel count (losses are means, so it grows with the pixels).
+            h0 = curvature[0] * pixels / curvature[1] if warm and curvature is not None else None
+            optimizer = make_optimizer(config.optimizer, param.parameters(), config.learning_rate, config.lbfgs_history,
+                                       h0=h0)
             done = restore_state(saved, param, optimizer, generator) if resume else 0
 
             def loss_fn(img: torch.Tensor) -> LossTerms:
@@ -427,6 +434,8 @@ def run(content: torch.Tensor, styles: Sequence[torch.Tensor], config: GatysConf
                        lambda: postprocess(render(param.image())))
 
             optimize(param, loss_fn, iterations, optimizer, on_step, deadline, start=done)
+            if getattr(optimizer, "h_diag", None) is not None:
+                curvature = (optimizer.h_diag, pixels)
             return param.image()
 
         if scale.tiling is None:
@@ -455,7 +464,7 @@ def run(content: torch.Tensor, styles: Sequence[torch.Tensor], config: GatysConf
             return optimize_image(crop, per_round[r],
                                   targets_for_tile(targets, box, scale.size, content_k, extractor, config),
                                   resumed and (r, t) == begin, lambda i: offset + i, sum(counts),
-                                  lambda: {"tile": (r, t), "canvas": canvas}, render)
+                                  lambda: {"tile": (r, t), "canvas": canvas}, render, warm=True)
 
         image = optimize_tiled(canvas, tiling, optimize_tile, begin)
     if checkpoint is not None:
