@@ -14,10 +14,10 @@ from .errors import PainterlyError
 from .guidance import check_guides, region_pairs
 from .image import ImageLike, as_tensor, open_image, resize, split_alpha, tensor_to_pil
 from .methods.gatys import GatysConfig, make_plan as make_gatys_plan, run as run_gatys
-from .methods.strotss import StrotssConfig, plan_sizes as strotss_sizes, run as run_strotss
+from .methods.strotss import StrotssConfig, make_plan as make_strotss_plan, memory_model, run as run_strotss
 from .progress import Callback
-from .schedule import (STROTSS_STEP_SECONDS, RunPlan, Scale, estimate_seconds_per_iteration, free_memory_bytes,
-                       largest_fitting_long_side, scale_peak_bytes, scale_seconds, strotss_peak_bytes)
+from .schedule import (STROTSS_STEP_SECONDS, RunPlan, free_memory_bytes, largest_fitting_long_side, scale_peak_bytes,
+                       scale_seconds, strotss_peak_bytes)
 
 METHODS = {"gatys": GatysConfig, "strotss": StrotssConfig}
 RUNNERS = {"gatys": run_gatys, "strotss": run_strotss}
@@ -177,17 +177,19 @@ def plan(content: Union[ImageLike, tuple[int, int]], *, method: str = "gatys", c
 
 
 def _plan_strotss(cfg: StrotssConfig, hw: tuple[int, int], device: str, precision: str) -> RunPlan:
-    """STROTSS's plan: its fixed scales, each whole (one style assumed of the output's size)."""
+    """STROTSS's plan: its fixed scales, each whole or tiled to fit (one style assumed of the output's shape)."""
     layers = cfg.sorted_layers
-    scales = [Scale(h, w, cfg.iterations) for h, w in strotss_sizes(hw, cfg)]
-    peak = max(strotss_peak_bytes(s.size, layers, precision=precision) for s in scales)
-    free = free_memory_bytes("cuda" if device.startswith("cuda") else "cpu")
+    device_type = "cuda" if device.startswith("cuda") else "cpu"
+    free = free_memory_bytes(device_type)
     problem = ""
-    if peak > free:
-        best = largest_fitting_long_side(hw, layers, int(0.9 * free), estimate=strotss_peak_bytes, precision=precision)
-        problem = f"the largest size that fits is about --size {best}"
-    seconds = sum(s.iterations * (estimate_seconds_per_iteration(s.size, layers, precision) + STROTSS_STEP_SECONDS)
-                  for s in scales)
+    try:
+        scales = make_strotss_plan(cfg, hw, [hw], device_type, precision)
+    except PainterlyError as exc:
+        problem = str(exc)
+        scales = make_strotss_plan(dataclasses.replace(cfg, max_memory=float(2**40), tile_size=cfg.tile_size or None),
+                                   hw, [hw], "cpu", precision)
+    peak = max(scale_peak_bytes(s, layers, **memory_model(cfg, [hw], precision)) for s in scales)
+    seconds = sum(scale_seconds(s, layers, precision, STROTSS_STEP_SECONDS) for s in scales)
     if cfg.max_time:
         seconds = min(seconds, cfg.max_time)
     return RunPlan("strotss", "rmsprop", device, precision, scales, tuple(layers), peak, free, seconds, problem,
@@ -197,15 +199,14 @@ def _plan_strotss(cfg: StrotssConfig, hw: tuple[int, int], device: str, precisio
 def largest_size(content: Union[ImageLike, tuple[int, int]], *, method: str = "gatys", config=None,
                  **options) -> int:
     """The largest long side (px) whose whole-image run fits in 90% of the memory free now (or of
-    config.max_memory): what `--size max` picks. Larger Gatys outputs are still possible, tile by tile."""
+    config.max_memory): what `--size max` picks. Larger outputs are still possible, tile by tile."""
     cfg = make_config(method, config, **options)
     device, precision = _device_and_precision(cfg)
-    if method == "strotss":
-        return largest_fitting_long_side(_content_size(content), cfg.sorted_layers,
-                                         int(0.9 * free_memory_bytes("cuda" if device.startswith("cuda") else "cpu")),
-                                         estimate=strotss_peak_bytes, precision=precision)
     budget = int(cfg.max_memory * 2**30) if cfg.max_memory else free_memory_bytes(
         "cuda" if device.startswith("cuda") else "cpu")
+    if method == "strotss":
+        return largest_fitting_long_side(_content_size(content), cfg.sorted_layers, int(0.9 * budget),
+                                         estimate=strotss_peak_bytes, precision=precision)
     iterations = max(cfg.scale_iterations or (cfg.iterations, cfg.coarse_iterations or 0))
     return largest_fitting_long_side(_content_size(content), cfg.layers, int(0.9 * budget), precision=precision,
                                      optimizer=cfg.optimizer, lbfgs_history=cfg.lbfgs_history, iterations=iterations)

@@ -6,10 +6,11 @@ import dataclasses
 import os
 import time
 from dataclasses import dataclass
-from typing import Optional, Sequence
+from typing import Callable, Optional, Sequence
 
 from .errors import PainterlyError
 from .features import LAYER_INDEX, LAYER_NAMES, channels_of
+from .image import fit_long_side
 from .tiling import Tiling, choose_tiling
 
 # Auto mode halves the size while the coarser image's long side stays at least this big: below
@@ -259,37 +260,70 @@ MIN_AUTO_TILE = 256
 
 
 def tiled_peak_bytes(size: tuple[int, int], tiling: Tiling, layers: Sequence[str], **kwargs) -> int:
-    """Estimated peak of a tiled scale: its largest tile's run plus the full-size images it keeps."""
+    """Estimated peak of a tiled Gatys scale: its largest tile's run plus the full-size images it keeps."""
     return estimate_peak_bytes(tiling.largest_box(size), layers, **kwargs) + TILED_BYTES_PER_PIXEL * size[0] * size[1]
 
 
+# A method's memory model: estimate(size, tiling, layers, **kwargs) -> the peak bytes of one scale of
+# `size` optimised whole (tiling None) or tile by tile, kwargs always holding `iterations` (for a tiled
+# scale, one tile's in one round). The planning functions below take one as `estimate`.
+ScaleEstimate = Callable[..., int]
+
+
+def gatys_scale_bytes(size: tuple[int, int], tiling: Optional[Tiling], layers: Sequence[str], **kwargs) -> int:
+    """Gatys's memory model (a ScaleEstimate): estimate_peak_bytes whole, tiled_peak_bytes tiled."""
+    if tiling is None:
+        return estimate_peak_bytes(size, layers, **kwargs)
+    return tiled_peak_bytes(size, tiling, layers, **kwargs)
+
+
+def strotss_scale_bytes(size: tuple[int, int], tiling: Optional[Tiling], layers: Sequence[str],
+                        style_hws: Sequence[tuple[int, int]] | None = None, precision: str = "fp32",
+                        pool_samples: int = 0, iterations: int | None = None) -> int:
+    """STROTSS's memory model (a ScaleEstimate). Its styles (`style_hws`, (h, w) each; default one of
+    the output's shape) are resized to the scale's long side; `iterations` does not matter (RMSprop's
+    state does not grow).
+
+    Whole: strotss_peak_bytes. Tiled, no style features are held whole: one tile's network and content
+    features, the fixed pool of `pool_samples` style hypercolumns the tiles draw from, and the
+    full-size images the scale keeps (a tiled Gatys scale's, with the styles at their own sizes).
+    """
+    style_sizes = [fit_long_side(h, w, max(size)) for h, w in (style_hws or [size])]
+    if tiling is None:
+        return strotss_peak_bytes(size, layers, style_sizes, precision)
+    pool = 4 * pool_samples * (3 + sum(channels_of(l) for l in layers))
+    images = (TILED_BYTES_PER_PIXEL - 12) * size[0] * size[1] + 12 * sum(h * w for h, w in style_sizes)
+    return strotss_peak_bytes(tiling.largest_box(size), layers, [], precision) + pool + images
+
+
 def fit_tiling(size: tuple[int, int], iterations: int, layers: Sequence[str], budget: int,
-               tile_size: int | None = None, overlap: int | None = None, rounds: int = 2, **kwargs) -> Tiling | None:
+               tile_size: int | None = None, overlap: int | None = None, rounds: int = 2,
+               estimate: ScaleEstimate = gatys_scale_bytes, **kwargs) -> Tiling | None:
     """How to optimise one scale within `budget` bytes: None (whole) or a Tiling.
 
     tile_size None: tile only if the whole image does not fit, with the largest tiles that do;
     0: never tile; N: tile when the long side exceeds N, with tiles of at most N px.
     """
-    if tile_size == 0 or (tile_size is None and estimate_peak_bytes(size, layers, iterations=iterations, **kwargs) <= budget):
+    if tile_size == 0 or (tile_size is None and estimate(size, None, layers, iterations=iterations, **kwargs) <= budget):
         return None
     if tile_size is not None:
         return None if max(size) <= tile_size else choose_tiling(size, tile_size, overlap, rounds)
     per_round = max(round_iterations(iterations, rounds))
     lo, hi = MIN_AUTO_TILE, max(size)
-    if tiled_peak_bytes(size, choose_tiling(size, lo, overlap, rounds), layers, iterations=per_round, **kwargs) > budget:
-        best = largest_tiled_long_side(size, layers, budget, overlap, rounds, iterations=per_round, **kwargs)
+    if estimate(size, choose_tiling(size, lo, overlap, rounds), layers, iterations=per_round, **kwargs) > budget:
+        best = largest_tiled_long_side(size, layers, budget, overlap, rounds, estimate, iterations=per_round, **kwargs)
         raise PainterlyError(f"a {size[1]}x{size[0]} image needs more than the {budget / 2**30:.1f} GiB available even "
                              f"in {lo} px tiles; the largest size that fits is about --size {best}")
     while lo < hi:
         mid = (lo + hi + 1) // 2
-        fits = tiled_peak_bytes(size, choose_tiling(size, mid, overlap, rounds), layers,
-                                iterations=per_round, **kwargs) <= budget
+        fits = estimate(size, choose_tiling(size, mid, overlap, rounds), layers, iterations=per_round, **kwargs) <= budget
         lo, hi = (mid, hi) if fits else (lo, mid - 1)
     return choose_tiling(size, lo, overlap, rounds)
 
 
 def largest_tiled_long_side(aspect_hw: tuple[int, int], layers: Sequence[str], budget: int,
-                            overlap: int | None = None, rounds: int = 2, **kwargs) -> int:
+                            overlap: int | None = None, rounds: int = 2, estimate: ScaleEstimate = gatys_scale_bytes,
+                            **kwargs) -> int:
     """Largest long side (px) that fits in `budget` bytes when optimised in MIN_AUTO_TILE px tiles."""
     h, w = aspect_hw
     lo, hi = 16, 1 << 20
@@ -297,44 +331,48 @@ def largest_tiled_long_side(aspect_hw: tuple[int, int], layers: Sequence[str], b
         mid = (lo + hi + 1) // 2
         s = mid / max(h, w)
         size = (max(1, round(h * s)), max(1, round(w * s)))
-        need = (estimate_peak_bytes(size, layers, **kwargs) if max(size) <= MIN_AUTO_TILE else
-                tiled_peak_bytes(size, choose_tiling(size, MIN_AUTO_TILE, overlap, rounds), layers, **kwargs))
-        lo, hi = (mid, hi) if need <= budget else (lo, mid - 1)
+        tiling = None if max(size) <= MIN_AUTO_TILE else choose_tiling(size, MIN_AUTO_TILE, overlap, rounds)
+        lo, hi = (mid, hi) if estimate(size, tiling, layers, **kwargs) <= budget else (lo, mid - 1)
     return lo
 
 
 def plan_tiles(plan: Sequence[Scale], layers: Sequence[str], budget: int, tile_size: int | None = None,
-               overlap: int | None = None, rounds: int = 2, **kwargs) -> list[Scale]:
+               overlap: int | None = None, rounds: int = 2, estimate: ScaleEstimate = gatys_scale_bytes,
+               **kwargs) -> list[Scale]:
     """The plan with each scale that does not fit whole in `budget` (or is longer than `tile_size`)
     tiled; with tile_size=0 a scale that does not fit is refused, naming the largest size that does."""
     tiled = []
     for scale in reversed(plan):  # the largest first, so a refusal names the output's size
-        tiling = fit_tiling(scale.size, scale.iterations, layers, budget, tile_size, overlap, rounds, **kwargs)
-        if tiling is None and estimate_peak_bytes(scale.size, layers, iterations=scale.iterations, **kwargs) > budget:
-            best = largest_fitting_long_side(scale.size, layers, int(budget * 0.9), iterations=scale.iterations, **kwargs)
+        tiling = fit_tiling(scale.size, scale.iterations, layers, budget, tile_size, overlap, rounds, estimate, **kwargs)
+        need = estimate(scale.size, None, layers, iterations=scale.iterations, **kwargs)
+        if tiling is None and need > budget:
+            best = largest_fitting_long_side(scale.size, layers, int(budget * 0.9),
+                                             lambda size, layers, **kw: estimate(size, None, layers, **kw),
+                                             iterations=scale.iterations, **kwargs)
             raise PainterlyError(
-                f"a {scale.width}x{scale.height} image needs about "
-                f"{estimate_peak_bytes(scale.size, layers, iterations=scale.iterations, **kwargs) / 2**30:.1f} GiB "
+                f"a {scale.width}x{scale.height} image needs about {need / 2**30:.1f} GiB "
                 f"but only {budget / 2**30:.1f} GiB is available; allow tiling or use --size {best} or less")
         tiled.append(dataclasses.replace(scale, tiling=tiling))
     return tiled[::-1]
 
 
-def scale_peak_bytes(scale: Scale, layers: Sequence[str], **kwargs) -> int:
+def scale_peak_bytes(scale: Scale, layers: Sequence[str], estimate: ScaleEstimate = gatys_scale_bytes, **kwargs) -> int:
     """Estimated peak of one scale, whole or tiled."""
     if scale.tiling is None:
-        return estimate_peak_bytes(scale.size, layers, iterations=scale.iterations, **kwargs)
+        return estimate(scale.size, None, layers, iterations=scale.iterations, **kwargs)
     per_round = max(round_iterations(scale.iterations, scale.tiling.rounds))
-    return tiled_peak_bytes(scale.size, scale.tiling, layers, iterations=per_round, **kwargs)
+    return estimate(scale.size, scale.tiling, layers, iterations=per_round, **kwargs)
 
 
-def scale_seconds(scale: Scale, layers: Sequence[str], precision: str = "fp32") -> float:
-    """Estimated seconds for a scale: its iterations at the FLOP model's rate; tiled, every tile's
-    iterations plus one forward pass per tile for its content features."""
+def scale_seconds(scale: Scale, layers: Sequence[str], precision: str = "fp32", step_overhead_s: float = 0.0) -> float:
+    """Estimated seconds for a scale: its iterations at the FLOP model's rate plus `step_overhead_s`
+    each (work beside VGG); tiled, every tile's iterations plus one forward pass per tile for its
+    content features."""
     if scale.tiling is None:
-        return scale.iterations * estimate_seconds_per_iteration(scale.size, layers, precision)
+        return scale.iterations * (estimate_seconds_per_iteration(scale.size, layers, precision) + step_overhead_s)
     per_round = round_iterations(scale.iterations, scale.tiling.rounds)
     return sum((per_round[r] + 0.5) * estimate_seconds_per_iteration(box.size, layers, precision)
+               + per_round[r] * step_overhead_s
                for r in range(scale.tiling.rounds) for box in scale.tiling.boxes(scale.size, r) if per_round[r])
 
 
@@ -371,8 +409,9 @@ class RunPlan:
             else:
                 t = scale.tiling
                 th, tw = t.largest_box(scale.size)
+                seconds = scale_seconds(scale, self.layers, self.precision, self.step_overhead_s)
                 line += (f" per tile in {t.rounds} round(s), {t.tile_count(scale.size)} tiles of up to {tw}x{th} "
-                         f"with {t.overlap} px overlap, ~{scale_seconds(scale, self.layers, self.precision):.0f} s")
+                         f"with {t.overlap} px overlap, ~{seconds:.0f} s")
             lines.append(line)
         lines.append(f"  estimated peak memory: {self.peak_bytes / 2**20:.0f} MiB ({self.free_bytes / 2**20:.0f} MiB free)"
                      + (f" -- does NOT fit: {self.problem}" if self.problem else ""))

@@ -102,9 +102,13 @@ class Tiling:
         return sum(len(self.boxes(size, r)) for r in range(self.rounds))
 
     def largest_box(self, size: tuple[int, int]) -> tuple[int, int]:
-        """The largest tile's (height, width) over all rounds: what memory must hold."""
-        boxes = [b for r in range(self.rounds) for b in self.boxes(size, r)]
-        return max(b.height for b in boxes), max(b.width for b in boxes)
+        """The largest tile's (height, width) over all rounds: what memory must hold.
+
+        From the spans, not the boxes: planning probes sizes up to a million px, where listing every
+        box would take seconds per probe."""
+        shifts = [(r % self.rounds) / self.rounds for r in range(self.rounds)]
+        return tuple(max(b - a for shift in shifts for a, b in axis_spans(length, self.tile, self.overlap, shift))
+                     for length in size)
 
 
 def _ramp(length: int, overlap: int, rise: bool, fall: bool) -> torch.Tensor:
@@ -124,6 +128,24 @@ def blend_window(box: Box, size: tuple[int, int], overlap: int) -> torch.Tensor:
     rows = _ramp(box.height, overlap, box.top > 0, box.top + box.height < size[0])
     cols = _ramp(box.width, overlap, box.left > 0, box.left + box.width < size[1])
     return (rows[:, None] * cols[None, :])[None, None]
+
+
+def assign_to_tiles(positions: torch.Tensor, size: tuple[int, int], tiling: Tiling, round_index: int = 0) -> torch.Tensor:
+    """For each (y, x) pixel position (P x 2), the index in tiling.boxes(size, round_index) of the tile
+    whose blend window is largest there: the tile in which the point lies farthest from a cut edge,
+    so features read from that tile alone are least distorted by the zero padding at its border."""
+    pos = positions.long().cpu()
+    owner = torch.zeros(pos.shape[0], dtype=torch.long)
+    best = torch.full((pos.shape[0],), -1.0)
+    for i, box in enumerate(tiling.boxes(size, round_index)):
+        y, x = pos[:, 0] - box.top, pos[:, 1] - box.left
+        inside = (y >= 0) & (y < box.height) & (x >= 0) & (x < box.width)
+        weight = torch.full((pos.shape[0],), -1.0)
+        weight[inside] = blend_window(box, size, tiling.overlap)[0, 0][y[inside], x[inside]]
+        better = weight > best
+        owner[better] = i
+        best[better] = weight[better]
+    return owner
 
 
 TileOptimizer = Callable[[torch.Tensor, Box, int, int], torch.Tensor]

@@ -497,3 +497,160 @@ def test_max_time_cuts_the_run_short():
                            style_samples=32, max_time=3.0)
     out = strotss.run(content, [style], config, callback=steps.append, extractor=extractor)
     assert out.shape == (1, 3, 32, 32) and 0 < len(steps) < 1000
+
+
+# --- tiled scales ------------------------------------------------------------------------------------
+
+def _tiled_inputs():
+    """A 96x128 content (a gradient with a bright block) and a striped 96x96 style."""
+    yy, xx = torch.meshgrid(torch.linspace(0, 1, 96), torch.linspace(0, 1, 128), indexing="ij")
+    content = torch.stack([xx, yy, 0.5 * torch.ones_like(xx)])[None]
+    content[..., 30:60, 40:90] = 0.9
+    stripes = ((torch.arange(96) // 6) % 2).float()
+    style = torch.stack([stripes.expand(96, 96), 0.2 * torch.ones(96, 96), 1 - stripes.expand(96, 96)])[None]
+    style = (style + 0.05 * torch.rand(style.shape, generator=torch.Generator().manual_seed(0))).clamp(0, 1)
+    return content, style
+
+
+def test_tiled_run_lowers_the_whole_image_objective():
+    from painterly.features import FeatureExtractor
+
+    extractor = FeatureExtractor.random(seed=0, last_layer="relu5_3")
+    content, style = _tiled_inputs()
+    config = StrotssConfig(size=128, scales=1, iterations=4, seed=0, precision="fp32", samples=256, style_samples=256,
+                           tile_size=64, tile_overlap=16)
+    plan = strotss.make_plan(config, (96, 128), [(96, 96)], "cpu", "fp32")
+    tiling = plan[-1].tiling
+    assert tiling is not None and tiling.tile_count(plan[-1].size) >= 12
+    steps = []
+    out = strotss.run(content, [style], config, extractor=extractor, callback=steps.append)
+    assert out.shape == (1, 3, 96, 128) and out.min() >= 0 and out.max() <= 1
+    assert len(steps) == steps[-1].iteration == steps[-1].iterations == 2 * tiling.tile_count(plan[-1].size)
+    start = strotss.style_mean_color([style]) + strotss._finest_band(content)
+
+    def objective(image, seed):  # the whole image's objective on the same samples for both images
+        whole = StrotssObjective(extractor, config, content, [style], config.content_weight,
+                                 torch.Generator().manual_seed(seed))
+        with torch.no_grad():
+            return whole(image).floats()
+
+    for seed in (1, 2):
+        before, after = objective(start, seed), objective(out, seed)
+        assert after["total"] < 0.9 * before["total"] and after["style"] < before["style"], (before, after)
+
+
+def test_style_pool_covers_the_style_and_keeps_regions_apart():
+    from painterly.features import FeatureExtractor
+    from painterly.tiling import Tiling
+
+    extractor = FeatureExtractor.random(seed=0, last_layer="relu5_3")
+    layers = StrotssConfig().sorted_layers
+    style = _two_region_guide(96, 128, 64, (RED, BLUE))  # the image itself: red left, blue right
+    left = torch.zeros(96, 128, dtype=torch.bool)
+    left[:, :64] = True
+    gen = torch.Generator().manual_seed(0)
+    pool = strotss.StylePool(extractor, layers, [style], gen, [[None], [left]], Tiling(64, 16, rounds=1), 2000)
+    assert [p.shape[0] for p in pool.pools] == [2000, 2000]
+    red = (pool.pools[0][:, :3] - torch.tensor(RED)).abs().sum(1) < 1e-4
+    assert 0.45 < float(red.float().mean()) < 0.55  # the whole image, evenly: half of it red
+    assert torch.allclose(pool.pools[1][:, :3], torch.tensor(RED).expand(2000, 3))  # region 1: only its mask
+    assert pool.sample(256, 0).shape == (256, pool.pools[0].shape[1])
+    # drawn without replacement: asking for the whole pool returns every row once
+    assert torch.allclose(pool.sample(2000, 1).sum(0), pool.pools[1].sum(0), rtol=1e-4)
+    # moments from the pool are those of the style's features, read whole
+    whole = strotss.StyleFeatures(extractor, layers, [style], gen, [[None]])
+    mean_pool, mean_whole = pool.moments[0][0], whole.moments[0][0]
+    assert float((mean_pool - mean_whole).norm() / mean_whole.norm()) < 0.1
+
+
+def test_tiled_guided_run_leaves_tiles_outside_every_region_alone():
+    from painterly.features import FeatureExtractor
+
+    extractor = FeatureExtractor.random(seed=0, last_layer="relu5_3")
+    content, style = _tiled_inputs()
+    # Only red is in both maps: content right of x = 40 is in no region.
+    cg, sg = _two_region_guide(96, 128, 40, (RED, GREEN)), _two_region_guide(96, 96, 48, (BLUE, RED))
+    config = StrotssConfig(size=128, scales=1, iterations=2, seed=0, precision="fp32", samples=64, style_samples=64,
+                           tile_size=64, tile_overlap=16)
+    steps = []
+    out = strotss.run(content, [style], config, extractor=extractor, callback=steps.append,
+                      content_guidance=cg, style_guidance=[sg])
+    assert out.shape == (1, 3, 96, 128) and 0 < len(steps) < steps[-1].iterations
+    start = (strotss.style_mean_color([style]) + strotss._finest_band(content)).clamp(0, 1)
+    # no tile that reaches a region reaches past x = 72
+    assert torch.allclose(out[..., 72:], start[..., 72:], atol=1e-6)
+    assert not torch.allclose(out[..., :40], start[..., :40], atol=1e-3)
+
+
+def test_tiled_run_resumes_mid_tile_exactly(tmp_path):
+    import signal
+
+    from painterly.checkpoint import Checkpointer, Interrupted
+    from painterly.features import FeatureExtractor
+
+    extractor = FeatureExtractor.random(seed=0, last_layer="relu5_3")
+    gen = torch.Generator().manual_seed(1)
+    content, style = torch.rand(1, 3, 72, 96, generator=gen), torch.rand(1, 3, 40, 40, generator=gen)
+    config = StrotssConfig(size=96, scales=2, iterations=4, seed=3, precision="fp32", samples=64, style_samples=64,
+                           tile_size=64, tile_overlap=16)
+    plan = strotss.make_plan(config, (72, 96), [(40, 40)], "cpu", "fp32")
+    assert plan[0].tiling is None and plan[1].tiling is not None
+    reference = strotss.run(content, [style], config, extractor=extractor)
+    path = tmp_path / "run.ckpt"
+    ckpt = Checkpointer(path, every=1, seconds=None)
+
+    def stop(info):
+        if info.scale == 1 and info.iteration == 3:  # the second tile of the first round, its first step
+            ckpt.request_stop(signal.SIGINT)
+
+    with pytest.raises(Interrupted):
+        strotss.run(content, [style], config, extractor=extractor, checkpoint=ckpt, callback=stop)
+    saved = torch.load(path, weights_only=False)["state"]
+    assert saved["tile"] == (0, 1) and saved["iteration"] == 1 and saved["plan"] == plan
+    resumed = strotss.run(content, [style], config, extractor=extractor,
+                          checkpoint=Checkpointer(path, seconds=None, resume=True))
+    assert torch.equal(resumed, reference)
+
+
+def test_plan_tiles_what_does_not_fit_within_the_budget():
+    import painterly
+    from painterly.schedule import scale_peak_bytes, strotss_scale_bytes
+
+    plan = painterly.plan((3000, 4000), method="strotss", size=4000, max_memory=4, precision="fp32")
+    *coarse, last = plan.scales
+    layers = StrotssConfig().sorted_layers
+    assert not plan.problem and last.size == (3000, 4000) and last.tiling is not None
+    assert all(s.tiling is None for s in coarse[:-1])
+    assert strotss_scale_bytes(last.size, None, layers, precision="fp32") > 4 * 2**30  # whole, it would not fit
+    assert plan.peak_bytes == max(scale_peak_bytes(s, layers, **strotss.memory_model(StrotssConfig(), [(3000, 4000)],
+                                                                                    "fp32")) for s in plan.scales)
+    assert plan.peak_bytes <= 4 * 2**30
+    assert "per tile in 2 round(s)" in plan.describe().splitlines()[4]
+    # tile_size=0 refuses instead, naming a size that fits
+    refused = painterly.plan((3000, 4000), method="strotss", size=4000, max_memory=4, precision="fp32", tile_size=0)
+    assert "allow tiling or use --size" in refused.problem
+
+
+def test_config_checks_tiling_fields():
+    for bad, message in (({"tile_size": -1}, "tile-size"), ({"tile_rounds": 0}, "tile-rounds"),
+                         ({"max_memory": 0}, "max-memory")):
+        with pytest.raises(PainterlyError, match=message):
+            StrotssConfig(**bad)
+
+
+def test_cli_runs_strotss_in_tiles(image_files, capsys):
+    import json
+
+    from PIL import Image
+
+    from painterly import cli
+    from painterly.tiling import Tiling
+
+    out = image_files / "tiled.png"
+    code = cli.main([str(image_files / "c.png"), str(image_files / "s.png"), "-o", str(out), "--method", "strotss",
+                     "--size", "96", "--scales", "1", "--iterations", "1", "--seed", "1", "--precision", "fp32",
+                     "--tile-size", "64", "--tile-overlap", "16", "--tile-rounds", "1", "--quiet", "--log"])
+    assert code == 0, capsys.readouterr().err
+    assert Image.open(out).size == (96, 80)
+    records = json.loads(out.with_suffix(".json").read_text())
+    assert len(records) == Tiling(64, 16, rounds=1).tile_count((80, 96)) == 9

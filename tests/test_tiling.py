@@ -12,7 +12,8 @@ from painterly.features import FeatureExtractor
 from painterly.image import as_tensor, resize
 from painterly.methods.gatys import GatysConfig, GatysObjective, compute_targets, make_plan, masked_grams, run
 from painterly.schedule import estimate_peak_bytes, fit_tiling, plan_tiles, plan_scales, round_iterations, scale_peak_bytes
-from painterly.tiling import Box, Tiling, axis_spans, blend_window, optimize_tiled, seam_ratio, tile_borders
+from painterly.tiling import (Box, Tiling, assign_to_tiles, axis_spans, blend_window, optimize_tiled, seam_ratio,
+                              tile_borders)
 
 from pathlib import Path
 
@@ -103,6 +104,21 @@ def test_optimize_tiled_writes_back_through_the_window():
     assert canvas[..., :a.width - 16].eq(1).all() and canvas[..., b.left + 16:].eq(1).all()
 
 
+def test_assign_to_tiles_picks_the_tile_a_point_is_deepest_in():
+    size = (100, 150)
+    tiling = Tiling(64, 16, rounds=1)
+    boxes = tiling.boxes(size, 0)
+    ys, xs = torch.meshgrid(torch.arange(size[0]), torch.arange(size[1]), indexing="ij")
+    positions = torch.stack([ys.flatten(), xs.flatten()], dim=1).float()
+    owner = assign_to_tiles(positions, size, tiling)
+    windows = [blend_window(box, size, tiling.overlap)[0, 0] for box in boxes]
+    for (y, x), i in zip(positions.long().tolist(), owner.tolist()):
+        box = boxes[i]
+        assert box.top <= y < box.top + box.height and box.left <= x < box.left + box.width
+        # the windows of a round sum to one, so the largest holds at least half (a quarter at corners)
+        assert windows[i][y - box.top, x - box.left] >= 0.25
+
+
 # --- the seam metric ----------------------------------------------------------------------------------
 
 def test_seam_ratio_sees_a_step_and_a_blur_and_passes_a_seamless_image():
@@ -138,7 +154,7 @@ def test_tiles_only_what_does_not_fit():
 
 
 def test_fit_tiling_refuses_when_even_small_tiles_do_not_fit():
-    with pytest.raises(PainterlyError, match="even 256 px tiles"):
+    with pytest.raises(PainterlyError, match="even in 256 px tiles"):
         fit_tiling((3072, 4096), 10, LAYERS, 400 * 2**20)
 
 

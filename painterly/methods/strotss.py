@@ -27,7 +27,7 @@ import dataclasses
 import math
 import time
 from dataclasses import dataclass
-from typing import Optional, Sequence
+from typing import Callable, Optional, Sequence, Union
 
 import torch
 import torch.nn.functional as F
@@ -43,8 +43,9 @@ from ..losses import functional as LF
 from ..optimize import make_optimizer, optimize
 from ..param import LaplacianPyramidImage, laplacian_pyramid
 from ..progress import Callback, StepInfo
-from ..schedule import (free_memory_bytes, largest_fitting_long_side, scale_deadline, scale_sizes, strotss_peak_bytes,
-                        time_shares)
+from ..schedule import (Scale, free_memory_bytes, plan_tiles, round_iterations, scale_deadline, scale_sizes,
+                        strotss_scale_bytes, time_shares)
+from ..tiling import Box, Tiling, assign_to_tiles, choose_tiling, optimize_tiled
 
 FEATURE_SCALE = 1.0 / (255.0 * 0.226)
 # The original's output grid: stride sqrt(H W / 128^2) px, so about 128 x 128 grid points at any size.
@@ -52,6 +53,9 @@ GRID_POINTS = 128**2
 # Style positions the moment targets are estimated from, once per scale (the original's fixed style
 # set is 5 x 1000 positions per scale; per-step 1024-point estimates would be noisier and cost more).
 STYLE_MOMENT_SAMPLES = 4096
+# Style hypercolumns a tiled scale reads once and then matches against (per guidance region): the
+# original's fixed style set is 5 x 1000 positions per scale.
+STYLE_POOL_SAMPLES = 5000
 
 
 @dataclass(frozen=True)
@@ -80,6 +84,13 @@ class StrotssConfig(MethodConfig):
     precision: str = "auto"              # auto | fp32 | bf16
     max_time: Optional[float] = None     # seconds; spread across scales like Gatys's
     device: str = "auto"
+    # Tiling for outputs too large to optimise whole, as GatysConfig's: tile_size None tiles only the
+    # scales that do not fit in max_memory, 0 never tiles (refuses instead), N tiles every scale longer
+    # than N px with tiles of at most N px.
+    tile_size: Optional[int] = None
+    tile_overlap: Optional[int] = None   # px; default an eighth of the tile, 16..128
+    tile_rounds: int = 2                 # passes over the image, the grid shifted each time
+    max_memory: Optional[float] = None   # GiB the run may use; None = what is free now
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "layers", tuple(check_layers(self.layers, "layer")))
@@ -101,6 +112,12 @@ class StrotssConfig(MethodConfig):
         for name in ("samples", "style_samples", "pyramid_levels"):
             if getattr(self, name) < 1:
                 raise PainterlyError(f"{name.replace('_', '-')} must be at least 1, got {getattr(self, name)}")
+        if self.tile_size is not None and self.tile_size < 0:
+            raise PainterlyError(f"tile-size must not be negative, got {self.tile_size}")
+        if self.tile_rounds < 1:
+            raise PainterlyError(f"tile-rounds must be at least 1, got {self.tile_rounds}")
+        if self.max_memory is not None and self.max_memory <= 0:
+            raise PainterlyError(f"max-memory must be positive (GiB), got {self.max_memory:g}")
         self.check_common(self.pooling, self.precision, self.max_time)
 
     @property
@@ -199,18 +216,90 @@ def strotss_terms(x: torch.Tensor, content: torch.Tensor, style: torch.Tensor, c
     return LossTerms(terms)
 
 
-class StrotssObjective:
-    """The objective at one scale: content and style feature maps computed once, sampled every step.
+class StyleFeatures:
+    """A whole scale's style side: every style image's feature maps, sampled at fresh random positions
+    (inside each region's style masks when guided) whenever asked."""
 
-    Calling it with an image draws fresh positions from `generator`, so each call sees a new sample.
-    With `regions` (pairs of a content mask and one mask per style, at the content's and the styles'
-    sizes), output positions inside each content region are matched only with style positions inside
+    def __init__(self, extractor: FeatureExtractor, layers: Sequence[str], styles: Sequence[torch.Tensor],
+                 generator: torch.Generator, masks: Sequence[Sequence[Optional[torch.Tensor]]]) -> None:
+        self.layers = layers
+        self.generator = generator
+        self.masks = masks  # per region, one HxW bool mask (None: everywhere) per style image
+        with torch.no_grad():
+            self.styles = [(s, extractor(s, layers)) for s in styles]
+            self.moments = [LF.feature_moments(self.sample(STYLE_MOMENT_SAMPLES, r)) for r in range(len(masks))]
+
+    def sample(self, total: int, region: int) -> torch.Tensor:
+        """`total` hypercolumns split as evenly as possible over the style images."""
+        n = len(self.styles)
+        counts = [total // n + (1 if i < total % n else 0) for i in range(n)]
+        cols = []
+        with torch.no_grad():
+            for (image, feats), count, mask in zip(self.styles, counts, self.masks[region]):
+                if count:
+                    pos = random_positions(tuple(image.shape[-2:]), count, self.generator, mask)
+                    cols.append(sample_hypercolumns(image, feats, self.layers, pos))
+        return torch.cat(cols, dim=0)
+
+
+class StylePool:
+    """A tiled scale's style side: a fixed set of style hypercolumns per region, read tile by tile, so
+    no style image's feature maps are ever held whole (at print sizes they are what does not fit).
+
+    Positions are drawn uniformly over each style image (inside the region's masks when guided), split
+    evenly between the images, so the set covers every image evenly; each is read from the tile of a
+    one-round tiling (the scale's tile size) in which it lies farthest from a cut edge. Every step then
+    draws its sample from the set, as the original matches against a fixed ~5000-point set per scale.
+    """
+
+    def __init__(self, extractor: FeatureExtractor, layers: Sequence[str], styles: Sequence[torch.Tensor],
+                 generator: torch.Generator, masks: Sequence[Sequence[Optional[torch.Tensor]]], tiling: Tiling,
+                 count: int) -> None:
+        self.generator = generator
+        n = len(styles)
+        counts = [count // n + (1 if i < count % n else 0) for i in range(n)]
+        columns: list[list[torch.Tensor]] = [[] for _ in masks]
+        with torch.no_grad():
+            for i, (image, per_image) in enumerate(zip(styles, counts)):
+                size = tuple(image.shape[-2:])
+                positions = [random_positions(size, per_image, generator, region[i]) for region in masks]
+                style_tiling = choose_tiling(size, tiling.tile, tiling.overlap, 1)
+                owners = [assign_to_tiles(pos, size, style_tiling) for pos in positions]
+                for b, box in enumerate(style_tiling.boxes(size, 0)):
+                    crop = box.crop(image)
+                    features = None
+                    for r, (pos, owner) in enumerate(zip(positions, owners)):
+                        mine = pos[owner == b]
+                        if mine.shape[0]:
+                            features = features if features is not None else extractor(crop, layers)
+                            offset = torch.tensor([box.top, box.left], dtype=mine.dtype)
+                            columns[r].append(sample_hypercolumns(crop, features, layers, mine - offset))
+            self.pools = [torch.cat(c, dim=0) for c in columns]
+            self.moments = [LF.feature_moments(p) for p in self.pools]
+
+    def sample(self, total: int, region: int) -> torch.Tensor:
+        """`total` hypercolumns of the region's set, drawn without replacement (all of it if it holds no more)."""
+        pool = self.pools[region]
+        index = torch.randperm(pool.shape[0], generator=self.generator)[:total]
+        return pool[index.to(pool.device)]
+
+
+class StrotssObjective:
+    """The objective at one scale, or one tile of a tiled scale: content features computed once,
+    sampled every step.
+
+    `styles` is the style images (their feature maps are computed here and sampled afresh at every
+    call) or a tiled scale's StylePool. Calling the objective with an image draws fresh positions from
+    `generator`, so each call sees a new sample. With `regions` (per region, a content mask at the
+    content's size and either one mask per style image or, with a StylePool, the index of the pool's
+    region), output positions inside each content region are matched only with style positions inside
     the paired style regions, and the terms are averaged over the regions, as in the original.
     """
 
     def __init__(self, extractor: FeatureExtractor, config: StrotssConfig, content: torch.Tensor,
-                 styles: Sequence[torch.Tensor], content_weight: float, generator: torch.Generator,
-                 regions: Optional[Sequence[tuple[torch.Tensor, Sequence[torch.Tensor]]]] = None) -> None:
+                 styles: Union[Sequence[torch.Tensor], StylePool], content_weight: float, generator: torch.Generator,
+                 regions: Optional[Sequence[tuple[Optional[torch.Tensor], Union[Sequence[torch.Tensor], int]]]] = None
+                 ) -> None:
         self.extractor = extractor
         self.config = config
         self.layers = config.sorted_layers
@@ -220,30 +309,24 @@ class StrotssObjective:
         with torch.no_grad():
             self.content = content
             self.content_features = extractor(content, self.layers)
-            self.styles = [(s, extractor(s, self.layers)) for s in styles]
-            self.regions = list(regions) if regions is not None else [(None, [None] * len(styles))]
-            self.style_moments = [LF.feature_moments(self.sample_style(STYLE_MOMENT_SAMPLES, r))
-                                  for r in range(len(self.regions))]
+        if isinstance(styles, StylePool):
+            self.style = styles
+            # (content mask, the style side's region) per region
+            self.regions = list(regions) if regions is not None else [(None, 0)]
+        else:
+            pairs = list(regions) if regions is not None else [(None, [None] * len(styles))]
+            self.style = StyleFeatures(extractor, self.layers, styles, generator, [m for _, m in pairs])
+            self.regions = [(mask, r) for r, (mask, _) in enumerate(pairs)]
 
     def sample_style(self, total: Optional[int] = None, region: int = 0) -> torch.Tensor:
-        """`total` (default `style_samples`) hypercolumns split as evenly as possible over the style
-        images (inside region `region`'s style masks when guided)."""
-        total = self.config.style_samples if total is None else total
-        n = len(self.styles)
-        counts = [total // n + (1 if i < total % n else 0) for i in range(n)]
-        cols = []
-        with torch.no_grad():
-            for (image, feats), count, mask in zip(self.styles, counts, self.regions[region][1]):
-                if count:
-                    pos = random_positions(tuple(image.shape[-2:]), count, self.generator, mask)
-                    cols.append(sample_hypercolumns(image, feats, self.layers, pos))
-        return torch.cat(cols, dim=0)
+        """`total` (default `style_samples`) style hypercolumns for region `region`."""
+        return self.style.sample(self.config.style_samples if total is None else total, self.regions[region][1])
 
     def __call__(self, image: torch.Tensor, positions: Optional[torch.Tensor] = None,
                  style: Optional[torch.Tensor] = None) -> LossTerms:
         features = self.extractor(image, self.layers)
         totals: dict[str, torch.Tensor] = {}
-        for r, (content_mask, _) in enumerate(self.regions):
+        for r, (content_mask, style_region) in enumerate(self.regions):
             pos = positions
             if pos is None:
                 pos = grid_positions(tuple(image.shape[-2:]), self.config.samples, self.generator, content_mask)
@@ -251,8 +334,8 @@ class StrotssObjective:
             x = sample_hypercolumns(image, features, self.layers, pos)
             with torch.no_grad():
                 c = sample_hypercolumns(self.content, self.content_features, self.layers, pos)
-            terms = strotss_terms(x, c, sty, self.content_weight, self.config.moment_weight, self.style_moments[r],
-                                  self.matmul_dtype)
+            terms = strotss_terms(x, c, sty, self.content_weight, self.config.moment_weight,
+                                  self.style.moments[style_region], self.matmul_dtype)
             for name, value in terms.terms.items():
                 totals[name] = totals.get(name, 0) + value / len(self.regions)
         return LossTerms(totals)
@@ -273,16 +356,26 @@ def plan_sizes(content_hw: tuple[int, int], config: StrotssConfig) -> list[tuple
     return scale_sizes(fit_long_side(*content_hw, config.size), config.scales)
 
 
-def check_strotss_fits(size: tuple[int, int], style_hws: Sequence[tuple[int, int]], layers: Sequence[str],
-                       device_type: str, precision: str) -> None:
-    """Refuse, naming the largest size that fits, a run whose final scale would not fit in free memory."""
-    style_sizes = [fit_long_side(*hw, max(size)) for hw in style_hws]
-    need = strotss_peak_bytes(size, layers, style_sizes, precision)
-    free = free_memory_bytes(device_type)
-    if need > free:
-        best = largest_fitting_long_side(size, layers, int(0.9 * free), estimate=strotss_peak_bytes, precision=precision)
-        raise PainterlyError(f"a {size[1]}x{size[0]} output needs about {need / 2**30:.1f} GiB but only "
-                             f"{free / 2**30:.1f} GiB is free; the largest size that fits is about --size {best}")
+def pool_size(config: StrotssConfig) -> int:
+    """Hypercolumns in a tiled scale's style pool per region: enough for one step's sample."""
+    return max(STYLE_POOL_SAMPLES, config.style_samples)
+
+
+def memory_model(config: StrotssConfig, style_hws: Sequence[tuple[int, int]], precision: str) -> dict:
+    """The `estimate` and its keywords that schedule.plan_tiles and scale_peak_bytes take for this run."""
+    return {"estimate": strotss_scale_bytes, "style_hws": tuple(style_hws), "precision": precision,
+            "pool_samples": pool_size(config)}
+
+
+def make_plan(config: StrotssConfig, content_hw: tuple[int, int], style_hws: Sequence[tuple[int, int]],
+              device_type: str, precision: str) -> list[Scale]:
+    """The run's scales, each optimised whole or, if it does not fit in config.max_memory (default: the
+    memory free now) or is longer than config.tile_size, tile by tile; a scale that fits neither way is
+    refused, naming the largest size that does."""
+    plan = [Scale(h, w, config.iterations) for h, w in plan_sizes(content_hw, config)]
+    budget = int(config.max_memory * 2**30) if config.max_memory else free_memory_bytes(device_type)
+    return plan_tiles(plan, config.sorted_layers, budget, config.tile_size, config.tile_overlap, config.tile_rounds,
+                      **memory_model(config, style_hws, precision))
 
 
 def run(content: torch.Tensor, styles: Sequence[torch.Tensor], config: StrotssConfig,
@@ -295,6 +388,10 @@ def run(content: torch.Tensor, styles: Sequence[torch.Tensor], config: StrotssCo
     Scale 1 starts from the styles' mean colour plus the content's finest Laplacian band; each finer
     scale starts from the previous result upsampled plus the content's finest band at that size (the
     final scale from the upsampled result alone), as in the original.
+
+    A scale that does not fit in memory (see make_plan) is optimised in overlapping tiles
+    (painterly.tiling), each a Laplacian pyramid of its crop with a fresh RMSprop, matched against the
+    scale's StylePool and its own content crop.
 
     Guidance (both or neither): a colour-coded map for the content and one per style image; regions
     painted in the same colour are paired (see painterly.guidance).
@@ -313,8 +410,7 @@ def run(content: torch.Tensor, styles: Sequence[torch.Tensor], config: StrotssCo
         pairs = region_pairs(content_guidance.cpu(), [g.cpu() for g in style_guidance])
     device = torch.device(("cuda" if torch.cuda.is_available() else "cpu") if config.device == "auto" else config.device)
     precision = resolve_precision(config.precision, device)
-    sizes = plan_sizes(tuple(content.shape[-2:]), config)
-    check_strotss_fits(sizes[-1], [tuple(s.shape[-2:]) for s in styles], config.sorted_layers, device.type, precision)
+    plan = make_plan(config, tuple(content.shape[-2:]), [tuple(s.shape[-2:]) for s in styles], device.type, precision)
     if extractor is None:
         extractor = FeatureExtractor.vgg19(pooling=config.pooling, last_layer=config.sorted_layers[-1],
                                            precision=precision, device=device)
@@ -331,19 +427,37 @@ def run(content: torch.Tensor, styles: Sequence[torch.Tensor], config: StrotssCo
         saved = checkpoint.start(fingerprint([content, *styles, *guides], options))
         if saved:
             base_seed = saved["base_seed"]
+    if saved is not None and "plan" in saved:
+        plan = saved["plan"]  # tiles chosen for the memory free when the run began
     start = time.monotonic() - (saved["elapsed"] if saved else 0.0)
-    shares = time_shares(sizes)
+    shares = time_shares(plan)
     first_scale = saved["scale"] if saved else 0
     step = saved["step"] if saved else 0
     image = None
-    for k, size in enumerate(sizes):
+
+    def report(k: int, iteration: int, iterations: int, terms: LossTerms, state: Callable[[], dict],
+               render: Callable[[], torch.Tensor]) -> None:
+        """After each step: the callback, then the checkpointer (which may stop the run)."""
+        nonlocal step
+        step += 1
+        if callback is not None:
+            callback(StepInfo(iteration=iteration, iterations=iterations, scale=k, scales=len(plan), size=plan[k].size,
+                              losses=terms.floats(), elapsed=time.monotonic() - start, step=step, _render=render))
+        if checkpoint is not None:
+            checkpoint.after_step(
+                step, lambda: {"scale": k, "step": step, "elapsed": time.monotonic() - start, "plan": plan,
+                               "rng": rng_state(generator), "base_seed": base_seed, **state()},
+                (k, len(plan), iteration, iterations), render)
+
+    for k, scale in enumerate(plan):
         if k < first_scale:
             continue
         resumed = saved is not None and k == first_scale
-        final = k == len(sizes) - 1
+        final = k == len(plan) - 1
+        size = scale.size
         content_k = resize(content, size)
         if resumed:
-            image = torch.zeros(1, 3, *size, device=device)  # replaced by the saved pyramid below
+            image = torch.zeros(1, 3, *size, device=device)  # replaced by the saved pyramid or canvas below
         elif image is None:
             image = mean_color + _finest_band(content_k)
         else:
@@ -362,31 +476,66 @@ def run(content: torch.Tensor, styles: Sequence[torch.Tensor], config: StrotssCo
             regions = [r for r in regions if r[0].any() and all(m.any() for m in r[1])]
             if not regions:
                 raise PainterlyError(f"no guidance region survives at {size[1]}x{size[0]} px; use fewer scales")
-        objective = StrotssObjective(extractor, config, content_k, styles_k, weight, generator, regions)
-        param = LaplacianPyramidImage(image, config.pyramid_levels).to(device)
         lr = config.final_learning_rate if final and config.final_learning_rate is not None else config.learning_rate
-        optimizer = make_optimizer("rmsprop", param.parameters(), lr)
-        done = restore_state(saved, param, optimizer, generator) if resumed else 0
         deadline = scale_deadline(config.max_time, start, shares, k)
 
-        def on_step(i: int, terms: LossTerms, size: tuple[int, int] = size, k: int = k,
-                    param: LaplacianPyramidImage = param) -> None:
-            nonlocal step
-            step += 1
-            if callback is not None:
-                callback(StepInfo(iteration=i, iterations=config.iterations, scale=k, scales=len(sizes), size=size,
-                                  losses=terms.floats(), elapsed=time.monotonic() - start, step=step,
-                                  _render=param.image))
-            if checkpoint is not None:
-                checkpoint.after_step(
-                    step, lambda: {"scale": k, "iteration": i, "step": step, "elapsed": time.monotonic() - start,
-                                   "param": param.state_dict(), "optimizer": optimizer.state_dict(),
-                                   "rng": rng_state(generator), "base_seed": base_seed},
-                    (k, len(sizes), i, config.iterations), param.image)
+        def optimize_image(image: torch.Tensor, objective: StrotssObjective, iterations: int, resume: bool,
+                           progress: Callable[[int], int], iterations_shown: int, state: Callable[[], dict],
+                           render: Callable[[torch.Tensor], torch.Tensor], k: int = k, lr: float = lr,
+                           deadline: Optional[float] = deadline) -> torch.Tensor:
+            """Optimise one image (the whole scale or a tile) as a Laplacian pyramid and return it,
+            unclamped; progress maps an iteration to the one shown, state adds what locates it, render
+            makes a preview."""
+            param = LaplacianPyramidImage(image, config.pyramid_levels).to(device)
+            optimizer = make_optimizer("rmsprop", param.parameters(), lr)
+            done = restore_state(saved, param, optimizer, generator) if resume else 0
 
-        optimize(param, objective, config.iterations, optimizer, on_step, deadline, start=done)
-        # Unclamped, as the original carries it to the next scale; clamped only when read out.
-        image = param().detach()
+            def on_step(i: int, terms: LossTerms) -> None:
+                report(k, progress(i), iterations_shown, terms,
+                       lambda: {"iteration": i, "param": param.state_dict(), "optimizer": optimizer.state_dict(),
+                                **state()},
+                       lambda: render(param.image()))
+
+            optimize(param, objective, iterations, optimizer, on_step, deadline, start=done)
+            # Unclamped, as the original carries it to the next scale; clamped only when read out.
+            return param().detach()
+
+        if scale.tiling is None:
+            objective = StrotssObjective(extractor, config, content_k, styles_k, weight, generator, regions)
+            image = optimize_image(image, objective, scale.iterations, resumed, lambda i: i, scale.iterations,
+                                   dict, lambda img: img)
+            continue
+
+        tiling = scale.tiling
+        style_masks = [m for _, m in regions] if regions is not None else [[None] * len(styles_k)]
+        pool = StylePool(extractor, config.sorted_layers, styles_k, generator, style_masks, tiling, pool_size(config))
+        per_round = round_iterations(scale.iterations, tiling.rounds)
+        counts = [len(tiling.boxes(size, r)) * per_round[r] for r in range(tiling.rounds)]
+        canvas = saved["canvas"].to(device) if resumed else image
+        begin = tuple(saved["tile"]) if resumed else (0, 0)
+
+        def optimize_tile(crop: torch.Tensor, box: Box, r: int, t: int, regions=regions, pool: StylePool = pool,
+                          content_k: torch.Tensor = content_k, weight: float = weight, canvas: torch.Tensor = canvas,
+                          per_round: list[int] = per_round, counts: list[int] = counts,
+                          begin: tuple[int, int] = begin, resumed: bool = resumed,
+                          optimize_image=optimize_image) -> torch.Tensor:
+            tile_regions = None
+            if regions is not None:
+                tile_regions = [(box.crop(mask), i) for i, (mask, _) in enumerate(regions) if box.crop(mask).any()]
+                if not tile_regions:  # no guided region reaches into this tile: no term pulls on it
+                    return crop
+            objective = StrotssObjective(extractor, config, box.crop(content_k), pool, weight, generator, tile_regions)
+            offset = sum(counts[:r]) + t * per_round[r]
+
+            def render(tile: torch.Tensor) -> torch.Tensor:
+                preview = canvas.clamp(0, 1)
+                box.crop(preview).copy_(tile)
+                return preview
+
+            return optimize_image(crop, objective, per_round[r], resumed and (r, t) == begin, lambda i: offset + i,
+                                  sum(counts), lambda: {"tile": (r, t), "canvas": canvas}, render)
+
+        image = optimize_tiled(canvas, tiling, optimize_tile, begin)
     if checkpoint is not None:
         checkpoint.finish()
     return image.clamp(0, 1)
