@@ -32,3 +32,12 @@ class MethodConfig:
             raise PainterlyError(f"precision must be auto, fp32 or bf16, got '{precision}'")
         if max_time is not None and max_time <= 0:
             raise PainterlyError("max-time must be positive")
+
+    def check_tiling(self, tile_size: Optional[int], tile_rounds: int, max_memory: Optional[float]) -> None:
+        """The tiling fields both methods share (painterly.tiling)."""
+        if tile_size is not None and tile_size < 0:
+            raise PainterlyError(f"tile-size must not be negative, got {tile_size}")
+        if tile_rounds < 1:
+            raise PainterlyError(f"tile-rounds must be at least 1, got {tile_rounds}")
+        if max_memory is not None and max_memory <= 0:
+            raise PainterlyError(f"max-memory must be positive (GiB), got {max_memory:g}")

@@ -108,12 +108,7 @@ class GatysConfig(MethodConfig):
             object.__setattr__(self, "scale_iterations", tuple(int(i) for i in self.scale_iterations))
             if not self.scale_iterations or any(i < 0 for i in self.scale_iterations):
                 raise PainterlyError("scale-iterations needs one count >= 0 per scale")
-        if self.tile_size is not None and self.tile_size < 0:
-            raise PainterlyError(f"tile-size must not be negative, got {self.tile_size}")
-        if self.tile_rounds < 1:
-            raise PainterlyError(f"tile-rounds must be at least 1, got {self.tile_rounds}")
-        if self.max_memory is not None and self.max_memory <= 0:
-            raise PainterlyError(f"max-memory must be positive (GiB), got {self.max_memory:g}")
+        self.check_tiling(self.tile_size, self.tile_rounds, self.max_memory)
         if self.style_set and self.style_blend_weights is not None:
             raise PainterlyError("style-set pools the style images by pixel count; it takes no style-blend-weights")
         self.check_common(self.pooling, self.precision, self.max_time)

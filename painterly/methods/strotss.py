@@ -112,12 +112,7 @@ class StrotssConfig(MethodConfig):
         for name in ("samples", "style_samples", "pyramid_levels"):
             if getattr(self, name) < 1:
                 raise PainterlyError(f"{name.replace('_', '-')} must be at least 1, got {getattr(self, name)}")
-        if self.tile_size is not None and self.tile_size < 0:
-            raise PainterlyError(f"tile-size must not be negative, got {self.tile_size}")
-        if self.tile_rounds < 1:
-            raise PainterlyError(f"tile-rounds must be at least 1, got {self.tile_rounds}")
-        if self.max_memory is not None and self.max_memory <= 0:
-            raise PainterlyError(f"max-memory must be positive (GiB), got {self.max_memory:g}")
+        self.check_tiling(self.tile_size, self.tile_rounds, self.max_memory)
         self.check_common(self.pooling, self.precision, self.max_time)
 
     @property
