@@ -33,6 +33,7 @@ def worker(spec: dict) -> dict:
     from painterly.image import as_tensor, save_image, tensor_to_pil
     from painterly.methods.gatys import GatysConfig, make_plan, run
     from painterly.features import resolve_precision
+    from painterly.schedule import scale_peak_bytes
     from painterly.tiling import seam_ratio, tile_borders
 
     content = as_tensor(EXAMPLES / "tubingen.jpg")
@@ -41,8 +42,14 @@ def worker(spec: dict) -> dict:
     precision = resolve_precision(config.precision, "cpu")
     plan = make_plan(config, tuple(content.shape[-2:]), "cpu", precision)
     scale_end: dict[int, float] = {}
+    scale_peak: dict[int, float] = {}
+
+    def on_step(info) -> None:
+        scale_end[info.scale] = info.elapsed
+        scale_peak[info.scale] = C.peak_rss_mib()
+
     start = time.perf_counter()
-    result = run(content, [style], config, callback=lambda info: scale_end.__setitem__(info.scale, info.elapsed))
+    result = run(content, [style], config, callback=on_step)
     wall = time.perf_counter() - start
     save_image(tensor_to_pil(result), spec["out"])
     seams = {}
@@ -60,7 +67,11 @@ def worker(spec: dict) -> dict:
         times.append(round(scale_end[k] - previous, 1))
         previous = scale_end[k]
     last = plan[-1]
+    predicted = [scale_peak_bytes(s, config.layers, precision=precision, optimizer=config.optimizer,
+                                  lbfgs_history=config.lbfgs_history) / 2**20 for s in plan]
     return {"peak_mib": C.peak_rss_mib(), "wall_s": round(wall, 1), "scale_s": times, "seams": seams,
+            "scale_peak_mib": [round(scale_peak.get(k, 0)) for k in range(len(plan))],
+            "predicted_mib": [round(p) for p in predicted],
             "plan": [{"size": [s.width, s.height], "iterations": s.iterations,
                       "tiling": None if s.tiling is None else {"tile": s.tiling.tile, "overlap": s.tiling.overlap,
                                                                "rounds": s.tiling.rounds,
@@ -144,8 +155,9 @@ def print_size(args: argparse.Namespace) -> None:
              "whole" if p["tiling"] is None else
              f"{p['tiling']['tiles']} tiles <= {p['tiling']['largest'][0]}x{p['tiling']['largest'][1]}, "
              f"overlap {p['tiling']['overlap']}, {p['tiling']['rounds']} rounds", s]
-            for p, s in zip(r["plan"], r["scale_s"])]
-    print(C.table(rows, ["scale", "iterations", "how", "wall s"]))
+            + [r["predicted_mib"][k], r["scale_peak_mib"][k]]
+            for k, (p, s) in enumerate(zip(r["plan"], r["scale_s"]))]
+    print(C.table(rows, ["scale", "iterations", "how", "wall s", "predicted peak MiB", "peak RSS so far MiB"]))
     print(f"total wall {r['wall_s']} s; peak RSS {r['peak_mib'] / 1024:.2f} GiB; "
           f"seam ratio {', '.join(f'{k}: {v:.3f}' for k, v in r['seams'].items())}")
     print(f"wrote {out}, {crop}")

@@ -250,10 +250,12 @@ def check_fits(size: tuple[int, int], layers: Sequence[str], device_type: str = 
 
 # --- tiling -----------------------------------------------------------------------------------------
 
-# A tiled scale holds, beside one tile's working set, full-size float32 RGB images: the canvas, the
-# content at that size, the previous scale's result brought up to it and the style at that size,
-# plus the uint8 output.
-TILED_BYTES_PER_PIXEL = 4 * 12 + 3
+# A tiled scale holds, beside one tile's working set, full-size images: the canvas, the content at
+# that size, the previous scale's result brought up to it and the style at that size (float32 RGB,
+# 12 bytes a pixel each), the uint8 output, and what the heap keeps from the scale before. Fitted to
+# the peak RSS of a 2048 px run whose last scale was tiled (measured 2484 MiB, benchmarks/tiled.py);
+# four images alone (51 bytes) left it 15% short.
+TILED_BYTES_PER_PIXEL = 120
 # Automatic tiling uses no tiles smaller than this: below it most pixels sit in overlaps and the
 # deepest style layers see a few cells per tile. (An explicit tile_size may go lower.)
 MIN_AUTO_TILE = 256
