@@ -148,11 +148,15 @@ def stored_feature_bytes(size: tuple[int, int], layers: Sequence[str]) -> float:
 
 
 # STROTSS keeps, beside VGG's activations for the backward pass, every sampled layer's float32
-# features of the content and of each style image for the whole scale. Fitted to peak RSS measured by
-# benchmarks/memory_model.py --method strotss (single scale, fresh process per size).
-STROTSS_FEATURE_FACTOR = 1.0
+# features of the content and of each style image for the whole scale (x1.29: the sampling's
+# gathers and the bf16 copies), plus ~120 MiB of sampled hypercolumns, cost matrices and their
+# gradients. Least-squares fit (relative error) to peak RSS measured by benchmarks/memory_model.py
+# --method strotss, 256..1536 px, fp32 and bf16, fresh process per size: every size within 8%.
+STROTSS_FEATURE_FACTOR = 1.29
+STROTSS_SAMPLING_BYTES = 120 * 2**20
 # Seconds per STROTSS step beside VGG: cosine-cost and covariance products on the ~1024 x 2179
-# sampled hypercolumns, independent of the image size (measured at 128 px, where VGG is negligible).
+# sampled hypercolumns, independent of the image size (measured step time minus the FLOP model's VGG
+# time: 0.2-0.5 s from 256 to 768 px, bf16 and fp32).
 STROTSS_STEP_SECONDS = 0.3
 
 
@@ -163,7 +167,7 @@ def strotss_peak_bytes(size: tuple[int, int], layers: Sequence[str], style_sizes
     style_sizes = [size] if style_sizes is None else style_sizes
     network = estimate_peak_bytes(size, layers, precision=precision, optimizer="adam")
     stored = stored_feature_bytes(size, layers) + sum(stored_feature_bytes(s, layers) for s in style_sizes)
-    return int(network + STROTSS_FEATURE_FACTOR * stored)
+    return int(network + STROTSS_FEATURE_FACTOR * stored + STROTSS_SAMPLING_BYTES)
 
 
 # --- time estimate --------------------------------------------------------------------------------

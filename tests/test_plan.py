@@ -175,7 +175,7 @@ def test_strotss_dry_run_and_size_max(images, capsys, no_stylize, monkeypatch):
     best = largest_fitting_long_side((300, 400), StrotssConfig().sorted_layers, int(0.9 * 4 * 2**30),
                                      estimate=schedule.strotss_peak_bytes, precision="fp32")
     assert f"output {best}x" in out and 512 < best < 4000
-    assert schedule.strotss_peak_bytes((round(300 * best / 400), best), StrotssConfig().sorted_layers,
+    assert schedule.strotss_peak_bytes((round(300 * (best / 400)), best), StrotssConfig().sorted_layers,
                                        precision="fp32") <= 0.9 * 4 * 2**30
 
 
