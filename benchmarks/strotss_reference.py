@@ -58,6 +58,8 @@ def main() -> None:
     p.add_argument("--seed", type=int, default=0, help="painterly's run seed")
     p.add_argument("--score-seeds", type=int, default=3, help="sampling seeds the scores are averaged over")
     p.add_argument("--precision", default="auto")
+    p.add_argument("--content-weight", type=float, default=StrotssConfig().content_weight,
+                   help="STROTSS alpha at the coarsest scale [16, the original's]")
     p.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results")
     args = p.parse_args()
 
@@ -66,7 +68,7 @@ def main() -> None:
     style = as_tensor(DATA / "style_im.jpg")
     reference = as_tensor(DATA / "reference_output" / "output.png")
     config = StrotssConfig(size=args.size, scales=args.scales, iterations=args.iterations, seed=args.seed,
-                           precision=args.precision)
+                           precision=args.precision, content_weight=args.content_weight)
 
     scale_times: dict[int, list[float]] = {}
 
@@ -114,7 +116,7 @@ def main() -> None:
     sheet = side_by_side([tensor_to_pil(content), tensor_to_pil(style), tensor_to_pil(reference),
                           tensor_to_pil(result)], ["content", "style", "reference (authors)", "painterly"],
                          height=min(341, max(128, final[0])))
-    path = args.out / f"strotss_reference_{final[1]}x{final[0]}.png"
+    path = args.out / f"strotss_reference_{final[1]}x{final[0]}_cw{args.content_weight:g}.png"
     save_image(sheet, path)
     save_image(tensor_to_pil(result), args.out / f"strotss_painterly_{final[1]}x{final[0]}.png")
     print(f"\nwrote {path}")

@@ -255,7 +255,7 @@ CONFIG_FIELDS = ("size", "iterations", "coarse_iterations", "scales", "max_time"
 
 
 # Flags that carry the same meaning for STROTSS (its own defaults apply: 250 iterations at each of 4
-# scales, content weight 16 at the coarsest scale, halved per scale); every other config flag is refused.
+# scales, content weight 32 at the coarsest scale, halved per scale); every other config flag is refused.
 STROTSS_FIELDS = ("size", "iterations", "scales", "max_time", "seed", "content_weight", "precision", "device",
                   "pooling", "max_memory", "tile_size", "tile_overlap", "tile_rounds")
 
