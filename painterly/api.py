@@ -157,43 +157,32 @@ def plan(content: Union[ImageLike, tuple[int, int]], *, method: str = "gatys", c
     A run that would be refused comes back with `problem` set instead of raising."""
     cfg = make_config(method, config, **options)
     device, precision = _device_and_precision(cfg)
-    hw = _content_size(content)
-    if method == "strotss":
-        return _plan_strotss(cfg, hw, device, precision)
-    estimate = {"precision": precision, "optimizer": cfg.optimizer, "lbfgs_history": cfg.lbfgs_history}
-    free = free_memory_bytes("cuda" if device.startswith("cuda") else "cpu")
-    problem = ""
-    try:
-        scales = make_gatys_plan(cfg, hw, "cuda" if device.startswith("cuda") else "cpu", precision)
-    except PainterlyError as exc:
-        problem = str(exc)
-        scales = make_gatys_plan(dataclasses.replace(cfg, max_memory=float(2**40), tile_size=cfg.tile_size or None),
-                                 hw, "cpu", precision)
-    peak = max(scale_peak_bytes(s, cfg.layers, **estimate) for s in scales)
-    seconds = sum(scale_seconds(s, cfg.layers, precision) for s in scales)
-    if cfg.max_time:
-        seconds = min(seconds, cfg.max_time)
-    return RunPlan(method, cfg.optimizer, device, precision, scales, tuple(cfg.layers), peak, free, seconds, problem)
-
-
-def _plan_strotss(cfg: StrotssConfig, hw: tuple[int, int], device: str, precision: str) -> RunPlan:
-    """STROTSS's plan: its fixed scales, each whole or tiled to fit (one style assumed of the output's shape)."""
-    layers = cfg.sorted_layers
     device_type = "cuda" if device.startswith("cuda") else "cpu"
-    free = free_memory_bytes(device_type)
+    hw = _content_size(content)
+    if method == "strotss":  # one style assumed of the output's shape
+        layers, optimizer, step_overhead = cfg.sorted_layers, "rmsprop", STROTSS_STEP_SECONDS
+        model = memory_model(cfg, [hw], precision)
+
+        def make(c, dt: str) -> list:
+            return make_strotss_plan(c, hw, [hw], dt, precision)
+    else:
+        layers, optimizer, step_overhead = cfg.layers, cfg.optimizer, 0.0
+        model = {"precision": precision, "optimizer": cfg.optimizer, "lbfgs_history": cfg.lbfgs_history}
+
+        def make(c, dt: str) -> list:
+            return make_gatys_plan(c, hw, dt, precision)
     problem = ""
     try:
-        scales = make_strotss_plan(cfg, hw, [hw], device_type, precision)
-    except PainterlyError as exc:
+        scales = make(cfg, device_type)
+    except PainterlyError as exc:  # still show the plan, with memory as the only limit lifted
         problem = str(exc)
-        scales = make_strotss_plan(dataclasses.replace(cfg, max_memory=float(2**40), tile_size=cfg.tile_size or None),
-                                   hw, [hw], "cpu", precision)
-    peak = max(scale_peak_bytes(s, layers, **memory_model(cfg, [hw], precision)) for s in scales)
-    seconds = sum(scale_seconds(s, layers, precision, STROTSS_STEP_SECONDS) for s in scales)
+        scales = make(dataclasses.replace(cfg, max_memory=float(2**40), tile_size=cfg.tile_size or None), "cpu")
+    peak = max(scale_peak_bytes(s, layers, **model) for s in scales)
+    seconds = sum(scale_seconds(s, layers, precision, step_overhead) for s in scales)
     if cfg.max_time:
         seconds = min(seconds, cfg.max_time)
-    return RunPlan("strotss", "rmsprop", device, precision, scales, tuple(layers), peak, free, seconds, problem,
-                   step_overhead_s=STROTSS_STEP_SECONDS)
+    return RunPlan(method, optimizer, device, precision, scales, tuple(layers), peak, free_memory_bytes(device_type),
+                   seconds, problem, step_overhead_s=step_overhead)
 
 
 def largest_size(content: Union[ImageLike, tuple[int, int]], *, method: str = "gatys", config=None,

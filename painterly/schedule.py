@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from typing import Callable, Optional, Sequence
 
 from .errors import PainterlyError
-from .features import LAYER_INDEX, LAYER_NAMES, channels_of
+from .features import LAYER_INDEX, LAYER_NAMES, channels_of, layer_stride
 from .image import fit_long_side
 from .tiling import Tiling, choose_tiling
 
@@ -141,8 +141,7 @@ def stored_feature_bytes(size: tuple[int, int], layers: Sequence[str]) -> float:
     h, w = size
     total = 0.0
     for name in layers:
-        block = int(name[4])
-        f = 2 ** (block - 1) if not name.startswith("pool") else 2**block
+        f = layer_stride(name)
         total += 4 * channels_of(name) * (h // f) * (w // f)
     return total
 

@@ -17,7 +17,7 @@ import torch.nn.functional as F
 from ..checkpoint import Checkpointer, fingerprint, restore_state, rng_state
 from ..config import MethodConfig
 from ..errors import PainterlyError
-from ..features import FeatureExtractor, LAYER_INDEX, channels_of, check_layers, resolve_precision
+from ..features import FeatureExtractor, LAYER_INDEX, channels_of, check_layers, layer_stride, resolve_precision
 from ..guidance import RegionPair, pair_masks
 from ..image import fit_long_side, match_color, resize, transfer_luminance
 from ..losses import ContentLoss, GramStyleLoss, LossTerms, TotalVariationLoss, blend_grams, gram_matrix
@@ -183,7 +183,7 @@ def style_size(content_hw: tuple[int, int], style_hw: tuple[int, int], style_sca
 def layer_mask(mask: torch.Tensor, size: tuple[int, int], layer: str) -> torch.Tensor:
     """A content-aligned mask (1x1xHxW) at `layer`'s resolution for an input of `size`: area-averaged
     (antialiased), so a thin region keeps partial weight instead of vanishing as nearest-neighbour would."""
-    f = 2 ** (int(layer[4]) - 1) if not layer.startswith("pool") else 2 ** int(layer[4])
+    f = layer_stride(layer)
     h, w = size[0] // f, size[1] // f
     return F.interpolate(mask, size=(h, w), mode="bilinear", antialias=True, align_corners=False).clamp(0, 1)
 
