@@ -315,18 +315,18 @@ def fit_tiling(size: tuple[int, int], iterations: int, layers: Sequence[str], bu
     if tile_size == 0 or (tile_size is None and estimate(size, None, layers, iterations=iterations, **kwargs) <= budget):
         return None
     if tile_size is not None:
-        return None if max(size) <= tile_size else choose_tiling(size, tile_size, overlap, rounds)
+        return None if max(size) <= tile_size else choose_tiling(tile_size, overlap, rounds)
     per_round = max(round_iterations(iterations, rounds))
     lo, hi = MIN_AUTO_TILE, max(size)
-    if estimate(size, choose_tiling(size, lo, overlap, rounds), layers, iterations=per_round, **kwargs) > budget:
+    if estimate(size, choose_tiling(lo, overlap, rounds), layers, iterations=per_round, **kwargs) > budget:
         best = largest_tiled_long_side(size, layers, budget, overlap, rounds, estimate, iterations=per_round, **kwargs)
         raise PainterlyError(f"a {size[1]}x{size[0]} image needs more than the {budget / 2**30:.1f} GiB available even "
                              f"in {lo} px tiles; the largest size that fits is about --size {best}")
     while lo < hi:
         mid = (lo + hi + 1) // 2
-        fits = estimate(size, choose_tiling(size, mid, overlap, rounds), layers, iterations=per_round, **kwargs) <= budget
+        fits = estimate(size, choose_tiling(mid, overlap, rounds), layers, iterations=per_round, **kwargs) <= budget
         lo, hi = (mid, hi) if fits else (lo, mid - 1)
-    return choose_tiling(size, lo, overlap, rounds)
+    return choose_tiling(lo, overlap, rounds)
 
 
 def largest_tiled_long_side(aspect_hw: tuple[int, int], layers: Sequence[str], budget: int,
@@ -339,7 +339,7 @@ def largest_tiled_long_side(aspect_hw: tuple[int, int], layers: Sequence[str], b
         mid = (lo + hi + 1) // 2
         s = mid / max(h, w)
         size = (max(1, round(h * s)), max(1, round(w * s)))
-        tiling = None if max(size) <= MIN_AUTO_TILE else choose_tiling(size, MIN_AUTO_TILE, overlap, rounds)
+        tiling = None if max(size) <= MIN_AUTO_TILE else choose_tiling(MIN_AUTO_TILE, overlap, rounds)
         lo, hi = (mid, hi) if estimate(size, tiling, layers, **kwargs) <= budget else (lo, mid - 1)
     return lo
 

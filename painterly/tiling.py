@@ -222,8 +222,6 @@ def default_overlap(tile: int) -> int:
     return max(MIN_OVERLAP, min(MAX_DEFAULT_OVERLAP, tile // 8))
 
 
-def choose_tiling(size: tuple[int, int], tile: Optional[int], overlap: Optional[int], rounds: int) -> Tiling:
-    """A Tiling for an image of `size`, with the overlap defaulting to `default_overlap(tile)`."""
-    if tile is None:
-        tile = max(size)
+def choose_tiling(tile: int, overlap: Optional[int], rounds: int) -> Tiling:
+    """A Tiling with the overlap defaulting to `default_overlap(tile)`."""
     return Tiling(tile, default_overlap(tile) if overlap is None else overlap, rounds)

@@ -268,7 +268,7 @@ def compute_targets(extractor: FeatureExtractor, config: GatysConfig, content: t
             s = match_color(s, content_k)
         # The style is read in tiles of half the side: a forward pass keeps every style layer's float32
         # features at once, which at the optimisation's tile size would outgrow the tile's own run.
-        style_tiling = None if tiling is None else choose_tiling(s_size, max(tiling.tile // 2, 4 * tiling.overlap),
+        style_tiling = None if tiling is None else choose_tiling(max(tiling.tile // 2, 4 * tiling.overlap),
                                                                  tiling.overlap, 1)
         region_masks = [pair.styles[i][None, None].float().to(s.device) for pair in guidance or ()]
         (whole, whole_positions), *in_regions = masked_grams(extractor, s, config.style_layers,

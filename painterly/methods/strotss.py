@@ -262,7 +262,7 @@ class StylePool:
             for i, (image, per_image) in enumerate(zip(styles, counts)):
                 size = tuple(image.shape[-2:])
                 positions = [random_positions(size, per_image, generator, region[i]) for region in masks]
-                style_tiling = choose_tiling(size, tiling.tile, tiling.overlap, 1)
+                style_tiling = choose_tiling(tiling.tile, tiling.overlap, 1)
                 owners = [assign_to_tiles(pos, size, style_tiling) for pos in positions]
                 for b, box in enumerate(style_tiling.boxes(size, 0)):
                     crop = box.crop(image)
