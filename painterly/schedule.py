@@ -239,18 +239,6 @@ def free_memory_bytes(device_type: str = "cpu") -> int:
     return available_memory_bytes()
 
 
-def check_fits(size: tuple[int, int], layers: Sequence[str], device_type: str = "cpu", **kwargs) -> int:
-    """Refuse, naming the largest size that fits, a run whose estimated peak exceeds free memory."""
-    need = estimate_peak_bytes(size, layers, **kwargs)
-    free = free_memory_bytes(device_type)
-    if need > free:
-        best = largest_fitting_long_side(size, layers, int(free * 0.9), **kwargs)
-        raise PainterlyError(
-            f"a {size[1]}x{size[0]} output needs about {need / 2**30:.1f} GiB but only {free / 2**30:.1f} GiB "
-            f"is free; the largest size that fits is about --size {best}")
-    return need
-
-
 # --- tiling -----------------------------------------------------------------------------------------
 
 # A tiled scale holds, beside one tile's working set, full-size images: the canvas, the content at

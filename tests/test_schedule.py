@@ -6,10 +6,12 @@ from painterly.errors import PainterlyError
 from painterly.schedule import (
     MIN_AUTO_LONG_SIDE,
     Scale,
-    check_fits,
+    available_memory_bytes,
     estimate_peak_bytes,
     largest_fitting_long_side,
     plan_scales,
+    plan_tiles,
+    scale_peak_bytes,
     scale_sizes,
     time_shares,
 )
@@ -170,13 +172,15 @@ def test_largest_fitting_long_side_passes_options():
     assert bf16 > fp32
 
 
-def test_check_fits_small_size_returns_estimate():
-    assert check_fits((64, 64), LAYERS) == estimate_peak_bytes((64, 64), LAYERS)
+def test_pre_flight_passes_a_small_size_whole():
+    plan = [Scale(64, 64, 10)]
+    assert plan_tiles(plan, LAYERS, available_memory_bytes(), tile_size=0) == plan
+    assert scale_peak_bytes(plan[0], LAYERS) == estimate_peak_bytes((64, 64), LAYERS, iterations=10)
 
 
-def test_check_fits_absurd_size_raises_with_size_hint():
+def test_pre_flight_refuses_an_absurd_size_with_size_hint():
     with pytest.raises(PainterlyError, match="--size") as info:
-        check_fits((60000, 80000), LAYERS)
+        plan_tiles([Scale(60000, 80000, 10)], LAYERS, available_memory_bytes(), tile_size=0)
     message = str(info.value)
     assert "80000x60000" in message and "GiB" in message
     hint = int(message.rsplit("--size", 1)[1].split()[0])
