@@ -3,13 +3,36 @@
     import painterly
     image = painterly.stylize("photo.jpg", ["starry_night.jpg"], size=512, iterations=200)
     image.save("out.png")
+
+Everything importable from `painterly` itself is the public API; the CLI and the web app use
+nothing else.
 """
 
-from .api import largest_size, make_config, plan, stylize
-from .errors import PainterlyError
-from .methods.gatys import GatysConfig
-from .methods.strotss import StrotssConfig
-from .progress import StepInfo
+import os
 
-__all__ = ["stylize", "plan", "largest_size", "make_config", "GatysConfig", "StrotssConfig", "PainterlyError", "StepInfo"]
+# The same seed and options must give the same image, and a resumed run the same image as an
+# uninterrupted one. MKL's matrix products otherwise pick code paths by memory alignment, which
+# varies from run to run, and the optimisers amplify those last-bit differences into visibly
+# different pictures. Strict conditional numerical reproducibility costs little (docs/benchmarks.md)
+# and takes effect as long as no matrix product ran before this import.
+os.environ.setdefault("MKL_CBWR", "AUTO,STRICT")
+
+from .api import get_method, largest_size, make_config, method_of, methods, plan, stylize  # noqa: E402
+from .checkpoint import Checkpointer, Interrupted, default_path as default_checkpoint_path, install_stop_handlers  # noqa: E402
+from .config import CommonConfig, option  # noqa: E402
+from .errors import PainterlyError  # noqa: E402
+from .figures import side_by_side  # noqa: E402
+from .image import check_writable, open_image, save_image, split_alpha  # noqa: E402
+from .methods.gatys import GatysConfig  # noqa: E402
+from .methods.strotss import StrotssConfig  # noqa: E402
+from .progress import LossHistory, ProgressBar, SaveEvery, StepInfo, combine  # noqa: E402
+from .recipe import Recipe, register  # noqa: E402
+
+__all__ = [
+    "stylize", "plan", "largest_size", "make_config", "methods", "get_method", "method_of",
+    "GatysConfig", "StrotssConfig", "CommonConfig", "option", "Recipe", "register",
+    "PainterlyError", "StepInfo", "ProgressBar", "LossHistory", "SaveEvery", "combine",
+    "Checkpointer", "Interrupted", "install_stop_handlers", "default_checkpoint_path",
+    "open_image", "save_image", "split_alpha", "check_writable", "side_by_side",
+]
 __version__ = "0.1.0"

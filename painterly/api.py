@@ -10,25 +10,45 @@ import torch
 from PIL import Image
 
 from .checkpoint import Checkpointer, Interrupted
+from .driver import Session, make_plan, memory_budget
 from .errors import PainterlyError
 from .guidance import check_guides, region_pairs
-from .image import ImageLike, as_tensor, open_image, resize, split_alpha, tensor_to_pil
-from .methods.gatys import GatysConfig, make_plan as make_gatys_plan, run as run_gatys
-from .methods.strotss import StrotssConfig, make_plan as make_strotss_plan, memory_model, run as run_strotss
+from .hardware import free_memory_bytes, resolve_device, resolve_precision
+from .image import ImageLike, as_tensor, fit_long_side, open_image, resize, split_alpha, tensor_to_pil
+from .methods import gatys as _gatys  # noqa: F401  (the built-in methods register themselves)
+from .methods import strotss as _strotss  # noqa: F401
 from .progress import Callback
-from .schedule import (STROTSS_STEP_SECONDS, RunPlan, free_memory_bytes, largest_fitting_long_side, scale_peak_bytes,
-                       scale_seconds, strotss_peak_bytes)
+from .recipe import REGISTRY, Recipe
+from .schedule import RunPlan, largest_fitting_long_side, scale_peak_bytes, scale_seconds
 
-METHODS = {"gatys": GatysConfig, "strotss": StrotssConfig}
-RUNNERS = {"gatys": run_gatys, "strotss": run_strotss}
-CHECKPOINTED = {"gatys", "strotss"}  # methods whose run() takes a Checkpointer (save, resume, stop on request)
+DEFAULT_METHOD = "gatys"
 
 
-def make_config(method: str = "gatys", config: Optional[GatysConfig] = None, **options) -> GatysConfig:
+def methods() -> dict[str, Recipe]:
+    """The registered methods by name (each a painterly.Recipe: name, summary, config_class, accepts)."""
+    return dict(REGISTRY)
+
+
+def get_method(name: str) -> Recipe:
+    if name not in REGISTRY:
+        raise PainterlyError(f"unknown method '{name}'; choose from {', '.join(REGISTRY)}")
+    return REGISTRY[name]
+
+
+def method_of(config) -> str:
+    """The name of the method whose config class `config` is (None: the default method)."""
+    if config is None:
+        return DEFAULT_METHOD
+    for name, recipe in REGISTRY.items():
+        if isinstance(config, recipe.config_class):
+            return name
+    raise PainterlyError(f"{type(config).__name__} is no registered method's config")
+
+
+def make_config(method: Optional[str] = None, config=None, **options):
     """A method's config from defaults (or `config`) with `options` overriding fields by name."""
-    if method not in METHODS:
-        raise PainterlyError(f"unknown method '{method}'; choose from {', '.join(METHODS)}")
-    cls = METHODS[method]
+    method = method_of(config) if method is None else method
+    cls = get_method(method).config_class
     names = {f.name for f in dataclasses.fields(cls)}
     unknown = sorted(set(options) - names)
     if unknown:
@@ -44,7 +64,7 @@ def stylize(
     styles: Union[ImageLike, Sequence[ImageLike]],
     *,
     method: Optional[str] = None,
-    config: Optional[GatysConfig] = None,
+    config=None,
     callback: Optional[Callback] = None,
     content_guidance: Optional[ImageLike] = None,
     style_guidance: Union[None, ImageLike, Sequence[ImageLike]] = None,
@@ -60,11 +80,11 @@ def stylize(
 
     content, styles: file paths, PIL images or 1x3xHxW / 3xHxW tensors in [0, 1].
     options: any field of the method's config (e.g. size=512, iterations=300, style_weight=10,
-    preserve_color='luminance', seed=0); see `painterly.GatysConfig` and, for method='strotss',
-    `painterly.StrotssConfig`.
-    method: 'gatys' or 'strotss' (default: the method whose config class `config` is, else 'gatys').
-    style_masks (Gatys only): one mask per style image, white where that style paints the content
-    (masked Gram matrices per region; the neural-style multi-region request).
+    preserve_color='luminance', seed=0); see `painterly.GatysConfig`, `painterly.StrotssConfig`.
+    method: a name from `painterly.methods()` (default: the method whose config class `config` is,
+    else 'gatys').
+    style_masks (methods that accept them): one mask per style image, white where that style paints
+    the content (masked Gram matrices per region; the neural-style multi-region request).
     content_guidance, style_guidance: colour-coded region maps, one for the content and one per style
     image, each with its image's aspect ratio; regions painted in the same colour are paired
     (painterly.guidance). Gatys pulls each content region to the Gram of its paired style regions
@@ -81,9 +101,8 @@ def stylize(
     A stop requested through the Checkpointer raises `painterly.checkpoint.Interrupted`, whose
     `.image` is then the current image as a PIL image.
     """
-    if method is None:  # from the config's class (a StrotssConfig means 'strotss'), else Gatys
-        method = next((name for name, cls in METHODS.items() if isinstance(config, cls)), "gatys")
     cfg = make_config(method, config, **options)
+    recipe = get_method(method_of(cfg) if method is None else method)
     if isinstance(styles, (str, os.PathLike, Image.Image, torch.Tensor)):
         styles = [styles]
     alpha = None
@@ -93,25 +112,22 @@ def stylize(
         rgb, alpha = split_alpha(open_image(content, "content image"))
         content_t = as_tensor(rgb, "content image")
     style_ts = [as_tensor(s, "style image") for s in styles]
-    guidance, pairs = {}, None
+    if not style_ts:
+        raise PainterlyError("at least one style image is needed")
+    pairs = None
     if content_guidance is not None or style_guidance is not None:
         if isinstance(style_guidance, (str, os.PathLike, Image.Image, torch.Tensor)):
             style_guidance = [style_guidance]
-        guidance = {"content_guidance": None if content_guidance is None else as_tensor(content_guidance, "content guidance"),
-                    "style_guidance": [as_tensor(g, "style guidance") for g in (style_guidance or [])]}
-        check_guides(guidance["content_guidance"], guidance["style_guidance"], content_t, style_ts)
-        if method == "gatys":  # paired once here, so a guide sharing no colour fails before any work
-            pairs = region_pairs(guidance["content_guidance"], guidance["style_guidance"])
+        content_guide = None if content_guidance is None else as_tensor(content_guidance, "content guidance")
+        style_guides = [as_tensor(g, "style guidance") for g in (style_guidance or [])]
+        check_guides(content_guide, style_guides, content_t, style_ts)
+        # paired once here, so a guide sharing no colour fails before any work
+        pairs = region_pairs(content_guide, style_guides)
     masks = None
     if style_masks is not None:
-        if method != "gatys":
-            raise PainterlyError(f"style masks are supported by method 'gatys' only, not '{method}'")
-        if guidance:
-            raise PainterlyError("style masks and guidance maps both assign styles to regions; give one or the other")
         masks = load_style_masks(style_masks, len(style_ts), content_t)
-    init_image = None
-    if getattr(cfg, "init", "content") not in ("content", "noise", "style"):
-        init_image = as_tensor(cfg.init, "init image")
+    init_path = recipe.init_path(cfg)
+    init_image = None if init_path is None else as_tensor(init_path, "init image")
     ckpt = make_checkpointer(checkpoint, resume, checkpoint_every, checkpoint_seconds, keep_checkpoint)
 
     def to_pil(result: torch.Tensor) -> Image.Image:
@@ -120,12 +136,9 @@ def stylize(
             out.putalpha(alpha.resize(out.size, Image.LANCZOS))
         return out
 
+    session = Session(recipe, cfg, style_ts, style_masks=masks, guidance=pairs)
     try:
-        if method == "gatys":
-            result = run_gatys(content_t, style_ts, cfg, callback=callback, init_image=init_image, checkpoint=ckpt,
-                               style_masks=masks, guidance=pairs)
-        else:
-            result = RUNNERS[method](content_t, style_ts, cfg, callback=callback, checkpoint=ckpt, **guidance)
+        result = session.run(content_t, init_image=init_image, callback=callback, checkpoint=ckpt)
     except Interrupted as exc:
         if isinstance(exc.image, torch.Tensor):
             exc.image = to_pil(exc.image)
@@ -142,63 +155,47 @@ def _content_size(content: Union[ImageLike, tuple[int, int]]) -> tuple[int, int]
     return split_alpha(open_image(content, "content image"))[0].size[::-1]
 
 
-def _device_and_precision(config) -> tuple[str, str]:
-    from .features import resolve_precision
-
-    device = config.device
-    if device == "auto":
-        device = "cuda" if torch.cuda.is_available() else "cpu"
-    return device, resolve_precision(config.precision, device)
-
-
-def plan(content: Union[ImageLike, tuple[int, int]], *, method: str = "gatys", config=None, **options) -> RunPlan:
+def plan(content: Union[ImageLike, tuple[int, int]], *, method: Optional[str] = None, config=None,
+         **options) -> RunPlan:
     """What stylize() would do with this content and options, without doing it: scales (whole or
-    tiled to fit memory), estimated peak memory and time. `content` may be an image or its (h, w).
-    A run that would be refused comes back with `problem` set instead of raising."""
+    tiled to fit memory), estimated peak memory and time. `content` may be an image or its (h, w);
+    the style is assumed to have the output's shape. A run that would be refused comes back with
+    `problem` set instead of raising."""
     cfg = make_config(method, config, **options)
-    device, precision = _device_and_precision(cfg)
-    device_type = "cuda" if device.startswith("cuda") else "cpu"
+    recipe = get_method(method_of(cfg) if method is None else method)
+    device = resolve_device(cfg.device)
+    precision = resolve_precision(cfg.precision, device)
     hw = _content_size(content)
-    if method == "strotss":  # one style assumed of the output's shape
-        layers, optimizer, step_overhead = cfg.sorted_layers, "rmsprop", STROTSS_STEP_SECONDS
-        model = memory_model(cfg, [hw], precision)
-
-        def make(c, dt: str) -> list:
-            return make_strotss_plan(c, hw, [hw], dt, precision)
-    else:
-        layers, optimizer, step_overhead = cfg.layers, cfg.optimizer, 0.0
-        model = {"precision": precision, "optimizer": cfg.optimizer, "lbfgs_history": cfg.lbfgs_history}
-
-        def make(c, dt: str) -> list:
-            return make_gatys_plan(c, hw, dt, precision)
+    layers = recipe.layers(cfg)
     problem = ""
     try:
-        scales = make(cfg, device_type)
+        scales = make_plan(recipe, cfg, hw, [hw], device.type, precision)
     except PainterlyError as exc:  # still show the plan, with memory as the only limit lifted
         problem = str(exc)
-        scales = make(dataclasses.replace(cfg, max_memory=float(2**40), tile_size=cfg.tile_size or None), "cpu")
-    peak = max(scale_peak_bytes(s, layers, **model) for s in scales)
-    seconds = sum(scale_seconds(s, layers, precision, step_overhead) for s in scales)
+        lifted = dataclasses.replace(cfg, max_memory=float(2**40), tile_size=cfg.tile_size or None)
+        scales = make_plan(recipe, lifted, hw, [hw], "cpu", precision)
+    model = recipe.memory(cfg, [hw], precision)
+    peak = max(scale_peak_bytes(s, model) for s in scales)
+    seconds = sum(scale_seconds(s, layers, precision, recipe.step_overhead_s) for s in scales)
     if cfg.max_time:
         seconds = min(seconds, cfg.max_time)
-    return RunPlan(method, optimizer, device, precision, scales, tuple(layers), peak, free_memory_bytes(device_type),
-                   seconds, problem, step_overhead_s=step_overhead)
+    return RunPlan(recipe.name, recipe.optimizer_name(cfg), str(device), precision, scales, tuple(layers), peak,
+                   free_memory_bytes(device.type), seconds, problem, step_overhead_s=recipe.step_overhead_s)
 
 
-def largest_size(content: Union[ImageLike, tuple[int, int]], *, method: str = "gatys", config=None,
+def largest_size(content: Union[ImageLike, tuple[int, int]], *, method: Optional[str] = None, config=None,
                  **options) -> int:
     """The largest long side (px) whose whole-image run fits in 90% of the memory free now (or of
     config.max_memory): what `--size max` picks. Larger outputs are still possible, tile by tile."""
     cfg = make_config(method, config, **options)
-    device, precision = _device_and_precision(cfg)
-    budget = int(cfg.max_memory * 2**30) if cfg.max_memory else free_memory_bytes(
-        "cuda" if device.startswith("cuda") else "cpu")
-    if method == "strotss":
-        return largest_fitting_long_side(_content_size(content), cfg.sorted_layers, int(0.9 * budget),
-                                         estimate=strotss_peak_bytes, precision=precision)
-    iterations = max(cfg.scale_iterations or (cfg.iterations, cfg.coarse_iterations or 0))
-    return largest_fitting_long_side(_content_size(content), cfg.layers, int(0.9 * budget), precision=precision,
-                                     optimizer=cfg.optimizer, lbfgs_history=cfg.lbfgs_history, iterations=iterations)
+    recipe = get_method(method_of(cfg) if method is None else method)
+    device = resolve_device(cfg.device)
+    precision = resolve_precision(cfg.precision, device)
+    hw = _content_size(content)
+    model = recipe.memory(cfg, [hw], precision)
+    iterations = max(s.iterations for s in recipe.scales(cfg, fit_long_side(*hw, cfg.size)))
+    return largest_fitting_long_side(hw, int(0.9 * memory_budget(cfg, device.type)),
+                                     lambda size: model.scale_bytes(size, None, iterations))
 
 
 def load_style_masks(sources: Sequence[ImageLike], count: int, content: torch.Tensor) -> list[torch.Tensor]:

@@ -6,10 +6,15 @@ for a fresh run), rebuilds its parameterisation and optimiser, loads their state
 A signal handler (the CLI's) calls `request_stop()`; the next iteration boundary then saves a
 checkpoint and raises `Interrupted`, so the saved state is always between two whole iterations.
 
-What a checkpoint holds (torch.save of a dict): format version, a sha256 fingerprint of the inputs'
-pixels and the result-changing options, and the method's state: scale index, iteration within the
-scale, global step, elapsed seconds, parameterisation and optimiser state_dicts (L-BFGS's includes
-its curvature history), RNG states, plus `extra` lists (e.g. the CLI's loss log).
+What a checkpoint holds: format version, a sha256 fingerprint of the inputs' pixels and the
+result-changing options, and the run's state: scale index, iteration within the scale, global step,
+elapsed seconds, parameterisation and optimiser state_dicts (L-BFGS's includes its curvature
+history), RNG states, plus `extra` lists (e.g. the CLI's loss log).
+
+The file is safetensors: every tensor of the state stored as a tensor, and the rest (numbers,
+strings, the nesting of dicts and lists) as JSON in the file's metadata, with each tensor's place
+marked by its key. Reading it runs no code: nothing is unpickled, so a crafted file can at worst be
+refused.
 """
 
 from __future__ import annotations
@@ -18,8 +23,8 @@ import hashlib
 import json
 import os
 import signal
+import sys
 import time
-import warnings
 from pathlib import Path
 from typing import Any, Callable, Iterable, Mapping, Optional, Sequence, Union
 
@@ -28,9 +33,10 @@ import torch
 from .errors import PainterlyError
 from .image import atomic_write
 
-FORMAT = 1
-# Config fields that never change the resulting image, so a resume may alter them freely.
-NOT_IN_FINGERPRINT = frozenset({"max_time", "device"})
+FORMAT = 2
+# Config fields a resume may alter freely: they do not change what the run computes, only how fast.
+NOT_IN_FINGERPRINT = frozenset({"max_time", "device", "threads"})
+METADATA_KEY = "painterly"
 
 
 class Interrupted(KeyboardInterrupt):
@@ -130,11 +136,7 @@ class Checkpointer:
             return None
         if not self.path.exists():
             raise PainterlyError(f"no checkpoint '{self.path}' to resume from")
-        try:
-            data = torch.load(self.path, map_location="cpu", weights_only=False)
-        except Exception as exc:  # truncated, not a checkpoint, ...
-            raise PainterlyError(f"checkpoint '{self.path}' cannot be read ({type(exc).__name__}); "
-                                 "delete it to start afresh") from None
+        data = read_checkpoint(self.path)
         if not isinstance(data, dict) or data.get("format") != FORMAT:
             raise PainterlyError(f"'{self.path}' is not a painterly checkpoint of this version; delete it to start afresh")
         if data.get("fingerprint") != fingerprint:
@@ -156,12 +158,9 @@ class Checkpointer:
         t0 = time.monotonic()
         data = {"format": FORMAT, "fingerprint": self._fingerprint, "state": state, "extra": self.extra}
 
-        def write(fh) -> None:
-            torch.save(data, fh)
-            fh.flush()
-            os.fsync(fh.fileno())  # a checkpoint must survive a power cut, not just a crash
-
-        atomic_write(self.path, write)
+        payload = encode_state(data)
+        # durable: a checkpoint must survive a power cut, not just a crash
+        atomic_write(self.path, lambda fh: fh.write(payload), durable=True)
         self.saved += 1
         self._last_save = time.monotonic()
         self._save_cost = self._last_save - t0
@@ -183,8 +182,8 @@ class Checkpointer:
             except OSError as exc:  # a full disk must not end a long run; a stop request still raises
                 self._last_save = time.monotonic()
                 if not self.save_failed:
-                    warnings.warn(f"painterly: could not save checkpoint '{self.path}' ({exc.strerror or exc}); "
-                                  "the run goes on", RuntimeWarning, stacklevel=2)
+                    print(f"painterly: warning: could not save checkpoint '{self.path}' ({exc.strerror or exc}); "
+                          "the run goes on", file=sys.stderr)
                 self.save_failed = True
 
     def finish(self) -> None:
@@ -194,6 +193,90 @@ class Checkpointer:
                 self.path.unlink()
             except FileNotFoundError:
                 pass
+
+
+# --- the file format -------------------------------------------------------------------------------
+
+def _split(value: Any, tensors: dict[str, torch.Tensor], seen: dict[int, str]) -> Any:
+    """`value` as JSON-ready data with each tensor replaced by {"$tensor": key} (stored in `tensors`)."""
+    if isinstance(value, torch.Tensor):
+        t = value.detach().cpu()
+        ptr = t.untyped_storage().data_ptr() if t.numel() else None
+        if ptr is not None and ptr in seen:  # safetensors refuses shared storage: store a copy
+            t = t.clone()
+        key = f"t{len(tensors)}"
+        tensors[key] = t.contiguous()
+        if ptr is not None:
+            seen[ptr] = key
+        return {"$tensor": key}
+    if isinstance(value, dict):
+        if all(isinstance(k, str) for k in value):
+            return {"$dict": {k: _split(v, tensors, seen) for k, v in value.items()}}
+        return {"$items": [[_split(k, tensors, seen), _split(v, tensors, seen)] for k, v in value.items()]}
+    if isinstance(value, tuple):
+        return {"$tuple": [_split(v, tensors, seen) for v in value]}
+    if isinstance(value, list):
+        return [_split(v, tensors, seen) for v in value]
+    if value is None or isinstance(value, (bool, int, float, str)):
+        return value
+    raise TypeError(f"a checkpoint cannot hold a {type(value).__name__}")
+
+
+def _join(value: Any, tensors: Mapping[str, torch.Tensor]) -> Any:
+    """The inverse of _split."""
+    if isinstance(value, list):
+        return [_join(v, tensors) for v in value]
+    if isinstance(value, dict):
+        (kind, inner), = value.items()
+        if kind == "$tensor":
+            return tensors[inner]
+        if kind == "$dict":
+            return {k: _join(v, tensors) for k, v in inner.items()}
+        if kind == "$items":
+            return {_join(k, tensors): _join(v, tensors) for k, v in inner}
+        if kind == "$tuple":
+            return tuple(_join(v, tensors) for v in inner)
+        raise ValueError(f"unknown entry {kind}")
+    return value
+
+
+def encode_state(data: Mapping[str, Any]) -> bytes:
+    """A checkpoint's bytes: safetensors with the non-tensor structure as JSON metadata."""
+    from safetensors.torch import save
+
+    tensors: dict[str, torch.Tensor] = {}
+    skeleton = _split(dict(data), tensors, {})
+    return save(tensors, metadata={METADATA_KEY: json.dumps(skeleton)})
+
+
+def decode_state(payload: bytes) -> dict:
+    """The dict encode_state wrote; ValueError (or a safetensors error) for anything else."""
+    from safetensors.torch import load
+
+    if len(payload) < 8:
+        raise ValueError("too short")
+    header_length = int.from_bytes(payload[:8], "little")
+    if header_length > len(payload) - 8:
+        raise ValueError("truncated header")
+    header = json.loads(payload[8:8 + header_length])
+    skeleton = json.loads(header["__metadata__"][METADATA_KEY])
+    data = _join(skeleton, load(payload))
+    if not isinstance(data, dict):
+        raise ValueError("not a state")
+    return data
+
+
+def read_checkpoint(path: Path) -> dict:
+    """A checkpoint file's contents, or a one-line PainterlyError naming the file."""
+    try:
+        payload = path.read_bytes()
+    except OSError as exc:
+        raise PainterlyError(f"checkpoint '{path}' cannot be read ({exc.strerror or exc})") from None
+    try:
+        return decode_state(payload)
+    except Exception as exc:  # truncated, not a checkpoint, hostile: all refused the same way
+        raise PainterlyError(f"checkpoint '{path}' is not a readable painterly checkpoint ({type(exc).__name__}); "
+                             "delete it to start afresh") from None
 
 
 def install_stop_handlers(checkpointer: Checkpointer, on_first: Optional[Callable[[int], None]] = None,

@@ -1,43 +1,159 @@
-"""What every method's frozen config shares: JSON round-trip and the checks of common fields."""
+"""Method configs: frozen dataclasses whose fields declare their own checks, help text and CLI flag.
+
+Every method's config derives from `CommonConfig` (the options every method shares: size, seed,
+hardware, time and memory budget, colour preservation, tiling). A field made with `option()` carries
+its help line, its allowed choices and its bounds; `MethodConfig.__post_init__` checks every field's
+type and bounds from that, so a config built from Python, JSON or the command line is refused with a
+`PainterlyError` that names the field, and the CLI and web app derive their flags from the same data.
+"""
 
 from __future__ import annotations
 
 import dataclasses
 import json
-from typing import Optional, TypeVar
+import typing
+from dataclasses import dataclass
+from typing import Any, Optional, Sequence, TypeVar, Union
 
 from .errors import PainterlyError
 
 T = TypeVar("T", bound="MethodConfig")
 
 
+def option(default: Any, help: str, *, choices: Optional[Sequence[str]] = None, minimum: Optional[float] = None,
+           above: Optional[float] = None, words: Sequence[str] = (), none_word: Optional[str] = None,
+           default_text: Optional[str] = None, group: str = "options", metavar: Optional[str] = None) -> Any:
+    """A config field with its help line and checks.
+
+    choices: allowed strings. minimum / above: value >= minimum / > above (each element, for tuples).
+    words: strings the CLI passes through unparsed (`--size max`). none_word: the CLI word meaning None
+    (`--scales auto`). default_text: how --help shows the default when the value alone says too little.
+    group: the --help section. metavar: the placeholder in --help.
+    """
+    meta = {"help": help, "choices": tuple(choices) if choices else None, "minimum": minimum, "above": above,
+            "words": tuple(words), "none_word": none_word, "default_text": default_text, "group": group,
+            "metavar": metavar}
+    return dataclasses.field(default=default, metadata=meta)
+
+
+def flag_name(field_name: str) -> str:
+    """size -> size, style_weight -> style-weight: how a field is named in messages and on the CLI."""
+    return field_name.replace("_", "-")
+
+
+def _type_name(hint: Any) -> str:
+    origin = typing.get_origin(hint)
+    if origin is Union:
+        args = [a for a in typing.get_args(hint) if a is not type(None)]
+        return " or ".join(_type_name(a) for a in args) + " or None"
+    if origin is tuple:
+        return f"a list of {_type_name(typing.get_args(hint)[0])}s"
+    return {int: "a whole number", float: "a number", str: "a string", bool: "true or false"}.get(hint, str(hint))
+
+
+def coerce(name: str, value: Any, hint: Any) -> Any:
+    """`value` as the field's type (JSON lists become tuples, whole numbers may stand for floats), or a
+    PainterlyError naming the field."""
+    origin = typing.get_origin(hint)
+    if origin is Union:
+        args = [a for a in typing.get_args(hint) if a is not type(None)]
+        if value is None:
+            return None
+        return coerce(name, value, args[0])
+    if origin is tuple:
+        if isinstance(value, (list, tuple)):
+            element = typing.get_args(hint)[0]
+            return tuple(coerce(name, v, element) for v in value)
+    elif hint is float:
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            return float(value)
+    elif hint is int:
+        if isinstance(value, int) and not isinstance(value, bool):
+            return value
+    elif isinstance(value, hint):
+        return value
+    raise PainterlyError(f"{flag_name(name)} must be {_type_name(hint)}, got {type(value).__name__} {value!r}")
+
+
 class MethodConfig:
-    """Mixin for frozen dataclass configs: to_json/from_json, and validation of shared fields."""
+    """Mixin for a method's frozen config dataclass: field checks, JSON round-trip."""
+
+    def __post_init__(self) -> None:
+        hints = typing.get_type_hints(type(self))
+        for f in dataclasses.fields(self):
+            value = coerce(f.name, getattr(self, f.name), hints[f.name])
+            object.__setattr__(self, f.name, value)
+            meta = f.metadata
+            if value is None or not meta:
+                continue
+            values = value if isinstance(value, tuple) else (value,)
+            if meta["choices"] and any(v not in meta["choices"] for v in values):
+                raise PainterlyError(f"{flag_name(f.name)} must be {', '.join(meta['choices'][:-1])} or "
+                                     f"{meta['choices'][-1]}, got '{value}'")
+            if meta["minimum"] is not None and any(v < meta["minimum"] for v in values):
+                limit = meta["minimum"]
+                rule = "must not be negative" if limit == 0 else f"must be at least {limit:g}"
+                raise PainterlyError(f"{flag_name(f.name)} {rule}, got {value}")
+            if meta["above"] is not None and any(v <= meta["above"] for v in values):
+                limit = meta["above"]
+                rule = "must be positive" if limit == 0 else f"must be above {limit:g}"
+                raise PainterlyError(f"{flag_name(f.name)} {rule}, got {value}")
 
     def to_json(self) -> str:
         return json.dumps(dataclasses.asdict(self), indent=1)
 
     @classmethod
     def from_json(cls: type[T], text: str) -> T:
-        data = json.loads(text)
-        for key, value in data.items():
-            if isinstance(value, list):
-                data[key] = tuple(value)
+        """The config a to_json() text describes; a PainterlyError for bad JSON, unknown fields or bad values."""
+        try:
+            data = json.loads(text)
+        except ValueError as exc:
+            raise PainterlyError(f"not valid JSON ({exc})") from None
+        if not isinstance(data, dict):
+            raise PainterlyError("a config is a JSON object of option names and values")
+        names = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(data) - names)
+        if unknown:
+            raise PainterlyError(f"unknown option(s): {', '.join(unknown)}")
         return cls(**data)
 
-    def check_common(self, pooling: str, precision: str, max_time: Optional[float]) -> None:
-        if pooling not in ("avg", "max"):
-            raise PainterlyError(f"pooling must be avg or max, got '{pooling}'")
-        if precision not in ("auto", "fp32", "bf16"):
-            raise PainterlyError(f"precision must be auto, fp32 or bf16, got '{precision}'")
-        if max_time is not None and max_time <= 0:
-            raise PainterlyError("max-time must be positive")
 
-    def check_tiling(self, tile_size: Optional[int], tile_rounds: int, max_memory: Optional[float]) -> None:
-        """The tiling fields both methods share (painterly.tiling)."""
-        if tile_size is not None and tile_size < 0:
-            raise PainterlyError(f"tile-size must not be negative, got {tile_size}")
-        if tile_rounds < 1:
-            raise PainterlyError(f"tile-rounds must be at least 1, got {tile_rounds}")
-        if max_memory is not None and max_memory <= 0:
-            raise PainterlyError(f"max-memory must be positive (GiB), got {max_memory:g}")
+@dataclass(frozen=True)
+class CommonConfig(MethodConfig):
+    """The options every method takes: they mean the same everywhere and the driver carries them out."""
+
+    size: int = option(512, "long side of the output in pixels; 'max': the largest that fits in free memory",
+                       minimum=16, words=("max",), group="size and schedule", metavar="PX|max")
+    seed: Optional[int] = option(None, "random seed (the same seed and options give the same image)",
+                                 default_text="random", group="optimisation", metavar="N")
+    max_time: Optional[float] = option(None, "stop after about this many seconds, spread across the scales",
+                                       above=0, default_text="no limit", group="size and schedule",
+                                       metavar="SECONDS")
+    preserve_color: str = option("none", "keep the content's colours: off, luminance-only transfer, or the style "
+                                 "images' colours matched to the content's first",
+                                 choices=("none", "luminance", "histogram"), group="losses")
+    precision: str = option("auto", "network precision; auto uses bf16 where the hardware runs it natively",
+                            choices=("auto", "fp32", "bf16"), group="hardware")
+    device: str = option("auto", "torch device: auto, cpu, cuda, cuda:1, ...", group="hardware", metavar="DEVICE")
+    threads: Optional[int] = option(None, "CPU threads", minimum=1, default_text="the CPUs this process may use",
+                                    group="hardware", metavar="N")
+    # Tiling for outputs too large to run whole (painterly.tiling). tile_size None: tile only the scales
+    # that do not fit in max_memory, with the largest tiles that do; 0: never tile (refuse instead); N:
+    # tile every scale longer than N px with tiles of at most N px.
+    max_memory: Optional[float] = option(None, "memory the run may use, in GiB; scales that do not fit are run tile "
+                                         "by tile", above=0, default_text="the memory free now",
+                                         group="memory and tiling (print resolution)", metavar="GIB")
+    tile_size: Optional[int] = option(None, "run every scale longer than PX in tiles of at most PX; 0 never tiles "
+                                      "(a scale that does not fit is refused)", minimum=0,
+                                      default_text="auto: tile only what does not fit",
+                                      group="memory and tiling (print resolution)", metavar="PX")
+    tile_overlap: Optional[int] = option(None, "pixels neighbouring tiles share and blend over", minimum=1,
+                                         default_text="an eighth of the tile, 16..128",
+                                         group="memory and tiling (print resolution)", metavar="PX")
+    tile_rounds: int = option(2, "passes over a tiled scale, the tile grid shifted each pass so no seam stays put",
+                              minimum=1, group="memory and tiling (print resolution)", metavar="N")
+
+
+def config_fields(cls: type) -> list[dataclasses.Field]:
+    """The fields of a config class, in declaration order (common fields first)."""
+    return list(dataclasses.fields(cls))

@@ -191,25 +191,3 @@ class FeatureExtractor(nn.Module):
             if name in wanted:
                 features[name] = x
         return {name: f.float() for name, f in features.items()}
-
-
-def bf16_is_native(device: torch.device | str = "cpu") -> bool:
-    """True where bf16 matrix maths runs in hardware (CPU avx512_bf16/AMX, or a CUDA GPU that has it)."""
-    device = torch.device(device)
-    if device.type == "cuda":
-        return torch.cuda.is_available() and torch.cuda.is_bf16_supported()
-    try:
-        with open("/proc/cpuinfo") as fh:
-            flags = fh.read()
-        return " avx512_bf16" in flags or " amx_bf16" in flags
-    except OSError:
-        return False
-
-
-def resolve_precision(precision: str, device: torch.device | str = "cpu") -> str:
-    """'auto' -> 'bf16' where the hardware does bf16 natively, else 'fp32'."""
-    if precision == "auto":
-        return "bf16" if bf16_is_native(device) else "fp32"
-    if precision not in ("fp32", "bf16"):
-        raise PainterlyError(f"precision must be auto, fp32 or bf16, got '{precision}'")
-    return precision

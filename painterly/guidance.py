@@ -14,6 +14,9 @@ import torch
 import torch.nn.functional as F
 
 from .errors import PainterlyError
+from .features import FeatureExtractor, layer_stride
+from .losses import gram_matrix
+from .tiling import Tiling, blend_window
 
 # A colour code must cover this fraction of the style map to count as a region (the original's
 # ">10000 pixels" at its working size); pixels farther than TOLERANCE (RGB distance, [0, 1] units)
@@ -98,3 +101,66 @@ def pair_masks(pairs: Optional[Sequence[RegionPair]]) -> list[torch.Tensor]:
 def resize_mask(mask: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
     """HxW bool mask -> `size` (nearest neighbour)."""
     return F.interpolate(mask[None, None].float(), size=size, mode="nearest")[0, 0] > 0.5
+
+
+@torch.no_grad()
+def layer_mask(mask: torch.Tensor, size: tuple[int, int], layer: str) -> torch.Tensor:
+    """A content-aligned mask (1x1xHxW) at `layer`'s resolution for an input of `size`: area-averaged
+    (antialiased), so a thin region keeps partial weight instead of vanishing as nearest-neighbour would."""
+    f = layer_stride(layer)
+    h, w = size[0] // f, size[1] // f
+    return F.interpolate(mask, size=(h, w), mode="bilinear", antialias=True, align_corners=False).clamp(0, 1)
+
+
+@torch.no_grad()
+def masked_grams(extractor: FeatureExtractor, image: torch.Tensor, layers: Sequence[str],
+                 masks: Sequence[Optional[torch.Tensor]], tiling: Optional[Tiling] = None
+                 ) -> list[tuple[dict[str, torch.Tensor], dict[str, float]]]:
+    """Per mask (None: the whole image; else 1x1xhxw, any size, resized to the image), the Gram of
+    `image`'s features over the masked positions and those positions' total weight, per layer.
+
+    One VGG pass serves every mask. With `tiling` the pass runs tile by tile (memory of one tile)
+    and each position counts with its tile's blend window; the windows of a round sum to one
+    everywhere, so the result is the whole image's Gram up to the tiles' border effects, which the
+    windows fade out.
+    """
+    if not layers:
+        return [({}, {}) for _ in masks]
+    size = tuple(image.shape[-2:])
+    full = [None if m is None else F.interpolate(m.float(), size=size, mode="bilinear", antialias=True,
+                                                 align_corners=False).clamp(0, 1) for m in masks]
+    if tiling is None:
+        feats = extractor(image, layers)
+        out = []
+        for m in full:
+            if m is None:
+                out.append(({l: gram_matrix(f) for l, f in feats.items()},
+                            {l: float(f.shape[-2] * f.shape[-1]) for l, f in feats.items()}))
+            else:
+                lm = {l: layer_mask(m, size, l) for l in layers}
+                out.append(({l: gram_matrix(f, lm[l]) for l, f in feats.items()}, {l: float(lm[l].sum()) for l in layers}))
+        return out
+    sums: list[dict[str, torch.Tensor]] = [{} for _ in masks]
+    weights: list[dict[str, float]] = [{l: 0.0 for l in layers} for _ in masks]
+    for box in tiling.boxes(size, 0):
+        feats = extractor(box.crop(image), layers)
+        window = blend_window(box, size, tiling.overlap).to(image)
+        for j, m in enumerate(full):
+            w = window if m is None else window * box.crop(m)
+            for l, f in feats.items():
+                lm = layer_mask(w, box.size, l)
+                total = float(lm.sum())
+                g = gram_matrix(f, lm) * total
+                sums[j][l] = sums[j][l] + g if l in sums[j] else g
+                weights[j][l] += total
+    return [({l: s[l] / max(w[l], 1e-8) for l in layers}, w) for s, w in zip(sums, weights)]
+
+
+def region_targets(entries: Sequence[tuple[dict[str, torch.Tensor], torch.Tensor]], size: tuple[int, int],
+                   layers: Sequence[str]) -> list[tuple[dict[str, torch.Tensor], dict[str, torch.Tensor], float]]:
+    """(Gram targets, content mask at each layer's resolution for an image of `size`, share of the
+    image) per region; regions absent from the image are left out."""
+    shares = [float(m.mean()) for _, m in entries]
+    total = sum(shares)
+    return [(g, {l: layer_mask(m, size, l) for l in layers}, share / total)
+            for (g, m), share in zip(entries, shares) if share > 0]

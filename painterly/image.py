@@ -117,6 +117,11 @@ def tensor_to_pil(image: torch.Tensor) -> Image.Image:
     return Image.fromarray(np.ascontiguousarray(arr), mode="RGB")
 
 
+# Tensors a little outside [0, 1] (resampling overshoot, float error) are clamped; anything further out
+# is a different convention (0..255, or mean/std-normalised) and refused instead of silently clipped.
+RANGE_SLACK = 0.01
+
+
 def as_tensor(source: ImageLike, what: str = "image") -> torch.Tensor:
     """Accept a path, a PIL image or a tensor and return a 1x3xHxW float32 tensor in [0, 1]."""
     if isinstance(source, torch.Tensor):
@@ -127,6 +132,14 @@ def as_tensor(source: ImageLike, what: str = "image") -> torch.Tensor:
             raise PainterlyError(f"{what} tensor must be 1x3xHxW or 3xHxW, got {tuple(source.shape)}")
         if t.shape[1] == 1:
             t = t.expand(-1, 3, -1, -1)
+        if not t.is_floating_point():
+            raise PainterlyError(f"{what} tensor is {t.dtype}; painterly takes float tensors in [0, 1] "
+                                 "(divide 8-bit images by 255)")
+        low, high = float(t.min()), float(t.max())
+        if not (low >= -RANGE_SLACK and high <= 1 + RANGE_SLACK):  # also catches NaN
+            hint = " (it looks like 0..255: divide by 255)" if high > 1.5 else ""
+            raise PainterlyError(f"{what} tensor has values in [{low:g}, {high:g}]; painterly takes values in "
+                                 f"[0, 1]{hint}")
         return t.float().clamp(0, 1).contiguous()
     rgb, _ = split_alpha(open_image(source, what))
     return pil_to_tensor(rgb)
@@ -183,16 +196,36 @@ def _set_mode(tmp: str, out: Path) -> None:
     os.chmod(tmp, mode)
 
 
-def atomic_write(path: Union[str, os.PathLike], write: Callable[[BinaryIO], None]) -> None:
+def fsync_folder(folder: Union[str, os.PathLike]) -> None:
+    """Flush a folder's entries to disk, so a rename inside it survives a power cut (not only a crash)."""
+    try:
+        fd = os.open(folder, os.O_RDONLY)
+    except OSError:
+        return  # not openable as a folder (e.g. some network file systems): nothing more to do
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+def atomic_write(path: Union[str, os.PathLike], write: Callable[[BinaryIO], None], durable: bool = False) -> None:
     """Call `write` on a temporary file beside `path`, then rename it into place; on any failure
-    (or Ctrl-C) the temporary file is removed and `path` is left as it was."""
+    (or Ctrl-C) the temporary file is removed and `path` is left as it was. durable: also fsync the
+    file before and its folder after the rename, so it survives a power cut."""
     out = Path(path)
     fd, tmp = tempfile.mkstemp(prefix=f".{out.name}.", suffix=".part", dir=out.parent if str(out.parent) else ".")
     try:
         with os.fdopen(fd, "wb") as fh:
             write(fh)
+            if durable:
+                fh.flush()
+                os.fsync(fh.fileno())
         _set_mode(tmp, out)
         os.replace(tmp, out)
+        if durable:
+            fsync_folder(out.parent if str(out.parent) else ".")
     except BaseException:
         if os.path.exists(tmp):
             os.unlink(tmp)
@@ -236,7 +269,7 @@ def match_color(source: torch.Tensor, reference: torch.Tensor, eps: float = 1e-5
     src = source[0].reshape(3, -1).double()
     ref = reference[0].reshape(3, -1).double()
     mu_s, mu_r = src.mean(1, keepdim=True), ref.mean(1, keepdim=True)
-    eye = torch.eye(3, dtype=torch.float64)
+    eye = torch.eye(3, dtype=torch.float64, device=src.device)
     cov_s = torch.cov(src) + eps * eye
     cov_r = torch.cov(ref) + eps * eye
     transform = _sqrtm(cov_r) @ torch.linalg.inv(_sqrtm(cov_s))

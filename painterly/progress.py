@@ -30,6 +30,7 @@ class StepInfo:
     losses: dict[str, float]
     elapsed: float          # seconds since the run started
     step: int               # 1-based count over all scales
+    frame: Optional[int] = None  # the video frame being stylised (None for a still image)
     _render: Callable[[], torch.Tensor] = field(repr=False, default=lambda: torch.zeros(1, 3, 1, 1))
 
     def preview_tensor(self) -> torch.Tensor:

@@ -6,7 +6,7 @@ import dataclasses
 import os
 import time
 from dataclasses import dataclass
-from typing import Callable, Optional, Sequence
+from typing import Any, Callable, Optional, Protocol, Sequence
 
 from .errors import PainterlyError
 from .features import LAYER_INDEX, LAYER_NAMES, channels_of, layer_stride
@@ -146,29 +146,6 @@ def stored_feature_bytes(size: tuple[int, int], layers: Sequence[str]) -> float:
     return total
 
 
-# STROTSS keeps, beside VGG's activations for the backward pass, every sampled layer's float32
-# features of the content and of each style image for the whole scale (x1.29: the sampling's
-# gathers and the bf16 copies), plus ~120 MiB of sampled hypercolumns, cost matrices and their
-# gradients. Least-squares fit (relative error) to peak RSS measured by benchmarks/memory_model.py
-# --method strotss, 256..1536 px, fp32 and bf16, fresh process per size: every size within 8%.
-STROTSS_FEATURE_FACTOR = 1.29
-STROTSS_SAMPLING_BYTES = 120 * 2**20
-# Seconds per STROTSS step beside VGG: cosine-cost and covariance products on the ~1024 x 2179
-# sampled hypercolumns, independent of the image size (measured step time minus the FLOP model's VGG
-# time: 0.2-0.5 s from 256 to 768 px, bf16 and fp32).
-STROTSS_STEP_SECONDS = 0.3
-
-
-def strotss_peak_bytes(size: tuple[int, int], layers: Sequence[str], style_sizes: Sequence[tuple[int, int]] | None = None,
-                       precision: str = "fp32") -> int:
-    """Rough peak memory of one STROTSS step at `size`, its styles resized to `style_sizes` (default:
-    one style of the output's size)."""
-    style_sizes = [size] if style_sizes is None else style_sizes
-    network = estimate_peak_bytes(size, layers, precision=precision, optimizer="adam")
-    stored = stored_feature_bytes(size, layers) + sum(stored_feature_bytes(s, layers) for s in style_sizes)
-    return int(network + STROTSS_FEATURE_FACTOR * stored + STROTSS_SAMPLING_BYTES)
-
-
 # --- time estimate --------------------------------------------------------------------------------
 
 # Achieved VGG19 forward+backward throughput on the reference machine (2 Zen 4 cores, avx512_bf16;
@@ -198,45 +175,30 @@ def estimate_seconds_per_iteration(size: tuple[int, int], layers: Sequence[str],
     return vgg_flops(size, layers) / (rate * 1e9)
 
 
-def available_memory_bytes() -> int:
-    """Memory this process can still use: MemAvailable on Linux, else total physical memory."""
-    try:
-        with open("/proc/meminfo") as fh:
-            for line in fh:
-                if line.startswith("MemAvailable:"):
-                    return int(line.split()[1]) * 1024
-    except OSError:
-        pass
-    try:
-        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
-    except (ValueError, OSError, AttributeError):
-        return 8 * 2**30
-
-
-def largest_fitting_long_side(aspect_hw: tuple[int, int], layers: Sequence[str], budget: int,
-                              estimate=None, **kwargs) -> int:
-    """Largest long side (px) whose estimated peak (`estimate`, default estimate_peak_bytes) fits in
-    `budget` bytes."""
-    estimate = estimate or estimate_peak_bytes
+def largest_fitting_long_side(aspect_hw: tuple[int, int], budget: int,
+                              whole_bytes: Callable[[tuple[int, int]], int]) -> int:
+    """Largest long side (px) of an image shaped like `aspect_hw` whose `whole_bytes(size)` (the peak of
+    running it whole) fits in `budget` bytes."""
     h, w = aspect_hw
     lo, hi = 16, 65536
     while lo < hi:
         mid = (lo + hi + 1) // 2
         s = mid / max(h, w)
-        if estimate((round(h * s), round(w * s)), layers, **kwargs) <= budget:
+        if whole_bytes((round(h * s), round(w * s))) <= budget:
             lo = mid
         else:
             hi = mid - 1
     return lo
 
 
-def free_memory_bytes(device_type: str = "cpu") -> int:
-    """Free GPU memory on 'cuda', else the RAM this process can still use."""
-    if device_type == "cuda":
-        import torch
+def plan_to_json(plan: Sequence[Scale]) -> list[dict]:
+    """A plan as JSON-ready dicts (a checkpoint keeps the tiles chosen for the memory free at the start)."""
+    return [dataclasses.asdict(scale) for scale in plan]
 
-        return torch.cuda.mem_get_info()[0]
-    return available_memory_bytes()
+
+def plan_from_json(data: Sequence[dict]) -> list[Scale]:
+    return [Scale(d["height"], d["width"], d["iterations"], None if d["tiling"] is None else Tiling(**d["tiling"]))
+            for d in data]
 
 
 # --- tiling -----------------------------------------------------------------------------------------
@@ -252,75 +214,41 @@ TILED_BYTES_PER_PIXEL = 120
 MIN_AUTO_TILE = 256
 
 
-def tiled_peak_bytes(size: tuple[int, int], tiling: Tiling, layers: Sequence[str], **kwargs) -> int:
-    """Estimated peak of a tiled Gatys scale: its largest tile's run plus the full-size images it keeps."""
-    return estimate_peak_bytes(tiling.largest_box(size), layers, **kwargs) + TILED_BYTES_PER_PIXEL * size[0] * size[1]
+class MemoryModel(Protocol):
+    """A method's memory model: the peak bytes of one scale of `size` run whole (tiling None) or tile
+    by tile, `iterations` being what it runs (for a tiled scale, one tile's in one round). Each method
+    module defines its own, fitted to measured peak RSS (benchmarks/memory_model.py)."""
+
+    def scale_bytes(self, size: tuple[int, int], tiling: Optional[Tiling], iterations: int) -> int: ...
 
 
-# A method's memory model: estimate(size, tiling, layers, **kwargs) -> the peak bytes of one scale of
-# `size` optimised whole (tiling None) or tile by tile, kwargs always holding `iterations` (for a tiled
-# scale, one tile's in one round). The planning functions below take one as `estimate`.
-ScaleEstimate = Callable[..., int]
-
-
-def gatys_scale_bytes(size: tuple[int, int], tiling: Optional[Tiling], layers: Sequence[str], **kwargs) -> int:
-    """Gatys's memory model (a ScaleEstimate): estimate_peak_bytes whole, tiled_peak_bytes tiled."""
-    if tiling is None:
-        return estimate_peak_bytes(size, layers, **kwargs)
-    return tiled_peak_bytes(size, tiling, layers, **kwargs)
-
-
-def strotss_scale_bytes(size: tuple[int, int], tiling: Optional[Tiling], layers: Sequence[str],
-                        style_hws: Sequence[tuple[int, int]] | None = None, precision: str = "fp32",
-                        pool_samples: int = 0, iterations: int | None = None) -> int:
-    """STROTSS's memory model (a ScaleEstimate). Its styles (`style_hws`, (h, w) each; default one of
-    the output's shape) are resized to the scale's long side; `iterations` does not matter (RMSprop's
-    state does not grow).
-
-    Whole: strotss_peak_bytes. Tiled, no style features are held whole: one tile's network and content
-    features, the fixed pool of `pool_samples` style hypercolumns the tiles draw from, and the
-    full-size images the scale keeps (a tiled Gatys scale's, with the styles at their own sizes).
-    """
-    style_sizes = [fit_long_side(h, w, max(size)) for h, w in (style_hws or [size])]
-    if tiling is None:
-        return strotss_peak_bytes(size, layers, style_sizes, precision)
-    pool = 4 * pool_samples * (3 + sum(channels_of(l) for l in layers))
-    images = (TILED_BYTES_PER_PIXEL - 12) * size[0] * size[1] + 12 * sum(h * w for h, w in style_sizes)
-    # one style tile's features count too: the pool is read from the styles a tile at a time (measured
-    # at 2048 px, 3 GiB cap: without them the estimate was 10% short)
-    box = tiling.largest_box(size)
-    return strotss_peak_bytes(box, layers, [box], precision) + pool + images
-
-
-def fit_tiling(size: tuple[int, int], iterations: int, layers: Sequence[str], budget: int,
-               tile_size: int | None = None, overlap: int | None = None, rounds: int = 2,
-               estimate: ScaleEstimate = gatys_scale_bytes, **kwargs) -> Tiling | None:
-    """How to optimise one scale within `budget` bytes: None (whole) or a Tiling.
+def fit_tiling(size: tuple[int, int], iterations: int, model: MemoryModel, budget: int,
+               tile_size: int | None = None, overlap: int | None = None, rounds: int = 2) -> Tiling | None:
+    """How to run one scale within `budget` bytes: None (whole) or a Tiling.
 
     tile_size None: tile only if the whole image does not fit, with the largest tiles that do;
     0: never tile; N: tile when the long side exceeds N, with tiles of at most N px.
     """
-    if tile_size == 0 or (tile_size is None and estimate(size, None, layers, iterations=iterations, **kwargs) <= budget):
+    if tile_size == 0 or (tile_size is None and model.scale_bytes(size, None, iterations) <= budget):
         return None
     if tile_size is not None:
         return None if max(size) <= tile_size else choose_tiling(tile_size, overlap, rounds)
     per_round = max(round_iterations(iterations, rounds))
     lo, hi = MIN_AUTO_TILE, max(size)
-    if estimate(size, choose_tiling(lo, overlap, rounds), layers, iterations=per_round, **kwargs) > budget:
-        best = largest_tiled_long_side(size, layers, budget, overlap, rounds, estimate, iterations=per_round, **kwargs)
+    if model.scale_bytes(size, choose_tiling(lo, overlap, rounds), per_round) > budget:
+        best = largest_tiled_long_side(size, model, budget, overlap, rounds, per_round)
         raise PainterlyError(f"a {size[1]}x{size[0]} image needs more than the {budget / 2**30:.1f} GiB available even "
                              f"in {lo} px tiles; the largest size that fits is about --size {best}")
     while lo < hi:
         mid = (lo + hi + 1) // 2
-        fits = estimate(size, choose_tiling(mid, overlap, rounds), layers, iterations=per_round, **kwargs) <= budget
+        fits = model.scale_bytes(size, choose_tiling(mid, overlap, rounds), per_round) <= budget
         lo, hi = (mid, hi) if fits else (lo, mid - 1)
     return choose_tiling(lo, overlap, rounds)
 
 
-def largest_tiled_long_side(aspect_hw: tuple[int, int], layers: Sequence[str], budget: int,
-                            overlap: int | None = None, rounds: int = 2, estimate: ScaleEstimate = gatys_scale_bytes,
-                            **kwargs) -> int:
-    """Largest long side (px) that fits in `budget` bytes when optimised in MIN_AUTO_TILE px tiles."""
+def largest_tiled_long_side(aspect_hw: tuple[int, int], model: MemoryModel, budget: int,
+                            overlap: int | None = None, rounds: int = 2, iterations: int = 1) -> int:
+    """Largest long side (px) that fits in `budget` bytes when run in MIN_AUTO_TILE px tiles."""
     h, w = aspect_hw
     lo, hi = 16, 1 << 20
     while lo < hi:
@@ -328,23 +256,21 @@ def largest_tiled_long_side(aspect_hw: tuple[int, int], layers: Sequence[str], b
         s = mid / max(h, w)
         size = (max(1, round(h * s)), max(1, round(w * s)))
         tiling = None if max(size) <= MIN_AUTO_TILE else choose_tiling(MIN_AUTO_TILE, overlap, rounds)
-        lo, hi = (mid, hi) if estimate(size, tiling, layers, **kwargs) <= budget else (lo, mid - 1)
+        lo, hi = (mid, hi) if model.scale_bytes(size, tiling, iterations) <= budget else (lo, mid - 1)
     return lo
 
 
-def plan_tiles(plan: Sequence[Scale], layers: Sequence[str], budget: int, tile_size: int | None = None,
-               overlap: int | None = None, rounds: int = 2, estimate: ScaleEstimate = gatys_scale_bytes,
-               **kwargs) -> list[Scale]:
+def plan_tiles(plan: Sequence[Scale], model: MemoryModel, budget: int, tile_size: int | None = None,
+               overlap: int | None = None, rounds: int = 2) -> list[Scale]:
     """The plan with each scale that does not fit whole in `budget` (or is longer than `tile_size`)
     tiled; with tile_size=0 a scale that does not fit is refused, naming the largest size that does."""
     tiled = []
     for scale in reversed(plan):  # the largest first, so a refusal names the output's size
-        tiling = fit_tiling(scale.size, scale.iterations, layers, budget, tile_size, overlap, rounds, estimate, **kwargs)
-        need = estimate(scale.size, None, layers, iterations=scale.iterations, **kwargs)
+        tiling = fit_tiling(scale.size, scale.iterations, model, budget, tile_size, overlap, rounds)
+        need = model.scale_bytes(scale.size, None, scale.iterations)
         if tiling is None and need > budget:
-            best = largest_fitting_long_side(scale.size, layers, int(budget * 0.9),
-                                             lambda size, layers, **kw: estimate(size, None, layers, **kw),
-                                             iterations=scale.iterations, **kwargs)
+            best = largest_fitting_long_side(scale.size, int(budget * 0.9),
+                                             lambda size, n=scale.iterations: model.scale_bytes(size, None, n))
             raise PainterlyError(
                 f"a {scale.width}x{scale.height} image needs about {need / 2**30:.1f} GiB "
                 f"but only {budget / 2**30:.1f} GiB is available; allow tiling or use --size {best} or less")
@@ -352,12 +278,11 @@ def plan_tiles(plan: Sequence[Scale], layers: Sequence[str], budget: int, tile_s
     return tiled[::-1]
 
 
-def scale_peak_bytes(scale: Scale, layers: Sequence[str], estimate: ScaleEstimate = gatys_scale_bytes, **kwargs) -> int:
+def scale_peak_bytes(scale: Scale, model: MemoryModel) -> int:
     """Estimated peak of one scale, whole or tiled."""
     if scale.tiling is None:
-        return estimate(scale.size, None, layers, iterations=scale.iterations, **kwargs)
-    per_round = max(round_iterations(scale.iterations, scale.tiling.rounds))
-    return estimate(scale.size, scale.tiling, layers, iterations=per_round, **kwargs)
+        return model.scale_bytes(scale.size, None, scale.iterations)
+    return model.scale_bytes(scale.size, scale.tiling, max(round_iterations(scale.iterations, scale.tiling.rounds)))
 
 
 def scale_seconds(scale: Scale, layers: Sequence[str], precision: str = "fp32", step_overhead_s: float = 0.0) -> float:

@@ -1,1 +1,3 @@
-"""Methods: each a frozen config dataclass plus a thin run() over the shared parts."""
+"""The built-in methods. Each module registers its recipe (painterly.recipe.register) on import."""
+
+from . import gatys, strotss  # noqa: F401  (registration)

@@ -1,0 +1,295 @@
+"""The one driver every method runs on.
+
+A method is a `Recipe` (painterly.recipe): hooks that say what to compute. The driver owns how a run
+goes: device, threads and precision; the plan (coarse-to-fine scales, each whole or tiled to fit
+memory); the feature extractor, run once per step for every loss; fingerprint, checkpoints and exact
+resume; the --max-time budget split over scales, tiles and rounds; progress callbacks and previews;
+colour preservation. A `Session` prepares the style side once and then stylises any number of
+frames (video), each optionally with extra named loss terms.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+from typing import Callable, Mapping, Optional, Sequence
+
+import torch
+
+from .checkpoint import Checkpointer, fingerprint, restore_state, rng_state
+from .errors import PainterlyError
+from .features import FeatureExtractor
+from .guidance import RegionPair, pair_masks
+from .hardware import free_memory_bytes, resolve_device, resolve_precision, set_threads
+from .image import fit_long_side, match_color, transfer_luminance
+from .losses import LossTerms
+from .optimize import optimize
+from .progress import Callback, StepInfo
+from .recipe import GUIDANCE, INIT_IMAGE, REGISTRY, STYLE_MASKS, ExtraTerm, Place, Recipe, RunContext
+from .schedule import (Scale, plan_from_json, plan_tiles, plan_to_json, round_iterations, scale_deadline,
+                       time_shares)
+from .tiling import Box, optimize_tiled
+
+# Each scale's random draws start from their own seed, so a run resumed at scale k rebuilds the
+# same targets without replaying the scales before it.
+SCALE_SEED_STRIDE = 7919
+
+
+def recipe_for(config) -> Recipe:
+    """The registered method whose config class `config` is."""
+    for recipe in REGISTRY.values():
+        if type(config) is recipe.config_class:
+            return recipe
+    raise PainterlyError(f"no registered method takes a {type(config).__name__}")
+
+
+def memory_budget(config, device_type: str) -> int:
+    """Bytes a run may use: config.max_memory (GiB) or what is free now."""
+    return int(config.max_memory * 2**30) if config.max_memory else free_memory_bytes(device_type)
+
+
+def make_plan(recipe: Recipe, config, content_hw: tuple[int, int], style_hws: Sequence[tuple[int, int]],
+              device_type: str, precision: str) -> list[Scale]:
+    """The run's scales, each run whole or, if it does not fit in memory or is longer than
+    config.tile_size, tile by tile; a scale that fits neither way is refused, naming a size that does."""
+    scales = recipe.scales(config, fit_long_side(*content_hw, config.size))
+    return plan_tiles(scales, recipe.memory(config, style_hws, precision), memory_budget(config, device_type),
+                      config.tile_size, config.tile_overlap, config.tile_rounds)
+
+
+def check_inputs(recipe: Recipe, style_masks=None, guidance=None, init_image=None) -> None:
+    """Refuse, in one line naming the method, an input the method does not take."""
+    given = {STYLE_MASKS: style_masks is not None, GUIDANCE: guidance is not None, INIT_IMAGE: init_image is not None}
+    words = {STYLE_MASKS: "style masks", GUIDANCE: "guidance maps", INIT_IMAGE: "an init image"}
+    for what, present in given.items():
+        if present and what not in recipe.accepts:
+            raise PainterlyError(f"method '{recipe.name}' takes no {words[what]}")
+    if style_masks is not None and guidance is not None:
+        raise PainterlyError("style masks and guidance maps both assign styles to regions; give one or the other")
+
+
+class Session:
+    """One method, config and set of style images, ready to stylise frame after frame.
+
+    The style side of every scale (`Recipe.style_targets`) is computed once and reused by each call
+    to `run`, so a video pays for it once. Threads are set here, once.
+    """
+
+    def __init__(self, recipe: Recipe, config, styles: Sequence[torch.Tensor], *,
+                 style_masks: Optional[Sequence[torch.Tensor]] = None,
+                 guidance: Optional[Sequence[RegionPair]] = None,
+                 extractor: Optional[FeatureExtractor] = None) -> None:
+        if not styles:
+            raise PainterlyError("at least one style image is needed")
+        check_inputs(recipe, style_masks, guidance)
+        self.recipe, self.config = recipe, config
+        self.device = resolve_device(config.device)
+        self.precision = resolve_precision(config.precision, self.device)
+        self.threads = set_threads(config.threads)
+        layers = recipe.layers(config)
+        if extractor is None:
+            extractor = FeatureExtractor.vgg19(pooling=recipe.pooling(config), last_layer=layers[-1],
+                                               precision=self.precision, device=self.device)
+        self.extractor = extractor
+        self.styles = [s.to(self.device) for s in styles]
+        self.style_masks = None if style_masks is None else [m.to(self.device) for m in style_masks]
+        self.guidance = None if guidance is None else list(guidance)
+        self._style_cache: dict = {}
+
+    def _styles_for(self, content: torch.Tensor) -> list[torch.Tensor]:
+        """The style images as this frame sees them: colour-matched to it for preserve_color=histogram
+        (then nothing prepared from them is reused across frames)."""
+        if self.config.preserve_color != "histogram":
+            return self.styles
+        self._style_cache.clear()
+        return [match_color(s, content) for s in self.styles]
+
+    def run(self, content: torch.Tensor, *, init_image: Optional[torch.Tensor] = None,
+            callback: Optional[Callback] = None, checkpoint: Optional[Checkpointer] = None,
+            extra_terms: Optional[Mapping[str, ExtraTerm]] = None, frame: Optional[int] = None) -> torch.Tensor:
+        """Stylise one content image (1x3xHxW in [0, 1]); returns the output in [0, 1].
+
+        extra_terms: named loss terms added to every step's objective (and reported by name).
+        frame: the frame index reported in every StepInfo. checkpoint: save the run's state as it goes
+        and, if it says resume, continue from its file.
+        """
+        if init_image is not None:
+            check_inputs(self.recipe, init_image=init_image)
+        return _FrameRun(self, content, init_image, callback, checkpoint, dict(extra_terms or {}), frame).run()
+
+
+class _FrameRun:
+    """One frame's run through the plan: the state the per-step closures share."""
+
+    def __init__(self, session: Session, content: torch.Tensor, init_image: Optional[torch.Tensor],
+                 callback: Optional[Callback], checkpoint: Optional[Checkpointer],
+                 extra_terms: dict[str, ExtraTerm], frame: Optional[int]) -> None:
+        self.session, self.recipe, self.config = session, session.recipe, session.config
+        self.callback, self.checkpoint, self.extra_terms = callback, checkpoint, extra_terms
+        device = session.device
+        content = content.to(device)
+        styles = session._styles_for(content)
+        plan = make_plan(self.recipe, self.config, tuple(content.shape[-2:]), [tuple(s.shape[-2:]) for s in styles],
+                         device.type, session.precision)
+        self.base_seed = self.config.seed if self.config.seed is not None else torch.seed()
+        self.saved = None
+        if checkpoint is not None:
+            options = {"method": self.recipe.name, **dataclasses.asdict(self.config), "precision": session.precision}
+            inputs = [content, *session.styles, init_image, *(session.style_masks or []), *pair_masks(session.guidance)]
+            self.saved = checkpoint.start(fingerprint(inputs, options))
+        if self.saved is not None:
+            self.base_seed = self.saved["base_seed"]
+            plan = plan_from_json(self.saved["plan"])  # tiles chosen for the memory free when the run began
+        self.ctx = RunContext(self.config, device, session.precision, session.extractor, torch.Generator(), content,
+                              styles, plan, None if init_image is None else init_image.to(device),
+                              session.style_masks, session.guidance, frame)
+        self.start_time = time.monotonic() - (self.saved["elapsed"] if self.saved else 0.0)
+        self.step = self.saved["step"] if self.saved else 0
+        self.curvature: Optional[tuple[float, int]] = None  # (L-BFGS H_diag, pixels) of the last optimiser
+        luminance = self.config.preserve_color == "luminance"
+        self.finish: Callable[[torch.Tensor], torch.Tensor] = (
+            (lambda img: transfer_luminance(img, content)) if luminance else (lambda img: img))
+
+    # --- reporting ----------------------------------------------------------------------------
+    def report(self, k: int, iteration: int, iterations: int, terms: LossTerms, state: Optional[Callable[[], dict]],
+               render: Callable[[], torch.Tensor]) -> None:
+        """After each step: the callback, then the checkpointer (which may stop the run)."""
+        self.step += 1
+        plan = self.ctx.plan
+        if self.callback is not None:
+            self.callback(StepInfo(iteration=iteration, iterations=iterations, scale=k, scales=len(plan),
+                                   size=plan[k].size, losses=terms.floats(), elapsed=time.monotonic() - self.start_time,
+                                   step=self.step, frame=self.ctx.frame, _render=render))
+        if self.checkpoint is not None and state is not None:
+            step = self.step
+            self.checkpoint.after_step(
+                step, lambda: {"scale": k, "step": step, "elapsed": time.monotonic() - self.start_time,
+                               "plan": plan_to_json(plan), "rng": rng_state(self.ctx.generator),
+                               "base_seed": self.base_seed, **state()},
+                (k, len(plan), iteration, iterations), render)
+
+    # --- one image: a whole scale or a tile ---------------------------------------------------
+    def optimise(self, k: int, image: torch.Tensor, targets, place: Place, iterations: int, resume: bool,
+                 shown: Callable[[int], int], shown_total: int, locate: Callable[[], dict],
+                 compose: Callable[[torch.Tensor], torch.Tensor], deadline: Optional[float], warm: bool) -> torch.Tensor:
+        """Optimise `image` against `targets`; shown maps an iteration to the one reported, locate adds
+        what places it in the checkpoint, compose makes the whole preview from it."""
+        recipe, ctx = self.recipe, self.ctx
+        param = recipe.parameterise(ctx, k, image).to(ctx.device)
+        pixels = image.shape[-2] * image.shape[-1]
+        # A tile's L-BFGS starts from the inverse-Hessian scale the previous optimiser learnt, rescaled
+        # by pixel count (losses are means, so it grows with the pixels).
+        h0 = self.curvature[0] * pixels / self.curvature[1] if warm and self.curvature is not None else None
+        optimizer = recipe.optimizer(ctx, k, param, h0)
+        done = restore_state(self.saved, param, optimizer, ctx.generator) if resume else 0
+        layers = recipe.layers(self.config)
+
+        def loss_fn(img: torch.Tensor) -> LossTerms:
+            terms = recipe.loss(ctx, targets, img, ctx.extractor(img, layers))
+            for name, term in self.extra_terms.items():
+                terms.terms[name] = term(img, place)
+            return terms
+
+        def on_step(i: int, terms: LossTerms) -> None:
+            self.report(k, shown(i), shown_total, terms,
+                        lambda: {"iteration": i, "param": param.state_dict(), "optimizer": optimizer.state_dict(),
+                                 **locate()},
+                        lambda: self.finish(compose(param.image())))
+
+        optimize(param, loss_fn, iterations, optimizer, on_step, deadline, start=done)
+        h_diag = getattr(optimizer, "h_diag", None)
+        if h_diag is not None:
+            self.curvature = (h_diag, pixels)
+        return recipe.output(param)
+
+    def forward(self, k: int, image: torch.Tensor, targets, shown: int, shown_total: int,
+                compose: Callable[[torch.Tensor], torch.Tensor]) -> torch.Tensor:
+        """One forward pass instead of an optimisation (feed-forward methods); reported as one step."""
+        out = self.recipe.forward(self.ctx, targets, image)
+        self.report(k, shown, shown_total, LossTerms({}), None, lambda: self.finish(compose(out.clamp(0, 1))))
+        return out
+
+    # --- the plan -----------------------------------------------------------------------------
+    def run(self) -> torch.Tensor:
+        recipe, ctx, saved = self.recipe, self.ctx, self.saved
+        plan = ctx.plan
+        shares = time_shares(plan)
+        first_scale = saved["scale"] if saved else 0
+        image = None
+        for k, scale in enumerate(plan):
+            if k < first_scale:
+                continue
+            resumed = saved is not None and k == first_scale
+            ctx.generator.manual_seed(self.base_seed + SCALE_SEED_STRIDE * k)
+            if resumed:  # replaced by the saved parameterisation or canvas below
+                image = torch.zeros(1, 3, *scale.size, device=ctx.device)
+            else:
+                image = recipe.start(ctx, k, scale, image)
+            key = (k, scale)
+            if key not in self.session._style_cache:
+                self.session._style_cache[key] = recipe.style_targets(ctx, k, scale)
+            style = self.session._style_cache[key]
+            deadline = scale_deadline(self.config.max_time, self.start_time, shares, k)
+            if scale.tiling is None:
+                image = self.whole_scale(k, scale, image, style, resumed, deadline)
+            else:
+                image = self.tiled_scale(k, scale, image, style, resumed, deadline)
+        if self.checkpoint is not None:
+            self.checkpoint.finish()
+        return self.finish(image.clamp(0, 1))
+
+    def whole_scale(self, k: int, scale: Scale, image: torch.Tensor, style, resumed: bool,
+                    deadline: Optional[float]) -> torch.Tensor:
+        targets = self.recipe.targets(self.ctx, k, scale, style, None)
+        if not self.recipe.optimises:
+            return self.forward(k, image, targets, 1, 1, lambda img: img)
+        return self.optimise(k, image, targets, Place(k, scale.size), scale.iterations, resumed, lambda i: i,
+                             scale.iterations, dict, lambda img: img, deadline, warm=False)
+
+    def tiled_scale(self, k: int, scale: Scale, image: torch.Tensor, style, resumed: bool,
+                    deadline: Optional[float]) -> torch.Tensor:
+        """Tile by tile, round by round (painterly.tiling), each tile given its share of the scale's time."""
+        tiling, saved = scale.tiling, self.saved
+        per_round = round_iterations(scale.iterations, tiling.rounds) if self.recipe.optimises else [1] * tiling.rounds
+        counts = [len(tiling.boxes(scale.size, r)) * per_round[r] for r in range(tiling.rounds)]
+        total = sum(counts)
+        # A copy: tiles are written into the canvas in place, and the start image may be the very
+        # tensor a recipe keeps as its content target (resize() returns its input at the same size).
+        canvas = saved["canvas"].to(self.ctx.device) if resumed else image.clone()
+        begin = tuple(saved["tile"]) if resumed else (0, 0)
+
+        def compose(box: Box) -> Callable[[torch.Tensor], torch.Tensor]:
+            def paste(tile: torch.Tensor) -> torch.Tensor:
+                preview = canvas.clamp(0, 1)
+                box.crop(preview).copy_(tile)
+                return preview
+            return paste
+
+        def run_tile(crop: torch.Tensor, box: Box, r: int, t: int) -> torch.Tensor:
+            targets = self.recipe.targets(self.ctx, k, scale, style, box)
+            if targets is None:  # nothing pulls on this tile
+                return crop
+            offset = sum(counts[:r]) + t * per_round[r]
+            if not self.recipe.optimises:
+                return self.forward(k, crop, targets, offset + 1, total, compose(box))
+            tile_deadline = None
+            if deadline is not None:  # this tile's share of what is left of the scale's time
+                now = time.monotonic()
+                tile_deadline = now + max(0.0, deadline - now) * per_round[r] / max(1, total - offset)
+            return self.optimise(k, crop, targets, Place(k, scale.size, box), per_round[r],
+                                 resumed and (r, t) == begin, lambda i: offset + i, total,
+                                 lambda: {"tile": [r, t], "canvas": canvas}, compose(box), tile_deadline, warm=True)
+
+        return optimize_tiled(canvas, tiling, run_tile, begin)
+
+
+def run(content: torch.Tensor, styles: Sequence[torch.Tensor], config, *, callback: Optional[Callback] = None,
+        extractor: Optional[FeatureExtractor] = None, checkpoint: Optional[Checkpointer] = None,
+        init_image: Optional[torch.Tensor] = None, style_masks: Optional[Sequence[torch.Tensor]] = None,
+        guidance: Optional[Sequence[RegionPair]] = None,
+        extra_terms: Optional[Mapping[str, ExtraTerm]] = None) -> torch.Tensor:
+    """Stylise `content` (1x3xHxW in [0, 1]) with `styles` by the method whose config `config` is."""
+    session = Session(recipe_for(config), config, styles, style_masks=style_masks, guidance=guidance,
+                      extractor=extractor)
+    return session.run(content, init_image=init_image, callback=callback, checkpoint=checkpoint,
+                       extra_terms=extra_terms)

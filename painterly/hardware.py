@@ -1,0 +1,177 @@
+"""What this process may use: device, CPUs (affinity and cgroup quota), memory (cgroup limit), bf16.
+
+In a container `os.cpu_count()` and /proc/meminfo describe the host, not the container: a run sized
+by them over-subscribes the CPUs or is OOM-killed instead of tiled. Everything here reads the limits
+that apply to this process.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import sys
+from pathlib import Path
+from typing import Optional
+
+import torch
+
+from .errors import PainterlyError
+
+CGROUP_ROOT = Path("/sys/fs/cgroup")
+
+
+def _own_cgroup_dirs(root: Path = CGROUP_ROOT, proc_cgroup: Path = Path("/proc/self/cgroup")) -> list[Path]:
+    """This process's cgroup v2 folder and its ancestors up to `root` (innermost first)."""
+    try:
+        lines = proc_cgroup.read_text().splitlines()
+    except OSError:
+        return []
+    path = next((line.split(":", 2)[2] for line in lines if line.startswith("0::")), None)
+    if path is None:
+        return []
+    here = root / path.lstrip("/")
+    dirs = [here, *here.parents]
+    return [d for d in dirs if d == root or root in d.parents]
+
+
+def _read(path: Path) -> Optional[str]:
+    try:
+        return path.read_text().strip()
+    except OSError:
+        return None
+
+
+def cgroup_cpu_limit(dirs: Optional[list[Path]] = None) -> Optional[float]:
+    """The tightest cgroup CPU quota (cpu.max 'quota period') on this process's path, in CPUs."""
+    limit = None
+    for d in _own_cgroup_dirs() if dirs is None else dirs:
+        text = _read(d / "cpu.max")
+        if not text:
+            continue
+        quota, _, period = text.partition(" ")
+        if quota != "max" and period:
+            cpus = int(quota) / int(period)
+            limit = cpus if limit is None else min(limit, cpus)
+    return limit
+
+
+def usable_cpus(dirs: Optional[list[Path]] = None) -> int:
+    """CPUs this process may run on: its affinity mask, capped by a cgroup quota (rounded up)."""
+    try:
+        count = len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):
+        count = os.cpu_count() or 1
+    quota = cgroup_cpu_limit(dirs)
+    if quota is not None:
+        count = min(count, max(1, math.ceil(quota)))
+    return max(1, count)
+
+
+def set_threads(threads: Optional[int]) -> int:
+    """Set torch's intra-op threads once (None: usable_cpus()); returns the count in force."""
+    wanted = usable_cpus() if threads is None else threads
+    if torch.get_num_threads() != wanted:
+        torch.set_num_threads(wanted)
+    return wanted
+
+
+def cgroup_memory_left(dirs: Optional[list[Path]] = None) -> Optional[int]:
+    """Bytes left under the tightest cgroup memory limit (memory.max - memory.current) on this
+    process's path; None where no limit is set."""
+    left = None
+    for d in _own_cgroup_dirs() if dirs is None else dirs:
+        limit, used = _read(d / "memory.max"), _read(d / "memory.current")
+        if not limit or limit == "max" or used is None:
+            continue
+        room = max(0, int(limit) - int(used))
+        left = room if left is None else min(left, room)
+    return left
+
+
+def available_memory_bytes(meminfo: Path = Path("/proc/meminfo"), dirs: Optional[list[Path]] = None) -> int:
+    """Memory this process can still use: MemAvailable (Linux) or physical memory, capped by what its
+    cgroup limit leaves."""
+    free = None
+    try:
+        with open(meminfo) as fh:
+            for line in fh:
+                if line.startswith("MemAvailable:"):
+                    free = int(line.split()[1]) * 1024
+                    break
+    except OSError:
+        pass
+    if free is None:
+        try:
+            free = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+        except (ValueError, OSError, AttributeError):
+            free = 8 * 2**30
+    capped = cgroup_memory_left(dirs)
+    return free if capped is None else min(free, capped)
+
+
+def free_memory_bytes(device_type: str = "cpu") -> int:
+    """Free GPU memory on 'cuda', else the RAM this process can still use."""
+    if device_type == "cuda":
+        return torch.cuda.mem_get_info()[0]
+    return available_memory_bytes()
+
+
+def resolve_device(device: str) -> torch.device:
+    """'auto' -> cuda where a GPU is present, else cpu; a bad or absent device is a PainterlyError."""
+    if device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        dev = torch.device(device)
+    except (RuntimeError, ValueError):
+        raise PainterlyError(f"unknown device '{device}'; use auto, cpu, cuda or cuda:N") from None
+    if dev.type == "cuda":
+        if not torch.cuda.is_available():
+            raise PainterlyError(f"device '{device}' is not available (no CUDA GPU found)")
+        if dev.index is not None and dev.index >= torch.cuda.device_count():
+            raise PainterlyError(f"device '{device}' does not exist ({torch.cuda.device_count()} CUDA GPU(s) found)")
+    elif dev.type != "cpu":
+        raise PainterlyError(f"device '{device}' is not supported; use auto, cpu, cuda or cuda:N")
+    return dev
+
+
+def cpu_has_native_bf16() -> Optional[bool]:
+    """Whether this CPU runs bf16 matrix maths in hardware (avx512_bf16 or AMX), as torch's oneDNN
+    reports it; None where torch cannot tell."""
+    mkldnn = getattr(torch.backends, "mkldnn", None)
+    probe = getattr(getattr(torch.ops, "mkldnn", None), "_is_mkldnn_bf16_supported", None)
+    if mkldnn is not None and mkldnn.is_available() and probe is not None:
+        try:
+            return bool(probe())
+        except RuntimeError:
+            pass
+    try:
+        flags = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return None
+    return "avx512_bf16" in flags or "amx_bf16" in flags
+
+
+def bf16_is_native(device: torch.device | str = "cpu") -> bool:
+    """True where bf16 matrix maths runs in hardware (CPU avx512_bf16/AMX, or a CUDA GPU that has it)."""
+    device = torch.device(device)
+    if device.type == "cuda":
+        return torch.cuda.is_available() and torch.cuda.is_bf16_supported()
+    return bool(cpu_has_native_bf16())
+
+
+_warned_slow_bf16 = False
+
+
+def resolve_precision(precision: str, device: torch.device | str = "cpu") -> str:
+    """'auto' -> 'bf16' where the hardware does bf16 natively, else 'fp32'. Asking for bf16 where it is
+    emulated prints a one-line warning (once): it works, but slower than fp32."""
+    global _warned_slow_bf16
+    if precision == "auto":
+        return "bf16" if bf16_is_native(device) else "fp32"
+    if precision not in ("fp32", "bf16"):
+        raise PainterlyError(f"precision must be auto, fp32 or bf16, got '{precision}'")
+    if precision == "bf16" and not bf16_is_native(device) and not _warned_slow_bf16:
+        _warned_slow_bf16 = True
+        print("painterly: warning: this CPU has no native bf16 (avx512_bf16/AMX); --precision bf16 will be slow",
+              file=sys.stderr)
+    return precision

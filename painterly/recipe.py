@@ -1,0 +1,144 @@
+"""What a method is: a `Recipe` of hooks that the one driver (painterly.driver) calls.
+
+A recipe declares its config class, the VGG layers it reads, its scales, its memory and time model,
+which inputs it accepts, and how to prepare targets for a scale or a tile. A stage is either an
+optimisation (the recipe gives the parameterisation, the optimiser and the objective) or, for
+feed-forward methods, one forward pass per scale or tile (`optimises = False`, the recipe gives
+`forward`). Everything else (device, threads, precision, the plan, the feature extractor,
+fingerprint/checkpoint/resume, deadlines, progress, whole-or-tiled) is the driver's.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Callable, ClassVar, Mapping, Optional, Sequence
+
+import torch
+from torch import nn
+
+from .features import FeatureExtractor
+from .guidance import RegionPair
+from .losses import LossTerms
+from .schedule import MemoryModel, Scale
+from .tiling import Box
+
+# Inputs a recipe may accept beside the content and style images.
+INIT_IMAGE, STYLE_MASKS, GUIDANCE = "init_image", "style_masks", "guidance"
+
+
+@dataclass(frozen=True)
+class Place:
+    """Where a loss is evaluated: scale index, the scale's (height, width), and the tile (None: whole)."""
+
+    scale: int
+    size: tuple[int, int]
+    box: Optional[Box] = None
+
+    def crop(self, image: torch.Tensor) -> torch.Tensor:
+        """`image` (any size, e.g. a full-resolution map) resized to this scale and cut to the tile."""
+        import torch.nn.functional as F
+
+        if tuple(image.shape[-2:]) != self.size:
+            image = F.interpolate(image, size=self.size, mode="bilinear", align_corners=False, antialias=True)
+        return image if self.box is None else self.box.crop(image)
+
+
+# An extra named loss term a caller adds to every step (video's temporal term): (image, place) -> scalar.
+ExtraTerm = Callable[[torch.Tensor, Place], torch.Tensor]
+
+
+@dataclass
+class RunContext:
+    """What a recipe's hooks see of the run: config, hardware, extractor, inputs on the device, and
+    the generator every random draw must use (re-seeded at each scale, saved in checkpoints)."""
+
+    config: Any
+    device: torch.device
+    precision: str
+    extractor: FeatureExtractor
+    generator: torch.Generator
+    content: torch.Tensor
+    styles: list[torch.Tensor]
+    plan: list[Scale]
+    init_image: Optional[torch.Tensor] = None
+    style_masks: Optional[list[torch.Tensor]] = None
+    guidance: Optional[list[RegionPair]] = None
+    frame: Optional[int] = None
+    cache: dict = field(default_factory=dict)  # a recipe's own per-run memo
+
+
+class Recipe:
+    """A method's hooks. Subclasses set the class attributes and override what their method needs."""
+
+    name: ClassVar[str]
+    config_class: ClassVar[type]
+    summary: ClassVar[str]                       # one line for --help and the method list
+    accepts: ClassVar[frozenset[str]] = frozenset()  # of INIT_IMAGE, STYLE_MASKS, GUIDANCE
+    optimises: ClassVar[bool] = True             # False: each scale or tile is one forward pass
+    step_overhead_s: ClassVar[float] = 0.0       # seconds per step beside VGG (time model)
+
+    # --- planning -----------------------------------------------------------------------------
+    def layers(self, config: Any) -> list[str]:
+        """The VGG layers every loss reads, in network order (one pass per step serves them all)."""
+        raise NotImplementedError
+
+    def pooling(self, config: Any) -> str:
+        return getattr(config, "pooling", "avg")
+
+    def scales(self, config: Any, final: tuple[int, int]) -> list[Scale]:
+        """Coarse-to-fine sizes and iterations, ending at `final` (height, width)."""
+        raise NotImplementedError
+
+    def memory(self, config: Any, style_hws: Sequence[tuple[int, int]], precision: str) -> MemoryModel:
+        raise NotImplementedError
+
+    def optimizer_name(self, config: Any) -> str:
+        return getattr(config, "optimizer", "none")
+
+    def init_path(self, config: Any) -> Optional[str]:
+        """A file the run starts from, if the config names one (loaded by the API)."""
+        return None
+
+    # --- per scale / tile ---------------------------------------------------------------------
+    def style_targets(self, run: RunContext, k: int, scale: Scale) -> Any:
+        """What the style side gives scale k: computed once per scale and reused by every frame of a
+        video (it must not depend on the content)."""
+        return None
+
+    def targets(self, run: RunContext, k: int, scale: Scale, style: Any, box: Optional[Box]) -> Any:
+        """The content side at scale k, for the whole image (box None) or one tile; None skips the tile."""
+        raise NotImplementedError
+
+    def start(self, run: RunContext, k: int, scale: Scale, previous: Optional[torch.Tensor]) -> torch.Tensor:
+        """The image scale k starts from, given the previous scale's result (None at the first)."""
+        raise NotImplementedError
+
+    # --- an optimisation stage ----------------------------------------------------------------
+    def parameterise(self, run: RunContext, k: int, image: torch.Tensor) -> nn.Module:
+        raise NotImplementedError
+
+    def optimizer(self, run: RunContext, k: int, param: nn.Module, h0: Optional[float]) -> torch.optim.Optimizer:
+        """h0: the inverse-Hessian scale an earlier tile's L-BFGS learnt (None for a whole scale)."""
+        raise NotImplementedError
+
+    def loss(self, run: RunContext, targets: Any, image: torch.Tensor,
+             features: Mapping[str, torch.Tensor]) -> LossTerms:
+        """Named loss terms of `image`, whose VGG features at `layers()` are `features`."""
+        raise NotImplementedError
+
+    def output(self, param: nn.Module) -> torch.Tensor:
+        """The optimised image carried to the next scale (may be unclamped)."""
+        return param.image()
+
+    # --- a forward stage ----------------------------------------------------------------------
+    def forward(self, run: RunContext, targets: Any, image: torch.Tensor) -> torch.Tensor:
+        raise NotImplementedError
+
+
+REGISTRY: dict[str, Recipe] = {}
+
+
+def register(recipe: Recipe) -> Recipe:
+    """Make a method available to stylize(), plan(), the CLI and every other interface."""
+    REGISTRY[recipe.name] = recipe
+    return recipe
