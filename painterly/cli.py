@@ -14,27 +14,22 @@ so even a SIGKILL loses at most that much; it is removed when the run finishes.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import math
 import os
 import shlex
 import sys
 import time
+import typing
 from pathlib import Path
 from typing import Optional, Sequence
 
-from . import __version__
-from .api import CHECKPOINTED, largest_size, make_config, plan, stylize
-from .checkpoint import Checkpointer, Interrupted, default_path as default_checkpoint_path, install_stop_handlers
-from .errors import PainterlyError
-from .figures import side_by_side
-from .image import check_writable, open_image, save_image, split_alpha
-from .methods.gatys import GatysConfig
-from .progress import LossHistory, ProgressBar, SaveEvery, combine
+from . import (DEFAULT_METHOD, Checkpointer, Interrupted, LossHistory, PainterlyError, ProgressBar, SaveEvery,
+               __version__, check_writable, combine, default_checkpoint_path, get_method, install_stop_handlers,
+               largest_size, make_config, methods, open_image, plan, save_image, side_by_side, split_alpha, stylize)
 
 EXIT_OK, EXIT_FAILURE, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
 OUT_OF_MEMORY = "out of memory; try a smaller --size (or --precision bf16, or --optimizer adam)"
-
-_D = GatysConfig()  # only read, to show the defaults in --help; never passed on
 
 
 class _UsageError(Exception):
@@ -109,109 +104,132 @@ def _positive_int(text: str, kind: str = "a whole number", hint: str = "") -> in
     return value
 
 
-def _lr_defaults() -> str:
-    from .optimize import DEFAULT_LEARNING_RATES
-
-    return ", ".join(f"{v:g} for {k}" for k, v in DEFAULT_LEARNING_RATES.items())
-
-
 def _csv(values: Sequence) -> str:
     return ",".join(str(v) for v in values)
 
 
-def build_parser() -> argparse.ArgumentParser:
+def _method_in(argv: Sequence[str]) -> str:
+    """The --method named on the command line (for --help's defaults), else the default method."""
+    words = list(argv)
+    for i, word in enumerate(words):
+        if word == "--method" and i + 1 < len(words):
+            return words[i + 1]
+        if word.startswith("--method="):
+            return word.split("=", 1)[1]
+    return DEFAULT_METHOD
+
+
+def _value_type(hint, meta: dict):
+    """The argparse `type` for a config field of type `hint`."""
+    origin = typing.get_origin(hint)
+    if origin is typing.Union:
+        hint = next(a for a in typing.get_args(hint) if a is not type(None))
+        origin = typing.get_origin(hint)
+    words, none_word = meta.get("words", ()), meta.get("none_word")
+    if origin is tuple:
+        element = typing.get_args(hint)[0]
+        return {str: _layer_list, float: _float_list, int: _int_list}[element]
+    if hint is int:
+        def parse_int(text: str):
+            word = text.strip().lower()
+            if word in words:
+                return word
+            if none_word is not None and word == none_word:
+                return None
+            try:
+                return int(text)
+            except ValueError:
+                also = "".join(f" or '{w}'" for w in (*words, *([none_word] if none_word else [])))
+                raise argparse.ArgumentTypeError(f"'{text}' is not a whole number{also}") from None
+        return parse_int
+    if hint is float:
+        return _number
+    return str
+
+
+def _show_default(value, meta: dict) -> str:
+    if meta.get("default_text"):
+        return meta["default_text"]
+    if value is None:
+        return "none"
+    if isinstance(value, tuple):
+        return _csv(value)
+    if isinstance(value, bool):
+        return "on" if value else "off"
+    if isinstance(value, float):
+        return f"{value:g}"
+    return str(value)
+
+
+def config_flags() -> dict[str, tuple[dataclasses.Field, object, list[str]]]:
+    """Every config field of every registered method: name -> (field, its type, the methods that take it)."""
+    flags: dict[str, tuple[dataclasses.Field, object, list[str]]] = {}
+    for name, recipe in methods().items():
+        hints = typing.get_type_hints(recipe.config_class)
+        for f in dataclasses.fields(recipe.config_class):
+            if f.name not in flags:
+                flags[f.name] = (f, hints[f.name], [])
+            flags[f.name][2].append(name)
+    return flags
+
+
+def build_parser(method: str = DEFAULT_METHOD) -> argparse.ArgumentParser:
+    """The parser; --help shows the defaults of `method`'s config."""
+    registered = methods()
+    shown = registered.get(method, registered[DEFAULT_METHOD])
+    defaults = shown.config_class()
     p = _Parser(
         prog="painterly",
         usage="painterly CONTENT STYLE [STYLE ...] -o OUT.png [options]",
-        description="Repaint CONTENT in the style of one or more STYLE images (Gatys et al. neural style transfer).",
-        epilog="Values in [brackets] are the defaults (from painterly.GatysConfig).",
+        description="Repaint CONTENT in the style of one or more STYLE images (neural style transfer).",
+        epilog=f"Values in [brackets] are the defaults of --method {shown.name} (painterly.{shown.config_class.__name__}); "
+               "'painterly --method NAME --help' shows another method's.",
         allow_abbrev=False,
     )
     S = argparse.SUPPRESS
     p.add_argument("content", nargs="?", metavar="CONTENT", help="the photo to repaint")
     p.add_argument("styles", nargs="*", metavar="STYLE", help="one or more style images (blended, or pooled with --style-set)")
     p.add_argument("-o", "--output", metavar="OUT", help="output image (.png, .jpg, .webp, .tif, .bmp); written atomically")
+    p.add_argument("--method", dest="method", choices=list(registered), default=DEFAULT_METHOD,
+                   help="; ".join(f"{name}: {r.summary}" for name, r in registered.items()) + f" [{DEFAULT_METHOD}]")
 
-    p.add_argument("--method", dest="method", choices=("gatys", "strotss"), default="gatys",
-                   help="gatys: Gatys et al. 2016 (Gram matrices, L-BFGS); strotss: Kolkin et al. 2019 (relaxed "
-                        "optimal transport and self-similarity, Laplacian pyramid, RMSprop) [gatys]")
+    def takers(what: str) -> str:
+        names = [n for n, r in registered.items() if what in r.accepts]
+        return "" if len(names) == len(registered) else f" ({', '.join(names)})"
+
     p.add_argument("--content-guidance", metavar="MAP",
                    help="colour-coded region map of the content; each region takes its style from the style "
-                        "region painted in the same colour (gatys: uncoloured parts take the whole style)")
+                        "region painted in the same colour" + takers("guidance"))
     p.add_argument("--style-mask", dest="style_masks", metavar="MASK", nargs="+",
-                   help="gatys: one mask per STYLE, white where that style paints the content (not with guidance)")
+                   help="one mask per STYLE, white where that style paints the content (not with guidance)"
+                        + takers("style_masks"))
     p.add_argument("--style-guidance", metavar="MAP", nargs="+",
                    help="colour-coded region map(s), one per STYLE, in the same colours as --content-guidance")
 
-    g = p.add_argument_group("size and schedule")
-    g.add_argument("--size", dest="size", type=_size, default=S, metavar="PX|max",
-                   help=f"long side of the output in pixels; 'max': the largest that fits in free memory [{_D.size}]")
-    g.add_argument("--iterations", dest="iterations", type=int, default=S, metavar="N",
-                   help=f"iterations at the final (full) size [{_D.iterations}]")
-    g.add_argument("--coarse-iterations", dest="coarse_iterations", type=int, default=S, metavar="N",
-                   help="iterations at each coarser scale [same as --iterations]")
-    g.add_argument("--scales", dest="scales", type=_scales, default=S, metavar="N",
-                   help="coarse-to-fine stages, each half the size of the next; 1 switches it off [auto]")
-    g.add_argument("--scale-iterations", dest="scale_iterations", type=_int_list, default=S, metavar="N,N,...",
-                   help="iterations at every scale, coarsest first (sets the number of scales; overrides "
-                        "--iterations and --coarse-iterations), e.g. 200,100,20,4")
-    g.add_argument("--max-time", dest="max_time", type=_number, default=S, metavar="SECONDS",
-                   help="stop after about this many seconds, spread across the scales [no limit]")
-
-    g = p.add_argument_group("memory and tiling (print resolution)")
-    g.add_argument("--max-memory", dest="max_memory", type=_number, default=S, metavar="GIB",
-                   help="memory the run may use, in GiB; scales that do not fit are optimised tile by tile "
-                        "[the memory free now]")
-    g.add_argument("--tile-size", dest="tile_size", type=int, default=S, metavar="PX",
-                   help="optimise every scale longer than PX in tiles of at most PX; 0 never tiles (a scale that "
-                        "does not fit is refused) [auto: tile only what does not fit]")
-    g.add_argument("--tile-overlap", dest="tile_overlap", type=int, default=S, metavar="PX",
-                   help="pixels neighbouring tiles share and blend over [an eighth of the tile, 16..128]")
-    g.add_argument("--tile-rounds", dest="tile_rounds", type=int, default=S, metavar="N",
-                   help=f"passes over a tiled scale, the tile grid shifted each pass so no seam stays put [{_D.tile_rounds}]")
-
-    g = p.add_argument_group("optimisation")
-    g.add_argument("--seed", dest="seed", type=int, default=S, metavar="N",
-                   help="random seed for noise initialisation [random]")
-    g.add_argument("--optimizer", dest="optimizer", choices=("lbfgs", "adam"), default=S,
-                   help=f"L-BFGS (as in Gatys et al.) or Adam [{_D.optimizer}]")
-    g.add_argument("--learning-rate", dest="learning_rate", type=_number, default=S, metavar="LR",
-                   help=f"optimiser step size [{_lr_defaults()}]")
-    g.add_argument("--init", dest="init", default=S, metavar="content|noise|style|FILE",
-                   help=f"starting image: the content, grey noise, the first style, or an image file [{_D.init}]")
-
-    g = p.add_argument_group("losses")
-    g.add_argument("--content-weight", dest="content_weight", type=_number, default=S, metavar="W",
-                   help=f"weight of the content loss [{_D.content_weight}]")
-    g.add_argument("--style-weight", dest="style_weight", type=_number, default=S, metavar="W",
-                   help=f"weight of the style loss [{_D.style_weight}]")
-    g.add_argument("--tv-weight", dest="tv_weight", type=_number, default=S, metavar="W",
-                   help=f"weight of the total-variation (smoothness) loss [{_D.tv_weight}]")
-    g.add_argument("--content-layers", dest="content_layers", type=_layer_list, default=S, metavar="LAYERS",
-                   help=f"comma-separated VGG19 layers for content, e.g. relu4_2 ('none' for none) [{_csv(_D.content_layers)}]")
-    g.add_argument("--style-layers", dest="style_layers", type=_layer_list, default=S, metavar="LAYERS",
-                   help=f"comma-separated VGG19 layers for style [{_csv(_D.style_layers)}]")
-    g.add_argument("--content-layer-weights", dest="content_layer_weights", type=_float_list, default=S,
-                   metavar="W,W,...", help="relative weight of each content layer [all 1]")
-    g.add_argument("--style-layer-weights", dest="style_layer_weights", type=_float_list, default=S,
-                   metavar="W,W,...", help="relative weight of each style layer [all 1]")
-    g.add_argument("--style-blend-weights", dest="style_blend_weights", type=_float_list, default=S,
-                   metavar="W,W,...", help="relative weight of each style image, one per STYLE [all equal]")
-    g.add_argument("--style-set", dest="style_set", action="store_const", const=True, default=S,
-                   help="treat the STYLE images as one artist's work: pool their statistics by pixel count "
-                        "instead of blending separate styles")
-    g.add_argument("--style-scale", dest="style_scale", type=_number, default=S, metavar="F",
-                   help=f"style image size relative to the output (bigger = larger brush strokes) [{_D.style_scale}]")
-    g.add_argument("--pooling", dest="pooling", choices=("avg", "max"), default=S,
-                   help=f"VGG19 pooling: average (smoother, Gatys et al.) or max [{_D.pooling}]")
-    g.add_argument("--preserve-color", dest="preserve_color", choices=("none", "luminance", "histogram"),
-                   default=S, help=f"keep the content's colours: off, luminance-only transfer, or matched style colours [{_D.preserve_color}]")
-
-    g = p.add_argument_group("hardware")
-    g.add_argument("--precision", dest="precision", choices=("auto", "fp32", "bf16"), default=S,
-                   help=f"network precision; auto uses bf16 where the hardware runs it natively [{_D.precision}]")
-    g.add_argument("--device", dest="device", default=S, metavar="DEVICE",
-                   help=f"torch device: auto, cpu, cuda, cuda:1, ... [{_D.device}]")
+    groups: dict[str, argparse._ArgumentGroup] = {}
+    own = {f.name: f for f in dataclasses.fields(defaults)}
+    for name, (f, hint, owners) in config_flags().items():
+        f = own.get(name, f)  # the shown method's own help and default where it has the field
+        meta = dict(f.metadata)
+        group_name = meta.get("group", "options")
+        if group_name not in groups:
+            groups[group_name] = p.add_argument_group(group_name)
+        group = groups[group_name]
+        if name in own:
+            default = f" [{_show_default(getattr(defaults, name), meta)}]"
+            only = "" if len(owners) == len(registered) else f" ({', '.join(owners)})"
+        else:
+            default = f" [{_show_default(f.default, meta)}]"
+            only = f" ({', '.join(owners)}; not {shown.name})"
+        text = meta.get("help", name) + default + only
+        kwargs = {"dest": name, "default": S, "help": text.replace("%", "%%")}
+        if hint is bool:
+            kwargs.update(action="store_const", const=True)
+        else:
+            kwargs.update(type=_value_type(hint, meta), metavar=meta.get("metavar") or None)
+            if meta.get("choices"):
+                kwargs.update(choices=meta["choices"], metavar=None)
+        group.add_argument("--" + name.replace("_", "-"), **kwargs)
 
     g = p.add_argument_group("output and logging")
     g.add_argument("--save-every", type=_positive_int, metavar="N",
@@ -247,28 +265,14 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
-CONFIG_FIELDS = ("size", "iterations", "coarse_iterations", "scales", "max_time", "seed", "optimizer",
-                 "learning_rate", "init", "content_weight", "style_weight", "tv_weight", "content_layers",
-                 "style_layers", "content_layer_weights", "style_layer_weights", "style_blend_weights",
-                 "style_set", "style_scale", "pooling", "preserve_color", "precision", "device",
-                 "scale_iterations", "max_memory", "tile_size", "tile_overlap", "tile_rounds")
-
-
-# Flags that carry the same meaning for STROTSS (its own defaults apply: 250 iterations at each of 4
-# scales, content weight 32 at the coarsest scale, halved per scale); every other config flag is refused.
-STROTSS_FIELDS = ("size", "iterations", "scales", "max_time", "seed", "content_weight", "precision", "device",
-                  "pooling", "max_memory", "tile_size", "tile_overlap", "tile_rounds")
-
-
 def _method_options(method: str, options: dict) -> dict:
     """Options for `method`'s config; a flag that does not apply to it is a one-line error."""
-    if method == "gatys":
-        return options
-    wrong = [name for name in options if name not in STROTSS_FIELDS]
+    names = {f.name for f in dataclasses.fields(get_method(method).config_class)}
+    wrong = [name for name in options if name not in names]
     if wrong:
         flags = ", ".join("--" + name.replace("_", "-") for name in wrong)
-        raise PainterlyError(f"{flags} does not apply to --method {method} (it takes "
-                             f"{', '.join('--' + n.replace('_', '-') for n in STROTSS_FIELDS)})")
+        raise PainterlyError(f"{flags} does not apply to --method {method} (painterly --method {method} --help "
+                             "lists what it takes)")
     return options
 
 
@@ -279,40 +283,17 @@ def _guidance(args: argparse.Namespace) -> dict:
     return {k: v for k, v in given.items() if v is not None}
 
 
-def _load_config(path: str, method: str = "gatys"):
+def _load_config(path: str, method: str):
     try:
         text = Path(path).read_text()
-    except OSError as exc:
-        raise PainterlyError(f"config '{path}' cannot be read ({exc.strerror or exc})") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise PainterlyError(f"config '{path}' cannot be read ({getattr(exc, 'strerror', None) or exc})") from None
     try:
-        from .api import METHODS
-
-        return METHODS[method].from_json(text)
-    except PainterlyError:
-        raise
-    except ValueError as exc:  # json.JSONDecodeError included
-        raise PainterlyError(f"config '{path}' is not valid JSON ({exc})") from None
-    except (TypeError, AttributeError) as exc:
+        return get_method(method).config_class.from_json(text)
+    except PainterlyError as exc:
+        raise PainterlyError(f"config '{path}': {exc}") from None
+    except TypeError as exc:
         raise PainterlyError(f"config '{path}' is not a painterly config ({exc})") from None
-
-
-def _check_device(device: str) -> None:
-    """Name a bad --device now, as a user error, instead of deep inside torch."""
-    if device == "auto":
-        return
-    import torch
-
-    try:
-        dev = torch.device(device)
-    except (RuntimeError, ValueError):
-        raise PainterlyError(f"unknown device '{device}'; use auto, cpu, cuda or cuda:N") from None
-    if dev.type == "cuda":
-        if not torch.cuda.is_available():
-            raise PainterlyError(f"device '{device}' is not available (no CUDA GPU found)")
-        if dev.index is not None and dev.index >= torch.cuda.device_count():
-            raise PainterlyError(f"device '{device}' does not exist ({torch.cuda.device_count()} CUDA GPU(s) found)")
-    elif dev.type != "cpu":
-        raise PainterlyError(f"device '{device}' is not supported; use auto, cpu, cuda or cuda:N")
 
 
 def side_paths(output: Path) -> dict[str, Path]:
@@ -334,7 +315,7 @@ def _resume_command(argv: Optional[Sequence[str]], size: Optional[int] = None) -
 
 
 def _run(args: argparse.Namespace, argv: Optional[Sequence[str]] = None) -> int:
-    options = {name: getattr(args, name) for name in CONFIG_FIELDS if hasattr(args, name)}
+    options = {name: getattr(args, name) for name in config_flags() if hasattr(args, name)}
     size_max = options.get("size") == "max"
     if size_max:
         del options["size"]
@@ -343,7 +324,6 @@ def _run(args: argparse.Namespace, argv: Optional[Sequence[str]] = None) -> int:
     if size_max or args.dry_run:
         if args.content is None:
             raise _UsageError("a CONTENT image is needed for " + ("--size max" if size_max else "--dry-run"))
-        _check_device(config.device)
         content_hw = split_alpha(open_image(args.content, "content image"))[0].size[::-1]
         if size_max:
             config = make_config(args.method, config, size=largest_size(content_hw, method=args.method, config=config))
@@ -362,10 +342,6 @@ def _run(args: argparse.Namespace, argv: Optional[Sequence[str]] = None) -> int:
         raise _UsageError("a CONTENT image and at least one STYLE image are needed")
     if args.output is None:
         raise _UsageError("the output file is missing; give it with -o OUT.png")
-    if getattr(config, "style_blend_weights", None) is not None and len(config.style_blend_weights) != len(args.styles):
-        raise PainterlyError(f"--style-blend-weights has {len(config.style_blend_weights)} values "
-                             f"for {len(args.styles)} style image(s)")
-    _check_device(config.device)
 
     output = check_writable(args.output)  # before minutes of work, not after
     extra = side_paths(output)
@@ -398,8 +374,7 @@ def _run(args: argparse.Namespace, argv: Optional[Sequence[str]] = None) -> int:
         tqdm.write("painterly: stopping after this iteration to save a checkpoint (again to abort without saving)",
                    file=sys.stderr)
 
-    # Methods without checkpoint support keep Python's Ctrl-C (an immediate KeyboardInterrupt).
-    restore_handlers = install_stop_handlers(ckpt, stopping) if args.method in CHECKPOINTED else (lambda: None)
+    restore_handlers = install_stop_handlers(ckpt, stopping)
     start = time.monotonic()
     try:
         result = stylize(args.content, list(args.styles), config=config, **_guidance(args), callback=combine(bar, history, saver),
@@ -468,8 +443,8 @@ def _is_out_of_memory(exc: BaseException) -> bool:
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
     """Run the command line; returns the exit status (0 ok, 1 failure, 2 user error, 130 interrupted)."""
-    parser = build_parser()
     try:
+        parser = build_parser(_method_in(sys.argv[1:] if argv is None else [str(a) for a in argv]))
         try:
             args = parser.parse_intermixed_args(argv)
         except SystemExit as exc:  # --help and --version

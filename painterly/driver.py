@@ -28,7 +28,7 @@ from .progress import Callback, StepInfo
 from .recipe import GUIDANCE, INIT_IMAGE, REGISTRY, STYLE_MASKS, ExtraTerm, Place, Recipe, RunContext
 from .schedule import (Scale, plan_from_json, plan_tiles, plan_to_json, round_iterations, scale_deadline,
                        time_shares)
-from .tiling import Box, optimize_tiled
+from .tiling import Box, blend_window, optimize_tiled
 
 # Each scale's random draws start from their own seed, so a run resumed at scale k rebuilds the
 # same targets without replaying the scales before it.
@@ -53,8 +53,10 @@ def make_plan(recipe: Recipe, config, content_hw: tuple[int, int], style_hws: Se
     """The run's scales, each run whole or, if it does not fit in memory or is longer than
     config.tile_size, tile by tile; a scale that fits neither way is refused, naming a size that does."""
     scales = recipe.scales(config, fit_long_side(*content_hw, config.size))
+    # A forward pass needs one pass over the tiles: a second round would apply it twice.
+    rounds = config.tile_rounds if recipe.optimises else 1
     return plan_tiles(scales, recipe.memory(config, style_hws, precision), memory_budget(config, device_type),
-                      config.tile_size, config.tile_overlap, config.tile_rounds)
+                      config.tile_size, config.tile_overlap, rounds)
 
 
 def check_inputs(recipe: Recipe, style_masks=None, guidance=None, init_image=None) -> None:
@@ -87,10 +89,10 @@ class Session:
         self.precision = resolve_precision(config.precision, self.device)
         self.threads = set_threads(config.threads)
         layers = recipe.layers(config)
-        if extractor is None:
+        if extractor is None and layers:  # a method that reads no VGG layer gets no network
             extractor = FeatureExtractor.vgg19(pooling=recipe.pooling(config), last_layer=layers[-1],
                                                precision=self.precision, device=self.device)
-        self.extractor = extractor
+        self.extractor: Optional[FeatureExtractor] = extractor
         self.styles = [s.to(self.device) for s in styles]
         self.style_masks = None if style_masks is None else [m.to(self.device) for m in style_masks]
         self.guidance = None if guidance is None else list(guidance)
@@ -185,7 +187,7 @@ class _FrameRun:
         layers = recipe.layers(self.config)
 
         def loss_fn(img: torch.Tensor) -> LossTerms:
-            terms = recipe.loss(ctx, targets, img, ctx.extractor(img, layers))
+            terms = recipe.loss(ctx, targets, img, ctx.extractor(img, layers) if layers else {})
             for name, term in self.extra_terms.items():
                 terms.terms[name] = term(img, place)
             return terms
@@ -250,7 +252,7 @@ class _FrameRun:
                     deadline: Optional[float]) -> torch.Tensor:
         """Tile by tile, round by round (painterly.tiling), each tile given its share of the scale's time."""
         tiling, saved = scale.tiling, self.saved
-        per_round = round_iterations(scale.iterations, tiling.rounds) if self.recipe.optimises else [1] * tiling.rounds
+        per_round = round_iterations(scale.iterations, tiling.rounds)
         counts = [len(tiling.boxes(scale.size, r)) * per_round[r] for r in range(tiling.rounds)]
         total = sum(counts)
         # A copy: tiles are written into the canvas in place, and the start image may be the very
@@ -270,8 +272,6 @@ class _FrameRun:
             if targets is None:  # nothing pulls on this tile
                 return crop
             offset = sum(counts[:r]) + t * per_round[r]
-            if not self.recipe.optimises:
-                return self.forward(k, crop, targets, offset + 1, total, compose(box))
             tile_deadline = None
             if deadline is not None:  # this tile's share of what is left of the scale's time
                 now = time.monotonic()
@@ -280,7 +280,31 @@ class _FrameRun:
                                  resumed and (r, t) == begin, lambda i: offset + i, total,
                                  lambda: {"tile": [r, t], "canvas": canvas}, compose(box), tile_deadline, warm=True)
 
+        if not self.recipe.optimises:
+            return self.forward_tiled(k, scale, image, style)
         return optimize_tiled(canvas, tiling, run_tile, begin)
+
+    @torch.no_grad()
+    def forward_tiled(self, k: int, scale: Scale, image: torch.Tensor, style) -> torch.Tensor:
+        """One forward pass per tile of one round, each from the start image, blended as a weighted
+        average (the round's windows sum to one), so a pixelwise method gives the whole-image result."""
+        size, tiling = scale.size, scale.tiling
+        boxes = tiling.boxes(size, 0)
+        out = torch.zeros_like(image)
+
+        def compose(box: Box) -> Callable[[torch.Tensor], torch.Tensor]:
+            def paste(tile: torch.Tensor) -> torch.Tensor:
+                preview = image.clamp(0, 1)
+                box.crop(preview).copy_(tile.clamp(0, 1))
+                return preview
+            return paste
+
+        for t, box in enumerate(boxes):
+            targets = self.recipe.targets(self.ctx, k, scale, style, box)
+            crop = box.crop(image)
+            result = crop if targets is None else self.forward(k, crop, targets, t + 1, len(boxes), compose(box))
+            box.crop(out).add_(result * blend_window(box, size, tiling.overlap).to(out))
+        return out
 
 
 def run(content: torch.Tensor, styles: Sequence[torch.Tensor], config, *, callback: Optional[Callback] = None,

@@ -55,7 +55,7 @@ class RunContext:
     config: Any
     device: torch.device
     precision: str
-    extractor: FeatureExtractor
+    extractor: Optional[FeatureExtractor]  # None for a method that reads no VGG layer
     generator: torch.Generator
     content: torch.Tensor
     styles: list[torch.Tensor]

@@ -156,6 +156,8 @@ ASSUMED_GFLOPS = {"fp32": 150.0, "bf16": 300.0}
 def vgg_flops(size: tuple[int, int], layers: Sequence[str]) -> float:
     """FLOPs of one iteration: VGG19 forward to the deepest layer plus backward to the input
     (no weight gradients), taken as 2 x the forward convolutions' 2*Cin*Cout*9 per output pixel."""
+    if not layers:
+        return 0.0
     h, w = size
     deepest = max(LAYER_INDEX[l] for l in layers)
     flops, cin = 0.0, 3
