@@ -47,32 +47,40 @@ def _type_name(hint: Any) -> str:
         args = [a for a in typing.get_args(hint) if a is not type(None)]
         return " or ".join(_type_name(a) for a in args) + " or None"
     if origin is tuple:
-        return f"a list of {_type_name(typing.get_args(hint)[0])}s"
+        element = typing.get_args(hint)[0]
+        return {int: "a list of whole numbers", float: "a list of numbers", str: "a list of strings"}.get(
+            element, f"a list of {element}")
     return {int: "a whole number", float: "a number", str: "a string", bool: "true or false"}.get(hint, str(hint))
+
+
+def _coerced(value: Any, hint: Any) -> tuple[bool, Any]:
+    """(True, value as the type `hint`) or (False, None)."""
+    origin = typing.get_origin(hint)
+    if origin is Union:
+        if value is None:
+            return True, None
+        args = [a for a in typing.get_args(hint) if a is not type(None)]
+        return _coerced(value, args[0])
+    if origin is tuple:
+        if not isinstance(value, (list, tuple)):
+            return False, None
+        items = [_coerced(v, typing.get_args(hint)[0]) for v in value]
+        return (all(ok for ok, _ in items), tuple(v for _, v in items))
+    if hint is float:
+        ok = isinstance(value, (int, float)) and not isinstance(value, bool)
+        return ok, float(value) if ok else None
+    if hint is int:
+        return isinstance(value, int) and not isinstance(value, bool), value
+    return isinstance(value, hint), value
 
 
 def coerce(name: str, value: Any, hint: Any) -> Any:
     """`value` as the field's type (JSON lists become tuples, whole numbers may stand for floats), or a
     PainterlyError naming the field."""
-    origin = typing.get_origin(hint)
-    if origin is Union:
-        args = [a for a in typing.get_args(hint) if a is not type(None)]
-        if value is None:
-            return None
-        return coerce(name, value, args[0])
-    if origin is tuple:
-        if isinstance(value, (list, tuple)):
-            element = typing.get_args(hint)[0]
-            return tuple(coerce(name, v, element) for v in value)
-    elif hint is float:
-        if isinstance(value, (int, float)) and not isinstance(value, bool):
-            return float(value)
-    elif hint is int:
-        if isinstance(value, int) and not isinstance(value, bool):
-            return value
-    elif isinstance(value, hint):
-        return value
-    raise PainterlyError(f"{flag_name(name)} must be {_type_name(hint)}, got {type(value).__name__} {value!r}")
+    ok, result = _coerced(value, hint)
+    if not ok:
+        raise PainterlyError(f"{flag_name(name)} must be {_type_name(hint)}, got {type(value).__name__} {value!r}")
+    return result
 
 
 class MethodConfig:

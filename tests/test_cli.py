@@ -341,12 +341,14 @@ def test_negative_weights(images, capsys, no_stylize, args, fragment):
     assert_nothing_written(d)
 
 
-def test_mismatched_style_blend_weights(images, capsys, no_stylize):
+def test_mismatched_style_blend_weights(images, capsys):
+    # Checked by the method's style side (the count of style images is not known to the config), so
+    # before any optimisation but inside stylize().
     d = images["dir"]
     code, _, err = run([images["content"], images["style"], images["style2"], "-o", d / "out.png", *FAST,
                         "--style-blend-weights", "1,2,3"], capsys)
     assert code == 2
-    assert_one_error_line(err, "--style-blend-weights has 3 values for 2 style image(s)")
+    assert_one_error_line(err, "style-blend-weights has 3 values for 2 style images")
     assert_nothing_written(d)
 
 
@@ -364,8 +366,8 @@ def test_mismatched_layer_weights(images, capsys, no_stylize):
     (["--style-layer-weights", "nan,1,1,1,1"], "not a finite number"),
     (["--content-weight", "lots"], "'lots' is not a number"),
     (["--content-layers", "relu4_2,"], "comma-separated list of layer names"),
-    (["--size", "big"], "argument --size: invalid int value"),
-    (["--scales", "0"], "argument --scales: must be at least 1"),
+    (["--size", "big"], "argument --size: 'big' is not a whole number or 'max'"),
+    (["--scales", "0"], "scales must be at least 1, got 0"),
     (["--save-every", "0"], "argument --save-every: must be at least 1"),
     (["--optimizer", "sgd"], "invalid choice: 'sgd'"),
     (["--pooling", "min"], "invalid choice"),
@@ -377,13 +379,21 @@ def test_mismatched_layer_weights(images, capsys, no_stylize):
     (["--iterations", "-3"], "iterations must not be negative"),
     (["--max-time", "0"], "max-time must be positive"),
     (["--style-scale", "0"], "style-scale must be positive"),
-    (["--device", "quantum"], "unknown device 'quantum'"),
 ])
 def test_bad_option_values(images, capsys, no_stylize, args, fragment):
     d = images["dir"]
     code, _, err = run([images["content"], images["style"], "-o", d / "out.png", *args], capsys)
     assert code == 2
     assert_one_error_line(err, fragment)
+    assert_nothing_written(d)
+
+
+def test_bad_device_is_one_line(images, capsys):
+    """The device is resolved when the run starts (hardware.resolve_device), before any work."""
+    d = images["dir"]
+    code, _, err = run([images["content"], images["style"], "-o", d / "out.png", "--device", "quantum"], capsys)
+    assert code == 2
+    assert_one_error_line(err, "unknown device 'quantum'", "use auto, cpu, cuda or cuda:N")
     assert_nothing_written(d)
 
 
@@ -406,7 +416,7 @@ def test_bad_config_file(tmp_path, capsys):
     (tmp_path / "alien.json").write_text('{"size": 64, "flavour": "vanilla"}')
     code, _, err = run(["--config", tmp_path / "alien.json", "--config-json"], capsys)
     assert code == 2
-    assert_one_error_line(err, "not a painterly config")
+    assert_one_error_line(err, "alien.json", "unknown option(s): flavour")
     code, _, err = run(["--config", tmp_path / "absent.json", "--config-json"], capsys)
     assert code == 2
     assert_one_error_line(err, "absent.json", "cannot be read")

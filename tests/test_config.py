@@ -1,0 +1,85 @@
+"""Config values are checked by type and bounds from the field declarations, whatever their source
+(Python, a JSON config file, the CLI); API tensors must be floats in [0, 1]."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+
+import painterly
+from painterly import GatysConfig, PainterlyError, StrotssConfig, cli
+
+
+@pytest.mark.parametrize("cls,field,value,fragment", [
+    (GatysConfig, "size", "512", "size must be a whole number, got str '512'"),
+    (GatysConfig, "size", 512.0, "size must be a whole number"),
+    (GatysConfig, "iterations", True, "iterations must be a whole number, got bool"),
+    (GatysConfig, "style_weight", "10", "style-weight must be a number"),
+    (GatysConfig, "style_layers", "relu1_1", "style-layers must be a list of strings"),
+    (GatysConfig, "style_blend_weights", (1, "a"), "style-blend-weights must be a list of numbers"),
+    (GatysConfig, "style_set", 1, "style-set must be true or false"),
+    (StrotssConfig, "samples", 10.5, "samples must be a whole number"),
+    (StrotssConfig, "max_memory", "4", "max-memory must be a number or None"),
+])
+def test_a_value_of_the_wrong_type_names_the_field(cls, field, value, fragment):
+    with pytest.raises(PainterlyError, match=fragment.replace("(", r"\(")):
+        cls(**{field: value})
+
+
+def test_numbers_and_lists_are_taken_as_their_field_types():
+    c = GatysConfig(style_weight=5, style_blend_weights=[1, 2], scale_iterations=[3, 2])
+    assert c.style_weight == 5.0 and isinstance(c.style_weight, float)
+    assert c.style_blend_weights == (1.0, 2.0) and c.scale_iterations == (3, 2)
+
+
+@pytest.mark.parametrize("options,fragment", [
+    ({"size": 8}, "size must be at least 16"), ({"content_weight": -1}, "content-weight must not be negative"),
+    ({"max_time": 0}, "max-time must be positive"), ({"optimizer": "sgd"}, "optimizer must be lbfgs or adam"),
+    ({"tile_rounds": 0}, "tile-rounds must be at least 1"), ({"style_layer_weights": (1, -1, 1, 1, 1)},
+                                                             "style-layer-weights must not be negative"),
+])
+def test_bounds_and_choices(options, fragment):
+    with pytest.raises(PainterlyError, match=fragment):
+        GatysConfig(**options)
+
+
+def test_json_config_with_a_wrong_type_is_one_line(tmp_path, capsys):
+    path = tmp_path / "c.json"
+    path.write_text(json.dumps({"size": "512"}))
+    code = cli.main(["--config", str(path), "--config-json"])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 2 and len(err) == 1 and "size must be a whole number" in err[0] and str(path) in err[0]
+    assert GatysConfig.from_json(GatysConfig(size=64).to_json()) == GatysConfig(size=64)
+    with pytest.raises(PainterlyError, match="unknown option"):
+        GatysConfig.from_json('{"sise": 64}')
+
+
+def test_api_refuses_a_wrong_type_before_any_work():
+    with pytest.raises(PainterlyError, match="size must be a whole number"):
+        painterly.stylize(torch.rand(1, 3, 32, 32), torch.rand(1, 3, 32, 32), size="64")
+
+
+@pytest.mark.parametrize("tensor,fragment", [
+    (torch.rand(1, 3, 32, 32) * 255, "looks like 0..255"),
+    (torch.rand(1, 3, 32, 32) - 0.5, r"values in \[-"),
+    ((torch.rand(1, 3, 32, 32) * 255).to(torch.uint8), "float tensors"),
+    (torch.full((1, 3, 32, 32), float("nan")), "values in"),
+])
+def test_api_refuses_tensors_outside_zero_one(tensor, fragment):
+    with pytest.raises(PainterlyError, match=fragment):
+        painterly.stylize(tensor, torch.rand(1, 3, 32, 32), size=32, iterations=1)
+
+
+def test_api_accepts_a_tensor_barely_outside_by_rounding():
+    from painterly.image import as_tensor
+
+    t = as_tensor(torch.rand(1, 3, 8, 8) * 1.004 - 0.002)
+    assert float(t.min()) >= 0 and float(t.max()) <= 1
+
+
+def test_an_input_a_method_does_not_take_is_refused_naming_it():
+    with pytest.raises(PainterlyError, match="method 'strotss' takes no style masks"):
+        painterly.stylize(torch.rand(1, 3, 32, 32), [torch.rand(1, 3, 32, 32)], method="strotss", size=32,
+                          style_masks=[torch.ones(1, 1, 32, 32)])

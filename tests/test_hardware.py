@@ -1,0 +1,135 @@
+"""What the process may use: CPUs from affinity and cgroup quota, memory under a cgroup limit (so a
+run that would be OOM-killed in a container is tiled instead), native bf16, devices."""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+import torch
+
+from painterly import hardware
+from painterly.driver import make_plan
+from painterly.errors import PainterlyError
+from painterly.methods.gatys import GATYS, GatysConfig
+
+
+def _cgroup(tmp_path, **files):
+    d = tmp_path / "cg"
+    d.mkdir(exist_ok=True)
+    for name, text in files.items():
+        (d / name.replace("_", ".")).write_text(text)
+    return [d]
+
+
+def test_usable_cpus_is_capped_by_a_cgroup_quota(tmp_path):
+    affinity = len(os.sched_getaffinity(0))
+    assert hardware.usable_cpus(_cgroup(tmp_path, cpu_max="max 100000")) == affinity
+    assert hardware.usable_cpus(_cgroup(tmp_path, cpu_max="50000 100000")) == 1       # half a CPU -> 1 thread
+    assert hardware.usable_cpus(_cgroup(tmp_path, cpu_max=f"{150000 * 64} 100000")) == affinity  # quota above the mask
+
+
+def test_usable_cpus_follows_the_affinity_mask(monkeypatch):
+    monkeypatch.setattr(os, "sched_getaffinity", lambda pid: {0})
+    assert hardware.usable_cpus([]) == 1
+
+
+def test_set_threads_defaults_to_usable_cpus(monkeypatch):
+    before = torch.get_num_threads()
+    try:
+        monkeypatch.setattr(hardware, "usable_cpus", lambda dirs=None: 1)
+        assert hardware.set_threads(None) == 1 and torch.get_num_threads() == 1
+        assert hardware.set_threads(2) == 2 and torch.get_num_threads() == 2
+    finally:
+        torch.set_num_threads(before)
+
+
+def test_free_memory_honours_the_cgroup_limit(tmp_path):
+    meminfo = tmp_path / "meminfo"
+    meminfo.write_text("MemTotal: 100000000 kB\nMemAvailable:   50000000 kB\n")
+    dirs = _cgroup(tmp_path, memory_max=str(3 * 2**30), memory_current=str(2**30))
+    assert hardware.available_memory_bytes(meminfo, dirs) == 2 * 2**30
+    unlimited = _cgroup(tmp_path, memory_max="max", memory_current=str(2**30))
+    assert hardware.available_memory_bytes(meminfo, unlimited) == 50000000 * 1024
+
+
+def test_a_run_that_does_not_fit_the_cgroup_is_tiled_not_refused(monkeypatch):
+    limit = 1200 * 2**20
+    monkeypatch.setattr(hardware, "cgroup_memory_left", lambda dirs=None: None)
+    if hardware.available_memory_bytes() < 2 * limit:
+        pytest.skip("too little free memory to tell the cgroup limit from the machine's")
+    config = GatysConfig(size=1024, scales=1, precision="fp32", device="cpu")
+    model = GATYS.memory(config, [], "fp32")
+    assert model.scale_bytes((768, 1024), None, 200) > limit          # the whole image would not fit the cgroup
+    assert make_plan(GATYS, config, (768, 1024), [(512, 512)], "cpu", "fp32")[-1].tiling is None
+    monkeypatch.setattr(hardware, "cgroup_memory_left", lambda dirs=None: limit)
+    scale = make_plan(GATYS, config, (768, 1024), [(512, 512)], "cpu", "fp32")[-1]
+    assert scale.tiling is not None
+    assert model.scale_bytes(scale.size, scale.tiling, 100) <= limit
+
+
+def test_own_cgroup_dirs_walks_up_to_the_root(tmp_path):
+    root = tmp_path / "fs"
+    (root / "a" / "b").mkdir(parents=True)
+    proc = tmp_path / "cgroup"
+    proc.write_text("0::/a/b\n")
+    assert hardware._own_cgroup_dirs(root, proc) == [root / "a" / "b", root / "a", root]
+
+
+def test_precision_auto_asks_whether_bf16_is_native(monkeypatch, capsys):
+    monkeypatch.setattr(hardware, "cpu_has_native_bf16", lambda: True)
+    assert hardware.resolve_precision("auto", "cpu") == "bf16"
+    monkeypatch.setattr(hardware, "cpu_has_native_bf16", lambda: False)
+    assert hardware.resolve_precision("auto", "cpu") == "fp32"
+    assert capsys.readouterr().err == ""
+
+
+def test_bf16_without_native_support_warns_in_one_line_once(monkeypatch, capsys):
+    monkeypatch.setattr(hardware, "cpu_has_native_bf16", lambda: False)
+    monkeypatch.setattr(hardware, "_warned_slow_bf16", False)
+    assert hardware.resolve_precision("bf16", "cpu") == "bf16"
+    assert hardware.resolve_precision("bf16", "cpu") == "bf16"
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("painterly: warning:") and "slow" in lines[0]
+    monkeypatch.setattr(hardware, "cpu_has_native_bf16", lambda: True)
+    monkeypatch.setattr(hardware, "_warned_slow_bf16", False)
+    hardware.resolve_precision("bf16", "cpu")
+    assert capsys.readouterr().err == ""
+
+
+def test_torch_is_asked_about_bf16_first(monkeypatch):
+    monkeypatch.setattr(torch.ops.mkldnn, "_is_mkldnn_bf16_supported", lambda: False, raising=False)
+    assert hardware.cpu_has_native_bf16() is False
+    monkeypatch.setattr(torch.ops.mkldnn, "_is_mkldnn_bf16_supported", lambda: True, raising=False)
+    assert hardware.cpu_has_native_bf16() is True
+
+
+@pytest.mark.parametrize("device,fragment", [("meta", "not supported"), ("cuda:9", "not available"),
+                                             ("nonsense", "unknown device")])
+def test_bad_devices_are_refused_in_one_line(device, fragment):
+    if torch.cuda.is_available() and device.startswith("cuda"):
+        pytest.skip("a GPU is present")
+    with pytest.raises(PainterlyError, match=fragment):
+        hardware.resolve_device(device)
+
+
+def test_match_color_builds_its_matrices_on_the_images_device(monkeypatch):
+    """--preserve-color histogram failed on CUDA: its identity matrix was made on the CPU. Every
+    tensor it makes must come from the input's device (checked here by spying on torch.eye; the GPU
+    run below, where one is present, is the real thing)."""
+    from painterly.image import match_color
+
+    devices = []
+    real_eye = torch.eye
+
+    def eye(*args, **kwargs):
+        devices.append(kwargs.get("device"))
+        return real_eye(*args, **kwargs)
+
+    monkeypatch.setattr(torch, "eye", eye)
+    src, ref = torch.rand(1, 3, 8, 8), torch.rand(1, 3, 8, 8)
+    match_color(src, ref)
+    assert devices and all(d == src.device for d in devices)
+    if torch.cuda.is_available():
+        out = match_color(src.cuda(), ref.cuda())
+        assert out.device.type == "cuda"
