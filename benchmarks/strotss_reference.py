@@ -27,7 +27,8 @@ sys.path.insert(0, str(ROOT))
 from painterly.features import FeatureExtractor  # noqa: E402
 from painterly.figures import side_by_side  # noqa: E402
 from painterly.image import as_tensor, fit_long_side, resize, save_image, tensor_to_pil  # noqa: E402
-from painterly.methods.strotss import StrotssConfig, StrotssObjective, run  # noqa: E402
+from painterly.driver import run  # noqa: E402
+from painterly.methods.strotss import StrotssConfig, StrotssObjective  # noqa: E402
 
 DATA = ROOT.parent / "shared" / "data" / "strotss"
 TERMS = ("content", "style", "moments", "palette", "total")

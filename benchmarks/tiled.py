@@ -31,8 +31,9 @@ def worker(spec: dict) -> dict:
     import torch
 
     from painterly.image import as_tensor, save_image, tensor_to_pil
-    from painterly.methods.gatys import GatysConfig, make_plan, run
-    from painterly.features import resolve_precision
+    from painterly.driver import make_plan, run
+    from painterly.hardware import resolve_precision
+    from painterly.methods.gatys import GATYS, GatysConfig
     from painterly.schedule import scale_peak_bytes
     from painterly.tiling import seam_ratio, tile_borders
 
@@ -40,7 +41,7 @@ def worker(spec: dict) -> dict:
     style = as_tensor(EXAMPLES / "starry_night.jpg")
     config = GatysConfig(**spec["config"])
     precision = resolve_precision(config.precision, "cpu")
-    plan = make_plan(config, tuple(content.shape[-2:]), "cpu", precision)
+    plan = make_plan(GATYS, config, tuple(content.shape[-2:]), [tuple(style.shape[-2:])], "cpu", precision)
     scale_end: dict[int, float] = {}
     scale_peak: dict[int, float] = {}
 
@@ -67,8 +68,8 @@ def worker(spec: dict) -> dict:
         times.append(round(scale_end[k] - previous, 1))
         previous = scale_end[k]
     last = plan[-1]
-    predicted = [scale_peak_bytes(s, config.layers, precision=precision, optimizer=config.optimizer,
-                                  lbfgs_history=config.lbfgs_history) / 2**20 for s in plan]
+    model = GATYS.memory(config, [tuple(style.shape[-2:])], precision)
+    predicted = [scale_peak_bytes(s, model) / 2**20 for s in plan]
     return {"peak_mib": C.peak_rss_mib(), "wall_s": round(wall, 1), "scale_s": times, "seams": seams,
             "scale_peak_mib": [round(scale_peak.get(k, 0)) for k in range(len(plan))],
             "predicted_mib": [round(p) for p in predicted],
@@ -85,19 +86,17 @@ def worker(spec: dict) -> dict:
 
 def score(path: Path, size: int) -> dict:
     """painterly's default Gatys objective of an output, on the whole image at once (fp32)."""
-    import torch
-
     from painterly.features import FeatureExtractor
     from painterly.image import as_tensor
-    from painterly.methods.gatys import GatysConfig, GatysObjective, compute_targets
+    from painterly.image import resize
+    from painterly.methods.gatys import GatysConfig, GatysEvaluator
 
     config = GatysConfig(precision="fp32")
     vgg = FeatureExtractor.vgg19(last_layer=config.layers[-1], precision="fp32")
     image = as_tensor(path)
-    targets = compute_targets(vgg, config, as_tensor(EXAMPLES / "tubingen.jpg"), [as_tensor(EXAMPLES / "starry_night.jpg")],
-                              tuple(image.shape[-2:]))
-    with torch.no_grad():
-        return {k: round(v, 1) for k, v in GatysObjective(config)(image, vgg(image, config.layers), targets).floats().items()}
+    content = resize(as_tensor(EXAMPLES / "tubingen.jpg"), tuple(image.shape[-2:]))
+    evaluate = GatysEvaluator(vgg, config, content, [as_tensor(EXAMPLES / "starry_night.jpg")])
+    return {k: round(v, 1) for k, v in evaluate(image).floats().items()}
 
 
 def save_crop(path: Path, crop: int) -> Path:

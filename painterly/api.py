@@ -15,8 +15,7 @@ from .errors import PainterlyError
 from .guidance import check_guides, region_pairs
 from .hardware import free_memory_bytes, resolve_device, resolve_precision
 from .image import ImageLike, as_tensor, fit_long_side, open_image, resize, split_alpha, tensor_to_pil
-from .methods import gatys as _gatys  # noqa: F401  (the built-in methods register themselves)
-from .methods import strotss as _strotss  # noqa: F401
+from . import methods as _builtin_methods  # noqa: F401  (the built-in methods register themselves)
 from .progress import Callback
 from .recipe import REGISTRY, Recipe
 from .schedule import RunPlan, largest_fitting_long_side, scale_peak_bytes, scale_seconds

@@ -3,14 +3,12 @@
 from __future__ import annotations
 
 import dataclasses
-import os
 import time
 from dataclasses import dataclass
-from typing import Any, Callable, Optional, Protocol, Sequence
+from typing import Callable, Optional, Protocol, Sequence
 
 from .errors import PainterlyError
 from .features import LAYER_INDEX, LAYER_NAMES, channels_of, layer_stride
-from .image import fit_long_side
 from .tiling import Tiling, choose_tiling
 
 # Auto mode halves the size while the coarser image's long side stays at least this big: below

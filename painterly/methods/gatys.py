@@ -297,3 +297,21 @@ class Gatys(Recipe):
 
 
 GATYS = register(Gatys())
+
+
+class GatysEvaluator:
+    """The Gatys objective of any image against one content and style set, on the whole image at once:
+    one evaluator scores several tools' outputs alike (benchmarks, model cards)."""
+
+    def __init__(self, extractor, config: GatysConfig, content: torch.Tensor, styles: Sequence[torch.Tensor]) -> None:
+        size = tuple(content.shape[-2:])
+        plan = [Scale(*size, 0)]
+        run = RunContext(config, content.device, extractor.precision, extractor, torch.Generator(), content,
+                         list(styles), plan)
+        self.config, self.extractor, self.run = config, extractor, run
+        self.targets = GATYS.targets(run, 0, plan[0], GATYS.style_targets(run, 0, plan[0]), None)
+
+    @torch.no_grad()
+    def __call__(self, image: torch.Tensor) -> LossTerms:
+        image = resize(image, tuple(self.run.content.shape[-2:]))
+        return GATYS.loss(self.run, self.targets, image, self.extractor(image, self.config.layers))
