@@ -61,7 +61,7 @@ def channels_of(layer: str, width_divisor: int = 1) -> int:
     return VGG19_BLOCKS[block - 1][0] // width_divisor
 
 
-@functools.lru_cache(maxsize=1)
+@functools.lru_cache(maxsize=None)
 def layer_stride(layer: str) -> int:
     """How many input pixels one cell of `layer`'s feature map spans per side: 2 per pooling before it."""
     block = int(_canonical(layer)[4])

@@ -174,12 +174,40 @@ def cli_reference(cli_images):
     return np.asarray(Image.open(cli_images / "ref.png")).astype(int)
 
 
-def _start_and_wait_for_checkpoint(cmd, ckpt: Path) -> subprocess.Popen:
-    proc = subprocess.Popen(cmd, env=_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    deadline = time.monotonic() + 60
-    while not ckpt.exists():
+# The command line as `python -m painterly` runs it, except that the run holds still right after its
+# first checkpoint is written, until a stop is requested (SIGINT, SIGTERM) or it is killed: where a
+# signal lands in the run then does not depend on how fast the machine is (a fast one could
+# otherwise finish before the signal arrives).
+HELD_CLI = """
+import os, sys, time
+import painterly.checkpoint as checkpoint
+from painterly.cli import main
+
+held, save = os.environ["PAINTERLY_TEST_HELD"], checkpoint.Checkpointer.save
+
+def save_then_hold(self, state):
+    path = save(self, state)
+    if not os.path.exists(held):
+        open(held, "w").close()
+        while self.stop_signal is None:  # set by the CLI's signal handler
+            time.sleep(0.005)
+    return path
+
+checkpoint.Checkpointer.save = save_then_hold
+sys.exit(main(sys.argv[1:]))
+"""
+
+
+def _start_and_hold_after_first_checkpoint(d: Path, out: str, *extra: str) -> subprocess.Popen:
+    """Start the CLI; return once its first checkpoint is on disk and the run is held there."""
+    held = d / f"{out}.held"
+    cmd = [sys.executable, "-c", HELD_CLI, *_cli(d, out, *extra)[3:]]
+    proc = subprocess.Popen(cmd, env={**_env(), "PAINTERLY_TEST_HELD": str(held)}, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 120  # only against a hang: the wait ends when the run gets there
+    while not held.exists():
         assert proc.poll() is None, proc.communicate()
-        assert time.monotonic() < deadline
+        assert time.monotonic() < deadline, "no checkpoint within 120 s"
         time.sleep(0.005)
     return proc
 
@@ -187,9 +215,8 @@ def _start_and_wait_for_checkpoint(cmd, ckpt: Path) -> subprocess.Popen:
 def test_cli_survives_sigkill_and_resumes_to_the_same_image(cli_images, cli_reference):
     d = cli_images
     ckpt = d / "killed.ckpt"
-    proc = _start_and_wait_for_checkpoint(_cli(d, "killed.png", "--checkpoint-every", "5"), ckpt)
-    time.sleep(0.05)  # somewhere between two checkpoints
-    proc.kill()
+    proc = _start_and_hold_after_first_checkpoint(d, "killed.png", "--checkpoint-every", "5")
+    proc.kill()  # mid-run: 5 of 60 iterations saved, none of the output written
     proc.communicate()
     assert not (d / "killed.png").exists() and ckpt.exists()
     done = subprocess.run(_cli(d, "killed.png", "--checkpoint-every", "5", "--resume"), env=_env(),
@@ -201,13 +228,12 @@ def test_cli_survives_sigkill_and_resumes_to_the_same_image(cli_images, cli_refe
 
 def test_cli_sigint_saves_checkpoint_and_image_then_resumes(cli_images, cli_reference):
     d = cli_images
-    ckpt = d / "int.ckpt"
-    proc = _start_and_wait_for_checkpoint(_cli(d, "int.png", "--checkpoint-every", "5"), ckpt)
-    proc.send_signal(signal.SIGINT)
+    proc = _start_and_hold_after_first_checkpoint(d, "int.png", "--checkpoint-every", "5")
+    proc.send_signal(signal.SIGINT)  # while held after iteration 5: the stop is honoured after iteration 6
     _, err = proc.communicate()
     assert proc.returncode == 130, err
     line = err.strip().splitlines()[-1]
-    assert line.startswith("painterly: interrupted at scale 1/1 iteration "), err
+    assert line.startswith("painterly: interrupted at scale 1/1 iteration 6/60; "), err
     assert "--resume" in line and "Traceback" not in err
     assert (d / "int.png").exists()  # the image so far
     done = subprocess.run(_cli(d, "int.png", "--checkpoint-every", "5", "--resume"), env=_env(),

@@ -15,9 +15,12 @@ import numpy as np
 import pytest
 from PIL import Image
 
+import torch
+
 import painterly
 import painterly.cli as cli
 from painterly import GatysConfig
+from painterly.image import as_tensor, pil_to_tensor, resize, rgb_to_yiq
 
 FAST = ["--size", "48", "--iterations", "3", "--scales", "1", "--seed", "0"]
 
@@ -96,15 +99,60 @@ def test_end_to_end_with_log_comparison_and_intermediates(images, capsys):
     assert [p for p in d.iterdir() if p.name.endswith(".part")] == []
 
 
-def test_quiet_run_with_jpeg_output_and_file_init(images, capsys):
+def test_quiet_run_with_jpeg_output(images, capsys):
     out = images["dir"] / "quiet.jpg"
     code, stdout, err = run([images["content"], images["style"], "-o", out, "--quiet", "--size", "32",
-                             "--iterations", "1", "--scales", "1", "--init", images["style2"],
-                             "--optimizer", "adam", "--preserve-color", "luminance"], capsys)
+                             "--iterations", "1", "--scales", "1"], capsys)
     assert code == 0
     assert err == "" and stdout == ""
-    assert Image.open(out).size == (32, 24)
+    result = Image.open(out)
+    assert result.size == (32, 24) and result.format == "JPEG"
     assert not (images["dir"] / "quiet.json").exists()
+
+
+def _pixels(path) -> torch.Tensor:
+    return pil_to_tensor(Image.open(path))
+
+
+def _at(path, hw) -> torch.Tensor:
+    return resize(as_tensor(str(path)), hw)
+
+
+def test_init_file_is_where_the_run_starts(images, capsys):
+    """--init FILE: a 0-iteration run writes that image at the output's size; a short Adam run from it
+    stays far closer to it than to the content."""
+    d = images["dir"]
+    common = [images["content"], images["style"], "--quiet", "--size", "32", "--scales", "1", "--seed", "0",
+              "--precision", "fp32", "--device", "cpu", "--init", images["style2"]]
+    code, _, err = run([*common, "-o", d / "zero.png", "--iterations", "0"], capsys)
+    assert code == 0, err
+    init, content = _at(images["style2"], (24, 32)), _at(images["content"], (24, 32))
+    assert (_pixels(d / "zero.png") - init).abs().max() <= 0.5 / 255 + 1e-6
+    code, _, err = run([*common, "-o", d / "adam.png", "--iterations", "2", "--optimizer", "adam"], capsys)
+    assert code == 0, err
+    out = _pixels(d / "adam.png")
+    assert (out - init).abs().mean() < 0.25 * (out - content).abs().mean()
+
+
+def test_preserve_color_luminance_keeps_the_contents_chroma(images, capsys):
+    """--preserve-color luminance: the output's chroma (YIQ I, Q) is the content's, its luminance the
+    run's; without it, a run started from another image keeps that image's chroma."""
+    d = images["dir"]
+    common = [images["content"], images["style"], "--quiet", "--size", "32", "--scales", "1", "--seed", "0",
+              "--precision", "fp32", "--device", "cpu", "--init", images["style2"], "--iterations", "2"]
+    code, _, err = run([*common, "-o", d / "kept.png", "--preserve-color", "luminance"], capsys)
+    assert code == 0, err
+    code, _, err = run([*common, "-o", d / "plain.png"], capsys)
+    assert code == 0, err
+    kept, plain = rgb_to_yiq(_pixels(d / "kept.png")), rgb_to_yiq(_pixels(d / "plain.png"))
+    content = rgb_to_yiq(_at(images["content"], (24, 32)))
+    rgb = _pixels(d / "kept.png")
+    unclamped = ((rgb > 2 / 255) & (rgb < 253 / 255)).all(dim=1, keepdim=True).expand(-1, 2, -1, -1)
+    assert unclamped.float().mean() > 0.5
+    assert (kept[:, 1:] - content[:, 1:])[unclamped].abs().max() < 0.01  # 8-bit rounding only
+    assert (plain[:, 1:] - content[:, 1:]).abs().mean() > 0.05
+    # ... and the luminance is the run's (where the content's chroma on it stays in gamut, unclamped)
+    assert (kept[:, :1] - plain[:, :1])[unclamped[:, :1]].abs().max() < 0.01
 
 
 def test_flags_reach_the_config(images, capsys, monkeypatch):

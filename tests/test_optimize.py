@@ -11,6 +11,8 @@ from painterly.losses import LossTerms
 from painterly.optimize import DEFAULT_LEARNING_RATES, make_optimizer, optimize
 from painterly.param import PixelImage
 
+from helpers import use_fake_clock
+
 
 class Vector(nn.Module):
     """The simplest parameterisation: forward() returns the parameter itself."""
@@ -178,24 +180,13 @@ def test_deadline_in_the_past_runs_no_step():
     assert torch.equal(param.x.detach(), torch.zeros(4))
 
 
-class FakeClock:
-    """Stands in for the time module in painterly.optimize: monotonic() is `now`, moved by the test."""
-
-    def __init__(self, now: float = 100.0) -> None:
-        self.now = now
-
-    def monotonic(self) -> float:
-        return self.now
-
-
 def test_deadline_stops_early(monkeypatch):
     """Each step takes one (fake) second: a deadline 5.5 s away lets exactly 6 steps start."""
-    clock = FakeClock()
-    monkeypatch.setattr("painterly.optimize.time", clock)
+    clock = use_fake_clock(monkeypatch, "painterly.optimize")
     param = Vector([0.0])
 
     def slow(x):
-        clock.now += 1.0
+        clock.advance(1.0)
         return LossTerms({"q": (x**2).sum()})
 
     count = []

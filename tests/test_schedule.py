@@ -3,10 +3,10 @@
 import pytest
 
 from painterly.errors import PainterlyError
+from painterly.methods.gatys import GatysMemory
 from painterly.schedule import (
     MIN_AUTO_LONG_SIDE,
     Scale,
-    available_memory_bytes,
     estimate_peak_bytes,
     largest_fitting_long_side,
     plan_scales,
@@ -17,6 +17,17 @@ from painterly.schedule import (
 )
 
 LAYERS = ["relu1_1", "relu2_1", "relu3_1", "relu4_1", "relu4_2", "relu5_1"]
+# A fixed budget, so that no test depends on the memory free on the machine running it.
+BUDGET = 8 * 2**30
+
+
+def _model(precision="fp32"):
+    return GatysMemory(tuple(LAYERS), precision, "lbfgs", 100)
+
+
+def _whole(precision="fp32"):
+    """Peak bytes of a whole-image run of `size` with a full L-BFGS history (the default estimate)."""
+    return lambda size: estimate_peak_bytes(size, LAYERS, precision=precision)
 
 
 # --- scale_sizes -------------------------------------------------------------------------------
@@ -153,7 +164,7 @@ def test_estimate_is_an_int_and_sane():
 @pytest.mark.parametrize("target", [(600, 800), (300, 1000)])
 def test_largest_fitting_long_side_consistent_with_estimate(aspect, target):
     budget = estimate_peak_bytes(target, LAYERS)
-    side = largest_fitting_long_side(aspect, LAYERS, budget)
+    side = largest_fitting_long_side(aspect, budget, _whole())
     h, w = aspect
 
     def size_for(long_side):
@@ -164,23 +175,24 @@ def test_largest_fitting_long_side_consistent_with_estimate(aspect, target):
     assert estimate_peak_bytes(size_for(side + 1), LAYERS) > budget
 
 
-def test_largest_fitting_long_side_passes_options():
+def test_largest_fitting_long_side_follows_the_estimate_it_is_given():
     budget = estimate_peak_bytes((512, 512), LAYERS, precision="fp32")
-    fp32 = largest_fitting_long_side((1, 1), LAYERS, budget, precision="fp32")
-    bf16 = largest_fitting_long_side((1, 1), LAYERS, budget, precision="bf16")
+    fp32 = largest_fitting_long_side((1, 1), budget, _whole("fp32"))
+    bf16 = largest_fitting_long_side((1, 1), budget, _whole("bf16"))
     assert fp32 == 512
     assert bf16 > fp32
 
 
 def test_pre_flight_passes_a_small_size_whole():
     plan = [Scale(64, 64, 10)]
-    assert plan_tiles(plan, LAYERS, available_memory_bytes(), tile_size=0) == plan
-    assert scale_peak_bytes(plan[0], LAYERS) == estimate_peak_bytes((64, 64), LAYERS, iterations=10)
+    model = _model()
+    assert plan_tiles(plan, model, BUDGET, tile_size=0) == plan
+    assert scale_peak_bytes(plan[0], model) == estimate_peak_bytes((64, 64), LAYERS, iterations=10)
 
 
 def test_pre_flight_refuses_an_absurd_size_with_size_hint():
     with pytest.raises(PainterlyError, match="--size") as info:
-        plan_tiles([Scale(60000, 80000, 10)], LAYERS, available_memory_bytes(), tile_size=0)
+        plan_tiles([Scale(60000, 80000, 10)], _model(), BUDGET, tile_size=0)
     message = str(info.value)
     assert "80000x60000" in message and "GiB" in message
     hint = int(message.rsplit("--size", 1)[1].split()[0])

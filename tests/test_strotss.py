@@ -8,13 +8,20 @@ import math
 import pytest
 import torch
 
+from painterly import hypercolumns
+from painterly.checkpoint import read_checkpoint
+from painterly.driver import make_plan, run
 from painterly.errors import PainterlyError
+from painterly.guidance import region_pairs
+from painterly.hypercolumns import StyleFeatures, StylePool, grid_positions, random_positions, sample_hypercolumns
 from painterly.losses import functional as LF
+from painterly.methods import strotss
+from painterly.methods.strotss import STROTSS, StrotssConfig, StrotssObjective
 from painterly.optimize import make_optimizer
 from painterly.param import LaplacianPyramidImage, laplacian_pyramid, reconstruct_pyramid
-from painterly.methods import strotss
-from painterly.methods.strotss import (StrotssConfig, StrotssObjective, grid_positions, random_positions,
-                                       sample_hypercolumns)
+from painterly.schedule import Scale, plan_from_json
+
+from helpers import run_context, use_fake_clock
 
 A = 1.0 - 1.0 / math.sqrt(2.0)  # cosine distance between (1, 0) and (1, 1)
 
@@ -214,7 +221,7 @@ def test_sample_hypercolumns_reads_pixels_and_layers():
     f = fmap[0]
     expected = (f[:, 2, 1] * 0.75 * 0.75 + f[:, 3, 1] * 0.25 * 0.75 + f[:, 2, 2] * 0.75 * 0.25
                 + f[:, 3, 2] * 0.25 * 0.25)
-    assert torch.allclose(cols[1, 3:], expected * strotss.FEATURE_SCALE, atol=1e-6)
+    assert torch.allclose(cols[1, 3:], expected * hypercolumns.FEATURE_SCALE, atol=1e-6)
 
 
 # --- config ----------------------------------------------------------------------------------------
@@ -230,11 +237,13 @@ def test_config_round_trips_and_validates():
 
 
 def test_api_and_cli_know_strotss():
-    from painterly.api import METHODS, make_config
+    import painterly
+    from painterly.api import make_config
 
-    assert METHODS["strotss"] is StrotssConfig
+    assert painterly.methods()["strotss"] is STROTSS and STROTSS.config_class is StrotssConfig
+    assert painterly.get_method("strotss") is STROTSS
     assert make_config("strotss", iterations=3).iterations == 3
-    with pytest.raises(PainterlyError, match="style_weight"):
+    with pytest.raises(PainterlyError, match="unknown option.* for strotss: style_weight"):
         make_config("strotss", style_weight=3.0)
 
 
@@ -256,7 +265,7 @@ def test_short_run_lowers_style_and_content_terms():
                            style_samples=256, learning_rate=1e-2, final_learning_rate=None)
     extractor = FeatureExtractor.vgg19(pooling="max", last_layer=config.sorted_layers[-1], precision="fp32")
     infos = []
-    out = strotss.run(content, [style], config, callback=infos.append, extractor=extractor)
+    out = run(content, [style], config, callback=infos.append, extractor=extractor)
     assert out.shape == (1, 3, 48, 64) and out.min() >= 0 and out.max() <= 1
     assert [i.iteration for i in infos] == list(range(1, 21))
 
@@ -403,22 +412,57 @@ def test_guided_objective_samples_style_only_from_the_paired_region():
     terms.total.backward()
 
 
-def test_guided_run_and_its_errors():
+def _texture(colour, seed, h, w):
+    gen = torch.Generator().manual_seed(seed)
+    return (torch.tensor(colour).view(1, 3, 1, 1) + 0.15 * torch.randn(1, 3, h, w, generator=gen)).clamp(0, 1)
+
+
+def test_guided_run_sends_each_content_region_toward_its_paired_style_region():
+    """Crossed pairing (untiled): the content's left (red on its map) takes the style's right half
+    (red on the style map, a blue texture in the image), the content's right the red-textured left;
+    with the style map's colours swapped, the halves swap. Measured RGB means: left (0.20, 0.22, 0.89),
+    right (0.89, 0.10, 0.20); unguided both about (0.53, 0.16, 0.58)."""
     from painterly.features import FeatureExtractor
 
     extractor = FeatureExtractor.random(seed=0, last_layer="relu5_3")
+    content = 0.45 + 0.1 * torch.rand(1, 3, 32, 40, generator=torch.Generator().manual_seed(3))
+    style = torch.cat([_texture((0.9, 0.15, 0.1), 1, 32, 16), _texture((0.1, 0.2, 0.9), 2, 32, 16)], dim=3)
+    content_guide = _two_region_guide(32, 40, 20, (RED, BLUE), noise=0.05)
+    crossed = region_pairs(content_guide, [_two_region_guide(32, 32, 16, (BLUE, RED))])
+    straight = region_pairs(content_guide, [_two_region_guide(32, 32, 16, (RED, BLUE))])
+    config = StrotssConfig(size=40, scales=1, iterations=20, seed=0, precision="fp32", samples=64, style_samples=64,
+                           content_weight=1.0, learning_rate=1e-2, final_learning_rate=None)
+    steps = []
+    guided = run(content, [style], config, callback=steps.append, extractor=extractor, guidance=crossed)
+    assert guided.shape == (1, 3, 32, 40) and len(steps) == 20
+
+    def halves(image):  # mean colour of each half, away from the seam
+        return image[..., 2:18].mean(dim=(0, 2, 3)), image[..., 22:38].mean(dim=(0, 2, 3))
+
+    blue, red = style[..., 16:].mean(dim=(0, 2, 3)), style[..., :16].mean(dim=(0, 2, 3))
+    start_left, start_right = halves(_start(config, content, style, [Scale(32, 40, 20)], extractor))
+    left, right = halves(guided)
+    assert (left - blue).norm() < 0.5 * (start_left - blue).norm()    # left moved toward the blue region ...
+    assert (right - red).norm() < 0.5 * (start_right - red).norm()    # ... right toward the red one
+    assert left[2] - left[0] > 0.4 and right[0] - right[2] > 0.4, (left, right)
+    left, right = halves(run(content, [style], config, extractor=extractor, guidance=straight))
+    assert left[0] - left[2] > 0.4 and right[2] - right[0] > 0.4, (left, right)
+
+
+def test_guidance_errors():
+    import painterly
+
     gen = torch.Generator().manual_seed(0)
     content, style = torch.rand(1, 3, 32, 40, generator=gen), torch.rand(1, 3, 32, 32, generator=gen)
     cg, sg = _two_region_guide(32, 40, 20, (RED, BLUE), noise=0.05), _two_region_guide(32, 32, 8, (BLUE, RED))
-    config = StrotssConfig(size=40, scales=1, iterations=2, seed=0, precision="fp32", samples=64, style_samples=64)
-    steps = []
-    out = strotss.run(content, [style], config, callback=steps.append, extractor=extractor,
-                      content_guidance=cg, style_guidance=[sg])
-    assert out.shape == (1, 3, 32, 40) and len(steps) == 2
-    with pytest.raises(PainterlyError, match="both"):
-        strotss.run(content, [style], config, extractor=extractor, content_guidance=cg)
-    with pytest.raises(PainterlyError, match="one per style"):
-        strotss.run(content, [style], config, extractor=extractor, content_guidance=cg, style_guidance=[sg, sg])
+    options = dict(method="strotss", size=40, scales=1, iterations=1, precision="fp32", device="cpu")
+    with pytest.raises(PainterlyError, match="needs both"):
+        painterly.stylize(content, [style], content_guidance=cg, **options)
+    with pytest.raises(PainterlyError, match="2 style guidance map.* for 1 style image.*; give one per style image"):
+        painterly.stylize(content, [style], content_guidance=cg, style_guidance=[sg, sg], **options)
+    with pytest.raises(PainterlyError, match="method 'strotss' takes no style masks"):
+        run(content, [style], StrotssConfig(**{k: v for k, v in options.items() if k != "method"}),
+            style_masks=[torch.ones(1, 1, 32, 40)])
 
 
 def test_cli_and_api_take_guidance_maps(image_files, capsys):
@@ -454,7 +498,7 @@ def test_checkpoint_stop_and_resume_equals_an_uninterrupted_run(tmp_path):
     gen = torch.Generator().manual_seed(0)
     content, style = torch.rand(1, 3, 32, 40, generator=gen), torch.rand(1, 3, 32, 32, generator=gen)
     config = StrotssConfig(size=40, scales=2, iterations=3, seed=0, precision="fp32", samples=64, style_samples=64)
-    whole = strotss.run(content, [style], config, extractor=extractor)
+    whole = run(content, [style], config, extractor=extractor)
 
     path = tmp_path / "run.ckpt"
     ckpt = Checkpointer(path, every=None, seconds=None)
@@ -464,20 +508,20 @@ def test_checkpoint_stop_and_resume_equals_an_uninterrupted_run(tmp_path):
             ckpt.request_stop()
 
     with pytest.raises(Interrupted) as exc:
-        strotss.run(content, [style], config, callback=stop_at_step_4, extractor=extractor, checkpoint=ckpt)
+        run(content, [style], config, callback=stop_at_step_4, extractor=extractor, checkpoint=ckpt)
     assert (exc.value.scale, exc.value.iteration) == (1, 1) and path.exists()
     steps = []
-    resumed = strotss.run(content, [style], config, callback=steps.append, extractor=extractor,
-                          checkpoint=Checkpointer(path, every=None, seconds=None, resume=True))
+    resumed = run(content, [style], config, callback=steps.append, extractor=extractor,
+                  checkpoint=Checkpointer(path, every=None, seconds=None, resume=True))
     assert [s.step for s in steps] == [5, 6] and not path.exists()
     assert (resumed - whole).abs().max() == 0, float((resumed - whole).abs().max())
     with pytest.raises(PainterlyError, match="other input images or options"):
         ckpt2 = Checkpointer(path, every=None, seconds=None, keep=True)
         ckpt2.request_stop()
         with pytest.raises(Interrupted):
-            strotss.run(content, [style], config, extractor=extractor, checkpoint=ckpt2)
-        strotss.run(content, [style], dataclasses_replace(config, seed=1), extractor=extractor,
-                    checkpoint=Checkpointer(path, every=None, seconds=None, resume=True))
+            run(content, [style], config, extractor=extractor, checkpoint=ckpt2)
+        run(content, [style], dataclasses_replace(config, seed=1), extractor=extractor,
+            checkpoint=Checkpointer(path, every=None, seconds=None, resume=True))
 
 
 def dataclasses_replace(config, **changes):
@@ -486,17 +530,24 @@ def dataclasses_replace(config, **changes):
     return dataclasses.replace(config, **changes)
 
 
-def test_max_time_cuts_the_run_short():
+def test_max_time_cuts_the_run_short(monkeypatch):
+    """A fake clock that moves 1 s per step: --max-time 3.5 lets exactly 4 steps start."""
     from painterly.features import FeatureExtractor
 
+    clock = use_fake_clock(monkeypatch, "painterly.driver", "painterly.optimize", "painterly.schedule")
     extractor = FeatureExtractor.random(seed=0, last_layer="relu5_3")
     gen = torch.Generator().manual_seed(0)
     content, style = torch.rand(1, 3, 32, 32, generator=gen), torch.rand(1, 3, 32, 32, generator=gen)
     steps = []
+
+    def step(info):
+        steps.append(info.iteration)
+        clock.advance(1.0)
+
     config = StrotssConfig(size=32, scales=1, iterations=1000, seed=0, precision="fp32", samples=32,
-                           style_samples=32, max_time=3.0)
-    out = strotss.run(content, [style], config, callback=steps.append, extractor=extractor)
-    assert out.shape == (1, 3, 32, 32) and 0 < len(steps) < 1000
+                           style_samples=32, max_time=3.5)
+    out = run(content, [style], config, callback=step, extractor=extractor)
+    assert out.shape == (1, 3, 32, 32) and steps == [1, 2, 3, 4]
 
 
 # --- tiled scales ------------------------------------------------------------------------------------
@@ -512,6 +563,12 @@ def _tiled_inputs():
     return content, style
 
 
+def _start(config, content, style, plan, extractor):
+    """The image STROTSS's first scale starts from (the styles' mean colour and the content's finest band)."""
+    ctx = run_context(config, content, [style], plan, extractor=extractor)
+    return STROTSS.start(ctx, 0, plan[0], None)
+
+
 def test_tiled_run_lowers_the_whole_image_objective():
     from painterly.features import FeatureExtractor
 
@@ -519,14 +576,14 @@ def test_tiled_run_lowers_the_whole_image_objective():
     content, style = _tiled_inputs()
     config = StrotssConfig(size=128, scales=1, iterations=4, seed=0, precision="fp32", samples=256, style_samples=256,
                            tile_size=64, tile_overlap=16)
-    plan = strotss.make_plan(config, (96, 128), [(96, 96)], "cpu", "fp32")
+    plan = make_plan(STROTSS, config, (96, 128), [(96, 96)], "cpu", "fp32")
     tiling = plan[-1].tiling
     assert tiling is not None and tiling.tile_count(plan[-1].size) >= 12
     steps = []
-    out = strotss.run(content, [style], config, extractor=extractor, callback=steps.append)
+    out = run(content, [style], config, extractor=extractor, callback=steps.append)
     assert out.shape == (1, 3, 96, 128) and out.min() >= 0 and out.max() <= 1
     assert len(steps) == steps[-1].iteration == steps[-1].iterations == 2 * tiling.tile_count(plan[-1].size)
-    start = strotss.style_mean_color([style]) + strotss._finest_band(content)
+    start = _start(config, content, style, plan, extractor)
 
     def objective(image, seed):  # the whole image's objective on the same samples for both images
         whole = StrotssObjective(extractor, config, content, [style], config.content_weight,
@@ -549,7 +606,7 @@ def test_style_pool_covers_the_style_and_keeps_regions_apart():
     left = torch.zeros(96, 128, dtype=torch.bool)
     left[:, :64] = True
     gen = torch.Generator().manual_seed(0)
-    pool = strotss.StylePool(extractor, layers, [style], gen, [[None], [left]], Tiling(64, 16, rounds=1), 2000)
+    pool = StylePool(extractor, layers, [style], gen, [[None], [left]], Tiling(64, 16, rounds=1), 2000)
     assert [p.shape[0] for p in pool.pools] == [2000, 2000]
     red = (pool.pools[0][:, :3] - torch.tensor(RED)).abs().sum(1) < 1e-4
     assert 0.45 < float(red.float().mean()) < 0.55  # the whole image, evenly: half of it red
@@ -558,7 +615,7 @@ def test_style_pool_covers_the_style_and_keeps_regions_apart():
     # drawn without replacement: asking for the whole pool returns every row once
     assert torch.allclose(pool.sample(2000, 1).sum(0), pool.pools[1].sum(0), rtol=1e-4)
     # moments from the pool are those of the style's features, read whole
-    whole = strotss.StyleFeatures(extractor, layers, [style], gen, [[None]])
+    whole = StyleFeatures(extractor, layers, [style], gen, [[None]])
     mean_pool, mean_whole = pool.moments[0][0], whole.moments[0][0]
     assert float((mean_pool - mean_whole).norm() / mean_whole.norm()) < 0.1
 
@@ -573,10 +630,11 @@ def test_tiled_guided_run_leaves_tiles_outside_every_region_alone():
     config = StrotssConfig(size=128, scales=1, iterations=2, seed=0, precision="fp32", samples=64, style_samples=64,
                            tile_size=64, tile_overlap=16)
     steps = []
-    out = strotss.run(content, [style], config, extractor=extractor, callback=steps.append,
-                      content_guidance=cg, style_guidance=[sg])
+    out = run(content, [style], config, extractor=extractor, callback=steps.append,
+              guidance=region_pairs(cg, [sg]))
     assert out.shape == (1, 3, 96, 128) and 0 < len(steps) < steps[-1].iterations
-    start = (strotss.style_mean_color([style]) + strotss._finest_band(content)).clamp(0, 1)
+    start = _start(config, content, style, make_plan(STROTSS, config, (96, 128), [(96, 96)], "cpu", "fp32"),
+                   extractor).clamp(0, 1)
     # no tile that reaches a region reaches past x = 72
     assert torch.allclose(out[..., 72:], start[..., 72:], atol=1e-6)
     assert not torch.allclose(out[..., :40], start[..., :40], atol=1e-3)
@@ -593,9 +651,9 @@ def test_tiled_run_resumes_mid_tile_exactly(tmp_path):
     content, style = torch.rand(1, 3, 72, 96, generator=gen), torch.rand(1, 3, 40, 40, generator=gen)
     config = StrotssConfig(size=96, scales=2, iterations=4, seed=3, precision="fp32", samples=64, style_samples=64,
                            tile_size=64, tile_overlap=16)
-    plan = strotss.make_plan(config, (72, 96), [(40, 40)], "cpu", "fp32")
+    plan = make_plan(STROTSS, config, (72, 96), [(40, 40)], "cpu", "fp32")
     assert plan[0].tiling is None and plan[1].tiling is not None
-    reference = strotss.run(content, [style], config, extractor=extractor)
+    reference = run(content, [style], config, extractor=extractor)
     path = tmp_path / "run.ckpt"
     ckpt = Checkpointer(path, every=1, seconds=None)
 
@@ -604,30 +662,75 @@ def test_tiled_run_resumes_mid_tile_exactly(tmp_path):
             ckpt.request_stop(signal.SIGINT)
 
     with pytest.raises(Interrupted):
-        strotss.run(content, [style], config, extractor=extractor, checkpoint=ckpt, callback=stop)
-    saved = torch.load(path, weights_only=False)["state"]
-    assert saved["tile"] == (0, 1) and saved["iteration"] == 1 and saved["plan"] == plan
-    resumed = strotss.run(content, [style], config, extractor=extractor,
-                          checkpoint=Checkpointer(path, seconds=None, resume=True))
+        run(content, [style], config, extractor=extractor, checkpoint=ckpt, callback=stop)
+    saved = read_checkpoint(path)["state"]
+    assert tuple(saved["tile"]) == (0, 1) and saved["iteration"] == 1 and plan_from_json(saved["plan"]) == plan
+    resumed = run(content, [style], config, extractor=extractor,
+                  checkpoint=Checkpointer(path, seconds=None, resume=True))
     assert torch.equal(resumed, reference)
+
+
+# --- the memory model: the properties the planner relies on (agreement with measured peak RSS is
+# benchmarks/memory_model.py's business) -------------------------------------------------------------
+
+LONG_SIDES = [64, 128, 256, 512, 768, 1024, 1536, 2048, 3072, 4096, 6144]
+
+
+def _memory(precision="fp32", style_hws=((300, 400),)):
+    return STROTSS.memory(StrotssConfig(), list(style_hws), precision)
+
+
+@pytest.mark.parametrize("precision", ["fp32", "bf16"])
+@pytest.mark.parametrize("style_hws", [((300, 400),), ((512, 512), (200, 800))])
+def test_memory_estimate_grows_with_the_size(precision, style_hws):
+    from painterly.image import fit_long_side
+
+    model = _memory(precision, style_hws)
+    sizes = [fit_long_side(3, 4, side) for side in range(16, 6145)]  # every long side, 4:3
+    peaks = [model.scale_bytes(size, None, 250) for size in sizes]
+    assert all(a < b for a, b in zip(peaks, peaks[1:]))
+    # and with the number of style images (each one's features are held whole)
+    more = _memory(precision, (*style_hws, (300, 400)))
+    for side in LONG_SIDES:
+        size = fit_long_side(3, 4, side)
+        assert more.scale_bytes(size, None, 250) > model.scale_bytes(size, None, 250), side
+
+
+def test_memory_estimate_bf16_is_never_above_fp32():
+    from painterly.image import fit_long_side
+
+    for side in LONG_SIDES:
+        size = fit_long_side(3, 4, side)
+        assert _memory("bf16").scale_bytes(size, None, 250) <= _memory("fp32").scale_bytes(size, None, 250), side
+
+
+@pytest.mark.parametrize("tile", [256, 512, 1024])
+def test_tiled_memory_estimate_is_below_the_whole_one_for_a_large_size(tile):
+    from painterly.image import fit_long_side
+    from painterly.tiling import choose_tiling
+
+    size, model = fit_long_side(3, 4, 4096), _memory()
+    tiled = model.scale_bytes(size, choose_tiling(tile, None, 2), 250)
+    assert tiled < model.scale_bytes(size, None, 250)
+    assert model.scale_bytes(size, choose_tiling(tile // 2, None, 2), 250) < tiled
 
 
 def test_plan_tiles_what_does_not_fit_within_the_budget():
     import painterly
-    from painterly.schedule import scale_peak_bytes, strotss_scale_bytes
+    from painterly.schedule import scale_peak_bytes
 
-    plan = painterly.plan((3000, 4000), method="strotss", size=4000, max_memory=4, precision="fp32")
+    plan = painterly.plan((3000, 4000), method="strotss", size=4000, max_memory=4, precision="fp32", device="cpu")
     *coarse, last = plan.scales
-    layers = StrotssConfig().sorted_layers
+    model = STROTSS.memory(StrotssConfig(), [(3000, 4000)], "fp32")
     assert not plan.problem and last.size == (3000, 4000) and last.tiling is not None
     assert all(s.tiling is None for s in coarse[:-1])
-    assert strotss_scale_bytes(last.size, None, layers, precision="fp32") > 4 * 2**30  # whole, it would not fit
-    assert plan.peak_bytes == max(scale_peak_bytes(s, layers, **strotss.memory_model(StrotssConfig(), [(3000, 4000)],
-                                                                                    "fp32")) for s in plan.scales)
+    assert model.scale_bytes(last.size, None, last.iterations) > 4 * 2**30  # whole, it would not fit
+    assert plan.peak_bytes == max(scale_peak_bytes(s, model) for s in plan.scales)
     assert plan.peak_bytes <= 4 * 2**30
     assert "per tile in 2 round(s)" in plan.describe().splitlines()[4]
     # tile_size=0 refuses instead, naming a size that fits
-    refused = painterly.plan((3000, 4000), method="strotss", size=4000, max_memory=4, precision="fp32", tile_size=0)
+    refused = painterly.plan((3000, 4000), method="strotss", size=4000, max_memory=4, precision="fp32", tile_size=0,
+                             device="cpu")
     assert "allow tiling or use --size" in refused.problem
 
 

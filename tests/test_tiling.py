@@ -2,24 +2,28 @@
 
 import dataclasses
 import signal
+from pathlib import Path
 
 import pytest
 import torch
 
-from painterly.checkpoint import Checkpointer, Interrupted
+from painterly.checkpoint import Checkpointer, Interrupted, read_checkpoint
+from painterly.driver import make_plan, run
 from painterly.errors import PainterlyError
 from painterly.features import FeatureExtractor
+from painterly.guidance import masked_grams
 from painterly.image import as_tensor, resize
-from painterly.methods.gatys import GatysConfig, GatysObjective, compute_targets, make_plan, masked_grams, run
-from painterly.schedule import estimate_peak_bytes, fit_tiling, plan_tiles, plan_scales, round_iterations, scale_peak_bytes
+from painterly.methods.gatys import GATYS, GatysConfig, GatysMemory, GatysObjective
+from painterly.schedule import fit_tiling, plan_scales, plan_tiles, round_iterations, scale_peak_bytes
 from painterly.tiling import (Box, Tiling, assign_to_tiles, axis_spans, blend_window, optimize_tiled, seam_ratio,
                               tile_borders)
 
-from pathlib import Path
+from helpers import compute_targets
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "painterly" / "examples"
 
 LAYERS = ["relu1_1", "relu2_1", "relu3_1", "relu4_1", "relu4_2", "relu5_1"]
+MODEL = GatysMemory(tuple(LAYERS), "fp32", "lbfgs", 100)  # Gatys's default layers and optimiser
 
 
 # --- geometry ---------------------------------------------------------------------------------------
@@ -142,20 +146,20 @@ def test_seam_ratio_sees_a_step_and_a_blur_and_passes_a_seamless_image():
 
 def test_tiles_only_what_does_not_fit():
     plan = plan_scales((1536, 2048), 3, 10)
-    budget = estimate_peak_bytes((768, 1024), LAYERS, iterations=10) + 1
-    tiled = plan_tiles(plan, LAYERS, budget)
+    budget = MODEL.scale_bytes((768, 1024), None, 10) + 1
+    tiled = plan_tiles(plan, MODEL, budget)
     assert [s.tiling is None for s in tiled] == [True, True, False]
-    assert scale_peak_bytes(tiled[-1], LAYERS) <= budget
-    assert plan_tiles(plan, LAYERS, 2**50) == plan  # everything fits: nothing tiled
-    forced = plan_tiles(plan, LAYERS, 2**50, tile_size=600)
+    assert scale_peak_bytes(tiled[-1], MODEL) <= budget
+    assert plan_tiles(plan, MODEL, 2**50) == plan  # everything fits: nothing tiled
+    forced = plan_tiles(plan, MODEL, 2**50, tile_size=600)
     assert [s.tiling is None for s in forced] == [True, False, False]
     with pytest.raises(PainterlyError, match="allow tiling or use --size"):
-        plan_tiles(plan, LAYERS, budget, tile_size=0)
+        plan_tiles(plan, MODEL, budget, tile_size=0)
 
 
 def test_fit_tiling_refuses_when_even_small_tiles_do_not_fit():
     with pytest.raises(PainterlyError, match="even in 256 px tiles"):
-        fit_tiling((3072, 4096), 10, LAYERS, 400 * 2**20)
+        fit_tiling((3072, 4096), 10, MODEL, 400 * 2**20)
 
 
 def test_round_iterations_spread():
@@ -201,7 +205,7 @@ def test_tiled_run_lowers_the_whole_image_loss_without_seams(vgg):
     content = as_tensor(EXAMPLES / "tubingen.jpg")
     style = as_tensor(EXAMPLES / "starry_night.jpg")
     config = GatysConfig(size=128, scales=1, iterations=10, seed=0, precision="fp32", tile_size=80, tile_overlap=16)
-    plan = make_plan(config, tuple(content.shape[-2:]), "cpu", "fp32")
+    plan = make_plan(GATYS, config, tuple(content.shape[-2:]), [tuple(style.shape[-2:])], "cpu", "fp32")
     tiling = plan[-1].tiling
     assert tiling is not None and tiling.tile_count(plan[-1].size) >= 6
     steps = []
@@ -230,8 +234,8 @@ def test_tiled_run_resumes_mid_tile_exactly(tmp_path):
 
     with pytest.raises(Interrupted):
         run(content, [style], config, extractor=tiny, checkpoint=ckpt, callback=stop)
-    saved = torch.load(path, weights_only=False)["state"]
-    assert saved["tile"] == (0, 2) and saved["iteration"] == 1
+    saved = read_checkpoint(path)["state"]
+    assert tuple(saved["tile"]) == (0, 2) and saved["iteration"] == 1
     resumed = run(content, [style], config, extractor=tiny, checkpoint=Checkpointer(path, seconds=None, resume=True))
     assert torch.equal(resumed, reference)
 
