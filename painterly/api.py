@@ -23,7 +23,7 @@ from .schedule import RunPlan, largest_fitting_long_side, scale_peak_bytes, scal
 DEFAULT_METHOD = "gatys"
 
 
-def methods() -> dict[str, Recipe]:
+def available_methods() -> dict[str, Recipe]:
     """The registered methods by name (each a painterly.Recipe: name, summary, config_class, accepts)."""
     return dict(REGISTRY)
 
@@ -80,7 +80,7 @@ def stylize(
     content, styles: file paths, PIL images or 1x3xHxW / 3xHxW tensors in [0, 1].
     options: any field of the method's config (e.g. size=512, iterations=300, style_weight=10,
     preserve_color='luminance', seed=0); see `painterly.GatysConfig`, `painterly.StrotssConfig`.
-    method: a name from `painterly.methods()` (default: the method whose config class `config` is,
+    method: a name from `painterly.available_methods()` (default: the method whose config class `config` is,
     else 'gatys').
     style_masks (methods that accept them): one mask per style image, white where that style paints
     the content (masked Gram matrices per region; the neural-style multi-region request).

@@ -26,7 +26,7 @@ from typing import Optional, Sequence
 
 from . import (DEFAULT_METHOD, Checkpointer, Interrupted, LossHistory, PainterlyError, ProgressBar, SaveEvery,
                __version__, check_writable, combine, default_checkpoint_path, get_method, install_stop_handlers,
-               largest_size, make_config, methods, open_image, plan, save_image, side_by_side, split_alpha, stylize)
+               largest_size, make_config, available_methods, open_image, plan, save_image, side_by_side, split_alpha, stylize)
 
 EXIT_OK, EXIT_FAILURE, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
 OUT_OF_MEMORY = "out of memory; try a smaller --size (or --precision bf16, or --optimizer adam)"
@@ -164,7 +164,7 @@ def _show_default(value, meta: dict) -> str:
 def config_flags() -> dict[str, tuple[dataclasses.Field, object, list[str]]]:
     """Every config field of every registered method: name -> (field, its type, the methods that take it)."""
     flags: dict[str, tuple[dataclasses.Field, object, list[str]]] = {}
-    for name, recipe in methods().items():
+    for name, recipe in available_methods().items():
         hints = typing.get_type_hints(recipe.config_class)
         for f in dataclasses.fields(recipe.config_class):
             if f.name not in flags:
@@ -175,7 +175,7 @@ def config_flags() -> dict[str, tuple[dataclasses.Field, object, list[str]]]:
 
 def build_parser(method: str = DEFAULT_METHOD) -> argparse.ArgumentParser:
     """The parser; --help shows the defaults of `method`'s config."""
-    registered = methods()
+    registered = available_methods()
     shown = registered.get(method, registered[DEFAULT_METHOD])
     defaults = shown.config_class()
     p = _Parser(

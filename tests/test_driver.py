@@ -76,7 +76,7 @@ def test_toy_method_runs_through_the_registry_the_api_and_the_cli(toy, tmp_path,
     content, style = tmp_path / "c.png", tmp_path / "s.png"
     Image.fromarray(_gradient(48, 64)).save(content)
     Image.fromarray(_gradient(40, 40, flip=True)).save(style)
-    assert "toy" in painterly.methods()
+    assert "toy" in painterly.available_methods()
     code = cli.main([str(content), str(style), "-o", str(tmp_path / "out.png"), "--method", "toy",
                      "--size", "64", "--strength", "1", "-q"])
     assert code == 0, capsys.readouterr().err
@@ -185,7 +185,7 @@ def test_cli_imports_nothing_but_the_public_api():
 def test_no_method_name_is_tested_outside_its_module():
     """No `== "gatys"` or `in ("gatys", ...)` anywhere but in the method's own module."""
     root = Path(painterly.__file__).parent
-    names = set(painterly.methods())
+    names = set(painterly.available_methods())
     for path in root.rglob("*.py"):
         if path.parent.name == "methods":
             continue

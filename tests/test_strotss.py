@@ -240,7 +240,7 @@ def test_api_and_cli_know_strotss():
     import painterly
     from painterly.api import make_config
 
-    assert painterly.methods()["strotss"] is STROTSS and STROTSS.config_class is StrotssConfig
+    assert painterly.available_methods()["strotss"] is STROTSS and STROTSS.config_class is StrotssConfig
     assert painterly.get_method("strotss") is STROTSS
     assert make_config("strotss", iterations=3).iterations == 3
     with pytest.raises(PainterlyError, match="unknown option.* for strotss: style_weight"):
