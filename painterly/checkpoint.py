@@ -31,7 +31,7 @@ from typing import Any, Callable, Iterable, Mapping, Optional, Sequence, Union
 import torch
 
 from .errors import PainterlyError
-from .image import atomic_write
+from .image import atomic_save
 
 FORMAT = 2
 # Config fields a resume may alter freely: they do not change what the run computes, only how fast.
@@ -158,9 +158,11 @@ class Checkpointer:
         t0 = time.monotonic()
         data = {"format": FORMAT, "fingerprint": self._fingerprint, "state": state, "extra": self.extra}
 
-        payload = encode_state(data)
+        from safetensors.torch import save_file
+
+        tensors, metadata = split_state(data)
         # durable: a checkpoint must survive a power cut, not just a crash
-        atomic_write(self.path, lambda fh: fh.write(payload), durable=True)
+        atomic_save(self.path, lambda tmp: save_file(tensors, tmp, metadata=metadata), durable=True)
         self.saved += 1
         self._last_save = time.monotonic()
         self._save_cost = self._last_save - t0
@@ -240,13 +242,26 @@ def _join(value: Any, tensors: Mapping[str, torch.Tensor]) -> Any:
     return value
 
 
+def split_state(data: Mapping[str, Any]) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
+    """A checkpoint's tensors and its safetensors metadata (the non-tensor structure as JSON)."""
+    tensors: dict[str, torch.Tensor] = {}
+    skeleton = _split(dict(data), tensors, {})
+    return tensors, {METADATA_KEY: json.dumps(skeleton)}
+
+
 def encode_state(data: Mapping[str, Any]) -> bytes:
     """A checkpoint's bytes: safetensors with the non-tensor structure as JSON metadata."""
     from safetensors.torch import save
 
-    tensors: dict[str, torch.Tensor] = {}
-    skeleton = _split(dict(data), tensors, {})
-    return save(tensors, metadata={METADATA_KEY: json.dumps(skeleton)})
+    return save(*split_state(data))
+
+
+def _assemble(metadata: Optional[Mapping[str, str]], tensors: Mapping[str, torch.Tensor]) -> dict:
+    skeleton = json.loads((metadata or {})[METADATA_KEY])
+    data = _join(skeleton, tensors)
+    if not isinstance(data, dict):
+        raise ValueError("not a state")
+    return data
 
 
 def decode_state(payload: bytes) -> dict:
@@ -259,21 +274,20 @@ def decode_state(payload: bytes) -> dict:
     if header_length > len(payload) - 8:
         raise ValueError("truncated header")
     header = json.loads(payload[8:8 + header_length])
-    skeleton = json.loads(header["__metadata__"][METADATA_KEY])
-    data = _join(skeleton, load(payload))
-    if not isinstance(data, dict):
-        raise ValueError("not a state")
-    return data
+    return _assemble(header.get("__metadata__"), load(payload))
 
 
 def read_checkpoint(path: Path) -> dict:
     """A checkpoint file's contents, or a one-line PainterlyError naming the file."""
+    from safetensors import safe_open
+
+    if not path.is_file():
+        raise PainterlyError(f"checkpoint '{path}' cannot be read (not a file)")
     try:
-        payload = path.read_bytes()
+        with safe_open(str(path), framework="pt") as f:  # validates the header and every tensor's extent
+            return _assemble(f.metadata(), {key: f.get_tensor(key) for key in f.keys()})
     except OSError as exc:
         raise PainterlyError(f"checkpoint '{path}' cannot be read ({exc.strerror or exc})") from None
-    try:
-        return decode_state(payload)
     except Exception as exc:  # truncated, not a checkpoint, hostile: all refused the same way
         raise PainterlyError(f"checkpoint '{path}' is not a readable painterly checkpoint ({type(exc).__name__}); "
                              "delete it to start afresh") from None

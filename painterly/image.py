@@ -210,17 +210,17 @@ def fsync_folder(folder: Union[str, os.PathLike]) -> None:
         os.close(fd)
 
 
-def atomic_write(path: Union[str, os.PathLike], write: Callable[[BinaryIO], None], durable: bool = False) -> None:
-    """Call `write` on a temporary file beside `path`, then rename it into place; on any failure
-    (or Ctrl-C) the temporary file is removed and `path` is left as it was. durable: also fsync the
-    file before and its folder after the rename, so it survives a power cut."""
+def atomic_save(path: Union[str, os.PathLike], save_to: Callable[[str], None], durable: bool = False) -> None:
+    """Call `save_to` with the name of a temporary file beside `path`, then rename it into place; on any
+    failure (or Ctrl-C) the temporary file is removed and `path` is left as it was. durable: also fsync
+    the file before and its folder after the rename, so it survives a power cut."""
     out = Path(path)
     fd, tmp = tempfile.mkstemp(prefix=f".{out.name}.", suffix=".part", dir=out.parent if str(out.parent) else ".")
+    os.close(fd)
     try:
-        with os.fdopen(fd, "wb") as fh:
-            write(fh)
-            if durable:
-                fh.flush()
+        save_to(tmp)
+        if durable:
+            with open(tmp, "rb") as fh:
                 os.fsync(fh.fileno())
         _set_mode(tmp, out)
         os.replace(tmp, out)
@@ -230,6 +230,15 @@ def atomic_write(path: Union[str, os.PathLike], write: Callable[[BinaryIO], None
         if os.path.exists(tmp):
             os.unlink(tmp)
         raise
+
+
+def atomic_write(path: Union[str, os.PathLike], write: Callable[[BinaryIO], None], durable: bool = False) -> None:
+    """atomic_save for a writer of an open binary file."""
+    def save_to(tmp: str) -> None:
+        with open(tmp, "wb") as fh:
+            write(fh)
+
+    atomic_save(path, save_to, durable)
 
 
 def write_bytes_atomic(data: bytes, path: Union[str, os.PathLike]) -> None:
