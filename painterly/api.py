@@ -60,7 +60,7 @@ def make_config(method: Optional[str] = None, config=None, **options):
 
 def stylize(
     content: ImageLike,
-    styles: Union[ImageLike, Sequence[ImageLike]],
+    styles: Union[ImageLike, Sequence[ImageLike]] = (),
     *,
     method: Optional[str] = None,
     config=None,
@@ -111,7 +111,7 @@ def stylize(
         rgb, alpha = split_alpha(open_image(content, "content image"))
         content_t = as_tensor(rgb, "content image")
     style_ts = [as_tensor(s, "style image") for s in styles]
-    if not style_ts:
+    if not style_ts and recipe.needs_styles:
         raise PainterlyError("at least one style image is needed")
     pairs = None
     if content_guidance is not None or style_guidance is not None:
@@ -124,7 +124,7 @@ def stylize(
         pairs = region_pairs(content_guide, style_guides)
     masks = None
     if style_masks is not None:
-        masks = load_style_masks(style_masks, len(style_ts), content_t)
+        masks = load_style_masks(style_masks, len(style_ts) if recipe.needs_styles else None, content_t)
     init_path = recipe.init_path(cfg)
     init_image = None if init_path is None else as_tensor(init_path, "init image")
     ckpt = make_checkpointer(checkpoint, resume, checkpoint_every, checkpoint_seconds, keep_checkpoint)
@@ -197,11 +197,12 @@ def largest_size(content: Union[ImageLike, tuple[int, int]], *, method: Optional
                                      lambda size: model.scale_bytes(size, None, iterations))
 
 
-def load_style_masks(sources: Sequence[ImageLike], count: int, content: torch.Tensor) -> list[torch.Tensor]:
-    """One mask per style image (white = that style's region), as 1x1xHxW in [0, 1] at the content's size."""
+def load_style_masks(sources: Sequence[ImageLike], count: Optional[int], content: torch.Tensor) -> list[torch.Tensor]:
+    """One mask per style image (white = that style's region), as 1x1xHxW in [0, 1] at the content's size;
+    count None: as many as given (a multi-style network checks them against its own styles)."""
     if isinstance(sources, (str, os.PathLike, Image.Image, torch.Tensor)):
         sources = [sources]
-    if len(sources) != count:
+    if count is not None and len(sources) != count:
         raise PainterlyError(f"{len(sources)} style mask(s) for {count} style image(s); give one mask per style")
     h, w = content.shape[-2:]
     masks = []

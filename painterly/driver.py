@@ -81,7 +81,7 @@ class Session:
                  style_masks: Optional[Sequence[torch.Tensor]] = None,
                  guidance: Optional[Sequence[RegionPair]] = None,
                  extractor: Optional[FeatureExtractor] = None) -> None:
-        if not styles:
+        if not styles and recipe.needs_styles:
             raise PainterlyError("at least one style image is needed")
         check_inputs(recipe, style_masks, guidance)
         self.recipe, self.config = recipe, config

@@ -76,6 +76,7 @@ class Recipe:
     accepts: ClassVar[frozenset[str]] = frozenset()  # of INIT_IMAGE, STYLE_MASKS, GUIDANCE
     optimises: ClassVar[bool] = True             # False: each scale or tile is one forward pass
     step_overhead_s: ClassVar[float] = 0.0       # seconds per step beside VGG (time model)
+    needs_styles: ClassVar[bool] = True          # False: the method brings its own (a trained network)
 
     # --- planning -----------------------------------------------------------------------------
     def layers(self, config: Any) -> list[str]:

@@ -1,0 +1,114 @@
+"""Trained style networks (Johnson et al. 2016; Dumoulin et al. 2017): one forward pass, any size.
+
+A recipe for the driver with a forward stage instead of an optimisation. The network normalises
+every layer with whole-image statistics and computes its convolutions in bands of rows, so a print
+size needs only the band's working memory beyond the activations, and gives exactly the picture the
+whole-image pass would (no tile seams, no colour shift between tiles).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Optional, Sequence
+
+import torch
+
+from ..config import CommonConfig, option
+from ..errors import PainterlyError
+from ..image import resize
+from ..nets.io import load_model
+from ..nets.transformer import TransformerNet
+from ..recipe import STYLE_MASKS, Recipe, RunContext, register
+from ..schedule import Scale
+from ..tiling import Box, Tiling
+
+MODELS = Path(__file__).resolve().parent.parent / "models"
+
+
+@dataclass(frozen=True)
+class NetworkConfig(CommonConfig):
+    """A trained network's run: which model, how its styles mix."""
+
+    model: str = option("", "a bundled model's name (painterly models) or a .safetensors file", group="network",
+                        metavar="NAME|FILE")
+    style_weights: Optional[tuple[float, ...]] = option(None, "mix of a multi-style model's styles, e.g. 0.7,0.3,0,0",
+                                                        minimum=0, default_text="the first style", group="network",
+                                                        metavar="W,W,...")
+    band_rows: int = option(256, "rows of a layer computed at once (bounds memory; the result does not change)",
+                            minimum=8, group="network", metavar="N")
+
+
+def model_path(name: str) -> Path:
+    """A bundled model's file by name, or the file a path names."""
+    if not name:
+        raise PainterlyError("no model given; name a bundled one (painterly models) or a .safetensors file")
+    bundled = MODELS / f"{name}.safetensors"
+    return bundled if bundled.is_file() else Path(name)
+
+
+def bundled_models() -> list[Path]:
+    return sorted(MODELS.glob("*.safetensors")) if MODELS.is_dir() else []
+
+
+@dataclass(frozen=True)
+class NetworkMemory:
+    """Peak of one banded pass: input, output and the two widest full-size activations (float32),
+    plus one band's working set."""
+
+    widths: tuple[int, int, int]
+    band_rows: int
+
+    def scale_bytes(self, size: tuple[int, int], tiling: Optional[Tiling], iterations: int) -> int:
+        h, w = tiling.largest_box(size) if tiling is not None else size
+        c1, c2, c3 = self.widths
+        full = 4 * h * w * (3 + 3 + 2 * max(c1, c2 / 4, c3 / 16))
+        band = 4 * min(h, self.band_rows) * w * (c1 * 81 // 8)  # gathered rows of the 9x9 layers
+        return int(300 * 2**20 + full + band)
+
+
+class Network(Recipe):
+    name = "network"
+    config_class = NetworkConfig
+    summary = "a trained feed-forward network (painterly train): one pass, about a second"
+    accepts = frozenset({STYLE_MASKS})
+    optimises = False
+    needs_styles = False
+
+    def net(self, run: RunContext) -> TransformerNet:
+        if "net" not in run.cache:
+            net, meta = load_model(model_path(run.config.model))
+            run.cache.update(net=net.to(run.device), meta=meta)
+        return run.cache["net"]
+
+    def layers(self, config: NetworkConfig) -> list[str]:
+        return []
+
+    def scales(self, config: NetworkConfig, final: tuple[int, int]) -> list[Scale]:
+        return [Scale(*final, 1)]
+
+    def memory(self, config: NetworkConfig, style_hws: Sequence[tuple[int, int]], precision: str) -> NetworkMemory:
+        return NetworkMemory((32, 64, 128), config.band_rows)
+
+    def optimizer_name(self, config: NetworkConfig) -> str:
+        return "none (one forward pass)"
+
+    def start(self, run: RunContext, k: int, scale: Scale, previous: Optional[torch.Tensor]) -> torch.Tensor:
+        return resize(run.content, scale.size)
+
+    def targets(self, run: RunContext, k: int, scale: Scale, style, box: Optional[Box]) -> torch.Tensor:
+        """The style weights: one mix, or per region from the style masks (one mask per style)."""
+        net = self.net(run)
+        if run.style_masks is None:
+            return net.style_weights(run.config.style_weights)
+        if len(run.style_masks) != net.arch.styles:
+            raise PainterlyError(f"{len(run.style_masks)} style mask(s) for a model of {net.arch.styles} style(s)")
+        masks = torch.cat([resize(m.expand(-1, 3, -1, -1), scale.size)[:, :1] for m in run.style_masks], dim=1)
+        return net.style_weights(masks if box is None else box.crop(masks))
+
+    @torch.no_grad()
+    def forward(self, run: RunContext, targets: torch.Tensor, image: torch.Tensor) -> torch.Tensor:
+        return self.net(run).run_banded(image, targets, run.config.band_rows)
+
+
+NETWORK = register(Network())

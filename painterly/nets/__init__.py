@@ -1,0 +1,1 @@
+"""Networks painterly trains and runs: style transformers (Johnson, conditional instance norm)."""

@@ -1,0 +1,57 @@
+"""Model files: safetensors weights (fp16 where that measures the same) with the architecture, style
+names, training options and final losses as JSON in the file's metadata. Nothing is unpickled; a
+wrong, truncated or hostile file is refused in one line."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any, Union
+
+import torch
+
+from ..errors import PainterlyError
+from ..image import atomic_save
+from .transformer import Architecture, TransformerNet
+
+FORMAT = 1
+METADATA_KEY = "painterly"
+KIND = "transformer"
+
+
+def save_model(path: Union[str, os.PathLike], net: TransformerNet, info: dict[str, Any],
+               dtype: torch.dtype = torch.float16) -> Path:
+    """Write `net` and `info` (style names, training options, losses, ...) atomically."""
+    from safetensors.torch import save_file
+
+    tensors = {k: v.detach().to("cpu", dtype).contiguous() for k, v in net.state_dict().items()}
+    meta = {"format": FORMAT, "kind": KIND, "architecture": net.arch.to_json(), **info}
+    atomic_save(path, lambda tmp: save_file(tensors, tmp, metadata={METADATA_KEY: json.dumps(meta)}))
+    return Path(path)
+
+
+def load_model(path: Union[str, os.PathLike]) -> tuple[TransformerNet, dict[str, Any]]:
+    """The network in a model file (float32, eval mode) and its metadata."""
+    from safetensors import safe_open
+
+    path = Path(path)
+    if not path.is_file():
+        raise PainterlyError(f"model '{path}' does not exist" if not path.exists() else f"model '{path}' is not a file")
+    try:
+        with safe_open(str(path), framework="pt") as f:
+            meta = json.loads((f.metadata() or {})[METADATA_KEY])
+            tensors = {k: f.get_tensor(k) for k in f.keys()}
+    except Exception as exc:  # not safetensors, truncated, no painterly metadata
+        raise PainterlyError(f"model '{path}' is not a painterly model file ({type(exc).__name__})") from None
+    if not isinstance(meta, dict) or meta.get("kind") != KIND or meta.get("format") != FORMAT:
+        raise PainterlyError(f"model '{path}' is not a painterly style network of this version")
+    net = TransformerNet(Architecture.from_json(meta.get("architecture", {})))
+    try:
+        net.load_state_dict({k: v.float() for k, v in tensors.items()})
+    except RuntimeError as exc:
+        first = str(exc).strip().splitlines()[0][:200]
+        raise PainterlyError(f"model '{path}' does not match its stated architecture ({first})") from None
+    if len(meta.get("styles", [])) != net.arch.styles:
+        raise PainterlyError(f"model '{path}' names {len(meta.get('styles', []))} styles for {net.arch.styles}")
+    return net.eval().requires_grad_(False), meta

@@ -1,0 +1,182 @@
+"""Feed-forward style networks: Johnson et al. (2016) with conditional instance norm (Dumoulin et al. 2017).
+
+    image -> conv9 -> down3 -> down3 -> residual blocks -> up3 -> up3 -> conv9 -> image
+
+Every normalisation is an instance norm whose scale and shift are chosen per style: a network with
+one style is Johnson's, one with N styles is Dumoulin's "learned representation". Styles mix by
+weights (interpolation), one mix for the whole image or, with a per-pixel weight map, a mix per
+region. Upsampling is nearest-neighbour then a convolution (no transposed convolutions: they leave
+checkerboards), padding is by reflection (no dark borders).
+
+`forward` normalises each layer with the statistics of the whole input, so a large image can be
+run in horizontal bands (`run_banded`) and give the same result as in one piece: the bands only
+bound the working memory of each convolution.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from typing import Callable, Optional, Sequence, Union
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from ..errors import PainterlyError
+
+EPS = 1e-5
+
+
+@dataclass(frozen=True)
+class Architecture:
+    """The network's shape; stored in every model file."""
+
+    widths: tuple[int, int, int] = (32, 64, 128)  # channels at full, half and quarter resolution (Johnson's)
+    residual_blocks: int = 5
+    styles: int = 1
+
+    def to_json(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_json(cls, data: dict) -> "Architecture":
+        try:
+            arch = cls(tuple(int(w) for w in data["widths"]), int(data["residual_blocks"]), int(data["styles"]))
+        except (KeyError, TypeError, ValueError) as exc:
+            raise PainterlyError(f"the model's architecture is not readable ({exc})") from None
+        if len(arch.widths) != 3 or min(arch.widths) < 1 or arch.residual_blocks < 0 or arch.styles < 1:
+            raise PainterlyError(f"the model's architecture is not valid: {data}")
+        return arch
+
+
+# Style weights: a (N,) vector for the whole image, or a 1xNxHxW map (any size; resized per layer).
+StyleWeights = torch.Tensor
+
+
+class ConditionalInstanceNorm(nn.Module):
+    """Instance norm with a learnt (scale, shift) per style, mixed by the style weights."""
+
+    def __init__(self, channels: int, styles: int) -> None:
+        super().__init__()
+        self.scale = nn.Parameter(torch.ones(styles, channels))
+        self.shift = nn.Parameter(torch.zeros(styles, channels))
+
+    def affine(self, weights: StyleWeights, size: tuple[int, int]) -> tuple[torch.Tensor, torch.Tensor]:
+        """(scale, shift) broadcastable over a Bx C x H x W map: one mix, or a mix per pixel."""
+        if weights.dim() == 1:
+            return (weights @ self.scale)[None, :, None, None], (weights @ self.shift)[None, :, None, None]
+        w = F.interpolate(weights, size=size, mode="bilinear", align_corners=False) if weights.shape[-2:] != size \
+            else weights
+        return torch.einsum("bnhw,nc->bchw", w, self.scale), torch.einsum("bnhw,nc->bchw", w, self.shift)
+
+    def forward(self, x: torch.Tensor, weights: StyleWeights,
+                stats: Optional[tuple[torch.Tensor, torch.Tensor]] = None) -> torch.Tensor:
+        mean, var = stats if stats is not None else moments(x)
+        scale, shift = self.affine(weights.to(x.dtype), tuple(x.shape[-2:]))
+        return (x - mean) * torch.rsqrt(var + EPS) * scale + shift
+
+
+def moments(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per-image, per-channel mean and (biased) variance, in float32 whatever x's dtype."""
+    var, mean = torch.var_mean(x.float(), dim=(2, 3), keepdim=True, correction=0)
+    return mean.to(x.dtype), var.to(x.dtype)
+
+
+class ConvLayer(nn.Module):
+    """Reflection pad, convolution (stride 1 or 2), optionally after a nearest 2x upsampling."""
+
+    def __init__(self, cin: int, cout: int, kernel: int, stride: int = 1, upsample: bool = False) -> None:
+        super().__init__()
+        self.pad, self.stride, self.upsample, self.kernel = kernel // 2, stride, upsample, kernel
+        self.conv = nn.Conv2d(cin, cout, kernel, stride)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.upsample:
+            x = F.interpolate(x, scale_factor=2, mode="nearest")
+        return self.conv(F.pad(x, (self.pad,) * 4, mode="reflect"))
+
+
+class TransformerNet(nn.Module):
+    """The image transformation network. forward(image, weights) -> image, both 1x3xHxW in [0, 1]."""
+
+    def __init__(self, arch: Architecture = Architecture()) -> None:
+        super().__init__()
+        self.arch = arch
+        c1, c2, c3 = arch.widths
+        n = arch.styles
+        # (layer, norm, relu) in order; a residual block is two entries with the skip around them.
+        self.convs = nn.ModuleList([ConvLayer(3, c1, 9), ConvLayer(c1, c2, 3, 2), ConvLayer(c2, c3, 3, 2)])
+        for _ in range(arch.residual_blocks):
+            self.convs.extend([ConvLayer(c3, c3, 3), ConvLayer(c3, c3, 3)])
+        self.convs.extend([ConvLayer(c3, c2, 3, upsample=True), ConvLayer(c2, c1, 3, upsample=True), ConvLayer(c1, 3, 9)])
+        self.norms = nn.ModuleList([ConditionalInstanceNorm(c.conv.out_channels, n) for c in self.convs[:-1]])
+
+    def style_weights(self, weights: Union[None, Sequence[float], torch.Tensor]) -> StyleWeights:
+        """Weights as a tensor: None -> the first (or only) style; a list -> normalised to sum 1."""
+        n = self.arch.styles
+        if weights is None:
+            return F.one_hot(torch.tensor(0), n).float()
+        w = torch.as_tensor(weights, dtype=torch.float32)
+        if w.dim() == 1:
+            if w.numel() != n:
+                raise PainterlyError(f"style weights have {w.numel()} values for a model of {n} style(s)")
+            if (w < 0).any() or float(w.sum()) <= 0:
+                raise PainterlyError("style weights must be non-negative and not all zero")
+            return w / w.sum()
+        if w.dim() != 4 or w.shape[:2] != (1, n):
+            raise PainterlyError(f"a style weight map must be 1x{n}xHxW, got {tuple(w.shape)}")
+        return w / w.sum(1, keepdim=True).clamp_min(1e-8)
+
+    def forward(self, image: torch.Tensor, weights: Optional[StyleWeights] = None) -> torch.Tensor:
+        return self.run(image, self.style_weights(None) if weights is None else weights, lambda layer, x: layer(x))
+
+    def run(self, image: torch.Tensor, weights: StyleWeights,
+            apply: Callable[[ConvLayer, torch.Tensor], torch.Tensor]) -> torch.Tensor:
+        """The forward pass with `apply(conv, x)` computing each convolution (whole, or in bands)."""
+        weights = weights.to(image.device)
+        h, w = image.shape[-2:]
+        # Two stride-2 layers: pad (by reflection) to a multiple of 4, crop back after.
+        x = F.pad(image, (0, -w % 4, 0, -h % 4), mode="reflect") if (h % 4 or w % 4) else image
+        blocks = self.arch.residual_blocks
+        for i, (conv, norm) in enumerate(zip(self.convs, self.norms)):
+            in_block = 3 <= i < 3 + 2 * blocks
+            if in_block and (i - 3) % 2 == 0:
+                skip = x
+            x = norm(apply(conv, x), weights)
+            if in_block and (i - 3) % 2 == 1:
+                x = x + skip
+            else:
+                x = torch.relu(x)
+        return apply(self.convs[-1], x)[..., :h, :w]
+
+    @torch.no_grad()
+    def run_banded(self, image: torch.Tensor, weights: StyleWeights, band_rows: int) -> torch.Tensor:
+        """forward() with every convolution computed in horizontal bands of at most `band_rows` output
+        rows: the same result (normalisation statistics stay whole-image), bounded working memory."""
+        return self.run(image, weights, lambda conv, x: conv_in_bands(conv, x, band_rows))
+
+
+def conv_in_bands(layer: ConvLayer, x: torch.Tensor, band_rows: int) -> torch.Tensor:
+    """layer(x), computed band by band: each band gathers the rows of the (upsampled, reflection-
+    padded) input its outputs read, so the result equals the whole-image convolution exactly."""
+    h_in = x.shape[-2] * (2 if layer.upsample else 1)
+    k, s, p = layer.kernel, layer.stride, layer.pad
+    h_out = (h_in + 2 * p - k) // s + 1
+    if h_out <= band_rows:
+        return layer(x)
+
+    def reflect(i: int) -> int:
+        return -i if i < 0 else (2 * (h_in - 1) - i if i >= h_in else i)
+
+    bands = []
+    for top in range(0, h_out, band_rows):
+        bottom = min(h_out, top + band_rows)
+        rows = [reflect(r - p) for r in range(top * s, (bottom - 1) * s + k)]
+        if layer.upsample:
+            rows = [i // 2 for i in rows]
+        src = x.index_select(-2, torch.tensor(rows, device=x.device))
+        if layer.upsample:
+            src = src.repeat_interleave(2, dim=-1)
+        src = F.pad(src, (p, p, 0, 0), mode="reflect")
+        bands.append(F.conv2d(src, layer.conv.weight, layer.conv.bias, stride=s))
+    return torch.cat(bands, dim=-2)

@@ -1,0 +1,261 @@
+"""Training style networks (Johnson et al. 2016; Dumoulin et al. 2017 for several styles in one).
+
+The network is trained by painterly's own parts: the same VGG19 extractor, Gram targets (blended,
+or pooled over a style set) and Gatys objective as the optimisation method, on random crops of the
+photos under a folder (scale jitter, flips). One style per batch; a multi-style network cycles its
+styles batch by batch, each with its own instance-norm scale and shift. `extend` adds a style to a
+multi-style model by training only that style's normalisation parameters.
+
+Checkpoints hold the network, Adam's state, the data sampler's generator and the loss log, through
+the same Checkpointer as optimisation runs, so `resume` continues exactly.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import os
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable, Optional, Sequence, Union
+
+import torch
+import torch.nn.functional as F
+
+from .checkpoint import Checkpointer, fingerprint, restore_rng, rng_state
+from .config import MethodConfig, option
+from .errors import PainterlyError
+from .features import FeatureExtractor
+from .guidance import masked_grams
+from .hardware import resolve_device, resolve_precision, set_threads
+from .image import fit_long_side, open_image, pil_to_tensor, resize, split_alpha
+from .losses import LossTerms, blend_grams
+from .methods.gatys import GatysConfig, GatysObjective, GatysTargets
+from .nets.io import load_model, save_model
+from .nets.transformer import Architecture, TransformerNet
+
+IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".webp", ".bmp", ".tif", ".tiff"}
+DATA, LOSSES, NET = "data", "losses", "network"
+
+
+@dataclass(frozen=True)
+class TrainConfig(MethodConfig):
+    """Every knob of a training run. Round-trips through JSON; stored in the model file."""
+
+    steps: int = option(2000, "optimiser steps", minimum=1, group=DATA, metavar="N")
+    batch: int = option(4, "photos per step", minimum=1, group=DATA, metavar="N")
+    crop: int = option(256, "side of the random square crops, px", minimum=32, group=DATA, metavar="PX")
+    scale_jitter: float = option(0.25, "photos are scaled by a random factor in [1-J, 1+J] before cropping",
+                                 minimum=0, group=DATA, metavar="J")
+    learning_rate: float = option(1e-3, "Adam's step", above=0, group=DATA, metavar="LR")
+    style_size: int = option(384, "long side the style images are read at (sets the stroke size)", minimum=32,
+                             group=LOSSES, metavar="PX")
+    content_layers: tuple[str, ...] = option(("relu4_2",), "VGG19 layers for content", group=LOSSES, metavar="LAYERS")
+    style_layers: tuple[str, ...] = option(("relu1_1", "relu2_1", "relu3_1", "relu4_1", "relu5_1"),
+                                           "VGG19 layers for style", group=LOSSES, metavar="LAYERS")
+    content_weight: float = option(0.2, "content weight (painterly's Gatys normalisation)", minimum=0, group=LOSSES,
+                                   metavar="W")
+    style_weight: float = option(10.0, "style weight", minimum=0, group=LOSSES, metavar="W")
+    tv_weight: float = option(0.0, "total-variation weight", minimum=0, group=LOSSES, metavar="W")
+    style_set: bool = option(False, "the STYLE images are one artist's work: Gram targets pooled over all of them",
+                             group=LOSSES)
+    multi_style: bool = option(False, "one network holding every STYLE (conditional instance norm)", group=NET)
+    widths: tuple[int, ...] = option((32, 64, 128), "channels at full, half and quarter resolution", minimum=1,
+                                     group=NET, metavar="C,C,C")
+    residual_blocks: int = option(5, "residual blocks at quarter resolution", minimum=0, group=NET, metavar="N")
+    seed: int = option(0, "random seed (data order, crops, initial weights)", group=DATA, metavar="N")
+    precision: str = option("auto", "VGG19's precision; auto uses bf16 where the hardware runs it natively",
+                            choices=("auto", "fp32", "bf16"), group="hardware")
+    device: str = option("auto", "torch device", group="hardware", metavar="DEVICE")
+    threads: Optional[int] = option(None, "CPU threads", minimum=1, default_text="the CPUs this process may use",
+                                    group="hardware", metavar="N")
+    max_time: Optional[float] = option(None, "stop (and save the model) after about this many seconds", above=0,
+                                       default_text="no limit", group=DATA, metavar="SECONDS")
+    preview_every: int = option(100, "render the validation photo every N steps into the preview sheet", minimum=1,
+                                group=DATA, metavar="N")
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if len(self.widths) != 3:
+            raise PainterlyError(f"widths needs 3 channel counts, got {len(self.widths)}")
+        if self.style_set and self.multi_style:
+            raise PainterlyError("style-set pools the images into one style; multi-style keeps them apart")
+
+    def objective_config(self) -> GatysConfig:
+        return GatysConfig(content_layers=self.content_layers, style_layers=self.style_layers,
+                           content_weight=self.content_weight, style_weight=self.style_weight,
+                           tv_weight=self.tv_weight, precision="fp32", device="cpu")
+
+
+def find_photos(folder: Union[str, os.PathLike], min_side: int) -> tuple[list[torch.Tensor], int]:
+    """Every readable image under `folder` (recursively) as a tensor whose short side is at most
+    2 x min_side (decoded once); unreadable files are skipped and counted."""
+    root = Path(folder)
+    if not root.is_dir():
+        raise PainterlyError(f"photo folder '{root}' does not exist or is not a folder")
+    photos, skipped = [], 0
+    for path in sorted(p for p in root.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file()):
+        try:
+            image = split_alpha(open_image(path, "photo"))[0]
+        except PainterlyError:
+            skipped += 1
+            continue
+        t = pil_to_tensor(image)
+        h, w = t.shape[-2:]
+        if min(h, w) > 2 * min_side:
+            t = resize(t, fit_long_side(h, w, round(max(h, w) * 2 * min_side / min(h, w))))
+        photos.append(t)
+    if not photos:
+        raise PainterlyError(f"no readable photos under '{root}' ({skipped} unreadable)")
+    return photos, skipped
+
+
+def sample_batch(photos: Sequence[torch.Tensor], config: TrainConfig, generator: torch.Generator) -> torch.Tensor:
+    """`batch` random crops: a random photo, scaled by the jitter, cropped, maybe flipped."""
+    crops = []
+    for _ in range(config.batch):
+        photo = photos[int(torch.randint(len(photos), (1,), generator=generator))]
+        h, w = photo.shape[-2:]
+        jitter = 1 + config.scale_jitter * (2 * float(torch.rand(1, generator=generator)) - 1)
+        scale = max(jitter * config.crop * 1.25 / min(h, w), config.crop / min(h, w))
+        size = (max(config.crop, round(h * scale)), max(config.crop, round(w * scale)))
+        image = resize(photo, size)
+        top = int(torch.randint(size[0] - config.crop + 1, (1,), generator=generator))
+        left = int(torch.randint(size[1] - config.crop + 1, (1,), generator=generator))
+        crop = image[..., top:top + config.crop, left:left + config.crop]
+        if float(torch.rand(1, generator=generator)) < 0.5:
+            crop = crop.flip(-1)
+        crops.append(crop)
+    return torch.cat(crops)
+
+
+@torch.no_grad()
+def style_grams(extractor: FeatureExtractor, styles: Sequence[torch.Tensor], config: TrainConfig,
+                separate: bool) -> list[dict[str, torch.Tensor]]:
+    """Gram targets: one per style (separate), or one blended (equal weights) / pooled (style set)."""
+    grams, positions = [], []
+    for style in styles:
+        s = resize(style, fit_long_side(*style.shape[-2:], config.style_size))
+        (g, p), = masked_grams(extractor, s, config.style_layers, [None])
+        grams.append(g)
+        positions.append(p)
+    if separate:
+        return grams
+    return [{l: blend_grams([g[l] for g in grams], [p[l] for p in positions] if config.style_set
+                            else [1.0] * len(grams)) for l in config.style_layers}]
+
+
+def extended(net: TransformerNet) -> TransformerNet:
+    """`net` with one style more, its scale and shift starting from the mean of the existing ones."""
+    bigger = TransformerNet(dataclasses.replace(net.arch, styles=net.arch.styles + 1))
+    state = net.state_dict()
+    for key, value in bigger.state_dict().items():
+        old = state[key]
+        value.copy_(torch.cat([old, old.mean(0, keepdim=True)]) if key.startswith("norms.") else old)
+    return bigger
+
+
+StepCallback = Callable[[int, int, dict[str, float], float], None]  # (step, steps, losses, images/s)
+
+
+def train(styles: Sequence[torch.Tensor], style_names: Sequence[str], photos: Union[str, os.PathLike],
+          output: Union[str, os.PathLike], config: TrainConfig, *, validation: Optional[torch.Tensor] = None,
+          extend: Union[None, str, os.PathLike] = None, checkpoint: Optional[Checkpointer] = None,
+          callback: Optional[StepCallback] = None, extractor: Optional[FeatureExtractor] = None,
+          preview: Optional[Callable[[int, torch.Tensor], None]] = None) -> dict:
+    """Train a network on `styles` and write it to `output`; returns the model file's metadata.
+
+    validation: a photo rendered every `preview_every` steps and handed to `preview(step, image)`.
+    extend: a multi-style model to add `styles[0]` to (only its normalisation parameters train).
+    """
+    if not styles:
+        raise PainterlyError("at least one style image is needed")
+    device = resolve_device(config.device)
+    precision = resolve_precision(config.precision, device)
+    set_threads(config.threads)
+    objective_config = config.objective_config()
+    layers = objective_config.layers
+    if extractor is None:
+        extractor = FeatureExtractor.vgg19(last_layer=layers[-1], precision=precision, device=device)
+    photo_list, skipped = find_photos(photos, config.crop)
+    generator = torch.Generator().manual_seed(config.seed)
+    torch.manual_seed(config.seed)
+    names = list(style_names)
+    if extend is not None:
+        if len(styles) != 1:
+            raise PainterlyError("extend adds one style at a time")
+        base, meta = load_model(extend)
+        net = extended(base)
+        names = list(meta["styles"]) + names
+        trainable = [p for n, p in net.named_parameters() if n.startswith("norms.")]
+        keep = torch.ones(net.arch.styles, 1)
+        keep[:-1] = 0  # the existing styles' rows get no gradient, so Adam never moves them
+        for p in trainable:
+            p.register_hook(lambda grad, keep=keep: grad * keep.to(grad))
+    else:
+        styles_in_net = len(styles) if config.multi_style else 1
+        net = TransformerNet(Architecture(tuple(config.widths), config.residual_blocks, styles_in_net))
+        trainable = list(net.parameters())
+        if not config.multi_style:
+            names = ["+".join(names)] if not config.style_set else [f"set of {len(names)}: " + ", ".join(names)]
+    net = net.to(device).train()
+    for p in net.parameters():
+        p.requires_grad_(any(p is q for q in trainable))
+    targets = style_grams(extractor, [s.to(device) for s in styles], config, separate=config.multi_style)
+    first_new = net.arch.styles - 1 if extend is not None else 0
+    optimizer = torch.optim.Adam(trainable, lr=config.learning_rate)
+    objective = GatysObjective(objective_config)
+    log: list[dict] = []
+    step, elapsed = 0, 0.0
+    if checkpoint is not None:
+        options = {**dataclasses.asdict(config), "extend": str(extend) if extend else None, "names": names}
+        saved = checkpoint.start(fingerprint([*styles], options))
+        if saved is not None:
+            net.load_state_dict(saved["net"])
+            optimizer.load_state_dict(saved["optimizer"])
+            restore_rng(saved["rng"], generator)
+            step, elapsed, log[:] = saved["step"], saved["elapsed"], saved["log"]
+    start = time.monotonic() - elapsed
+    losses: dict[str, float] = log[-1] if log else {}
+    while step < config.steps:
+        if config.max_time is not None and time.monotonic() - start >= config.max_time:
+            break
+        t0 = time.monotonic()
+        batch = sample_batch(photo_list, config, generator).to(device)
+        which = first_new + (step % len(targets) if extend is None else 0)
+        weights = F.one_hot(torch.tensor(which), net.arch.styles).float().to(device)
+        out = net(batch, weights)
+        with torch.no_grad():
+            content = extractor(batch, config.content_layers) if config.content_layers else {}
+        grams = targets[which - first_new] if extend is None else targets[0]
+        terms: LossTerms = objective(out, extractor(out, layers), GatysTargets(content, grams))
+        optimizer.zero_grad(set_to_none=True)
+        terms.total.backward()
+        optimizer.step()
+        step += 1
+        losses = terms.floats()
+        if not math.isfinite(losses["total"]):
+            raise PainterlyError("the training loss became NaN or infinite; lower the learning rate")
+        log.append({"step": step, **losses})
+        if callback is not None:
+            callback(step, config.steps, losses, config.batch / max(time.monotonic() - t0, 1e-9))
+        if preview is not None and validation is not None and (step % config.preview_every == 0 or step == config.steps):
+            with torch.no_grad():
+                net.eval()
+                preview(step, net(validation.to(device), weights).clamp(0, 1).cpu())
+                net.train()
+        if checkpoint is not None:
+            checkpoint.after_step(step, lambda: {"step": step, "elapsed": time.monotonic() - start,
+                                                 "net": net.state_dict(), "optimizer": optimizer.state_dict(),
+                                                 "rng": rng_state(generator), "log": log},
+                                  (0, 1, step, config.steps))
+    info = {"styles": names, "training": {**dataclasses.asdict(config), "photos": len(photo_list),
+                                          "skipped": skipped, "steps_done": step,
+                                          "wall_s": round(time.monotonic() - start, 1),
+                                          "extended_from": str(extend) if extend else None},
+            "losses": losses, "log": log[-1:]}
+    save_model(output, net.eval(), info)
+    if checkpoint is not None:
+        checkpoint.finish()
+    return {**info, "log": log}

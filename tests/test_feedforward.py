@@ -1,0 +1,201 @@
+"""Trained style networks: shapes at odd sizes, conditional instance norm, banded inference equal to
+whole-image inference, model files (round trip, one-line refusals), a tiny training run that learns
+and resumes exactly, --extend leaving the existing styles alone, the method through the API."""
+
+from __future__ import annotations
+
+import signal
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+import painterly
+from painterly.checkpoint import Checkpointer, Interrupted
+from painterly.errors import PainterlyError
+from painterly.features import FeatureExtractor
+from painterly.nets.io import load_model, save_model
+from painterly.nets.transformer import Architecture, TransformerNet
+from painterly.train import TrainConfig, train
+
+TINY = Architecture((4, 8, 8), 1, 3)
+
+
+def _net(arch=TINY, seed=0) -> TransformerNet:
+    torch.manual_seed(seed)
+    net = TransformerNet(arch).eval()
+    with torch.no_grad():  # make every style's normalisation different, so mixing is visible
+        for norm in net.norms:
+            norm.scale.add_(torch.randn_like(norm.scale) * 0.5)
+            norm.shift.add_(torch.randn_like(norm.shift) * 0.5)
+    return net
+
+
+@pytest.mark.parametrize("h,w", [(17, 23), (32, 32), (45, 61), (64, 20)])
+def test_output_has_the_input_size_at_odd_sizes(h, w):
+    assert _net()(torch.rand(1, 3, h, w)).shape == (1, 3, h, w)
+
+
+def test_one_hot_weights_equal_the_single_style_network():
+    multi = _net()
+    for k in range(3):
+        single = TransformerNet(Architecture(TINY.widths, TINY.residual_blocks, 1)).eval()
+        state = {name: (v[k:k + 1] if name.startswith("norms.") else v) for name, v in multi.state_dict().items()}
+        single.load_state_dict(state)
+        x = torch.rand(1, 3, 24, 28)
+        assert torch.allclose(multi(x, multi.style_weights([1.0 * (i == k) for i in range(3)])), single(x), atol=1e-6)
+
+
+def test_interpolation_endpoints_and_middle():
+    net, x = _net(), torch.rand(1, 3, 24, 24)
+    a, b = net(x, net.style_weights([1, 0, 0])), net(x, net.style_weights([0, 1, 0]))
+    assert torch.allclose(net(x, net.style_weights([1, 0, 0])), a) and not torch.allclose(a, b, atol=1e-3)
+    mid = net(x, net.style_weights([0.5, 0.5, 0]))
+    assert (mid - a).abs().mean() > 1e-4 and (mid - b).abs().mean() > 1e-4
+    # a per-pixel weight map equal everywhere is the same as the vector
+    grid = torch.tensor([0.5, 0.5, 0.0]).view(1, 3, 1, 1).expand(1, 3, 24, 24)
+    assert torch.allclose(net(x, net.style_weights(grid)), mid, atol=1e-5)
+
+
+def test_a_weight_map_gives_each_region_its_style():
+    net, x = _net(), torch.rand(1, 3, 32, 48)
+    left = torch.zeros(1, 3, 32, 48)
+    left[:, 0, :, :24] = 1
+    left[:, 1, :, 24:] = 1
+    mixed = net(x, net.style_weights(left))
+    a, b = net(x, net.style_weights([1, 0, 0])), net(x, net.style_weights([0, 1, 0]))
+    assert (mixed[..., :16] - a[..., :16]).abs().mean() < 0.75 * (mixed[..., :16] - b[..., :16]).abs().mean()
+    assert (mixed[..., 32:] - b[..., 32:]).abs().mean() < 0.75 * (mixed[..., 32:] - a[..., 32:]).abs().mean()
+
+
+@pytest.mark.parametrize("rows", [3, 8, 13])
+def test_banded_inference_equals_the_whole_image(rows):
+    net = _net(Architecture((6, 8, 12), 2, 2))
+    x = torch.rand(1, 3, 43, 57)
+    w = net.style_weights([0.3, 0.7])
+    with torch.no_grad():
+        assert torch.allclose(net.run_banded(x, w, rows), net(x, w), atol=1e-5)
+
+
+def test_model_file_round_trip_in_fp16(tmp_path):
+    net, x = _net(), torch.rand(1, 3, 32, 32)
+    path = save_model(tmp_path / "m.safetensors", net, {"styles": ["a", "b", "c"]})
+    back, meta = load_model(path)
+    assert meta["styles"] == ["a", "b", "c"] and meta["architecture"]["styles"] == 3
+    w = net.style_weights([0, 1, 0])
+    with torch.no_grad():
+        assert (back(x, w) - net(x, w)).abs().max() < 0.02  # fp16 weights
+        assert torch.equal(back(x, w), load_model(path)[0](x, w))
+
+
+@pytest.mark.parametrize("kind", ["truncated", "text", "other_arch", "pickle", "no_metadata"])
+def test_bad_model_files_are_one_line_errors(tmp_path, kind):
+    import pickle
+
+    from safetensors.torch import save_file
+
+    path = tmp_path / "bad.safetensors"
+    good = save_model(tmp_path / "good.safetensors", _net(), {"styles": ["a", "b", "c"]})
+    if kind == "truncated":
+        path.write_bytes(good.read_bytes()[:-100])
+    elif kind == "text":
+        path.write_text("not a model")
+    elif kind == "pickle":
+        path.write_bytes(pickle.dumps({"weights": 1}))
+    elif kind == "no_metadata":
+        save_file({"x": torch.ones(2)}, str(path))
+    else:  # weights of one shape under the architecture of another
+        import json
+
+        from safetensors import safe_open
+
+        with safe_open(str(good), "pt") as f:
+            meta = json.loads(f.metadata()["painterly"])
+            tensors = {k: f.get_tensor(k) for k in f.keys()}
+        meta["architecture"]["widths"] = [8, 8, 8]
+        save_file(tensors, str(path), metadata={"painterly": json.dumps(meta)})
+    with pytest.raises(PainterlyError) as info:
+        load_model(path)
+    assert "\n" not in str(info.value) and "bad.safetensors" in str(info.value)
+
+
+@pytest.fixture
+def photos(tmp_path):
+    folder = tmp_path / "photos" / "nested"
+    folder.mkdir(parents=True)
+    g = np.random.default_rng(0)
+    for i in range(4):
+        a = (g.random((40 + 8 * i, 56, 3)) * 80 + np.linspace(0, 150, 56)[None, :, None]).astype(np.uint8)
+        Image.fromarray(a).save(folder / f"p{i}.png")
+    (folder / "broken.jpg").write_bytes(b"not a jpeg")
+    return tmp_path / "photos"
+
+
+@pytest.fixture(scope="module")
+def tiny_vgg():
+    return FeatureExtractor.random(seed=0, last_layer="relu5_1", precision="fp32")
+
+
+def _config(**kw):
+    base = dict(steps=8, batch=2, crop=32, style_size=48, widths=(4, 8, 8), residual_blocks=1, precision="fp32",
+                device="cpu", seed=1, learning_rate=0.02, style_weight=1e4)
+    return TrainConfig(**{**base, **kw})
+
+
+def _style(seed=3):
+    g = torch.Generator().manual_seed(seed)
+    return torch.rand(1, 3, 48, 48, generator=g) * torch.tensor([0.2, 0.4, 1.0]).view(1, 3, 1, 1)
+
+
+def test_training_lowers_the_loss_and_counts_unreadable_photos(tmp_path, photos, tiny_vgg):
+    info = train([_style()], ["blue"], photos, tmp_path / "m.safetensors", _config(steps=30), extractor=tiny_vgg)
+    log = [r["total"] for r in info["log"]]
+    assert np.mean(log[-5:]) < 0.5 * np.mean(log[:5])
+    assert info["training"]["photos"] == 4 and info["training"]["skipped"] == 1
+    net, meta = load_model(tmp_path / "m.safetensors")
+    assert meta["styles"] == ["blue"] and meta["training"]["steps"] == 30
+
+
+def test_training_resumes_bit_exactly(tmp_path, photos, tiny_vgg):
+    config = _config(steps=6)
+    train([_style()], ["s"], photos, tmp_path / "a.safetensors", config, extractor=tiny_vgg)
+    ckpt = Checkpointer(tmp_path / "t.ckpt", seconds=None)
+
+    def stop(step, steps, losses, rate):
+        if step == 3:
+            ckpt.request_stop(signal.SIGINT)
+
+    with pytest.raises(Interrupted):
+        train([_style()], ["s"], photos, tmp_path / "b.safetensors", config, extractor=tiny_vgg, checkpoint=ckpt,
+              callback=stop)
+    train([_style()], ["s"], photos, tmp_path / "b.safetensors", config, extractor=tiny_vgg,
+          checkpoint=Checkpointer(tmp_path / "t.ckpt", seconds=None, resume=True))
+    a, b = load_model(tmp_path / "a.safetensors")[0], load_model(tmp_path / "b.safetensors")[0]
+    assert all(torch.equal(x, y) for x, y in zip(a.state_dict().values(), b.state_dict().values()))
+
+
+def test_extend_adds_a_style_and_leaves_the_others_unchanged(tmp_path, photos, tiny_vgg):
+    base = tmp_path / "two.safetensors"
+    train([_style(3), _style(4)], ["a", "b"], photos, base, _config(steps=4, multi_style=True), extractor=tiny_vgg)
+    train([_style(5)], ["c"], photos, tmp_path / "three.safetensors", _config(steps=4), extend=base,
+          extractor=tiny_vgg)
+    two, _ = load_model(base)
+    three, meta = load_model(tmp_path / "three.safetensors")
+    assert meta["styles"] == ["a", "b", "c"]
+    x = torch.rand(1, 3, 32, 32)
+    for k in range(2):
+        w2, w3 = two.style_weights([1.0 * (i == k) for i in range(2)]), three.style_weights([1.0 * (i == k) for i in range(3)])
+        assert torch.equal(two(x, w2), three(x, w3))
+    assert not torch.equal(three(x, three.style_weights([0, 0, 1])), three(x, three.style_weights([1, 0, 0])))
+
+
+def test_network_method_through_the_api(tmp_path):
+    path = save_model(tmp_path / "m.safetensors", _net(), {"styles": ["a", "b", "c"]})
+    content = torch.rand(1, 3, 40, 60)
+    out = painterly.stylize(content, method="network", model=str(path), size=60, style_weights=(0, 1, 0))
+    expected = _net()(content, _net().style_weights([0, 1, 0])).clamp(0, 1)
+    got = torch.from_numpy(np.asarray(out, dtype=np.float32) / 255).permute(2, 0, 1)
+    assert (got - expected[0]).abs().max() < 0.03
+    with pytest.raises(PainterlyError, match="style weights have 2 values for a model of 3"):
+        painterly.stylize(content, method="network", model=str(path), size=60, style_weights=(1, 0))
