@@ -21,18 +21,22 @@ from .api import DEFAULT_METHOD, available_methods, get_method, largest_size, ma
 from .checkpoint import Checkpointer, Interrupted, default_path as default_checkpoint_path, install_stop_handlers  # noqa: E402
 from .config import CommonConfig, option  # noqa: E402
 from .errors import PainterlyError  # noqa: E402
-from .figures import side_by_side  # noqa: E402
-from .image import check_writable, open_image, save_image, split_alpha  # noqa: E402
+from .figures import loss_curve, side_by_side  # noqa: E402
+from .image import check_writable, open_image, save_image, split_alpha, tensor_to_pil  # noqa: E402
+from .methods.feedforward import NetworkConfig, bundled_models  # noqa: E402
 from .methods.gatys import GatysConfig  # noqa: E402
 from .methods.strotss import StrotssConfig  # noqa: E402
 from .progress import LossHistory, ProgressBar, SaveEvery, StepInfo, combine  # noqa: E402
+from .nets.io import load_model  # noqa: E402
 from .recipe import Recipe, register  # noqa: E402
+from .training import TrainConfig, train  # noqa: E402
 
 __all__ = [
     "stylize", "plan", "largest_size", "make_config", "available_methods", "get_method", "method_of", "DEFAULT_METHOD",
     "GatysConfig", "StrotssConfig", "CommonConfig", "option", "Recipe", "register",
     "PainterlyError", "StepInfo", "ProgressBar", "LossHistory", "SaveEvery", "combine",
     "Checkpointer", "Interrupted", "install_stop_handlers", "default_checkpoint_path",
-    "open_image", "save_image", "split_alpha", "check_writable", "side_by_side",
+    "open_image", "save_image", "split_alpha", "check_writable", "side_by_side", "loss_curve", "tensor_to_pil",
+    "NetworkConfig", "TrainConfig", "train", "load_model", "bundled_models",
 ]
 __version__ = "0.1.0"

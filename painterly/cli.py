@@ -29,6 +29,7 @@ from . import (DEFAULT_METHOD, Checkpointer, Interrupted, LossHistory, Painterly
                largest_size, make_config, available_methods, open_image, plan, save_image, side_by_side, split_alpha, stylize)
 
 EXIT_OK, EXIT_FAILURE, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
+SUBCOMMANDS = ("train", "models")  # `painterly train ...`, `painterly models ...` (painterly.cli_train)
 OUT_OF_MEMORY = "out of memory; try a smaller --size (or --precision bf16, or --optimizer adam)"
 
 
@@ -173,6 +174,35 @@ def config_flags() -> dict[str, tuple[dataclasses.Field, object, list[str]]]:
     return flags
 
 
+def add_config_flags(p: argparse.ArgumentParser, flags: dict, defaults, everyone: Sequence[str], shown: str) -> None:
+    """One --flag per config field: type, choices and help from the field, default from `defaults`
+    (the shown config), and which of `everyone` take it where not all do."""
+    S = argparse.SUPPRESS
+    groups: dict[str, argparse._ArgumentGroup] = {}
+    own = {f.name: f for f in dataclasses.fields(defaults)}
+    for name, (f, hint, owners) in flags.items():
+        f = own.get(name, f)  # the shown config's own help and default where it has the field
+        meta = dict(f.metadata)
+        group_name = meta.get("group", "options")
+        if group_name not in groups:
+            groups[group_name] = p.add_argument_group(group_name)
+        if name in own:
+            default = f" [{_show_default(getattr(defaults, name), meta)}]"
+            only = "" if len(owners) == len(everyone) else f" ({', '.join(owners)})"
+        else:
+            default = f" [{_show_default(f.default, meta)}]"
+            only = f" ({', '.join(owners)}; not {shown})"
+        text = meta.get("help", name) + default + only
+        kwargs = {"dest": name, "default": S, "help": text.replace("%", "%%")}
+        if hint is bool:
+            kwargs.update(action="store_const", const=True)
+        else:
+            kwargs.update(type=_value_type(hint, meta), metavar=meta.get("metavar") or None)
+            if meta.get("choices"):
+                kwargs.update(choices=meta["choices"], metavar=None)
+        groups[group_name].add_argument("--" + name.replace("_", "-"), **kwargs)
+
+
 def build_parser(method: str = DEFAULT_METHOD) -> argparse.ArgumentParser:
     """The parser; --help shows the defaults of `method`'s config."""
     registered = available_methods()
@@ -186,12 +216,12 @@ def build_parser(method: str = DEFAULT_METHOD) -> argparse.ArgumentParser:
                "'painterly --method NAME --help' shows another method's.",
         allow_abbrev=False,
     )
-    S = argparse.SUPPRESS
     p.add_argument("content", nargs="?", metavar="CONTENT", help="the photo to repaint")
     p.add_argument("styles", nargs="*", metavar="STYLE", help="one or more style images (blended, or pooled with --style-set)")
     p.add_argument("-o", "--output", metavar="OUT", help="output image (.png, .jpg, .webp, .tif, .bmp); written atomically")
-    p.add_argument("--method", dest="method", choices=list(registered), default=DEFAULT_METHOD,
-                   help="; ".join(f"{name}: {r.summary}" for name, r in registered.items()) + f" [{DEFAULT_METHOD}]")
+    p.add_argument("--method", dest="method", choices=list(registered), default=None,
+                   help="; ".join(f"{name}: {r.summary}" for name, r in registered.items())
+                        + f" [{DEFAULT_METHOD}, or the one method that takes every option given, e.g. --model]")
 
     def takers(what: str) -> str:
         names = [n for n, r in registered.items() if what in r.accepts]
@@ -206,30 +236,7 @@ def build_parser(method: str = DEFAULT_METHOD) -> argparse.ArgumentParser:
     p.add_argument("--style-guidance", metavar="MAP", nargs="+",
                    help="colour-coded region map(s), one per STYLE, in the same colours as --content-guidance")
 
-    groups: dict[str, argparse._ArgumentGroup] = {}
-    own = {f.name: f for f in dataclasses.fields(defaults)}
-    for name, (f, hint, owners) in config_flags().items():
-        f = own.get(name, f)  # the shown method's own help and default where it has the field
-        meta = dict(f.metadata)
-        group_name = meta.get("group", "options")
-        if group_name not in groups:
-            groups[group_name] = p.add_argument_group(group_name)
-        group = groups[group_name]
-        if name in own:
-            default = f" [{_show_default(getattr(defaults, name), meta)}]"
-            only = "" if len(owners) == len(registered) else f" ({', '.join(owners)})"
-        else:
-            default = f" [{_show_default(f.default, meta)}]"
-            only = f" ({', '.join(owners)}; not {shown.name})"
-        text = meta.get("help", name) + default + only
-        kwargs = {"dest": name, "default": S, "help": text.replace("%", "%%")}
-        if hint is bool:
-            kwargs.update(action="store_const", const=True)
-        else:
-            kwargs.update(type=_value_type(hint, meta), metavar=meta.get("metavar") or None)
-            if meta.get("choices"):
-                kwargs.update(choices=meta["choices"], metavar=None)
-        group.add_argument("--" + name.replace("_", "-"), **kwargs)
+    add_config_flags(p, config_flags(), defaults, list(registered), shown.name)
 
     g = p.add_argument_group("output and logging")
     g.add_argument("--save-every", type=_positive_int, metavar="N",
@@ -314,8 +321,18 @@ def _resume_command(argv: Optional[Sequence[str]], size: Optional[int] = None) -
     return shlex.join(["painterly", *words])
 
 
+def _choose_method(given: Sequence[str]) -> str:
+    """The default method, unless it lacks an option given and exactly one method takes them all."""
+    takers = [name for name, recipe in available_methods().items()
+              if set(given) <= {f.name for f in dataclasses.fields(recipe.config_class)}]
+    return DEFAULT_METHOD if DEFAULT_METHOD in takers or len(takers) != 1 else takers[0]
+
+
 def _run(args: argparse.Namespace, argv: Optional[Sequence[str]] = None) -> int:
     options = {name: getattr(args, name) for name in config_flags() if hasattr(args, name)}
+    if args.method is None:
+        args.method = _choose_method(list(options))
+    recipe = get_method(args.method)
     size_max = options.get("size") == "max"
     if size_max:
         del options["size"]
@@ -338,7 +355,7 @@ def _run(args: argparse.Namespace, argv: Optional[Sequence[str]] = None) -> int:
         print(config.to_json())
         return EXIT_OK
 
-    if args.content is None or not args.styles:
+    if args.content is None or (not args.styles and recipe.needs_styles):
         raise _UsageError("a CONTENT image and at least one STYLE image are needed")
     if args.output is None:
         raise _UsageError("the output file is missing; give it with -o OUT.png")
@@ -443,8 +460,13 @@ def _is_out_of_memory(exc: BaseException) -> bool:
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
     """Run the command line; returns the exit status (0 ok, 1 failure, 2 user error, 130 interrupted)."""
+    words = sys.argv[1:] if argv is None else [str(a) for a in argv]
     try:
-        parser = build_parser(_method_in(sys.argv[1:] if argv is None else [str(a) for a in argv]))
+        if words and words[0] in SUBCOMMANDS:
+            from .cli_train import run_subcommand
+
+            return run_subcommand(words)
+        parser = build_parser(_method_in(words))
         try:
             args = parser.parse_intermixed_args(argv)
         except SystemExit as exc:  # --help and --version

@@ -9,7 +9,7 @@ import os
 import tempfile
 import warnings
 from pathlib import Path
-from typing import BinaryIO, Callable, Union
+from typing import BinaryIO, Callable, Optional, Sequence, Union
 
 import numpy as np
 import torch
@@ -158,12 +158,14 @@ def resize(image: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
     return F.interpolate(image, size=size, mode="bicubic", align_corners=False, antialias=True).clamp(0, 1)
 
 
-def check_writable(path: Union[str, os.PathLike]) -> Path:
-    """Fail early (before hours of work) if `path` cannot be written or has an unknown extension."""
+def check_writable(path: Union[str, os.PathLike], suffixes: Optional[Sequence[str]] = None) -> Path:
+    """Fail early (before hours of work) if `path` cannot be written or has an unknown extension
+    (`suffixes`, default: the image formats painterly saves)."""
     out = Path(path)
-    if out.suffix.lower() not in SAVE_FORMATS:
+    allowed = SAVE_FORMATS if suffixes is None else suffixes
+    if out.suffix.lower() not in allowed:
         raise PainterlyError(
-            f"output '{out}' has an unknown extension; use one of {', '.join(sorted(SAVE_FORMATS))}")
+            f"output '{out}' has an unknown extension; use one of {', '.join(sorted(allowed))}")
     folder = out.parent if str(out.parent) else Path(".")
     if not folder.is_dir():
         raise PainterlyError(f"output folder '{folder}' does not exist")

@@ -17,7 +17,7 @@ from painterly.errors import PainterlyError
 from painterly.features import FeatureExtractor
 from painterly.nets.io import load_model, save_model
 from painterly.nets.transformer import Architecture, TransformerNet
-from painterly.train import TrainConfig, train
+from painterly.training import TrainConfig, train
 
 TINY = Architecture((4, 8, 8), 1, 3)
 
@@ -199,3 +199,38 @@ def test_network_method_through_the_api(tmp_path):
     assert (got - expected[0]).abs().max() < 0.03
     with pytest.raises(PainterlyError, match="style weights have 2 values for a model of 3"):
         painterly.stylize(content, method="network", model=str(path), size=60, style_weights=(1, 0))
+
+
+def test_train_and_models_and_model_commands(tmp_path, photos, capsys, monkeypatch):
+    from painterly import cli
+
+    style = tmp_path / "style.png"
+    Image.fromarray((np.asarray(_style()[0].permute(1, 2, 0)) * 255).astype(np.uint8)).save(style)
+    model = tmp_path / "m.safetensors"
+    monkeypatch.setattr("painterly.training.FeatureExtractor.vgg19",
+                        lambda **kw: FeatureExtractor.random(seed=0, last_layer="relu5_1", precision="fp32"))
+    code = cli.main(["train", str(style), "--photos", str(photos), "-o", str(model), "--steps", "4", "--batch", "1",
+                     "--crop", "32", "--widths", "4,8,8", "--residual-blocks", "1", "--preview-every", "2",
+                     "--precision", "fp32", "-q"])
+    assert code == 0, capsys.readouterr().err
+    assert model.exists() and (tmp_path / "m.preview.png").exists() and (tmp_path / "m.loss.png").exists()
+    assert not (tmp_path / "m.ckpt").exists()
+    capsys.readouterr()
+    assert cli.main(["models", str(model)]) == 0
+    assert "m: 1 style(s) (style)" in capsys.readouterr().out
+    content = tmp_path / "c.png"
+    Image.fromarray((np.random.default_rng(1).random((30, 40, 3)) * 255).astype(np.uint8)).save(content)
+    # --model alone selects the network method: no STYLE needed
+    assert cli.main([str(content), "--model", str(model), "-o", str(tmp_path / "out.png"), "--size", "40", "-q"]) == 0
+    assert Image.open(tmp_path / "out.png").size == (40, 30)
+    # bad input: one line, exit 2, nothing written
+    for argv, fragment in ((["train", str(style), "--photos", str(tmp_path / "none"), "-o", str(tmp_path / "x.safetensors")],
+                            "does not exist"),
+                           (["train", str(style), "--photos", str(photos), "-o", str(tmp_path / "x.png")], ".safetensors"),
+                           ([str(content), "--model", str(tmp_path / "nope.safetensors"), "-o", str(tmp_path / "o.png")],
+                            "does not exist"),
+                           (["models", str(content)], "not a painterly model")):
+        assert cli.main(argv) == 2
+        err = capsys.readouterr().err.strip().splitlines()
+        assert len(err) == 1 and fragment in err[0], err
+    assert not (tmp_path / "x.safetensors").exists() and not (tmp_path / "o.png").exists()

@@ -29,7 +29,7 @@ from .errors import PainterlyError
 from .features import FeatureExtractor
 from .guidance import masked_grams
 from .hardware import resolve_device, resolve_precision, set_threads
-from .image import fit_long_side, open_image, pil_to_tensor, resize, split_alpha
+from .image import ImageLike, as_tensor, fit_long_side, open_image, pil_to_tensor, resize, split_alpha
 from .losses import LossTerms, blend_grams
 from .methods.gatys import GatysConfig, GatysObjective, GatysTargets
 from .nets.io import load_model, save_model
@@ -159,18 +159,26 @@ def extended(net: TransformerNet) -> TransformerNet:
 StepCallback = Callable[[int, int, dict[str, float], float], None]  # (step, steps, losses, images/s)
 
 
-def train(styles: Sequence[torch.Tensor], style_names: Sequence[str], photos: Union[str, os.PathLike],
-          output: Union[str, os.PathLike], config: TrainConfig, *, validation: Optional[torch.Tensor] = None,
+def train(styles: Sequence[ImageLike], style_names: Optional[Sequence[str]], photos: Union[str, os.PathLike],
+          output: Union[str, os.PathLike], config: TrainConfig, *, validation: Optional[ImageLike] = None,
           extend: Union[None, str, os.PathLike] = None, checkpoint: Optional[Checkpointer] = None,
           callback: Optional[StepCallback] = None, extractor: Optional[FeatureExtractor] = None,
           preview: Optional[Callable[[int, torch.Tensor], None]] = None) -> dict:
-    """Train a network on `styles` and write it to `output`; returns the model file's metadata.
+    """Train a network on `styles` (paths, PIL images or tensors) and write it to `output`; returns the
+    model file's metadata with the whole loss log. style_names: one per style (default: file stems).
 
-    validation: a photo rendered every `preview_every` steps and handed to `preview(step, image)`.
+    validation: a photo rendered every `preview_every` steps and handed to `preview(step, image)`
+    (default: the first readable training photo).
     extend: a multi-style model to add `styles[0]` to (only its normalisation parameters train).
     """
     if not styles:
         raise PainterlyError("at least one style image is needed")
+    if style_names is None:
+        style_names = [Path(s).stem if isinstance(s, (str, os.PathLike)) else f"style {i + 1}"
+                       for i, s in enumerate(styles)]
+    styles = [as_tensor(s, "style image") for s in styles]
+    if validation is not None:
+        validation = as_tensor(validation, "validation photo")
     device = resolve_device(config.device)
     precision = resolve_precision(config.precision, device)
     set_threads(config.threads)
@@ -179,6 +187,8 @@ def train(styles: Sequence[torch.Tensor], style_names: Sequence[str], photos: Un
     if extractor is None:
         extractor = FeatureExtractor.vgg19(last_layer=layers[-1], precision=precision, device=device)
     photo_list, skipped = find_photos(photos, config.crop)
+    if validation is None:
+        validation = resize(photo_list[0], fit_long_side(*photo_list[0].shape[-2:], 2 * config.crop))
     generator = torch.Generator().manual_seed(config.seed)
     torch.manual_seed(config.seed)
     names = list(style_names)
