@@ -209,7 +209,10 @@ def train(styles: Sequence[ImageLike], style_names: Optional[Sequence[str]], pho
         trainable = list(net.parameters())
         if not config.multi_style:
             names = ["+".join(names)] if not config.style_set else [f"set of {len(names)}: " + ", ".join(names)]
-    net = net.to(device).train()
+    # channels-last and, where bf16 is native, bf16 autocast: the transformer's forward and backward
+    # are most of a step (batch 4 at 256 px: 3.7 s fp32 -> 2.8 s channels-last -> 1.6 s bf16 on AMX)
+    net = net.to(device, memory_format=torch.channels_last).train()
+    autocast = torch.autocast(device.type, dtype=torch.bfloat16, enabled=precision == "bf16")
     for p in net.parameters():
         p.requires_grad_(any(p is q for q in trainable))
     targets = style_grams(extractor, [s.to(device) for s in styles], config, separate=config.multi_style)
@@ -232,10 +235,11 @@ def train(styles: Sequence[ImageLike], style_names: Optional[Sequence[str]], pho
         if config.max_time is not None and time.monotonic() - start >= config.max_time:
             break
         t0 = time.monotonic()
-        batch = sample_batch(photo_list, config, generator).to(device)
+        batch = sample_batch(photo_list, config, generator).to(device, memory_format=torch.channels_last)
         which = first_new + (step % len(targets) if extend is None else 0)
         weights = F.one_hot(torch.tensor(which), net.arch.styles).float().to(device)
-        out = net(batch, weights)
+        with autocast:
+            out = net(batch, weights).float()
         with torch.no_grad():
             content = extractor(batch, config.content_layers) if config.content_layers else {}
         grams = targets[which - first_new] if extend is None else targets[0]

@@ -78,7 +78,7 @@ class Network(Recipe):
     def net(self, run: RunContext) -> TransformerNet:
         if "net" not in run.cache:
             net, meta = load_model(model_path(run.config.model))
-            run.cache.update(net=net.to(run.device), meta=meta)
+            run.cache.update(net=net.to(run.device, memory_format=torch.channels_last), meta=meta)
         return run.cache["net"]
 
     def layers(self, config: NetworkConfig) -> list[str]:
@@ -108,7 +108,11 @@ class Network(Recipe):
 
     @torch.no_grad()
     def forward(self, run: RunContext, targets: torch.Tensor, image: torch.Tensor) -> torch.Tensor:
-        return self.net(run).run_banded(image, targets, run.config.band_rows)
+        # channels-last, and bf16 where it is native (AMX / avx512_bf16): ~2x faster inference
+        with torch.autocast(run.device.type, dtype=torch.bfloat16, enabled=run.precision == "bf16"):
+            out = self.net(run).run_banded(image.contiguous(memory_format=torch.channels_last), targets,
+                                           run.config.band_rows)
+        return out.float()
 
 
 NETWORK = register(Network())
