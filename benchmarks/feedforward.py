@@ -1,0 +1,76 @@
+"""A trained network against Gatys optimisation, side by side in one run, on photos not used in training.
+
+For each held-out photo at 512 px: the network's output and single-scale L-BFGS Gatys runs of a few
+iteration counts from the content, all scored by one fp32 evaluator (painterly's default Gatys
+objective: relu4_2 content + Gram styles at the default weights). Then the network's time at 1024 px
+against the Gatys run whose quality it matches.
+
+    python benchmarks/feedforward.py --model painterly/models/starry_night.safetensors \\
+        --style painterly/examples/starry_night.jpg --photos ../shared/data/adain/content --count 2
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+import torch  # noqa: E402
+
+import _common as C  # noqa: E402
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--model", required=True)
+    ap.add_argument("--style", required=True)
+    ap.add_argument("--photos", required=True)
+    ap.add_argument("--count", type=int, default=2)
+    ap.add_argument("--size", type=int, default=512)
+    ap.add_argument("--iterations", default="10,20,50")
+    args = ap.parse_args()
+    import painterly
+    from painterly.driver import run
+    from painterly.features import FeatureExtractor
+    from painterly.image import as_tensor, fit_long_side, resize
+    from painterly.methods.gatys import GatysConfig, GatysEvaluator
+
+    config = GatysConfig(precision="fp32")
+    vgg = FeatureExtractor.vgg19(last_layer=config.layers[-1], precision="fp32")
+    style = as_tensor(args.style)
+    photos = sorted(p for p in Path(args.photos).iterdir() if p.suffix.lower() in (".jpg", ".png"))[: args.count]
+    counts = [int(n) for n in args.iterations.split(",")]
+    rows, gatys_seconds = [], {n: [] for n in counts}
+    for photo in photos:
+        content = as_tensor(photo)
+        content = resize(content, fit_long_side(*content.shape[-2:], args.size))
+        evaluate = GatysEvaluator(vgg, config, content, [style])
+        t = time.perf_counter()
+        net_out = as_tensor(painterly.stylize(content, method="network", model=args.model, size=args.size))
+        net_s = time.perf_counter() - t
+        scores = {"network": float(evaluate(net_out).total)}
+        for n in counts:
+            t = time.perf_counter()
+            out = run(content, [style], GatysConfig(size=args.size, iterations=n, scales=1, seed=0))
+            gatys_seconds[n].append(time.perf_counter() - t)
+            scores[f"L-BFGS {n}"] = float(evaluate(out).total)
+        matched = [n for n in counts if scores["network"] <= scores[f"L-BFGS {n}"]]
+        rows.append([photo.name, f"{net_s:.2f}"] + [f"{scores[k]:.4g}" for k in scores]
+                    + [f"{max(matched)}" if matched else f"< {counts[0]}"])
+    print(f"# {args.size} px, scored by painterly's fp32 Gatys objective (lower is better); {torch.get_num_threads()} threads")
+    print(C.table(rows, ["photo", "network s", "network", *[f"L-BFGS {n}" for n in counts], "matches L-BFGS"]))
+    big = torch.rand(1, 3, 1024, 1024)
+    painterly.stylize(big, method="network", model=args.model, size=1024)
+    t = time.perf_counter()
+    painterly.stylize(big, method="network", model=args.model, size=1024)
+    net_1024 = time.perf_counter() - t
+    print(f"# 1024x1024 inference: {net_1024:.2f} s; Gatys at {args.size} px: "
+          + ", ".join(f"{n} it {sum(v) / len(v):.1f} s ({sum(v) / len(v) / net_1024:.0f}x the network at 1024)"
+                      for n, v in gatys_seconds.items()))
+
+
+if __name__ == "__main__":
+    main()
