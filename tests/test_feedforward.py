@@ -235,3 +235,27 @@ def test_train_and_models_and_model_commands(tmp_path, photos, capsys, monkeypat
         err = capsys.readouterr().err.strip().splitlines()
         assert len(err) == 1 and fragment in err[0], err
     assert not (tmp_path / "x.safetensors").exists() and not (tmp_path / "o.png").exists()
+
+
+def test_forced_tiles_use_whole_image_statistics(tmp_path, monkeypatch):
+    """With --tile-size forced, each tile is normalised with the whole image's statistics: closer to
+    the whole-image picture, with weaker seams, than tiles normalised with their own statistics (the
+    rest of the difference is the network's receptive field reaching past a tile's edge)."""
+    import painterly.methods.feedforward as feedforward
+    from painterly.tiling import Tiling, seam_ratio, tile_borders
+
+    net = _net(Architecture((6, 8, 12), 2, 1))
+    path = save_model(tmp_path / "m.safetensors", net, {"styles": ["a"]})
+    g = torch.Generator().manual_seed(0)
+    content = torch.nn.functional.interpolate(torch.rand(1, 3, 12, 16, generator=g), size=(120, 160), mode="bilinear")
+    common = dict(method="network", model=str(path), size=160, precision="fp32")
+    pixels = lambda **kw: np.asarray(painterly.stylize(content, **common, **kw), dtype=np.float64) / 255
+    border = tile_borders((120, 160), Tiling(80, 20, 1))
+    seams = lambda a: seam_ratio(torch.from_numpy(a).permute(2, 0, 1).float(), border)
+    whole, tiled = pixels(), pixels(tile_size=80, tile_overlap=20)
+    own = feedforward.Network.targets
+    monkeypatch.setattr(feedforward.Network, "targets",
+                        lambda self, run, k, scale, style, box: (own(self, run, k, scale, style, box)[0], None))
+    per_tile = pixels(tile_size=80, tile_overlap=20)
+    assert np.abs(whole - tiled).mean() < 0.9 * np.abs(whole - per_tile).mean()
+    assert seams(tiled) < seams(per_tile) and seams(tiled) < 1.15

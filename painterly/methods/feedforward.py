@@ -96,22 +96,36 @@ class Network(Recipe):
     def start(self, run: RunContext, k: int, scale: Scale, previous: Optional[torch.Tensor]) -> torch.Tensor:
         return resize(run.content, scale.size)
 
-    def targets(self, run: RunContext, k: int, scale: Scale, style, box: Optional[Box]) -> torch.Tensor:
-        """The style weights: one mix, or per region from the style masks (one mask per style)."""
+    def targets(self, run: RunContext, k: int, scale: Scale, style,
+                box: Optional[Box]) -> tuple[torch.Tensor, Optional[list]]:
+        """The style weights (one mix, or per region from the style masks, one mask per style) and, for
+        a tile, the whole image's normalisation statistics (from one banded pass, made once), so every
+        tile is normalised alike: no colour shift between tiles."""
         net = self.net(run)
         if run.style_masks is None:
-            return net.style_weights(run.config.style_weights)
-        if len(run.style_masks) != net.arch.styles:
+            weights = net.style_weights(run.config.style_weights)
+        elif len(run.style_masks) != net.arch.styles:
             raise PainterlyError(f"{len(run.style_masks)} style mask(s) for a model of {net.arch.styles} style(s)")
-        masks = torch.cat([resize(m.expand(-1, 3, -1, -1), scale.size)[:, :1] for m in run.style_masks], dim=1)
-        return net.style_weights(masks if box is None else box.crop(masks))
+        else:
+            masks = torch.cat([resize(m.expand(-1, 3, -1, -1), scale.size)[:, :1] for m in run.style_masks], dim=1)
+            weights = net.style_weights(masks if box is None else box.crop(masks))
+        if box is None:
+            return weights, None
+        if run.cache.get("stats_scale") != k:
+            record: list = []
+            self.forward(run, (self.targets(run, k, scale, style, None)[0], None),
+                         resize(run.content, scale.size), record)
+            run.cache.update(stats_scale=k, stats=record)
+        return weights, run.cache["stats"]
 
     @torch.no_grad()
-    def forward(self, run: RunContext, targets: torch.Tensor, image: torch.Tensor) -> torch.Tensor:
+    def forward(self, run: RunContext, targets: tuple[torch.Tensor, Optional[list]], image: torch.Tensor,
+                record: Optional[list] = None) -> torch.Tensor:
+        weights, stats = targets
         # channels-last, and bf16 where it is native (AMX / avx512_bf16): ~2x faster inference
         with torch.autocast(run.device.type, dtype=torch.bfloat16, enabled=run.precision == "bf16"):
-            out = self.net(run).run_banded(image.contiguous(memory_format=torch.channels_last), targets,
-                                           run.config.band_rows)
+            out = self.net(run).run_banded(image.contiguous(memory_format=torch.channels_last), weights,
+                                           run.config.band_rows, stats, record)
         return out.float()
 
 

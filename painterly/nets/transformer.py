@@ -138,8 +138,12 @@ class TransformerNet(nn.Module):
         return self.run(image, self.style_weights(None) if weights is None else weights, lambda layer, x: layer(x))
 
     def run(self, image: torch.Tensor, weights: StyleWeights,
-            apply: Callable[[ConvLayer, torch.Tensor], torch.Tensor]) -> torch.Tensor:
-        """The forward pass with `apply(conv, x)` computing each convolution (whole, or in bands)."""
+            apply: Callable[[ConvLayer, torch.Tensor], torch.Tensor],
+            stats: Optional[list] = None, record: Optional[list] = None) -> torch.Tensor:
+        """The forward pass with `apply(conv, x)` computing each convolution (whole, or in bands).
+
+        stats: each normalisation's (mean, var) to use instead of the input's own (a tile normalised
+        with the whole image's); record: a list that receives each normalisation's (mean, var)."""
         weights = weights.to(image.device)
         h, w = image.shape[-2:]
         # Two stride-2 layers: pad (by reflection) to a multiple of 4, crop back after.
@@ -149,7 +153,11 @@ class TransformerNet(nn.Module):
             in_block = 3 <= i < 3 + 2 * blocks
             if in_block and (i - 3) % 2 == 0:
                 skip = x
-            x = norm(apply(conv, x), weights)
+            y = apply(conv, x)
+            layer_stats = stats[i] if stats is not None else moments(y)
+            if record is not None:
+                record.append(layer_stats)
+            x = norm(y, weights, layer_stats)
             if in_block and (i - 3) % 2 == 1:
                 x = x + skip
             else:
@@ -157,10 +165,11 @@ class TransformerNet(nn.Module):
         return apply(self.convs[-1], x)[..., :h, :w]
 
     @torch.no_grad()
-    def run_banded(self, image: torch.Tensor, weights: StyleWeights, band_rows: int) -> torch.Tensor:
+    def run_banded(self, image: torch.Tensor, weights: StyleWeights, band_rows: int,
+                   stats: Optional[list] = None, record: Optional[list] = None) -> torch.Tensor:
         """forward() with every convolution computed in horizontal bands of at most `band_rows` output
         rows: the same result (normalisation statistics stay whole-image), bounded working memory."""
-        return self.run(image, weights, lambda conv, x: conv_in_bands(conv, x, band_rows))
+        return self.run(image, weights, lambda conv, x: conv_in_bands(conv, x, band_rows), stats, record)
 
 
 def conv_in_bands(layer: ConvLayer, x: torch.Tensor, band_rows: int) -> torch.Tensor:
