@@ -63,11 +63,12 @@ class ConditionalInstanceNorm(nn.Module):
 
     def affine(self, weights: StyleWeights, size: tuple[int, int]) -> tuple[torch.Tensor, torch.Tensor]:
         """(scale, shift) broadcastable over a Bx C x H x W map: one mix, or a mix per pixel."""
+        scale, shift = self.scale.float(), self.shift.float()
         if weights.dim() == 1:
-            return (weights @ self.scale)[None, :, None, None], (weights @ self.shift)[None, :, None, None]
+            return (weights @ scale)[None, :, None, None], (weights @ shift)[None, :, None, None]
         w = F.interpolate(weights, size=size, mode="bilinear", align_corners=False) if weights.shape[-2:] != size \
             else weights
-        return torch.einsum("bnhw,nc->bchw", w, self.scale), torch.einsum("bnhw,nc->bchw", w, self.shift)
+        return torch.einsum("bnhw,nc->bchw", w, scale), torch.einsum("bnhw,nc->bchw", w, shift)
 
     def forward(self, x: torch.Tensor, weights: StyleWeights,
                 stats: Optional[tuple[torch.Tensor, torch.Tensor]] = None) -> torch.Tensor:
