@@ -30,8 +30,8 @@ MODELS = Path(__file__).resolve().parent.parent / "models"
 class NetworkConfig(CommonConfig):
     """A trained network's run: which model, how its styles mix."""
 
-    model: str = option("", "a bundled model's name (painterly models) or a .safetensors file", group="network",
-                        metavar="NAME|FILE")
+    model: str = option("", "a bundled model's name (painterly models) or a .safetensors file", default_text="none",
+                        group="network", metavar="NAME|FILE")
     style_weights: Optional[tuple[float, ...]] = option(None, "mix of a multi-style model's styles, e.g. 0.7,0.3,0,0",
                                                         minimum=0, default_text="the first style", group="network",
                                                         metavar="W,W,...")
