@@ -23,7 +23,7 @@ from typing import Sequence
 from . import (Checkpointer, Interrupted, TrainConfig, bundled_models, check_writable,
                default_checkpoint_path, install_stop_handlers, load_model, loss_curve, save_image,
                side_by_side, tensor_to_pil, train)
-from .cli import EXIT_INTERRUPTED, EXIT_OK, _Parser, _UsageError, add_config_flags
+from .cli_args import EXIT_INTERRUPTED, EXIT_OK, _Parser, _UsageError, add_config_flags
 
 PREVIEW_COLUMNS = 6
 

@@ -1,0 +1,144 @@
+"""The command line's shared parts: exit codes, a parser whose errors are one line, value parsers,
+and one --flag per config field (`add_config_flags`), for the main command and `painterly train`."""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import math
+import typing
+from typing import Sequence
+
+EXIT_OK, EXIT_FAILURE, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
+
+
+class _UsageError(Exception):
+    """argparse found a problem; main() prints it as one line."""
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> None:  # type: ignore[override]
+        raise _UsageError(message)
+
+
+# --- argument types: each raises ArgumentTypeError with a one-line reason --------------------------
+
+def _number(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"'{text}' is not a number") from None
+    if not math.isfinite(value):
+        raise argparse.ArgumentTypeError(f"'{text}' is not a finite number")
+    return value
+
+
+def _float_list(text: str) -> tuple[float, ...]:
+    items = [t.strip() for t in text.split(",")]
+    if not text.strip() or any(not t for t in items):
+        raise argparse.ArgumentTypeError(f"'{text}' is not a comma-separated list of numbers (e.g. 1,0.5)")
+    try:
+        return tuple(_number(t) for t in items)
+    except argparse.ArgumentTypeError as exc:
+        raise argparse.ArgumentTypeError(f"invalid list '{text}': {exc}") from None
+
+
+def _int_list(text: str) -> tuple[int, ...]:
+    try:
+        return tuple(int(t) for t in text.split(","))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"'{text}' is not a comma-separated list of whole numbers (e.g. 200,100,20)") from None
+
+
+def _layer_list(text: str) -> tuple[str, ...]:
+    if text.strip().lower() in ("", "none"):
+        return ()
+    items = [t.strip() for t in text.split(",")]
+    if any(not t for t in items):
+        raise argparse.ArgumentTypeError(f"'{text}' is not a comma-separated list of layer names (e.g. relu4_2)")
+    return tuple(items)
+
+
+def _positive_int(text: str, kind: str = "a whole number", hint: str = "") -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"'{text}' is not {kind}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1{hint}, got {value}")
+    return value
+
+
+def _csv(values: Sequence) -> str:
+    return ",".join(str(v) for v in values)
+
+
+def _value_type(hint, meta: dict):
+    """The argparse `type` for a config field of type `hint`."""
+    origin = typing.get_origin(hint)
+    if origin is typing.Union:
+        hint = next(a for a in typing.get_args(hint) if a is not type(None))
+        origin = typing.get_origin(hint)
+    words, none_word = meta.get("words", ()), meta.get("none_word")
+    if origin is tuple:
+        element = typing.get_args(hint)[0]
+        return {str: _layer_list, float: _float_list, int: _int_list}[element]
+    if hint is int:
+        def parse_int(text: str):
+            word = text.strip().lower()
+            if word in words:
+                return word
+            if none_word is not None and word == none_word:
+                return None
+            try:
+                return int(text)
+            except ValueError:
+                also = "".join(f" or '{w}'" for w in (*words, *([none_word] if none_word else [])))
+                raise argparse.ArgumentTypeError(f"'{text}' is not a whole number{also}") from None
+        return parse_int
+    if hint is float:
+        return _number
+    return str
+
+
+def _show_default(value, meta: dict) -> str:
+    if meta.get("default_text"):
+        return meta["default_text"]
+    if value is None:
+        return "none"
+    if isinstance(value, tuple):
+        return _csv(value)
+    if isinstance(value, bool):
+        return "on" if value else "off"
+    if isinstance(value, float):
+        return f"{value:g}"
+    return str(value)
+
+
+def add_config_flags(p: argparse.ArgumentParser, flags: dict, defaults, everyone: Sequence[str], shown: str) -> None:
+    """One --flag per config field: type, choices and help from the field, default from `defaults`
+    (the shown config), and which of `everyone` take it where not all do."""
+    S = argparse.SUPPRESS
+    groups: dict[str, argparse._ArgumentGroup] = {}
+    own = {f.name: f for f in dataclasses.fields(defaults)}
+    for name, (f, hint, owners) in flags.items():
+        f = own.get(name, f)  # the shown config's own help and default where it has the field
+        meta = dict(f.metadata)
+        group_name = meta.get("group", "options")
+        if group_name not in groups:
+            groups[group_name] = p.add_argument_group(group_name)
+        if name in own:
+            default = f" [{_show_default(getattr(defaults, name), meta)}]"
+            only = "" if len(owners) == len(everyone) else f" ({', '.join(owners)})"
+        else:
+            default = f" [{_show_default(f.default, meta)}]"
+            only = f" ({', '.join(owners)}; not {shown})"
+        text = meta.get("help", name) + default + only
+        kwargs = {"dest": name, "default": S, "help": text.replace("%", "%%")}
+        if hint is bool:
+            kwargs.update(action="store_const", const=True)
+        else:
+            kwargs.update(type=_value_type(hint, meta), metavar=meta.get("metavar") or None)
+            if meta.get("choices"):
+                kwargs.update(choices=meta["choices"], metavar=None)
+        groups[group_name].add_argument("--" + name.replace("_", "-"), **kwargs)
