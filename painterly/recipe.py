@@ -66,6 +66,14 @@ class RunContext:
     frame: Optional[int] = None
     cache: dict = field(default_factory=dict)  # a recipe's own per-run memo
 
+    def content_at(self, k: int, size: tuple[int, int]) -> torch.Tensor:
+        """The content resized to scale k (made once per scale; read it, never write into it)."""
+        if self.cache.get("content_scale") != k:
+            from .image import resize
+
+            self.cache.update(content_scale=k, content_k=resize(self.content, size))
+        return self.cache["content_k"]
+
 
 class Recipe:
     """A method's hooks. Subclasses set the class attributes and override what their method needs."""

@@ -117,7 +117,7 @@ class Network(Recipe):
         if run.cache.get("stats_scale") != k:
             record: list = []
             self.forward(run, (self.targets(run, k, scale, style, None)[0], None),
-                         resize(run.content, scale.size), record)
+                         run.content_at(k, scale.size), record)
             run.cache.update(stats_scale=k, stats=record)
         return weights, run.cache["stats"]
 

@@ -255,9 +255,8 @@ class Gatys(Recipe):
         """The content's features over the whole image or the tile, against the global Gram targets;
         each region's mask cut to the tile (a tile's Gram is compared with the global target)."""
         config = run.config
-        if run.cache.get("content_scale") != k:
-            run.cache.update(content_scale=k, content_k=resize(run.content, scale.size))
-        content = run.cache["content_k"] if box is None else box.crop(run.cache["content_k"])
+        content_k = run.content_at(k, scale.size)
+        content = content_k if box is None else box.crop(content_k)
         features = run.extractor(content, config.content_layers) if config.content_layers else {}
         regions = None
         if style.region_masks is not None:

@@ -285,9 +285,8 @@ class Strotss(Recipe):
 
     def targets(self, run: RunContext, k: int, scale: Scale, style: StrotssStyle,
                 box: Optional[Box]) -> Optional[StrotssObjective]:
-        if run.cache.get("content_scale") != k:
-            run.cache.update(content_scale=k, content_k=resize(run.content, scale.size))
-        content = run.cache["content_k"] if box is None else box.crop(run.cache["content_k"])
+        content_k = run.content_at(k, scale.size)
+        content = content_k if box is None else box.crop(content_k)
         regions = None
         if style.content_masks is not None:
             masks = style.content_masks if box is None else [box.crop(m) for m in style.content_masks]
@@ -301,7 +300,7 @@ class Strotss(Recipe):
         """Scale 1: the styles' mean colour plus the content's finest Laplacian band; each finer scale:
         the previous result upsampled plus the content's finest band at that size (the final scale:
         the upsampled result alone), as in the original."""
-        content_k = resize(run.content, scale.size)
+        content_k = run.content_at(k, scale.size)
         if previous is None:
             mean_color = torch.stack([s.mean(dim=(2, 3), keepdim=True) for s in run.styles]).mean(0)
             return mean_color + _finest_band(content_k)
