@@ -40,6 +40,13 @@ def main() -> None:
     sheet = out / f"{name}_samples.jpg"
     painterly.side_by_side(images, labels, height=192).save(sheet, quality=85)
     t = meta["training"]
+    from painterly.training_losses import DEFAULT_WEIGHTS
+
+    loss = t.get("loss", "gram")
+    weights = [DEFAULT_WEIGHTS[loss][i] if t[k] is None else t[k] for i, k in enumerate(("content_weight", "style_weight"))]
+    layers = (f"content weight {weights[0]} at {', '.join(t['content_layers'])}, style weight {weights[1]} at "
+              f"{', '.join(t['style_layers'])}" if loss == "gram" else
+              f"the STROTSS objective, content weight (alpha) {weights[0]}, style weight {weights[1]}")
     losses = ", ".join(f"{k} {v:.4g}" for k, v in meta.get("losses", {}).items())
     print(f"""## {name}
 
@@ -49,8 +56,7 @@ def main() -> None:
   scale jitter {t['scale_jitter']}, flips; style read at {t['style_size']} px.
 - Training: {t['steps_done']} of {t['steps']} steps in {t['wall_s']:.0f} s on {platform.processor() or platform.machine()}
   ({'max-time ' + str(t['max_time']) + ' s' if t.get('max_time') else 'no time limit'}), Adam lr {t['learning_rate']},
-  content weight {t['content_weight']} at {', '.join(t['content_layers'])}, style weight {t['style_weight']} at
-  {', '.join(t['style_layers'])}, seed {t['seed']}.
+  {layers}, TV weight {t['tv_weight']}, seed {t['seed']}.
 - Final losses (last batch): {losses}.
 - Samples on held-out photos ({args.photos}): `{sheet}`.""")
 

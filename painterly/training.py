@@ -27,13 +27,12 @@ from .checkpoint import Checkpointer, fingerprint, restore_rng, rng_state
 from .config import MethodConfig, option
 from .errors import PainterlyError
 from .features import FeatureExtractor
-from .guidance import masked_grams
 from .hardware import resolve_device, resolve_precision, set_threads
 from .image import ImageLike, as_tensor, fit_long_side, open_image, pil_to_tensor, resize, split_alpha
-from .losses import LossTerms, blend_grams
-from .methods.gatys import GatysConfig, GatysObjective, GatysTargets
+from .losses import LossTerms
 from .nets.io import load_model, save_model
 from .nets.transformer import Architecture, TransformerNet
+from .training_losses import DEFAULT_WEIGHTS, TRAINING_LOSSES
 
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".webp", ".bmp", ".tif", ".tiff"}
 DATA, LOSSES, NET = "data", "losses", "network"
@@ -54,9 +53,14 @@ class TrainConfig(MethodConfig):
     content_layers: tuple[str, ...] = option(("relu4_2",), "VGG19 layers for content", group=LOSSES, metavar="LAYERS")
     style_layers: tuple[str, ...] = option(("relu1_1", "relu2_1", "relu3_1", "relu4_1", "relu5_1"),
                                            "VGG19 layers for style", group=LOSSES, metavar="LAYERS")
-    content_weight: float = option(0.2, "content weight (painterly's Gatys normalisation)", minimum=0, group=LOSSES,
-                                   metavar="W")
-    style_weight: float = option(10.0, "style weight", minimum=0, group=LOSSES, metavar="W")
+    loss: str = option("gram", "what the network is trained against: Gram matrices (Johnson et al.) or the "
+                       "STROTSS objective (relaxed EMD + moments + self-similarity)", choices=tuple(TRAINING_LOSSES),
+                       group=LOSSES)
+    content_weight: Optional[float] = option(None, "content weight", minimum=0, group=LOSSES, metavar="W",
+                                             default_text="0.2 with gram (Gatys's normalisation), 8 with strotss "
+                                                          "(STROTSS's alpha)")
+    style_weight: Optional[float] = option(None, "style weight", minimum=0, group=LOSSES, metavar="W",
+                                           default_text="10 with gram, 1 with strotss")
     tv_weight: float = option(0.0, "total-variation weight", minimum=0, group=LOSSES, metavar="W")
     style_set: bool = option(False, "the STYLE images are one artist's work: Gram targets pooled over all of them",
                              group=LOSSES)
@@ -82,10 +86,11 @@ class TrainConfig(MethodConfig):
         if self.style_set and self.multi_style:
             raise PainterlyError("style-set pools the images into one style; multi-style keeps them apart")
 
-    def objective_config(self) -> GatysConfig:
-        return GatysConfig(content_layers=self.content_layers, style_layers=self.style_layers,
-                           content_weight=self.content_weight, style_weight=self.style_weight,
-                           tv_weight=self.tv_weight, precision="fp32", device="cpu")
+    def content_weight_for(self, loss: str) -> float:
+        return DEFAULT_WEIGHTS[loss][0] if self.content_weight is None else self.content_weight
+
+    def style_weight_for(self, loss: str) -> float:
+        return DEFAULT_WEIGHTS[loss][1] if self.style_weight is None else self.style_weight
 
 
 def find_photos(folder: Union[str, os.PathLike], min_side: int) -> tuple[list[torch.Tensor], int]:
@@ -130,22 +135,6 @@ def sample_batch(photos: Sequence[torch.Tensor], config: TrainConfig, generator:
     return torch.cat(crops)
 
 
-@torch.no_grad()
-def style_grams(extractor: FeatureExtractor, styles: Sequence[torch.Tensor], config: TrainConfig,
-                separate: bool) -> list[dict[str, torch.Tensor]]:
-    """Gram targets: one per style (separate), or one blended (equal weights) / pooled (style set)."""
-    grams, positions = [], []
-    for style in styles:
-        s = resize(style, fit_long_side(*style.shape[-2:], config.style_size))
-        (g, p), = masked_grams(extractor, s, config.style_layers, [None])
-        grams.append(g)
-        positions.append(p)
-    if separate:
-        return grams
-    return [{l: blend_grams([g[l] for g in grams], [p[l] for p in positions] if config.style_set
-                            else [1.0] * len(grams)) for l in config.style_layers}]
-
-
 def extended(net: TransformerNet) -> TransformerNet:
     """`net` with one style more, its scale and shift starting from the mean of the existing ones."""
     bigger = TransformerNet(dataclasses.replace(net.arch, styles=net.arch.styles + 1))
@@ -182,10 +171,10 @@ def train(styles: Sequence[ImageLike], style_names: Optional[Sequence[str]], pho
     device = resolve_device(config.device)
     precision = resolve_precision(config.precision, device)
     set_threads(config.threads)
-    objective_config = config.objective_config()
-    layers = objective_config.layers
+    objective_class = TRAINING_LOSSES[config.loss]
     if extractor is None:
-        extractor = FeatureExtractor.vgg19(last_layer=layers[-1], precision=precision, device=device)
+        extractor = FeatureExtractor.vgg19(last_layer=objective_class.last_layer(config), precision=precision,
+                                           device=device)
     photo_list, skipped = find_photos(photos, config.crop)
     if validation is None:
         validation = resize(photo_list[0], fit_long_side(*photo_list[0].shape[-2:], 2 * config.crop))
@@ -215,10 +204,10 @@ def train(styles: Sequence[ImageLike], style_names: Optional[Sequence[str]], pho
     autocast = torch.autocast(device.type, dtype=torch.bfloat16, enabled=precision == "bf16")
     for p in net.parameters():
         p.requires_grad_(any(p is q for q in trainable))
-    targets = style_grams(extractor, [s.to(device) for s in styles], config, separate=config.multi_style)
+    objective = objective_class(extractor, [s.to(device) for s in styles], config, config.multi_style, generator)
+    style_count = objective.style_count
     first_new = net.arch.styles - 1 if extend is not None else 0
     optimizer = torch.optim.Adam(trainable, lr=config.learning_rate)
-    objective = GatysObjective(objective_config)
     log: list[dict] = []
     step, elapsed = 0, 0.0
     if checkpoint is not None:
@@ -236,14 +225,11 @@ def train(styles: Sequence[ImageLike], style_names: Optional[Sequence[str]], pho
             break
         t0 = time.monotonic()
         batch = sample_batch(photo_list, config, generator).to(device, memory_format=torch.channels_last)
-        which = first_new + (step % len(targets) if extend is None else 0)
-        weights = F.one_hot(torch.tensor(which), net.arch.styles).float().to(device)
+        style = step % style_count
+        weights = F.one_hot(torch.tensor(first_new + style), net.arch.styles).float().to(device)
         with autocast:
             out = net(batch, weights).float()
-        with torch.no_grad():
-            content = extractor(batch, config.content_layers) if config.content_layers else {}
-        grams = targets[which - first_new] if extend is None else targets[0]
-        terms: LossTerms = objective(out, extractor(out, layers), GatysTargets(content, grams))
+        terms: LossTerms = objective(out, batch, style)
         optimizer.zero_grad(set_to_none=True)
         terms.total.backward()
         optimizer.step()

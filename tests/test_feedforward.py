@@ -134,7 +134,7 @@ def photos(tmp_path):
 
 @pytest.fixture(scope="module")
 def tiny_vgg():
-    return FeatureExtractor.random(seed=0, last_layer="relu5_1", precision="fp32")
+    return FeatureExtractor.random(seed=0, last_layer="relu5_3", precision="fp32")
 
 
 def _config(**kw):
@@ -157,8 +157,25 @@ def test_training_lowers_the_loss_and_counts_unreadable_photos(tmp_path, photos,
     assert meta["styles"] == ["blue"] and meta["training"]["steps"] == 30
 
 
-def test_training_resumes_bit_exactly(tmp_path, photos, tiny_vgg):
-    config = _config(steps=6)
+def test_strotss_training_lowers_its_loss_and_pulls_the_palette_to_the_style(tmp_path, photos, tiny_vgg):
+    info = train([_style()], ["blue"], photos, tmp_path / "m.safetensors",
+                 _config(steps=30, loss="strotss", style_weight=None), extractor=tiny_vgg)
+    log = info["log"]
+    assert set(log[0]) >= {"content", "style", "moments", "palette", "total"}
+    assert np.mean([r["total"] for r in log[-5:]]) < 0.7 * np.mean([r["total"] for r in log[:5]])
+    net, meta = load_model(tmp_path / "m.safetensors")
+    assert meta["training"]["loss"] == "strotss"
+    photo = torch.from_numpy(np.asarray(Image.open(photos / "nested" / "p0.png"), dtype=np.float32) / 255)
+    out = net(photo.permute(2, 0, 1)[None]).clamp(0, 1)
+    style_blue = float((_style()[:, 2] - _style()[:, 0]).mean())
+    before = float((photo[..., 2] - photo[..., 0]).mean())
+    after = float((out[:, 2] - out[:, 0]).mean())
+    assert abs(after - style_blue) < 0.7 * abs(before - style_blue)
+
+
+@pytest.mark.parametrize("loss", ["gram", "strotss"])
+def test_training_resumes_bit_exactly(tmp_path, photos, tiny_vgg, loss):
+    config = _config(steps=6, loss=loss, style_weight=None if loss == "strotss" else 1e4)
     train([_style()], ["s"], photos, tmp_path / "a.safetensors", config, extractor=tiny_vgg)
     ckpt = Checkpointer(tmp_path / "t.ckpt", seconds=None)
 
