@@ -23,11 +23,14 @@ from .config import CommonConfig, option  # noqa: E402
 from .errors import PainterlyError  # noqa: E402
 from .figures import loss_curve, side_by_side  # noqa: E402
 from .image import check_writable, open_image, save_image, split_alpha, tensor_to_pil  # noqa: E402
+from .decoder_training import DecoderTrainConfig, train_decoder  # noqa: E402
+from .methods.adain import AdainConfig  # noqa: E402
 from .methods.feedforward import NetworkConfig, bundled_models  # noqa: E402
 from .methods.gatys import GatysConfig  # noqa: E402
 from .methods.strotss import StrotssConfig  # noqa: E402
+from .methods.wct import WctConfig  # noqa: E402
 from .progress import LossHistory, ProgressBar, SaveEvery, StepInfo, combine  # noqa: E402
-from .nets.io import load_model  # noqa: E402
+from .nets.io import load_decoder, load_model  # noqa: E402
 from .recipe import Recipe, register  # noqa: E402
 from .training import TrainConfig, train  # noqa: E402
 
@@ -38,5 +41,6 @@ __all__ = [
     "Checkpointer", "Interrupted", "install_stop_handlers", "default_checkpoint_path",
     "open_image", "save_image", "split_alpha", "check_writable", "side_by_side", "loss_curve", "tensor_to_pil",
     "NetworkConfig", "TrainConfig", "train", "load_model", "bundled_models",
+    "AdainConfig", "WctConfig", "DecoderTrainConfig", "train_decoder", "load_decoder",
 ]
 __version__ = "0.1.0"

@@ -29,7 +29,7 @@ from . import (DEFAULT_METHOD, Checkpointer, Interrupted, LossHistory, Painterly
                __version__, check_writable, combine, default_checkpoint_path, get_method, install_stop_handlers,
                largest_size, make_config, available_methods, open_image, plan, save_image, side_by_side, split_alpha, stylize)
 
-SUBCOMMANDS = ("train", "models")  # `painterly train ...`, `painterly models ...` (painterly.cli_train)
+SUBCOMMANDS = ("train", "train-decoder", "models")  # `painterly train ...` etc. (painterly.cli_train)
 OUT_OF_MEMORY = "out of memory; try a smaller --size (or --precision bf16, or --optimizer adam)"
 
 

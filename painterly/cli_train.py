@@ -1,9 +1,12 @@
-"""`painterly train` and `painterly models`: train a style network, list the models there are.
+"""`painterly train`, `painterly train-decoder` and `painterly models`: train a style network or a
+decoder, list the models there are.
 
     painterly train starry_night.jpg --photos photos/ -o starry.safetensors --steps 2000
     painterly train a.jpg b.jpg c.jpg d.jpg --multi-style --photos photos/ -o four.safetensors
     painterly train e.jpg --extend four.safetensors --photos photos/ -o five.safetensors
     painterly models [MODEL.safetensors ...]
+    painterly train-decoder --method adain --photos photos/ --styles paintings/ -o adain.safetensors
+    painterly train-decoder --method wct --level relu3_1 --photos photos/ -o wct_relu3_1.safetensors
 
 Like the main command it uses only the public API, prints one line per error, writes outputs
 atomically, checkpoints (Ctrl-C saves and stops; --resume continues exactly) and shows a progress bar
@@ -18,11 +21,11 @@ import dataclasses
 import sys
 import typing
 from pathlib import Path
-from typing import Sequence
+from typing import Optional, Sequence
 
-from . import (Checkpointer, Interrupted, TrainConfig, bundled_models, check_writable,
+from . import (Checkpointer, DecoderTrainConfig, Interrupted, TrainConfig, bundled_models, check_writable,
                default_checkpoint_path, install_stop_handlers, load_model, loss_curve, save_image,
-               side_by_side, tensor_to_pil, train)
+               side_by_side, tensor_to_pil, train, train_decoder)
 from .cli_args import EXIT_INTERRUPTED, EXIT_OK, _Parser, _UsageError, add_config_flags
 
 PREVIEW_COLUMNS = 6
@@ -47,53 +50,107 @@ def build_train_parser() -> argparse.ArgumentParser:
     return p
 
 
+class _Display:
+    """The preview sheet (last few validation renders), the progress bar and the loss curve of a run."""
+
+    def __init__(self, output: Path, quiet: bool) -> None:
+        self.sheet_path, self.curve_path = output.with_suffix(".preview.png"), output.with_suffix(".loss.png")
+        self.quiet, self.previews, self.bar = quiet, [], None
+
+    def preview(self, step: int, image) -> None:
+        self.previews.append((f"step {step}", tensor_to_pil(image)))
+        shown = self.previews[-PREVIEW_COLUMNS:]
+        save_image(side_by_side([img for _, img in shown], [label for label, _ in shown], height=192), self.sheet_path)
+
+    def progress(self, step: int, steps: int, losses: dict, rate: float) -> None:
+        if self.quiet:
+            return
+        if self.bar is None:  # made at the first step, so an input error prints no empty bar
+            from tqdm import tqdm
+
+            self.bar = tqdm(total=steps, initial=step - 1, file=sys.stderr, dynamic_ncols=True, unit="step",
+                            desc="train")
+        self.bar.n = step
+        self.bar.set_postfix_str(" ".join(f"{k}={v:.3g}" for k, v in losses.items()) + f" {rate:.1f} img/s",
+                                 refresh=False)
+        self.bar.refresh()
+
+    def run(self, command: str, words: Sequence[str], ckpt: Checkpointer, work) -> Optional[dict]:
+        """`work()` with Ctrl-C saving a checkpoint; then the loss curve. None when interrupted."""
+        restore = install_stop_handlers(ckpt)
+        try:
+            info = work()
+        except Interrupted:
+            print(f"painterly: interrupted; resume with: painterly {command} {' '.join(words)} --resume",
+                  file=sys.stderr)
+            return None
+        finally:
+            restore()
+            if self.bar is not None:
+                self.bar.close()
+        save_image(loss_curve([{"scale": 0, **record} for record in info["log"]]), self.curve_path)
+        return info
+
+    def summary(self, output: Path, info: dict, data: str) -> None:
+        if not self.quiet:
+            losses = ", ".join(f"{k} {v:.4g}" for k, v in info["losses"].items())
+            print(f"painterly: wrote {output} ({info['training']['steps_done']} steps, {losses}), {self.sheet_path}, "
+                  f"{self.curve_path}; {data}", file=sys.stderr)
+
+
+def _config_from(args: argparse.Namespace, cls):
+    return cls(**{f.name: getattr(args, f.name) for f in dataclasses.fields(cls) if hasattr(args, f.name)})
+
+
 def _train(words: Sequence[str]) -> int:
     args = build_train_parser().parse_args(words)
-    options = {f.name: getattr(args, f.name) for f in dataclasses.fields(TrainConfig) if hasattr(args, f.name)}
-    config = TrainConfig(**options)
+    config = _config_from(args, TrainConfig)
     output = check_writable(args.output, (".safetensors",))
-    sheet_path, curve_path = output.with_suffix(".preview.png"), output.with_suffix(".loss.png")
-    validation = args.validation  # None: train() previews its first readable photo
     ckpt = Checkpointer(default_checkpoint_path(output), seconds=60.0, resume=args.resume)
-    previews: list = []
-
-    def preview(step: int, image) -> None:
-        previews.append((f"step {step}", tensor_to_pil(image)))
-        shown = previews[-PREVIEW_COLUMNS:]
-        save_image(side_by_side([img for _, img in shown], [label for label, _ in shown], height=192), sheet_path)
-
-    bar = None
-
-    def progress(step: int, steps: int, losses: dict, rate: float) -> None:
-        nonlocal bar
-        if not args.quiet:
-            if bar is None:  # made at the first step, so an input error prints no empty bar
-                from tqdm import tqdm
-
-                bar = tqdm(total=steps, initial=step - 1, file=sys.stderr, dynamic_ncols=True, unit="step",
-                           desc="train")
-            bar.n = step
-            bar.set_postfix_str(" ".join(f"{k}={v:.3g}" for k, v in losses.items()) + f" {rate:.1f} img/s",
-                                refresh=False)
-            bar.refresh()
-
-    restore = install_stop_handlers(ckpt)
-    try:
-        info = train(list(args.styles), None, args.photos, output, config, validation=validation,
-                     extend=args.extend, checkpoint=ckpt, callback=progress, preview=preview)
-    except Interrupted:
-        print(f"painterly: interrupted; resume with: painterly train {' '.join(words)} --resume", file=sys.stderr)
+    display = _Display(output, args.quiet)
+    info = display.run("train", words, ckpt, lambda: train(
+        list(args.styles), None, args.photos, output, config, validation=args.validation, extend=args.extend,
+        checkpoint=ckpt, callback=display.progress, preview=display.preview))
+    if info is None:
         return EXIT_INTERRUPTED
-    finally:
-        restore()
-        if bar is not None:
-            bar.close()
-    save_image(loss_curve([{"scale": 0, **record} for record in info["log"]]), curve_path)
-    if not args.quiet:
-        losses = ", ".join(f"{k} {v:.4g}" for k, v in info["losses"].items())
-        print(f"painterly: wrote {output} ({info['training']['steps_done']} steps, {losses}), {sheet_path}, "
-              f"{curve_path}; {info['training']['photos']} photos, {info['training']['skipped']} unreadable skipped",
-              file=sys.stderr)
+    t = info["training"]
+    display.summary(output, info, f"{t['photos']} photos, {t['skipped']} unreadable skipped")
+    return EXIT_OK
+
+
+def build_train_decoder_parser() -> argparse.ArgumentParser:
+    p = _Parser(prog="painterly train-decoder",
+                usage="painterly train-decoder --method adain|wct [--level L] --photos DIR [--styles DIR] "
+                      "-o DECODER.safetensors",
+                description="Train the decoder of an arbitrary-style method: AdaIN's (photos and style images; "
+                            "Huang and Belongie 2017) or one WCT level's (photos; Li et al. 2017).",
+                allow_abbrev=False)
+    p.add_argument("--photos", required=True, metavar="DIR", help="photos to train on: every image under DIR")
+    p.add_argument("--styles", metavar="DIR", help="AdaIN: style images to train on, every image under DIR")
+    p.add_argument("-o", "--output", required=True, metavar="DECODER", help="the decoder file to write (.safetensors)")
+    p.add_argument("--validation", metavar="PHOTO", help="a photo (not a training one) rendered into the preview "
+                                                           "sheet every --preview-every steps [the first photo]")
+    p.add_argument("--resume", action="store_true", help="continue from the checkpoint (OUT.ckpt)")
+    p.add_argument("--quiet", "-q", action="store_true", help="no progress bar")
+    hints = typing.get_type_hints(DecoderTrainConfig)
+    flags = {f.name: (f, hints[f.name], ["train-decoder"]) for f in dataclasses.fields(DecoderTrainConfig)}
+    add_config_flags(p, flags, DecoderTrainConfig(), ["train-decoder"], "train-decoder")
+    return p
+
+
+def _train_decoder(words: Sequence[str]) -> int:
+    args = build_train_decoder_parser().parse_args(words)
+    config = _config_from(args, DecoderTrainConfig)
+    output = check_writable(args.output, (".safetensors",))
+    ckpt = Checkpointer(default_checkpoint_path(output), seconds=60.0, resume=args.resume)
+    display = _Display(output, args.quiet)
+    info = display.run("train-decoder", words, ckpt, lambda: train_decoder(
+        args.photos, output, config, styles=args.styles, validation=args.validation, checkpoint=ckpt,
+        callback=display.progress, preview=display.preview))
+    if info is None:
+        return EXIT_INTERRUPTED
+    t = info["training"]
+    display.summary(output, info, f"{t['photos']} photos, {t['styles']} style images")
     return EXIT_OK
 
 
@@ -126,7 +183,7 @@ def run_subcommand(words: Sequence[str]) -> int:
     """`painterly train ...` or `painterly models ...`; errors propagate to the main command's handler."""
     command, rest = words[0], list(words[1:])
     try:
-        return {"train": _train, "models": _models}[command](rest)
+        return {"train": _train, "train-decoder": _train_decoder, "models": _models}[command](rest)
     except SystemExit as exc:  # --help
         return exc.code if isinstance(exc.code, int) else EXIT_OK
     except _UsageError as exc:

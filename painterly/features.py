@@ -119,6 +119,7 @@ class FeatureExtractor(nn.Module):
         (last_layer,) = check_layers([last_layer])
         self.pooling = pooling
         self.precision = precision
+        self.width_divisor = width_divisor  # 1 for VGG19; a slim random network for tests
         self.channels_last = channels_last
         self.names = LAYER_NAMES[: LAYER_INDEX[last_layer] + 1]
         self.register_buffer("mean", torch.tensor(CAFFE_BGR_MEAN).view(1, 3, 1, 1), persistent=False)

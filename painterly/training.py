@@ -39,8 +39,8 @@ DATA, LOSSES, NET = "data", "losses", "network"
 
 
 @dataclass(frozen=True)
-class TrainConfig(MethodConfig):
-    """Every knob of a training run. Round-trips through JSON; stored in the model file."""
+class LoopConfig(MethodConfig):
+    """What every training run has: data, optimiser, hardware, time, previews."""
 
     steps: int = option(2000, "optimiser steps", minimum=1, group=DATA, metavar="N")
     batch: int = option(4, "photos per step", minimum=1, group=DATA, metavar="N")
@@ -48,6 +48,22 @@ class TrainConfig(MethodConfig):
     scale_jitter: float = option(0.25, "photos are scaled by a random factor in [1-J, 1+J] before cropping",
                                  minimum=0, group=DATA, metavar="J")
     learning_rate: float = option(1e-3, "Adam's step", above=0, group=DATA, metavar="LR")
+    seed: int = option(0, "random seed (data order, crops, initial weights)", group=DATA, metavar="N")
+    precision: str = option("auto", "VGG19's precision; auto uses bf16 where the hardware runs it natively",
+                            choices=("auto", "fp32", "bf16"), group="hardware")
+    device: str = option("auto", "torch device", group="hardware", metavar="DEVICE")
+    threads: Optional[int] = option(None, "CPU threads", minimum=1, default_text="the CPUs this process may use",
+                                    group="hardware", metavar="N")
+    max_time: Optional[float] = option(None, "stop (and save the model) after about this many seconds", above=0,
+                                       default_text="no limit", group=DATA, metavar="SECONDS")
+    preview_every: int = option(100, "render the validation photo every N steps into the preview sheet", minimum=1,
+                                group=DATA, metavar="N")
+
+
+@dataclass(frozen=True)
+class TrainConfig(LoopConfig):
+    """Every knob of a network's training run. Round-trips through JSON; stored in the model file."""
+
     style_size: int = option(384, "long side the style images are read at (sets the stroke size)", minimum=32,
                              group=LOSSES, metavar="PX")
     content_layers: tuple[str, ...] = option(("relu4_2",), "VGG19 layers for content", group=LOSSES, metavar="LAYERS")
@@ -68,16 +84,6 @@ class TrainConfig(MethodConfig):
     widths: tuple[int, ...] = option((32, 64, 128), "channels at full, half and quarter resolution", minimum=1,
                                      group=NET, metavar="C,C,C")
     residual_blocks: int = option(5, "residual blocks at quarter resolution", minimum=0, group=NET, metavar="N")
-    seed: int = option(0, "random seed (data order, crops, initial weights)", group=DATA, metavar="N")
-    precision: str = option("auto", "VGG19's precision; auto uses bf16 where the hardware runs it natively",
-                            choices=("auto", "fp32", "bf16"), group="hardware")
-    device: str = option("auto", "torch device", group="hardware", metavar="DEVICE")
-    threads: Optional[int] = option(None, "CPU threads", minimum=1, default_text="the CPUs this process may use",
-                                    group="hardware", metavar="N")
-    max_time: Optional[float] = option(None, "stop (and save the model) after about this many seconds", above=0,
-                                       default_text="no limit", group=DATA, metavar="SECONDS")
-    preview_every: int = option(100, "render the validation photo every N steps into the preview sheet", minimum=1,
-                                group=DATA, metavar="N")
 
     def __post_init__(self) -> None:
         super().__post_init__()
@@ -146,13 +152,116 @@ def extended(net: TransformerNet) -> TransformerNet:
 
 
 StepCallback = Callable[[int, int, dict[str, float], float], None]  # (step, steps, losses, images/s)
+Preview = Callable[[int, torch.Tensor], None]
+
+
+class Trainee:
+    """What the loop trains: a module, which of its parameters move, its loss on a batch of photos
+    at a step, and how it renders the validation photo."""
+
+    module: torch.nn.Module
+    trainable: list[torch.nn.Parameter]
+
+    def loss(self, batch: torch.Tensor, step: int) -> LossTerms:
+        raise NotImplementedError
+
+    def render(self, photo: torch.Tensor, step: int) -> torch.Tensor:
+        raise NotImplementedError
+
+
+def run_loop(trainee: Trainee, photos: Sequence[torch.Tensor], config: LoopConfig, device: torch.device,
+             generator: torch.Generator, inputs: Sequence[torch.Tensor], options: dict,
+             checkpoint: Optional[Checkpointer], callback: Optional[StepCallback], preview: Optional[Preview],
+             validation: Optional[torch.Tensor]) -> tuple[int, float, list[dict]]:
+    """Adam over the trainee's parameters on random crops of `photos`, `config.steps` steps or until
+    `max_time`; checkpoints (module, Adam, the data generator, the log) keyed by `inputs` and
+    `options`, so a resumed run continues exactly. Returns (steps done, seconds, loss log)."""
+    module = trainee.module
+    optimizer = torch.optim.Adam(trainee.trainable, lr=config.learning_rate)
+    log: list[dict] = []
+    step, elapsed = 0, 0.0
+    if checkpoint is not None:
+        saved = checkpoint.start(fingerprint(list(inputs), options))
+        if saved is not None:
+            module.load_state_dict(saved["net"])
+            optimizer.load_state_dict(saved["optimizer"])
+            restore_rng(saved["rng"], generator)
+            step, elapsed, log[:] = saved["step"], saved["elapsed"], saved["log"]
+    start = time.monotonic() - elapsed
+    while step < config.steps:
+        if config.max_time is not None and time.monotonic() - start >= config.max_time:
+            break
+        t0 = time.monotonic()
+        batch = sample_batch(photos, config, generator).to(device, memory_format=torch.channels_last)
+        terms = trainee.loss(batch, step)
+        optimizer.zero_grad(set_to_none=True)
+        terms.total.backward()
+        optimizer.step()
+        step += 1
+        losses = terms.floats()
+        if not math.isfinite(losses["total"]):
+            raise PainterlyError("the training loss became NaN or infinite; lower the learning rate")
+        log.append({"step": step, **losses})
+        if callback is not None:
+            callback(step, config.steps, losses, config.batch / max(time.monotonic() - t0, 1e-9))
+        if preview is not None and validation is not None and (step % config.preview_every == 0 or step == config.steps):
+            with torch.no_grad():
+                module.eval()
+                preview(step, trainee.render(validation.to(device), step).clamp(0, 1).cpu())
+                module.train()
+        if checkpoint is not None:
+            checkpoint.after_step(step, lambda: {"step": step, "elapsed": time.monotonic() - start,
+                                                 "net": module.state_dict(), "optimizer": optimizer.state_dict(),
+                                                 "rng": rng_state(generator), "log": log},
+                                  (0, 1, step, config.steps))
+    return step, time.monotonic() - start, log
+
+
+def final_losses(log: list[dict]) -> dict[str, float]:
+    return {k: v for k, v in log[-1].items() if k != "step"} if log else {}
+
+
+class NetworkTrainee(Trainee):
+    """A transformation network against a training objective, one style per batch (cycling)."""
+
+    def __init__(self, net: TransformerNet, trainable: list, objective, first_style: int, precision: str,
+                 device: torch.device) -> None:
+        self.module, self.trainable, self.objective = net, trainable, objective
+        self.first_style, self.device = first_style, device
+        self.autocast = torch.autocast(device.type, dtype=torch.bfloat16, enabled=precision == "bf16")
+
+    def weights(self, step: int) -> torch.Tensor:
+        which = self.first_style + step % self.objective.style_count
+        return F.one_hot(torch.tensor(which), self.module.arch.styles).float().to(self.device)
+
+    def loss(self, batch: torch.Tensor, step: int) -> LossTerms:
+        with self.autocast:
+            out = self.module(batch, self.weights(step)).float()
+        return self.objective(out, batch, step % self.objective.style_count)
+
+    def render(self, photo: torch.Tensor, step: int) -> torch.Tensor:
+        return self.module(photo, self.weights(step - 1))
+
+
+def _prepare(config: LoopConfig, photos: Union[str, os.PathLike], validation: Optional[ImageLike]):
+    device = resolve_device(config.device)
+    precision = resolve_precision(config.precision, device)
+    set_threads(config.threads)
+    photo_list, skipped = find_photos(photos, config.crop)
+    if validation is not None:
+        validation = as_tensor(validation, "validation photo")
+    else:
+        validation = resize(photo_list[0], fit_long_side(*photo_list[0].shape[-2:], 2 * config.crop))
+    generator = torch.Generator().manual_seed(config.seed)
+    torch.manual_seed(config.seed)
+    return device, precision, photo_list, skipped, validation, generator
 
 
 def train(styles: Sequence[ImageLike], style_names: Optional[Sequence[str]], photos: Union[str, os.PathLike],
           output: Union[str, os.PathLike], config: TrainConfig, *, validation: Optional[ImageLike] = None,
           extend: Union[None, str, os.PathLike] = None, checkpoint: Optional[Checkpointer] = None,
           callback: Optional[StepCallback] = None, extractor: Optional[FeatureExtractor] = None,
-          preview: Optional[Callable[[int, torch.Tensor], None]] = None) -> dict:
+          preview: Optional[Preview] = None) -> dict:
     """Train a network on `styles` (paths, PIL images or tensors) and write it to `output`; returns the
     model file's metadata with the whole loss log. style_names: one per style (default: file stems).
 
@@ -166,20 +275,11 @@ def train(styles: Sequence[ImageLike], style_names: Optional[Sequence[str]], pho
         style_names = [Path(s).stem if isinstance(s, (str, os.PathLike)) else f"style {i + 1}"
                        for i, s in enumerate(styles)]
     styles = [as_tensor(s, "style image") for s in styles]
-    if validation is not None:
-        validation = as_tensor(validation, "validation photo")
-    device = resolve_device(config.device)
-    precision = resolve_precision(config.precision, device)
-    set_threads(config.threads)
+    device, precision, photo_list, skipped, validation, generator = _prepare(config, photos, validation)
     objective_class = TRAINING_LOSSES[config.loss]
     if extractor is None:
         extractor = FeatureExtractor.vgg19(last_layer=objective_class.last_layer(config), precision=precision,
                                            device=device)
-    photo_list, skipped = find_photos(photos, config.crop)
-    if validation is None:
-        validation = resize(photo_list[0], fit_long_side(*photo_list[0].shape[-2:], 2 * config.crop))
-    generator = torch.Generator().manual_seed(config.seed)
-    torch.manual_seed(config.seed)
     names = list(style_names)
     if extend is not None:
         if len(styles) != 1:
@@ -201,60 +301,18 @@ def train(styles: Sequence[ImageLike], style_names: Optional[Sequence[str]], pho
     # channels-last and, where bf16 is native, bf16 autocast: the transformer's forward and backward
     # are most of a step (batch 4 at 256 px: 3.7 s fp32 -> 2.8 s channels-last -> 1.6 s bf16 on AMX)
     net = net.to(device, memory_format=torch.channels_last).train()
-    autocast = torch.autocast(device.type, dtype=torch.bfloat16, enabled=precision == "bf16")
     for p in net.parameters():
         p.requires_grad_(any(p is q for q in trainable))
     objective = objective_class(extractor, [s.to(device) for s in styles], config, config.multi_style, generator)
-    style_count = objective.style_count
-    first_new = net.arch.styles - 1 if extend is not None else 0
-    optimizer = torch.optim.Adam(trainable, lr=config.learning_rate)
-    log: list[dict] = []
-    step, elapsed = 0, 0.0
-    if checkpoint is not None:
-        options = {**dataclasses.asdict(config), "extend": str(extend) if extend else None, "names": names}
-        saved = checkpoint.start(fingerprint([*styles], options))
-        if saved is not None:
-            net.load_state_dict(saved["net"])
-            optimizer.load_state_dict(saved["optimizer"])
-            restore_rng(saved["rng"], generator)
-            step, elapsed, log[:] = saved["step"], saved["elapsed"], saved["log"]
-    start = time.monotonic() - elapsed
-    losses: dict[str, float] = log[-1] if log else {}
-    while step < config.steps:
-        if config.max_time is not None and time.monotonic() - start >= config.max_time:
-            break
-        t0 = time.monotonic()
-        batch = sample_batch(photo_list, config, generator).to(device, memory_format=torch.channels_last)
-        style = step % style_count
-        weights = F.one_hot(torch.tensor(first_new + style), net.arch.styles).float().to(device)
-        with autocast:
-            out = net(batch, weights).float()
-        terms: LossTerms = objective(out, batch, style)
-        optimizer.zero_grad(set_to_none=True)
-        terms.total.backward()
-        optimizer.step()
-        step += 1
-        losses = terms.floats()
-        if not math.isfinite(losses["total"]):
-            raise PainterlyError("the training loss became NaN or infinite; lower the learning rate")
-        log.append({"step": step, **losses})
-        if callback is not None:
-            callback(step, config.steps, losses, config.batch / max(time.monotonic() - t0, 1e-9))
-        if preview is not None and validation is not None and (step % config.preview_every == 0 or step == config.steps):
-            with torch.no_grad():
-                net.eval()
-                preview(step, net(validation.to(device), weights).clamp(0, 1).cpu())
-                net.train()
-        if checkpoint is not None:
-            checkpoint.after_step(step, lambda: {"step": step, "elapsed": time.monotonic() - start,
-                                                 "net": net.state_dict(), "optimizer": optimizer.state_dict(),
-                                                 "rng": rng_state(generator), "log": log},
-                                  (0, 1, step, config.steps))
+    trainee = NetworkTrainee(net, trainable, objective, net.arch.styles - 1 if extend is not None else 0,
+                             precision, device)
+    options = {**dataclasses.asdict(config), "extend": str(extend) if extend else None, "names": names}
+    step, seconds, log = run_loop(trainee, photo_list, config, device, generator, styles, options, checkpoint,
+                                  callback, preview, validation)
     info = {"styles": names, "training": {**dataclasses.asdict(config), "photos": len(photo_list),
-                                          "skipped": skipped, "steps_done": step,
-                                          "wall_s": round(time.monotonic() - start, 1),
+                                          "skipped": skipped, "steps_done": step, "wall_s": round(seconds, 1),
                                           "extended_from": str(extend) if extend else None},
-            "losses": losses, "log": log[-1:]}
+            "losses": final_losses(log), "log": log[-1:]}
     save_model(output, net.eval(), info)
     if checkpoint is not None:
         checkpoint.finish()

@@ -1,3 +1,3 @@
 """The built-in methods. Each module registers its recipe (painterly.recipe.register) on import."""
 
-from . import feedforward, gatys, strotss  # noqa: F401  (registration)
+from . import adain, feedforward, gatys, strotss, wct  # noqa: F401  (registration)

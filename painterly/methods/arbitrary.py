@@ -1,0 +1,300 @@
+"""What AdaIN and WCT share: encode with VGG19, move the content's feature statistics to the style's,
+decode with a trained decoder, level after level (one level for AdaIN, up to five for WCT).
+
+The style side of every level is prepared once per scale (and reused by every frame of a video) as
+regions: the whole image, or one region per style mask (a style per region) or per guidance colour
+(content regions paired with style regions, unpainted content keeping the whole style). Inside a
+region, each style contributes its own transform, mixed by the blend weights (as the AdaIN paper
+interpolates), or a style set pools all images' statistics into one.
+
+The content's statistics are always the whole image's. A scale too big for memory is processed
+level by level in tiles: the tiles' features are encoded once to accumulate the statistics (each
+weighted by its blend window, which sum to one over the image), then encoded again, transformed and
+decoded, and blended into the next level's image. So a tiled result differs from the whole-image
+one only where a tile's border changes the encoder's view, and tiles never shift in colour.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Optional, Sequence
+
+import torch
+import torch.nn.functional as F
+
+from ..config import CommonConfig, option
+from ..errors import PainterlyError
+from ..features import channels_of, layer_stride
+from ..image import resize
+from ..nets.decoder import Decoder
+from ..nets.io import load_decoder
+from ..recipe import GUIDANCE, STYLE_MASKS, Recipe, RunContext
+from ..schedule import Scale
+from ..tiling import Box, Tiling, blend_window
+from ..transforms import Moments, by_regions
+from .gatys import style_size
+
+DECODERS = Path(__file__).resolve().parent.parent / "models" / "decoders"
+ENCODER_POOLING = "max"  # the decoders are trained behind a max-pooling VGG19, as in both papers
+STYLE = "style"
+
+
+@dataclass(frozen=True)
+class ArbitraryConfig(CommonConfig):
+    """Options AdaIN and WCT share."""
+
+    strength: float = option(1.0, "how far the content's features move to the style's: 0 keeps the content, "
+                             "1 is the full transform", minimum=0, group=STYLE, metavar="A")
+    style_blend_weights: Optional[tuple[float, ...]] = option(None, "relative weight of each style image, one per STYLE",
+                                                              minimum=0, default_text="all equal", group=STYLE,
+                                                              metavar="W,W,...")
+    style_set: bool = option(False, "treat the STYLE images as one artist's work: their statistics pooled",
+                             group=STYLE)
+    style_scale: float = option(1.0, "style image size relative to the output (bigger = larger brush strokes)",
+                                above=0, group=STYLE, metavar="F")
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if self.strength > 1:
+            raise PainterlyError(f"strength must be between 0 and 1, got {self.strength:g}")
+        if self.style_set and self.style_blend_weights is not None:
+            raise PainterlyError("style-set pools the style images; it takes no style-blend-weights")
+
+
+def decoder_path(name: str, bundled: str) -> Path:
+    """The decoder a config names: a file, or the bundled one (a one-line error when it is absent)."""
+    if name:
+        return Path(name)
+    path = DECODERS / f"{bundled}.safetensors"
+    if not path.is_file():
+        raise PainterlyError(f"no bundled decoder '{bundled}' in this installation; train one with "
+                             f"`painterly train-decoder` and pass its file")
+    return path
+
+
+@dataclass
+class Region:
+    """One region of a level's style side: the content mask (1x1xHxW weights at any size; None: the
+    whole image) and the (weight, style moments) whose transforms are mixed inside it."""
+
+    mask: Optional[torch.Tensor]
+    styles: list[tuple[float, Moments]]
+
+
+class ArbitraryRecipe(Recipe):
+    """A recipe for the encode-transform-decode methods. Subclasses name their levels, whether the
+    transform needs full covariances, the transform itself and their decoders."""
+
+    accepts = frozenset({STYLE_MASKS, GUIDANCE})
+    optimises = False
+    full_covariance: bool = False
+
+    # --- what a subclass provides ---------------------------------------------------------------
+    def levels(self, config) -> list[str]:
+        raise NotImplementedError
+
+    def decoder_file(self, config, level: str) -> Path:
+        raise NotImplementedError
+
+    def transform(self, config, level: str, content: torch.Tensor, content_moments: Moments,
+                  style_moments: Moments) -> torch.Tensor:
+        raise NotImplementedError
+
+    # --- the recipe -----------------------------------------------------------------------------
+    def layers(self, config) -> list[str]:
+        return sorted(self.levels(config), key=lambda l: int(l[4]))
+
+    def pooling(self, config) -> str:
+        return ENCODER_POOLING
+
+    def scales(self, config, final: tuple[int, int]) -> list[Scale]:
+        return [Scale(*final, 1)]
+
+    def optimizer_name(self, config) -> str:
+        return "none (encode, transform, decode)"
+
+    def memory(self, config, style_hws: Sequence[tuple[int, int]], precision: str) -> "ArbitraryMemory":
+        return ArbitraryMemory(tuple(self.levels(config)), 2 if precision == "bf16" else 4)
+
+    def decoder(self, run: RunContext, level: str) -> Decoder:
+        """A level's decoder, loaded once per run, its weights stored in the compute precision."""
+        key = f"decoder {level}"
+        if key not in run.cache:
+            decoder, meta = load_decoder(self.decoder_file(run.config, level))
+            if decoder.arch.level != level:
+                raise PainterlyError(f"the decoder for {level} was trained for {decoder.arch.level}")
+            dtype = torch.bfloat16 if run.precision == "bf16" else torch.float32
+            run.cache[key] = decoder.to(run.device, dtype, memory_format=torch.channels_last)
+        return run.cache[key]
+
+    @torch.no_grad()
+    def style_targets(self, run: RunContext, k: int, scale: Scale) -> dict[str, list[Region]]:
+        """Per level, the regions of the style side (see the module's docstring)."""
+        config, styles = run.config, run.styles
+        blend = config.style_blend_weights or (1.0,) * len(styles)
+        if len(blend) != len(styles):
+            raise PainterlyError(f"style-blend-weights has {len(blend)} values for {len(styles)} style images")
+        if sum(blend) <= 0:
+            raise PainterlyError("style-blend-weights must not all be zero")
+        guidance = run.guidance
+        if guidance is not None and any(len(p.styles) != len(styles) for p in guidance):
+            raise PainterlyError(f"each guidance region needs one style mask per style image ({len(styles)})")
+        if run.style_masks is not None and len(run.style_masks) != len(styles):
+            raise PainterlyError(f"{len(run.style_masks)} style mask(s) for {len(styles)} style image(s)")
+        levels = self.levels(config)
+        resized = [resize(s, style_size(scale.size, tuple(s.shape[-2:]), config.style_scale)) for s in styles]
+        per_style = [self._style_features(run, s, levels) for s in resized]
+        full = self.full_covariance
+
+        def moments(i: int, level: str, mask: Optional[torch.Tensor] = None) -> Moments:
+            f = per_style[i][level]
+            m = None if mask is None else _mask_at(mask[None, None].float(), f.shape[-2:])
+            return Moments.of(f, m, full)
+
+        def mix(level: str, masks: Optional[Sequence[Optional[torch.Tensor]]] = None) -> list[tuple[float, Moments]]:
+            masks = masks or [None] * len(styles)
+            if config.style_set or masks[0] is not None:
+                pooled = moments(0, level, masks[0])
+                for i in range(1, len(styles)):
+                    pooled = pooled.merged(moments(i, level, masks[i]))
+                return [(1.0, pooled)]
+            total = float(sum(blend))
+            return [(w / total, moments(i, level)) for i, w in enumerate(blend) if w > 0]
+
+        side: dict[str, list[Region]] = {}
+        for level in levels:
+            if run.style_masks is not None:
+                weights = _normalised([m.float() for m in run.style_masks])
+                side[level] = [Region(w, [(1.0, moments(i, level))]) for i, w in enumerate(weights)]
+            elif guidance is not None:
+                content_masks = [p.content[None, None].float().to(run.device) for p in guidance]
+                free = (1 - _resized_sum(content_masks)).clamp_min(0)
+                regions = [Region(m, mix(level, [s.to(run.device) for s in pair.styles]))
+                           for m, pair in zip(content_masks, guidance)]
+                if free.any():
+                    regions.append(Region(free, mix(level)))
+                side[level] = regions
+            else:
+                side[level] = [Region(None, mix(level))]
+        return side
+
+    def _style_features(self, run: RunContext, style: torch.Tensor, levels: Sequence[str]) -> dict[str, torch.Tensor]:
+        return {l: f.float() for l, f in run.extractor(style, list(levels)).items()}
+
+    def start(self, run: RunContext, k: int, scale: Scale, previous: Optional[torch.Tensor]) -> torch.Tensor:
+        return run.content_at(k, scale.size)
+
+    def targets(self, run: RunContext, k: int, scale: Scale, style: dict[str, list[Region]],
+                box: Optional[Box]):
+        """The style side; for a tile, the whole tiled result, made once per scale level by level."""
+        if box is None:
+            return style, None
+        if run.cache.get("tiled_scale") != k:
+            run.cache.update(tiled_scale=k, tiled=self._tiled(run, style, run.content_at(k, scale.size), scale.tiling))
+        return style, box.crop(run.cache["tiled"])
+
+    @torch.no_grad()
+    def forward(self, run: RunContext, targets, image: torch.Tensor) -> torch.Tensor:
+        style, done = targets
+        if done is not None:
+            return done
+        for level in self.levels(run.config):
+            features = self._encode(run, image, level)
+            stats = [self._content_moments(features, region.mask) for region in style[level]]
+            image = self._decode(run, level, self._apply(run, level, features, style[level], stats))
+        return image
+
+    # --- the pieces -----------------------------------------------------------------------------
+    def _encode(self, run: RunContext, image: torch.Tensor, level: str) -> torch.Tensor:
+        return run.extractor(image, [level])[level].float()
+
+    def _content_moments(self, features: torch.Tensor, mask: Optional[torch.Tensor],
+                         window: Optional[torch.Tensor] = None) -> Moments:
+        weights = None if mask is None else _mask_at(mask, features.shape[-2:])
+        if window is not None:
+            w = _mask_at(window, features.shape[-2:])
+            weights = w if weights is None else weights * w
+        return Moments.of(features, weights, self.full_covariance)
+
+    def _apply(self, run: RunContext, level: str, features: torch.Tensor, regions: list[Region],
+               stats: list[Moments], box: Optional[Box] = None, size: Optional[tuple[int, int]] = None) -> torch.Tensor:
+        def one_region(x: torch.Tensor, r: int) -> torch.Tensor:
+            return sum(w * self.transform(run.config, level, x, stats[r], s) for w, s in regions[r].styles)
+
+        masks = None
+        if regions[0].mask is not None:
+            masks = [_mask_at(r.mask if box is None else box.crop(_mask_at(r.mask, size)), features.shape[-2:])
+                     for r in regions]
+        return by_regions(features, masks, one_region)
+
+    def _decode(self, run: RunContext, level: str, features: torch.Tensor) -> torch.Tensor:
+        decoder = self.decoder(run, level)
+        dtype = next(decoder.parameters()).dtype
+        out = decoder(features.to(dtype).contiguous(memory_format=torch.channels_last)).float()
+        return out.clamp(0, 1)
+
+    def _tiled(self, run: RunContext, style: dict[str, list[Region]], image: torch.Tensor, tiling: Tiling) -> torch.Tensor:
+        """Every level over the whole image in tiles: statistics from all tiles first, then the transform."""
+        size = tuple(image.shape[-2:])
+        boxes = tiling.boxes(size, 0)
+        windows = [blend_window(b, size, tiling.overlap).to(image) for b in boxes]
+        for level in self.levels(run.config):
+            regions = style[level]
+            stats: list[Optional[Moments]] = [None] * len(regions)
+            for box, window in zip(boxes, windows):
+                features = self._encode(run, box.crop(image), level)
+                for r, region in enumerate(regions):
+                    mask = None if region.mask is None else box.crop(_mask_at(region.mask, size))
+                    m = self._content_moments(features, mask, window)
+                    stats[r] = m if stats[r] is None else stats[r].merged(m)
+            out = torch.zeros_like(image)
+            for box, window in zip(boxes, windows):
+                features = self._encode(run, box.crop(image), level)
+                decoded = self._decode(run, level, self._apply(run, level, features, regions, stats, box, size))
+                box.crop(out).add_(_fit(decoded, (box.height, box.width)) * window)
+            image = out
+        return image
+
+
+def _fit(image: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
+    """A decoded tile back to its box's size (a decoder's output is a multiple of its stride)."""
+    return image if tuple(image.shape[-2:]) == size else resize(image, size)
+
+
+def _mask_at(mask: torch.Tensor, size) -> torch.Tensor:
+    size = tuple(size)
+    if tuple(mask.shape[-2:]) == size:
+        return mask
+    return F.interpolate(mask, size=size, mode="bilinear", align_corners=False, antialias=True)
+
+
+def _resized_sum(masks: Sequence[torch.Tensor]) -> torch.Tensor:
+    size = tuple(masks[0].shape[-2:])
+    return sum(_mask_at(m, size) for m in masks)
+
+
+def _normalised(masks: Sequence[torch.Tensor]) -> list[torch.Tensor]:
+    """Style masks as weights summing to one at every pixel (pixels in no mask split evenly)."""
+    size = tuple(masks[0].shape[-2:])
+    stack = torch.cat([_mask_at(m[:, :1] if m.dim() == 4 else m[None, None], size) for m in masks], dim=1)
+    total = stack.sum(1, keepdim=True)
+    stack = torch.where(total > 0, stack / total.clamp_min(1e-8), torch.full_like(stack, 1 / len(masks)))
+    return list(stack.split(1, dim=1))
+
+
+@dataclass(frozen=True)
+class ArbitraryMemory:
+    """Peak of encoding and decoding the whole image (no gradients): the widest full-resolution
+    activations (VGG's and the decoder's 64-channel maps, two at a time), the image, and a base."""
+
+    levels: tuple[str, ...]
+    bytes_per_value: int
+
+    def scale_bytes(self, size: tuple[int, int], tiling: Optional[Tiling], iterations: int) -> int:
+        h, w = tiling.largest_box(size) if tiling is not None else size
+        widest = max(channels_of(l) / layer_stride(l) ** 2 for l in ("relu1_1", *self.levels))
+        activations = 2 * h * w * widest * max(self.bytes_per_value, 4)
+        images = 4 * 4 * 3 * size[0] * size[1]  # content, canvas and output at the full size, float32
+        return int(400 * 2**20 + activations + images)
+

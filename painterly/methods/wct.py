@@ -1,0 +1,61 @@
+"""WCT (Li et al. 2017, "Universal Style Transfer via Feature Transforms"): any style, coarse to fine.
+At each level (relu5_1 ... relu1_1) the image is encoded, its features whitened and coloured with the
+style's covariance (float64 eigendecomposition, eigenvalues below a floor dropped), and decoded by
+that level's reconstruction decoder; the next level starts from the result."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Optional
+
+import torch
+
+from ..config import option
+from ..errors import PainterlyError
+from ..nets.decoder import LEVELS
+from ..recipe import register
+from ..transforms import Moments, WctMap, wct
+from .arbitrary import STYLE, ArbitraryConfig, ArbitraryRecipe, decoder_path
+
+
+@dataclass(frozen=True)
+class WctConfig(ArbitraryConfig):
+    """A WCT run. strength is the paper's alpha, the same at every level (0.6 in the paper's figures)."""
+
+    strength: float = option(0.6, "how far the content's features move to the style's at each level: 0 keeps the "
+                             "content, 1 is the full transform", minimum=0, group=STYLE, metavar="A")
+    levels: tuple[str, ...] = option(("relu5_1", "relu4_1", "relu3_1", "relu2_1", "relu1_1"),
+                                     "the levels, coarse to fine", choices=LEVELS, group=STYLE, metavar="LAYERS")
+    decoders: Optional[tuple[str, ...]] = option(None, "one decoder file per level (painterly train-decoder --method "
+                                                 "wct --level L)", default_text="the bundled ones", group=STYLE,
+                                                 metavar="FILE,FILE,...")
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if not self.levels:
+            raise PainterlyError("at least one level is needed")
+        if self.decoders is not None and len(self.decoders) != len(self.levels):
+            raise PainterlyError(f"{len(self.decoders)} decoder file(s) for {len(self.levels)} level(s)")
+
+
+class Wct(ArbitraryRecipe):
+    name = "wct"
+    config_class = WctConfig
+    summary = "WCT (Li et al. 2017): any style, whitening and colouring at up to five levels"
+    full_covariance = True
+
+    def levels(self, config: WctConfig) -> list[str]:
+        return list(config.levels)
+
+    def decoder_file(self, config: WctConfig, level: str) -> Path:
+        if config.decoders is not None:
+            return decoder_path(config.decoders[list(config.levels).index(level)], "")
+        return decoder_path("", f"wct_{level}")
+
+    def transform(self, config: WctConfig, level: str, content: torch.Tensor, content_moments: Moments,
+                  style_moments: Moments) -> torch.Tensor:
+        return wct(content, WctMap.between(content_moments, style_moments), config.strength)
+
+
+WCT = register(Wct())

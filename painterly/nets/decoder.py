@@ -1,0 +1,89 @@
+"""Decoders from a VGG19 layer back to an image: the mirror of the encoder up to relu{b}_1.
+
+Each VGG block is undone by its convolutions in reverse (3x3, reflection padding, ReLU) and a
+nearest-neighbour 2x upsampling in place of each pooling, ending in a 3-channel convolution with no
+activation. This is the AdaIN decoder (Huang and Belongie 2017) for relu4_1 and the WCT decoders
+(Li et al. 2017) for relu1_1 ... relu5_1. `width_divisor` slims every layer but the first (which
+reads the encoder's channels): a divisor of 2 has about a quarter of the weights, which is what
+makes decoders fast on a CPU and small to ship.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from ..errors import PainterlyError
+from ..features import VGG19_BLOCKS
+
+LEVELS = ("relu1_1", "relu2_1", "relu3_1", "relu4_1", "relu5_1")
+
+
+@dataclass(frozen=True)
+class DecoderArch:
+    """A decoder's shape; stored in every decoder file."""
+
+    level: str = "relu4_1"
+    width_divisor: int = 1
+    encoder_divisor: int = 1  # the encoder's own width divisor (1: VGG19; tests use slim random VGGs)
+
+    def __post_init__(self) -> None:
+        if self.level not in LEVELS:
+            raise PainterlyError(f"a decoder's level must be one of {', '.join(LEVELS)}, not '{self.level}'")
+        if self.width_divisor < 1 or self.encoder_divisor < 1:
+            raise PainterlyError("width divisors must be at least 1")
+
+    @property
+    def block(self) -> int:
+        return int(self.level[4])
+
+    def to_json(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_json(cls, data: dict) -> "DecoderArch":
+        try:
+            return cls(str(data["level"]), int(data["width_divisor"]), int(data.get("encoder_divisor", 1)))
+        except (KeyError, TypeError, ValueError) as exc:
+            raise PainterlyError(f"the decoder's architecture is not readable ({exc})") from None
+
+
+class _Conv(nn.Module):
+    def __init__(self, cin: int, cout: int, relu: bool = True) -> None:
+        super().__init__()
+        self.conv, self.relu = nn.Conv2d(cin, cout, 3), relu
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = self.conv(F.pad(x, (1, 1, 1, 1), mode="reflect"))
+        return torch.relu(x) if self.relu else x
+
+
+class Decoder(nn.Module):
+    """features at `arch.level` (1xCxhxw) -> image 1x3x(h*2^(b-1))x(w*2^(b-1)), unclamped."""
+
+    def __init__(self, arch: DecoderArch = DecoderArch()) -> None:
+        super().__init__()
+        self.arch = arch
+        e, d = arch.encoder_divisor, arch.encoder_divisor * arch.width_divisor
+        layers: list[nn.Module] = []
+        cin = VGG19_BLOCKS[arch.block - 1][0] // e  # what the encoder hands over
+        for block in range(arch.block, 0, -1):
+            channels, convs = VGG19_BLOCKS[block - 1]
+            if block < arch.block:
+                # undo this block's later convolutions (the level's own block has only its first)
+                for _ in range(convs - 1):
+                    layers.append(_Conv(cin, channels // d))
+                    cin = channels // d
+            if block > 1:
+                below = VGG19_BLOCKS[block - 2][0] // d
+                layers.append(_Conv(cin, below))
+                layers.append(nn.Upsample(scale_factor=2, mode="nearest"))
+                cin = below
+        layers.append(_Conv(cin, 3, relu=False))
+        self.layers = nn.Sequential(*layers)
+
+    def forward(self, features: torch.Tensor) -> torch.Tensor:
+        return self.layers(features)

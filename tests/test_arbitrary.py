@@ -1,0 +1,172 @@
+"""AdaIN and WCT as methods (tiny random VGG and decoders), and decoder training."""
+
+import dataclasses
+import signal
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+import painterly
+from painterly import PainterlyError
+from painterly.checkpoint import Checkpointer, Interrupted
+from painterly.decoder_training import DecoderTrainConfig, train_decoder
+from painterly.features import FeatureExtractor
+from painterly.nets.decoder import Decoder, DecoderArch
+from painterly.nets.io import load_decoder, save_decoder
+from painterly.transforms import Moments, WctMap, adain, wct
+
+DIVISOR = 16
+
+
+@pytest.fixture
+def tiny_vgg(monkeypatch):
+    vgg = FeatureExtractor.random(seed=0, pooling="max", last_layer="relu5_1", precision="fp32")
+    monkeypatch.setattr("painterly.driver.FeatureExtractor.vgg19", lambda **kw: vgg)
+    monkeypatch.setattr("painterly.decoder_training.FeatureExtractor.vgg19", lambda **kw: vgg)
+    return vgg
+
+
+def _decoder(tmp_path, level, seed=0):
+    torch.manual_seed(seed)
+    decoder = Decoder(DecoderArch(level, 1, DIVISOR))
+    path = tmp_path / f"{level}.safetensors"
+    save_decoder(path, decoder, {"method": "test"}, dtype=torch.float32)
+    return path, decoder.eval()
+
+
+def _images(seed=0):
+    g = torch.Generator().manual_seed(seed)
+    content = torch.rand(1, 3, 48, 64, generator=g)
+    style = (torch.rand(1, 3, 48, 64, generator=g) * torch.tensor([1.0, 0.3, 0.2]).view(1, 3, 1, 1))
+    return content, style
+
+
+def _array(image):
+    return np.asarray(image, dtype=np.float32) / 255
+
+
+def test_adain_method_is_decode_of_the_transform_and_strength_mixes(tmp_path, tiny_vgg):
+    path, decoder = _decoder(tmp_path, "relu4_1")
+    content, style = _images()
+    with torch.no_grad():
+        c, s = tiny_vgg(content, ["relu4_1"])["relu4_1"], tiny_vgg(style, ["relu4_1"])["relu4_1"]
+        expected = {a: decoder(adain(c, Moments.of(c), Moments.of(s), a)).clamp(0, 1) for a in (0.0, 1.0)}
+    for a in (0.0, 1.0):
+        out = painterly.stylize(content, style, method="adain", decoder=str(path), size=64, strength=a,
+                                precision="fp32")
+        got = _array(out).transpose(2, 0, 1)
+        assert np.abs(got - expected[a][0].numpy()).max() <= 1 / 255 + 1e-6
+
+
+def test_wct_runs_its_levels_coarse_to_fine(tmp_path, tiny_vgg):
+    (p2, d2), (p1, d1) = _decoder(tmp_path, "relu2_1", 1), _decoder(tmp_path, "relu1_1", 2)
+    content, style = _images(1)
+    with torch.no_grad():
+        image = content
+        for level, decoder in (("relu2_1", d2), ("relu1_1", d1)):
+            c, s = tiny_vgg(image, [level])[level], tiny_vgg(style, [level])[level]
+            m = WctMap.between(Moments.of(c, full=True), Moments.of(s, full=True))
+            image = decoder(wct(c, m, 0.6)).clamp(0, 1)
+    out = painterly.stylize(content, style, method="wct", levels=("relu2_1", "relu1_1"),
+                            decoders=(str(p2), str(p1)), size=64, precision="fp32")
+    assert np.abs(_array(out).transpose(2, 0, 1) - image[0].numpy()).max() <= 1 / 255 + 1e-6
+
+
+def test_tiles_use_whole_image_statistics(tmp_path, tiny_vgg):
+    path, _ = _decoder(tmp_path, "relu1_1")
+    content, style = _images(2)
+    content = torch.nn.functional.interpolate(content, size=(96, 128), mode="bilinear")
+    options = dict(method="wct", levels=("relu1_1",), decoders=(str(path),), size=128, precision="fp32", strength=1.0)
+    whole = _array(painterly.stylize(content, style, **options))
+    tiled = _array(painterly.stylize(content, style, tile_size=64, tile_overlap=16, **options))
+    assert painterly.plan(content, **options, tile_size=64, tile_overlap=16).scales[0].tiling is not None
+    # the same colours in every tile (whole-image statistics): the channel means agree closely
+    assert np.abs(whole.mean((0, 1)) - tiled.mean((0, 1))).max() < 0.01
+    assert np.abs(whole - tiled).mean() < 0.02
+
+
+def test_style_masks_and_blend_weights_change_the_picture(tmp_path, tiny_vgg):
+    path, _ = _decoder(tmp_path, "relu1_1")  # one convolution: the picture follows the features closely
+    content, style = _images(3)
+    dark = style * 0.2
+    base = dict(method="wct", levels=("relu1_1",), decoders=(str(path),), size=64, precision="fp32", strength=1.0)
+    only_first = _array(painterly.stylize(content, [style, dark], style_blend_weights=(1, 0), **base))
+    plain = _array(painterly.stylize(content, [style], **base))
+    assert np.abs(only_first - plain).max() <= 1 / 255 + 1e-6  # weight 0 drops the second style
+    left = torch.zeros(1, 1, 48, 64)
+    left[..., :32] = 1
+    masked = _array(painterly.stylize(content, [style, dark], style_masks=[left, 1 - left], **base))
+    # the left half follows the first style, the right half the second
+    assert np.abs(masked[:, :24] - plain[:, :24]).mean() < np.abs(masked[:, 40:] - plain[:, 40:]).mean()
+
+
+def test_bad_decoders_and_options_are_one_line_errors(tmp_path, tiny_vgg):
+    content, style = _images()
+    bad = tmp_path / "bad.safetensors"
+    bad.write_bytes(b"\x00" * 64)
+    wrong_level, _ = _decoder(tmp_path, "relu3_1")
+    for kwargs, fragment in ((dict(decoder=str(bad)), "not a painterly model file"),
+                             (dict(decoder=str(wrong_level)), "trained for relu3_1"),
+                             (dict(decoder=str(tmp_path / "none.safetensors")), "does not exist"),
+                             (dict(decoder=str(wrong_level), strength=1.5), "between 0 and 1")):
+        with pytest.raises(PainterlyError, match=fragment) as info:
+            painterly.stylize(content, style, method="adain", size=64, precision="fp32", **kwargs)
+        assert "\n" not in str(info.value)
+
+
+@pytest.fixture
+def folders(tmp_path):
+    g = np.random.default_rng(0)
+    for name, scale in (("photos", 255), ("styles", 120)):
+        (tmp_path / name).mkdir()
+        for i in range(3):
+            Image.fromarray((g.random((40, 48, 3)) * scale).astype(np.uint8)).save(tmp_path / name / f"{i}.png")
+    return tmp_path / "photos", tmp_path / "styles"
+
+
+@pytest.mark.parametrize("method,level", [("adain", "relu4_1"), ("wct", "relu2_1")])
+def test_decoder_training_lowers_its_loss_and_resumes_exactly(tmp_path, folders, tiny_vgg, method, level):
+    photos, styles = folders
+    config = DecoderTrainConfig(method=method, level=level, steps=24, batch=2, crop=32, precision="fp32",
+                                learning_rate=1e-2, width_divisor=1)
+    info = train_decoder(photos, tmp_path / "a.safetensors", config, styles=styles)
+    log = [r["total"] for r in info["log"]]
+    assert np.mean(log[-4:]) < 0.6 * np.mean(log[:4])
+    short = dataclasses.replace(config, steps=6)
+    train_decoder(photos, tmp_path / "b.safetensors", short, styles=styles)
+    ckpt = Checkpointer(tmp_path / "t.ckpt", seconds=None)
+
+    def stop(step, steps, losses, rate):
+        if step == 3:
+            ckpt.request_stop(signal.SIGINT)
+
+    with pytest.raises(Interrupted):
+        train_decoder(photos, tmp_path / "c.safetensors", short, styles=styles, checkpoint=ckpt, callback=stop)
+    train_decoder(photos, tmp_path / "c.safetensors", short, styles=styles,
+                  checkpoint=Checkpointer(tmp_path / "t.ckpt", seconds=None, resume=True))
+    b, meta = load_decoder(tmp_path / "b.safetensors")
+    c, _ = load_decoder(tmp_path / "c.safetensors")
+    assert meta["method"] == method and b.arch.level == level
+    assert all(torch.equal(x, y) for x, y in zip(b.state_dict().values(), c.state_dict().values()))
+
+
+def test_train_decoder_command_and_method_command(tmp_path, folders, tiny_vgg, capsys):
+    from painterly import cli
+
+    photos, styles = folders
+    decoder = tmp_path / "adain.safetensors"
+    assert cli.main(["train-decoder", "--method", "adain", "--photos", str(photos), "--styles", str(styles),
+                     "-o", str(decoder), "--steps", "3", "--batch", "1", "--crop", "32", "--width-divisor", "1",
+                     "--precision", "fp32", "-q"]) == 0, capsys.readouterr().err
+    assert (tmp_path / "adain.preview.png").exists() and (tmp_path / "adain.loss.png").exists()
+    out = tmp_path / "out.png"
+    assert cli.main([str(photos / "0.png"), str(styles / "1.png"), "--method", "adain", "--decoder", str(decoder),
+                     "-o", str(out), "--size", "48", "-q"]) == 0, capsys.readouterr().err
+    assert Image.open(out).size == (48, 40)
+    capsys.readouterr()
+    assert cli.main(["train-decoder", "--method", "adain", "--photos", str(photos), "-o",
+                     str(tmp_path / "x.safetensors"), "-q"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "style images" in err[0]
