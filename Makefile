@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 OUT ?= out
 
-.PHONY: demo test bench models clean
+.PHONY: demo test bench models decoders clean
 
 $(BIN)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -47,6 +47,19 @@ painterly/models/starry_night.safetensors: | $(BIN)/.installed
 painterly/models/four_paintings.safetensors: | $(BIN)/.installed
 	mkdir -p $(@D)
 	$(TRAIN) --steps 2400 --multi-style $(STYLES) -o $@
+
+# The bundled decoders (issue 11): AdaIN's on photos and the paintings of ../shared/data/adain/style
+# and classic/style; one WCT reconstruction decoder per level on photos. Slim (width divisor 2).
+DECODER = nice $(BIN)/painterly train-decoder --photos $(SHARED)/photos --seed 0 \
+	--validation $(SHARED)/adain/content/golden_gate.jpg $(if $(THREADS),--threads $(THREADS)) $(RESUME)
+WCT_LEVELS = relu5_1 relu4_1 relu3_1 relu2_1 relu1_1
+decoders: painterly/models/decoders/adain.safetensors $(foreach l,$(WCT_LEVELS),painterly/models/decoders/wct_$(l).safetensors)
+painterly/models/decoders/adain.safetensors: | $(BIN)/.installed
+	mkdir -p $(@D)
+	$(DECODER) --method adain --styles $(SHARED)/adain/style $(SHARED)/classic/style --steps 4000 -o $@
+painterly/models/decoders/wct_%.safetensors: | $(BIN)/.installed
+	mkdir -p $(@D)
+	$(DECODER) --method wct --level $* --steps 2000 -o $@
 
 clean:
 	rm -rf $(VENV) $(OUT) *.egg-info

@@ -126,7 +126,8 @@ def build_train_decoder_parser() -> argparse.ArgumentParser:
                             "Huang and Belongie 2017) or one WCT level's (photos; Li et al. 2017).",
                 allow_abbrev=False)
     p.add_argument("--photos", required=True, metavar="DIR", help="photos to train on: every image under DIR")
-    p.add_argument("--styles", metavar="DIR", help="AdaIN: style images to train on, every image under DIR")
+    p.add_argument("--styles", nargs="+", metavar="DIR", help="AdaIN: style images to train on, every image under "
+                                                               "each DIR")
     p.add_argument("-o", "--output", required=True, metavar="DECODER", help="the decoder file to write (.safetensors)")
     p.add_argument("--validation", metavar="PHOTO", help="a photo (not a training one) rendered into the preview "
                                                            "sheet every --preview-every steps [the first photo]")

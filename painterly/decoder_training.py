@@ -127,16 +127,20 @@ DECODER_KINDS: dict[str, type] = {"adain": AdainDecoderTrainee, "wct": Reconstru
 
 
 def train_decoder(photos: Union[str, os.PathLike], output: Union[str, os.PathLike], config: DecoderTrainConfig, *,
-                  styles: Union[None, str, os.PathLike] = None, validation: Optional[ImageLike] = None,
+                  styles: Union[None, str, os.PathLike, Sequence[Union[str, os.PathLike]]] = None, validation: Optional[ImageLike] = None,
                   checkpoint: Optional[Checkpointer] = None, callback: Optional[StepCallback] = None,
                   extractor: Optional[FeatureExtractor] = None, preview: Optional[Preview] = None) -> dict:
-    """Train an AdaIN decoder (photos and the style images under the folder `styles`) or a WCT level's
+    """Train an AdaIN decoder (photos and the style images under the folder(s) `styles`) or a WCT level's
     decoder (photos only) and write it to `output`; returns its metadata with the whole loss log."""
     device, precision, photo_list, skipped, validation, generator = _prepare(config, photos, validation)
     kind = DECODER_KINDS[config.method]
     if kind.needs_styles and styles is None:
         raise PainterlyError(f"a {config.method} decoder trains on style images too: give a folder of them")
-    style_list, style_skipped = find_photos(styles, config.crop) if kind.needs_styles else ([], 0)
+    style_list, style_skipped = [], 0
+    for folder in ([styles] if isinstance(styles, (str, os.PathLike)) else list(styles or ())) if kind.needs_styles else []:
+        found, skipped_here = find_photos(folder, config.crop)
+        style_list += found
+        style_skipped += skipped_here
     level = config.level
     if extractor is None:
         extractor = FeatureExtractor.vgg19(pooling=ENCODER_POOLING, last_layer=level, precision=precision,

@@ -17,8 +17,8 @@ import torch
 from ..config import CommonConfig, option
 from ..errors import PainterlyError
 from ..image import resize
-from ..nets.io import load_model
-from ..nets.transformer import TransformerNet
+from ..nets.io import load_model, model_architecture
+from ..nets.transformer import Architecture, TransformerNet
 from ..recipe import STYLE_MASKS, Recipe, RunContext, register
 from ..schedule import Scale
 from ..tiling import Box, Tiling
@@ -91,7 +91,9 @@ class Network(Recipe):
         return [Scale(*final, 1)]
 
     def memory(self, config: NetworkConfig, style_hws: Sequence[tuple[int, int]], precision: str) -> NetworkMemory:
-        return NetworkMemory((32, 64, 128), config.band_rows)
+        path = model_path(config.model) if config.model else None
+        widths = model_architecture(path).widths if path is not None and path.is_file() else Architecture().widths
+        return NetworkMemory(tuple(widths), config.band_rows)
 
     def optimizer_name(self, config: NetworkConfig) -> str:
         return "none (one forward pass)"

@@ -72,6 +72,18 @@ def load_model(path: Union[str, os.PathLike]) -> tuple[TransformerNet, dict[str,
     return net.eval().requires_grad_(False), meta
 
 
+def model_architecture(path: Union[str, os.PathLike]) -> Architecture:
+    """A model file's architecture from its metadata alone (no weights read): what plans need."""
+    from safetensors import safe_open
+
+    try:
+        with safe_open(str(path), framework="pt") as f:
+            meta = json.loads((f.metadata() or {})[METADATA_KEY])
+        return Architecture.from_json(meta["architecture"])
+    except Exception:  # noqa: BLE001 - unreadable here; load_model gives the one-line error at run time
+        return Architecture()
+
+
 def save_decoder(path: Union[str, os.PathLike], decoder: Decoder, info: dict[str, Any],
                  dtype: torch.dtype = torch.float16) -> Path:
     """Write a decoder (AdaIN's or one WCT level's) and `info` atomically."""
