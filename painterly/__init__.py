@@ -17,7 +17,8 @@ import os
 # and takes effect as long as no matrix product ran before this import.
 os.environ.setdefault("MKL_CBWR", "AUTO,STRICT")
 
-from .api import DEFAULT_METHOD, available_methods, get_method, largest_size, make_config, method_of, plan, stylize  # noqa: E402
+from .api import (DEFAULT_METHOD, available_methods, get_method, largest_size, make_config, method_for,  # noqa: E402
+                  method_of, plan, stylize)
 from .checkpoint import Checkpointer, Interrupted, default_path as default_checkpoint_path, install_stop_handlers  # noqa: E402
 from .config import CommonConfig, option  # noqa: E402
 from .errors import PainterlyError  # noqa: E402
@@ -35,7 +36,7 @@ from .recipe import Recipe, register  # noqa: E402
 from .training import TrainConfig, train  # noqa: E402
 
 __all__ = [
-    "stylize", "plan", "largest_size", "make_config", "available_methods", "get_method", "method_of", "DEFAULT_METHOD",
+    "stylize", "plan", "largest_size", "make_config", "available_methods", "get_method", "method_of", "method_for", "DEFAULT_METHOD",
     "GatysConfig", "StrotssConfig", "CommonConfig", "option", "Recipe", "register",
     "PainterlyError", "StepInfo", "ProgressBar", "LossHistory", "SaveEvery", "combine",
     "Checkpointer", "Interrupted", "install_stop_handlers", "default_checkpoint_path",

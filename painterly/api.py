@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
-from typing import Optional, Sequence, Union
+from typing import Iterable, Optional, Sequence, Union
 
 import torch
 from PIL import Image
@@ -44,9 +44,20 @@ def method_of(config) -> str:
     raise PainterlyError(f"{type(config).__name__} is no registered method's config")
 
 
+def method_for(options: Iterable[str]) -> str:
+    """The method options name: the default, unless it lacks one of them and exactly one method takes
+    them all (`model=` means the trained-network method, `decoder=` AdaIN)."""
+    given = set(options)
+    takers = [name for name, recipe in REGISTRY.items()
+              if given <= {f.name for f in dataclasses.fields(recipe.config_class)}]
+    return DEFAULT_METHOD if DEFAULT_METHOD in takers or len(takers) != 1 else takers[0]
+
+
 def make_config(method: Optional[str] = None, config=None, **options):
-    """A method's config from defaults (or `config`) with `options` overriding fields by name."""
-    method = method_of(config) if method is None else method
+    """A method's config from defaults (or `config`) with `options` overriding fields by name; with
+    neither a method nor a config, the method is the one the options select (method_for)."""
+    if method is None:
+        method = method_of(config) if config is not None else method_for(options)
     cls = get_method(method).config_class
     names = {f.name for f in dataclasses.fields(cls)}
     unknown = sorted(set(options) - names)

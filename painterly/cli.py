@@ -27,7 +27,8 @@ from .cli_args import (EXIT_FAILURE, EXIT_INTERRUPTED, EXIT_OK, EXIT_USAGE, _num
                        _UsageError, add_config_flags)
 from . import (DEFAULT_METHOD, Checkpointer, Interrupted, LossHistory, PainterlyError, ProgressBar, SaveEvery,
                __version__, check_writable, combine, default_checkpoint_path, get_method, install_stop_handlers,
-               largest_size, make_config, available_methods, open_image, plan, save_image, side_by_side, split_alpha, stylize)
+               largest_size, make_config, method_for, available_methods, open_image, plan, save_image, side_by_side,
+               split_alpha, stylize)
 
 SUBCOMMANDS = ("train", "train-decoder", "models")  # `painterly train ...` etc. (painterly.cli_train)
 OUT_OF_MEMORY = "out of memory; try a smaller --size (or --precision bf16, or --optimizer adam)"
@@ -174,17 +175,10 @@ def _resume_command(argv: Optional[Sequence[str]], size: Optional[int] = None) -
     return shlex.join(["painterly", *words])
 
 
-def _choose_method(given: Sequence[str]) -> str:
-    """The default method, unless it lacks an option given and exactly one method takes them all."""
-    takers = [name for name, recipe in available_methods().items()
-              if set(given) <= {f.name for f in dataclasses.fields(recipe.config_class)}]
-    return DEFAULT_METHOD if DEFAULT_METHOD in takers or len(takers) != 1 else takers[0]
-
-
 def _run(args: argparse.Namespace, argv: Optional[Sequence[str]] = None) -> int:
     options = {name: getattr(args, name) for name in config_flags() if hasattr(args, name)}
     if args.method is None:
-        args.method = _choose_method(list(options))
+        args.method = method_for(options)
     recipe = get_method(args.method)
     size_max = options.get("size") == "max"
     if size_max:
