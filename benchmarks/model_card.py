@@ -31,14 +31,27 @@ def main() -> None:
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     photos = sorted(p for p in Path(args.photos).iterdir() if p.suffix.lower() in (".jpg", ".png"))[: args.count]
-    images, labels = [], []
+    styles = meta["styles"]
+    rows = []
     for photo in photos:
         content = Image.open(photo).convert("RGB")
         content.thumbnail((args.size, args.size))
-        images += [content, painterly.stylize(photo, method="network", model=args.model, size=args.size)]
-        labels += [photo.name, name]
+        images, labels = [content], [photo.name]
+        # one style: its picture; several: each style alone, then the first two mixed half and half
+        mixes = [None] if len(styles) == 1 else [tuple(float(i == k) for i in range(len(styles)))
+                                                  for k in range(len(styles))] + [(0.5, 0.5) + (0.0,) * (len(styles) - 2)]
+        for weights in mixes:
+            images.append(painterly.stylize(photo, model=args.model, size=args.size, style_weights=weights))
+            labels.append(styles[0] if weights is None else styles[weights.index(1.0)] if 1.0 in weights else
+                          " + ".join(f"{w:g} {n}" for w, n in zip(weights, styles) if w))
+        rows.append(painterly.side_by_side(images, labels, height=192))
+    sheet_image = Image.new("RGB", (max(r.width for r in rows), sum(r.height for r in rows)), "white")
+    top = 0
+    for r in rows:
+        sheet_image.paste(r, (0, top))
+        top += r.height
     sheet = out / f"{name}_samples.jpg"
-    painterly.side_by_side(images, labels, height=192).save(sheet, quality=85)
+    sheet_image.save(sheet, quality=85)
     t = meta["training"]
     from painterly.training_losses import DEFAULT_WEIGHTS
 
