@@ -21,7 +21,7 @@ import dataclasses
 import sys
 import typing
 from pathlib import Path
-from typing import Optional, Sequence
+from typing import Callable, Optional, Sequence
 
 from . import (Checkpointer, DecoderTrainConfig, Interrupted, TrainConfig, bundled_models, check_writable,
                default_checkpoint_path, install_stop_handlers, load_model, loss_curve, save_image,
@@ -38,16 +38,21 @@ def build_train_parser() -> argparse.ArgumentParser:
     p.add_argument("styles", nargs="+", metavar="STYLE", help="style image(s)")
     p.add_argument("--photos", required=True, metavar="DIR", help="photos to train on: every image under DIR")
     p.add_argument("-o", "--output", required=True, metavar="MODEL", help="the model file to write (.safetensors)")
-    p.add_argument("--validation", metavar="PHOTO", help="a photo (not a training one) rendered into the preview "
-                                                           "sheet every --preview-every steps [the first photo]")
     p.add_argument("--extend", metavar="MODEL", help="add the STYLE to this multi-style model, training only its "
                                                       "normalisation parameters")
+    _add_training_flags(p, TrainConfig, "train")
+    return p
+
+
+def _add_training_flags(p: argparse.ArgumentParser, config_class, command: str) -> None:
+    """What every training command takes: a validation photo, resume, quiet, and its config's flags."""
+    p.add_argument("--validation", metavar="PHOTO", help="a photo (not a training one) rendered into the preview "
+                                                           "sheet every --preview-every steps [the first photo]")
     p.add_argument("--resume", action="store_true", help="continue from the checkpoint (OUT.ckpt)")
     p.add_argument("--quiet", "-q", action="store_true", help="no progress bar")
-    hints = typing.get_type_hints(TrainConfig)
-    flags = {f.name: (f, hints[f.name], ["train"]) for f in dataclasses.fields(TrainConfig)}
-    add_config_flags(p, flags, TrainConfig(), ["train"], "train")
-    return p
+    hints = typing.get_type_hints(config_class)
+    flags = {f.name: (f, hints[f.name], [command]) for f in dataclasses.fields(config_class)}
+    add_config_flags(p, flags, config_class(), [command], command)
 
 
 class _Display:
@@ -102,20 +107,27 @@ def _config_from(args: argparse.Namespace, cls):
     return cls(**{f.name: getattr(args, f.name) for f in dataclasses.fields(cls) if hasattr(args, f.name)})
 
 
-def _train(words: Sequence[str]) -> int:
-    args = build_train_parser().parse_args(words)
-    config = _config_from(args, TrainConfig)
+def _run_training(command: str, words: Sequence[str], args: argparse.Namespace, config_class, work,
+                  data: Callable[[dict], str]) -> int:
+    """Parse the config, check the output, then `work(config, output, checkpointer, display)` with
+    Ctrl-C handling, the loss curve and a summary line."""
+    config = _config_from(args, config_class)
     output = check_writable(args.output, (".safetensors",))
     ckpt = Checkpointer(default_checkpoint_path(output), seconds=60.0, resume=args.resume)
     display = _Display(output, args.quiet)
-    info = display.run("train", words, ckpt, lambda: train(
-        list(args.styles), None, args.photos, output, config, validation=args.validation, extend=args.extend,
-        checkpoint=ckpt, callback=display.progress, preview=display.preview))
+    info = display.run(command, words, ckpt, lambda: work(config, output, ckpt, display))
     if info is None:
         return EXIT_INTERRUPTED
-    t = info["training"]
-    display.summary(output, info, f"{t['photos']} photos, {t['skipped']} unreadable skipped")
+    display.summary(output, info, data(info["training"]))
     return EXIT_OK
+
+
+def _train(words: Sequence[str]) -> int:
+    args = build_train_parser().parse_args(words)
+    return _run_training("train", words, args, TrainConfig, lambda config, output, ckpt, display: train(
+        list(args.styles), None, args.photos, output, config, validation=args.validation, extend=args.extend,
+        checkpoint=ckpt, callback=display.progress, preview=display.preview),
+        lambda t: f"{t['photos']} photos, {t['skipped']} unreadable skipped")
 
 
 def build_train_decoder_parser() -> argparse.ArgumentParser:
@@ -129,30 +141,16 @@ def build_train_decoder_parser() -> argparse.ArgumentParser:
     p.add_argument("--styles", nargs="+", metavar="DIR", help="AdaIN: style images to train on, every image under "
                                                                "each DIR")
     p.add_argument("-o", "--output", required=True, metavar="DECODER", help="the decoder file to write (.safetensors)")
-    p.add_argument("--validation", metavar="PHOTO", help="a photo (not a training one) rendered into the preview "
-                                                           "sheet every --preview-every steps [the first photo]")
-    p.add_argument("--resume", action="store_true", help="continue from the checkpoint (OUT.ckpt)")
-    p.add_argument("--quiet", "-q", action="store_true", help="no progress bar")
-    hints = typing.get_type_hints(DecoderTrainConfig)
-    flags = {f.name: (f, hints[f.name], ["train-decoder"]) for f in dataclasses.fields(DecoderTrainConfig)}
-    add_config_flags(p, flags, DecoderTrainConfig(), ["train-decoder"], "train-decoder")
+    _add_training_flags(p, DecoderTrainConfig, "train-decoder")
     return p
 
 
 def _train_decoder(words: Sequence[str]) -> int:
     args = build_train_decoder_parser().parse_args(words)
-    config = _config_from(args, DecoderTrainConfig)
-    output = check_writable(args.output, (".safetensors",))
-    ckpt = Checkpointer(default_checkpoint_path(output), seconds=60.0, resume=args.resume)
-    display = _Display(output, args.quiet)
-    info = display.run("train-decoder", words, ckpt, lambda: train_decoder(
-        args.photos, output, config, styles=args.styles, validation=args.validation, checkpoint=ckpt,
-        callback=display.progress, preview=display.preview))
-    if info is None:
-        return EXIT_INTERRUPTED
-    t = info["training"]
-    display.summary(output, info, f"{t['photos']} photos, {t['styles']} style images")
-    return EXIT_OK
+    return _run_training("train-decoder", words, args, DecoderTrainConfig, lambda config, output, ckpt, display:
+                         train_decoder(args.photos, output, config, styles=args.styles, validation=args.validation,
+                                       checkpoint=ckpt, callback=display.progress, preview=display.preview),
+                         lambda t: f"{t['photos']} photos, {t['styles']} style images")
 
 
 def describe_model(path: Path) -> str:
