@@ -99,3 +99,13 @@ def table(rows: list[list], header: list[str]) -> str:
 
 def tmpdir() -> Path:
     return Path(tempfile.mkdtemp(prefix="painterly-bench-"))
+
+
+def stack(rows: list) -> "Image.Image":
+    """PIL images one above the other on white (sheets of several side-by-side rows)."""
+    sheet = Image.new("RGB", (max(r.width for r in rows), sum(r.height for r in rows)), "white")
+    top = 0
+    for r in rows:
+        sheet.paste(r, (0, top))
+        top += r.height
+    return sheet

@@ -13,6 +13,9 @@ import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+import _common as C  # noqa: E402
 
 
 def main() -> None:
@@ -45,13 +48,8 @@ def main() -> None:
             labels.append(styles[0] if weights is None else styles[weights.index(1.0)] if 1.0 in weights else
                           " + ".join(f"{w:g} {n}" for w, n in zip(weights, styles) if w))
         rows.append(painterly.side_by_side(images, labels, height=192))
-    sheet_image = Image.new("RGB", (max(r.width for r in rows), sum(r.height for r in rows)), "white")
-    top = 0
-    for r in rows:
-        sheet_image.paste(r, (0, top))
-        top += r.height
     sheet = out / f"{name}_samples.jpg"
-    sheet_image.save(sheet, quality=85)
+    C.stack(rows).save(sheet, quality=85)
     t = meta["training"]
     from painterly.training_losses import DEFAULT_WEIGHTS
 
