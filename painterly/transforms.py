@@ -27,12 +27,16 @@ EIGEN_FLOOR = 1e-8
 
 @dataclass
 class Moments:
-    """Running first and second moments of feature vectors (float64): count, sum, sum of outer
-    products (or of squares, `full=False`). Add pieces with `add`; read mean / variance / covariance."""
+    """First and second moments of feature vectors, mergeable: the (weighted) count, the mean and the
+    sum of centred outer products (or of centred squares, `full=False`), kept in float64.
+
+    Each piece is centred on its own mean and multiplied in float32 (a fast matmul, no float64 copy of
+    the features), then merged exactly with Chan et al.'s pairwise update, so a whole image's statistics
+    can be gathered tile by tile without the cancellation of E[x x^T] - E[x] E[x]^T."""
 
     count: torch.Tensor
-    total: torch.Tensor
-    squares: torch.Tensor
+    mean: torch.Tensor
+    centred: torch.Tensor
 
     @classmethod
     def empty(cls, channels: int, full: bool, device: torch.device = torch.device("cpu")) -> "Moments":
@@ -43,49 +47,51 @@ class Moments:
 
     @classmethod
     def of(cls, features: torch.Tensor, mask: Optional[torch.Tensor] = None, full: bool = False) -> "Moments":
-        m = cls.empty(features.shape[1], full, features.device)
-        m.add(features, mask)
-        return m
+        """The moments of a 1xCxHxW map, or of its positions weighted by `mask` (HxW or 1x1xHxW, bool
+        or weights in [0, 1], at the map's size)."""
+        c = features.shape[1]
+        flat = features.reshape(c, -1).float()
+        device = features.device
+        if mask is not None:
+            w = mask.reshape(1, -1).to(flat)
+            count = w.sum()
+            if float(count) <= 0:
+                return cls.empty(c, full, device)
+            mean = (flat * w).sum(1, keepdim=True) / count
+            centred = flat - mean
+            weighted = centred * w
+        else:
+            count = torch.tensor(float(flat.shape[1]), device=device)
+            mean = flat.mean(1, keepdim=True)
+            centred = flat - mean
+            weighted = centred
+        second = weighted @ centred.T if full else (weighted * centred).sum(1)
+        return cls(count.double(), mean[:, 0].double(), second.double())
 
     @property
     def full(self) -> bool:
-        return self.squares.dim() == 2
-
-    def add(self, features: torch.Tensor, mask: Optional[torch.Tensor] = None) -> "Moments":
-        """Accumulate a 1xCxHxW map, or only its positions where `mask` (HxW or 1x1xHxW, bool or
-        weights in [0, 1], resized by the caller) is set."""
-        c = features.shape[1]
-        flat = features.reshape(c, -1).to(torch.float64)
-        if mask is not None:
-            w = mask.reshape(1, -1).to(flat)
-            self.count += w.sum()
-            self.total += (flat * w).sum(1)
-            self.squares += (flat * w) @ flat.T if self.full else (flat * flat * w).sum(1)
-        else:
-            self.count += flat.shape[1]
-            self.total += flat.sum(1)
-            self.squares += flat @ flat.T if self.full else (flat * flat).sum(1)
-        return self
+        return self.centred.dim() == 2
 
     def merged(self, other: "Moments") -> "Moments":
-        return Moments(self.count + other.count, self.total + other.total, self.squares + other.squares)
-
-    @property
-    def mean(self) -> torch.Tensor:
-        return self.total / self.count.clamp_min(1)
+        n = self.count + other.count
+        if float(n) == 0:
+            return self
+        delta = other.mean - self.mean
+        share = self.count * other.count / n
+        extra = torch.outer(delta, delta) if self.full else delta * delta
+        return Moments(n, self.mean + delta * (other.count / n), self.centred + other.centred + extra * share)
 
     @property
     def variance(self) -> torch.Tensor:
         """Per-channel (biased) variance."""
-        second = self.squares.diagonal() if self.full else self.squares
-        return (second / self.count.clamp_min(1) - self.mean ** 2).clamp_min(0)
+        second = self.centred.diagonal() if self.full else self.centred
+        return (second / self.count.clamp_min(1e-12)).clamp_min(0)
 
     @property
     def covariance(self) -> torch.Tensor:
         if not self.full:
             raise ValueError("these moments hold per-channel squares only")
-        mean = self.mean
-        cov = self.squares / self.count.clamp_min(1) - torch.outer(mean, mean)
+        cov = self.centred / self.count.clamp_min(1e-12)
         return (cov + cov.T) / 2
 
 
