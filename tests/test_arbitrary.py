@@ -31,6 +31,10 @@ def tiny_vgg(monkeypatch):
 def _decoder(tmp_path, level, seed=0):
     torch.manual_seed(seed)
     decoder = Decoder(DecoderArch(level, 1, DIVISOR))
+    with torch.no_grad():  # mid-grey output with variation, as a trained decoder's (not clamped to 0 or 1)
+        last = decoder.layers[-1].conv
+        last.bias.fill_(0.5)
+        last.weight.mul_(0.5 / (last.weight.abs().sum((1, 2, 3), keepdim=True) + 1e-6))
     path = tmp_path / f"{level}.safetensors"
     save_decoder(path, decoder, {"method": "test"}, dtype=torch.float32)
     return path, decoder.eval()
@@ -74,11 +78,26 @@ def test_wct_runs_its_levels_coarse_to_fine(tmp_path, tiny_vgg):
     assert np.abs(_array(out).transpose(2, 0, 1) - image[0].numpy()).max() <= 1 / 255 + 1e-6
 
 
+@pytest.mark.parametrize("h,w", [(45, 61), (33, 40)])
+def test_any_size_comes_back_whole_and_in_place(tmp_path, tiny_vgg, h, w):
+    path, decoder = _decoder(tmp_path, "relu2_1")
+    content, style = _images(4)
+    content = torch.nn.functional.interpolate(content, size=(h, w), mode="bilinear")
+    out = painterly.stylize(content, style, method="wct", levels=("relu2_1",), decoders=(str(path),), size=w,
+                            precision="fp32")
+    assert out.size == (w, h)
+    with pytest.raises(PainterlyError, match="too small for relu4_1"):
+        small, _ = _decoder(tmp_path, "relu4_1")
+        painterly.stylize(content[..., :12, :], style, method="adain", decoder=str(small), size=w, precision="fp32")
+
+
 def test_tiles_use_whole_image_statistics(tmp_path, tiny_vgg):
     path, _ = _decoder(tmp_path, "relu1_1")
+    path2, _ = _decoder(tmp_path, "relu2_1")
     content, style = _images(2)
-    content = torch.nn.functional.interpolate(content, size=(96, 128), mode="bilinear")
-    options = dict(method="wct", levels=("relu1_1",), decoders=(str(path),), size=128, precision="fp32", strength=1.0)
+    content = torch.nn.functional.interpolate(content, size=(93, 125), mode="bilinear")  # tiles of odd sides
+    options = dict(method="wct", levels=("relu2_1", "relu1_1"), decoders=(str(path2), str(path)), size=125, precision="fp32",
+                   strength=1.0)
     whole = _array(painterly.stylize(content, style, **options))
     tiled = _array(painterly.stylize(content, style, tile_size=64, tile_overlap=16, **options))
     assert painterly.plan(content, **options, tile_size=64, tile_overlap=16).scales[0].tiling is not None
@@ -129,7 +148,7 @@ def folders(tmp_path):
 @pytest.mark.parametrize("method,level", [("adain", "relu4_1"), ("wct", "relu2_1")])
 def test_decoder_training_lowers_its_loss_and_resumes_exactly(tmp_path, folders, tiny_vgg, method, level):
     photos, styles = folders
-    config = DecoderTrainConfig(method=method, level=level, steps=24, batch=2, crop=32, precision="fp32",
+    config = DecoderTrainConfig(method=method, level=level, steps=24, batch=2, crop=32, image_side=40, precision="fp32",
                                 learning_rate=1e-2, width_divisor=1)
     info = train_decoder(photos, tmp_path / "a.safetensors", config, styles=styles)
     log = [r["total"] for r in info["log"]]
@@ -158,7 +177,7 @@ def test_train_decoder_command_and_method_command(tmp_path, folders, tiny_vgg, c
     photos, styles = folders
     decoder = tmp_path / "adain.safetensors"
     assert cli.main(["train-decoder", "--method", "adain", "--photos", str(photos), "--styles", str(styles),
-                     "-o", str(decoder), "--steps", "3", "--batch", "1", "--crop", "32", "--width-divisor", "1",
+                     "-o", str(decoder), "--steps", "3", "--batch", "1", "--crop", "32", "--image-side", "40", "--width-divisor", "1",
                      "--precision", "fp32", "-q"]) == 0, capsys.readouterr().err
     assert (tmp_path / "adain.preview.png").exists() and (tmp_path / "adain.loss.png").exists()
     out = tmp_path / "out.png"

@@ -124,6 +124,9 @@ class ArbitraryRecipe(Recipe):
             decoder, meta = load_decoder(self.decoder_file(run.config, level))
             if decoder.arch.level != level:
                 raise PainterlyError(f"the decoder for {level} was trained for {decoder.arch.level}")
+            if decoder.arch.encoder_divisor != getattr(run.extractor, "width_divisor", 1):
+                raise PainterlyError(f"the decoder for {level} was trained behind another encoder "
+                                     f"(width divisor {decoder.arch.encoder_divisor})")
             dtype = torch.bfloat16 if run.precision == "bf16" else torch.float32
             run.cache[key] = decoder.to(run.device, dtype, memory_format=torch.channels_last)
         return run.cache[key]
@@ -142,6 +145,9 @@ class ArbitraryRecipe(Recipe):
             raise PainterlyError(f"each guidance region needs one style mask per style image ({len(styles)})")
         if run.style_masks is not None and len(run.style_masks) != len(styles):
             raise PainterlyError(f"{len(run.style_masks)} style mask(s) for {len(styles)} style image(s)")
+        if run.style_masks is not None and (config.style_set or config.style_blend_weights is not None):
+            raise PainterlyError("style masks give each style its own region; they take no style-set or "
+                                 "style-blend-weights")
         levels = self.levels(config)
         resized = [resize(s, style_size(scale.size, tuple(s.shape[-2:]), config.style_scale)) for s in styles]
         per_style = [self._style_features(run, s, levels) for s in resized]
@@ -154,13 +160,17 @@ class ArbitraryRecipe(Recipe):
 
         def mix(level: str, masks: Optional[Sequence[Optional[torch.Tensor]]] = None) -> list[tuple[float, Moments]]:
             masks = masks or [None] * len(styles)
-            if config.style_set or masks[0] is not None:
+            if config.style_set:
                 pooled = moments(0, level, masks[0])
                 for i in range(1, len(styles)):
                     pooled = pooled.merged(moments(i, level, masks[i]))
                 return [(1.0, pooled)]
-            total = float(sum(blend))
-            return [(w / total, moments(i, level)) for i, w in enumerate(blend) if w > 0]
+            parts = [(w, moments(i, level, masks[i])) for i, w in enumerate(blend) if w > 0]
+            parts = [(w, m) for w, m in parts if float(m.count) > 0]  # a style with no pixels in the region
+            if not parts:
+                raise PainterlyError("a guidance colour is painted on no style image")
+            total = float(sum(w for w, _ in parts))
+            return [(w / total, m) for w, m in parts]
 
         side: dict[str, list[Region]] = {}
         for level in levels:
@@ -199,13 +209,40 @@ class ArbitraryRecipe(Recipe):
         style, done = targets
         if done is not None:
             return done
+        size = tuple(image.shape[-2:])
         for level in self.levels(run.config):
-            features = self._encode(run, image, level)
-            stats = [self._content_moments(features, region.mask) for region in style[level]]
-            image = self._decode(run, level, self._apply(run, level, features, style[level], stats))
+            regions = style[level]
+            padded, masks, _ = self._piece(image, regions, size, None, None, level)
+            features = self._encode(run, padded, level)
+            stats = [self._content_moments(features, m) for m in masks] if masks else [self._content_moments(features, None)]
+            image = self._decode(run, level, self._apply(run, level, features, regions, stats, masks))[..., :size[0], :size[1]]
         return image
 
     # --- the pieces -----------------------------------------------------------------------------
+    def _piece(self, image: torch.Tensor, regions: list[Region], size: tuple[int, int], box: Optional[Box],
+               window: Optional[torch.Tensor], level: str):
+        """The image (or a tile of it) padded by reflection to a multiple of the level's stride, so the
+        decoder gives back every pixel in place; the regions' masks and the tile's blend window cut and
+        padded alike (the window with zeros: padding adds nothing to the statistics)."""
+        stride = layer_stride(level)
+        piece = image if box is None else box.crop(image)
+        h, w = piece.shape[-2:]
+        if min(h, w) < 2 * stride:
+            raise PainterlyError(f"{'a tile of ' if box is not None else ''}{w}x{h} px is too small for {level} "
+                                 f"(at least {2 * stride} px a side); use a larger --size or --tile-size")
+        pad = (0, -w % stride, 0, -h % stride)
+        padded = F.pad(piece, pad, mode="reflect") if any(pad) else piece
+        masks = None
+        if regions[0].mask is not None:
+            masks = []
+            for region in regions:
+                m = _mask_at(region.mask, size)
+                m = m if box is None else box.crop(m)
+                masks.append(F.pad(m, pad, mode="replicate") if any(pad) else m)
+        if window is not None and any(pad):
+            window = F.pad(window, pad)
+        return padded, masks, window
+
     def _encode(self, run: RunContext, image: torch.Tensor, level: str) -> torch.Tensor:
         return run.extractor(image, [level])[level].float()
 
@@ -218,15 +255,12 @@ class ArbitraryRecipe(Recipe):
         return Moments.of(features, weights, self.full_covariance)
 
     def _apply(self, run: RunContext, level: str, features: torch.Tensor, regions: list[Region],
-               stats: list[Moments], box: Optional[Box] = None, size: Optional[tuple[int, int]] = None) -> torch.Tensor:
+               stats: list[Moments], masks: Optional[list[torch.Tensor]]) -> torch.Tensor:
         def one_region(x: torch.Tensor, r: int) -> torch.Tensor:
             return sum(w * self.transform(run.config, level, x, stats[r], s) for w, s in regions[r].styles)
 
-        masks = None
-        if regions[0].mask is not None:
-            masks = [_mask_at(r.mask if box is None else box.crop(_mask_at(r.mask, size)), features.shape[-2:])
-                     for r in regions]
-        return by_regions(features, masks, one_region)
+        at_features = None if masks is None else [_mask_at(m, features.shape[-2:]) for m in masks]
+        return by_regions(features, at_features, one_region)
 
     def _decode(self, run: RunContext, level: str, features: torch.Tensor) -> torch.Tensor:
         decoder = self.decoder(run, level)
@@ -243,23 +277,19 @@ class ArbitraryRecipe(Recipe):
             regions = style[level]
             stats: list[Optional[Moments]] = [None] * len(regions)
             for box, window in zip(boxes, windows):
-                features = self._encode(run, box.crop(image), level)
-                for r, region in enumerate(regions):
-                    mask = None if region.mask is None else box.crop(_mask_at(region.mask, size))
-                    m = self._content_moments(features, mask, window)
+                padded, masks, padded_window = self._piece(image, regions, size, box, window, level)
+                features = self._encode(run, padded, level)
+                for r in range(len(regions)):
+                    m = self._content_moments(features, None if masks is None else masks[r], padded_window)
                     stats[r] = m if stats[r] is None else stats[r].merged(m)
             out = torch.zeros_like(image)
             for box, window in zip(boxes, windows):
-                features = self._encode(run, box.crop(image), level)
-                decoded = self._decode(run, level, self._apply(run, level, features, regions, stats, box, size))
-                box.crop(out).add_(_fit(decoded, (box.height, box.width)) * window)
+                padded, masks, _ = self._piece(image, regions, size, box, None, level)
+                decoded = self._decode(run, level, self._apply(run, level, self._encode(run, padded, level), regions,
+                                                               stats, masks))
+                box.crop(out).add_(decoded[..., :box.height, :box.width] * window)
             image = out
         return image
-
-
-def _fit(image: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
-    """A decoded tile back to its box's size (a decoder's output is a multiple of its stride)."""
-    return image if tuple(image.shape[-2:]) == size else resize(image, size)
 
 
 def _mask_at(mask: torch.Tensor, size) -> torch.Tensor:
