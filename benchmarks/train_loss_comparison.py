@@ -39,6 +39,7 @@ def main() -> None:
     ap.add_argument("--batch", type=int, default=4)
     ap.add_argument("--size", type=int, default=512)
     ap.add_argument("--sheet", default="")
+    ap.add_argument("--threads", type=int, default=None)
     args = ap.parse_args()
     import painterly
     from painterly.features import FeatureExtractor
@@ -48,7 +49,7 @@ def main() -> None:
 
     style = as_tensor(args.style)
     common = dict(steps=args.steps, crop=args.crop, batch=args.batch, widths=(16, 32, 64), style_size=2 * args.crop,
-                  seed=0, preview_every=10**6)
+                  seed=0, preview_every=10**6, threads=args.threads)
     recipes = {"gram": dict(loss="gram", content_weight=0.5, tv_weight=3e4),
                "strotss": dict(loss="strotss", tv_weight=0.1)}
     tmp = Path(tempfile.mkdtemp())

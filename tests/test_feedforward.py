@@ -276,3 +276,20 @@ def test_forced_tiles_use_whole_image_statistics(tmp_path, monkeypatch):
     per_tile = pixels(tile_size=80, tile_overlap=20)
     assert np.abs(whole - tiled).mean() < 0.9 * np.abs(whole - per_tile).mean()
     assert seams(tiled) < seams(per_tile) and seams(tiled) < 1.15
+
+
+@pytest.mark.parametrize("name,styles", [("starry_night", 1), ("four_paintings", 4)])
+def test_bundled_models_load_by_name_and_stylise(name, styles, capsys):
+    from painterly import cli
+
+    assert name in [p.stem for p in painterly.bundled_models()]
+    content = torch.rand(1, 3, 48, 64, generator=torch.Generator().manual_seed(0))
+    weights = None if styles == 1 else tuple(float(i == styles - 1) for i in range(styles))
+    out = _array_of(painterly.stylize(content, model=name, size=64, style_weights=weights))
+    assert out.shape == (48, 64, 3) and np.abs(out - content[0].permute(1, 2, 0).numpy()).mean() > 0.05
+    assert cli.main(["models"]) == 0
+    assert f"{name}: {styles} style(s)" in capsys.readouterr().out
+
+
+def _array_of(image):
+    return np.asarray(image, dtype=np.float32) / 255
