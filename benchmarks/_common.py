@@ -109,3 +109,10 @@ def stack(rows: list) -> "Image.Image":
         sheet.paste(r, (0, top))
         top += r.height
     return sheet
+
+
+def save_sheet(rows: list, path: str) -> None:
+    """Stack the rows into one sheet and save it (as JPEG or PNG by the name), saying where."""
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    stack(rows).save(path, quality=85)
+    print(f"# sheet: {path}")

@@ -84,9 +84,7 @@ def main() -> None:
     print(f"# Gatys, {args.gatys_iterations} L-BFGS iterations at {args.size} px: "
           f"{sum(times['Gatys']) / len(times['Gatys']):.1f} s")
     if args.sheet:
-        Path(args.sheet).parent.mkdir(parents=True, exist_ok=True)
-        C.stack(sheet).save(args.sheet, quality=85)
-        print(f"# sheet: {args.sheet}")
+        C.save_sheet(sheet, args.sheet)
 
 
 if __name__ == "__main__":

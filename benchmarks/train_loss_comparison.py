@@ -91,9 +91,7 @@ def main() -> None:
           + ", ".join(f"{k} {v:.0f}" for k, v in train_s.items()) + f"; scored at {args.size} px")
     print(C.table(rows, ["photo", "image", "Gatys content", "Gatys style", "Gatys total", "STROTSS objective"]))
     if args.sheet:
-        Path(args.sheet).parent.mkdir(parents=True, exist_ok=True)
-        C.stack(sheet).save(args.sheet, quality=85)
-        print(f"# sheet: {args.sheet}")
+        C.save_sheet(sheet, args.sheet)
 
 
 if __name__ == "__main__":
