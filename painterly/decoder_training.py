@@ -94,12 +94,14 @@ class AdainDecoderTrainee(Trainee):
         with self.autocast:
             out = self.module(target.contiguous(memory_format=torch.channels_last)).float()
         features = self.encoder(out, ADAIN_STYLE_LAYERS)
-        content = F.mse_loss(features["relu4_1"].float() * FEATURE_SCALE, target * FEATURE_SCALE)
+        # in feature units / FEATURE_SCALE: the scale squared on the loss, not a pass over the maps
+        unit = FEATURE_SCALE ** 2
+        content = unit * F.mse_loss(features["relu4_1"].float(), target)
         style = 0
         for layer in ADAIN_STYLE_LAYERS:
-            m, s = instance_mean_std(features[layer] * FEATURE_SCALE)
-            tm, ts = instance_mean_std(style_features[layer].float() * FEATURE_SCALE)
-            style = style + F.mse_loss(m, tm) + F.mse_loss(s, ts)
+            m, s = instance_mean_std(features[layer])
+            tm, ts = instance_mean_std(style_features[layer])
+            style = style + unit * (F.mse_loss(m, tm) + F.mse_loss(s, ts))
         return LossTerms({"content": content, "style": self.config.style_weight * style})
 
     def render(self, photo: torch.Tensor, step: int) -> torch.Tensor:
@@ -122,10 +124,10 @@ class ReconstructionTrainee(Trainee):
             target = self.encoder(batch, [self.level])[self.level].float()
         with self.autocast:
             out = self.module(target.contiguous(memory_format=torch.channels_last)).float()
-        features = self.encoder(out, [self.level])[self.level].float()
+        features = self.encoder(out, [self.level])[self.level]
         return LossTerms({"pixels": F.mse_loss(out, batch),
-                          "features": self.config.feature_weight * F.mse_loss(features * FEATURE_SCALE,
-                                                                             target * FEATURE_SCALE)})
+                          "features": self.config.feature_weight * FEATURE_SCALE ** 2 *
+                          F.mse_loss(features.float(), target)})
 
     def render(self, photo: torch.Tensor, step: int) -> torch.Tensor:
         with self.autocast:

@@ -20,6 +20,10 @@ from ..errors import PainterlyError
 from ..features import VGG19_BLOCKS
 
 LEVELS = ("relu1_1", "relu2_1", "relu3_1", "relu4_1", "relu5_1")
+# painterly's VGG19 takes Caffe inputs (0..255), so its features are ~58x those of a torchvision-
+# normalised VGG; the decoder scales them down first so its first layer starts at a sane magnitude
+# (unscaled, the first relu1_1 reconstructions were ~20x off in pixels).
+INPUT_SCALE = 1.0 / (255.0 * 0.226)
 
 
 @dataclass(frozen=True)
@@ -86,4 +90,4 @@ class Decoder(nn.Module):
         self.layers = nn.Sequential(*layers)
 
     def forward(self, features: torch.Tensor) -> torch.Tensor:
-        return self.layers(features)
+        return self.layers(features * INPUT_SCALE)
