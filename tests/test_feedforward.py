@@ -272,9 +272,11 @@ def test_forced_tiles_use_whole_image_statistics(tmp_path, monkeypatch):
     whole, tiled = pixels(), pixels(tile_size=80, tile_overlap=20)
     own = feedforward.Network.targets
     monkeypatch.setattr(feedforward.Network, "targets",
-                        lambda self, run, k, scale, style, box: (own(self, run, k, scale, style, box)[0], None))
+                        lambda self, run, k, scale, style, box: (own(self, run, k, scale, style, box)[0], None, None))
     per_tile = pixels(tile_size=80, tile_overlap=20)
-    assert np.abs(whole - tiled).mean() < 0.9 * np.abs(whole - per_tile).mean()
+    # tiles on the whole image's stride-4 grid, normalised with its statistics: nearly the whole picture
+    assert np.abs(whole - tiled).mean() < 0.01
+    assert np.abs(whole - tiled).mean() < 0.5 * np.abs(whole - per_tile).mean()
     assert seams(tiled) < seams(per_tile) and seams(tiled) < 1.15
 
 

@@ -24,6 +24,7 @@ from ..schedule import Scale
 from ..tiling import Box, Tiling
 
 MODELS = Path(__file__).resolve().parent.parent / "models"
+STRIDE = 4  # the transformer's two stride-2 layers
 
 
 @dataclass(frozen=True)
@@ -103,32 +104,36 @@ class Network(Recipe):
     def start(self, run: RunContext, k: int, scale: Scale, previous: Optional[torch.Tensor]) -> torch.Tensor:
         return resize(run.content, scale.size)
 
-    def targets(self, run: RunContext, k: int, scale: Scale, style,
-                box: Optional[Box]) -> tuple[torch.Tensor, Optional[list]]:
-        """The style weights (one mix, or per region from the style masks, one mask per style) and, for
-        a tile, the whole image's normalisation statistics (from one banded pass, made once), so every
-        tile is normalised alike: no colour shift between tiles."""
+    def targets(self, run: RunContext, k: int, scale: Scale, style, box: Optional[Box]) -> tuple:
+        """(style weights, normalisation statistics, the tile's result). The weights are one mix or,
+        from the style masks (one per style), a mix per pixel. For a tile, the statistics are the
+        whole image's (one banded pass, made once), so tiles are normalised alike, and the tile is run
+        from the corner of the whole image's sampling grid above-left of it (its two stride-2 layers
+        sample every 4th pixel; off that grid every pixel of the tile would differ) and cut back."""
         net = self.net(run)
-        if run.style_masks is None:
-            weights = net.style_weights(run.config.style_weights)
-        elif len(run.style_masks) != net.arch.styles:
-            raise PainterlyError(f"{len(run.style_masks)} style mask(s) for a model of {net.arch.styles} style(s)")
-        else:
+        masks = None
+        if run.style_masks is not None:
+            if len(run.style_masks) != net.arch.styles:
+                raise PainterlyError(f"{len(run.style_masks)} style mask(s) for a model of {net.arch.styles} style(s)")
             masks = torch.cat([resize(m.expand(-1, 3, -1, -1), scale.size)[:, :1] for m in run.style_masks], dim=1)
-            weights = net.style_weights(masks if box is None else box.crop(masks))
         if box is None:
-            return weights, None
+            return net.style_weights(run.config.style_weights if masks is None else masks), None, None
         if run.cache.get("stats_scale") != k:
             record: list = []
-            self.forward(run, (self.targets(run, k, scale, style, None)[0], None),
-                         run.content_at(k, scale.size), record)
+            self.forward(run, self.targets(run, k, scale, style, None), run.content_at(k, scale.size), record)
             run.cache.update(stats_scale=k, stats=record)
-        return weights, run.cache["stats"]
+        top, left = box.top - box.top % STRIDE, box.left - box.left % STRIDE
+        rows, cols = slice(top, box.top + box.height), slice(left, box.left + box.width)
+        weights = net.style_weights(run.config.style_weights if masks is None else masks[..., rows, cols])
+        out = self.forward(run, (weights, run.cache["stats"], None), run.content_at(k, scale.size)[..., rows, cols])
+        return weights, run.cache["stats"], out[..., box.top - top:, box.left - left:]
 
     @torch.no_grad()
-    def forward(self, run: RunContext, targets: tuple[torch.Tensor, Optional[list]], image: torch.Tensor,
+    def forward(self, run: RunContext, targets: tuple, image: torch.Tensor,
                 record: Optional[list] = None) -> torch.Tensor:
-        weights, stats = targets
+        weights, stats, done = targets
+        if done is not None:
+            return done
         net = self.net(run)
         dtype = next(net.parameters()).dtype
         x = image.to(dtype).contiguous(memory_format=torch.channels_last)
