@@ -41,37 +41,6 @@ from .transforms import batch_adain, instance_mean_std
 ADAIN_STYLE_LAYERS = ("relu1_1", "relu2_1", "relu3_1", "relu4_1")
 
 
-@dataclass(frozen=True)
-class DecoderTrainConfig(LoopConfig):
-    """A decoder's training run. Defaults follow the AdaIN paper (batch 8, lr 1e-4, style weight 10)."""
-
-    method: str = option("adain", "which method's decoder: AdaIN's (relu4_1) or a WCT level's",
-                         choices=("adain", "wct"), group=NET)  # the keys of DECODER_KINDS
-    level: str = option("relu4_1", "the encoder level the decoder inverts (WCT: one decoder per level)",
-                        choices=LEVELS, group=NET)
-    width_divisor: int = option(2, "slim every layer but the first by this factor (1: the papers' widths)",
-                                minimum=1, group=NET, metavar="N")
-    style_weight: float = option(10.0, "AdaIN: weight of the mean/std style loss", minimum=0, group=LOSSES,
-                                 metavar="W")
-    feature_weight: float = option(1.0, "WCT: weight of the feature reconstruction beside the pixels", minimum=0,
-                                   group=LOSSES, metavar="W")
-    batch: int = option(8, "photos per step", minimum=1, group=DATA, metavar="N")
-    image_side: int = option(512, "short side photos and style images are scaled to before the crop (the AdaIN "
-                             "paper's 512)", minimum=32, group=DATA, metavar="PX")
-    learning_rate: float = option(1e-4, "Adam's step", above=0, group=DATA, metavar="LR")
-
-    def photo_side(self) -> float:
-        return float(self.image_side)
-
-    def __post_init__(self) -> None:
-        super().__post_init__()
-        if self.image_side < self.crop:
-            raise PainterlyError(f"image-side {self.image_side} is smaller than the crop ({self.crop})")
-        fixed = DECODER_KINDS[self.method].fixed_level
-        if fixed is not None and self.level != fixed:
-            raise PainterlyError(f"the {self.method} decoder inverts {fixed}; --level is for WCT decoders")
-
-
 class AdainDecoderTrainee(Trainee):
     fixed_level = "relu4_1"
     needs_styles = True
@@ -136,6 +105,37 @@ class ReconstructionTrainee(Trainee):
 
 # Which trainee trains which method's decoder (the CLI's --method choices).
 DECODER_KINDS: dict[str, type] = {"adain": AdainDecoderTrainee, "wct": ReconstructionTrainee}
+
+
+@dataclass(frozen=True)
+class DecoderTrainConfig(LoopConfig):
+    """A decoder's training run. Defaults follow the AdaIN paper (batch 8, lr 1e-4, style weight 10)."""
+
+    method: str = option("adain", "which method's decoder: AdaIN's (relu4_1) or a WCT level's",
+                         choices=tuple(DECODER_KINDS), group=NET)
+    level: str = option("relu4_1", "the encoder level the decoder inverts (WCT: one decoder per level)",
+                        choices=LEVELS, group=NET)
+    width_divisor: int = option(2, "slim every layer but the first by this factor (1: the papers' widths)",
+                                minimum=1, group=NET, metavar="N")
+    style_weight: float = option(10.0, "AdaIN: weight of the mean/std style loss", minimum=0, group=LOSSES,
+                                 metavar="W")
+    feature_weight: float = option(1.0, "WCT: weight of the feature reconstruction beside the pixels", minimum=0,
+                                   group=LOSSES, metavar="W")
+    batch: int = option(8, "photos per step", minimum=1, group=DATA, metavar="N")
+    image_side: int = option(512, "short side photos and style images are scaled to before the crop (the AdaIN "
+                             "paper's 512)", minimum=32, group=DATA, metavar="PX")
+    learning_rate: float = option(1e-4, "Adam's step", above=0, group=DATA, metavar="LR")
+
+    def photo_side(self) -> float:
+        return float(self.image_side)
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if self.image_side < self.crop:
+            raise PainterlyError(f"image-side {self.image_side} is smaller than the crop ({self.crop})")
+        fixed = DECODER_KINDS[self.method].fixed_level
+        if fixed is not None and self.level != fixed:
+            raise PainterlyError(f"the {self.method} decoder inverts {fixed}; --level is for WCT decoders")
 
 
 def train_decoder(photos: Union[str, os.PathLike], output: Union[str, os.PathLike], config: DecoderTrainConfig, *,

@@ -16,6 +16,7 @@ from typing import Any, Callable, ClassVar, Mapping, Optional, Sequence
 import torch
 from torch import nn
 
+from .errors import PainterlyError
 from .features import FeatureExtractor
 from .guidance import RegionPair
 from .losses import LossTerms
@@ -65,6 +66,19 @@ class RunContext:
     guidance: Optional[list[RegionPair]] = None
     frame: Optional[int] = None
     cache: dict = field(default_factory=dict)  # a recipe's own per-run memo
+
+    def style_blend(self) -> tuple[float, ...]:
+        """The config's style blend weights (default all equal), checked against the style images, and
+        each guidance region checked to have one style mask per style image."""
+        n = len(self.styles)
+        if self.guidance is not None and any(len(p.styles) != n for p in self.guidance):
+            raise PainterlyError(f"each guidance region needs one style mask per style image ({n})")
+        blend = getattr(self.config, "style_blend_weights", None) or (1.0,) * n
+        if len(blend) != n:
+            raise PainterlyError(f"style-blend-weights has {len(blend)} values for {n} style images")
+        if sum(blend) <= 0:
+            raise PainterlyError("style-blend-weights must not all be zero")
+        return tuple(blend)
 
     def content_at(self, k: int, size: tuple[int, int]) -> torch.Tensor:
         """The content resized to scale k (made once per scale; read it, never write into it)."""

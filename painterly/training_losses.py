@@ -13,7 +13,7 @@ Two objectives, chosen by name (`TRAINING_LOSSES`), each preparing its style sid
 
 from __future__ import annotations
 
-from typing import Callable, Sequence
+from typing import Sequence
 
 import torch
 
@@ -114,7 +114,6 @@ class StrotssTraining:
         return LossTerms(totals)
 
 
-TrainingLoss = Callable[[torch.Tensor, torch.Tensor, int], LossTerms]
 TRAINING_LOSSES: dict[str, type] = {"gram": GramTraining, "strotss": StrotssTraining}
 # The weights each objective is tuned for (content, style): Gatys's normalisation, STROTSS's alpha.
 DEFAULT_WEIGHTS = {"gram": (0.2, 10.0), "strotss": (8.0, 1.0)}

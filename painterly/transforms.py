@@ -124,21 +124,23 @@ def _kept(eigenvalues: torch.Tensor) -> torch.Tensor:
     return eigenvalues > floor
 
 
-def whitening_matrix(covariance: torch.Tensor) -> torch.Tensor:
-    """E D^-1/2 E^T over the eigenvalues above the floor (float64): the others are dropped, so the
-    whitened features have identity covariance on the content's own subspace and zero elsewhere."""
+def _covariance_power(covariance: torch.Tensor, exponent: float) -> torch.Tensor:
+    """E D^exponent E^T (float64) over the eigenvalues above the floor; the others are dropped."""
     values, vectors = torch.linalg.eigh(covariance.to(torch.float64))
     keep = _kept(values)
     v = vectors[:, keep]
-    return (v * values[keep].rsqrt()) @ v.T
+    return (v * values[keep].pow(exponent)) @ v.T
+
+
+def whitening_matrix(covariance: torch.Tensor) -> torch.Tensor:
+    """E D^-1/2 E^T: the whitened features have identity covariance on the content's own subspace
+    and zero elsewhere."""
+    return _covariance_power(covariance, -0.5)
 
 
 def colouring_matrix(covariance: torch.Tensor) -> torch.Tensor:
-    """E D^1/2 E^T over the eigenvalues above the floor (float64)."""
-    values, vectors = torch.linalg.eigh(covariance.to(torch.float64))
-    keep = _kept(values)
-    v = vectors[:, keep]
-    return (v * values[keep].sqrt()) @ v.T
+    """E D^1/2 E^T: gives whitened features the style's covariance."""
+    return _covariance_power(covariance, 0.5)
 
 
 @dataclass(frozen=True)

@@ -134,15 +134,8 @@ class ArbitraryRecipe(Recipe):
     @torch.no_grad()
     def style_targets(self, run: RunContext, k: int, scale: Scale) -> dict[str, list[Region]]:
         """Per level, the regions of the style side (see the module's docstring)."""
-        config, styles = run.config, run.styles
-        blend = config.style_blend_weights or (1.0,) * len(styles)
-        if len(blend) != len(styles):
-            raise PainterlyError(f"style-blend-weights has {len(blend)} values for {len(styles)} style images")
-        if sum(blend) <= 0:
-            raise PainterlyError("style-blend-weights must not all be zero")
-        guidance = run.guidance
-        if guidance is not None and any(len(p.styles) != len(styles) for p in guidance):
-            raise PainterlyError(f"each guidance region needs one style mask per style image ({len(styles)})")
+        config, styles, guidance = run.config, run.styles, run.guidance
+        blend = run.style_blend()
         if run.style_masks is not None and len(run.style_masks) != len(styles):
             raise PainterlyError(f"{len(run.style_masks)} style mask(s) for {len(styles)} style image(s)")
         if run.style_masks is not None and (config.style_set or config.style_blend_weights is not None):

@@ -183,13 +183,7 @@ def style_targets(run: RunContext, config: GatysConfig, size: tuple[int, int], t
     masks (a style per region) or guidance (each content region pulled to the Gram of its paired style
     regions alone; content in no region keeps the whole style, so an unpainted part still stylises)."""
     styles, guidance = run.styles, run.guidance
-    if guidance is not None and any(len(p.styles) != len(styles) for p in guidance):
-        raise PainterlyError(f"each guidance region needs one style mask per style image ({len(styles)})")
-    blend = config.style_blend_weights or (1.0,) * len(styles)
-    if len(blend) != len(styles):
-        raise PainterlyError(f"style-blend-weights has {len(blend)} values for {len(styles)} style images")
-    if sum(blend) <= 0:
-        raise PainterlyError("style-blend-weights must not all be zero")
+    blend = run.style_blend()
     per_style, positions = [], []
     region_grams: list[list[dict]] = [[] for _ in guidance or ()]
     region_positions: list[list[dict]] = [[] for _ in guidance or ()]
