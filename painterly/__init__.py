@@ -17,13 +17,14 @@ import os
 # and takes effect as long as no matrix product ran before this import.
 os.environ.setdefault("MKL_CBWR", "AUTO,STRICT")
 
-from .api import (DEFAULT_METHOD, available_methods, get_method, largest_size, make_config, method_for,  # noqa: E402
-                  method_of, plan, stylize)
+from .api import (DEFAULT_METHOD, available_methods, example_images, get_method, largest_size, make_config,  # noqa: E402
+                  method_for, method_of, method_options, plan, stylize)
+from .cli_args import command_line  # noqa: E402
 from .checkpoint import Checkpointer, Interrupted, default_path as default_checkpoint_path, install_stop_handlers  # noqa: E402
 from .config import CommonConfig, option  # noqa: E402
-from .errors import PainterlyError  # noqa: E402
+from .errors import ImageTooLargeError, NotAnImageError, PainterlyError  # noqa: E402
 from .figures import loss_curve, side_by_side  # noqa: E402
-from .image import check_writable, open_image, save_image, split_alpha, tensor_to_pil  # noqa: E402
+from .image import check_writable, open_image, save_image, split_alpha, tensor_to_pil, write_bytes_atomic  # noqa: E402
 from .decoder_training import DecoderTrainConfig, train_decoder  # noqa: E402
 from .methods.adain import AdainConfig  # noqa: E402
 from .methods.feedforward import NetworkConfig, bundled_models  # noqa: E402
@@ -38,7 +39,8 @@ from .training import TrainConfig, train  # noqa: E402
 __all__ = [
     "stylize", "plan", "largest_size", "make_config", "available_methods", "get_method", "method_of", "method_for", "DEFAULT_METHOD",
     "GatysConfig", "StrotssConfig", "CommonConfig", "option", "Recipe", "register",
-    "PainterlyError", "StepInfo", "ProgressBar", "LossHistory", "SaveEvery", "combine",
+    "method_options", "example_images", "command_line", "write_bytes_atomic",
+    "PainterlyError", "NotAnImageError", "ImageTooLargeError", "StepInfo", "ProgressBar", "LossHistory", "SaveEvery", "combine",
     "Checkpointer", "Interrupted", "install_stop_handlers", "default_checkpoint_path",
     "open_image", "save_image", "split_alpha", "check_writable", "side_by_side", "loss_curve", "tensor_to_pil",
     "NetworkConfig", "TrainConfig", "train", "load_model", "bundled_models",

@@ -10,6 +10,7 @@ import torch
 from PIL import Image
 
 from .checkpoint import Checkpointer, Interrupted
+from .config import option_names
 from .driver import Session, make_plan, memory_budget
 from .errors import PainterlyError
 from .guidance import check_guides, region_pairs
@@ -245,3 +246,49 @@ def make_checkpointer(checkpoint: Union[None, str, os.PathLike, Checkpointer] = 
             raise PainterlyError("resume=True needs checkpoint=PATH (or pass the checkpoint's path as resume)")
         return None
     return Checkpointer(checkpoint, every=every, seconds=seconds, resume=bool(resume), keep=keep)
+
+
+def _json_type(hint) -> tuple[str, bool]:
+    """A config field's type as a JSON schema-ish name ('integer', 'number[]', ...) and whether None is allowed."""
+    import typing
+
+    nullable = False
+    if typing.get_origin(hint) is Union:
+        args = [a for a in typing.get_args(hint) if a is not type(None)]
+        nullable, hint = True, args[0]
+    if typing.get_origin(hint) is tuple:
+        return _json_type(typing.get_args(hint)[0])[0] + "[]", nullable
+    return {int: "integer", float: "number", str: "string", bool: "boolean"}.get(hint, str(hint)), nullable
+
+
+def _json_value(value):
+    return list(value) if isinstance(value, tuple) else value
+
+
+def method_options(method: str) -> list[dict]:
+    """A method's options as JSON-ready records (name, type, nullable, default, help, choices, minimum,
+    above, group), in declaration order: what a form or an HTTP client needs to offer and check them."""
+    import typing
+
+    cls = get_method(method).config_class
+    hints = typing.get_type_hints(cls)
+    defaults = cls()
+    records = []
+    for f in dataclasses.fields(cls):
+        meta = f.metadata or {}
+        kind, nullable = _json_type(hints[f.name])
+        records.append({"name": f.name, "type": kind, "nullable": nullable,
+                        "default": _json_value(getattr(defaults, f.name)), "help": meta.get("help", ""),
+                        "choices": _json_value(meta.get("choices")), "minimum": meta.get("minimum"),
+                        "above": meta.get("above"), "group": meta.get("group", "options"),
+                        "default_text": meta.get("default_text"), "files": bool(meta.get("files")),
+                        "names": list(option_names(meta))})
+    return records
+
+
+def example_images() -> dict[str, str]:
+    """The example images bundled with painterly, by name (file name without extension) -> path."""
+    from pathlib import Path
+
+    folder = Path(__file__).parent / "examples"
+    return {p.stem: str(p) for p in sorted(folder.iterdir()) if p.suffix.lower() in (".jpg", ".png")}

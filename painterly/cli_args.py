@@ -142,3 +142,37 @@ def add_config_flags(p: argparse.ArgumentParser, flags: dict, defaults, everyone
             if meta.get("choices"):
                 kwargs.update(choices=meta["choices"], metavar=None)
         groups[group_name].add_argument("--" + name.replace("_", "-"), **kwargs)
+
+
+def _flag_value(value, meta: dict) -> str:
+    if value is None:
+        return meta.get("none_word") or "none"
+    if isinstance(value, tuple):
+        return _csv(value) if value else "none"
+    if isinstance(value, float):
+        return f"{value:g}"
+    return str(value)
+
+
+def command_line(content: str, styles: Sequence[str], output: str, method: str, config,
+                 content_guidance: str | None = None, style_guidance: Sequence[str] = ()) -> str:
+    """The `painterly` command that makes the same picture as `config` (a method's config): every option
+    that differs from the method's default as its flag, in the form the parser reads back."""
+    import shlex
+
+    words = ["painterly", content, *styles, "--method", method]
+    defaults = type(config)()
+    for f in dataclasses.fields(config):
+        value = getattr(config, f.name)
+        if value == getattr(defaults, f.name):
+            continue
+        flag = "--" + f.name.replace("_", "-")
+        if isinstance(value, bool):
+            words += [flag] if value else []
+        else:
+            words += [flag, _flag_value(value, dict(f.metadata))]
+    if content_guidance:
+        words += ["--content-guidance", content_guidance]
+    if style_guidance:
+        words += ["--style-guidance", *style_guidance]
+    return shlex.join([*words, "-o", output])

@@ -13,7 +13,7 @@ import dataclasses
 import json
 import typing
 from dataclasses import dataclass
-from typing import Any, Optional, Sequence, TypeVar, Union
+from typing import Any, Callable, Optional, Sequence, TypeVar, Union
 
 from .errors import PainterlyError
 
@@ -22,18 +22,28 @@ T = TypeVar("T", bound="MethodConfig")
 
 def option(default: Any, help: str, *, choices: Optional[Sequence[str]] = None, minimum: Optional[float] = None,
            above: Optional[float] = None, words: Sequence[str] = (), none_word: Optional[str] = None,
-           default_text: Optional[str] = None, group: str = "options", metavar: Optional[str] = None) -> Any:
+           default_text: Optional[str] = None, group: str = "options", metavar: Optional[str] = None,
+           files: bool = False, names: Union[Sequence[str], Callable[[], Sequence[str]]] = ()) -> Any:
     """A config field with its help line and checks.
 
     choices: allowed strings. minimum / above: value >= minimum / > above (each element, for tuples).
     words: strings the CLI passes through unparsed (`--size max`). none_word: the CLI word meaning None
     (`--scales auto`). default_text: how --help shows the default when the value alone says too little.
     group: the --help section. metavar: the placeholder in --help.
+    files: the value may name a file; names: the values (or a function giving them, e.g. the bundled
+    models) that are not files. An interface that must not let users name paths (the web app) allows
+    only those, and the default.
     """
     meta = {"help": help, "choices": tuple(choices) if choices else None, "minimum": minimum, "above": above,
             "words": tuple(words), "none_word": none_word, "default_text": default_text, "group": group,
-            "metavar": metavar}
+            "metavar": metavar, "files": files, "names": names}
     return dataclasses.field(default=default, metadata=meta)
+
+
+def option_names(meta: dict) -> tuple[str, ...]:
+    """The values of a file-taking option that are names, not files (see option())."""
+    names = meta.get("names", ())
+    return tuple(names() if callable(names) else names)
 
 
 def flag_name(field_name: str) -> str:

@@ -16,7 +16,7 @@ import torch
 import torch.nn.functional as F
 from PIL import Image, ImageOps, UnidentifiedImageError
 
-from .errors import PainterlyError
+from .errors import ImageTooLargeError, NotAnImageError, PainterlyError
 
 ImageLike = Union[str, os.PathLike, Image.Image, torch.Tensor]
 
@@ -45,16 +45,16 @@ def open_image(source: Union[str, os.PathLike, Image.Image], what: str = "image"
                 warnings.simplefilter("error", Image.DecompressionBombWarning)
                 img = Image.open(path)
                 if img.width * img.height > MAX_INPUT_PIXELS:
-                    raise PainterlyError(
+                    raise ImageTooLargeError(
                         f"{name} is {img.width}x{img.height} pixels, over the {MAX_INPUT_PIXELS // 1_000_000} MP "
                         "safety limit (possible decompression bomb)")
                 img.load()
         except PainterlyError:
             raise
         except (Image.DecompressionBombError, Image.DecompressionBombWarning):
-            raise PainterlyError(f"{name} is too large to open safely (possible decompression bomb)") from None
+            raise ImageTooLargeError(f"{name} is too large to open safely (possible decompression bomb)") from None
         except UnidentifiedImageError:
-            raise PainterlyError(f"{name} is not an image painterly can read") from None
+            raise NotAnImageError(f"{name} is not an image painterly can read") from None
         except PermissionError:
             raise PainterlyError(f"{name} cannot be read: permission denied") from None
         except (OSError, SyntaxError, ValueError) as exc:

@@ -22,7 +22,7 @@ class AdainConfig(ArbitraryConfig):
     """An AdaIN run. strength is the paper's alpha."""
 
     decoder: str = option("", "the decoder file (painterly train-decoder --method adain)", default_text="the bundled one",
-                          group=STYLE, metavar="FILE")
+                          group=STYLE, metavar="FILE", files=True)
 
 
 class Adain(ArbitraryRecipe):

@@ -32,7 +32,8 @@ class NetworkConfig(CommonConfig):
     """A trained network's run: which model, how its styles mix."""
 
     model: str = option("", "a bundled model's name (painterly models) or a .safetensors file", default_text="none",
-                        group="network", metavar="NAME|FILE")
+                        group="network", metavar="NAME|FILE", files=True,
+                        names=lambda: [p.stem for p in bundled_models()])
     style_weights: Optional[tuple[float, ...]] = option(None, "mix of a multi-style model's styles, e.g. 0.7,0.3,0,0",
                                                         minimum=0, default_text="the first style", group="network",
                                                         metavar="W,W,...")

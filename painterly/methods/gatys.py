@@ -44,7 +44,8 @@ class GatysConfig(CommonConfig):
     learning_rate: Optional[float] = option(None, "optimiser step size", above=0,
                                             default_text="1 for lbfgs, 10 for adam", group=OPTIMISATION, metavar="LR")
     init: str = option("content", "starting image: the content, grey noise, the first style, or an image file",
-                       group=OPTIMISATION, metavar="content|noise|style|FILE")
+                       group=OPTIMISATION, metavar="content|noise|style|FILE", files=True,
+                       names=("content", "noise", "style"))
     lbfgs_history: int = option(100, "L-BFGS history length (memory grows with it)", minimum=1, group=OPTIMISATION,
                                 metavar="N")
     # Gatys et al. read conv4_2 for content and conv1_1..conv5_1 for style; painterly reads the ReLU

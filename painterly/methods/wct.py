@@ -29,7 +29,7 @@ class WctConfig(ArbitraryConfig):
                                      "the levels, coarse to fine", choices=LEVELS, group=STYLE, metavar="LAYERS")
     decoders: Optional[tuple[str, ...]] = option(None, "one decoder file per level (painterly train-decoder --method "
                                                  "wct --level L)", default_text="the bundled ones", group=STYLE,
-                                                 metavar="FILE,FILE,...")
+                                                 metavar="FILE,FILE,...", files=True)
 
     def __post_init__(self) -> None:
         super().__post_init__()

@@ -1,0 +1,277 @@
+"""Jobs of the web app: stored under the data folder, queued, run one (or N) at a time on worker
+threads through painterly's public API, and resumed from their checkpoints after a restart.
+
+A job's folder, data/jobs/ID/, holds job.json (its request and state, written atomically at every
+change of state), the uploaded inputs under names of ours, preview.png while it runs, result.png when
+done, and run.ckpt (the run's checkpoint, every CHECKPOINT_SECONDS) while it runs. IDs are random hex
+and checked against ID_PATTERN before any path is made from one.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import secrets
+import shutil
+import threading
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Optional
+
+import painterly
+
+ID_PATTERN = re.compile(r"^[0-9a-f]{16}$")
+QUEUED, RUNNING, DONE, FAILED, CANCELLED = "queued", "running", "done", "failed", "cancelled"
+FINISHED = (DONE, FAILED, CANCELLED)
+CHECKPOINT_SECONDS = 20.0
+# A preview is rendered at most every PREVIEW_SECONDS, and never more often than keeps its cost (render
+# plus PNG) under PREVIEW_SHARE of the run's time.
+PREVIEW_SECONDS = 1.0
+PREVIEW_SHARE = 0.04
+
+
+def valid_id(job_id: str) -> bool:
+    return bool(ID_PATTERN.match(job_id))
+
+
+@dataclass
+class Job:
+    """What job.json holds: the request (method, options, input names) and the state."""
+
+    id: str
+    method: str
+    options: dict
+    inputs: dict            # content: name, styles: [names], content_guidance: bool, style_guidance: int
+    created: float
+    state: str = QUEUED
+    started: Optional[float] = None
+    finished: Optional[float] = None
+    error: Optional[str] = None
+    size: Optional[list] = None  # the result's (width, height)
+    # in memory only
+    progress: dict = field(default_factory=dict)
+    preview_seconds: float = 0.0
+    has_preview: bool = False
+    cancel_requested: bool = False
+    checkpointer: Any = None
+
+    def record(self) -> dict:
+        return {k: v for k, v in asdict(self).items()
+                if k not in ("progress", "preview_seconds", "has_preview", "cancel_requested", "checkpointer")}
+
+
+class JobStore:
+    """All jobs, their folders and the queue; worker threads take jobs from it in order."""
+
+    def __init__(self, data: Path, workers: int = 1) -> None:
+        self.root = Path(data) / "jobs"
+        self.root.mkdir(parents=True, exist_ok=True)
+        self.jobs: dict[str, Job] = {}
+        self.queue: list[str] = []
+        self.lock = threading.Condition()
+        self.version = 0  # bumped at every change: the event streams poll it
+        self.stopping = False
+        self.workers = workers
+        self.threads: list[threading.Thread] = []
+        self._load()
+
+    # --- files --------------------------------------------------------------------------------
+    def folder(self, job_id: str) -> Path:
+        if not valid_id(job_id):
+            raise KeyError(job_id)
+        return self.root / job_id
+
+    def new_folder(self) -> tuple[str, Path]:
+        job_id = secrets.token_hex(8)
+        folder = self.folder(job_id)
+        folder.mkdir()
+        return job_id, folder
+
+    def discard(self, folder: Path) -> None:
+        """Remove a folder made for a request that was refused."""
+        if folder.parent == self.root and valid_id(folder.name):
+            shutil.rmtree(folder, ignore_errors=True)
+
+    def _write(self, job: Job) -> None:
+        painterly.write_bytes_atomic(json.dumps(job.record(), indent=1).encode(), self.folder(job.id) / "job.json")
+
+    def _load(self) -> None:
+        """Jobs from an earlier server: finished ones as they were, queued and running ones queued again
+        (running first, each resuming from its checkpoint)."""
+        found = []
+        for path in self.root.glob("*/job.json"):
+            if not valid_id(path.parent.name):
+                continue
+            try:
+                record = json.loads(path.read_text())
+                job = Job(**record)
+            except (OSError, ValueError, TypeError):
+                continue
+            if job.id == path.parent.name:
+                found.append(job)
+        found.sort(key=lambda j: (j.state != RUNNING, j.created))
+        for job in found:
+            self.jobs[job.id] = job
+            if job.state in (QUEUED, RUNNING):
+                job.state = QUEUED
+                self.queue.append(job.id)
+
+    # --- the API's side -------------------------------------------------------------------------
+    def add(self, job: Job) -> None:
+        with self.lock:
+            self.jobs[job.id] = job
+            self._write(job)
+            self.queue.append(job.id)
+            self._changed()
+
+    def get(self, job_id: str) -> Optional[Job]:
+        return self.jobs.get(job_id) if valid_id(job_id) else None
+
+    def status(self, job: Job) -> dict:
+        """The job as the API shows it."""
+        with self.lock:
+            record = job.record()
+            record["position"] = self.queue.index(job.id) + 1 if job.id in self.queue else None
+            record["progress"] = dict(job.progress)
+            record["preview_seconds"] = round(job.preview_seconds, 3)
+            record["has_preview"] = job.has_preview
+            record["has_result"] = job.state == DONE
+            return record
+
+    def cancel(self, job: Job) -> bool:
+        """Cancel a queued or running job (a running one stops at its next iteration); False if finished."""
+        with self.lock:
+            if job.state in FINISHED:
+                return False
+            job.cancel_requested = True
+            if job.id in self.queue:
+                self.queue.remove(job.id)
+                self._finish(job, CANCELLED)
+            elif job.checkpointer is not None:
+                job.checkpointer.request_stop()
+            self._changed()
+            return True
+
+    def _changed(self) -> None:
+        self.version += 1
+        self.lock.notify_all()
+
+    def _finish(self, job: Job, state: str, error: Optional[str] = None) -> None:
+        job.state, job.error, job.finished = state, error, time.time()
+        self._write(job)
+
+    # --- the workers' side ----------------------------------------------------------------------
+    def start(self) -> None:
+        for i in range(self.workers):
+            thread = threading.Thread(target=self._work, name=f"painterly-job-{i}", daemon=True)
+            thread.start()
+            self.threads.append(thread)
+
+    def stop(self, timeout: float = 60.0) -> None:
+        """Stop the workers: running jobs save a checkpoint at their next iteration and stay 'running'
+        in job.json, so the next server resumes them."""
+        with self.lock:
+            self.stopping = True
+            for job in self.jobs.values():
+                if job.state == RUNNING and job.checkpointer is not None:
+                    job.checkpointer.request_stop()
+            self.lock.notify_all()
+        deadline = time.monotonic() + timeout
+        for thread in self.threads:
+            thread.join(max(0.0, deadline - time.monotonic()))
+
+    def _next(self) -> Optional[Job]:
+        with self.lock:
+            while not self.stopping and not self.queue:
+                self.lock.wait()
+            if self.stopping:
+                return None
+            job = self.jobs[self.queue.pop(0)]
+            job.state, job.started, job.error = RUNNING, job.started or time.time(), None
+            job.checkpointer = painterly.Checkpointer(self.folder(job.id) / "run.ckpt", seconds=CHECKPOINT_SECONDS)
+            self._write(job)
+            self._changed()
+            return job
+
+    def _work(self) -> None:
+        while True:
+            job = self._next()
+            if job is None:
+                return
+            self._run(job)
+
+    def _run(self, job: Job) -> None:
+        folder = self.folder(job.id)
+        ckpt = job.checkpointer
+        ckpt.resume = ckpt.path.exists()
+        styles = [str(folder / f"style_{i}.upload") for i in range(len(job.inputs["styles"]))]
+        guides: dict[str, Any] = {}
+        if job.inputs.get("content_guidance"):
+            guides["content_guidance"] = str(folder / "content_guidance_0.upload")
+        if job.inputs.get("style_guidance"):
+            guides["style_guidance"] = [str(folder / f"style_guidance_{i}.upload")
+                                        for i in range(job.inputs["style_guidance"])]
+        preview = Previewer(job, folder / "preview.png", self)
+        try:
+            image = painterly.stylize(str(folder / "content_0.upload"), styles, method=job.method, callback=preview,
+                                      checkpoint=ckpt, **guides, **job.options)
+            painterly.save_image(image, folder / "result.png")
+        except painterly.Interrupted:
+            with self.lock:
+                if job.cancel_requested:
+                    ckpt.path.unlink(missing_ok=True)
+                    self._finish(job, CANCELLED)
+                # else the server is stopping: the job stays 'running' on disk and resumes next time
+                self._changed()
+            return
+        except painterly.PainterlyError as exc:
+            self._fail(job, ckpt, str(exc))
+            return
+        except MemoryError:
+            self._fail(job, ckpt, "out of memory; try a smaller size")
+            return
+        except Exception as exc:  # a bug: the job fails with one line and the next job starts
+            self._fail(job, ckpt, f"unexpected {type(exc).__name__}: {exc}")
+            return
+        with self.lock:
+            job.size = [image.width, image.height]
+            self._finish(job, DONE)
+            self._changed()
+
+    def _fail(self, job: Job, ckpt, message: str) -> None:
+        with self.lock:
+            ckpt.path.unlink(missing_ok=True)
+            self._finish(job, FAILED, " ".join(message.split()))
+            self._changed()
+
+    def progressed(self) -> None:
+        with self.lock:
+            self._changed()
+
+
+class Previewer:
+    """The run's callback: progress for the status and event stream, and a preview PNG now and then,
+    throttled so rendering costs under PREVIEW_SHARE of the run's time."""
+
+    def __init__(self, job: Job, path: Path, store: JobStore) -> None:
+        self.job, self.path, self.store = job, path, store
+        self.last = 0.0
+        self.cost = 0.0  # the last preview's
+
+    def __call__(self, info: painterly.StepInfo) -> None:
+        self.job.progress = {"scale": info.scale + 1, "scales": info.scales, "iteration": info.iteration,
+                             "iterations": info.iterations, "step": info.step, "size": list(info.size),
+                             "elapsed": round(info.elapsed, 3),
+                             "losses": {k: float(v) for k, v in info.losses.items()}}
+        now = time.monotonic()
+        within_budget = self.job.preview_seconds + self.cost <= PREVIEW_SHARE * info.elapsed
+        due = now - self.last >= PREVIEW_SECONDS or info.iteration >= info.iterations  # or a scale's last
+        if within_budget and due:
+            t0 = time.perf_counter()
+            painterly.save_image(info.preview(), self.path)
+            self.cost = time.perf_counter() - t0
+            self.job.preview_seconds += self.cost
+            self.job.has_preview = True
+            self.last = time.monotonic()
+        self.store.progressed()

@@ -1,0 +1,313 @@
+"""The HTTP API and the page (FastAPI). Everything the page does goes through the API below, and the
+API calls only painterly's public names.
+
+    POST   /api/jobs                 multipart: content, style (1..MAX_STYLES), content_guidance,
+                                     style_guidance (one per style), options (JSON) -> 201 {"id": ...}
+    GET    /api/jobs                 every job's status, newest first
+    GET    /api/jobs/{id}            status: queued (position) / running (progress) / done / failed / cancelled
+    GET    /api/jobs/{id}/events     server-sent events: the status at every change, until it finishes
+    GET    /api/jobs/{id}/preview    the latest preview PNG;  /result: the result PNG
+    GET    /api/jobs/{id}/command    the equivalent `painterly` command line
+    DELETE /api/jobs/{id}            cancel
+    GET    /api/methods              every method with its options and defaults
+    GET    /api/examples, /api/examples/{name}   the bundled example images
+
+Safety: the Host header must name the bound host (DNS rebinding); with a token required (any address
+but loopback) every request must carry it (?token=, an `Authorization: Bearer` header or the cookie
+the page gets); otherwise a state-changing request must come from the page's own origin or carry the
+token. Uploads are streamed to disk under our own names, size-limited, and opened by painterly's
+loader (decompression-bomb guard included) before a job is accepted. No request names a path: job
+ids are checked against a pattern and examples against the bundled list.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import hmac
+import ipaddress
+import json
+import time
+from importlib import resources
+from pathlib import Path
+from typing import Optional
+
+from fastapi import FastAPI, Request
+from fastapi.responses import FileResponse, HTMLResponse, JSONResponse, Response, StreamingResponse
+
+import painterly
+
+from .jobs import DONE, FINISHED, Job, JobStore
+from .uploads import UploadError, read_form
+
+MAX_STYLES = 8
+DEFAULT_MAX_UPLOAD_MB = 25
+TOKEN_COOKIE = "painterly_token"
+STATE_CHANGING = {"POST", "PUT", "PATCH", "DELETE"}
+STATIC = {"app.js": "text/javascript", "app.css": "text/css"}
+
+
+@dataclasses.dataclass(frozen=True)
+class ServerSettings:
+    data: Path
+    host: str = "127.0.0.1"
+    port: int = 7860
+    token: str = ""
+    require_token: bool = False  # True whenever the host is not loopback
+    workers: int = 1
+    max_upload_bytes: int = DEFAULT_MAX_UPLOAD_MB * 2**20
+
+    def host_allowed(self, header: str) -> bool:
+        """Is `header` (the request's Host) this server? Loopback answers to localhost too; a wildcard
+        bind (0.0.0.0, ::) answers to any name, with the token required instead."""
+        name = header.rsplit(":", 1)[0] if not header.endswith("]") else header
+        name = name.strip("[]").lower()
+        if self.host in ("0.0.0.0", "::"):
+            return True
+        if is_loopback(self.host):
+            return name == "localhost" or (_is_ip(name) and is_loopback(name))
+        return name == self.host.strip("[]").lower()
+
+
+def _is_ip(name: str) -> bool:
+    try:
+        ipaddress.ip_address(name)
+        return True
+    except ValueError:
+        return False
+
+
+def is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
+def _error(status: int, message: str) -> JSONResponse:
+    return JSONResponse({"error": " ".join(message.split())}, status_code=status)
+
+
+def create_app(settings: ServerSettings) -> FastAPI:
+    """The app; its lifespan starts the job workers and, on shutdown, stops them with checkpoints."""
+    store = JobStore(settings.data, settings.workers)
+
+    async def lifespan(app: FastAPI):
+        store.start()
+        yield
+        await asyncio.to_thread(store.stop)
+
+    app = FastAPI(title="painterly", version=painterly.__version__, lifespan=lifespan,
+                  description="Neural style transfer over HTTP: the API the painterly web app uses.")
+    app.state.store = store
+    app.state.settings = settings
+
+    @app.middleware("http")
+    async def guard(request: Request, call_next):
+        if not settings.host_allowed(request.headers.get("host", "")):
+            return _error(400, "this Host is not the one painterly serves (DNS-rebinding protection)")
+        given = (request.query_params.get("token") or request.cookies.get(TOKEN_COOKIE)
+                 or request.headers.get("authorization", "").removeprefix("Bearer ").strip())
+        token_ok = bool(given) and hmac.compare_digest(given.encode(), settings.token.encode())
+        if settings.require_token and not token_ok:
+            return _error(401, "open the address with the token that `painterly serve` printed")
+        if request.method in STATE_CHANGING and not token_ok:
+            origin = request.headers.get("origin")
+            if origin is not None and origin != f"{request.url.scheme}://{request.headers.get('host')}":
+                return _error(403, "cross-origin requests need the token")
+        response = await call_next(request)
+        if request.query_params.get("token") and token_ok:
+            response.set_cookie(TOKEN_COOKIE, settings.token, httponly=True, samesite="strict")
+        return response
+
+    # --- the page -----------------------------------------------------------------------------
+    @app.get("/", include_in_schema=False)
+    def page() -> HTMLResponse:
+        return HTMLResponse(resources.files(__package__).joinpath("static/index.html").read_text())
+
+    @app.get("/static/{name}", include_in_schema=False)
+    def static(name: str) -> Response:
+        if name not in STATIC:
+            return _error(404, "no such file")
+        body = resources.files(__package__).joinpath("static", name).read_bytes()
+        return Response(body, media_type=STATIC[name])
+
+    # --- methods and examples -----------------------------------------------------------------
+    @app.get("/api/methods")
+    def methods() -> list[dict]:
+        return [{"name": name, "summary": recipe.summary, "needs_styles": recipe.needs_styles,
+                 "accepts": sorted(recipe.accepts), "options": painterly.method_options(name),
+                 "models": sorted(painterly.bundled_models()) if "model" in
+                 {o["name"] for o in painterly.method_options(name)} else []}
+                for name, recipe in painterly.available_methods().items()]
+
+    @app.get("/api/examples")
+    def examples() -> list[str]:
+        return sorted(painterly.example_images())
+
+    @app.get("/api/examples/{name}")
+    def example(name: str) -> Response:
+        found = painterly.example_images()
+        if name not in found:
+            return _error(404, f"no example '{name[:40]}'")
+        return FileResponse(found[name])
+
+    # --- jobs ---------------------------------------------------------------------------------
+    @app.post("/api/jobs", status_code=201)
+    async def submit(request: Request):
+        length = request.headers.get("content-length")
+        limit = settings.max_upload_bytes * (2 * MAX_STYLES + 2) + 2**20
+        if length is not None and length.isdigit() and int(length) > limit:
+            return _error(413, f"the request is over {limit // 2**20} MB")
+        job_id, folder = store.new_folder()
+        try:
+            form = await read_form(request.headers.get("content-type", ""), request.stream(), folder,
+                                   file_fields={"content": 1, "style": MAX_STYLES, "content_guidance": 1,
+                                                "style_guidance": MAX_STYLES},
+                                   text_fields={"options"}, max_file_bytes=settings.max_upload_bytes)
+            job = await asyncio.to_thread(_accept, job_id, folder, form)
+        except UploadError as exc:
+            store.discard(folder)
+            return _error(exc.status, str(exc))
+        store.add(job)
+        return JSONResponse({"id": job.id}, status_code=201)
+
+    @app.get("/api/jobs")
+    def list_jobs() -> list[dict]:
+        jobs = sorted(store.jobs.values(), key=lambda j: j.created, reverse=True)
+        return [store.status(j) for j in jobs]
+
+    def find(job_id: str) -> Optional[Job]:
+        return store.get(job_id)
+
+    @app.get("/api/jobs/{job_id}")
+    def job_status(job_id: str):
+        job = find(job_id)
+        return _error(404, "no such job") if job is None else store.status(job)
+
+    @app.delete("/api/jobs/{job_id}")
+    def cancel(job_id: str):
+        job = find(job_id)
+        if job is None:
+            return _error(404, "no such job")
+        if not store.cancel(job):
+            return _error(409, f"the job is already {job.state}")
+        return store.status(job)
+
+    @app.get("/api/jobs/{job_id}/preview")
+    def preview(job_id: str):
+        job = find(job_id)
+        path = None if job is None else store.folder(job_id) / ("result.png" if job.state == DONE else "preview.png")
+        if path is None or not path.exists():
+            return _error(404, "no preview yet")
+        return FileResponse(path, media_type="image/png", headers={"Cache-Control": "no-store"})
+
+    @app.get("/api/jobs/{job_id}/result")
+    def result(job_id: str, download: bool = False):
+        job = find(job_id)
+        if job is None or job.state != DONE:
+            return _error(404, "no result (yet)")
+        name = f"painterly_{job.method}_{job.id}.png"
+        return FileResponse(store.folder(job_id) / "result.png", media_type="image/png",
+                            filename=name if download else None)
+
+    @app.get("/api/jobs/{job_id}/command")
+    def command(job_id: str):
+        job = find(job_id)
+        if job is None:
+            return _error(404, "no such job")
+        return {"command": _command(job)}
+
+    @app.get("/api/jobs/{job_id}/events")
+    async def events(job_id: str, request: Request):
+        job = find(job_id)
+        if job is None:
+            return _error(404, "no such job")
+
+        async def stream():
+            seen, quiet_since = -1, time.monotonic()
+            while not await request.is_disconnected():
+                if store.version != seen:
+                    seen = store.version
+                    status = store.status(job)
+                    yield f"event: status\ndata: {json.dumps(status)}\n\n"
+                    quiet_since = time.monotonic()
+                    if status["state"] in FINISHED:
+                        return
+                elif time.monotonic() - quiet_since > 15:
+                    yield ": keep-alive\n\n"
+                    quiet_since = time.monotonic()
+                await asyncio.sleep(0.2)
+
+        return StreamingResponse(stream(), media_type="text/event-stream",
+                                 headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"})
+
+    return app
+
+
+def _accept(job_id: str, folder: Path, form) -> Job:
+    """Check a submitted form (images, option names, types and bounds) and make its job; UploadError if bad."""
+    contents, styles = form.named("content"), form.named("style")
+    content_guides, style_guides = form.named("content_guidance"), form.named("style_guidance")
+    try:
+        options = json.loads(form.fields.get("options") or "{}")
+    except ValueError as exc:
+        raise UploadError(400, f"options is not valid JSON ({exc})") from None
+    if not isinstance(options, dict):
+        raise UploadError(400, "options must be a JSON object of option names and values")
+    method = options.pop("method", None)
+    if method is not None and not isinstance(method, str):
+        raise UploadError(400, "method must be a string")
+    try:
+        method = method or painterly.method_for(options)
+        painterly.get_method(method)
+        painterly.make_config(method, **options)
+    except painterly.PainterlyError as exc:
+        raise UploadError(400, str(exc)) from None
+    except TypeError as exc:
+        raise UploadError(400, f"bad options ({exc})") from None
+    for record in painterly.method_options(method):
+        if record["files"] and record["name"] in options and options[record["name"]] != record["default"]:
+            value = options[record["name"]]
+            values = value if isinstance(value, list) else [value]
+            if any(v not in record["names"] for v in values):
+                allowed = ", ".join(record["names"]) or "none (the default only)"
+                raise UploadError(400, f"{record['name']} may name a file, which a request must not; "
+                                       f"choose from: {allowed}")
+    recipe = painterly.available_methods()[method]
+    if len(contents) != 1:
+        raise UploadError(400, "one content image is needed")
+    if recipe.needs_styles and not styles:
+        raise UploadError(400, f"{method} needs at least one style image")
+    if style_guides and len(style_guides) != len(styles):
+        raise UploadError(400, f"{len(style_guides)} style guidance map(s) for {len(styles)} style image(s)")
+    if (content_guides or style_guides) and "guidance" not in recipe.accepts:
+        raise UploadError(400, f"{method} takes no guidance maps")
+    for upload in form.files:
+        what = upload.field.replace("_", " ") + (" image" if upload.field in ("content", "style") else " map")
+        try:
+            painterly.open_image(upload.path, what).close()
+        except painterly.NotAnImageError:
+            raise UploadError(415, f"{what} '{upload.filename}' is not an image painterly can read") from None
+        except painterly.ImageTooLargeError:
+            raise UploadError(413, f"{what} '{upload.filename}' has too many pixels (possible decompression bomb)") \
+                from None
+        except painterly.PainterlyError as exc:
+            message = str(exc).replace(str(upload.path), upload.filename)
+            raise UploadError(400, message) from None
+    inputs = {"content": contents[0].filename, "styles": [s.filename for s in styles],
+              "content_guidance": bool(content_guides), "style_guidance": len(style_guides)}
+    return Job(id=job_id, method=method, options=options, inputs=inputs, created=time.time())
+
+
+def _command(job: Job) -> str:
+    config = painterly.make_config(job.method, **job.options)
+    guides = {}
+    if job.inputs.get("content_guidance"):
+        guides["content_guidance"] = "content_guidance.png"
+    if job.inputs.get("style_guidance"):
+        guides["style_guidance"] = [f"style_guidance_{i + 1}.png" for i in range(job.inputs["style_guidance"])]
+    return painterly.command_line(job.inputs["content"], job.inputs["styles"], f"painterly_{job.id}.png",
+                                  job.method, config, **guides)

@@ -1,0 +1,414 @@
+// painterly's page: plain JavaScript over the HTTP API (/api/...), nothing fetched from elsewhere.
+"use strict";
+
+const PALETTE = [["red", "#ff0000"], ["green", "#00ff00"], ["blue", "#0000ff"], ["yellow", "#ffff00"],
+                 ["magenta", "#ff00ff"], ["cyan", "#00ffff"]];
+const PAINT_SIDE = 768;  // the long side of the region maps painted (guidance maps are resized anyway)
+const MAIN_OPTIONS = ["size", "iterations", "max_time", "style_weight", "content_weight", "strength",
+                      "preserve_color", "model", "style_weights", "seed"];
+const $ = (id) => document.getElementById(id);
+
+const state = { methods: [], content: null, styles: [], active: null, color: PALETTE[0][1], eraser: false,
+                job: null, events: null };
+
+// --- images with a paint layer --------------------------------------------------------------------
+class Panel {
+  constructor(kind, blob, name) {
+    this.kind = kind; this.blob = blob; this.name = name; this.undo = [];
+    this.element = document.createElement("div");
+    this.element.className = "panel";
+    this.view = document.createElement("canvas");
+    this.paint = document.createElement("canvas");
+    const caption = document.createElement("div");
+    caption.className = "caption";
+    this.label = document.createElement("span");
+    caption.append(this.label);
+    if (kind === "style") {
+      const remove = document.createElement("button");
+      remove.className = "remove"; remove.type = "button"; remove.textContent = "remove";
+      remove.title = "remove this style";
+      remove.onclick = () => removeStyle(this);
+      caption.append(remove);
+    }
+    this.element.append(this.view, caption);
+    this.image = new Image();
+    this.ready = new Promise((resolve, reject) => {
+      this.image.onload = () => { this.layout(); resolve(this); };
+      this.image.onerror = () => reject(new Error(`${name} is not an image this browser can show`));
+    });
+    this.image.src = URL.createObjectURL(blob);
+    this.bindBrush();
+  }
+
+  layout() {
+    const scale = Math.min(1, PAINT_SIDE / Math.max(this.image.width, this.image.height));
+    const w = Math.max(1, Math.round(this.image.width * scale)), h = Math.max(1, Math.round(this.image.height * scale));
+    for (const c of [this.view, this.paint]) { c.width = w; c.height = h; }
+    this.redraw();
+  }
+
+  redraw() {
+    const g = this.view.getContext("2d");
+    g.globalAlpha = 1;
+    g.drawImage(this.image, 0, 0, this.view.width, this.view.height);
+    g.globalAlpha = 0.55;
+    g.drawImage(this.paint, 0, 0);
+    g.globalAlpha = 1;
+  }
+
+  point(event) {
+    const r = this.view.getBoundingClientRect();
+    return [(event.clientX - r.left) * this.view.width / r.width, (event.clientY - r.top) * this.view.height / r.height];
+  }
+
+  bindBrush() {
+    let last = null;
+    const g = () => this.paint.getContext("2d");
+    const dab = (from, to) => {
+      const ctx = g();
+      ctx.globalCompositeOperation = state.eraser ? "destination-out" : "source-over";
+      ctx.strokeStyle = state.color; ctx.lineCap = "round"; ctx.lineJoin = "round";
+      ctx.lineWidth = Number($("brush-size").value) * this.view.width / this.view.getBoundingClientRect().width;
+      ctx.beginPath(); ctx.moveTo(...from); ctx.lineTo(...to); ctx.stroke();
+      this.redraw();
+    };
+    this.view.addEventListener("pointerdown", (e) => {
+      setActive(this);
+      this.undo.push(g().getImageData(0, 0, this.paint.width, this.paint.height));
+      if (this.undo.length > 30) this.undo.shift();
+      this.view.setPointerCapture(e.pointerId);
+      last = this.point(e);
+      dab(last, last);
+    });
+    this.view.addEventListener("pointermove", (e) => {
+      if (last === null) return;
+      const p = this.point(e);
+      dab(last, p);
+      last = p;
+    });
+    const end = () => { if (last !== null) { last = null; showPairs(); } };
+    this.view.addEventListener("pointerup", end);
+    this.view.addEventListener("pointercancel", end);
+  }
+
+  undoStroke() {
+    const previous = this.undo.pop();
+    if (previous) { this.paint.getContext("2d").putImageData(previous, 0, 0); this.redraw(); showPairs(); }
+  }
+
+  clear() {
+    this.undo.push(this.paint.getContext("2d").getImageData(0, 0, this.paint.width, this.paint.height));
+    this.paint.getContext("2d").clearRect(0, 0, this.paint.width, this.paint.height);
+    this.redraw(); showPairs();
+  }
+
+  // Palette colours present on the paint layer (opaque enough to survive as a region).
+  colours() {
+    const data = this.paint.getContext("2d").getImageData(0, 0, this.paint.width, this.paint.height).data;
+    const found = new Set();
+    for (let i = 0; i < data.length; i += 4 * 7) {
+      if (data[i + 3] < 200) continue;
+      for (const [name, hex] of PALETTE) {
+        const [r, g, b] = [1, 3, 5].map((k) => parseInt(hex.slice(k, k + 2), 16));
+        if (Math.abs(data[i] - r) < 40 && Math.abs(data[i + 1] - g) < 40 && Math.abs(data[i + 2] - b) < 40) found.add(name);
+      }
+    }
+    return found;
+  }
+
+  // The colour-coded guidance map the CLI takes: the painted regions on black, at the paint layer's size.
+  guidance() {
+    const c = document.createElement("canvas");
+    c.width = this.paint.width; c.height = this.paint.height;
+    const g = c.getContext("2d");
+    g.fillStyle = "#000"; g.fillRect(0, 0, c.width, c.height);
+    g.drawImage(this.paint, 0, 0);
+    return new Promise((resolve) => c.toBlob(resolve, "image/png"));
+  }
+}
+
+function panels() { return [state.content, ...state.styles].filter(Boolean); }
+
+function setActive(panel) {
+  state.active = panel;
+  for (const p of panels()) p.element.classList.toggle("active", p === panel);
+}
+
+function relabel() {
+  if (state.content) state.content.label.textContent = `content: ${state.content.name}`;
+  state.styles.forEach((p, i) => { p.label.textContent = `style ${i + 1}: ${p.name}`; });
+  $("brush").hidden = panels().length === 0;
+}
+
+async function addImage(kind, blob, name) {
+  const panel = new Panel(kind, blob, name);
+  try { await panel.ready; } catch (err) { showError(err.message); return; }
+  if (kind === "content") {
+    if (state.content) state.content.element.remove();
+    state.content = panel;
+    $("panels").prepend(panel.element);
+  } else {
+    state.styles.push(panel);
+    $("panels").append(panel.element);
+  }
+  setActive(panel); relabel(); showPairs(); showError("");
+}
+
+function removeStyle(panel) {
+  state.styles = state.styles.filter((p) => p !== panel);
+  panel.element.remove();
+  if (state.active === panel) setActive(state.content);
+  relabel(); showPairs();
+}
+
+function showPairs() {
+  const box = $("pairs");
+  box.textContent = "";
+  const present = panels().map((p) => p.colours());
+  const used = PALETTE.filter(([name]) => present.some((set) => set.has(name)));
+  for (const [name, hex] of used) {
+    const line = document.createElement("div");
+    const swatch = document.createElement("span");
+    swatch.className = "swatch"; swatch.style.background = hex;
+    const where = panels().map((p, i) => `${p.kind === "content" ? "content" : "style " + i}: ${present[i].has(name) ? "yes" : "no"}`);
+    const paired = state.content && present[0].has(name) && state.styles.every((p, i) => present[i + 1].has(name));
+    line.append(swatch, `${name}: ${where.join(", ")}${paired ? " (paired)" : " (not paired: paint it on the content and on every style)"}`);
+    box.append(line);
+  }
+}
+
+function painted() { return panels().some((p) => p.colours().size > 0); }
+
+// --- methods and their options ----------------------------------------------------------------------
+function currentMethod() { return state.methods.find((m) => m.name === $("method").value); }
+
+function optionInput(option, method) {
+  const id = `opt-${option.name}`;
+  const label = document.createElement("label");
+  label.htmlFor = id; label.textContent = option.name.replaceAll("_", " "); label.title = option.help;
+  let input;
+  const names = option.name === "model" ? method.models : option.names;
+  if (option.choices && option.type === "string") {
+    input = document.createElement("select");
+    for (const c of option.choices) input.add(new Option(c, c, false, c === option.default));
+  } else if (option.files) {
+    input = document.createElement("select");
+    if (!names.includes(option.default)) input.add(new Option(option.default_text || "default", ""));
+    for (const n of names) input.add(new Option(n, n, false, n === option.default));
+  } else if (option.type === "boolean") {
+    input = document.createElement("input"); input.type = "checkbox"; input.checked = Boolean(option.default);
+  } else {
+    input = document.createElement("input");
+    const numeric = option.type === "integer" || option.type === "number";
+    input.type = numeric ? "number" : "text";
+    if (numeric) {
+      input.step = option.type === "integer" ? "1" : "any";
+      if (option.minimum !== null) input.min = option.minimum;
+    }
+    const shown = Array.isArray(option.default) ? option.default.join(",") : option.default;
+    if (shown !== null && shown !== undefined) input.value = shown;
+    else input.placeholder = option.default_text || "default";
+  }
+  input.id = id; input.dataset.option = option.name; input.title = option.help;
+  return [label, input];
+}
+
+function showOptions() {
+  const method = currentMethod();
+  $("method-summary").textContent = method.summary;
+  const main = $("main-options"), more = $("more-options");
+  main.textContent = ""; more.textContent = "";
+  const byName = Object.fromEntries(method.options.map((o) => [o.name, o]));
+  for (const name of MAIN_OPTIONS) if (byName[name]) main.append(...optionInput(byName[name], method));
+  for (const o of method.options) if (!MAIN_OPTIONS.includes(o.name)) more.append(...optionInput(o, method));
+  const size = $("opt-size");
+  if (size && !size.dataset.touched) size.value = 384;  // a friendly default on a CPU
+}
+
+// The options that differ from the method's defaults, typed as the API wants them.
+function collectOptions() {
+  const method = currentMethod();
+  const options = { method: method.name };
+  for (const o of method.options) {
+    const input = document.querySelector(`[data-option="${o.name}"]`);
+    if (!input) continue;
+    let value;
+    if (o.type === "boolean") value = input.checked;
+    else if (input.value === "" || input.value === undefined) continue;
+    else if (o.type === "integer") value = parseInt(input.value, 10);
+    else if (o.type === "number") value = parseFloat(input.value);
+    else if (o.type.endsWith("[]")) {
+      const items = input.value.split(",").map((s) => s.trim()).filter(Boolean);
+      value = o.type.startsWith("string") ? items : items.map(Number);
+    } else value = input.value;
+    if (JSON.stringify(value) === JSON.stringify(o.default)) continue;
+    if (typeof value === "number" && Number.isNaN(value)) throw new Error(`${o.name} must be a number`);
+    options[o.name] = value;
+  }
+  return options;
+}
+
+// --- jobs -------------------------------------------------------------------------------------------
+async function api(path, init) {
+  const response = await fetch(path, init);
+  const body = response.headers.get("content-type")?.includes("json") ? await response.json() : null;
+  if (!response.ok) throw new Error(body?.error || `${response.status} ${response.statusText}`);
+  return body;
+}
+
+async function start() {
+  showError("");
+  const method = currentMethod();
+  try {
+    if (!state.content) throw new Error("choose a content image first");
+    if (method.needs_styles && state.styles.length === 0) throw new Error("choose at least one style image");
+    const form = new FormData();
+    form.append("content", state.content.blob, state.content.name);
+    for (const s of state.styles) form.append("style", s.blob, s.name);
+    if (painted()) {
+      if (!method.accepts.includes("guidance")) throw new Error(`${method.name} takes no painted regions; clear them or choose another method`);
+      form.append("content_guidance", await state.content.guidance(), "content_guidance.png");
+      for (const s of state.styles) form.append("style_guidance", await s.guidance(), "style_guidance.png");
+    }
+    form.append("options", JSON.stringify(collectOptions()));
+    const { id } = await api("/api/jobs", { method: "POST", body: form });
+    follow(id);
+    refreshGallery();
+  } catch (err) { showError(err.message); }
+}
+
+function follow(id) {
+  if (state.events) state.events.close();
+  state.job = id;
+  $("run").hidden = false;
+  $("job-id").textContent = id;
+  $("download").hidden = true; $("copy-command").hidden = true; $("command").hidden = true;
+  $("preview").removeAttribute("src");
+  state.events = new EventSource(`/api/jobs/${id}/events`);
+  state.events.addEventListener("status", (e) => showStatus(JSON.parse(e.data)));
+  state.events.onerror = () => { api(`/api/jobs/${id}`).then(showStatus).catch(() => {}); };
+}
+
+let lastPreview = 0;
+function showStatus(job) {
+  if (job.id !== state.job) return;
+  const p = job.progress || {};
+  const bar = $("bar");
+  const text = {
+    queued: `queued: position ${job.position}`,
+    running: p.scales ? `running: scale ${p.scale}/${p.scales} (${p.size[1]}x${p.size[0]}), iteration ${p.iteration}/${p.iterations}, ${p.elapsed.toFixed(1)} s` : "starting…",
+    done: `done: ${job.size ? job.size.join("x") : ""}`,
+    failed: `failed: ${job.error}`,
+    cancelled: "cancelled",
+  }[job.state];
+  $("job-state").textContent = text;
+  $("job-state").className = job.state === "failed" ? "error" : "";
+  if (p.scales) bar.value = ((p.scale - 1) + p.iteration / p.iterations) / p.scales;
+  if (job.state === "done") bar.value = 1;
+  $("losses").textContent = p.losses ? Object.entries(p.losses).map(([k, v]) => `${k} ${v.toPrecision(3)}`).join("   ") : "";
+  const now = Date.now();
+  if ((job.has_preview && now - lastPreview > 900) || job.state === "done") {
+    lastPreview = now;
+    $("preview").src = `/api/jobs/${job.id}/preview?t=${now}`;
+  }
+  $("cancel").hidden = !["queued", "running"].includes(job.state);
+  if (job.state === "done") {
+    $("download").href = `/api/jobs/${job.id}/result?download=true`;
+    $("download").hidden = false;
+  }
+  $("copy-command").hidden = false;
+  if (["done", "failed", "cancelled"].includes(job.state)) {
+    if (state.events) { state.events.close(); state.events = null; }
+    refreshGallery();
+  }
+}
+
+async function cancel() {
+  if (!state.job) return;
+  try { showStatus(await api(`/api/jobs/${state.job}`, { method: "DELETE" })); } catch (err) { showError(err.message); }
+}
+
+async function copyCommand() {
+  const { command } = await api(`/api/jobs/${state.job}/command`);
+  $("command").textContent = command; $("command").hidden = false;
+  try { await navigator.clipboard.writeText(command); } catch (err) { /* shown on the page instead */ }
+}
+
+async function refreshGallery() {
+  const jobs = await api("/api/jobs");
+  const box = $("gallery");
+  box.textContent = "";
+  for (const job of jobs) {
+    const card = document.createElement("div");
+    card.className = "card"; card.dataset.job = job.id;
+    const img = document.createElement("img");
+    img.alt = `${job.method} result`;
+    if (job.has_result) img.src = `/api/jobs/${job.id}/result`;
+    const settings = Object.entries(job.options).map(([k, v]) => `${k}=${v}`).join(", ");
+    const line = document.createElement("div");
+    line.innerHTML = "";
+    line.append(`${job.method}: ${job.inputs.content} + ${job.inputs.styles.join(", ") || "(model)"}`);
+    const st = document.createElement("div");
+    st.className = `state-${job.state}`;
+    st.textContent = `${job.state}${job.position ? " #" + job.position : ""}${settings ? " · " + settings : ""}`;
+    card.append(img, line, st);
+    card.onclick = () => { follow(job.id); showStatus(job); };
+    box.append(card);
+  }
+}
+
+function showError(message) { $("form-error").textContent = message; }
+
+// --- wiring -----------------------------------------------------------------------------------------
+function bindDrop(zone, kind) {
+  zone.addEventListener("dragover", (e) => { e.preventDefault(); zone.classList.add("over"); });
+  zone.addEventListener("dragleave", () => zone.classList.remove("over"));
+  zone.addEventListener("drop", (e) => {
+    e.preventDefault(); zone.classList.remove("over");
+    const files = [...e.dataTransfer.files];
+    for (const f of kind === "content" ? files.slice(0, 1) : files) addImage(kind, f, f.name);
+  });
+}
+
+async function init() {
+  const palette = $("palette");
+  for (const [name, hex] of PALETTE) {
+    const b = document.createElement("button");
+    b.type = "button"; b.title = name; b.style.background = hex; b.dataset.color = name;
+    b.setAttribute("aria-pressed", String(hex === state.color));
+    b.onclick = () => {
+      state.color = hex; state.eraser = false; $("eraser").setAttribute("aria-pressed", "false");
+      for (const other of palette.children) other.setAttribute("aria-pressed", String(other === b));
+    };
+    palette.append(b);
+  }
+  $("eraser").onclick = () => { state.eraser = !state.eraser; $("eraser").setAttribute("aria-pressed", String(state.eraser)); };
+  $("undo").onclick = () => state.active && state.active.undoStroke();
+  $("clear").onclick = () => state.active && state.active.clear();
+  $("content-file").onchange = (e) => { const f = e.target.files[0]; if (f) addImage("content", f, f.name); e.target.value = ""; };
+  $("style-file").onchange = (e) => { for (const f of e.target.files) addImage("style", f, f.name); e.target.value = ""; };
+  bindDrop($("content-drop"), "content");
+  bindDrop($("style-drop"), "style");
+  for (const name of await api("/api/examples")) {
+    $("content-example").add(new Option(name, name));
+    $("style-example").add(new Option(name, name));
+  }
+  for (const [select, kind] of [[$("content-example"), "content"], [$("style-example"), "style"]]) {
+    select.onchange = async () => {
+      if (!select.value) return;
+      const blob = await (await fetch(`/api/examples/${select.value}`)).blob();
+      await addImage(kind, blob, `${select.value}.jpg`);
+      select.value = "";
+    };
+  }
+  state.methods = await api("/api/methods");
+  for (const m of state.methods) $("method").add(new Option(m.name, m.name));
+  $("method").onchange = showOptions;
+  showOptions();
+  $("start").onclick = start;
+  $("cancel").onclick = cancel;
+  $("copy-command").onclick = copyCommand;
+  refreshGallery();
+}
+
+init().catch((err) => showError(err.message));
