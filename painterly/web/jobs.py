@@ -52,13 +52,15 @@ class Job:
     # in memory only
     progress: dict = field(default_factory=dict)
     preview_seconds: float = 0.0
+    resumed_from_step: Optional[int] = None  # the step this server's run went on from (0: from the start)
     has_preview: bool = False
     cancel_requested: bool = False
     checkpointer: Any = None
 
     def record(self) -> dict:
         return {k: v for k, v in asdict(self).items()
-                if k not in ("progress", "preview_seconds", "has_preview", "cancel_requested", "checkpointer")}
+                if k not in ("progress", "preview_seconds", "resumed_from_step", "has_preview", "cancel_requested",
+                             "checkpointer")}
 
 
 class JobStore:
@@ -135,6 +137,7 @@ class JobStore:
             record["position"] = self.queue.index(job.id) + 1 if job.id in self.queue else None
             record["progress"] = dict(job.progress)
             record["preview_seconds"] = round(job.preview_seconds, 3)
+            record["resumed_from_step"] = job.resumed_from_step
             record["has_preview"] = job.has_preview
             record["has_result"] = job.state == DONE
             return record
@@ -188,6 +191,7 @@ class JobStore:
             if self.stopping:
                 return None
             job = self.jobs[self.queue.pop(0)]
+            job.resumed_from_step, job.has_preview, job.preview_seconds = None, False, 0.0
             job.state, job.started, job.error = RUNNING, job.started or time.time(), None
             job.checkpointer = painterly.Checkpointer(self.folder(job.id) / "run.ckpt", seconds=CHECKPOINT_SECONDS)
             self._write(job)
@@ -260,6 +264,8 @@ class Previewer:
         self.cost = 0.0  # the last preview's
 
     def __call__(self, info: painterly.StepInfo) -> None:
+        if self.job.resumed_from_step is None:
+            self.job.resumed_from_step = info.step - 1
         self.job.progress = {"scale": info.scale + 1, "scales": info.scales, "iteration": info.iteration,
                              "iterations": info.iterations, "step": info.step, "size": list(info.size),
                              "elapsed": round(info.elapsed, 3),

@@ -138,9 +138,7 @@ def create_app(settings: ServerSettings) -> FastAPI:
     @app.get("/api/methods")
     def methods() -> list[dict]:
         return [{"name": name, "summary": recipe.summary, "needs_styles": recipe.needs_styles,
-                 "accepts": sorted(recipe.accepts), "options": painterly.method_options(name),
-                 "models": sorted(painterly.bundled_models()) if "model" in
-                 {o["name"] for o in painterly.method_options(name)} else []}
+                 "accepts": sorted(recipe.accepts), "options": painterly.method_options(name)}
                 for name, recipe in painterly.available_methods().items()]
 
     @app.get("/api/examples")

@@ -19,6 +19,7 @@ class Panel {
     this.element.className = "panel";
     this.view = document.createElement("canvas");
     this.paint = document.createElement("canvas");
+    this.paint.getContext("2d", { willReadFrequently: true });  // read back for the colour legend
     const caption = document.createElement("div");
     caption.className = "caption";
     this.label = document.createElement("span");
@@ -63,7 +64,7 @@ class Panel {
 
   bindBrush() {
     let last = null;
-    const g = () => this.paint.getContext("2d");
+    const g = () => this.paint.getContext("2d", { willReadFrequently: true });
     const dab = (from, to) => {
       const ctx = g();
       ctx.globalCompositeOperation = state.eraser ? "destination-out" : "source-over";
@@ -187,7 +188,7 @@ function optionInput(option, method) {
   const label = document.createElement("label");
   label.htmlFor = id; label.textContent = option.name.replaceAll("_", " "); label.title = option.help;
   let input;
-  const names = option.name === "model" ? method.models : option.names;
+  const names = option.names;
   if (option.choices && option.type === "string") {
     input = document.createElement("select");
     for (const c of option.choices) input.add(new Option(c, c, false, c === option.default));

@@ -1,0 +1,338 @@
+"""The web app's HTTP API: uploads and their validation, the job lifecycle, cancel, the queue, restart
+persistence, the event stream, and the Host/token/origin checks (FastAPI's test client, tiny jobs)."""
+
+from __future__ import annotations
+
+import io
+import json
+import time
+from pathlib import Path
+
+import pytest
+from PIL import Image
+
+pytest.importorskip("fastapi")
+pytest.importorskip("httpx")
+from fastapi.testclient import TestClient  # noqa: E402
+
+import painterly  # noqa: E402
+from painterly.web import jobs as web_jobs  # noqa: E402
+from painterly.web.server import MAX_STYLES, ServerSettings, create_app  # noqa: E402
+
+TINY = {"size": 48, "iterations": 3, "scales": 1, "seed": 0}
+LONG = {"size": 48, "iterations": 400, "scales": 1, "seed": 0, "precision": "fp32"}
+
+
+def png(color=(200, 40, 40), size=(64, 48), mode="RGB") -> bytes:
+    image = Image.new(mode, size, color)
+    for x in range(0, size[0], 8):  # some structure, so the style has texture
+        for y in range(size[1]):
+            image.putpixel((x, y), (30, 30, 200) if mode == "RGB" else 0)
+    buffer = io.BytesIO()
+    image.save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+def files(content=None, styles=None, **extra):
+    parts = [("content", ("photo.png", content if content is not None else png(), "image/png"))]
+    for i, style in enumerate(styles if styles is not None else [png((20, 120, 220))]):
+        parts.append(("style", (f"style{i}.png", style, "image/png")))
+    for name, value in extra.items():
+        parts.append((name, value))
+    return parts
+
+
+def submit(client, options=None, **kwargs):
+    return client.post("/api/jobs", files=files(**kwargs), data={"options": json.dumps(options or TINY)})
+
+
+def wait(client, job_id, states=("done", "failed", "cancelled"), timeout=120.0):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        status = client.get(f"/api/jobs/{job_id}").json()
+        if status["state"] in states:
+            return status
+        time.sleep(0.05)
+    raise AssertionError(f"job {job_id} still {status['state']} after {timeout} s")
+
+
+@pytest.fixture
+def settings(tmp_path):
+    return ServerSettings(tmp_path / "data", token="secret-token")
+
+
+@pytest.fixture
+def client(settings):
+    with TestClient(create_app(settings), base_url="http://127.0.0.1:7860") as c:
+        yield c
+
+
+def test_a_job_runs_to_a_result_with_its_status_and_command(client):
+    answer = submit(client)
+    assert answer.status_code == 201, answer.text
+    job_id = answer.json()["id"]
+    status = wait(client, job_id)
+    assert status["state"] == "done", status
+    assert status["method"] == "gatys" and status["size"] == [48, 36]
+    assert status["progress"]["iteration"] == 3 and set(status["progress"]["losses"]) >= {"content", "style", "total"}
+    result = client.get(f"/api/jobs/{job_id}/result")
+    assert result.status_code == 200 and result.headers["content-type"] == "image/png"
+    assert Image.open(io.BytesIO(result.content)).size == (48, 36)
+    download = client.get(f"/api/jobs/{job_id}/result?download=true")
+    assert "attachment" in download.headers["content-disposition"]
+    command = client.get(f"/api/jobs/{job_id}/command").json()["command"]
+    assert command.startswith("painterly photo.png style0.png --method gatys ") and "--size 48" in command
+    assert "--iterations 3" in command and command.endswith(f"-o painterly_{job_id}.png")
+    listed = client.get("/api/jobs").json()
+    assert [j["id"] for j in listed] == [job_id]
+
+
+def test_the_command_line_the_api_gives_parses_back_to_the_same_config(client):
+    options = {"method": "gatys", "size": 48, "iterations": 3, "style_layers": ["relu1_1", "relu2_1"],
+               "preserve_color": "luminance", "style_weight": 2.5, "seed": 3}
+    job_id = submit(client, options).json()["id"]
+    command = client.get(f"/api/jobs/{job_id}/command").json()["command"].split()
+    from painterly.cli import build_parser
+
+    args = build_parser().parse_intermixed_args(command[1:])
+    assert args.style_layers == ("relu1_1", "relu2_1") and args.preserve_color == "luminance"
+    assert args.style_weight == 2.5 and args.size == 48 and args.seed == 3
+    client.delete(f"/api/jobs/{job_id}")
+
+
+def test_methods_lists_every_registered_method_with_its_options_and_defaults(client):
+    methods = {m["name"]: m for m in client.get("/api/methods").json()}
+    assert set(methods) == set(painterly.available_methods())
+    gatys = {o["name"]: o for o in methods["gatys"]["options"]}
+    assert gatys["size"]["default"] == 512 and gatys["size"]["type"] == "integer"
+    assert gatys["preserve_color"]["choices"] == ["none", "luminance", "histogram"]
+    assert gatys["init"]["files"] and gatys["init"]["names"] == ["content", "noise", "style"]
+    assert "guidance" in methods["gatys"]["accepts"]
+    network = methods[painterly.method_for(["model"])]
+    model = {o["name"]: o for o in network["options"]}["model"]
+    assert network["needs_styles"] is False and "starry_night" in model["names"] and model["files"]
+
+
+@pytest.mark.parametrize("case, status, words", [
+    ("non_image", 415, "not an image"),
+    ("corrupt", 400, "corrupt"),
+    ("too_many_styles", 400, "too many 'style' files"),
+    ("unknown_option", 400, "unknown option"),
+    ("wrong_type", 400, "size must be a whole number"),
+    ("bad_json", 400, "not valid JSON"),
+    ("unknown_method", 400, "unknown method"),
+    ("path_option", 400, "may name a file"),
+    ("path_model", 400, "may name a file"),
+    ("no_style", 400, "needs at least one style"),
+    ("unexpected_field", 400, "unexpected file field"),
+    ("guidance_count", 400, "style guidance map(s) for"),
+])
+def test_bad_uploads_are_refused_with_a_json_error_and_leave_nothing_behind(client, settings, case, status, words):
+    options = dict(TINY)
+    kwargs = {}
+    if case == "non_image":
+        kwargs["styles"] = [b"#!/bin/sh\necho this is not an image\n"]
+    elif case == "corrupt":
+        kwargs["content"] = png()[:60]
+    elif case == "too_many_styles":
+        kwargs["styles"] = [png()] * (MAX_STYLES + 1)
+    elif case == "unknown_option":
+        options["colour"] = "red"
+    elif case == "wrong_type":
+        options["size"] = "512"
+    elif case == "unknown_method":
+        options["method"] = "pix2pix"
+    elif case == "path_option":
+        options["init"] = "/etc/passwd"
+    elif case == "path_model":
+        options = {"method": painterly.method_for(["model"]), "model": "../../secret.safetensors"}
+    elif case == "no_style":
+        kwargs["styles"] = []
+    elif case == "unexpected_field":
+        kwargs["evil"] = ("x.png", png(), "image/png")
+    elif case == "guidance_count":
+        kwargs["style_guidance"] = ("g.png", png(), "image/png")
+        kwargs["styles"] = [png(), png()]
+    body = "{not json" if case == "bad_json" else json.dumps(options)
+    answer = client.post("/api/jobs", files=files(**kwargs), data={"options": body})
+    assert answer.status_code == status, answer.text
+    assert words in answer.json()["error"] and "\n" not in answer.json()["error"]
+    assert client.get("/api/jobs").json() == []
+    assert list((settings.data / "jobs").iterdir()) == []  # the refused upload's folder is gone
+
+
+def test_a_file_over_the_limit_is_cut_off_with_413(tmp_path):
+    settings = ServerSettings(tmp_path / "data", max_upload_bytes=20_000)
+    with TestClient(create_app(settings), base_url="http://127.0.0.1:7860") as client:
+        big = Image.effect_noise((200, 200), 80).convert("RGB")
+        buffer = io.BytesIO()
+        big.save(buffer, format="PNG")
+        assert len(buffer.getvalue()) > 20_000
+        answer = client.post("/api/jobs", files=files(content=buffer.getvalue()), data={"options": json.dumps(TINY)})
+        assert answer.status_code == 413 and "upload limit" in answer.json()["error"]
+        assert list((settings.data / "jobs").iterdir()) == []
+
+
+def test_a_decompression_bomb_is_refused_with_413(client, tmp_path):
+    buffer = io.BytesIO()
+    Image.new("1", (10_000, 9_000)).save(buffer, format="PNG")  # 90 MP in ~12 KB
+    answer = client.post("/api/jobs", files=files(content=buffer.getvalue()), data={"options": json.dumps(TINY)})
+    assert answer.status_code == 413 and "decompression bomb" in answer.json()["error"]
+
+
+def test_not_multipart_is_415(client):
+    answer = client.post("/api/jobs", json={"content": "photo.jpg"})
+    assert answer.status_code == 415
+
+
+def test_uploaded_names_are_never_paths(client, settings, tmp_path):
+    parts = [("content", ("../../../escape.png", png(), "image/png")),
+             ("style", ("..\\..\\style.png", png(), "image/png"))]
+    answer = client.post("/api/jobs", files=parts, data={"options": json.dumps(TINY)})
+    assert answer.status_code == 201
+    job_id = answer.json()["id"]
+    wait(client, job_id)
+    stored = sorted(p.name for p in (settings.data / "jobs" / job_id).iterdir())
+    assert "content_0.upload" in stored and "style_0.upload" in stored
+    assert not any((tmp_path / name).exists() for name in ("escape.png", "style.png"))
+    assert client.get(f"/api/jobs/{job_id}").json()["inputs"]["content"] == "escape.png"
+
+
+@pytest.mark.parametrize("job_id", ["..", "../../etc", "0123456789abcdeg", "%2e%2e%2fjob.json"])
+def test_ids_that_are_not_ours_are_404(client, job_id):
+    for path in ("", "/result", "/preview", "/events", "/command"):
+        assert client.get(f"/api/jobs/{job_id}{path}").status_code == 404
+    assert client.get("/api/examples/..%2f__init__").status_code == 404
+
+
+def test_cancel_stops_a_running_job_and_the_queue_shows_positions(client):
+    first = submit(client, LONG).json()["id"]
+    wait(client, first, states=("running",))
+    second, third = (submit(client, LONG).json()["id"] for _ in range(2))
+    assert client.get(f"/api/jobs/{second}").json()["position"] == 1
+    assert client.get(f"/api/jobs/{third}").json()["position"] == 2
+    assert client.delete(f"/api/jobs/{second}").json()["state"] == "cancelled"
+    assert client.get(f"/api/jobs/{third}").json()["position"] == 1
+    assert client.delete(f"/api/jobs/{first}").status_code == 200
+    assert wait(client, first)["state"] == "cancelled"
+    assert wait(client, third, states=("running",))["state"] == "running"  # the next one starts
+    client.delete(f"/api/jobs/{third}")
+    assert wait(client, third)["state"] == "cancelled"
+    assert client.delete(f"/api/jobs/{third}").status_code == 409
+
+
+def test_a_failed_job_reports_one_line_and_the_next_starts(client):
+    wide = png(size=(96, 24))  # guidance with another aspect ratio than its content: fails when run
+    bad = client.post("/api/jobs", files=files(content_guidance=("g.png", wide, "image/png"),
+                                               style_guidance=("s.png", png(), "image/png")),
+                      data={"options": json.dumps(TINY)})
+    assert bad.status_code == 201, bad.text
+    good = submit(client).json()["id"]
+    failed = wait(client, bad.json()["id"])
+    assert failed["state"] == "failed" and "aspect" in failed["error"] and "\n" not in failed["error"]
+    assert wait(client, good)["state"] == "done"
+
+
+def test_guided_job_uses_the_painted_regions(client):
+    content_map = png((255, 0, 0))  # all red on both: one region, as the page sends them
+    answer = client.post("/api/jobs", files=files(content_guidance=("c.png", content_map, "image/png"),
+                                                  style_guidance=("s.png", png((255, 0, 0)), "image/png")),
+                         data={"options": json.dumps(TINY)})
+    status = wait(client, answer.json()["id"])
+    assert status["state"] == "done" and status["inputs"]["content_guidance"] and status["inputs"]["style_guidance"] == 1
+    command = client.get(f"/api/jobs/{status['id']}/command").json()["command"]
+    assert "--content-guidance content_guidance.png --style-guidance style_guidance_1.png" in command
+
+
+def test_the_event_stream_reports_progress_until_done(client):
+    job_id = submit(client, {**TINY, "iterations": 6}).json()["id"]
+    states, iterations = [], []
+    with client.stream("GET", f"/api/jobs/{job_id}/events") as stream:
+        for line in stream.iter_lines():
+            if line.startswith("data: "):
+                status = json.loads(line[6:])
+                states.append(status["state"])
+                iterations.append(status["progress"].get("iteration"))
+    assert states[-1] == "done" and "running" in states
+    seen = [i for i in iterations if i is not None]
+    assert seen == sorted(seen) and seen[-1] == 6
+
+
+def test_previews_cost_under_five_percent_of_the_run(client):
+    job_id = submit(client, {**LONG, "iterations": 60}).json()["id"]
+    status = wait(client, job_id)
+    assert status["has_preview"] and client.get(f"/api/jobs/{job_id}/preview").status_code == 200
+    assert status["preview_seconds"] <= 0.05 * status["progress"]["elapsed"]
+
+
+def test_a_job_running_when_the_server_stops_resumes_from_its_checkpoint(settings, monkeypatch):
+    monkeypatch.setattr(web_jobs, "CHECKPOINT_SECONDS", 0.2)
+    options = {**LONG, "iterations": 40, "optimizer": "adam"}
+    with TestClient(create_app(settings), base_url="http://127.0.0.1:7860") as client:
+        job_id = submit(client, options).json()["id"]
+        checkpoint = settings.data / "jobs" / job_id / "run.ckpt"
+        deadline = time.monotonic() + 120
+        while not checkpoint.exists() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert checkpoint.exists()
+    # the server stopped mid-run: the job is still 'running' on disk, with its checkpoint
+    assert json.loads((settings.data / "jobs" / job_id / "job.json").read_text())["state"] == "running"
+    with TestClient(create_app(settings), base_url="http://127.0.0.1:7860") as client:
+        status = wait(client, job_id)
+        assert status["state"] == "done" and status["resumed_from_step"] > 0
+        resumed = Image.open(io.BytesIO(client.get(f"/api/jobs/{job_id}/result").content)).convert("RGB")
+        fresh_id = submit(client, options).json()["id"]
+        assert wait(client, fresh_id)["resumed_from_step"] == 0
+        fresh = Image.open(io.BytesIO(client.get(f"/api/jobs/{fresh_id}/result").content)).convert("RGB")
+    import numpy as np
+
+    difference = np.abs(np.asarray(resumed, float) - np.asarray(fresh, float)).max()
+    assert difference <= 1, difference  # the resumed job paints what an uninterrupted one paints
+
+
+def test_host_header_must_name_this_server(client):
+    assert client.get("/api/methods", headers={"host": "evil.example:7860"}).status_code == 400
+    assert client.get("/api/methods", headers={"host": "localhost:7860"}).status_code == 200
+    assert client.get("/api/methods", headers={"host": "127.0.0.1:7860"}).status_code == 200
+
+
+def test_cross_origin_state_changes_need_the_token(client):
+    evil = {"origin": "http://evil.example"}
+    answer = client.post("/api/jobs", files=files(), data={"options": json.dumps(TINY)}, headers=evil)
+    assert answer.status_code == 403
+    same = client.post("/api/jobs", files=files(), data={"options": json.dumps(TINY)},
+                       headers={"origin": "http://127.0.0.1:7860"})
+    assert same.status_code == 201
+    with_token = client.delete(f"/api/jobs/{same.json()['id']}", headers={**evil, "authorization": "Bearer secret-token"})
+    assert with_token.status_code in (200, 409)
+
+
+def test_a_non_loopback_server_needs_the_token_on_every_request(tmp_path):
+    settings = ServerSettings(tmp_path / "data", host="192.0.2.7", token="secret-token", require_token=True)
+    with TestClient(create_app(settings), base_url="http://192.0.2.7:7860") as client:
+        assert client.get("/api/methods").status_code == 401
+        assert client.get("/").status_code == 401
+        assert client.get("/api/methods", headers={"authorization": "Bearer wrong"}).status_code == 401
+        page = client.get("/?token=secret-token")
+        assert page.status_code == 200 and "painterly_token" in page.headers["set-cookie"]
+        assert client.get("/api/methods").status_code == 200  # the cookie from the page
+        assert client.get("/api/methods", headers={"host": "127.0.0.1:7860"}).status_code == 400
+
+
+def test_the_page_and_its_scripts_come_from_the_server_alone(client):
+    page = client.get("/").text
+    assert "/static/app.js" in page and "http://" not in page and "https://" not in page
+    script = client.get("/static/app.js")
+    assert script.status_code == 200 and "EventSource" in script.text and "https://" not in script.text
+    assert client.get("/static/../server.py").status_code == 404
+    assert client.get("/static/server.py").status_code == 404
+
+
+def test_serve_rejects_bad_flags_in_one_line(capsys):
+    from painterly.cli import main
+
+    assert main(["serve", "--max-upload-mb", "-1"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("painterly: error:") and "max-upload-mb" in err and "\n" not in err
+    assert main(["serve", "--port", "70000"]) == 2
+    assert main(["serve", "--help"]) == 0

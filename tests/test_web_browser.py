@@ -1,0 +1,123 @@
+"""End to end in a real headless Chromium (Debian's /usr/bin/chromium driven by Playwright's Python
+client): upload two images, paint a region on each, start a 64 px job, wait for it, download the
+result, save a screenshot."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import socket
+import threading
+import time
+from pathlib import Path
+
+import pytest
+from PIL import Image
+
+CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+pytest.importorskip("fastapi")
+uvicorn = pytest.importorskip("uvicorn")
+playwright = pytest.importorskip("playwright.sync_api")
+if not Path(CHROMIUM).exists():
+    pytest.skip("Debian's chromium is not installed", allow_module_level=True)
+
+from painterly.web.server import ServerSettings, create_app  # noqa: E402
+
+# As this machine needs them: no sandbox as root, and no background connections to a closed network.
+CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                 "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture
+def server(tmp_path):
+    port = free_port()
+    settings = ServerSettings(tmp_path / "data", port=port, token="t")
+    config = uvicorn.Config(create_app(settings), host="127.0.0.1", port=port, log_level="warning")
+    instance = uvicorn.Server(config)
+    thread = threading.Thread(target=instance.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 30
+    while not instance.started and time.monotonic() < deadline:
+        time.sleep(0.05)
+    yield f"http://127.0.0.1:{port}", settings
+    instance.should_exit = True
+    thread.join(30)
+
+
+def photo(path: Path, colors) -> Path:
+    image = Image.new("RGB", (96, 72), colors[0])
+    for x in range(0, 96, 12):
+        for y in range(72):
+            image.putpixel((x, y), colors[1])
+    image.save(path)
+    return path
+
+
+def paint(page, index: int, color: str) -> None:
+    page.click(f'#palette button[data-color="{color}"]')
+    box = page.locator(".panel canvas").nth(index).bounding_box()
+    page.mouse.move(box["x"] + 10, box["y"] + 10)
+    page.mouse.down()
+    page.mouse.move(box["x"] + box["width"] * 0.6, box["y"] + box["height"] * 0.5, steps=10)
+    page.mouse.up()
+
+
+def test_upload_paint_run_and_download_in_chromium(server, tmp_path):
+    url, settings = server
+    content = photo(tmp_path / "harbour.png", [(40, 90, 160), (230, 230, 220)])
+    style = photo(tmp_path / "painting.png", [(200, 60, 30), (250, 200, 40)])
+    errors = []
+    with playwright.sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        page = browser.new_page(viewport={"width": 1280, "height": 900}, accept_downloads=True)
+        page.on("pageerror", lambda e: errors.append(str(e)))
+        page.goto(url + "/")
+        page.wait_for_selector("#method option", state="attached")
+        page.set_input_files("#content-file", str(content))
+        page.wait_for_function("document.querySelectorAll('.panel').length == 1")
+        page.set_input_files("#style-file", str(style))
+        page.wait_for_function("document.querySelectorAll('.panel').length == 2")
+        paint(page, 0, "green")
+        paint(page, 1, "green")
+        assert "green: content: yes, style 1: yes (paired)" in page.inner_text("#pairs")
+        page.select_option("#method", "gatys")
+        page.fill("#opt-size", "64")
+        page.fill("#opt-iterations", "8")
+        page.click("#start")
+        page.wait_for_selector("#download:not([hidden])", state="attached", timeout=120_000)
+        assert page.inner_text("#job-state").startswith("done")
+        with page.expect_download() as download:
+            page.click("#download")
+        saved = tmp_path / "result.png"
+        download.value.save_as(saved)
+        page.screenshot(path=str(tmp_path / "app.png"), full_page=True)
+        page.click("#copy-command")
+        page.wait_for_selector("#command:not([hidden])", state="attached")
+        command = page.inner_text("#command")
+        browser.close()
+    assert not errors, errors
+    result = Image.open(saved)
+    assert result.size == (64, 48)
+    job = json.loads(next((settings.data / "jobs").glob("*/job.json")).read_text())
+    assert job["inputs"] == {"content": "harbour.png", "styles": ["painting.png"], "content_guidance": True,
+                             "style_guidance": 1}
+    # the painted map the page sent is the CLI's colour code: green where painted, black elsewhere
+    guide = Image.open(next((settings.data / "jobs").glob("*/content_guidance_0.upload"))).convert("RGB")
+    colors = {c for _, c in guide.getcolors(1 << 20) if _ > 50}
+    assert (0, 255, 0) in colors and (0, 0, 0) in colors
+    assert "--content-guidance content_guidance.png" in command and "--size 64" in command
+    assert (tmp_path / "app.png").stat().st_size > 10_000
+    # the picture moved toward the red-and-yellow style from the blue-and-white photo
+    import numpy as np
+
+    def warmth(image):
+        rgb = np.asarray(image.convert("RGB"), float)
+        return rgb[..., 0].mean() - rgb[..., 2].mean()
+
+    assert warmth(result) > warmth(Image.open(content)) + 20
