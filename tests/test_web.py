@@ -326,6 +326,8 @@ def test_the_page_and_its_scripts_come_from_the_server_alone(client):
     assert script.status_code == 200 and "EventSource" in script.text and "https://" not in script.text
     assert client.get("/static/../server.py").status_code == 404
     assert client.get("/static/server.py").status_code == 404
+    assert client.get("/docs").status_code == 404  # FastAPI's page would load Swagger UI from a CDN
+    assert "/api/jobs/{job_id}/events" in client.get("/api/openapi.json").json()["paths"]
 
 
 def test_serve_rejects_bad_flags_in_one_line(capsys):

@@ -11,6 +11,7 @@ API calls only painterly's public names.
     DELETE /api/jobs/{id}            cancel
     GET    /api/methods              every method with its options and defaults
     GET    /api/examples, /api/examples/{name}   the bundled example images
+    GET    /api/openapi.json         this API as OpenAPI
 
 Safety: the Host header must name the bound host (DNS rebinding); with a token required (any address
 but loopback) every request must carry it (?token=, an `Authorization: Bearer` header or the cookie
@@ -99,7 +100,9 @@ def create_app(settings: ServerSettings) -> FastAPI:
         yield
         await asyncio.to_thread(store.stop)
 
-    app = FastAPI(title="painterly", version=painterly.__version__, lifespan=lifespan,
+    # No /docs or /redoc: FastAPI's pages load Swagger UI from a CDN. The schema itself is served.
+    app = FastAPI(title="painterly", version=painterly.__version__, lifespan=lifespan, docs_url=None,
+                  redoc_url=None, openapi_url="/api/openapi.json",
                   description="Neural style transfer over HTTP: the API the painterly web app uses.")
     app.state.store = store
     app.state.settings = settings
