@@ -6,7 +6,12 @@ size wrote its tiles into the content target itself, so the content term pulled 
 and a resumed run, which reloads the canvas, differed from an uninterrupted one).
 
 `python tests/golden/cases.py` rewrites the PNGs; test_before_after.py replays every case and
-checks each output pixel is within 1/255 of the recorded one. The runs use the public API only
+checks each output pixel is within 1/255 of the recorded one. fp32 convolutions take other code paths
+on other CPUs, and hundreds of L-BFGS steps turn last-bit differences into visibly different
+pictures (Intel vs AMD Zen 4: up to 189/255), so each kind of CPU has its own recordings, in
+golden/CPU_KEY/: the Intel ones (GenuineIntel-avx512-amx) are the pre-refactor recordings; the AMD
+ones (AuthenticAMD-avx512-noamx) were recorded on 2026-12-02 with the code of that day, which the
+Intel recordings had verified. A CPU with no recordings skips the comparison. The runs use the public API only
 (stylize with real VGG19 weights), so the recording and the replay need no internal names.
 """
 
@@ -19,6 +24,20 @@ from pathlib import Path
 import torch
 
 HERE = Path(__file__).resolve().parent
+
+
+def cpu_key() -> str:
+    """Vendor and the ISA features that change fp32 code paths, e.g. 'GenuineIntel-avx512-amx'."""
+    try:
+        text = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return "unknown"
+    vendor = next((line.split(":", 1)[1].strip() for line in text.splitlines() if line.startswith("vendor_id")), "unknown")
+    flags = set(next((line.split(":", 1)[1].split() for line in text.splitlines() if line.startswith("flags")), []))
+    return f"{vendor}-{'avx512' if 'avx512f' in flags else 'noavx512'}-{'amx' if 'amx_tile' in flags else 'noamx'}"
+
+
+RECORDINGS = HERE / cpu_key()
 EXAMPLES = HERE.parent.parent / "painterly" / "examples"
 
 
@@ -93,6 +112,7 @@ def run_case(name: str, stop_at: int | None = None, checkpoint: Path | None = No
 if __name__ == "__main__":
     sys.path.insert(0, str(HERE.parent.parent))
     torch.set_num_threads(2)
+    RECORDINGS.mkdir(exist_ok=True)
     for case_name in CASES:
-        run_case(case_name).save(HERE / f"{case_name}.png")
+        run_case(case_name).save(RECORDINGS / f"{case_name}.png")
         print("wrote", case_name)

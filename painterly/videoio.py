@@ -1,0 +1,270 @@
+"""Video in and out: PyAV (FFmpeg inside its wheels) for files, or a folder of frames.
+
+Reading keeps what a user would miss: the frame rate (divided by --every), the rotation (frames are
+turned upright, so the output plays the way the source did), and the audio, carried over packet by
+packet without re-encoding, trimmed to --start/--end. Writing is H.264 (libx264, CRF quality, or
+lossless RGB), into a temporary file renamed into place at the end, so a crash leaves no half video.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from fractions import Fraction
+from pathlib import Path
+from typing import Iterator, Optional, Union
+
+import numpy as np
+import torch
+
+from .errors import PainterlyError
+from .image import fit_long_side, open_image, pil_to_tensor, save_image, split_alpha
+
+VIDEO_SUFFIXES = (".mp4", ".mov", ".mkv", ".m4v", ".avi", ".webm")
+FRAME_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".bmp", ".tif", ".tiff")
+FOLDER_RATE = Fraction(25)  # the frame rate a folder of frames plays at
+
+
+def _av():
+    try:
+        import av
+    except ImportError:
+        raise PainterlyError("video needs PyAV: pip install 'painterly[video]'") from None
+    return av
+
+
+@dataclass(frozen=True)
+class VideoInfo:
+    """What the frames read come with: their rate, count, size (after the cap) and the source's audio."""
+
+    rate: Fraction
+    frames: int           # frames that will be read (after start/end/every)
+    size: tuple[int, int]  # (height, width) of the frames read
+    source_size: tuple[int, int]
+    rotation: int
+    has_audio: bool
+    start: float
+    end: Optional[float]
+
+
+class VideoSource:
+    """Frames of a video file or a folder of images, as 1x3xHxW tensors in [0, 1].
+
+    start/end: seconds; every: keep one frame in N; max_side: scale frames so the long side is at most
+    this (None: as they are).
+    """
+
+    def __init__(self, path: Union[str, os.PathLike], start: float = 0.0, end: Optional[float] = None, every: int = 1,
+                 max_side: Optional[int] = None) -> None:
+        self.path = Path(path)
+        if not self.path.exists():
+            raise PainterlyError(f"video '{self.path}' does not exist")
+        if every < 1:
+            raise PainterlyError(f"every must be at least 1, got {every}")
+        if start < 0 or (end is not None and end <= start):
+            raise PainterlyError(f"--start {start:g} and --end {end} do not make a time range")
+        self.start, self.end, self.every, self.max_side = start, end, every, max_side
+        self.is_folder = self.path.is_dir()
+        self.info = self._folder_info() if self.is_folder else self._file_info()
+        if self.info.frames == 0:
+            raise PainterlyError(f"video '{self.path}' has no frames" + (" in that time range" if start or end else ""))
+
+    # --- a folder of frames -------------------------------------------------------------------
+    def _folder_files(self) -> list[Path]:
+        files = sorted(p for p in self.path.iterdir() if p.suffix.lower() in FRAME_SUFFIXES and not p.name.startswith("."))
+        first = int(round(self.start * FOLDER_RATE))
+        last = len(files) if self.end is None else int(round(self.end * FOLDER_RATE))
+        return files[first:last:self.every]
+
+    def _folder_info(self) -> VideoInfo:
+        files = self._folder_files()
+        if not files:
+            return VideoInfo(FOLDER_RATE / self.every, 0, (0, 0), (0, 0), 0, False, self.start, self.end)
+        w, h = split_alpha(open_image(files[0], "frame"))[0].size
+        return VideoInfo(FOLDER_RATE / self.every, len(files), self._capped((h, w)), (h, w), 0, False, self.start, self.end)
+
+    # --- a video file -------------------------------------------------------------------------
+    def _open(self):
+        av = _av()
+        try:
+            container = av.open(str(self.path))
+        except (av.error.InvalidDataError, av.error.FFmpegError, UnicodeDecodeError, ValueError) as exc:
+            raise PainterlyError(f"'{self.path}' is not a video painterly can read ({_reason(exc)})") from None
+        if not container.streams.video:
+            container.close()
+            raise PainterlyError(f"'{self.path}' has no video stream")
+        return container
+
+    def _file_info(self) -> VideoInfo:
+        container = self._open()
+        try:
+            stream = container.streams.video[0]
+            rate = stream.average_rate or stream.guessed_rate or Fraction(25)
+            if not stream.codec_context or not stream.codec_context.width:
+                raise PainterlyError(f"'{self.path}': its video codec cannot be decoded here")
+            count = 0
+            rotation, size = 0, (stream.codec_context.height, stream.codec_context.width)
+            for frame in self._decode(container):
+                if count == 0:
+                    rotation = int(getattr(frame, "rotation", 0) or 0) % 360
+                count += 1
+            if rotation in (90, 270):
+                size = size[::-1]
+            return VideoInfo(Fraction(rate) / self.every, count, self._capped(size), size, rotation,
+                             bool(container.streams.audio), self.start, self.end)
+        finally:
+            container.close()
+
+    def _decode(self, container) -> Iterator:
+        """The kept frames (start/end/every applied), decoding errors as one-line PainterlyErrors."""
+        av = _av()
+        stream = container.streams.video[0]
+        index = 0
+        try:
+            for frame in container.decode(stream):
+                t = float(frame.time) if frame.time is not None else index / float(stream.average_rate or 25)
+                if t < self.start - 1e-6:
+                    continue
+                if self.end is not None and t >= self.end - 1e-6:
+                    break
+                if index % self.every == 0:
+                    yield frame
+                index += 1
+        except av.error.FFmpegError as exc:
+            raise PainterlyError(f"'{self.path}' is truncated or corrupt ({_reason(exc)})") from None
+
+    def _capped(self, size: tuple[int, int]) -> tuple[int, int]:
+        if self.max_side is None or max(size) <= self.max_side:
+            return size
+        return fit_long_side(*size, self.max_side)
+
+    def __iter__(self) -> Iterator[torch.Tensor]:
+        if self.is_folder:
+            for path in self._folder_files():
+                yield self._fit(pil_to_tensor(split_alpha(open_image(path, "frame"))[0]))
+            return
+        container = self._open()
+        try:
+            for frame in self._decode(container):
+                image = frame.to_ndarray(format="rgb24")
+                rotation = self.info.rotation
+                if rotation:
+                    image = np.rot90(image, k=rotation // 90)  # counter-clockwise by the display rotation
+                yield self._fit(torch.from_numpy(np.ascontiguousarray(image)).permute(2, 0, 1)[None].float() / 255)
+        finally:
+            container.close()
+
+    def _fit(self, frame: torch.Tensor) -> torch.Tensor:
+        from .image import resize
+
+        return resize(frame, self.info.size)
+
+
+def _reason(exc: BaseException) -> str:
+    return " ".join(str(getattr(exc, "strerror", None) or exc).split())[:160]
+
+
+def even_size(size: tuple[int, int]) -> tuple[int, int]:
+    """H.264 with 4:2:0 chroma needs even sides: the size the frames are padded to."""
+    return size[0] + size[0] % 2, size[1] + size[1] % 2
+
+
+def is_video_path(path: Union[str, os.PathLike]) -> bool:
+    return Path(path).suffix.lower() in VIDEO_SUFFIXES
+
+
+class VideoSink:
+    """Frames out: an H.264 file (written to a temporary name, renamed on close()) or a folder of PNGs.
+
+    crf: x264's quality (0..51, lower is better; 18 is visually near-lossless); lossless: RGB without
+    loss (libx264rgb, qp 0). Odd sizes are padded by one replicated row/column; `note` says so.
+    """
+
+    def __init__(self, path: Union[str, os.PathLike], size: tuple[int, int], rate: Fraction, *, crf: int = 18,
+                 lossless: bool = False, audio_from: Optional[VideoSource] = None) -> None:
+        self.path = Path(path)
+        self.size, self.rate = size, rate
+        self.to_folder = not is_video_path(self.path)
+        self.count = 0
+        self.note = ""
+        if self.to_folder:
+            if self.path.suffix:
+                raise PainterlyError(f"output '{self.path}': use a video extension ({', '.join(VIDEO_SUFFIXES)}) "
+                                     "or a folder name for frames")
+            self.path.mkdir(parents=True, exist_ok=True)
+            return
+        if not self.path.parent.is_dir():
+            raise PainterlyError(f"output folder '{self.path.parent}' does not exist")
+        av = _av()
+        self.padded = even_size(size) if not lossless else size
+        if self.padded != size:
+            self.note = (f"padded {size[1]}x{size[0]} to {self.padded[1]}x{self.padded[0]} "
+                         "(H.264's 4:2:0 chroma needs even sides)")
+        self.tmp = self.path.with_name(f".{self.path.name}.part{self.path.suffix}")
+        self.container = av.open(str(self.tmp), mode="w")
+        codec = "libx264rgb" if lossless else "libx264"
+        self.stream = self.container.add_stream(codec, rate=rate)
+        self.stream.width, self.stream.height = self.padded[1], self.padded[0]
+        self.stream.pix_fmt = "rgb24" if lossless else "yuv420p"
+        self.stream.options = {"qp": "0"} if lossless else {"crf": str(crf), "preset": "medium"}
+        self.audio_source = audio_from if audio_from is not None and audio_from.info.has_audio else None
+        self.audio_in = self.audio_out = None
+        if self.audio_source is not None:
+            self.audio_in = av.open(str(self.audio_source.path))
+            self.audio_out = self.container.add_stream_from_template(self.audio_in.streams.audio[0])
+
+    def write(self, frame: torch.Tensor) -> None:
+        if self.to_folder:
+            save_image(frame, self.path / f"frame_{self.count + 1:05d}.png")
+            self.count += 1
+            return
+        av = _av()
+        image = (frame[0].clamp(0, 1) * 255).round().to(torch.uint8).permute(1, 2, 0).contiguous().numpy()
+        ph, pw = self.padded[0] - image.shape[0], self.padded[1] - image.shape[1]
+        if ph or pw:
+            image = np.pad(image, ((0, ph), (0, pw), (0, 0)), mode="edge")
+        video_frame = av.VideoFrame.from_ndarray(image, format="rgb24")
+        video_frame.pts = self.count
+        for packet in self.stream.encode(video_frame):
+            self.container.mux(packet)
+        self.count += 1
+
+    def _copy_audio(self) -> None:
+        """The source's audio packets between start and end, re-timed to the output's start."""
+        stream = self.audio_in.streams.audio[0]
+        start, end = self.audio_source.info.start, self.audio_source.info.end
+        offset = int(round(start / stream.time_base)) if start else 0
+        for packet in self.audio_in.demux(stream):
+            if packet.pts is None or packet.dts is None:
+                continue
+            t = float(packet.pts * stream.time_base)
+            if t < start - 1e-6 or (end is not None and t >= end):
+                continue
+            packet.pts -= offset
+            packet.dts -= offset
+            packet.stream = self.audio_out
+            self.container.mux(packet)
+
+    def close(self) -> None:
+        """Finish the file and rename it into place (a folder of frames is already in place)."""
+        if self.to_folder:
+            return
+        for packet in self.stream.encode():
+            self.container.mux(packet)
+        if self.audio_in is not None:
+            self._copy_audio()
+            self.audio_in.close()
+        self.container.close()
+        os.replace(self.tmp, self.path)  # the same folder: atomic
+
+    def abort(self) -> None:
+        """Drop a half-written file."""
+        if self.to_folder:
+            return
+        try:
+            self.container.close()
+        except Exception:
+            pass
+        if self.audio_in is not None:
+            self.audio_in.close()
+        self.tmp.unlink(missing_ok=True)
