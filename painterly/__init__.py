@@ -35,6 +35,8 @@ from .progress import LossHistory, ProgressBar, SaveEvery, StepInfo, combine  # 
 from .nets.io import load_decoder, load_model  # noqa: E402
 from .recipe import Recipe, register  # noqa: E402
 from .training import TrainConfig, train  # noqa: E402
+from .flow import warping_error  # noqa: E402
+from .video import FrameInfo, VideoConfig, VideoResult, stylize_video  # noqa: E402
 
 __all__ = [
     "stylize", "plan", "largest_size", "make_config", "available_methods", "get_method", "method_of", "method_for", "DEFAULT_METHOD",
@@ -45,5 +47,6 @@ __all__ = [
     "open_image", "save_image", "split_alpha", "check_writable", "side_by_side", "loss_curve", "tensor_to_pil",
     "NetworkConfig", "TrainConfig", "train", "load_model", "bundled_models",
     "AdainConfig", "WctConfig", "DecoderTrainConfig", "train_decoder", "load_decoder",
+    "stylize_video", "VideoConfig", "VideoResult", "FrameInfo", "warping_error",
 ]
 __version__ = "0.1.0"

@@ -118,6 +118,13 @@ class Recipe:
     def optimizer_name(self, config: Any) -> str:
         return getattr(config, "optimizer", "none")
 
+    def later_frames(self, config: Any, iterations: Optional[int]) -> Optional[Any]:
+        """The config for video frames after the first, which start from the previous frame's result
+        warped onto them (given as the init image) and so need no coarse-to-fine: `iterations` per frame
+        (None: the config's). None: the method cannot start from an image; each frame then runs as the
+        first, and the video blends the outputs along the flow instead."""
+        return None
+
     def init_path(self, config: Any) -> Optional[str]:
         """A file the run starts from, if the config names one (loaded by the API)."""
         return None

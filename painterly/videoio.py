@@ -65,6 +65,8 @@ class VideoSource:
             raise PainterlyError(f"--start {start:g} and --end {end} do not make a time range")
         self.start, self.end, self.every, self.max_side = start, end, every, max_side
         self.is_folder = self.path.is_dir()
+        if not self.is_folder and self.path.suffix.lower() in FRAME_SUFFIXES:
+            raise PainterlyError(f"'{self.path}' is an image, not a video; stylise it with `painterly IMAGE STYLE -o OUT`")
         self.info = self._folder_info() if self.is_folder else self._file_info()
         if self.info.frames == 0:
             raise PainterlyError(f"video '{self.path}' has no frames" + (" in that time range" if start or end else ""))

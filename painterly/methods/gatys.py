@@ -6,6 +6,7 @@ per region with style masks and guidance maps), a pixel parameterisation, L-BFGS
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 from typing import Mapping, Optional, Sequence
 
@@ -261,10 +262,15 @@ class Gatys(Recipe):
             regions = region_targets(list(zip(style.region_grams, masks)), content.shape[-2:], config.style_layers)
         return GatysTargets({l: f.detach() for l, f in features.items()}, style.grams, regions)
 
+    def later_frames(self, config: GatysConfig, iterations: Optional[int]) -> GatysConfig:
+        return dataclasses.replace(config, scales=1, iterations=config.iterations if iterations is None else iterations)
+
     def start(self, run: RunContext, k: int, scale: Scale, previous: Optional[torch.Tensor]) -> torch.Tensor:
         if previous is not None:
             return resize(previous, scale.size)
         init, size = run.config.init, scale.size
+        if run.init_image is not None:  # an init file, or a video's warped previous frame
+            return resize(run.init_image, size)
         if init == "content":
             return resize(run.content, size)
         if init == "noise":
@@ -272,9 +278,7 @@ class Gatys(Recipe):
             return (0.5 + 0.1 * torch.randn(1, 3, *size, generator=run.generator)).clamp(0, 1).to(run.device)
         if init == "style":
             return resize(run.styles[0], size)
-        if run.init_image is None:
-            raise PainterlyError(f"init must be content, noise, style or an image file, got '{init}'")
-        return resize(run.init_image, size)
+        raise PainterlyError(f"init must be content, noise, style or an image file, got '{init}'")
 
     def parameterise(self, run: RunContext, k: int, image: torch.Tensor) -> PixelImage:
         return PixelImage(image)

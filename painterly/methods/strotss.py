@@ -17,6 +17,7 @@ against the original code").
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 from typing import Mapping, Optional, Sequence, Union
 
@@ -33,7 +34,7 @@ from ..losses import LossTerms
 from ..losses import functional as LF
 from ..optimize import make_optimizer
 from ..param import LaplacianPyramidImage, laplacian_pyramid
-from ..recipe import GUIDANCE, Recipe, RunContext, register
+from ..recipe import GUIDANCE, INIT_IMAGE, Recipe, RunContext, register
 from ..schedule import TILED_BYTES_PER_PIXEL, Scale, estimate_peak_bytes, scale_sizes, stored_feature_bytes
 from ..tiling import Box, Tiling
 
@@ -245,7 +246,7 @@ class Strotss(Recipe):
     name = "strotss"
     config_class = StrotssConfig
     summary = "Kolkin et al. 2019: relaxed optimal transport and self-similarity, Laplacian pyramid, RMSprop"
-    accepts = frozenset({GUIDANCE})
+    accepts = frozenset({GUIDANCE, INIT_IMAGE})
     step_overhead_s = STEP_SECONDS
 
     def layers(self, config: StrotssConfig) -> list[str]:
@@ -296,11 +297,16 @@ class Strotss(Recipe):
         return StrotssObjective(run.extractor, run.config, content, style.side, run.config.content_weight / 2**k,
                                 run.generator, regions)
 
+    def later_frames(self, config: StrotssConfig, iterations: Optional[int]) -> StrotssConfig:
+        return dataclasses.replace(config, scales=1, iterations=config.iterations if iterations is None else iterations)
+
     def start(self, run: RunContext, k: int, scale: Scale, previous: Optional[torch.Tensor]) -> torch.Tensor:
         """Scale 1: the styles' mean colour plus the content's finest Laplacian band; each finer scale:
         the previous result upsampled plus the content's finest band at that size (the final scale:
         the upsampled result alone), as in the original."""
         content_k = run.content_at(k, scale.size)
+        if previous is None and run.init_image is not None:  # a video's warped previous frame
+            return resize(run.init_image, scale.size)
         if previous is None:
             mean_color = torch.stack([s.mean(dim=(2, 3), keepdim=True) for s in run.styles]).mean(0)
             return mean_color + _finest_band(content_k)

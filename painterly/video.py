@@ -1,0 +1,298 @@
+"""Video: every method frame after frame, kept consistent along the optical flow (Ruder et al. 2016).
+
+A method that can start from an image (`Recipe.later_frames`, the optimisation methods) paints frame t
+from the stylised frame t-1 warped onto it (the content where the flow is unreliable), with a
+temporal loss, weighted by the reliability mask, that holds consistent regions to the warped frame;
+`long_term` adds the same term toward several earlier frames, each pixel toward the nearest one
+that sees it reliably (Ruder et al.'s long-term masks). Other methods (feed-forward networks) stylise
+each frame and blend in the warped previous output where the flow is reliable. A temporal weight of
+0 paints independent frames.
+
+Style targets are prepared once per video (the driver's Session). Frames are read at the output size,
+so the flow is computed where the picture is made. Each finished frame is saved as a PNG in a work
+folder beside the output, with a plan that fingerprints the inputs and options; `resume` continues
+after the last saved frame, and since every frame (also the one the next starts from) passes through
+the same 8-bit PNG, a resumed video equals an uninterrupted one. The video is encoded from those
+frames at the end, atomically, and the work folder removed.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import os
+import shutil
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable, Optional, Sequence, Union
+
+import torch
+
+from .api import get_method, make_config, method_of
+from .config import MethodConfig, option
+from .driver import Session
+from .errors import PainterlyError
+from .flow import flow, reliability, warp
+from .image import ImageLike, as_tensor, open_image, pil_to_tensor, save_image, split_alpha
+from .progress import Callback
+from .recipe import Place
+from .videoio import VideoSink, VideoSource, is_video_path
+
+TEMPORAL = "temporal"
+
+
+@dataclass(frozen=True)
+class VideoConfig(MethodConfig):
+    """How a video is read, kept consistent and written (the method's own options are its config)."""
+
+    temporal_weight: float = option(200.0, "weight of the temporal loss (optimisation methods) and, as w/(w+100), "
+                                    "of the warped previous output blended in (feed-forward); 0: independent frames",
+                                    minimum=0, group="video", metavar="W")
+    long_term: int = option(0, "also hold each frame to N earlier frames (2, 4, ..., 2^N back), not just the "
+                            "last (Ruder et al.'s long-term consistency)", minimum=0, group="video", metavar="N")
+    later_iterations: Optional[int] = option(None, "iterations for each frame after the first (which starts from "
+                                             "the previous one, so needs fewer)", minimum=1,
+                                             default_text="the method's", group="video", metavar="N")
+    start: float = option(0.0, "first second of the video to use", minimum=0, group="video", metavar="SECONDS")
+    end: Optional[float] = option(None, "second to stop at", above=0, default_text="the end", group="video",
+                                  metavar="SECONDS")
+    every: int = option(1, "use one frame in N (the frame rate is divided by N)", minimum=1, group="video",
+                        metavar="N")
+    crf: int = option(18, "H.264 quality, 0..51, lower is better (18: visually near-lossless)", minimum=0,
+                      group="video", metavar="Q")
+    lossless: bool = option(False, "lossless RGB H.264 (large files)", group="video")
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if self.crf > 51:
+            raise PainterlyError(f"crf must be at most 51, got {self.crf}")
+
+
+@dataclass
+class FrameInfo:
+    """What a per-frame callback learns."""
+
+    frame: int         # 1-based
+    frames: int
+    seconds: float     # this frame's
+    elapsed: float
+    losses: dict
+    resumed: bool      # loaded from the work folder, not painted now
+
+    @property
+    def eta(self) -> float:
+        done = max(self.frame, 1)
+        return self.elapsed / done * (self.frames - self.frame)
+
+
+FrameCallback = Callable[[FrameInfo], None]
+
+
+def work_folder(output: Union[str, os.PathLike]) -> Path:
+    out = Path(output)
+    return out.with_name(f"{out.name}.frames") if is_video_path(out) else out
+
+
+def _fingerprint(source: VideoSource, styles: Sequence[torch.Tensor], method: str, config, video: VideoConfig,
+                 guides: Sequence[Optional[torch.Tensor]]) -> str:
+    h = hashlib.sha256()
+    stat = source.path.stat()
+    h.update(f"{source.path.resolve()}|{stat.st_size}|{stat.st_mtime_ns}|{source.info}".encode())
+    for t in [*styles, *guides]:
+        if t is not None:
+            h.update(t.numpy().tobytes())
+    skip = {"device", "threads", "max_time"}
+    options = {k: v for k, v in dataclasses.asdict(config).items() if k not in skip}
+    h.update(json.dumps([method, options, dataclasses.asdict(video)], sort_keys=True, default=str).encode())
+    return h.hexdigest()
+
+
+def temporal_term(targets: Sequence[tuple[torch.Tensor, torch.Tensor]], weight: float):
+    """The temporal loss as an extra driver term: weight · Σ_j mean(c_j · (x − ω_j)²), pixels in
+    0..255 units (Ruder et al.'s 1/D Σ c (x − ω)²), each warped earlier frame ω_j with its mask c_j."""
+    def term(image: torch.Tensor, place: Place) -> torch.Tensor:
+        total = image.new_zeros(())
+        for warped, mask in targets:
+            w, m = place.crop(warped), place.crop(mask)
+            total = total + (m * (image * 255 - w * 255) ** 2).mean()
+        return weight * total
+    return term
+
+
+def _long_term_masks(masks: list[torch.Tensor]) -> list[torch.Tensor]:
+    """Ruder et al.'s long-term masks: each pixel held only to the nearest earlier frame that sees it
+    reliably (masks ordered nearest first)."""
+    taken = torch.zeros_like(masks[0])
+    out = []
+    for m in masks:
+        out.append((m - taken).clamp(min=0))
+        taken = (taken + m).clamp(max=1)
+    return out
+
+
+@dataclass(frozen=True)
+class VideoResult:
+    path: Path
+    frames: int
+    rate: object       # the output's frame rate (a Fraction)
+    size: tuple[int, int]
+    note: str = ""     # e.g. how an odd size was padded for H.264
+
+
+def stylize_video(source: Union[str, os.PathLike], styles: Union[ImageLike, Sequence[ImageLike]], output: Union[str, os.PathLike],
+                  *, method: Optional[str] = None, config=None, video: Optional[VideoConfig] = None,
+                  resume: bool = False, callback: Optional[FrameCallback] = None, step_callback: Optional[Callback] = None,
+                  content_guidance: Optional[ImageLike] = None, style_guidance=None,
+                  **options) -> VideoResult:
+    """Stylise a video file or a folder of frames into OUT (a video file, or a folder for PNG frames).
+
+    method / config / options: as for stylize() (size caps the frames' long side). video: how frames are
+    read, kept consistent and written (VideoConfig). callback: after every frame with a FrameInfo;
+    step_callback: every optimisation step, as stylize()'s callback. resume: continue from the frames
+    a stopped run left in the work folder (OUT.frames), with the same inputs and options.
+    Returns what was written. A video's audio stream is carried over untouched.
+    """
+    video = video or VideoConfig()
+    cfg = make_config(method, config, **options)
+    name = method_of(cfg) if method is None else method
+    recipe = get_method(name)
+    if isinstance(styles, (str, os.PathLike)) or not isinstance(styles, Sequence):
+        styles = [styles]
+    style_ts = [as_tensor(s, "style image") for s in styles]
+    if not style_ts and recipe.needs_styles:
+        raise PainterlyError("at least one style image is needed")
+    frames = VideoSource(source, video.start, video.end, video.every, max_side=cfg.size)
+    cfg = make_config(name, cfg, size=max(frames.info.size))  # no larger than the source: flow at the output size
+    out = Path(output)
+    if is_video_path(out) and not out.parent.is_dir():
+        raise PainterlyError(f"output folder '{out.parent}' does not exist")
+    guides = _guides(content_guidance, style_guidance, style_ts, frames)
+    followup = recipe.later_frames(cfg, video.later_iterations) if video.temporal_weight > 0 else None
+    first = Session(recipe, cfg, style_ts, guidance=guides)
+    later = first if followup is None else Session(recipe, followup, style_ts, guidance=guides,
+                                                    extractor=first.extractor)
+    folder = work_folder(out)
+    plan = {"fingerprint": _fingerprint(frames, style_ts, name, cfg, video, []), "frames": frames.info.frames}
+    done = _prepare_folder(folder, plan, resume)
+
+    start = time.monotonic()
+    previous_frame = previous_out = None
+    history: list[tuple[torch.Tensor, torch.Tensor]] = []  # (input frame, output) of earlier frames, nearest first
+    for index, frame in enumerate(frames):
+        t0 = time.monotonic()
+        frame_path = folder / f"frame_{index + 1:05d}.png"
+        losses: dict = {}
+        if index < done:
+            result = _load(frame_path)
+        else:
+            result = _paint(frame, index, previous_frame, previous_out, history, recipe, first, later, video,
+                            step_callback, losses)
+            save_image(result, frame_path)
+            result = _load(frame_path)  # the 8-bit frame, as a resumed run will see it
+        if callback is not None:
+            callback(FrameInfo(index + 1, frames.info.frames, time.monotonic() - t0, time.monotonic() - start, losses,
+                               index < done))
+        history.insert(0, (frame, result))
+        del history[max(1, _long_term_span(video.long_term)):]
+        previous_frame, previous_out = frame, result
+
+    note = ""
+    if is_video_path(out):
+        note = _encode(folder, out, frames, video)
+        shutil.rmtree(folder, ignore_errors=True)
+    else:
+        (folder / "plan.json").unlink(missing_ok=True)
+    return VideoResult(out, frames.info.frames, frames.info.rate, frames.info.size, note)
+
+
+def _long_term_span(long_term: int) -> int:
+    """How many earlier frames the temporal terms reach back: 1, or 2^N with N long-term frames."""
+    return 2 ** long_term
+
+
+def _paint(frame, index, previous_frame, previous_out, history, recipe, first: Session, later: Session,
+           video: VideoConfig, step_callback, losses: dict) -> torch.Tensor:
+    """One frame: the first (or an independent one) as an image; later ones along the flow."""
+    def record(info):
+        losses.clear()
+        losses.update(info.losses)
+        if step_callback is not None:
+            step_callback(info)
+
+    if previous_out is None or video.temporal_weight == 0:
+        return first.run(frame, callback=record, frame=index).cpu()
+    forward = flow(previous_frame, frame)            # offsets from this frame into the previous one
+    mask = reliability(forward, flow(frame, previous_frame))
+    warped = warp(previous_out, forward)
+    if later is first:  # a method that cannot start from an image: blend along the flow
+        stylised = first.run(frame, callback=record, frame=index).cpu()
+        share = video.temporal_weight / (video.temporal_weight + 100.0) * mask
+        return share * warped + (1 - share) * stylised
+    targets = [(warped, mask)]
+    if video.long_term > 0:
+        earlier = [(warped, mask)]
+        for back in (2 ** j for j in range(1, video.long_term + 1)):
+            if back <= len(history):
+                old_frame, old_out = history[back - 1]
+                offsets = flow(old_frame, frame)
+                earlier.append((warp(old_out, offsets), reliability(offsets, flow(frame, old_frame))))
+        targets = list(zip([w for w, _ in earlier], _long_term_masks([m for _, m in earlier])))
+    init = mask * warped + (1 - mask) * frame
+    return later.run(frame, init_image=init, callback=record, frame=index,
+                     extra_terms={TEMPORAL: temporal_term(targets, video.temporal_weight)}).cpu()
+
+
+def _load(path: Path) -> torch.Tensor:
+    return pil_to_tensor(split_alpha(open_image(path, "frame"))[0])
+
+
+def _guides(content_guidance, style_guidance, styles, frames: VideoSource):
+    if content_guidance is None and style_guidance is None:
+        return None
+    from .guidance import check_guides, region_pairs
+
+    if isinstance(style_guidance, (str, os.PathLike)) or (style_guidance is not None and not isinstance(style_guidance, Sequence)):
+        style_guidance = [style_guidance]
+    content_guide = None if content_guidance is None else as_tensor(content_guidance, "content guidance")
+    style_guides = [as_tensor(g, "style guidance") for g in (style_guidance or [])]
+    h, w = frames.info.size
+    check_guides(content_guide, style_guides, torch.zeros(1, 3, h, w), styles)
+    return region_pairs(content_guide, style_guides)
+
+
+def _prepare_folder(folder: Path, plan: dict, resume: bool) -> int:
+    """The work folder ready for this run; returns how many frames are already done in it."""
+    plan_path = folder / "plan.json"
+    if resume:
+        if not plan_path.exists():
+            raise PainterlyError(f"nothing to resume: no '{plan_path}'")
+        saved = json.loads(plan_path.read_text())
+        if saved.get("fingerprint") != plan["fingerprint"]:
+            raise PainterlyError(f"'{folder}' was made from other inputs or options; resume with the same ones, "
+                                 "or run without --resume to start afresh")
+        done = 0
+        while (folder / f"frame_{done + 1:05d}.png").exists() and done < plan["frames"]:
+            done += 1
+        return done
+    if folder.exists() and plan_path.exists():
+        shutil.rmtree(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    from .image import write_bytes_atomic
+
+    write_bytes_atomic(json.dumps(plan).encode(), plan_path)
+    return 0
+
+
+def _encode(folder: Path, out: Path, frames: VideoSource, video: VideoConfig) -> str:
+    paths = sorted(folder.glob("frame_*.png"))
+    sink = VideoSink(out, frames.info.size, frames.info.rate, crf=video.crf, lossless=video.lossless, audio_from=frames)
+    try:
+        for path in paths:
+            sink.write(_load(path))
+        sink.close()
+    except BaseException:
+        sink.abort()
+        raise
+    return sink.note

@@ -1,0 +1,229 @@
+"""Video: flow against known motion, warping, reliability masks, the temporal loss, an end-to-end clip
+through encode/decode with its audio, resume equality, bad inputs, and temporal consistency beating
+independent frames. The clips are made here: a photo panned over a few frames, so the motion is known."""
+
+from __future__ import annotations
+
+from fractions import Fraction
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+av = pytest.importorskip("av")
+pytest.importorskip("cv2")
+
+import painterly  # noqa: E402
+from painterly.flow import flow, reliability, warp  # noqa: E402
+from painterly.image import as_tensor, resize  # noqa: E402
+from painterly.video import VideoConfig, _long_term_masks, stylize_video, temporal_term  # noqa: E402
+from painterly.videoio import VideoSink, VideoSource  # noqa: E402
+from painterly.recipe import Place  # noqa: E402
+
+EXAMPLES = Path(painterly.__file__).parent / "examples"
+FAST = {"size": 64, "iterations": 4, "scales": 1, "seed": 0, "precision": "fp32"}
+
+
+def panned_frames(count=5, step=(2, 1), size=(36, 64)) -> list[torch.Tensor]:
+    """Frames of the example photo seen through a window moving `step` (dx, dy) pixels per frame."""
+    photo = resize(as_tensor(EXAMPLES / "tubingen.jpg"), (120, 160))
+    h, w = size
+    return [photo[..., 10 + i * step[1]:10 + i * step[1] + h, 10 + i * step[0]:10 + i * step[0] + w].contiguous()
+            for i in range(count)]
+
+
+def write_clip(path: Path, frames, rate=10, audio=True) -> Path:
+    container = av.open(str(path), mode="w")
+    stream = container.add_stream("libx264", rate=rate)
+    stream.width, stream.height, stream.pix_fmt = frames[0].shape[-1], frames[0].shape[-2], "yuv420p"
+    stream.options = {"crf": "10"}
+    sound = container.add_stream("aac", rate=16000) if audio else None
+    for i, frame in enumerate(frames):
+        image = (frame[0].permute(1, 2, 0).numpy() * 255).round().astype(np.uint8)
+        out = av.VideoFrame.from_ndarray(image, format="rgb24")
+        out.pts = i
+        for packet in stream.encode(out):
+            container.mux(packet)
+    for packet in stream.encode():
+        container.mux(packet)
+    if sound is not None:
+        seconds = len(frames) / rate
+        samples = (0.2 * np.sin(2 * np.pi * 440 * np.arange(int(16000 * seconds)) / 16000)).astype(np.float32)
+        for start in range(0, len(samples), 1024):
+            chunk = av.AudioFrame.from_ndarray(samples[None, start:start + 1024], format="flt", layout="mono")
+            chunk.sample_rate, chunk.pts = 16000, start
+            for packet in sound.encode(chunk):
+                container.mux(packet)
+        for packet in sound.encode():
+            container.mux(packet)
+    container.close()
+    return path
+
+
+@pytest.fixture(scope="module")
+def clip(tmp_path_factory) -> Path:
+    return write_clip(tmp_path_factory.mktemp("clip") / "pan.mp4", panned_frames(6))
+
+
+def test_dis_flow_finds_the_known_pan():
+    a, b = panned_frames(2, step=(3, 2))
+    offsets = flow(a, b)  # b's pixel (x, y) came from a at (x + 3, y + 2)
+    inner = offsets[..., 6:-6, 6:-6]
+    assert abs(float(inner[0, 0].mean()) - 3) < 0.15 and abs(float(inner[0, 1].mean()) - 2) < 0.15
+    assert float((inner[0, 0] - 3).abs().median()) < 0.2
+
+
+def test_warp_with_the_true_flow_reproduces_the_next_frame():
+    a, b = panned_frames(2, step=(3, 2))
+    known = torch.tensor([3.0, 2.0]).view(1, 2, 1, 1).expand(1, 2, *a.shape[-2:])
+    aligned = warp(a, known)
+    assert float((aligned - b)[..., :-3, :-4].abs().max()) < 1e-5  # integer shifts: exact where inside
+    assert float((a - b).abs().mean()) > 0.005  # and without warping they differ
+
+
+def test_masks_mark_a_disocclusion_and_the_frame_border_unreliable():
+    background = resize(as_tensor(EXAMPLES / "tubingen.jpg"), (64, 96))
+    first, second = background.clone(), background.clone()
+    first[..., 20:40, 20:40] = torch.tensor([1.0, 0.1, 0.1]).view(1, 3, 1, 1)   # a red square...
+    second[..., 20:40, 30:50] = torch.tensor([1.0, 0.1, 0.1]).view(1, 3, 1, 1)  # ...moved 10 px right
+    forward, backward = flow(first, second), flow(second, first)
+    mask = reliability(forward, backward)[0, 0]
+    uncovered = mask[22:38, 22:28]          # background the square left: not in the first frame
+    still = mask[45:60, 60:90]             # background nobody touched
+    assert float(uncovered.mean()) < 0.5 < float(still.mean())
+    shifted = torch.tensor([4.0, 0.0]).view(1, 2, 1, 1).expand(1, 2, 16, 16)
+    border = reliability(shifted, -shifted)[0, 0]
+    assert float(border[:, -4:].max()) == 0 and float(border[:, :8].min()) == 1
+
+
+def test_temporal_term_value_and_gradient_by_hand():
+    image = torch.rand(1, 3, 4, 5, requires_grad=True)
+    warped, mask = torch.rand(1, 3, 4, 5), (torch.rand(1, 1, 4, 5) > 0.5).float()
+    term = temporal_term([(warped, mask)], weight=2.0)(image, Place(0, (4, 5)))
+    expected = 2.0 * (mask * (255 * (image - warped)) ** 2).sum() / image.numel()
+    assert torch.allclose(term, expected)
+    term.backward()
+    by_hand = 2.0 * 2 * mask * (image - warped).detach() * 255 ** 2 / image.numel()
+    assert torch.allclose(image.grad, by_hand, rtol=1e-5)
+
+
+def test_long_term_masks_keep_each_pixel_on_the_nearest_reliable_frame():
+    near = torch.tensor([[1.0, 0.0, 0.0, 1.0]])
+    mid = torch.tensor([[1.0, 1.0, 0.0, 0.0]])
+    far = torch.tensor([[1.0, 1.0, 1.0, 0.0]])
+    out = _long_term_masks([near, mid, far])
+    assert out[0].tolist() == [[1, 0, 0, 1]] and out[1].tolist() == [[0, 1, 0, 0]] and out[2].tolist() == [[0, 0, 1, 0]]
+
+
+def test_a_clip_round_trips_with_frame_count_rate_and_audio(clip, tmp_path):
+    source = VideoSource(clip)
+    assert source.info.frames == 6 and source.info.rate == Fraction(10) and source.info.has_audio
+    out = tmp_path / "styled.mp4"
+    result = stylize_video(clip, EXAMPLES / "starry_night.jpg", out, video=VideoConfig(later_iterations=2), **FAST)
+    assert result.frames == 6 and result.size == (36, 64)
+    back = av.open(str(out))
+    assert back.streams.video[0].average_rate == 10 and back.streams.audio
+    decoded = [f.to_ndarray(format="rgb24") for f in back.decode(video=0)]
+    back.close()
+    assert len(decoded) == 6 and decoded[0].shape == (36, 64, 3)
+    assert not (tmp_path / "styled.mp4.frames").exists() and not list(tmp_path.glob(".*part*"))
+    every = stylize_video(clip, EXAMPLES / "starry_night.jpg", tmp_path / "half.mp4",
+                          video=VideoConfig(every=2, start=0.1), **FAST)
+    assert every.frames == 3 and every.rate == Fraction(5)  # frames 1, 3, 5 at half the rate
+
+
+def test_an_odd_size_is_padded_and_said(tmp_path):
+    frames = [torch.rand(1, 3, 15, 21) for _ in range(2)]
+    sink = VideoSink(tmp_path / "odd.mp4", (15, 21), Fraction(5))
+    for f in frames:
+        sink.write(f)
+    sink.close()
+    assert "padded 21x15 to 22x16" in sink.note
+    assert VideoSource(tmp_path / "odd.mp4").info.size == (16, 22)
+
+
+def test_resume_gives_the_uninterrupted_video(clip, tmp_path):
+    style = EXAMPLES / "starry_night.jpg"
+    whole = tmp_path / "whole"
+    stylize_video(clip, style, whole, **FAST)
+
+    def stop_after_three(info):
+        if info.frame == 3:
+            raise KeyboardInterrupt
+
+    part = tmp_path / "part"
+    with pytest.raises(KeyboardInterrupt):
+        stylize_video(clip, style, part, callback=stop_after_three, **FAST)
+    assert len(list(part.glob("frame_*.png"))) == 3
+    with pytest.raises(painterly.PainterlyError, match="other inputs or options"):
+        stylize_video(clip, style, part, resume=True, **{**FAST, "iterations": 5})
+    seen = []
+    stylize_video(clip, style, part, resume=True, callback=lambda i: seen.append(i.resumed), **FAST)
+    assert seen == [True] * 3 + [False] * 3
+    for a, b in zip(sorted(whole.glob("frame_*.png")), sorted(part.glob("frame_*.png"))):
+        assert np.array_equal(np.asarray(painterly.open_image(a)), np.asarray(painterly.open_image(b))), a.name
+
+
+def test_temporal_consistency_beats_independent_frames(clip, tmp_path):
+    style = EXAMPLES / "starry_night.jpg"
+    frames = list(VideoSource(clip))
+    errors = {}
+    for weight in (0.0, 200.0):
+        out = tmp_path / f"w{weight:g}"
+        stylize_video(clip, style, out, video=VideoConfig(temporal_weight=weight), **{**FAST, "iterations": 6})
+        outputs = [as_tensor(p) for p in sorted(out.glob("frame_*.png"))]
+        errors[weight] = painterly.warping_error(frames, outputs)
+    assert errors[200.0] < 0.5 * errors[0.0], errors
+
+
+def test_a_network_blends_along_the_flow(clip, tmp_path):
+    frames = list(VideoSource(clip))
+    errors = {}
+    for weight in (0.0, 200.0):
+        out = tmp_path / f"n{weight:g}"
+        stylize_video(clip, [], out, model="starry_night", size=64, video=VideoConfig(temporal_weight=weight))
+        errors[weight] = painterly.warping_error(frames, [as_tensor(p) for p in sorted(out.glob("frame_*.png"))])
+    assert errors[200.0] < errors[0.0], errors
+
+
+@pytest.mark.parametrize("case, words", [
+    ("missing", "does not exist"),
+    ("not_a_video", "not a video"),
+    ("image", "is an image, not a video"),
+    ("truncated", "truncated or corrupt|no frames|not a video"),
+    ("empty_range", "no frames"),
+    ("bad_range", "do not make a time range"),
+])
+def test_bad_input_is_one_line_and_leaves_nothing(clip, tmp_path, case, words):
+    source, video = tmp_path / "in.mp4", VideoConfig()
+    if case == "not_a_video":
+        source.write_text("this is a text file\n")
+    elif case == "image":
+        source = EXAMPLES / "tubingen.jpg"
+    elif case == "truncated":
+        data = clip.read_bytes()
+        source.write_bytes(data[: len(data) // 3])
+    elif case == "empty_range":
+        source, video = clip, VideoConfig(start=30.0)
+    elif case == "bad_range":
+        source, video = clip, VideoConfig(start=0.4, end=0.2)
+    out = tmp_path / "out" / "styled.mp4"
+    out.parent.mkdir()
+    with pytest.raises(painterly.PainterlyError, match=words) as error:
+        stylize_video(source, EXAMPLES / "starry_night.jpg", out, video=video, **FAST)
+    assert "\n" not in str(error.value)
+    assert list(out.parent.iterdir()) == []
+
+
+def test_the_video_command_writes_the_clip_and_refuses_bad_input_in_one_line(clip, tmp_path, capsys):
+    from painterly.cli import main
+
+    out = tmp_path / "cli.mp4"
+    code = main(["video", str(clip), str(EXAMPLES / "starry_night.jpg"), "-o", str(out), "--size", "48",
+                 "--iterations", "3", "--scales", "1", "--every", "3", "--quiet"])
+    assert code == 0 and VideoSource(out).info.frames == 2
+    assert main(["video", str(tmp_path / "nope.mp4"), str(EXAMPLES / "starry_night.jpg"), "-o", str(out)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err[-1].startswith("painterly: error:") and "does not exist" in err[-1]
+    assert main(["video", str(clip), str(EXAMPLES / "starry_night.jpg"), "-o", str(out), "--crf", "60"]) == 2
