@@ -104,3 +104,26 @@ def warping_error(frames: list[torch.Tensor], outputs: list[torch.Tensor]) -> fl
         squared = ((outputs[t] - warped) ** 2).sum(1, keepdim=True)
         errors.append(float((mask * squared).sum() / mask.sum().clamp_min(1)))
     return float(np.mean(errors))
+
+
+def random_motion(batch: int, size: tuple[int, int], generator: torch.Generator, shift: float = 0.04,
+                  zoom: float = 0.03, turn_degrees: float = 2.0) -> torch.Tensor:
+    """Sampling grids (Nx HxWx2, for grid_sample) of small random camera motions: a shift of up to
+    `shift` of the frame, a zoom of up to `zoom` and a turn of up to `turn_degrees`: a next frame with a
+    known flow, made from a still photo (for training networks to be consistent on video)."""
+    def uniform(limit: float) -> torch.Tensor:
+        return (torch.rand(batch, generator=generator) * 2 - 1) * limit
+
+    angle = uniform(turn_degrees) * (torch.pi / 180)
+    scale = 1 + uniform(zoom)
+    cos, sin = torch.cos(angle) * scale, torch.sin(angle) * scale
+    theta = torch.stack([torch.stack([cos, -sin, uniform(2 * shift)], 1),
+                         torch.stack([sin, cos, uniform(2 * shift)], 1)], 1)
+    return F.affine_grid(theta, [batch, 1, *size], align_corners=False)
+
+
+def move(image: torch.Tensor, grid: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """`image` seen through the motion `grid`, and the 1-channel mask of pixels that stayed in view."""
+    moved = F.grid_sample(image, grid.to(image), mode="bilinear", padding_mode="zeros", align_corners=False)
+    inside = ((grid.abs() <= 1).all(-1, keepdim=True)).permute(0, 3, 1, 2).to(image)
+    return moved, inside

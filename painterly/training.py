@@ -87,6 +87,9 @@ class TrainConfig(LoopConfig):
     style_weight: Optional[float] = option(None, "style weight", minimum=0, group=LOSSES, metavar="W",
                                            default_text="10 with gram, 1 with strotss")
     tv_weight: float = option(0.0, "total-variation weight", minimum=0, group=LOSSES, metavar="W")
+    temporal_weight: float = option(0.0, "for video: weight of a temporal loss on synthetic motion (each photo "
+                                    "shifted, zoomed and turned a little, with known flow): the output of the moved "
+                                    "photo must be the moved output", minimum=0, group=LOSSES, metavar="W")
     style_set: bool = option(False, "the STYLE images are one artist's work: Gram targets pooled over all of them",
                              group=LOSSES)
     multi_style: bool = option(False, "one network holding every STYLE (conditional instance norm)", group=NET)
@@ -235,9 +238,10 @@ class NetworkTrainee(Trainee):
     """A transformation network against a training objective, one style per batch (cycling)."""
 
     def __init__(self, net: TransformerNet, trainable: list, objective, first_style: int, precision: str,
-                 device: torch.device) -> None:
+                 device: torch.device, temporal_weight: float = 0.0, generator: Optional[torch.Generator] = None) -> None:
         self.module, self.trainable, self.objective = net, trainable, objective
         self.first_style, self.device = first_style, device
+        self.temporal_weight, self.generator = temporal_weight, generator
         self.autocast = torch.autocast(device.type, dtype=torch.bfloat16, enabled=precision == "bf16")
 
     def weights(self, step: int) -> torch.Tensor:
@@ -247,7 +251,23 @@ class NetworkTrainee(Trainee):
     def loss(self, batch: torch.Tensor, step: int) -> LossTerms:
         with self.autocast:
             out = self.module(batch, self.weights(step)).float()
-        return self.objective(out, batch, step % self.objective.style_count)
+        terms = self.objective(out, batch, step % self.objective.style_count)
+        if self.temporal_weight > 0:
+            terms = LossTerms({**terms.terms, "temporal": self.temporal_loss(batch, out, step)})
+        return terms
+
+    def temporal_loss(self, batch: torch.Tensor, out: torch.Tensor, step: int) -> torch.Tensor:
+        """weight · mean over pixels still in view of (net(moved photo) − moved output)², in 0..255 units:
+        the short-term temporal loss of video training, on motion made from the still photo."""
+        from .flow import move, random_motion
+
+        grid = random_motion(batch.shape[0], tuple(batch.shape[-2:]), self.generator).to(batch.device)
+        moved_photo, inside = move(batch, grid)
+        moved_out, _ = move(out, grid)
+        with self.autocast:
+            out_of_moved = self.module(moved_photo.contiguous(memory_format=torch.channels_last),
+                                       self.weights(step)).float()
+        return self.temporal_weight * (inside * (255 * (out_of_moved - moved_out)) ** 2).mean()
 
     def render(self, photo: torch.Tensor, step: int) -> torch.Tensor:
         return self.module(photo, self.weights(step - 1))
@@ -315,7 +335,7 @@ def train(styles: Sequence[ImageLike], style_names: Optional[Sequence[str]], pho
         p.requires_grad_(any(p is q for q in trainable))
     objective = objective_class(extractor, [s.to(device) for s in styles], config, config.multi_style, generator)
     trainee = NetworkTrainee(net, trainable, objective, net.arch.styles - 1 if extend is not None else 0,
-                             precision, device)
+                             precision, device, config.temporal_weight, generator)
     options = {**dataclasses.asdict(config), "extend": str(extend) if extend else None, "names": names}
     step, seconds, log = run_loop(trainee, photo_list, config, device, generator, styles, options, checkpoint,
                                   callback, preview, validation)
