@@ -227,3 +227,20 @@ def test_the_video_command_writes_the_clip_and_refuses_bad_input_in_one_line(cli
     err = capsys.readouterr().err.strip().splitlines()
     assert err[-1].startswith("painterly: error:") and "does not exist" in err[-1]
     assert main(["video", str(clip), str(EXAMPLES / "starry_night.jpg"), "-o", str(out), "--crf", "60"]) == 2
+
+
+def test_lossless_output_keeps_every_pixel(tmp_path):
+    frames = [(torch.rand(1, 3, 16, 24) * 255).round() / 255 for _ in range(3)]
+    sink = VideoSink(tmp_path / "exact.mkv", (16, 24), Fraction(5), lossless=True)
+    for f in frames:
+        sink.write(f)
+    sink.close()
+    back = list(VideoSource(tmp_path / "exact.mkv"))
+    assert len(back) == 3 and all(torch.equal((a * 255).round(), (b * 255).round()) for a, b in zip(frames, back))
+
+
+def test_long_term_consistency_runs_and_reports_its_term(clip, tmp_path):
+    seen = []
+    stylize_video(clip, EXAMPLES / "starry_night.jpg", tmp_path / "long", video=VideoConfig(long_term=2),
+                  callback=lambda info: seen.append(info.losses), **{**FAST, "iterations": 2})
+    assert "temporal" not in seen[0] and all("temporal" in losses for losses in seen[1:])
