@@ -123,7 +123,9 @@ def random_motion(batch: int, size: tuple[int, int], generator: torch.Generator,
 
 
 def move(image: torch.Tensor, grid: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """`image` seen through the motion `grid`, and the 1-channel mask of pixels that stayed in view."""
-    moved = F.grid_sample(image, grid.to(image), mode="bilinear", padding_mode="zeros", align_corners=False)
+    """`image` seen through the motion `grid`, and the 1-channel mask of pixels that stayed in view.
+    What comes in over the border repeats the edge (not black, which would shift a network's instance
+    norm statistics and so its whole output)."""
+    moved = F.grid_sample(image, grid.to(image), mode="bilinear", padding_mode="border", align_corners=False)
     inside = ((grid.abs() <= 1).all(-1, keepdim=True)).permute(0, 3, 1, 2).to(image)
     return moved, inside

@@ -118,11 +118,16 @@ class Recipe:
     def optimizer_name(self, config: Any) -> str:
         return getattr(config, "optimizer", "none")
 
-    def later_frames(self, config: Any, iterations: Optional[int]) -> Optional[Any]:
-        """The config for video frames after the first, which start from the previous frame's result
-        warped onto them (given as the init image) and so need no coarse-to-fine: `iterations` per frame
-        (None: the config's). None: the method cannot start from an image; each frame then runs as the
-        first, and the video blends the outputs along the flow instead."""
+    # The video temporal loss is temporal_weight x this x mean(c (255 (x - w))^2): the factor that puts
+    # it on the scale of the method's own terms (Gatys's are ~1e4 at default weights, STROTSS's ~1).
+    temporal_scale: ClassVar[float] = 1.0
+
+    def later_frames(self, config: Any, iterations: Optional[int], size: tuple[int, int]) -> Optional[Any]:
+        """The config for video frames (of `size`) after the first, which start from the previous
+        frame's result warped onto them (given as the init image) and so need no coarse-to-fine:
+        `iterations` per frame (None: the config's), the balance of the first frame's final scale.
+        None: the method cannot start from an image; each frame then runs as the first, and the video
+        blends the outputs along the flow instead."""
         return None
 
     def init_path(self, config: Any) -> Optional[str]:

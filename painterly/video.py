@@ -98,8 +98,11 @@ def work_folder(output: Union[str, os.PathLike]) -> Path:
 def _fingerprint(source: VideoSource, styles: Sequence[torch.Tensor], method: str, config, video: VideoConfig,
                  guides: Sequence[Optional[torch.Tensor]]) -> str:
     h = hashlib.sha256()
-    stat = source.path.stat()
-    h.update(f"{source.path.resolve()}|{stat.st_size}|{stat.st_mtime_ns}|{source.info}".encode())
+    files = sorted(source.path.iterdir()) if source.is_folder else [source.path]
+    h.update(f"{source.path.resolve()}|{source.info}".encode())
+    for path in files:  # a folder's frames one by one: a frame edited in place is another input
+        stat = path.stat()
+        h.update(f"{path.name}|{stat.st_size}|{stat.st_mtime_ns};".encode())
     for t in [*styles, *guides]:
         if t is not None:
             h.update(t.numpy().tobytes())
@@ -168,15 +171,35 @@ def stylize_video(source: Union[str, os.PathLike], styles: Union[ImageLike, Sequ
     out = Path(output)
     if is_video_path(out) and not out.parent.is_dir():
         raise PainterlyError(f"output folder '{out.parent}' does not exist")
-    guides = _guides(content_guidance, style_guidance, style_ts, frames)
-    followup = recipe.later_frames(cfg, video.later_iterations) if video.temporal_weight > 0 else None
+    guides, guide_tensors = _guides(content_guidance, style_guidance, style_ts, frames)
+    followup = recipe.later_frames(cfg, video.later_iterations, frames.info.size) if video.temporal_weight > 0 else None
+    folder = work_folder(out)
+    plan = {"fingerprint": _fingerprint(frames, style_ts, name, cfg, video, guide_tensors), "frames": frames.info.frames}
+    done, seed = _prepare_folder(folder, plan, resume)
+    if cfg.seed is None:  # one seed for the whole video, kept in the plan so a resume draws the same
+        cfg = make_config(name, cfg, seed=seed)
+        followup = None if followup is None else make_config(name, followup, seed=seed)
     first = Session(recipe, cfg, style_ts, guidance=guides)
     later = first if followup is None else Session(recipe, followup, style_ts, guidance=guides,
                                                     extractor=first.extractor)
-    folder = work_folder(out)
-    plan = {"fingerprint": _fingerprint(frames, style_ts, name, cfg, video, []), "frames": frames.info.frames}
-    done = _prepare_folder(folder, plan, resume)
+    try:
+        _paint_all(frames, folder, done, recipe, first, later, video, callback, step_callback)
+    except PainterlyError:
+        if is_video_path(out) and not resume:  # bad input found mid-run: leave nothing behind
+            shutil.rmtree(folder, ignore_errors=True)
+        raise
+    note = ""
+    if is_video_path(out):
+        note = _encode(folder, out, frames, video)
+        shutil.rmtree(folder, ignore_errors=True)
+    else:
+        (folder / "plan.json").unlink(missing_ok=True)
+    return VideoResult(out, frames.info.frames, frames.info.rate, frames.info.size, note)
 
+
+def _paint_all(frames: VideoSource, folder: Path, done: int, recipe, first: Session, later: Session,
+               video: VideoConfig, callback: Optional[FrameCallback], step_callback: Optional[Callback]) -> None:
+    """Every frame in order, each saved as it is finished (the first `done` loaded from an earlier run)."""
     start = time.monotonic()
     previous_frame = previous_out = None
     history: list[tuple[torch.Tensor, torch.Tensor]] = []  # (input frame, output) of earlier frames, nearest first
@@ -197,14 +220,6 @@ def stylize_video(source: Union[str, os.PathLike], styles: Union[ImageLike, Sequ
         history.insert(0, (frame, result))
         del history[max(1, _long_term_span(video.long_term)):]
         previous_frame, previous_out = frame, result
-
-    note = ""
-    if is_video_path(out):
-        note = _encode(folder, out, frames, video)
-        shutil.rmtree(folder, ignore_errors=True)
-    else:
-        (folder / "plan.json").unlink(missing_ok=True)
-    return VideoResult(out, frames.info.frames, frames.info.rate, frames.info.size, note)
 
 
 def _long_term_span(long_term: int) -> int:
@@ -240,8 +255,10 @@ def _paint(frame, index, previous_frame, previous_out, history, recipe, first: S
                 earlier.append((warp(old_out, offsets), reliability(offsets, flow(frame, old_frame))))
         targets = list(zip([w for w, _ in earlier], _long_term_masks([m for _, m in earlier])))
     init = mask * warped + (1 - mask) * frame
+    targets = [(w.to(later.device), m.to(later.device)) for w, m in targets]
+    weight = video.temporal_weight * recipe.temporal_scale
     return later.run(frame, init_image=init, callback=record, frame=index,
-                     extra_terms={TEMPORAL: temporal_term(targets, video.temporal_weight)}).cpu()
+                     extra_terms={TEMPORAL: temporal_term(targets, weight)}).cpu()
 
 
 def _load(path: Path) -> torch.Tensor:
@@ -250,7 +267,7 @@ def _load(path: Path) -> torch.Tensor:
 
 def _guides(content_guidance, style_guidance, styles, frames: VideoSource):
     if content_guidance is None and style_guidance is None:
-        return None
+        return None, []
     from .guidance import check_guides, region_pairs
 
     if isinstance(style_guidance, (str, os.PathLike)) or (style_guidance is not None and not isinstance(style_guidance, Sequence)):
@@ -259,11 +276,12 @@ def _guides(content_guidance, style_guidance, styles, frames: VideoSource):
     style_guides = [as_tensor(g, "style guidance") for g in (style_guidance or [])]
     h, w = frames.info.size
     check_guides(content_guide, style_guides, torch.zeros(1, 3, h, w), styles)
-    return region_pairs(content_guide, style_guides)
+    return region_pairs(content_guide, style_guides), [content_guide, *style_guides]
 
 
-def _prepare_folder(folder: Path, plan: dict, resume: bool) -> int:
-    """The work folder ready for this run; returns how many frames are already done in it."""
+def _prepare_folder(folder: Path, plan: dict, resume: bool) -> tuple[int, int]:
+    """The work folder ready for this run; returns how many frames are already done in it and the
+    video's seed (drawn for a fresh run, the saved one on resume)."""
     plan_path = folder / "plan.json"
     if resume:
         if not plan_path.exists():
@@ -275,24 +293,28 @@ def _prepare_folder(folder: Path, plan: dict, resume: bool) -> int:
         done = 0
         while (folder / f"frame_{done + 1:05d}.png").exists() and done < plan["frames"]:
             done += 1
-        return done
-    if folder.exists() and plan_path.exists():
-        shutil.rmtree(folder)
+        return done, int(saved.get("seed", 0))
+    if folder.exists():  # an earlier run's frames (only ours: it may be a folder the user named)
+        for old in folder.glob("frame_*.png"):
+            old.unlink()
     folder.mkdir(parents=True, exist_ok=True)
     from .image import write_bytes_atomic
 
-    write_bytes_atomic(json.dumps(plan).encode(), plan_path)
-    return 0
+    seed = int(torch.randint(0, 2**31 - 1, (1,)))
+    write_bytes_atomic(json.dumps({**plan, "seed": seed}).encode(), plan_path)
+    return 0, seed
 
 
 def _encode(folder: Path, out: Path, frames: VideoSource, video: VideoConfig) -> str:
-    paths = sorted(folder.glob("frame_*.png"))
-    sink = VideoSink(out, frames.info.size, frames.info.rate, crf=video.crf, lossless=video.lossless, audio_from=frames)
+    sink = None
     try:
-        for path in paths:
-            sink.write(_load(path))
+        sink = VideoSink(out, frames.info.size, frames.info.rate, crf=video.crf, lossless=video.lossless,
+                         audio_from=frames)
+        for index in range(frames.info.frames):
+            sink.write(_load(folder / f"frame_{index + 1:05d}.png"))
         sink.close()
     except BaseException:
-        sink.abort()
+        if sink is not None:
+            sink.abort()
         raise
     return sink.note

@@ -20,7 +20,10 @@ import torch
 from .errors import PainterlyError
 from .image import fit_long_side, open_image, pil_to_tensor, save_image, split_alpha
 
-VIDEO_SUFFIXES = (".mp4", ".mov", ".mkv", ".m4v", ".avi", ".webm")
+VIDEO_SUFFIXES = (".mp4", ".mov", ".mkv", ".m4v", ".avi")  # containers that take H.264
+# Audio codecs the MP4/MOV family takes as they are; anything else (PCM from an AVI, say) is left out
+# of such an output with a note (.mkv takes every codec).
+MP4_AUDIO = frozenset({"aac", "mp3", "alac", "ac3", "eac3", "opus", "flac"})
 FRAME_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".bmp", ".tif", ".tiff")
 FOLDER_RATE = Fraction(25)  # the frame rate a folder of frames plays at
 
@@ -213,7 +216,14 @@ class VideoSink:
         self.audio_in = self.audio_out = None
         if self.audio_source is not None:
             self.audio_in = av.open(str(self.audio_source.path))
-            self.audio_out = self.container.add_stream_from_template(self.audio_in.streams.audio[0])
+            codec = self.audio_in.streams.audio[0].codec_context.name
+            if self.path.suffix.lower() in (".mp4", ".m4v", ".mov") and codec not in MP4_AUDIO:
+                self.note = "; ".join(filter(None, [self.note, f"the {codec} audio is left out ({self.path.suffix} "
+                                                               "cannot hold it as it is; use .mkv to keep it)"]))
+                self.audio_in.close()
+                self.audio_in = None
+            else:
+                self.audio_out = self.container.add_stream_from_template(self.audio_in.streams.audio[0])
 
     def write(self, frame: torch.Tensor) -> None:
         if self.to_folder:
@@ -235,15 +245,18 @@ class VideoSink:
         """The source's audio packets between start and end, re-timed to the output's start."""
         stream = self.audio_in.streams.audio[0]
         start, end = self.audio_source.info.start, self.audio_source.info.end
+        trimmed = bool(start) or end is not None
         offset = int(round(start / stream.time_base)) if start else 0
         for packet in self.audio_in.demux(stream):
-            if packet.pts is None or packet.dts is None:
+            if packet.dts is None:  # the demuxer's flush packet
                 continue
-            t = float(packet.pts * stream.time_base)
-            if t < start - 1e-6 or (end is not None and t >= end):
-                continue
-            packet.pts -= offset
-            packet.dts -= offset
+            if trimmed:  # untrimmed audio goes over as it is, priming packets (negative pts) included
+                t = float((packet.pts if packet.pts is not None else packet.dts) * stream.time_base)
+                if t < start - 1e-6 or (end is not None and t >= end):
+                    continue
+            if offset:
+                packet.pts = None if packet.pts is None else packet.pts - offset
+                packet.dts -= offset
             packet.stream = self.audio_out
             self.container.mux(packet)
 

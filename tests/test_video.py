@@ -239,8 +239,15 @@ def test_lossless_output_keeps_every_pixel(tmp_path):
     assert len(back) == 3 and all(torch.equal((a * 255).round(), (b * 255).round()) for a, b in zip(frames, back))
 
 
-def test_long_term_consistency_runs_and_reports_its_term(clip, tmp_path):
-    seen = []
-    stylize_video(clip, EXAMPLES / "starry_night.jpg", tmp_path / "long", video=VideoConfig(long_term=2),
-                  callback=lambda info: seen.append(info.losses), **{**FAST, "iterations": 2})
-    assert "temporal" not in seen[0] and all("temporal" in losses for losses in seen[1:])
+def test_long_term_consistency_adds_the_earlier_frames_terms(clip, tmp_path):
+    terms = {}
+    for long_term in (0, 2):
+        seen = []
+        stylize_video(clip, EXAMPLES / "starry_night.jpg", tmp_path / f"long{long_term}",
+                      video=VideoConfig(long_term=long_term), callback=lambda info: seen.append(info.losses),
+                      **{**FAST, "iterations": 2})
+        assert "temporal" not in seen[0] and all("temporal" in losses for losses in seen[1:])
+        terms[long_term] = [losses["temporal"] for losses in seen[1:]]
+    # frame 2 sees only frame 1 either way; from frame 3 on, frames 2 and 4 back add their terms
+    assert terms[2][0] == pytest.approx(terms[0][0], rel=1e-4)
+    assert all(b != pytest.approx(a, rel=1e-3) for a, b in zip(terms[0][1:], terms[2][1:]))

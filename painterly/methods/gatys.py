@@ -262,8 +262,9 @@ class Gatys(Recipe):
             regions = region_targets(list(zip(style.region_grams, masks)), content.shape[-2:], config.style_layers)
         return GatysTargets({l: f.detach() for l, f in features.items()}, style.grams, regions)
 
-    def later_frames(self, config: GatysConfig, iterations: Optional[int]) -> GatysConfig:
-        return dataclasses.replace(config, scales=1, iterations=config.iterations if iterations is None else iterations)
+    def later_frames(self, config: GatysConfig, iterations: Optional[int], size: tuple[int, int]) -> GatysConfig:
+        return dataclasses.replace(config, scales=1, scale_iterations=None,
+                                   iterations=config.iterations if iterations is None else iterations)
 
     def start(self, run: RunContext, k: int, scale: Scale, previous: Optional[torch.Tensor]) -> torch.Tensor:
         if previous is not None:

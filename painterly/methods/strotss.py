@@ -297,8 +297,13 @@ class Strotss(Recipe):
         return StrotssObjective(run.extractor, run.config, content, style.side, run.config.content_weight / 2**k,
                                 run.generator, regions)
 
-    def later_frames(self, config: StrotssConfig, iterations: Optional[int]) -> StrotssConfig:
-        return dataclasses.replace(config, scales=1, iterations=config.iterations if iterations is None else iterations)
+    temporal_scale = 1e-3
+
+    def later_frames(self, config: StrotssConfig, iterations: Optional[int], size: tuple[int, int]) -> StrotssConfig:
+        # the content weight falls by 2 per scale (content_weight / 2**k): keep the final scale's
+        finest = len(scale_sizes(size, config.scales)) - 1
+        return dataclasses.replace(config, scales=1, content_weight=config.content_weight / 2 ** finest,
+                                   iterations=config.iterations if iterations is None else iterations)
 
     def start(self, run: RunContext, k: int, scale: Scale, previous: Optional[torch.Tensor]) -> torch.Tensor:
         """Scale 1: the styles' mean colour plus the content's finest Laplacian band; each finer scale:
