@@ -120,6 +120,7 @@ def test_methods_lists_every_registered_method_with_its_options_and_defaults(cli
     ("unknown_option", 400, "unknown option"),
     ("wrong_type", 400, "size must be a whole number"),
     ("bad_json", 400, "not valid JSON"),
+    ("nan", 400, "NaN is not a number"),
     ("unknown_method", 400, "unknown method"),
     ("path_option", 400, "may name a file"),
     ("path_model", 400, "may name a file"),
@@ -153,7 +154,7 @@ def test_bad_uploads_are_refused_with_a_json_error_and_leave_nothing_behind(clie
     elif case == "guidance_count":
         kwargs["style_guidance"] = ("g.png", png(), "image/png")
         kwargs["styles"] = [png(), png()]
-    body = "{not json" if case == "bad_json" else json.dumps(options)
+    body = {"bad_json": "{not json", "nan": '{"style_weight": NaN}'}.get(case, json.dumps(options))
     answer = client.post("/api/jobs", files=files(**kwargs), data={"options": body})
     assert answer.status_code == status, answer.text
     assert words in answer.json()["error"] and "\n" not in answer.json()["error"]
@@ -196,6 +197,39 @@ def test_uploaded_names_are_never_paths(client, settings, tmp_path):
     assert "content_0.upload" in stored and "style_0.upload" in stored
     assert not any((tmp_path / name).exists() for name in ("escape.png", "style.png"))
     assert client.get(f"/api/jobs/{job_id}").json()["inputs"]["content"] == "escape.png"
+
+
+def test_the_store_makes_no_path_from_an_id_that_is_not_ours(settings):
+    store = web_jobs.JobStore(settings.data)
+    for bad in ("..", "../x", "/etc/passwd", "0123456789abcdeg", "0123456789abcdef/../..", ""):
+        assert store.get(bad) is None
+        with pytest.raises(KeyError):
+            store.folder(bad)
+    assert store.folder("0123456789abcdef") == settings.data / "jobs" / "0123456789abcdef"
+
+
+def test_a_corrupt_job_record_shows_as_failed_and_stray_folders_go(settings):
+    jobs = settings.data / "jobs"
+    (jobs / "00000000000000aa").mkdir(parents=True)
+    (jobs / "00000000000000aa" / "job.json").write_text("{not json")
+    (jobs / "00000000000000bb").mkdir()  # an upload that never became a job
+    with TestClient(create_app(settings), base_url="http://127.0.0.1:7860") as client:
+        status = client.get("/api/jobs/00000000000000aa").json()
+        assert status["state"] == "failed" and "unreadable" in status["error"]
+    assert not (jobs / "00000000000000bb").exists()
+
+
+def test_a_checkpoint_that_cannot_be_resumed_starts_the_job_afresh(settings):
+    with TestClient(create_app(settings), base_url="http://127.0.0.1:7860") as client:
+        job_id = submit(client).json()["id"]
+        wait(client, job_id)
+    folder = settings.data / "jobs" / job_id
+    record = json.loads((folder / "job.json").read_text())
+    (folder / "job.json").write_text(json.dumps({**record, "state": "running"}))
+    (folder / "run.ckpt").write_bytes(b"a checkpoint from another version")
+    with TestClient(create_app(settings), base_url="http://127.0.0.1:7860") as client:
+        status = wait(client, job_id)
+        assert status["state"] == "done" and status["resumed_from_step"] == 0
 
 
 @pytest.mark.parametrize("job_id", ["..", "../../etc", "0123456789abcdeg", "%2e%2e%2fjob.json"])
@@ -305,6 +339,11 @@ def test_cross_origin_state_changes_need_the_token(client):
     assert same.status_code == 201
     with_token = client.delete(f"/api/jobs/{same.json()['id']}", headers={**evil, "authorization": "Bearer secret-token"})
     assert with_token.status_code in (200, 409)
+    # the page's cookie rides along from any page of this host (another port too): not enough to change state
+    client.get("/?token=secret-token")
+    other_port = client.post("/api/jobs", files=files(), data={"options": json.dumps(TINY)},
+                             headers={"origin": "http://127.0.0.1:8888", "sec-fetch-site": "same-site"})
+    assert other_port.status_code == 403
 
 
 def test_a_non_loopback_server_needs_the_token_on_every_request(tmp_path):
@@ -330,9 +369,11 @@ def test_the_page_and_its_scripts_come_from_the_server_alone(client):
     assert "/api/jobs/{job_id}/events" in client.get("/api/openapi.json").json()["paths"]
 
 
-def test_serve_rejects_bad_flags_in_one_line(capsys):
+def test_serve_rejects_bad_flags_in_one_line(capsys, monkeypatch):
+    from painterly import web
     from painterly.cli import main
 
+    monkeypatch.setattr(web, "serve", lambda *a, **k: pytest.fail("serve started despite a bad flag"))
     assert main(["serve", "--max-upload-mb", "-1"]) == 2
     err = capsys.readouterr().err.strip()
     assert err.startswith("painterly: error:") and "max-upload-mb" in err and "\n" not in err

@@ -39,7 +39,8 @@ def serve(data: Union[str, os.PathLike, None] = None, host: str = "127.0.0.1", p
         print(f"painterly: warning: serving on {host}, reachable from other machines; every request needs the "
               "token in this address", file=sys.stderr)
     print(f"painterly: serving {folder} at {url} (Ctrl-C stops; running jobs resume next time)", file=sys.stderr)
-    uvicorn.run(create_app(settings), host=host, port=port, log_level="warning")
+    # open event streams would hold a graceful shutdown (and the running job's checkpoint) forever
+    uvicorn.run(create_app(settings), host=host, port=port, log_level="warning", timeout_graceful_shutdown=3)
 
 
 __all__ = ["serve", "create_app", "ServerSettings", "default_data_folder", "DEFAULT_PORT"]

@@ -13,9 +13,10 @@ import json
 import re
 import secrets
 import shutil
+import sys
 import threading
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Optional
 
@@ -58,9 +59,11 @@ class Job:
     checkpointer: Any = None
 
     def record(self) -> dict:
-        return {k: v for k, v in asdict(self).items()
-                if k not in ("progress", "preview_seconds", "resumed_from_step", "has_preview", "cancel_requested",
-                             "checkpointer")}
+        """What job.json holds (a copy of the stored fields only; nothing of the running state)."""
+        return json.loads(json.dumps({name: getattr(self, name) for name in STORED}))
+
+
+STORED = ("id", "method", "options", "inputs", "created", "state", "started", "finished", "error", "size")
 
 
 class JobStore:
@@ -107,11 +110,18 @@ class JobStore:
                 continue
             try:
                 record = json.loads(path.read_text())
-                job = Job(**record)
-            except (OSError, ValueError, TypeError):
-                continue
+                job = Job(**{k: v for k, v in record.items() if k in STORED})
+            except (OSError, ValueError, TypeError) as exc:
+                print(f"painterly serve: warning: job {path.parent.name} is unreadable ({exc}); shown as failed",
+                      file=sys.stderr)
+                job = Job(path.parent.name, "?", {}, {"content": "?", "styles": [], "content_guidance": False,
+                                                       "style_guidance": 0}, path.stat().st_mtime, FAILED,
+                          error="its record (job.json) is unreadable")
             if job.id == path.parent.name:
                 found.append(job)
+        for folder in self.root.iterdir():  # folders of requests that never became jobs (a crash mid-upload)
+            if folder.is_dir() and valid_id(folder.name) and not (folder / "job.json").exists():
+                shutil.rmtree(folder, ignore_errors=True)
         found.sort(key=lambda j: (j.state != RUNNING, j.created))
         for job in found:
             self.jobs[job.id] = job
@@ -129,6 +139,11 @@ class JobStore:
 
     def get(self, job_id: str) -> Optional[Job]:
         return self.jobs.get(job_id) if valid_id(job_id) else None
+
+    def listing(self) -> list[Job]:
+        """Every job, newest first (a copy, safe while jobs are added)."""
+        with self.lock:
+            return sorted(self.jobs.values(), key=lambda j: j.created, reverse=True)
 
     def status(self, job: Job) -> dict:
         """The job as the API shows it."""
@@ -200,15 +215,34 @@ class JobStore:
 
     def _work(self) -> None:
         while True:
-            job = self._next()
+            try:
+                job = self._next()
+            except Exception as exc:  # e.g. a full disk writing job.json: keep the worker alive
+                print(f"painterly serve: warning: could not start a job ({exc})", file=sys.stderr)
+                time.sleep(1.0)
+                continue
             if job is None:
                 return
-            self._run(job)
+            try:
+                self._run(job)
+            except Exception as exc:  # a bug or a full disk around the run: fail it, go on to the next
+                self._fail(job, job.checkpointer, f"unexpected {type(exc).__name__}: {exc}")
 
     def _run(self, job: Job) -> None:
         folder = self.folder(job.id)
         ckpt = job.checkpointer
         ckpt.resume = ckpt.path.exists()
+        try:
+            self._attempt(job, folder, ckpt)
+        except painterly.PainterlyError:
+            if not ckpt.resume or job.resumed_from_step is not None:
+                raise
+            # the checkpoint could not be resumed (another painterly version, other hardware): start afresh
+            ckpt.path.unlink(missing_ok=True)
+            ckpt.resume = False
+            self._attempt(job, folder, ckpt)
+
+    def _attempt(self, job: Job, folder: Path, ckpt) -> None:
         styles = [str(folder / f"style_{i}.upload") for i in range(len(job.inputs["styles"]))]
         guides: dict[str, Any] = {}
         if job.inputs.get("content_guidance"):
@@ -220,6 +254,8 @@ class JobStore:
         try:
             image = painterly.stylize(str(folder / "content_0.upload"), styles, method=job.method, callback=preview,
                                       checkpoint=ckpt, **guides, **job.options)
+            if job.cancel_requested:  # cancelled as it finished (or a one-pass method that does not stop)
+                raise painterly.Interrupted(0, 1, 0, 0, None)
             painterly.save_image(image, folder / "result.png")
         except painterly.Interrupted:
             with self.lock:
@@ -230,7 +266,9 @@ class JobStore:
                 self._changed()
             return
         except painterly.PainterlyError as exc:
-            self._fail(job, ckpt, str(exc))
+            if ckpt.resume and job.resumed_from_step is None:
+                raise  # _run retries from the start once
+            self._fail(job, ckpt, str(exc).replace(str(folder) + "/", ""))
             return
         except MemoryError:
             self._fail(job, ckpt, "out of memory; try a smaller size")

@@ -111,18 +111,23 @@ def create_app(settings: ServerSettings) -> FastAPI:
     async def guard(request: Request, call_next):
         if not settings.host_allowed(request.headers.get("host", "")):
             return _error(400, "this Host is not the one painterly serves (DNS-rebinding protection)")
-        given = (request.query_params.get("token") or request.cookies.get(TOKEN_COOKIE)
-                 or request.headers.get("authorization", "").removeprefix("Bearer ").strip())
-        token_ok = bool(given) and hmac.compare_digest(given.encode(), settings.token.encode())
-        if settings.require_token and not token_ok:
+        def matches(given: Optional[str]) -> bool:
+            return bool(given) and hmac.compare_digest(given.encode(), settings.token.encode())
+
+        explicit = matches(request.query_params.get("token")) or matches(
+            request.headers.get("authorization", "").removeprefix("Bearer ").strip())
+        cookie = f"{TOKEN_COOKIE}_{settings.port}"  # per port: SameSite does not tell ports apart
+        if settings.require_token and not (explicit or matches(request.cookies.get(cookie))):
             return _error(401, "open the address with the token that `painterly serve` printed")
-        if request.method in STATE_CHANGING and not token_ok:
+        if request.method in STATE_CHANGING and not explicit:
+            # a cookie rides along on requests from any page of this host, so it is not enough here
             origin = request.headers.get("origin")
-            if origin is not None and origin != f"{request.url.scheme}://{request.headers.get('host')}":
+            if (origin is not None and origin != f"{request.url.scheme}://{request.headers.get('host')}") or \
+                    request.headers.get("sec-fetch-site", "same-origin") not in ("same-origin", "none"):
                 return _error(403, "cross-origin requests need the token")
         response = await call_next(request)
-        if request.query_params.get("token") and token_ok:
-            response.set_cookie(TOKEN_COOKIE, settings.token, httponly=True, samesite="strict")
+        if matches(request.query_params.get("token")):
+            response.set_cookie(cookie, settings.token, httponly=True, samesite="strict")
         return response
 
     # --- the page -----------------------------------------------------------------------------
@@ -169,16 +174,18 @@ def create_app(settings: ServerSettings) -> FastAPI:
                                                 "style_guidance": MAX_STYLES},
                                    text_fields={"options"}, max_file_bytes=settings.max_upload_bytes)
             job = await asyncio.to_thread(_accept, job_id, folder, form)
+            store.add(job)
         except UploadError as exc:
             store.discard(folder)
             return _error(exc.status, str(exc))
-        store.add(job)
+        except BaseException:
+            store.discard(folder)
+            raise
         return JSONResponse({"id": job.id}, status_code=201)
 
     @app.get("/api/jobs")
     def list_jobs() -> list[dict]:
-        jobs = sorted(store.jobs.values(), key=lambda j: j.created, reverse=True)
-        return [store.status(j) for j in jobs]
+        return [store.status(j) for j in store.listing()]
 
     def find(job_id: str) -> Optional[Job]:
         return store.get(job_id)
@@ -248,12 +255,16 @@ def create_app(settings: ServerSettings) -> FastAPI:
     return app
 
 
+def _no_constant(word: str):
+    raise ValueError(f"{word} is not a number painterly takes")
+
+
 def _accept(job_id: str, folder: Path, form) -> Job:
     """Check a submitted form (images, option names, types and bounds) and make its job; UploadError if bad."""
     contents, styles = form.named("content"), form.named("style")
     content_guides, style_guides = form.named("content_guidance"), form.named("style_guidance")
     try:
-        options = json.loads(form.fields.get("options") or "{}")
+        options = json.loads(form.fields.get("options") or "{}", parse_constant=_no_constant)
     except ValueError as exc:
         raise UploadError(400, f"options is not valid JSON ({exc})") from None
     if not isinstance(options, dict):

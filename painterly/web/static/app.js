@@ -117,13 +117,15 @@ class Panel {
     return found;
   }
 
-  // The colour-coded guidance map the CLI takes: the painted regions on black, at the paint layer's size.
+  // The colour-coded guidance map the CLI takes: the painted regions on black, at the image's own size
+  // (so its aspect ratio is exactly the image's).
   guidance() {
     const c = document.createElement("canvas");
-    c.width = this.paint.width; c.height = this.paint.height;
+    c.width = this.image.width; c.height = this.image.height;
     const g = c.getContext("2d");
+    g.imageSmoothingEnabled = false;
     g.fillStyle = "#000"; g.fillRect(0, 0, c.width, c.height);
-    g.drawImage(this.paint, 0, 0);
+    g.drawImage(this.paint, 0, 0, c.width, c.height);
     return new Promise((resolve) => c.toBlob(resolve, "image/png"));
   }
 }
@@ -171,7 +173,7 @@ function showPairs() {
     const line = document.createElement("div");
     const swatch = document.createElement("span");
     swatch.className = "swatch"; swatch.style.background = hex;
-    const where = panels().map((p, i) => `${p.kind === "content" ? "content" : "style " + i}: ${present[i].has(name) ? "yes" : "no"}`);
+    const where = panels().map((p, i) => `${p.kind === "content" ? "content" : "style " + (state.styles.indexOf(p) + 1)}: ${present[i].has(name) ? "yes" : "no"}`);
     const paired = state.content && present[0].has(name) && state.styles.every((p, i) => present[i + 1].has(name));
     line.append(swatch, `${name}: ${where.join(", ")}${paired ? " (paired)" : " (not paired: paint it on the content and on every style)"}`);
     box.append(line);
@@ -223,7 +225,8 @@ function showOptions() {
   for (const name of MAIN_OPTIONS) if (byName[name]) main.append(...optionInput(byName[name], method));
   for (const o of method.options) if (!MAIN_OPTIONS.includes(o.name)) more.append(...optionInput(o, method));
   const size = $("opt-size");
-  if (size && !size.dataset.touched) size.value = 384;  // a friendly default on a CPU
+  if (size) size.value = state.size || 384;  // a friendly default on a CPU, kept across methods
+  if (size) size.oninput = () => { state.size = size.value; };
 }
 
 // The options that differ from the method's defaults, typed as the API wants them.
@@ -233,17 +236,23 @@ function collectOptions() {
   for (const o of method.options) {
     const input = document.querySelector(`[data-option="${o.name}"]`);
     if (!input) continue;
+    const label = o.name.replaceAll("_", " ");
+    const number = (text, whole) => {
+      const v = Number(text);
+      if (text.trim() === "" || !Number.isFinite(v)) throw new Error(`${label} must be a number, not '${text}'`);
+      if (whole && !Number.isInteger(v)) throw new Error(`${label} must be a whole number, not '${text}'`);
+      return v;
+    };
     let value;
     if (o.type === "boolean") value = input.checked;
     else if (input.value === "" || input.value === undefined) continue;
-    else if (o.type === "integer") value = parseInt(input.value, 10);
-    else if (o.type === "number") value = parseFloat(input.value);
+    else if (o.type === "integer") value = number(input.value, true);
+    else if (o.type === "number") value = number(input.value, false);
     else if (o.type.endsWith("[]")) {
       const items = input.value.split(",").map((s) => s.trim()).filter(Boolean);
-      value = o.type.startsWith("string") ? items : items.map(Number);
+      value = o.type.startsWith("string") ? items : items.map((s) => number(s, o.type.startsWith("integer")));
     } else value = input.value;
     if (JSON.stringify(value) === JSON.stringify(o.default)) continue;
-    if (typeof value === "number" && Number.isNaN(value)) throw new Error(`${o.name} must be a number`);
     options[o.name] = value;
   }
   return options;
@@ -260,6 +269,7 @@ async function api(path, init) {
 async function start() {
   showError("");
   const method = currentMethod();
+  $("start").disabled = true;  // one job per click
   try {
     if (!state.content) throw new Error("choose a content image first");
     if (method.needs_styles && state.styles.length === 0) throw new Error("choose at least one style image");
@@ -275,7 +285,7 @@ async function start() {
     const { id } = await api("/api/jobs", { method: "POST", body: form });
     follow(id);
     refreshGallery();
-  } catch (err) { showError(err.message); }
+  } catch (err) { showError(err.message); } finally { $("start").disabled = false; }
 }
 
 function follow(id) {
@@ -330,9 +340,11 @@ async function cancel() {
 }
 
 async function copyCommand() {
-  const { command } = await api(`/api/jobs/${state.job}/command`);
-  $("command").textContent = command; $("command").hidden = false;
-  try { await navigator.clipboard.writeText(command); } catch (err) { /* shown on the page instead */ }
+  try {
+    const { command } = await api(`/api/jobs/${state.job}/command`);
+    $("command").textContent = command; $("command").hidden = false;
+    try { await navigator.clipboard.writeText(command); } catch (err) { /* shown on the page instead */ }
+  } catch (err) { showError(err.message); }
 }
 
 async function refreshGallery() {
@@ -396,10 +408,15 @@ async function init() {
   }
   for (const [select, kind] of [[$("content-example"), "content"], [$("style-example"), "style"]]) {
     select.onchange = async () => {
-      if (!select.value) return;
-      const blob = await (await fetch(`/api/examples/${select.value}`)).blob();
-      await addImage(kind, blob, `${select.value}.jpg`);
+      const name = select.value;
       select.value = "";
+      if (!name) return;
+      try {
+        const response = await fetch(`/api/examples/${encodeURIComponent(name)}`);
+        if (!response.ok) throw new Error(`example ${name}: ${response.status}`);
+        const blob = await response.blob();
+        await addImage(kind, blob, `${name}.${blob.type === "image/png" ? "png" : "jpg"}`);
+      } catch (err) { showError(err.message); }
     };
   }
   state.methods = await api("/api/methods");
@@ -409,7 +426,7 @@ async function init() {
   $("start").onclick = start;
   $("cancel").onclick = cancel;
   $("copy-command").onclick = copyCommand;
-  refreshGallery();
+  refreshGallery().catch((err) => showError(err.message));
 }
 
 init().catch((err) => showError(err.message));
