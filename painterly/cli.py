@@ -30,7 +30,7 @@ from . import (DEFAULT_METHOD, Checkpointer, Interrupted, LossHistory, Painterly
                largest_size, make_config, method_for, available_methods, open_image, plan, save_image, side_by_side,
                split_alpha, stylize)
 
-SUBCOMMANDS = ("train", "train-decoder", "models", "serve", "video")  # `painterly train ...` etc. (painterly.cli_train)
+SUBCOMMANDS = ("train", "train-decoder", "models", "serve", "video", "batch")  # `painterly train ...` etc. (painterly.cli_train)
 OUT_OF_MEMORY = "out of memory; try a smaller --size (or --precision bf16, or --optimizer adam)"
 
 

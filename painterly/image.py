@@ -22,6 +22,7 @@ ImageLike = Union[str, os.PathLike, Image.Image, torch.Tensor]
 
 # Pillow's own decompression-bomb threshold (~89 MP). Above it we refuse instead of warning.
 MAX_INPUT_PIXELS = 89_478_485
+READ_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".bmp", ".tif", ".tiff")  # what a folder of images holds
 SAVE_FORMATS = {".png": "PNG", ".jpg": "JPEG", ".jpeg": "JPEG", ".webp": "WEBP", ".tif": "TIFF", ".tiff": "TIFF", ".bmp": "BMP"}
 
 

@@ -28,13 +28,12 @@ from .config import MethodConfig, option
 from .errors import PainterlyError
 from .features import FeatureExtractor
 from .hardware import resolve_device, resolve_precision, set_threads
-from .image import ImageLike, as_tensor, fit_long_side, open_image, pil_to_tensor, resize, split_alpha
+from .image import READ_SUFFIXES, ImageLike, as_tensor, fit_long_side, open_image, pil_to_tensor, resize, split_alpha
 from .losses import LossTerms
 from .nets.io import load_model, save_model
 from .nets.transformer import Architecture, TransformerNet
 from .training_losses import DEFAULT_WEIGHTS, TRAINING_LOSSES
 
-IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".webp", ".bmp", ".tif", ".tiff"}
 DATA, LOSSES, NET = "data", "losses", "network"
 
 
@@ -118,7 +117,7 @@ def find_photos(folder: Union[str, os.PathLike], min_side: int) -> tuple[list[to
     if not root.is_dir():
         raise PainterlyError(f"photo folder '{root}' does not exist or is not a folder")
     photos, skipped = [], 0
-    for path in sorted(p for p in root.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file()):
+    for path in sorted(p for p in root.rglob("*") if p.suffix.lower() in READ_SUFFIXES and p.is_file()):
         try:
             image = split_alpha(open_image(path, "photo"))[0]
         except PainterlyError:

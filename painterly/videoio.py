@@ -18,13 +18,13 @@ import numpy as np
 import torch
 
 from .errors import PainterlyError
-from .image import fit_long_side, open_image, pil_to_tensor, save_image, split_alpha
+from .image import READ_SUFFIXES, fit_long_side, open_image, pil_to_tensor, save_image, split_alpha
 
 VIDEO_SUFFIXES = (".mp4", ".mov", ".mkv", ".m4v", ".avi")  # containers that take H.264
 # Audio codecs the MP4/MOV family takes as they are; anything else (PCM from an AVI, say) is left out
 # of such an output with a note (.mkv takes every codec).
 MP4_AUDIO = frozenset({"aac", "mp3", "alac", "ac3", "eac3", "opus", "flac"})
-FRAME_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".bmp", ".tif", ".tiff")
+FRAME_SUFFIXES = READ_SUFFIXES
 FOLDER_RATE = Fraction(25)  # the frame rate a folder of frames plays at
 
 

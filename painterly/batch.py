@@ -1,0 +1,237 @@
+"""Batches of stylisation jobs: every content x style (or model) pair, or a manifest, run resumably.
+
+A job is one stylize() call writing one image. An output that exists and reads back as an image is
+skipped, so a killed batch re-run continues where it stopped; outputs are written atomically, so a
+partial one never exists (a stray temporary file is ignored and replaced). A failing job is retried
+`retries` times, then recorded as failed without stopping the rest. The summary (JSON, or CSV by its
+extension) lists every job with its status, attempts, seconds and error, rewritten atomically after
+each job. Jobs run here one after another; the executor is pluggable so the same batch runs on Ray.
+"""
+
+from __future__ import annotations
+
+import csv
+import glob
+import io
+import json
+import os
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Callable, Iterable, Iterator, Optional, Sequence, Union
+
+from .api import make_config, method_for, method_options, stylize
+from .errors import PainterlyError
+from .image import READ_SUFFIXES, open_image, save_image, write_bytes_atomic
+
+DONE, SKIPPED, FAILED = "done", "skipped", "failed"
+
+
+@dataclass(frozen=True)
+class BatchJob:
+    """One output image: its content, its styles (or a model in the options), its options."""
+
+    name: str
+    content: str
+    styles: tuple[str, ...]
+    output: str
+    options: dict = field(default_factory=dict)
+
+    def method(self) -> str:
+        return self.options.get("method") or method_for(k for k in self.options if k != "method")
+
+
+@dataclass
+class JobResult:
+    name: str
+    output: str
+    status: str
+    attempts: int = 0
+    seconds: float = 0.0
+    error: str = ""
+
+
+# --- building the job list -------------------------------------------------------------------------
+
+def expand_images(patterns: Sequence[str]) -> list[str]:
+    """Files named, matched by a glob, or found under a folder (recursively), sorted, without repeats."""
+    found: list[str] = []
+    for pattern in patterns:
+        path = Path(pattern)
+        if path.is_dir():
+            found += sorted(str(p) for p in path.rglob("*") if p.suffix.lower() in READ_SUFFIXES)
+        elif any(c in pattern for c in "*?["):
+            matches = sorted(glob.glob(pattern, recursive=True))
+            if not matches:
+                raise PainterlyError(f"'{pattern}' matches no file")
+            found += matches
+        elif path.exists():
+            found.append(str(path))
+        else:
+            raise PainterlyError(f"'{pattern}' does not exist")
+    return list(dict.fromkeys(found))
+
+
+def pair_jobs(contents: Sequence[str], styles: Sequence[str], models: Sequence[str], output_dir: str,
+              options: dict, style_set: bool = False) -> list[BatchJob]:
+    """Every content with every style (or, with style_set, with all the styles at once) and every model."""
+    if not contents:
+        raise PainterlyError("no content images")
+    if not styles and not models:
+        raise PainterlyError("give style images or models")
+    sides: list[tuple[str, tuple[str, ...], dict]] = []  # (label, style images, options)
+    if styles:
+        groups = [tuple(styles)] if style_set else [(s,) for s in styles]
+        for group in groups:
+            sides.append(("set" if style_set else Path(group[0]).stem, group, dict(options)))
+    if models:  # a model's jobs take only the options its method has (no iterations for a network)
+        takes = {o["name"] for o in method_options(method_for(["model"]))}
+        shared = {k: v for k, v in options.items() if k in takes}
+        sides += [(Path(model).stem, (), {**shared, "model": model}) for model in models]
+    jobs = []
+    for content in contents:
+        for label, group, side_options in sides:
+            name = f"{Path(content).stem}__{label}"
+            jobs.append(BatchJob(name, content, group, str(Path(output_dir) / f"{name}.png"), side_options))
+    return check_jobs(jobs)
+
+
+def read_manifest(path: Union[str, os.PathLike], output_dir: Optional[str] = None) -> list[BatchJob]:
+    """Jobs from a CSV (columns content, style, model, output, options) or JSON list of objects with
+    those keys. style: one file or several separated by ';'; options: a JSON object of config fields;
+    output: relative to output_dir (default: the manifest's folder)."""
+    manifest = Path(path)
+    try:
+        text = manifest.read_text()
+    except (OSError, UnicodeDecodeError) as exc:
+        raise PainterlyError(f"manifest '{manifest}' cannot be read ({getattr(exc, 'strerror', None) or exc})") from None
+    if manifest.suffix.lower() == ".json":
+        try:
+            rows = json.loads(text)
+        except ValueError as exc:
+            raise PainterlyError(f"manifest '{manifest}' is not valid JSON ({exc})") from None
+        if not isinstance(rows, list) or not all(isinstance(r, dict) for r in rows):
+            raise PainterlyError(f"manifest '{manifest}' must be a JSON list of objects")
+    else:
+        rows = list(csv.DictReader(io.StringIO(text)))
+    base = Path(output_dir) if output_dir else manifest.parent
+    here = manifest.parent
+    jobs = []
+    known = {"content", "style", "model", "output", "options"}
+    for number, row in enumerate(rows, start=2 if manifest.suffix.lower() != ".json" else 1):
+        where = f"manifest '{manifest.name}' {'line' if manifest.suffix.lower() != '.json' else 'entry'} {number}"
+        unknown = sorted(set(k for k in row if k) - known)
+        if unknown:
+            raise PainterlyError(f"{where}: unknown column(s) {', '.join(unknown)}; use {', '.join(sorted(known))}")
+        content = (row.get("content") or "").strip()
+        if not content:
+            raise PainterlyError(f"{where}: no content")
+        styles = row.get("style") or []
+        if isinstance(styles, str):
+            styles = [s.strip() for s in styles.split(";") if s.strip()]
+        options = row.get("options") or {}
+        if isinstance(options, str):
+            try:
+                options = json.loads(options)
+            except ValueError as exc:
+                raise PainterlyError(f"{where}: options is not valid JSON ({exc})") from None
+        if not isinstance(options, dict):
+            raise PainterlyError(f"{where}: options must be a JSON object")
+        if row.get("model"):
+            options = {**options, "model": str(row["model"]).strip()}
+        resolve = lambda p: str(p if Path(p).is_absolute() else here / p)  # noqa: E731
+        output = (row.get("output") or "").strip() or f"{Path(content).stem}__{Path(styles[0]).stem if styles else 'model'}.png"
+        jobs.append(BatchJob(Path(output).stem, resolve(content), tuple(resolve(s) for s in styles),
+                             str(Path(output) if Path(output).is_absolute() else base / output), options))
+    return check_jobs(jobs)
+
+
+def check_jobs(jobs: Sequence[BatchJob]) -> list[BatchJob]:
+    """Refuse, before any work: missing files, options no method takes, two jobs writing one output."""
+    seen: dict[str, str] = {}
+    for job in jobs:
+        for path in (job.content, *job.styles):
+            if not Path(path).is_file():
+                raise PainterlyError(f"job {job.name}: '{path}' does not exist")
+        model = job.options.get("model")
+        try:
+            options = {k: v for k, v in job.options.items() if k != "method"}
+            make_config(job.options.get("method"), **options)
+        except PainterlyError as exc:
+            raise PainterlyError(f"job {job.name}: {exc}") from None
+        if model is not None and not isinstance(model, str):
+            raise PainterlyError(f"job {job.name}: model must be a name or a file")
+        key = str(Path(job.output).resolve())
+        if key in seen:
+            raise PainterlyError(f"jobs {seen[key]} and {job.name} both write '{job.output}'")
+        seen[key] = job.name
+    return list(jobs)
+
+
+# --- running it --------------------------------------------------------------------------------------
+
+def finished(output: Union[str, os.PathLike]) -> bool:
+    """An output that exists and reads back whole as an image (a job to skip)."""
+    try:
+        open_image(output, "output").close()
+        return True
+    except PainterlyError:
+        return False
+
+
+def run_job(job: BatchJob, retries: int = 0, stylize_fn: Callable = stylize) -> JobResult:
+    """One job with its retries; a failure is recorded, not raised (KeyboardInterrupt still stops)."""
+    if finished(job.output):
+        return JobResult(job.name, job.output, SKIPPED)
+    start = time.monotonic()
+    error = ""
+    for attempt in range(1, retries + 2):
+        try:
+            options = {k: v for k, v in job.options.items() if k != "method"}
+            image = stylize_fn(job.content, list(job.styles), method=job.options.get("method"), **options)
+            Path(job.output).parent.mkdir(parents=True, exist_ok=True)
+            save_image(image, job.output)
+            return JobResult(job.name, job.output, DONE, attempt, round(time.monotonic() - start, 3))
+        except (PainterlyError, RuntimeError, OSError, MemoryError) as exc:
+            error = " ".join(str(exc).split()) or type(exc).__name__
+    return JobResult(job.name, job.output, FAILED, retries + 1, round(time.monotonic() - start, 3), error)
+
+
+class LocalExecutor:
+    """Jobs one after another in this process (the VGG weights stay cached between them)."""
+
+    def __init__(self, retries: int = 0) -> None:
+        self.retries = retries
+
+    def run(self, jobs: Sequence[BatchJob]) -> Iterator[JobResult]:
+        for job in jobs:
+            yield run_job(job, self.retries)
+
+
+def write_summary(results: Iterable[JobResult], path: Union[str, os.PathLike]) -> None:
+    rows = [asdict(r) for r in results]
+    if Path(path).suffix.lower() == ".csv":
+        buffer = io.StringIO()
+        writer = csv.DictWriter(buffer, fieldnames=list(asdict(JobResult("", "", "")).keys()))
+        writer.writeheader()
+        writer.writerows(rows)
+        data = buffer.getvalue().encode()
+    else:
+        data = json.dumps(rows, indent=1).encode()
+    write_bytes_atomic(data, path)
+
+
+def run_batch(jobs: Sequence[BatchJob], *, executor=None, retries: int = 0,
+              summary: Union[None, str, os.PathLike] = None,
+              callback: Optional[Callable[[JobResult, int, int], None]] = None) -> list[JobResult]:
+    """Run every job (skipping finished outputs), rewriting the summary after each; returns the results
+    in job order. callback(result, finished_count, total) after each job."""
+    executor = executor or LocalExecutor(retries)
+    by_output: dict[str, JobResult] = {}  # outputs are unique (check_jobs); names need not be
+    for result in executor.run(list(jobs)):
+        by_output[result.output] = result
+        if summary is not None:
+            write_summary([by_output[j.output] for j in jobs if j.output in by_output], summary)
+        if callback is not None:
+            callback(result, len(by_output), len(jobs))
+    return [by_output[j.output] for j in jobs if j.output in by_output]

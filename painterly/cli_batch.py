@@ -1,0 +1,86 @@
+"""`painterly batch`: many stylisations, resumable, with a progress bar over the jobs and a summary.
+
+    painterly batch photos/ --style starry_night.jpg the_scream.jpg -o out/ --size 512
+    painterly batch photos/*.jpg --model starry_night four_paintings -o out/
+    painterly batch --manifest jobs.csv -o out/ --retries 2 --summary out/summary.csv
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from typing import Sequence
+
+from .cli import _method_in, config_flags
+from .cli_args import EXIT_FAILURE, EXIT_OK, _Parser, _positive_int, _UsageError, add_config_flags
+from . import DEFAULT_METHOD, available_methods, expand_images, pair_jobs, read_manifest, run_batch
+
+
+def build_batch_parser(method: str = DEFAULT_METHOD) -> argparse.ArgumentParser:
+    registered = available_methods()
+    shown = registered.get(method, registered[DEFAULT_METHOD])
+    p = _Parser(prog="painterly batch",
+                usage="painterly batch CONTENT... (--style STYLE... | --model MODEL... | --manifest FILE) -o DIR",
+                description="Stylise many images: every CONTENT (files, globs or folders) with every style or "
+                            "model, or the jobs of a manifest. Finished outputs are skipped, so a re-run continues.",
+                allow_abbrev=False)
+    p.add_argument("contents", nargs="*", metavar="CONTENT", help="content images: files, globs or folders")
+    p.add_argument("--style", dest="batch_styles", nargs="+", default=[], metavar="STYLE",
+                   help="style images (each its own job, or all together with --style-set)")
+    p.add_argument("--model", dest="batch_models", nargs="+", default=[], metavar="MODEL",
+                   help="trained networks (bundled names or files), each its own job")
+    p.add_argument("--manifest", metavar="FILE",
+                   help="a CSV (columns content, style, model, output, options) or JSON list of jobs")
+    p.add_argument("-o", "--output", required=True, metavar="DIR", help="folder for the results")
+    p.add_argument("--method", choices=list(registered), default=None, help="the method for every job")
+    p.add_argument("--retries", type=int, default=1, metavar="N", help="retries of a failing job [1]")
+    p.add_argument("--summary", metavar="FILE", help="the summary file (.json or .csv) [DIR/summary.json]")
+    p.add_argument("--quiet", "-q", action="store_true", help="no progress bar")
+    flags = {k: v for k, v in config_flags().items() if k != "model"}
+    add_config_flags(p, flags, shown.config_class(), list(registered), shown.name)
+    return p
+
+
+def batch_command(words: Sequence[str]) -> int:
+    from pathlib import Path
+
+    args = build_batch_parser(_method_in(words)).parse_intermixed_args(list(words))
+    if args.retries < 0:
+        raise _UsageError("--retries must not be negative")
+    options = {name: getattr(args, name) for name in config_flags() if hasattr(args, name) and name != "model"}
+    if args.method:
+        options["method"] = args.method
+    if args.manifest:
+        if args.contents or args.batch_styles or args.batch_models:
+            raise _UsageError("a manifest holds the jobs: give no CONTENT, --style or --model beside it")
+        jobs = read_manifest(args.manifest, args.output)
+        jobs = [type(j)(j.name, j.content, j.styles, j.output, {**options, **j.options}) for j in jobs]
+    else:
+        style_set = bool(options.pop("style_set", False))
+        jobs = pair_jobs(expand_images(args.contents), expand_images(args.batch_styles), args.batch_models,
+                         args.output, options, style_set=style_set)
+    Path(args.output).mkdir(parents=True, exist_ok=True)
+    summary = args.summary or str(Path(args.output) / "summary.json")
+    bar = None
+    if not args.quiet:
+        from tqdm import tqdm
+
+        bar = tqdm(total=len(jobs), file=sys.stderr, dynamic_ncols=True, unit="job", desc="batch")
+
+    def progress(result, count, total) -> None:
+        if bar is not None:
+            bar.update(1)
+            bar.set_postfix_str(f"{result.name}: {result.status}", refresh=True)
+        if result.status == "failed":
+            print(f"painterly: {result.name} failed after {result.attempts} attempt(s): {result.error}", file=sys.stderr)
+
+    try:
+        results = run_batch(jobs, retries=args.retries, summary=summary, callback=progress)
+    finally:
+        if bar is not None:
+            bar.close()
+    counts = {s: sum(r.status == s for r in results) for s in ("done", "skipped", "failed")}
+    if not args.quiet:
+        print(f"painterly: {counts['done']} done, {counts['skipped']} skipped (already there), {counts['failed']} failed; "
+              f"summary in {summary}", file=sys.stderr)
+    return EXIT_FAILURE if counts["failed"] else EXIT_OK

@@ -1,0 +1,114 @@
+"""Batches: the job list (pairs, manifests and their errors), skip / redo / retry, the summary, and the
+`painterly batch` command end to end on tiny jobs."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from PIL import Image
+
+import painterly
+from painterly.batch import DONE, FAILED, SKIPPED, BatchJob, run_job
+
+TINY = {"size": 32, "iterations": 2, "scales": 1, "seed": 0}
+
+
+@pytest.fixture
+def images(tmp_path):
+    folder = tmp_path / "in"
+    (folder / "sub").mkdir(parents=True)
+    for name, color in (("a.png", (200, 30, 30)), ("sub/b.jpg", (30, 200, 30)), ("style.png", (20, 20, 220))):
+        Image.new("RGB", (40, 30), color).save(folder / name)
+    return folder
+
+
+def test_pairs_cover_every_content_with_every_style_and_model(images, tmp_path):
+    contents = painterly.expand_images([str(images / "a.png"), str(images / "sub")])
+    jobs = painterly.pair_jobs(contents, [str(images / "style.png")], ["starry_night"], str(tmp_path / "out"), TINY)
+    assert [j.name for j in jobs] == ["a__style", "a__starry_night", "b__style", "b__starry_night"]
+    assert jobs[1].options["model"] == "starry_night" and jobs[1].styles == ()
+    assert jobs[0].output == str(tmp_path / "out" / "a__style.png")
+    assert painterly.expand_images([str(images / "*.png")]) == [str(images / "a.png"), str(images / "style.png")]
+    with pytest.raises(painterly.PainterlyError, match="matches no file"):
+        painterly.expand_images([str(images / "*.gif")])
+
+
+def test_manifest_reads_csv_and_json(images, tmp_path):
+    csv_path = images / "jobs.csv"
+    csv_path.write_text('content,style,output,options\n'
+                        'a.png,style.png,first.png,"{""size"": 32}"\n'
+                        'sub/b.jpg,style.png;a.png,second.png,\n')
+    jobs = painterly.read_manifest(csv_path, str(tmp_path / "out"))
+    assert [j.output for j in jobs] == [str(tmp_path / "out" / "first.png"), str(tmp_path / "out" / "second.png")]
+    assert jobs[0].options == {"size": 32} and jobs[1].styles == (str(images / "style.png"), str(images / "a.png"))
+    json_path = images / "jobs.json"
+    json_path.write_text(json.dumps([{"content": "a.png", "model": "starry_night", "output": "m.png"}]))
+    (job,) = painterly.read_manifest(json_path)
+    assert job.options == {"model": "starry_night"} and job.output == str(images / "m.png")
+
+
+@pytest.mark.parametrize("body, words", [
+    ("content,style,output\nmissing.png,style.png,x.png\n", "does not exist"),
+    ('content,style,output,options\na.png,style.png,x.png,"{""colour"": 1}"\n', "unknown option"),
+    ("content,style,output\na.png,style.png,x.png\nsub/b.jpg,style.png,x.png\n", "both write"),
+    ("content,style,oops\na.png,style.png,x\n", "unknown column"),
+    ('content,style,options\na.png,style.png,{not json\n', "not valid JSON"),
+    ("content,style\n,style.png\n", "no content"),
+])
+def test_manifest_errors_are_one_line_before_any_work(images, body, words):
+    path = images / "bad.csv"
+    path.write_text(body)
+    with pytest.raises(painterly.PainterlyError, match=words) as error:
+        painterly.read_manifest(path)
+    assert "\n" not in str(error.value)
+
+
+def test_skip_redo_and_retry(images, tmp_path):
+    out = tmp_path / "out.png"
+    job = BatchJob("j", str(images / "a.png"), (str(images / "style.png"),), str(out), TINY)
+    calls = []
+
+    def flaky(content, styles, **options):
+        calls.append(1)
+        if len(calls) == 1:
+            raise RuntimeError("a transient failure")
+        return Image.new("RGB", (32, 24), (1, 2, 3))
+
+    result = run_job(job, retries=1, stylize_fn=flaky)
+    assert result.status == DONE and result.attempts == 2 and out.exists()
+    assert run_job(job, stylize_fn=flaky).status == SKIPPED and len(calls) == 2  # finished: not run again
+    out.write_bytes(out.read_bytes()[:40])  # a partial output (e.g. from another tool) is redone
+    assert run_job(job, stylize_fn=flaky).status == DONE and len(calls) == 3
+
+    def broken(content, styles, **options):
+        raise painterly.PainterlyError("always fails")
+
+    other = BatchJob("k", job.content, job.styles, str(tmp_path / "never.png"), TINY)
+    failed = run_job(other, retries=2, stylize_fn=broken)
+    assert failed.status == FAILED and failed.attempts == 3 and failed.error == "always fails"
+    assert not (tmp_path / "never.png").exists()
+
+
+def test_the_batch_command_runs_resumes_and_reports(images, tmp_path, capsys):
+    from painterly.cli import main
+
+    (images / "sub" / "broken.png").write_bytes(b"not a png")  # fails every attempt, the rest go on
+    out = tmp_path / "out"
+    flags = ["--size", "32", "--iterations", "2", "--scales", "1", "--seed", "0", "--quiet"]
+    code = main(["batch", str(images / "a.png"), str(images / "sub"), "--style", str(images / "style.png"),
+                 "-o", str(out), "--retries", "1", *flags])
+    assert code == 1  # one job failed
+    summary = {r["name"]: r for r in json.loads((out / "summary.json").read_text())}
+    assert summary["a__style"]["status"] == "done" and summary["b__style"]["status"] == "done"
+    assert summary["broken__style"]["status"] == "failed" and summary["broken__style"]["attempts"] == 2
+    assert "corrupt" in summary["broken__style"]["error"] or "not an image" in summary["broken__style"]["error"]
+    assert Image.open(out / "a__style.png").size == (32, 24)
+    (images / "sub" / "broken.png").unlink()
+    code = main(["batch", str(images / "a.png"), str(images / "sub"), "--style", str(images / "style.png"),
+                 "-o", str(out), "--summary", str(out / "again.csv"), *flags])
+    assert code == 0
+    rows = (out / "again.csv").read_text().splitlines()
+    assert rows[0].startswith("name,output,status") and all(",skipped," in r for r in rows[1:]) and len(rows) == 3
+    assert main(["batch", "--manifest", str(images / "nope.csv"), "-o", str(out)]) == 2
