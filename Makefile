@@ -11,7 +11,7 @@ $(BIN)/.installed: pyproject.toml
 	$(BIN)/pip install -q --upgrade pip
 	# torch first and pinned: an unpinned torch would pull a multi-GB CUDA build.
 	$(BIN)/pip install -q torch==2.13.0
-	$(BIN)/pip install -q -e '.[test,web,video]'
+	$(BIN)/pip install -q -e '.[test,web,video,ray]'
 	touch $@
 
 demo: $(BIN)/.installed

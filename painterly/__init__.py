@@ -38,6 +38,7 @@ from .training import TrainConfig, train  # noqa: E402
 from .flow import warping_error  # noqa: E402
 from .video import FrameInfo, VideoConfig, VideoResult, stylize_video  # noqa: E402
 from .batch import BatchJob, JobResult, LocalExecutor, expand_images, pair_jobs, read_manifest, run_batch  # noqa: E402
+from .batch_ray import RayExecutor  # noqa: E402  (imports ray only when made)
 
 __all__ = [
     "stylize", "plan", "largest_size", "make_config", "available_methods", "get_method", "method_of", "method_for", "DEFAULT_METHOD",
@@ -49,6 +50,6 @@ __all__ = [
     "NetworkConfig", "TrainConfig", "train", "load_model", "bundled_models",
     "AdainConfig", "WctConfig", "DecoderTrainConfig", "train_decoder", "load_decoder",
     "stylize_video", "VideoConfig", "VideoResult", "FrameInfo", "warping_error",
-    "BatchJob", "JobResult", "LocalExecutor", "expand_images", "pair_jobs", "read_manifest", "run_batch",
+    "BatchJob", "JobResult", "LocalExecutor", "RayExecutor", "expand_images", "pair_jobs", "read_manifest", "run_batch",
 ]
 __version__ = "0.1.0"

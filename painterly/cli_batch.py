@@ -36,6 +36,11 @@ def build_batch_parser(method: str = DEFAULT_METHOD) -> argparse.ArgumentParser:
     p.add_argument("--retries", type=int, default=1, metavar="N", help="retries of a failing job [1]")
     p.add_argument("--summary", metavar="FILE", help="the summary file (.json or .csv) [DIR/summary.json]")
     p.add_argument("--quiet", "-q", action="store_true", help="no progress bar")
+    p.add_argument("--ray", nargs="?", const="local", metavar="ADDRESS",
+                   help="run on a Ray cluster: 'auto', ray://HOST:10001, or no value for a local one started here")
+    p.add_argument("--workers", type=_positive_int, default=2, metavar="N", help="Ray workers (actors) [2]")
+    p.add_argument("--cpus-per-worker", type=float, default=1.0, metavar="N", help="CPUs each Ray worker takes [1]")
+    p.add_argument("--gpus-per-worker", type=float, default=0.0, metavar="N", help="GPUs each Ray worker takes [0]")
     flags = {k: v for k, v in config_flags().items() if k != "model"}
     add_config_flags(p, flags, shown.config_class(), list(registered), shown.name)
     return p
@@ -74,11 +79,19 @@ def batch_command(words: Sequence[str]) -> int:
         if result.status == "failed":
             print(f"painterly: {result.name} failed after {result.attempts} attempt(s): {result.error}", file=sys.stderr)
 
+    executor = None
+    if args.ray:
+        from . import RayExecutor
+
+        executor = RayExecutor(None if args.ray == "local" else args.ray, workers=args.workers,
+                               cpus=args.cpus_per_worker, gpus=args.gpus_per_worker, retries=args.retries)
     try:
-        results = run_batch(jobs, retries=args.retries, summary=summary, callback=progress)
+        results = run_batch(jobs, executor=executor, retries=args.retries, summary=summary, callback=progress)
     finally:
         if bar is not None:
             bar.close()
+        if executor is not None:
+            executor.close()
     counts = {s: sum(r.status == s for r in results) for s in ("done", "skipped", "failed")}
     if not args.quiet:
         print(f"painterly: {counts['done']} done, {counts['skipped']} skipped (already there), {counts['failed']} failed; "

@@ -112,3 +112,38 @@ def test_the_batch_command_runs_resumes_and_reports(images, tmp_path, capsys):
     rows = (out / "again.csv").read_text().splitlines()
     assert rows[0].startswith("name,output,status") and all(",skipped," in r for r in rows[1:]) and len(rows) == 3
     assert main(["batch", "--manifest", str(images / "nope.csv"), "-o", str(out)]) == 2
+
+
+@pytest.fixture(scope="module")
+def ray_cluster():
+    ray = pytest.importorskip("ray")
+    import os
+
+    os.environ["RAY_USAGE_STATS_ENABLED"] = "0"
+    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, configure_logging=False)
+    yield ray
+    ray.shutdown()
+
+
+def test_a_local_ray_cluster_runs_the_batch_and_survives_a_killed_worker(ray_cluster, images, tmp_path):
+    import os
+    import signal
+
+    contents = [str(images / "a.png"), str(images / "sub" / "b.jpg")] * 3
+    jobs = [BatchJob(f"j{i}", c, (str(images / "style.png"),), str(tmp_path / "out" / f"j{i}.png"),
+                     {**TINY, "iterations": 6}) for i, c in enumerate(contents)]
+    executor = painterly.RayExecutor(workers=2, cpus=1)
+    pids = [ray_cluster.get(a.pid.remote()) for a in executor.actors]
+    killed = []
+
+    def kill_once(result, count, total):
+        if count == 1 and not killed:
+            os.kill(pids[0], signal.SIGKILL)  # a worker dies mid-batch
+            killed.append(pids[0])
+
+    results = painterly.run_batch(jobs, executor=executor, callback=kill_once)
+    executor.close()
+    assert killed and [r.status for r in results] == [DONE] * len(jobs)
+    outputs = sorted(p.name for p in (tmp_path / "out").iterdir())
+    assert outputs == sorted(f"j{i}.png" for i in range(len(jobs)))  # each once, no temporary files left
+    assert all(Image.open(tmp_path / "out" / name).size == (32, 24) for name in outputs)

@@ -1,0 +1,82 @@
+"""The batch's Ray executor: long-lived workers (actors) that keep VGG19 and the models loaded
+between jobs, one resource request per job, results written straight to the shared output folder.
+
+Fault tolerance is Ray's: an actor that dies (its process killed, its node lost) is restarted by Ray
+(`max_restarts`) and the job it was running is retried (`max_task_retries`) on a live one. Each job
+is idempotent (a finished output is skipped, writes are atomic renames), so every output appears
+exactly once however often a job ran. Needs the `ray` extra: pip install 'painterly[ray]'.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Iterator, Optional, Sequence
+
+from .batch import FAILED, BatchJob, JobResult, run_job
+from .errors import PainterlyError
+
+
+def _ray():
+    try:
+        import ray
+    except ImportError:
+        raise PainterlyError("--ray needs Ray: pip install 'painterly[ray]'") from None
+    return ray
+
+
+class RayExecutor:
+    """Run jobs on `workers` actors of a Ray cluster (`address`: 'auto', 'ray://host:10001', or None
+    for a local cluster started here), each actor taking `cpus` CPUs and `gpus` GPUs."""
+
+    def __init__(self, address: Optional[str] = None, workers: int = 2, cpus: float = 1.0, gpus: float = 0.0,
+                 retries: int = 0, job_retries: int = 3) -> None:
+        ray = _ray()
+        os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
+        if not ray.is_initialized():
+            ray.init(address=address, include_dashboard=False, log_to_driver=False, configure_logging=False,
+                     **({} if address else {"num_cpus": max(1, int(workers * cpus))}))
+        self.ray, self.retries = ray, retries
+        worker = ray.remote(num_cpus=cpus, num_gpus=gpus, max_restarts=-1, max_task_retries=job_retries)(_Worker)
+        self.actors = [worker.remote(int(max(1, cpus))) for _ in range(workers)]
+
+    def run(self, jobs: Sequence[BatchJob]) -> Iterator[JobResult]:
+        """Results as they finish; a job whose actor kept dying past its retries is reported failed."""
+        ray = self.ray
+        pending: dict = {}
+        queue = list(jobs)
+        idle = list(self.actors)
+
+        def submit(actor) -> None:
+            job = queue.pop(0)
+            pending[actor.run.remote(job, self.retries)] = (actor, job)
+
+        while idle and queue:
+            submit(idle.pop(0))
+        while pending:
+            ready, _ = ray.wait(list(pending), num_returns=1)
+            actor, job = pending.pop(ready[0])
+            try:
+                yield ray.get(ready[0])
+            except ray.exceptions.RayError as exc:  # the actor died more often than the retries allow
+                yield JobResult(job.name, job.output, FAILED, error=f"worker lost: {type(exc).__name__}")
+            if queue:
+                submit(actor)
+
+    def close(self) -> None:
+        for actor in self.actors:
+            self.ray.kill(actor)
+
+
+class _Worker:
+    """One Ray actor: painterly imported once, the VGG19 weights cached across its jobs."""
+
+    def __init__(self, threads: int) -> None:
+        import torch
+
+        torch.set_num_threads(threads)
+
+    def run(self, job: BatchJob, retries: int) -> JobResult:
+        return run_job(job, retries)
+
+    def pid(self) -> int:
+        return os.getpid()
