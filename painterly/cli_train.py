@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import os
 import sys
 import typing
 from pathlib import Path
@@ -25,7 +26,7 @@ from typing import Callable, Optional, Sequence
 
 from . import (Checkpointer, DecoderTrainConfig, Interrupted, TrainConfig, bundled_models, check_writable,
                default_checkpoint_path, install_stop_handlers, load_model, loss_curve, save_image,
-               side_by_side, tensor_to_pil, train, train_decoder)
+               side_by_side, tensor_to_pil, train, train_decoder, PainterlyError)
 from .cli_args import EXIT_INTERRUPTED, EXIT_OK, _Parser, _UsageError, add_config_flags
 
 PREVIEW_COLUMNS = 6
@@ -50,6 +51,9 @@ def _add_training_flags(p: argparse.ArgumentParser, config_class, command: str) 
                                                            "sheet every --preview-every steps [the first photo]")
     p.add_argument("--resume", action="store_true", help="continue from the checkpoint (OUT.ckpt)")
     p.add_argument("--quiet", "-q", action="store_true", help="no progress bar")
+    p.add_argument("--nproc", type=int, default=1, metavar="N",
+                   help="train data-parallel in N processes (torchrun; gloo on CPUs, NCCL on GPUs); --batch is "
+                        "per process [1]")
     hints = typing.get_type_hints(config_class)
     flags = {f.name: (f, hints[f.name], [command]) for f in dataclasses.fields(config_class)}
     add_config_flags(p, flags, config_class(), [command], command)
@@ -103,6 +107,26 @@ class _Display:
                   f"{self.curve_path}; {data}", file=sys.stderr)
 
 
+def _launch(command: str, words: Sequence[str], nproc: int) -> int:
+    """`painterly COMMAND WORDS` in `nproc` processes on this machine, through torchrun."""
+    from torch.distributed.elastic.multiprocessing.errors import ChildFailedError
+    from torch.distributed.run import main as torchrun
+
+    rest, skip = [], False
+    for word in words:  # the same command without --nproc
+        if skip:
+            skip = False
+        elif word == "--nproc":
+            skip = True
+        elif not word.startswith("--nproc="):
+            rest.append(word)
+    try:
+        torchrun(["--standalone", f"--nproc-per-node={nproc}", "-m", "painterly", command, *rest])
+    except ChildFailedError as exc:
+        raise PainterlyError(f"a training process failed ({' '.join(str(exc).split())[:200]})") from None
+    return EXIT_OK
+
+
 def _config_from(args: argparse.Namespace, cls):
     return cls(**{f.name: getattr(args, f.name) for f in dataclasses.fields(cls) if hasattr(args, f.name)})
 
@@ -110,9 +134,18 @@ def _config_from(args: argparse.Namespace, cls):
 def _run_training(command: str, words: Sequence[str], args: argparse.Namespace, config_class, work,
                   data: Callable[[dict], str]) -> int:
     """Parse the config, check the output, then `work(config, output, checkpointer, display)` with
-    Ctrl-C handling, the loss curve and a summary line."""
+    Ctrl-C handling, the loss curve and a summary line. --nproc N: the same command in N processes
+    under torchrun; under torchrun, rank 0 alone shows progress and writes files."""
     config = _config_from(args, config_class)
     output = check_writable(args.output, (".safetensors",))
+    if args.nproc < 1:
+        raise _UsageError("--nproc must be at least 1")
+    if args.nproc > 1 and "WORLD_SIZE" not in os.environ:
+        return _launch(command, words, args.nproc)
+    if int(os.environ.get("RANK", "0")) > 0:
+        work(config, output, Checkpointer(default_checkpoint_path(output), every=None, seconds=None,
+                                          resume=args.resume), _Display(output, True))
+        return EXIT_OK
     ckpt = Checkpointer(default_checkpoint_path(output), seconds=60.0, resume=args.resume)
     display = _Display(output, args.quiet)
     info = display.run(command, words, ckpt, lambda: work(config, output, ckpt, display))

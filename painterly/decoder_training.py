@@ -170,8 +170,11 @@ def train_decoder(photos: Union[str, os.PathLike], output: Union[str, os.PathLik
                          "styles": len(style_list), "styles_skipped": style_skipped, "steps_done": step,
                          "wall_s": round(seconds, 1)},
             "losses": final_losses(log), "log": log[-1:]}
-    save_decoder(output, decoder.eval(), info)
-    if checkpoint is not None:
-        checkpoint.finish()
+    from .distributed import world
+
+    if world()[0] == 0:  # one writer
+        save_decoder(output, decoder.eval(), info)
+        if checkpoint is not None:
+            checkpoint.finish()
     return {**info, "log": log}
 

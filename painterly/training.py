@@ -188,6 +188,10 @@ def run_loop(trainee: Trainee, photos: Sequence[torch.Tensor], config: LoopConfi
     """Adam over the trainee's parameters on random crops of `photos`, `config.steps` steps or until
     `max_time`; checkpoints (module, Adam, the data generator, the log) keyed by `inputs` and
     `options`, so a resumed run continues exactly. Returns (steps done, seconds, loss log)."""
+    from .distributed import average_gradients, rank0_says, world
+
+    rank, size = world()
+    global_batch = dataclasses.replace(config, batch=config.batch * size) if size > 1 else config
     module = trainee.module
     optimizer = torch.optim.Adam(trainee.trainable, lr=config.learning_rate)
     log: list[dict] = []
@@ -201,27 +205,31 @@ def run_loop(trainee: Trainee, photos: Sequence[torch.Tensor], config: LoopConfi
             step, elapsed, log[:] = saved["step"], saved["elapsed"], saved["log"]
     start = time.monotonic() - elapsed
     while step < config.steps:
-        if config.max_time is not None and time.monotonic() - start >= config.max_time:
+        if rank0_says(config.max_time is not None and time.monotonic() - start >= config.max_time, size):
             break
         t0 = time.monotonic()
-        batch = sample_batch(photos, config, generator).to(device, memory_format=torch.channels_last)
+        # every rank draws the same global batch and trains on its own slice of it
+        batch = sample_batch(photos, global_batch, generator)[rank * config.batch:(rank + 1) * config.batch]
+        batch = batch.to(device, memory_format=torch.channels_last)
         terms = trainee.loss(batch, step)
         optimizer.zero_grad(set_to_none=True)
         terms.total.backward()
+        average_gradients(trainee.trainable, size)
         optimizer.step()
         step += 1
         losses = terms.floats()
         if not math.isfinite(losses["total"]):
             raise PainterlyError("the training loss became NaN or infinite; lower the learning rate")
         log.append({"step": step, **losses})
-        if callback is not None:
-            callback(step, config.steps, losses, config.batch / max(time.monotonic() - t0, 1e-9))
-        if preview is not None and validation is not None and (step % config.preview_every == 0 or step == config.steps):
+        if callback is not None and rank == 0:
+            callback(step, config.steps, losses, global_batch.batch / max(time.monotonic() - t0, 1e-9))
+        if rank == 0 and preview is not None and validation is not None and (
+                step % config.preview_every == 0 or step == config.steps):
             with torch.no_grad():
                 module.eval()
                 preview(step, trainee.render(validation.to(device), step).clamp(0, 1).cpu())
                 module.train()
-        if checkpoint is not None:
+        if checkpoint is not None and rank == 0:  # the state is the same on every rank
             checkpoint.after_step(step, lambda: {"step": step, "elapsed": time.monotonic() - start,
                                                  "net": module.state_dict(), "optimizer": optimizer.state_dict(),
                                                  "rng": rng_state(generator), "log": log},
@@ -273,7 +281,9 @@ class NetworkTrainee(Trainee):
 
 
 def _prepare(config: LoopConfig, photos: Union[str, os.PathLike], validation: Optional[ImageLike]):
-    device = resolve_device(config.device)
+    from .distributed import local_device
+
+    device = local_device(resolve_device(config.device))
     precision = resolve_precision(config.precision, device)
     set_threads(config.threads)
     photo_list, skipped = find_photos(photos, config.decode_side())
@@ -342,7 +352,10 @@ def train(styles: Sequence[ImageLike], style_names: Optional[Sequence[str]], pho
                                           "skipped": skipped, "steps_done": step, "wall_s": round(seconds, 1),
                                           "extended_from": str(extend) if extend else None},
             "losses": final_losses(log), "log": log[-1:]}
-    save_model(output, net.eval(), info)
-    if checkpoint is not None:
-        checkpoint.finish()
+    from .distributed import world
+
+    if world()[0] == 0:  # one writer
+        save_model(output, net.eval(), info)
+        if checkpoint is not None:
+            checkpoint.finish()
     return {**info, "log": log}

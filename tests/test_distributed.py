@@ -1,0 +1,71 @@
+"""Data-parallel training: 2 processes on gloo train the same replica, equal to one process with the
+global batch, and every rank ends with identical weights."""
+
+from __future__ import annotations
+
+import os
+import socket
+
+import pytest
+import torch
+import torch.multiprocessing as mp
+from safetensors.torch import load_file, save_file
+
+from painterly.losses import LossTerms
+from painterly.training import LoopConfig, Trainee, run_loop
+
+
+class Toy(Trainee):
+    """A 3x3 convolution learning to swap colour channels: a loss that is a mean over the batch."""
+
+    def __init__(self) -> None:
+        torch.manual_seed(0)
+        self.module = torch.nn.Conv2d(3, 3, 3, padding=1)
+        self.trainable = list(self.module.parameters())
+
+    def loss(self, batch: torch.Tensor, step: int) -> LossTerms:
+        return LossTerms({"fit": ((self.module(batch) - batch.flip(1)) ** 2).mean()})
+
+    def render(self, photo, step):
+        return self.module(photo)
+
+
+def photos() -> list[torch.Tensor]:
+    g = torch.Generator().manual_seed(1)
+    return [torch.rand(1, 3, 40, 48, generator=g) for _ in range(6)]
+
+
+def train_toy(batch: int, path: str) -> None:
+    trainee = Toy()
+    config = LoopConfig(steps=6, batch=batch, crop=32, seed=0, learning_rate=0.05, precision="fp32", device="cpu")
+    run_loop(trainee, photos(), config, torch.device("cpu"), torch.Generator().manual_seed(0), [], {}, None, None,
+             None, None)
+    save_file({k: v.contiguous() for k, v in trainee.module.state_dict().items()}, path)
+
+
+def _rank(rank: int, world: int, port: int, folder: str) -> None:
+    os.environ.update(RANK=str(rank), LOCAL_RANK=str(rank), WORLD_SIZE=str(world), MASTER_ADDR="127.0.0.1",
+                      MASTER_PORT=str(port))
+    torch.set_num_threads(1)
+    train_toy(2, os.path.join(folder, f"rank{rank}.safetensors"))
+    torch.distributed.destroy_process_group()
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_two_gloo_ranks_hold_identical_weights_equal_to_one_process_with_the_global_batch(tmp_path):
+    mp.spawn(_rank, args=(2, free_port(), str(tmp_path)), nprocs=2, join=True)
+    ranks = [load_file(str(tmp_path / f"rank{r}.safetensors")) for r in (0, 1)]
+    for key in ranks[0]:
+        assert torch.equal(ranks[0][key], ranks[1][key]), key  # the replicas never drift apart
+    single = tmp_path / "single.safetensors"
+    train_toy(4, str(single))  # one process, the same global batch of 2 x 2 crops
+    alone = load_file(str(single))
+    initial = Toy().module.state_dict()
+    for key in alone:
+        assert torch.allclose(ranks[0][key], alone[key], atol=1e-6), key
+        assert not torch.allclose(alone[key], initial[key])  # and it did train
