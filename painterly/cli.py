@@ -19,10 +19,10 @@ import os
 import shlex
 import sys
 import time
-import typing
 from pathlib import Path
 from typing import Optional, Sequence
 
+from .cli_flags import _method_in, config_flags
 from .cli_args import (EXIT_FAILURE, EXIT_INTERRUPTED, EXIT_OK, EXIT_USAGE, _number, _Parser, _positive_int,
                        _UsageError, add_config_flags)
 from . import (DEFAULT_METHOD, Checkpointer, Interrupted, LossHistory, PainterlyError, ProgressBar, SaveEvery,
@@ -30,31 +30,8 @@ from . import (DEFAULT_METHOD, Checkpointer, Interrupted, LossHistory, Painterly
                largest_size, make_config, method_for, available_methods, open_image, plan, save_image, side_by_side,
                split_alpha, stylize)
 
-SUBCOMMANDS = ("train", "train-decoder", "models", "serve", "video", "batch")  # `painterly train ...` etc. (painterly.cli_train)
+SUBCOMMANDS = ("train", "train-decoder", "models", "serve", "video", "batch")  # `painterly train ...` etc.
 OUT_OF_MEMORY = "out of memory; try a smaller --size (or --precision bf16, or --optimizer adam)"
-
-
-def _method_in(argv: Sequence[str]) -> str:
-    """The --method named on the command line (for --help's defaults), else the default method."""
-    words = list(argv)
-    for i, word in enumerate(words):
-        if word == "--method" and i + 1 < len(words):
-            return words[i + 1]
-        if word.startswith("--method="):
-            return word.split("=", 1)[1]
-    return DEFAULT_METHOD
-
-
-def config_flags() -> dict[str, tuple[dataclasses.Field, object, list[str]]]:
-    """Every config field of every registered method: name -> (field, its type, the methods that take it)."""
-    flags: dict[str, tuple[dataclasses.Field, object, list[str]]] = {}
-    for name, recipe in available_methods().items():
-        hints = typing.get_type_hints(recipe.config_class)
-        for f in dataclasses.fields(recipe.config_class):
-            if f.name not in flags:
-                flags[f.name] = (f, hints[f.name], [])
-            flags[f.name][2].append(name)
-    return flags
 
 
 def build_parser(method: str = DEFAULT_METHOD) -> argparse.ArgumentParser:
@@ -280,6 +257,28 @@ def _run(args: argparse.Namespace, argv: Optional[Sequence[str]] = None) -> int:
     return EXIT_OK
 
 
+def run_subcommand(words: Sequence[str]) -> int:
+    """`painterly train|train-decoder|models|serve|video|batch ...`; errors propagate to main()'s handler."""
+    command, rest = words[0], list(words[1:])
+    if command in ("train", "train-decoder", "models"):
+        from .cli_train import TRAIN_COMMANDS as commands
+    elif command == "serve":
+        from .cli_serve import serve_command
+        commands = {"serve": serve_command}
+    elif command == "video":
+        from .cli_video import video_command
+        commands = {"video": video_command}
+    else:
+        from .cli_batch import batch_command
+        commands = {"batch": batch_command}
+    try:
+        return commands[command](rest)
+    except SystemExit as exc:  # --help
+        return exc.code if isinstance(exc.code, int) else EXIT_OK
+    except _UsageError as exc:
+        raise _UsageError(f"{command}: {exc}") from None
+
+
 def _comparison(content: str, styles: Sequence[str], result):
     """content | style(s) | result, one height, captioned."""
     images = [split_alpha(open_image(content, "content image"))[0]]
@@ -310,8 +309,6 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     words = sys.argv[1:] if argv is None else [str(a) for a in argv]
     try:
         if words and words[0] in SUBCOMMANDS:
-            from .cli_train import run_subcommand
-
             return run_subcommand(words)
         parser = build_parser(_method_in(words))
         try:

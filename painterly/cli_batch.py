@@ -11,7 +11,7 @@ import argparse
 import sys
 from typing import Sequence
 
-from .cli import _method_in, config_flags
+from .cli_flags import _method_in, config_flags
 from .cli_args import EXIT_FAILURE, EXIT_OK, _Parser, _positive_int, _UsageError, add_config_flags
 from . import DEFAULT_METHOD, available_methods, expand_images, pair_jobs, read_manifest, run_batch
 

@@ -211,17 +211,4 @@ def _models(words: Sequence[str]) -> int:
     return EXIT_OK
 
 
-def run_subcommand(words: Sequence[str]) -> int:
-    """`painterly train ...` or `painterly models ...`; errors propagate to the main command's handler."""
-    from .cli_serve import serve_command
-    from .cli_batch import batch_command
-    from .cli_video import video_command
-
-    command, rest = words[0], list(words[1:])
-    try:
-        return {"train": _train, "train-decoder": _train_decoder, "models": _models, "serve": serve_command,
-                "video": video_command, "batch": batch_command}[command](rest)
-    except SystemExit as exc:  # --help
-        return exc.code if isinstance(exc.code, int) else EXIT_OK
-    except _UsageError as exc:
-        raise _UsageError(f"{command}: {exc}") from None
+TRAIN_COMMANDS = {"train": _train, "train-decoder": _train_decoder, "models": _models}

@@ -10,7 +10,7 @@ import sys
 import typing
 from typing import Sequence
 
-from .cli import _method_in, config_flags
+from .cli_flags import _method_in, config_flags
 from .cli_args import EXIT_INTERRUPTED, EXIT_OK, _Parser, _UsageError, add_config_flags
 from . import DEFAULT_METHOD, VideoConfig, available_methods, make_config, method_for, stylize_video
 
