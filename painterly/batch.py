@@ -22,7 +22,7 @@ from typing import Callable, Iterable, Iterator, Optional, Sequence, Union
 
 from .api import make_config, method_for, method_options, stylize
 from .errors import PainterlyError
-from .image import READ_SUFFIXES, open_image, save_image, write_bytes_atomic
+from .image import READ_SUFFIXES, SAVE_FORMATS, open_image, save_image, write_bytes_atomic
 
 DONE, SKIPPED, FAILED = "done", "skipped", "failed"
 
@@ -72,6 +72,13 @@ def expand_images(patterns: Sequence[str]) -> list[str]:
     return list(dict.fromkeys(found))
 
 
+def options_for(method: str, options: dict) -> dict:
+    """The options among `options` that `method` takes (shared flags of a mixed batch: no iterations for
+    a network)."""
+    takes = {o["name"] for o in method_options(method)} | {"method"}
+    return {k: v for k, v in options.items() if k in takes}
+
+
 def pair_jobs(contents: Sequence[str], styles: Sequence[str], models: Sequence[str], output_dir: str,
               options: dict, style_set: bool = False) -> list[BatchJob]:
     """Every content with every style (or, with style_set, with all the styles at once) and every model."""
@@ -85,14 +92,14 @@ def pair_jobs(contents: Sequence[str], styles: Sequence[str], models: Sequence[s
         for group in groups:
             sides.append(("set" if style_set else Path(group[0]).stem, group, dict(options)))
     if models:  # a model's jobs take only the options its method has (no iterations for a network)
-        takes = {o["name"] for o in method_options(method_for(["model"]))}
-        shared = {k: v for k, v in options.items() if k in takes}
+        shared = options_for(method_for(["model"]), options)
         sides += [(Path(model).stem, (), {**shared, "model": model}) for model in models]
     jobs = []
     for content in contents:
         for label, group, side_options in sides:
             name = f"{Path(content).stem}__{label}"
-            jobs.append(BatchJob(name, content, group, str(Path(output_dir) / f"{name}.png"), side_options))
+            jobs.append(BatchJob(name, os.path.abspath(content), tuple(os.path.abspath(s) for s in group),
+                                 os.path.abspath(Path(output_dir) / f"{name}.png"), side_options))
     return check_jobs(jobs)
 
 
@@ -102,7 +109,7 @@ def read_manifest(path: Union[str, os.PathLike], output_dir: Optional[str] = Non
     output: relative to output_dir (default: the manifest's folder)."""
     manifest = Path(path)
     try:
-        text = manifest.read_text()
+        text = manifest.read_text(encoding="utf-8-sig")  # a spreadsheet's CSV may start with a BOM
     except (OSError, UnicodeDecodeError) as exc:
         raise PainterlyError(f"manifest '{manifest}' cannot be read ({getattr(exc, 'strerror', None) or exc})") from None
     if manifest.suffix.lower() == ".json":
@@ -115,7 +122,8 @@ def read_manifest(path: Union[str, os.PathLike], output_dir: Optional[str] = Non
     else:
         rows = list(csv.DictReader(io.StringIO(text)))
     base = Path(output_dir) if output_dir else manifest.parent
-    here = manifest.parent
+    here = manifest.parent.resolve()  # absolute, so workers elsewhere (Ray) find the files
+    rows = [r for r in rows if any(str(v or "").strip() for v in r.values())]  # blank lines
     jobs = []
     known = {"content", "style", "model", "output", "options"}
     for number, row in enumerate(rows, start=2 if manifest.suffix.lower() != ".json" else 1):
@@ -123,7 +131,7 @@ def read_manifest(path: Union[str, os.PathLike], output_dir: Optional[str] = Non
         unknown = sorted(set(k for k in row if k) - known)
         if unknown:
             raise PainterlyError(f"{where}: unknown column(s) {', '.join(unknown)}; use {', '.join(sorted(known))}")
-        content = (row.get("content") or "").strip()
+        content = str(row.get("content") or "").strip()
         if not content:
             raise PainterlyError(f"{where}: no content")
         styles = row.get("style") or []
@@ -137,12 +145,14 @@ def read_manifest(path: Union[str, os.PathLike], output_dir: Optional[str] = Non
                 raise PainterlyError(f"{where}: options is not valid JSON ({exc})") from None
         if not isinstance(options, dict):
             raise PainterlyError(f"{where}: options must be a JSON object")
-        if row.get("model"):
-            options = {**options, "model": str(row["model"]).strip()}
         resolve = lambda p: str(p if Path(p).is_absolute() else here / p)  # noqa: E731
-        output = (row.get("output") or "").strip() or f"{Path(content).stem}__{Path(styles[0]).stem if styles else 'model'}.png"
+        model = str(row.get("model") or "").strip()
+        if model:  # a bundled name stays a name; a file is found beside the manifest
+            options = {**options, "model": resolve(model) if (here / model).is_file() else model}
+        side = Path(styles[0]).stem if styles else Path(model).stem or "model"
+        output = str(row.get("output") or "").strip() or f"{Path(content).stem}__{side}.png"
         jobs.append(BatchJob(Path(output).stem, resolve(content), tuple(resolve(s) for s in styles),
-                             str(Path(output) if Path(output).is_absolute() else base / output), options))
+                             os.path.abspath(Path(output) if Path(output).is_absolute() else base / output), options))
     return check_jobs(jobs)
 
 
@@ -161,6 +171,9 @@ def check_jobs(jobs: Sequence[BatchJob]) -> list[BatchJob]:
             raise PainterlyError(f"job {job.name}: {exc}") from None
         if model is not None and not isinstance(model, str):
             raise PainterlyError(f"job {job.name}: model must be a name or a file")
+        if Path(job.output).suffix.lower() not in SAVE_FORMATS:
+            raise PainterlyError(f"job {job.name}: output '{job.output}' has an unknown extension; use one of "
+                                 f"{', '.join(sorted(SAVE_FORMATS))}")
         key = str(Path(job.output).resolve())
         if key in seen:
             raise PainterlyError(f"jobs {seen[key]} and {job.name} both write '{job.output}'")
@@ -192,7 +205,7 @@ def run_job(job: BatchJob, retries: int = 0, stylize_fn: Callable = stylize) -> 
             Path(job.output).parent.mkdir(parents=True, exist_ok=True)
             save_image(image, job.output)
             return JobResult(job.name, job.output, DONE, attempt, round(time.monotonic() - start, 3))
-        except (PainterlyError, RuntimeError, OSError, MemoryError) as exc:
+        except Exception as exc:  # whatever went wrong, this job is recorded and the batch goes on
             error = " ".join(str(exc).split()) or type(exc).__name__
     return JobResult(job.name, job.output, FAILED, retries + 1, round(time.monotonic() - start, 3), error)
 

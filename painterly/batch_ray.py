@@ -9,10 +9,11 @@ exactly once however often a job ran. Needs the `ray` extra: pip install 'painte
 
 from __future__ import annotations
 
+import math
 import os
 from typing import Iterator, Optional, Sequence
 
-from .batch import FAILED, BatchJob, JobResult, run_job
+from .batch import FAILED, SKIPPED, BatchJob, JobResult, finished, run_job
 from .errors import PainterlyError
 
 
@@ -34,8 +35,12 @@ class RayExecutor:
         os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
         if not ray.is_initialized():
             ray.init(address=address, include_dashboard=False, log_to_driver=False, configure_logging=False,
-                     **({} if address else {"num_cpus": max(1, int(workers * cpus))}))
-        self.ray, self.retries = ray, retries
+                     **({} if address else {"num_cpus": max(1, math.ceil(workers * cpus))}))
+        have = ray.cluster_resources()
+        if workers * cpus > have.get("CPU", 0) or workers * gpus > have.get("GPU", 0):
+            raise PainterlyError(f"{workers} workers x ({cpus:g} CPUs, {gpus:g} GPUs) do not fit the Ray cluster "
+                                 f"({have.get('CPU', 0):g} CPUs, {have.get('GPU', 0):g} GPUs)")
+        self.ray, self.retries, self.threads = ray, retries, max(1, int(cpus))
         worker = ray.remote(num_cpus=cpus, num_gpus=gpus, max_restarts=-1, max_task_retries=job_retries)(_Worker)
         self.actors = [worker.remote(int(max(1, cpus))) for _ in range(workers)]
 
@@ -48,7 +53,10 @@ class RayExecutor:
 
         def submit(actor) -> None:
             job = queue.pop(0)
-            pending[actor.run.remote(job, self.retries)] = (actor, job)
+            # each job uses its worker's CPUs only (Ray reserves them; it does not pin threads)
+            runnable = job if "threads" in job.options else BatchJob(
+                job.name, job.content, job.styles, job.output, {**job.options, "threads": self.threads})
+            pending[actor.run.remote(runnable, self.retries)] = (actor, job)
 
         while idle and queue:
             submit(idle.pop(0))
@@ -57,8 +65,12 @@ class RayExecutor:
             actor, job = pending.pop(ready[0])
             try:
                 yield ray.get(ready[0])
-            except ray.exceptions.RayError as exc:  # the actor died more often than the retries allow
-                yield JobResult(job.name, job.output, FAILED, error=f"worker lost: {type(exc).__name__}")
+            except ray.exceptions.RayError as exc:  # the actor died more often than Ray's retries allow
+                if finished(job.output):  # it died after writing the output: the job is done
+                    yield JobResult(job.name, job.output, SKIPPED)
+                else:
+                    cause = getattr(exc, "cause", None) or exc
+                    yield JobResult(job.name, job.output, FAILED, error=" ".join(f"worker lost: {cause}".split())[:300])
             if queue:
                 submit(actor)
 

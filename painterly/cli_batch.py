@@ -13,7 +13,8 @@ from typing import Sequence
 
 from .cli_flags import _method_in, config_flags
 from .cli_args import EXIT_FAILURE, EXIT_OK, _Parser, _positive_int, _UsageError, add_config_flags
-from . import DEFAULT_METHOD, available_methods, expand_images, pair_jobs, read_manifest, run_batch
+from . import (DEFAULT_METHOD, BatchJob, available_methods, check_jobs, expand_images, options_for, pair_jobs, read_manifest,
+               run_batch)
 
 
 def build_batch_parser(method: str = DEFAULT_METHOD) -> argparse.ArgumentParser:
@@ -46,6 +47,12 @@ def build_batch_parser(method: str = DEFAULT_METHOD) -> argparse.ArgumentParser:
     return p
 
 
+def _with_shared(job: BatchJob, options: dict) -> BatchJob:
+    """A manifest job with the command line's options that its method takes (its own win)."""
+    method = job.options.get("method") or options.get("method") or job.method()
+    return BatchJob(job.name, job.content, job.styles, job.output, {**options_for(method, options), **job.options})
+
+
 def batch_command(words: Sequence[str]) -> int:
     from pathlib import Path
 
@@ -59,7 +66,7 @@ def batch_command(words: Sequence[str]) -> int:
         if args.contents or args.batch_styles or args.batch_models:
             raise _UsageError("a manifest holds the jobs: give no CONTENT, --style or --model beside it")
         jobs = read_manifest(args.manifest, args.output)
-        jobs = [type(j)(j.name, j.content, j.styles, j.output, {**options, **j.options}) for j in jobs]
+        jobs = check_jobs([_with_shared(j, options) for j in jobs])
     else:
         style_set = bool(options.pop("style_set", False))
         jobs = pair_jobs(expand_images(args.contents), expand_images(args.batch_styles), args.batch_models,

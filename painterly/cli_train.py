@@ -109,6 +109,7 @@ class _Display:
 
 def _launch(command: str, words: Sequence[str], nproc: int) -> int:
     """`painterly COMMAND WORDS` in `nproc` processes on this machine, through torchrun."""
+    from torch.distributed.elastic.multiprocessing.api import SignalException
     from torch.distributed.elastic.multiprocessing.errors import ChildFailedError
     from torch.distributed.run import main as torchrun
 
@@ -120,9 +121,16 @@ def _launch(command: str, words: Sequence[str], nproc: int) -> int:
             skip = True
         elif not word.startswith("--nproc="):
             rest.append(word)
+    resume = " ".join(["painterly", command, *words, *([] if "--resume" in words else ["--resume"])])
     try:
         torchrun(["--standalone", f"--nproc-per-node={nproc}", "-m", "painterly", command, *rest])
+    except SignalException:
+        print(f"painterly: interrupted; resume with: {resume}", file=sys.stderr)
+        return EXIT_INTERRUPTED
     except ChildFailedError as exc:
+        if all(getattr(f, "exitcode", None) == EXIT_INTERRUPTED for f in exc.failures.values()):
+            print(f"painterly: interrupted; resume with: {resume}", file=sys.stderr)
+            return EXIT_INTERRUPTED
         raise PainterlyError(f"a training process failed ({' '.join(str(exc).split())[:200]})") from None
     return EXIT_OK
 
@@ -142,9 +150,15 @@ def _run_training(command: str, words: Sequence[str], args: argparse.Namespace, 
         raise _UsageError("--nproc must be at least 1")
     if args.nproc > 1 and "WORLD_SIZE" not in os.environ:
         return _launch(command, words, args.nproc)
-    if int(os.environ.get("RANK", "0")) > 0:
-        work(config, output, Checkpointer(default_checkpoint_path(output), every=None, seconds=None,
-                                          resume=args.resume), _Display(output, True))
+    if int(os.environ.get("RANK", "0")) > 0:  # a helper rank: no files, no output; stops with rank 0
+        ckpt = Checkpointer(default_checkpoint_path(output), every=None, seconds=None, resume=args.resume)
+        restore = install_stop_handlers(ckpt)
+        try:
+            work(config, output, ckpt, _Display(output, True))
+        except Interrupted:
+            return EXIT_INTERRUPTED
+        finally:
+            restore()
         return EXIT_OK
     ckpt = Checkpointer(default_checkpoint_path(output), seconds=60.0, resume=args.resume)
     display = _Display(output, args.quiet)

@@ -50,6 +50,11 @@ class AdainDecoderTrainee(Trainee):
         self.module, self.trainable = decoder, list(decoder.parameters())
         self.encoder, self.styles, self.config, self.generator, self.autocast = encoder, styles, config, generator, autocast
         self.validation_style = resize(styles[0], fit_long_side(*styles[0].shape[-2:], config.crop))
+        from .distributed import world
+
+        # under data-parallel training every rank draws the global batch of styles and takes its slice
+        self.rank, size = world()
+        self.style_draw = dataclasses.replace(config, batch=config.batch * size) if size > 1 else config
 
     def _target(self, photos: torch.Tensor, styles: torch.Tensor) -> tuple[torch.Tensor, dict]:
         with torch.no_grad():
@@ -58,7 +63,9 @@ class AdainDecoderTrainee(Trainee):
             return batch_adain(content, style_features["relu4_1"]), style_features
 
     def loss(self, batch: torch.Tensor, step: int) -> LossTerms:
-        styles = sample_batch(self.styles, self.config, self.generator).to(batch.device, memory_format=torch.channels_last)
+        share = slice(self.rank * self.config.batch, (self.rank + 1) * self.config.batch)
+        styles = sample_batch(self.styles, self.style_draw, self.generator)[share]
+        styles = styles.to(batch.device, memory_format=torch.channels_last)
         target, style_features = self._target(batch, styles)
         with self.autocast:
             out = self.module(target.contiguous(memory_format=torch.channels_last)).float()

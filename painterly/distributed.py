@@ -22,8 +22,10 @@ def world() -> tuple[int, int]:
     if size <= 1:
         return 0, 1
     if not dist.is_initialized():
-        dist.init_process_group("nccl" if torch.cuda.is_available() and os.environ.get("PAINTERLY_DEVICE") != "cpu"
-                                else "gloo")
+        if torch.cuda.is_available() and "LOCAL_RANK" in os.environ:
+            torch.cuda.set_device(int(os.environ["LOCAL_RANK"]))
+        # gloo for CPU tensors (the step's flags, CPU training), NCCL for CUDA ones
+        dist.init_process_group("cpu:gloo,cuda:nccl" if torch.cuda.is_available() else "gloo")
     return dist.get_rank(), size
 
 
@@ -48,10 +50,19 @@ def average_gradients(parameters: Sequence[torch.nn.Parameter], size: int) -> No
         offset += g.numel()
 
 
-def rank0_says(flag: bool, size: int) -> bool:
-    """Rank 0's decision (e.g. to stop at max_time) on every rank, so all stop at the same step."""
+def any_rank(flags: Sequence[bool], size: int) -> list[bool]:
+    """Each flag true on every rank if it is true on any (one all-reduce): a stop request, a NaN loss
+    or rank 0's time limit then ends every rank at the same step, so none waits on a dead peer."""
     if size <= 1:
-        return flag
-    value = torch.tensor([1 if flag else 0])
-    dist.broadcast(value, 0)
-    return bool(value.item())
+        return list(flags)
+    value = torch.tensor([1 if f else 0 for f in flags])
+    dist.all_reduce(value, op=dist.ReduceOp.MAX)
+    return [bool(v) for v in value.tolist()]
+
+
+def threads_per_rank() -> int | None:
+    """This machine's CPUs shared out among the ranks on it (torchrun's LOCAL_WORLD_SIZE); None alone."""
+    ranks = int(os.environ.get("LOCAL_WORLD_SIZE", "1"))
+    if ranks <= 1:
+        return None
+    return max(1, (len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1) // ranks)

@@ -23,7 +23,7 @@ from typing import Callable, Optional, Sequence, Union
 import torch
 import torch.nn.functional as F
 
-from .checkpoint import Checkpointer, fingerprint, restore_rng, rng_state
+from .checkpoint import Checkpointer, Interrupted, fingerprint, restore_rng, rng_state
 from .config import MethodConfig, option
 from .errors import PainterlyError
 from .features import FeatureExtractor
@@ -188,7 +188,7 @@ def run_loop(trainee: Trainee, photos: Sequence[torch.Tensor], config: LoopConfi
     """Adam over the trainee's parameters on random crops of `photos`, `config.steps` steps or until
     `max_time`; checkpoints (module, Adam, the data generator, the log) keyed by `inputs` and
     `options`, so a resumed run continues exactly. Returns (steps done, seconds, loss log)."""
-    from .distributed import average_gradients, rank0_says, world
+    from .distributed import any_rank, average_gradients, world
 
     rank, size = world()
     global_batch = dataclasses.replace(config, batch=config.batch * size) if size > 1 else config
@@ -205,7 +205,7 @@ def run_loop(trainee: Trainee, photos: Sequence[torch.Tensor], config: LoopConfi
             step, elapsed, log[:] = saved["step"], saved["elapsed"], saved["log"]
     start = time.monotonic() - elapsed
     while step < config.steps:
-        if rank0_says(config.max_time is not None and time.monotonic() - start >= config.max_time, size):
+        if size == 1 and config.max_time is not None and time.monotonic() - start >= config.max_time:
             break
         t0 = time.monotonic()
         # every rank draws the same global batch and trains on its own slice of it
@@ -218,7 +218,10 @@ def run_loop(trainee: Trainee, photos: Sequence[torch.Tensor], config: LoopConfi
         optimizer.step()
         step += 1
         losses = terms.floats()
-        if not math.isfinite(losses["total"]):
+        time_up = rank == 0 and config.max_time is not None and time.monotonic() - start >= config.max_time
+        stop = checkpoint is not None and checkpoint.stop_signal is not None
+        bad, time_up, stop = any_rank([not math.isfinite(losses["total"]), time_up, stop], size)
+        if bad:
             raise PainterlyError("the training loss became NaN or infinite; lower the learning rate")
         log.append({"step": step, **losses})
         if callback is not None and rank == 0:
@@ -229,11 +232,18 @@ def run_loop(trainee: Trainee, photos: Sequence[torch.Tensor], config: LoopConfi
                 module.eval()
                 preview(step, trainee.render(validation.to(device), step).clamp(0, 1).cpu())
                 module.train()
+        def state() -> dict:
+            return {"step": step, "elapsed": time.monotonic() - start, "net": module.state_dict(),
+                    "optimizer": optimizer.state_dict(), "rng": rng_state(generator), "log": log}
+
+        if checkpoint is not None and size > 1 and stop:  # every rank stops here; rank 0 saves
+            if rank == 0:
+                checkpoint.save(state())
+            raise Interrupted(0, 1, step, config.steps, checkpoint.path)
         if checkpoint is not None and rank == 0:  # the state is the same on every rank
-            checkpoint.after_step(step, lambda: {"step": step, "elapsed": time.monotonic() - start,
-                                                 "net": module.state_dict(), "optimizer": optimizer.state_dict(),
-                                                 "rng": rng_state(generator), "log": log},
-                                  (0, 1, step, config.steps))
+            checkpoint.after_step(step, state, (0, 1, step, config.steps))
+        if time_up and size > 1:
+            break
     return step, time.monotonic() - start, log
 
 
@@ -281,11 +291,11 @@ class NetworkTrainee(Trainee):
 
 
 def _prepare(config: LoopConfig, photos: Union[str, os.PathLike], validation: Optional[ImageLike]):
-    from .distributed import local_device
+    from .distributed import local_device, threads_per_rank
 
     device = local_device(resolve_device(config.device))
     precision = resolve_precision(config.precision, device)
-    set_threads(config.threads)
+    set_threads(config.threads or threads_per_rank())
     photo_list, skipped = find_photos(photos, config.decode_side())
     if validation is not None:
         validation = as_tensor(validation, "validation photo")

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import socket
+import time
 
 import torch
 import torch.multiprocessing as mp
@@ -57,7 +58,13 @@ def free_port() -> int:
 
 
 def test_two_gloo_ranks_hold_identical_weights_equal_to_one_process_with_the_global_batch(tmp_path):
-    mp.spawn(_rank, args=(2, free_port(), str(tmp_path)), nprocs=2, join=True)
+    context = mp.spawn(_rank, args=(2, free_port(), str(tmp_path)), nprocs=2, join=False)
+    deadline = time.monotonic() + 180
+    while not context.join(timeout=5):  # a hang fails the test instead of stalling the suite
+        if time.monotonic() > deadline:
+            for process in context.processes:
+                process.kill()
+            raise AssertionError("the 2-process run did not finish in 180 s")
     ranks = [load_file(str(tmp_path / f"rank{r}.safetensors")) for r in (0, 1)]
     for key in ranks[0]:
         assert torch.equal(ranks[0][key], ranks[1][key]), key  # the replicas never drift apart
