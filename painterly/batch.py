@@ -1,6 +1,7 @@
 """Batches of stylisation jobs: every content x style (or model) pair, or a manifest, run resumably.
 
-A job is one stylize() call writing one image. An output that exists and reads back as an image is
+A job is one stylize() call writing one image, or, for a video content, one stylize_video() call
+writing one clip (frames of a clip depend on each other, so a clip is one job; clips run in parallel). An output that exists and reads back as an image is
 skipped, so a killed batch re-run continues where it stopped; outputs are written atomically, so a
 partial one never exists (a stray temporary file is ignored and replaced). A failing job is retried
 `retries` times, then recorded as failed without stopping the rest. The summary (JSON, or CSV by its
@@ -23,6 +24,7 @@ from typing import Callable, Iterable, Iterator, Optional, Sequence, Union
 from .api import make_config, method_for, method_options, stylize
 from .errors import PainterlyError
 from .image import READ_SUFFIXES, SAVE_FORMATS, open_image, save_image, write_bytes_atomic
+from .videoio import VIDEO_SUFFIXES, VideoSource, is_video_path
 
 DONE, SKIPPED, FAILED = "done", "skipped", "failed"
 
@@ -59,7 +61,7 @@ def expand_images(patterns: Sequence[str]) -> list[str]:
     for pattern in patterns:
         path = Path(pattern)
         if path.is_dir():
-            found += sorted(str(p) for p in path.rglob("*") if p.suffix.lower() in READ_SUFFIXES)
+            found += sorted(str(p) for p in path.rglob("*") if p.suffix.lower() in (*READ_SUFFIXES, *VIDEO_SUFFIXES))
         elif any(c in pattern for c in "*?["):
             matches = sorted(glob.glob(pattern, recursive=True))
             if not matches:
@@ -98,8 +100,9 @@ def pair_jobs(contents: Sequence[str], styles: Sequence[str], models: Sequence[s
     for content in contents:
         for label, group, side_options in sides:
             name = f"{Path(content).stem}__{label}"
+            suffix = ".mp4" if is_video_path(content) else ".png"
             jobs.append(BatchJob(name, os.path.abspath(content), tuple(os.path.abspath(s) for s in group),
-                                 os.path.abspath(Path(output_dir) / f"{name}.png"), side_options))
+                                 os.path.abspath(Path(output_dir) / f"{name}{suffix}"), side_options))
     return check_jobs(jobs)
 
 
@@ -171,7 +174,9 @@ def check_jobs(jobs: Sequence[BatchJob]) -> list[BatchJob]:
             raise PainterlyError(f"job {job.name}: {exc}") from None
         if model is not None and not isinstance(model, str):
             raise PainterlyError(f"job {job.name}: model must be a name or a file")
-        if Path(job.output).suffix.lower() not in SAVE_FORMATS:
+        if is_video_path(job.content) != is_video_path(job.output):
+            raise PainterlyError(f"job {job.name}: a video content needs a video output and an image one an image")
+        if not is_video_path(job.output) and Path(job.output).suffix.lower() not in SAVE_FORMATS:
             raise PainterlyError(f"job {job.name}: output '{job.output}' has an unknown extension; use one of "
                                  f"{', '.join(sorted(SAVE_FORMATS))}")
         key = str(Path(job.output).resolve())
@@ -184,8 +189,10 @@ def check_jobs(jobs: Sequence[BatchJob]) -> list[BatchJob]:
 # --- running it --------------------------------------------------------------------------------------
 
 def finished(output: Union[str, os.PathLike]) -> bool:
-    """An output that exists and reads back whole as an image (a job to skip)."""
+    """An output that exists and reads back whole as an image or a video (a job to skip)."""
     try:
+        if is_video_path(output):
+            return Path(output).is_file() and VideoSource(output).info.frames > 0
         open_image(output, "output").close()
         return True
     except PainterlyError:
@@ -201,13 +208,30 @@ def run_job(job: BatchJob, retries: int = 0, stylize_fn: Callable = stylize) -> 
     for attempt in range(1, retries + 2):
         try:
             options = {k: v for k, v in job.options.items() if k != "method"}
-            image = stylize_fn(job.content, list(job.styles), method=job.options.get("method"), **options)
             Path(job.output).parent.mkdir(parents=True, exist_ok=True)
-            save_image(image, job.output)
+            if is_video_path(job.content):  # the clip's frames in order; the file appears whole at the end
+                _video_job(job, options)
+            else:
+                image = stylize_fn(job.content, list(job.styles), method=job.options.get("method"), **options)
+                save_image(image, job.output)
             return JobResult(job.name, job.output, DONE, attempt, round(time.monotonic() - start, 3))
         except Exception as exc:  # whatever went wrong, this job is recorded and the batch goes on
             error = " ".join(str(exc).split()) or type(exc).__name__
     return JobResult(job.name, job.output, FAILED, retries + 1, round(time.monotonic() - start, 3), error)
+
+
+def _video_job(job: BatchJob, options: dict) -> None:
+    """A clip: continued from the frames a killed run left (its work folder), else from the start."""
+    from .video import stylize_video, work_folder
+
+    left = (work_folder(job.output) / "plan.json").exists()
+    try:
+        stylize_video(job.content, list(job.styles), job.output, method=job.options.get("method"), resume=left,
+                      **options)
+    except PainterlyError:
+        if not left:
+            raise
+        stylize_video(job.content, list(job.styles), job.output, method=job.options.get("method"), **options)
 
 
 class LocalExecutor:

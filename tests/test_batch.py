@@ -154,3 +154,26 @@ def test_a_local_ray_cluster_runs_the_batch_and_survives_a_killed_worker(ray_clu
     outputs = sorted(p.name for p in (tmp_path / "out").iterdir())
     assert outputs == sorted(f"j{i}.png" for i in range(len(jobs)))  # each once, no temporary files left
     assert all(Image.open(tmp_path / "out" / name).size == (32, 24) for name in outputs)
+
+
+def test_a_video_content_is_one_job_writing_one_clip(images, tmp_path):
+    pytest.importorskip("av")
+    pytest.importorskip("cv2")
+    import torch
+    from fractions import Fraction
+
+    from painterly.videoio import VideoSink, VideoSource
+
+    clip = images / "clip.mp4"
+    sink = VideoSink(clip, (24, 32), Fraction(8))
+    for i in range(4):
+        sink.write(torch.linspace(0, 1, 32).view(1, 1, 1, 32).expand(1, 3, 24, 32).roll(i, -1).contiguous())
+    sink.close()
+    jobs = painterly.pair_jobs(painterly.expand_images([str(images)]), [], ["starry_night"], str(tmp_path / "out"),
+                               {"size": 32})
+    video_job = next(j for j in jobs if j.content.endswith("clip.mp4"))
+    assert video_job.output.endswith("clip__starry_night.mp4")
+    results = {r.output: r for r in painterly.run_batch(jobs)}
+    assert results[video_job.output].status == DONE and VideoSource(video_job.output).info.frames == 4
+    again = {r.output: r for r in painterly.run_batch(jobs)}
+    assert {r.status for r in again.values()} == {SKIPPED}
