@@ -189,3 +189,19 @@ def test_train_decoder_command_and_method_command(tmp_path, folders, tiny_vgg, c
                      str(tmp_path / "x.safetensors"), "-q"]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "style images" in err[0]
+
+
+def test_style_max_side_encodes_the_style_smaller(tmp_path, tiny_vgg, monkeypatch):
+    """Style images are encoded at most style_max_side long (the sizes the encoder sees)."""
+    path, _ = _decoder(tmp_path, "relu4_1")
+    content, style = _images(2)
+    style = torch.nn.functional.interpolate(style, size=(96, 128), mode="bilinear", align_corners=False)
+    seen = []
+    forward = type(tiny_vgg).__call__
+    monkeypatch.setattr(type(tiny_vgg), "__call__", lambda self, x, *a, **k: (seen.append(tuple(x.shape[-2:])),
+                                                                             forward(self, x, *a, **k))[1])
+    for cap in (32, None):
+        seen.clear()
+        painterly.stylize(content, style, method="adain", decoder=str(path), size=64, precision="fp32",
+                          style_max_side=cap)
+        assert (24, 32) in seen if cap == 32 else (48, 64) in seen and (24, 32) not in seen, (cap, seen)

@@ -26,7 +26,7 @@ import torch.nn.functional as F
 from ..config import CommonConfig, option
 from ..errors import PainterlyError
 from ..features import channels_of, layer_stride
-from ..image import resize
+from ..image import fit_long_side, resize
 from ..nets.decoder import Decoder
 from ..nets.io import load_decoder
 from ..recipe import GUIDANCE, STYLE_MASKS, Recipe, RunContext
@@ -53,6 +53,10 @@ class ArbitraryConfig(CommonConfig):
                              group=STYLE)
     style_scale: float = option(1.0, "style image size relative to the output (bigger = larger brush strokes)",
                                 above=0, group=STYLE, metavar="F")
+    style_max_side: Optional[int] = option(512, "encode style images at most this long (the AdaIN paper's 512: "
+                                           "statistics of the same strokes, a quarter of the encoding at 1024 px)",
+                                           minimum=32, none_word="none", default_text="512", group=STYLE,
+                                           metavar="PX|none")
 
     def __post_init__(self) -> None:
         super().__post_init__()
@@ -142,7 +146,11 @@ class ArbitraryRecipe(Recipe):
             raise PainterlyError("style masks give each style its own region; they take no style-set or "
                                  "style-blend-weights")
         levels = self.levels(config)
-        resized = [resize(s, style_size(scale.size, tuple(s.shape[-2:]), config.style_scale)) for s in styles]
+        sizes = [style_size(scale.size, tuple(s.shape[-2:]), config.style_scale) for s in styles]
+        if config.style_max_side is not None:
+            sizes = [fit_long_side(*hw, config.style_max_side) if max(hw) > config.style_max_side else hw
+                     for hw in sizes]
+        resized = [resize(s, hw) for s, hw in zip(styles, sizes)]
         per_style = [self._style_features(run, s, levels) for s in resized]
         full = self.full_covariance
 
