@@ -35,7 +35,7 @@ from .config import MethodConfig, option
 from .driver import Session
 from .errors import PainterlyError
 from .flow import flow, reliability, warp
-from .image import ImageLike, as_tensor, open_image, pil_to_tensor, save_image, split_alpha
+from .image import ImageLike, as_tensor, open_image, pil_to_tensor, save_image, split_alpha, tensor_to_pil
 from .progress import Callback
 from .recipe import Place
 from .videoio import VideoSink, VideoSource, is_video_path
@@ -212,8 +212,8 @@ def _paint_all(frames: VideoSource, folder: Path, done: int, recipe, first: Sess
         else:
             result = _paint(frame, index, previous_frame, previous_out, history, recipe, first, later, video,
                             step_callback, losses)
+            result = pil_to_tensor(tensor_to_pil(result))  # the 8-bit frame, as a resumed run will read it back
             save_image(result, frame_path)
-            result = _load(frame_path)  # the 8-bit frame, as a resumed run will see it
         if callback is not None:
             callback(FrameInfo(index + 1, frames.info.frames, time.monotonic() - t0, time.monotonic() - start, losses,
                                index < done))
