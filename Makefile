@@ -53,7 +53,9 @@ painterly/models/four_paintings.safetensors: | $(BIN)/.installed
 # WCT reconstruction decoder per level on photos. Slim (width divisor 2). On 2 CPU cores a step of
 # batch 4 at 256 px takes about 2.7 s, so the AdaIN decoder gets 2600 steps (about two hours) at a
 # learning rate 5x the paper's (which trains 160k steps on a GPU). The bundled one stopped at
-# --max-time 5600 (1406 steps, the cores shared): `make decoders MAX_TIME=5600`.
+# --max-time 5600 (1406 steps, the cores shared): `make decoders MAX_TIME=5600`. The bundled WCT ones
+# (relu1_1, relu2_1 only so far): `make -j2 painterly/models/decoders/wct_relu1_1.safetensors
+# painterly/models/decoders/wct_relu2_1.safetensors THREADS=1 MAX_TIME=1800`.
 DECODER = nice $(BIN)/painterly train-decoder --photos $(SHARED)/photos --seed 0 \
 	--validation $(SHARED)/adain/content/golden_gate.jpg $(if $(THREADS),--threads $(THREADS)) $(RESUME)
 WCT_LEVELS = relu5_1 relu4_1 relu3_1 relu2_1 relu1_1
@@ -64,7 +66,8 @@ painterly/models/decoders/adain.safetensors: | $(BIN)/.installed
 		$(if $(MAX_TIME),--max-time $(MAX_TIME)) -o $@
 painterly/models/decoders/wct_%.safetensors: | $(BIN)/.installed
 	mkdir -p $(@D)
-	$(DECODER) --method wct --level $* --steps 2000 -o $@
+	$(DECODER) --method wct --level $* --steps 2000 --batch 4 --learning-rate 5e-4 \
+		$(if $(MAX_TIME),--max-time $(MAX_TIME)) -o $@
 
 clean:
 	rm -rf $(VENV) $(OUT) *.egg-info

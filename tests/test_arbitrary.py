@@ -205,3 +205,22 @@ def test_style_max_side_encodes_the_style_smaller(tmp_path, tiny_vgg, monkeypatc
         painterly.stylize(content, style, method="adain", decoder=str(path), size=64, precision="fp32",
                           style_max_side=cap)
         assert (24, 32) in seen if cap == 32 else (48, 64) in seen and (24, 32) not in seen, (cap, seen)
+
+
+def test_wct_defaults_to_the_bundled_levels_coarse_to_fine(tmp_path, tiny_vgg, monkeypatch):
+    bundled = tmp_path / "bundled"
+    bundled.mkdir()
+    monkeypatch.setattr("painterly.methods.wct.DECODERS", bundled)
+    monkeypatch.setattr("painterly.methods.arbitrary.DECODERS", bundled)
+    content, style = _images(3)
+    with pytest.raises(painterly.PainterlyError, match="no WCT decoder is bundled"):
+        painterly.stylize(content, style, method="wct", size=64, precision="fp32")
+    for level, seed in (("relu1_1", 4), ("relu2_1", 5)):
+        path, _ = _decoder(tmp_path, level, seed)
+        path.rename(bundled / f"wct_{level}.safetensors")
+    default = _array(painterly.stylize(content, style, method="wct", size=64, precision="fp32"))
+    named = _array(painterly.stylize(content, style, method="wct", size=64, precision="fp32",
+                                     levels=("relu2_1", "relu1_1")))
+    assert np.array_equal(default, named)
+    with pytest.raises(painterly.PainterlyError, match="needs --levels"):
+        painterly.stylize(content, style, method="wct", size=64, decoders=(str(tmp_path / "x.safetensors"),))

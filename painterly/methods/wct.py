@@ -16,7 +16,7 @@ from ..errors import PainterlyError
 from ..nets.decoder import LEVELS
 from ..recipe import register
 from ..transforms import Moments, WctMap, wct
-from .arbitrary import STYLE, ArbitraryConfig, ArbitraryRecipe, decoder_path
+from .arbitrary import DECODERS, STYLE, ArbitraryConfig, ArbitraryRecipe, decoder_path
 
 
 @dataclass(frozen=True)
@@ -25,16 +25,19 @@ class WctConfig(ArbitraryConfig):
 
     strength: float = option(0.6, "how far the content's features move to the style's at each level: 0 keeps the "
                              "content, 1 is the full transform", minimum=0, group=STYLE, metavar="A")
-    levels: tuple[str, ...] = option(("relu5_1", "relu4_1", "relu3_1", "relu2_1", "relu1_1"),
-                                     "the levels, coarse to fine", choices=LEVELS, group=STYLE, metavar="LAYERS")
+    levels: Optional[tuple[str, ...]] = option(None, "the levels, coarse to fine (the paper's: relu5_1,relu4_1,"
+                                               "relu3_1,relu2_1,relu1_1)", choices=LEVELS, group=STYLE,
+                                               default_text="the levels with a bundled decoder", metavar="LAYERS")
     decoders: Optional[tuple[str, ...]] = option(None, "one decoder file per level (painterly train-decoder --method "
                                                  "wct --level L)", default_text="the bundled ones", group=STYLE,
                                                  metavar="FILE,FILE,...", files=True)
 
     def __post_init__(self) -> None:
         super().__post_init__()
-        if not self.levels:
+        if self.levels is not None and not self.levels:
             raise PainterlyError("at least one level is needed")
+        if self.decoders is not None and self.levels is None:
+            raise PainterlyError("--decoders needs --levels: one decoder file per level, in the same order")
         if self.decoders is not None and len(self.decoders) != len(self.levels):
             raise PainterlyError(f"{len(self.decoders)} decoder file(s) for {len(self.levels)} level(s)")
 
@@ -46,7 +49,13 @@ class Wct(ArbitraryRecipe):
     full_covariance = True
 
     def levels(self, config: WctConfig) -> list[str]:
-        return list(config.levels)
+        if config.levels is not None:
+            return list(config.levels)
+        bundled = [level for level in reversed(LEVELS) if (DECODERS / f"wct_{level}.safetensors").exists()]
+        if not bundled:
+            raise PainterlyError("no WCT decoder is bundled in this installation; train them with `painterly "
+                                 "train-decoder --method wct --level L` and give --levels and --decoders")
+        return bundled
 
     def decoder_file(self, config: WctConfig, level: str) -> Path:
         if config.decoders is not None:
