@@ -15,15 +15,14 @@ import argparse
 import sys
 import tempfile
 import time
+from fractions import Fraction
 from pathlib import Path
 
-import av
-import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 import painterly  # noqa: E402
 from painterly.image import as_tensor, resize  # noqa: E402
-from painterly.videoio import VideoSource  # noqa: E402
+from painterly.videoio import VideoSink, VideoSource  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
 CLIP = ROOT.parent / "shared" / "data" / "video" / "bigbuckbunny.mp4"
@@ -41,22 +40,14 @@ def synthetic_pan(folder: Path, frames: int, size: int) -> Path:
     photo = as_tensor(ROOT / "painterly" / "examples" / "tubingen.jpg")
     h, w = photo.shape[-2:]
     path = folder / "pan.mp4"
-    container = av.open(str(path), mode="w")
-    stream = container.add_stream("libx264", rate=25)
     out_h, out_w = (size * 9 // 16) // 2 * 2, size // 2 * 2
-    stream.width, stream.height, stream.pix_fmt, stream.options = out_w, out_h, "yuv420p", {"crf": "12"}
+    sink = VideoSink(path, (out_h, out_w), Fraction(25), crf=12)
     for i in range(frames):
         zoom = 1 - 0.004 * i
         ch, cw = int(h * 0.6 * zoom), int(w * 0.6 * zoom)
         top, left = int(h * 0.2) + i, int(w * 0.1) + 3 * i
-        crop = resize(photo[..., top:top + ch, left:left + cw], (out_h, out_w))
-        frame = av.VideoFrame.from_ndarray((crop[0].permute(1, 2, 0).numpy() * 255).round().astype(np.uint8), format="rgb24")
-        frame.pts = i
-        for packet in stream.encode(frame):
-            container.mux(packet)
-    for packet in stream.encode():
-        container.mux(packet)
-    container.close()
+        sink.write(resize(photo[..., top:top + ch, left:left + cw], (out_h, out_w)))
+    sink.close()
     return path
 
 
