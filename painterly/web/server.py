@@ -187,17 +187,14 @@ def create_app(settings: ServerSettings) -> FastAPI:
     def list_jobs() -> list[dict]:
         return [store.status(j) for j in store.listing()]
 
-    def find(job_id: str) -> Optional[Job]:
-        return store.get(job_id)
-
     @app.get("/api/jobs/{job_id}")
     def job_status(job_id: str):
-        job = find(job_id)
+        job = store.get(job_id)
         return _error(404, "no such job") if job is None else store.status(job)
 
     @app.delete("/api/jobs/{job_id}")
     def cancel(job_id: str):
-        job = find(job_id)
+        job = store.get(job_id)
         if job is None:
             return _error(404, "no such job")
         if not store.cancel(job):
@@ -206,7 +203,7 @@ def create_app(settings: ServerSettings) -> FastAPI:
 
     @app.get("/api/jobs/{job_id}/preview")
     def preview(job_id: str):
-        job = find(job_id)
+        job = store.get(job_id)
         path = None if job is None else store.folder(job_id) / ("result.png" if job.state == DONE else "preview.png")
         if path is None or not path.exists():
             return _error(404, "no preview yet")
@@ -214,7 +211,7 @@ def create_app(settings: ServerSettings) -> FastAPI:
 
     @app.get("/api/jobs/{job_id}/result")
     def result(job_id: str, download: bool = False):
-        job = find(job_id)
+        job = store.get(job_id)
         if job is None or job.state != DONE:
             return _error(404, "no result (yet)")
         name = f"painterly_{job.method}_{job.id}.png"
@@ -223,14 +220,14 @@ def create_app(settings: ServerSettings) -> FastAPI:
 
     @app.get("/api/jobs/{job_id}/command")
     def command(job_id: str):
-        job = find(job_id)
+        job = store.get(job_id)
         if job is None:
             return _error(404, "no such job")
         return {"command": _command(job)}
 
     @app.get("/api/jobs/{job_id}/events")
     async def events(job_id: str, request: Request):
-        job = find(job_id)
+        job = store.get(job_id)
         if job is None:
             return _error(404, "no such job")
 
