@@ -98,6 +98,7 @@ def test_masks_mark_a_disocclusion_and_the_frame_border_unreliable():
 
 
 def test_temporal_term_value_and_gradient_by_hand():
+    torch.manual_seed(0)
     image = torch.rand(1, 3, 4, 5, requires_grad=True)
     warped, mask = torch.rand(1, 3, 4, 5), (torch.rand(1, 1, 4, 5) > 0.5).float()
     term = temporal_term([(warped, mask)], weight=2.0)(image, Place(0, (4, 5)))
@@ -105,7 +106,7 @@ def test_temporal_term_value_and_gradient_by_hand():
     assert torch.allclose(term, expected)
     term.backward()
     by_hand = 2.0 * 2 * mask * (image - warped).detach() * 255 ** 2 / image.numel()
-    assert torch.allclose(image.grad, by_hand, rtol=1e-5)
+    assert torch.allclose(image.grad, by_hand, rtol=1e-5, atol=1e-3)  # fp32 rounding near zero
 
 
 def test_long_term_masks_keep_each_pixel_on_the_nearest_reliable_frame():
