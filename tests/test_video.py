@@ -252,3 +252,36 @@ def test_long_term_consistency_adds_the_earlier_frames_terms(clip, tmp_path):
     # frame 2 sees only frame 1 either way; from frame 3 on, frames 2 and 4 back add their terms
     assert terms[2][0] == pytest.approx(terms[0][0], rel=1e-4)
     assert all(b != pytest.approx(a, rel=1e-3) for a, b in zip(terms[0][1:], terms[2][1:]))
+
+
+def _patched(path: Path, out: Path, old: bytes, new: bytes, after: bytes) -> Path:
+    """`path` with the first `old` after the box `after` replaced: an MP4 edited the way other muxers write it."""
+    data = bytearray(path.read_bytes())
+    at = data.find(old, data.find(after))
+    data[at:at + len(new)] = new
+    out.write_bytes(bytes(data))
+    return out
+
+
+def test_a_phone_rotation_is_turned_upright(tmp_path):
+    """A portrait phone clip is stored landscape with a display matrix; frames must come out as shown."""
+    import struct
+
+    frame = torch.zeros(1, 3, 16, 32)
+    frame[..., :8] = 1.0  # a white band on the stored frame's left
+    stored = write_clip(tmp_path / "stored.mp4", [frame] * 3, audio=False)
+    identity = struct.pack(">9i", 65536, 0, 0, 0, 65536, 0, 0, 0, 1 << 30)
+    clockwise = struct.pack(">9i", 0, 65536, 0, -65536, 0, 0, 0, 0, 1 << 30)  # QuickTime's 90° clockwise
+    rotated = _patched(stored, tmp_path / "portrait.mp4", identity, clockwise, b"tkhd")
+    source = VideoSource(rotated)
+    assert source.info.rotation == 270 and source.info.size == (32, 16)
+    upright = next(iter(source))
+    assert upright.shape[-2:] == (32, 16)
+    assert float(upright[..., :6, :].mean()) > 0.9 and float(upright[..., 10:, :].mean()) < 0.1  # left became top
+
+
+def test_an_undecodable_codec_is_one_line(clip, tmp_path):
+    unknown = _patched(clip, tmp_path / "unknown.mp4", b"avc1", b"zzzz", b"stsd")
+    with pytest.raises(painterly.PainterlyError, match="codec cannot be decoded here") as error:
+        stylize_video(unknown, EXAMPLES / "starry_night.jpg", tmp_path / "out.mp4", **FAST)
+    assert "\n" not in str(error.value) and not (tmp_path / "out.mp4").exists()
