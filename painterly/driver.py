@@ -97,6 +97,7 @@ class Session:
         self.style_masks = None if style_masks is None else [m.to(self.device) for m in style_masks]
         self.guidance = None if guidance is None else list(guidance)
         self._style_cache: dict = {}
+        self._shared: dict = {}  # RunContext.shared, the same for every frame
 
     def _styles_for(self, content: torch.Tensor) -> list[torch.Tensor]:
         """The style images as this frame sees them: colour-matched to it for preserve_color=histogram
@@ -144,7 +145,7 @@ class _FrameRun:
             plan = plan_from_json(self.saved["plan"])  # tiles chosen for the memory free when the run began
         self.ctx = RunContext(self.config, device, session.precision, session.extractor, torch.Generator(), content,
                               styles, plan, None if init_image is None else init_image.to(device),
-                              session.style_masks, session.guidance, frame)
+                              session.style_masks, session.guidance, frame, shared=session._shared)
         self.start_time = time.monotonic() - (self.saved["elapsed"] if self.saved else 0.0)
         self.step = self.saved["step"] if self.saved else 0
         self.curvature: Optional[tuple[float, int]] = None  # (L-BFGS H_diag, pixels) of the last optimiser

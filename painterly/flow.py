@@ -9,6 +9,7 @@ boundary (|∇u|² + |∇v|² ≥ 0.01|w|² + 0.002), and where it came from out
 
 from __future__ import annotations
 
+import functools
 import numpy as np
 import torch
 import torch.nn.functional as F
@@ -25,10 +26,13 @@ def _cv2():
 
 
 def _grey(image: torch.Tensor) -> np.ndarray:
-    """A 1x3xHxW [0, 1] tensor as the 8-bit grey image DIS reads."""
-    rgb = image[0].clamp(0, 1)
-    grey = 0.299 * rgb[0] + 0.587 * rgb[1] + 0.114 * rgb[2]
-    return (grey * 255).round().to(torch.uint8).numpy()
+    """A 1x3xHxW [0, 1] tensor as the 8-bit grey image DIS reads, upsampled for DIS when small."""
+    cv2 = _cv2()
+    rgb = (image[0].clamp(0, 1) * 255).round().to(torch.uint8).permute(1, 2, 0).contiguous().numpy()
+    grey = cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY)
+    h, w = grey.shape
+    scale = _flow_scale(h, w)
+    return cv2.resize(grey, (w * scale, h * scale), interpolation=cv2.INTER_CUBIC) if scale > 1 else grey
 
 
 # DIS matches 8 px patches over a pyramid; frames smaller than this are upsampled for it (at 36x64 px
@@ -36,28 +40,45 @@ def _grey(image: torch.Tensor) -> np.ndarray:
 MIN_FLOW_SIDE = 256
 
 
-def flow(source: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-    """1x2xHxW (dx, dy) in pixels: target pixel (x, y) came from source (x + dx, y + dy)."""
+def _flow_scale(h: int, w: int) -> int:
+    return max(1, -(-MIN_FLOW_SIDE // max(h, w)))
+
+
+def _dis(grey_source: np.ndarray, grey_target: np.ndarray, size: tuple[int, int]) -> torch.Tensor:
     cv2 = _cv2()
     dis = cv2.DISOpticalFlow_create(cv2.DISOPTICAL_FLOW_PRESET_MEDIUM)
     dis.setUseSpatialPropagation(True)
-    h, w = target.shape[-2:]
-    scale = max(1, -(-MIN_FLOW_SIDE // max(h, w)))
-    grey_target, grey_source = _grey(target), _grey(source)
-    if scale > 1:
-        size = (w * scale, h * scale)
-        grey_target = cv2.resize(grey_target, size, interpolation=cv2.INTER_CUBIC)
-        grey_source = cv2.resize(grey_source, size, interpolation=cv2.INTER_CUBIC)
+    h, w = size
     field = dis.calc(grey_target, grey_source, None)  # for each target pixel, its offset into source
+    scale = _flow_scale(h, w)
     if scale > 1:
         field = cv2.resize(field, (w, h), interpolation=cv2.INTER_AREA) / scale
     return torch.from_numpy(field).permute(2, 0, 1)[None].float()
 
 
+def flow(source: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """1x2xHxW (dx, dy) in pixels: target pixel (x, y) came from source (x + dx, y + dy)."""
+    return _dis(_grey(source), _grey(target), tuple(target.shape[-2:]))
+
+
+def tracked(source: torch.Tensor, target: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """(flow(source, target), its reliability mask): both directions from one grey conversion each."""
+    grey_source, grey_target = _grey(source), _grey(target)
+    size = tuple(target.shape[-2:])
+    forward = _dis(grey_source, grey_target, size)
+    return forward, reliability(forward, _dis(grey_target, grey_source, size))
+
+
+@functools.lru_cache(maxsize=8)
+def _pixel_grid(h: int, w: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """(row, column) coordinates of every pixel, made once per frame size (read-only)."""
+    return torch.meshgrid(torch.arange(h, dtype=torch.float32), torch.arange(w, dtype=torch.float32), indexing="ij")
+
+
 def warp(image: torch.Tensor, offsets: torch.Tensor) -> torch.Tensor:
     """`image` (NxCxHxW) sampled at (x + dx, y + dy) for every pixel: bilinear, borders clamped."""
     n, _, h, w = image.shape
-    ys, xs = torch.meshgrid(torch.arange(h, dtype=torch.float32), torch.arange(w, dtype=torch.float32), indexing="ij")
+    ys, xs = _pixel_grid(h, w)
     x = (xs + offsets[:, 0].to(torch.float32)) * (2 / max(w - 1, 1)) - 1
     y = (ys + offsets[:, 1].to(torch.float32)) * (2 / max(h - 1, 1)) - 1
     grid = torch.stack([x, y], dim=-1).to(image.dtype)
@@ -85,7 +106,7 @@ def reliability(forward: torch.Tensor, backward: torch.Tensor) -> torch.Tensor:
 def _inside(offsets: torch.Tensor) -> torch.Tensor:
     """Pixels whose source lies inside the other frame (what came in over the border is not reliable)."""
     _, _, h, w = offsets.shape
-    ys, xs = torch.meshgrid(torch.arange(h, dtype=torch.float32), torch.arange(w, dtype=torch.float32), indexing="ij")
+    ys, xs = _pixel_grid(h, w)
     x, y = xs + offsets[:, 0], ys + offsets[:, 1]
     return ((x >= 0) & (x <= w - 1) & (y >= 0) & (y <= h - 1))[:, None]
 
@@ -97,9 +118,7 @@ def warping_error(frames: list[torch.Tensor], outputs: list[torch.Tensor]) -> fl
         raise PainterlyError("the warping error needs at least two frames")
     errors = []
     for t in range(len(frames) - 1):
-        to_next = flow(frames[t + 1], frames[t])   # offsets from frame t into frame t+1
-        back = flow(frames[t], frames[t + 1])
-        mask = reliability(to_next, back)
+        to_next, mask = tracked(frames[t + 1], frames[t])   # offsets from frame t into frame t+1
         warped = warp(outputs[t + 1], to_next)
         squared = ((outputs[t] - warped) ** 2).sum(1, keepdim=True)
         errors.append(float((mask * squared).sum() / mask.sum().clamp_min(1)))

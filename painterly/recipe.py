@@ -65,7 +65,10 @@ class RunContext:
     style_masks: Optional[list[torch.Tensor]] = None
     guidance: Optional[list[RegionPair]] = None
     frame: Optional[int] = None
-    cache: dict = field(default_factory=dict)  # a recipe's own per-run memo
+    cache: dict = field(default_factory=dict)  # a recipe's own per-run memo (this content image's)
+    # a memo for what depends only on the config (a loaded model, a decoder): kept by the Session
+    # across the frames of a video, so a model is read once per video, not once per frame
+    shared: dict = field(default_factory=dict)
 
     def style_blend(self) -> tuple[float, ...]:
         """The config's style blend weights (default all equal), checked against the style images, and

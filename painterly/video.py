@@ -34,7 +34,7 @@ from .api import get_method, make_config, method_of
 from .config import MethodConfig, option
 from .driver import Session
 from .errors import PainterlyError
-from .flow import flow, reliability, warp
+from .flow import tracked, warp
 from .image import ImageLike, as_tensor, open_image, pil_to_tensor, save_image, split_alpha, tensor_to_pil
 from .progress import Callback
 from .recipe import Place
@@ -144,7 +144,7 @@ class VideoResult:
     note: str = ""     # e.g. how an odd size was padded for H.264
 
 
-def stylize_video(source: Union[str, os.PathLike], styles: Union[ImageLike, Sequence[ImageLike]], output: Union[str, os.PathLike],
+def stylize_video(source: Union[str, os.PathLike], styles: Union[None, ImageLike, Sequence[ImageLike]], output: Union[str, os.PathLike],
                   *, method: Optional[str] = None, config=None, video: Optional[VideoConfig] = None,
                   resume: bool = False, callback: Optional[FrameCallback] = None, step_callback: Optional[Callback] = None,
                   content_guidance: Optional[ImageLike] = None, style_guidance=None,
@@ -161,7 +161,9 @@ def stylize_video(source: Union[str, os.PathLike], styles: Union[ImageLike, Sequ
     cfg = make_config(method, config, **options)
     name = method_of(cfg) if method is None else method
     recipe = get_method(name)
-    if isinstance(styles, (str, os.PathLike)) or not isinstance(styles, Sequence):
+    if styles is None:  # a trained network holds its styles
+        styles = []
+    elif isinstance(styles, (str, os.PathLike)) or not isinstance(styles, Sequence):
         styles = [styles]
     style_ts = [as_tensor(s, "style image") for s in styles]
     if not style_ts and recipe.needs_styles:
@@ -212,8 +214,9 @@ def _paint_all(frames: VideoSource, folder: Path, done: int, recipe, first: Sess
         else:
             result = _paint(frame, index, previous_frame, previous_out, history, recipe, first, later, video,
                             step_callback, losses)
-            result = pil_to_tensor(tensor_to_pil(result))  # the 8-bit frame, as a resumed run will read it back
-            save_image(result, frame_path)
+            picture = tensor_to_pil(result)
+            result = pil_to_tensor(picture)  # the 8-bit frame, as a resumed run will read it back
+            save_image(picture, frame_path, quick=True)
         if callback is not None:
             callback(FrameInfo(index + 1, frames.info.frames, time.monotonic() - t0, time.monotonic() - start, losses,
                                index < done))
@@ -238,8 +241,7 @@ def _paint(frame, index, previous_frame, previous_out, history, recipe, first: S
 
     if previous_out is None or video.temporal_weight == 0:
         return first.run(frame, callback=record, frame=index).cpu()
-    forward = flow(previous_frame, frame)            # offsets from this frame into the previous one
-    mask = reliability(forward, flow(frame, previous_frame))
+    forward, mask = tracked(previous_frame, frame)  # offsets from this frame into the previous one
     warped = warp(previous_out, forward)
     if later is first:  # a method that cannot start from an image: blend along the flow
         stylised = first.run(frame, callback=record, frame=index).cpu()
@@ -251,8 +253,8 @@ def _paint(frame, index, previous_frame, previous_out, history, recipe, first: S
         for back in (2 ** j for j in range(1, video.long_term + 1)):
             if back <= len(history):
                 old_frame, old_out = history[back - 1]
-                offsets = flow(old_frame, frame)
-                earlier.append((warp(old_out, offsets), reliability(offsets, flow(frame, old_frame))))
+                offsets, old_mask = tracked(old_frame, frame)
+                earlier.append((warp(old_out, offsets), old_mask))
         targets = list(zip([w for w, _ in earlier], _long_term_masks([m for _, m in earlier])))
     init = mask * warped + (1 - mask) * frame
     targets = [(w.to(later.device), m.to(later.device)) for w, m in targets]

@@ -219,6 +219,23 @@ def test_network_method_through_the_api(tmp_path):
         painterly.stylize(content, method="network", model=str(path), size=60, style_weights=(1, 0))
 
 
+def test_a_session_reads_its_model_once_for_all_frames(tmp_path, monkeypatch):
+    """A video's frames share one Session: the model file is read once, not once per frame."""
+    import painterly.methods.feedforward as feedforward
+    from painterly.api import get_method, make_config
+    from painterly.driver import Session
+
+    path = save_model(tmp_path / "m.safetensors", _net(), {"styles": ["a", "b", "c"]})
+    reads = []
+    monkeypatch.setattr(feedforward, "load_model", lambda p: reads.append(p) or load_model(p))
+    session = Session(get_method("network"), make_config("network", model=str(path), size=32, precision="fp32"), [])
+    frames = [torch.rand(1, 3, 24, 32) for _ in range(3)]
+    outs = [session.run(f) for f in frames]
+    assert len(reads) == 1
+    saved = load_model(path)[0].float()
+    assert torch.allclose(outs[2], saved(frames[2]).clamp(0, 1), atol=1e-4)  # the third frame by its own input
+
+
 def test_train_and_models_and_model_commands(tmp_path, photos, capsys, monkeypatch):
     from painterly import cli
 

@@ -122,9 +122,9 @@ class ArbitraryRecipe(Recipe):
         return ArbitraryMemory(tuple(self.levels(config)), 2 if precision == "bf16" else 4)
 
     def decoder(self, run: RunContext, level: str) -> Decoder:
-        """A level's decoder, loaded once per run, its weights stored in the compute precision."""
+        """A level's decoder, loaded once per session, its weights stored in the compute precision."""
         key = f"decoder {level}"
-        if key not in run.cache:
+        if key not in run.shared:
             decoder, meta = load_decoder(self.decoder_file(run.config, level))
             if decoder.arch.level != level:
                 raise PainterlyError(f"the decoder for {level} was trained for {decoder.arch.level}")
@@ -132,8 +132,8 @@ class ArbitraryRecipe(Recipe):
                 raise PainterlyError(f"the decoder for {level} was trained behind another encoder "
                                      f"(width divisor {decoder.arch.encoder_divisor})")
             dtype = torch.bfloat16 if run.precision == "bf16" else torch.float32
-            run.cache[key] = decoder.to(run.device, dtype, memory_format=torch.channels_last)
-        return run.cache[key]
+            run.shared[key] = decoder.to(run.device, dtype, memory_format=torch.channels_last)
+        return run.shared[key]
 
     @torch.no_grad()
     def style_targets(self, run: RunContext, k: int, scale: Scale) -> dict[str, list[Region]]:

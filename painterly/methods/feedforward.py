@@ -82,11 +82,11 @@ class Network(Recipe):
     def net(self, run: RunContext) -> TransformerNet:
         """The model, channels-last, its weights stored once in the compute precision (bf16 where it
         is native: casting them at every call, as autocast does, was a sixth of the time)."""
-        if "net" not in run.cache:
-            net, meta = load_model(model_path(run.config.model))
+        if "net" not in run.shared:
+            net, _ = load_model(model_path(run.config.model))
             dtype = torch.bfloat16 if run.precision == "bf16" else torch.float32
-            run.cache.update(net=net.to(run.device, dtype, memory_format=torch.channels_last), meta=meta)
-        return run.cache["net"]
+            run.shared["net"] = net.to(run.device, dtype, memory_format=torch.channels_last)
+        return run.shared["net"]
 
     def layers(self, config: NetworkConfig) -> list[str]:
         return []

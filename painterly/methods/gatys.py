@@ -290,9 +290,9 @@ class Gatys(Recipe):
 
     def loss(self, run: RunContext, targets: GatysTargets, image: torch.Tensor,
              features: Mapping[str, torch.Tensor]) -> LossTerms:
-        if "objective" not in run.cache:
-            run.cache["objective"] = GatysObjective(run.config)
-        return run.cache["objective"](image, features, targets)
+        if "objective" not in run.shared:
+            run.shared["objective"] = GatysObjective(run.config)
+        return run.shared["objective"](image, features, targets)
 
 
 GATYS = register(Gatys())
