@@ -9,6 +9,7 @@ GPUs.
 
 from __future__ import annotations
 
+import atexit
 import os
 from typing import Sequence
 
@@ -26,7 +27,19 @@ def world() -> tuple[int, int]:
             torch.cuda.set_device(int(os.environ["LOCAL_RANK"]))
         # gloo for CPU tensors (the step's flags, CPU training), NCCL for CUDA ones
         dist.init_process_group("cpu:gloo,cuda:nccl" if torch.cuda.is_available() else "gloo")
+        atexit.register(finish)
     return dist.get_rank(), size
+
+
+def finish() -> None:
+    """Leave the process group together: a barrier, then tear it down. Without the barrier a rank
+    that ends first (rank 0 holds the rendezvous store) can abort the others in gloo's teardown
+    ("terminate called without an active exception"), and torchrun reports the run as failed."""
+    if dist.is_available() and dist.is_initialized():
+        try:
+            dist.barrier()
+        finally:
+            dist.destroy_process_group()
 
 
 def local_device(device: torch.device) -> torch.device:
