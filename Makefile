@@ -54,8 +54,10 @@ painterly/models/four_paintings.safetensors: | $(BIN)/.installed
 # batch 4 at 256 px takes about 2.7 s, so the AdaIN decoder gets 2600 steps (about two hours) at a
 # learning rate 5x the paper's (which trains 160k steps on a GPU). The bundled one stopped at
 # --max-time 5600 (1406 steps, the cores shared): `make decoders MAX_TIME=5600`. The bundled WCT ones
-# (relu1_1, relu2_1 only so far): `make -j2 painterly/models/decoders/wct_relu1_1.safetensors
-# painterly/models/decoders/wct_relu2_1.safetensors THREADS=1 MAX_TIME=1800`.
+# (relu4_1..relu1_1; relu5_1 not yet), two at a time, one thread each: `make -j2
+# painterly/models/decoders/wct_relu4_1.safetensors painterly/models/decoders/wct_relu3_1.safetensors
+# THREADS=1 MAX_TIME=3600` (2000 steps each: 28 and 36 min on the AMX Xeon), then relu2_1 and relu1_1
+# with MAX_TIME=1800.
 DECODER = nice $(BIN)/painterly train-decoder --photos $(SHARED)/photos --seed 0 \
 	--validation $(SHARED)/adain/content/golden_gate.jpg $(if $(THREADS),--threads $(THREADS)) $(RESUME)
 WCT_LEVELS = relu5_1 relu4_1 relu3_1 relu2_1 relu1_1

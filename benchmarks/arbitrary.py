@@ -35,7 +35,8 @@ def main() -> None:
     ap.add_argument("--gatys-iterations", type=int, default=50)
     ap.add_argument("--sheet", default="docs/arbitrary_samples.jpg")
     ap.add_argument("--adain-decoder", default="")
-    ap.add_argument("--wct-decoders", default="", help="comma-separated, one per level relu5_1..relu1_1")
+    ap.add_argument("--wct-levels", default="", help="comma-separated, coarse to fine (default: the bundled ones)")
+    ap.add_argument("--wct-decoders", default="", help="comma-separated, one per --wct-levels level")
     args = ap.parse_args()
     import painterly
     from painterly.driver import run
@@ -44,7 +45,9 @@ def main() -> None:
     from painterly.methods.gatys import GatysConfig, GatysEvaluator
 
     adain = {"decoder": args.adain_decoder} if args.adain_decoder else {}
-    wct = {"decoders": tuple(args.wct_decoders.split(","))} if args.wct_decoders else {}
+    wct = {"levels": tuple(args.wct_levels.split(","))} if args.wct_levels else {}
+    if args.wct_decoders:
+        wct["decoders"] = tuple(args.wct_decoders.split(","))
     config = GatysConfig(precision="fp32")
     vgg = FeatureExtractor.vgg19(last_layer=config.layers[-1], precision="fp32")
     rows, sheet, times = [], [], {"AdaIN": [], "WCT": [], "Gatys": []}
