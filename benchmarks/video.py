@@ -32,6 +32,7 @@ RECIPES = {  # options per method, the same iteration budget for every frame
     "strotss": {"iterations": 40, "scales": 1},
     "network": {"model": "starry_night"},
     "adain": {},
+    "wct": {},
 }
 
 
