@@ -70,6 +70,7 @@ def main() -> None:
     p.add_argument("--size", type=int, default=256)
     p.add_argument("--frames", type=int, default=12)
     p.add_argument("--methods", default="gatys,network,adain")
+    p.add_argument("--temporal-weight", type=float, default=200.0, help="the temporal method's --temporal-weight")
     p.add_argument("--fps-size", type=int, default=640, help="the size the network's frames per second is measured at")
     args = p.parse_args()
     methods = [m for m in args.methods.split(",") if m]
@@ -88,7 +89,8 @@ def main() -> None:
             for method in methods:
                 try:
                     independent, s_ind = run(clip, method, RECIPES[method], 0.0, args.size, args.frames, folder)
-                    temporal, s_temp = run(clip, method, RECIPES[method], 200.0, args.size, args.frames, folder)
+                    temporal, s_temp = run(clip, method, RECIPES[method], args.temporal_weight, args.size, args.frames,
+                                           folder)
                 except painterly.PainterlyError as exc:
                     print(f"{clip_name:<15}{method:<9} skipped: {exc}")
                     continue
