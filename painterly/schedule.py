@@ -31,6 +31,12 @@ class Scale:
         return self.height, self.width
 
 
+def gib(nbytes: float) -> str:
+    """Bytes as GiB for a message: one decimal, or two significant digits below 0.1 (not "0.0")."""
+    value = nbytes / 2**30
+    return f"{value:.1f}" if value >= 0.1 else f"{value:.2g}"
+
+
 def scale_sizes(final: tuple[int, int], scales: int | None) -> list[tuple[int, int]]:
     """Sizes from coarsest to `final`, each twice the previous. `scales=None` picks the count."""
     h, w = final
@@ -237,7 +243,7 @@ def fit_tiling(size: tuple[int, int], iterations: int, model: MemoryModel, budge
     lo, hi = MIN_AUTO_TILE, max(size)
     if model.scale_bytes(size, choose_tiling(lo, overlap, rounds), per_round) > budget:
         best = largest_tiled_long_side(size, model, budget, overlap, rounds, per_round)
-        raise PainterlyError(f"a {size[1]}x{size[0]} image needs more than the {budget / 2**30:.1f} GiB available even "
+        raise PainterlyError(f"a {size[1]}x{size[0]} image needs more than the {gib(budget)} GiB available even "
                              f"in {lo} px tiles; the largest size that fits is about --size {best}")
     while lo < hi:
         mid = (lo + hi + 1) // 2
@@ -272,8 +278,8 @@ def plan_tiles(plan: Sequence[Scale], model: MemoryModel, budget: int, tile_size
             best = largest_fitting_long_side(scale.size, int(budget * 0.9),
                                              lambda size, n=scale.iterations: model.scale_bytes(size, None, n))
             raise PainterlyError(
-                f"a {scale.width}x{scale.height} image needs about {need / 2**30:.1f} GiB "
-                f"but only {budget / 2**30:.1f} GiB is available; allow tiling or use --size {best} or less")
+                f"a {scale.width}x{scale.height} image needs about {gib(need)} GiB "
+                f"but only {gib(budget)} GiB is available; allow tiling or use --size {best} or less")
         tiled.append(dataclasses.replace(scale, tiling=tiling))
     return tiled[::-1]
 
