@@ -10,6 +10,7 @@ boundary (|∇u|² + |∇v|² ≥ 0.01|w|² + 0.002), and where it came from out
 from __future__ import annotations
 
 import functools
+
 import numpy as np
 import torch
 import torch.nn.functional as F

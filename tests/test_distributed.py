@@ -49,12 +49,16 @@ def photos() -> list[torch.Tensor]:
     return [torch.rand(1, 3, 40, 48, generator=g) for _ in range(6)]
 
 
+def save_weights(module: torch.nn.Module, path: str) -> None:
+    save_file({k: v.contiguous() for k, v in module.state_dict().items()}, path)
+
+
 def train_toy(batch: int, path: str) -> None:
     trainee = Toy()
     config = LoopConfig(steps=6, batch=batch, crop=32, seed=0, learning_rate=0.05, precision="fp32", device="cpu")
     run_loop(trainee, photos(), config, torch.device("cpu"), torch.Generator().manual_seed(0), [], {}, None, None,
              None, None)
-    save_file({k: v.contiguous() for k, v in trainee.module.state_dict().items()}, path)
+    save_weights(trainee.module, path)
 
 
 def _rank(rank: int, world: int, port: int, folder: str, case: str = "train") -> None:
@@ -75,8 +79,7 @@ def _rank(rank: int, world: int, port: int, folder: str, case: str = "train") ->
             outcome = f"error: {error}"
         with open(os.path.join(folder, f"rank{rank}.txt"), "w") as fh:
             fh.write(outcome)
-        save_file({k: v.contiguous() for k, v in trainee.module.state_dict().items()},
-                  os.path.join(folder, f"rank{rank}.safetensors"))
+        save_weights(trainee.module, os.path.join(folder, f"rank{rank}.safetensors"))
     finish()
 
 

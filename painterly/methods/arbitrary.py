@@ -125,7 +125,7 @@ class ArbitraryRecipe(Recipe):
         """A level's decoder, loaded once per session, its weights stored in the compute precision."""
         key = f"decoder {level}"
         if key not in run.shared:
-            decoder, meta = load_decoder(self.decoder_file(run.config, level))
+            decoder, _ = load_decoder(self.decoder_file(run.config, level))
             if decoder.arch.level != level:
                 raise PainterlyError(f"the decoder for {level} was trained for {decoder.arch.level}")
             if decoder.arch.encoder_divisor != getattr(run.extractor, "width_divisor", 1):
