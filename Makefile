@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 OUT ?= out
 
-.PHONY: demo test bench models decoders clean
+.PHONY: demo test bench models decoders further clean
 
 $(BIN)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -36,7 +36,8 @@ bench: $(BIN)/.installed
 # trains both at once, one core each (how the bundled files were made: about two hours on 2 cores).
 SHARED ?= ../shared/data
 THREADS ?=
-TRAIN = nice $(BIN)/painterly train --photos $(SHARED)/photos --seed 0 --widths 16,32,64 --content-weight 0.5 \
+PHOTOS = $(SHARED)/photos
+TRAIN = nice $(BIN)/painterly train --photos $(PHOTOS) --seed 0 --widths 16,32,64 --content-weight 0.5 \
 	--tv-weight 30000 --style-size 512 --validation $(SHARED)/adain/content/golden_gate.jpg \
 	$(if $(THREADS),--threads $(THREADS)) $(RESUME)
 STYLES = $(addprefix $(SHARED)/classic/style/,starry_night.jpg the_scream.jpg shipwreck.jpg composition_vii.jpg)
@@ -58,7 +59,7 @@ painterly/models/four_paintings.safetensors: | $(BIN)/.installed
 # painterly/models/decoders/wct_relu4_1.safetensors painterly/models/decoders/wct_relu3_1.safetensors
 # THREADS=1 MAX_TIME=3600` (2000 steps each: 28 and 36 min on the AMX Xeon), then relu2_1 and relu1_1
 # with MAX_TIME=1800.
-DECODER = nice $(BIN)/painterly train-decoder --photos $(SHARED)/photos --seed 0 \
+DECODER = nice $(BIN)/painterly train-decoder --photos $(PHOTOS) --seed 0 \
 	--validation $(SHARED)/adain/content/golden_gate.jpg $(if $(THREADS),--threads $(THREADS)) $(RESUME)
 WCT_LEVELS = relu5_1 relu4_1 relu3_1 relu2_1 relu1_1
 decoders: painterly/models/decoders/adain.safetensors $(foreach l,$(WCT_LEVELS),painterly/models/decoders/wct_$(l).safetensors)
@@ -69,6 +70,23 @@ painterly/models/decoders/adain.safetensors: | $(BIN)/.installed
 painterly/models/decoders/wct_%.safetensors: | $(BIN)/.installed
 	mkdir -p $(@D)
 	$(DECODER) --method wct --level $* --steps 2000 --batch 4 --learning-rate 5e-4 \
+		$(if $(MAX_TIME),--max-time $(MAX_TIME)) -o $@
+
+# A wider photo set (out/photos: 23 more photographs of other kinds, see benchmarks/training_photos.py)
+# and a second stage that trains the bundled starry_night network and AdaIN decoder further on it,
+# both at once, one thread each, into out/ (copied over the bundled files when they score better):
+# `make -j2 further THREADS=1 MAX_TIME=5700`. Checkpointed like the rest (RESUME=--resume).
+$(OUT)/photos: | $(BIN)/.installed
+	$(BIN)/pip install -q scikit-image scikit-learn
+	$(BIN)/python benchmarks/training_photos.py $@
+further: $(OUT)/starry_night_further.safetensors $(OUT)/adain_further.safetensors
+$(OUT)/starry_night_further.safetensors $(OUT)/adain_further.safetensors: PHOTOS = $(SHARED)/photos $(OUT)/photos
+$(OUT)/starry_night_further.safetensors: | $(OUT)/photos
+	$(TRAIN) --init painterly/models/starry_night.safetensors --warmup 500 --steps 20000 \
+		$(if $(MAX_TIME),--max-time $(MAX_TIME)) painterly/examples/starry_night.jpg -o $@
+$(OUT)/adain_further.safetensors: | $(OUT)/photos
+	$(DECODER) --method adain --styles $(SHARED)/adain/style --steps 20000 --batch 4 \
+		--learning-rate 5e-4 --warmup 500 --init painterly/models/decoders/adain.safetensors \
 		$(if $(MAX_TIME),--max-time $(MAX_TIME)) -o $@
 
 clean:

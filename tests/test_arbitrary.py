@@ -171,6 +171,20 @@ def test_decoder_training_lowers_its_loss_and_resumes_exactly(tmp_path, folders,
     assert all(torch.equal(x, y) for x, y in zip(b.state_dict().values(), c.state_dict().values()))
 
 
+def test_decoder_training_can_start_from_a_trained_decoder(tmp_path, folders, tiny_vgg):
+    photos, styles = folders
+    config = DecoderTrainConfig(method="wct", level="relu2_1", steps=20, batch=2, crop=32, image_side=40,
+                                precision="fp32", learning_rate=1e-2, width_divisor=1)
+    first = train_decoder(photos, tmp_path / "a.safetensors", config, extractor=tiny_vgg)
+    second = train_decoder([photos, styles], tmp_path / "b.safetensors", dataclasses.replace(config, steps=2),
+                           init=tmp_path / "a.safetensors", extractor=tiny_vgg)
+    assert second["log"][0]["total"] < 0.5 * first["log"][0]["total"]
+    assert second["training"]["photos"] == 6 and second["training"]["initialised_from"].endswith("a.safetensors")
+    with pytest.raises(PainterlyError, match="wct's for relu2_1; this run trains wct's for relu3_1"):
+        train_decoder(photos, tmp_path / "c.safetensors", dataclasses.replace(config, level="relu3_1"),
+                      init=tmp_path / "a.safetensors", extractor=tiny_vgg)
+
+
 def test_train_decoder_command_and_method_command(tmp_path, folders, tiny_vgg, capsys):
     from painterly import cli
 

@@ -17,7 +17,8 @@ from painterly.errors import PainterlyError
 from painterly.features import FeatureExtractor
 from painterly.nets.io import load_model, save_model
 from painterly.nets.transformer import Architecture, TransformerNet
-from painterly.training import TrainConfig, train
+from painterly.losses import LossTerms
+from painterly.training import LoopConfig, Trainee, TrainConfig, run_loop, train
 
 TINY = Architecture((4, 8, 8), 1, 3)
 
@@ -175,7 +176,8 @@ def test_strotss_training_lowers_its_loss_and_pulls_the_palette_to_the_style(tmp
 
 @pytest.mark.parametrize("loss", ["gram", "strotss"])
 def test_training_resumes_bit_exactly(tmp_path, photos, tiny_vgg, loss):
-    config = _config(steps=6, loss=loss, style_weight=None if loss == "strotss" else 1e4)
+    # stopped inside the warm-up: the resumed run takes up the same learning rates
+    config = _config(steps=6, loss=loss, style_weight=None if loss == "strotss" else 1e4, warmup=4)
     train([_style()], ["s"], photos, tmp_path / "a.safetensors", config, extractor=tiny_vgg)
     ckpt = Checkpointer(tmp_path / "t.ckpt", seconds=None)
 
@@ -205,6 +207,50 @@ def test_extend_adds_a_style_and_leaves_the_others_unchanged(tmp_path, photos, t
         w2, w3 = two.style_weights([1.0 * (i == k) for i in range(2)]), three.style_weights([1.0 * (i == k) for i in range(3)])
         assert torch.equal(two(x, w2), three(x, w3))
     assert not torch.equal(three(x, three.style_weights([0, 0, 1])), three(x, three.style_weights([1, 0, 0])))
+
+
+def test_init_starts_from_a_trained_model_with_its_architecture(tmp_path, photos, tiny_vgg):
+    first = train([_style()], ["s"], photos, tmp_path / "a.safetensors", _config(steps=20), extractor=tiny_vgg)
+    more = tmp_path / "more"
+    more.mkdir()
+    Image.open(photos / "nested" / "p0.png").transpose(Image.FLIP_TOP_BOTTOM).save(more / "q.png")
+    # other widths asked for: the model's own are what train further
+    second = train([_style()], ["s"], [photos, more], tmp_path / "b.safetensors", _config(steps=4, widths=(8, 8, 8)),
+                   init=tmp_path / "a.safetensors", extractor=tiny_vgg)
+    assert second["training"]["photos"] == 5 and tuple(second["training"]["widths"]) == (4, 8, 8)
+    assert second["log"][0]["total"] < 0.5 * first["log"][0]["total"]  # trained weights, not a fresh start
+    a, b = load_model(tmp_path / "a.safetensors")[0], load_model(tmp_path / "b.safetensors")[0]
+    assert b.arch == a.arch and any(not torch.equal(x, y) for x, y in zip(a.state_dict().values(), b.state_dict().values()))
+    for kwargs, fragment in ((dict(init=tmp_path / "a.safetensors", extend=tmp_path / "a.safetensors"), "give one"),
+                             (dict(init=tmp_path / "none.safetensors"), "does not exist")):
+        with pytest.raises(PainterlyError, match=fragment):
+            train([_style()], ["s"], photos, tmp_path / "c.safetensors", _config(steps=1), extractor=tiny_vgg, **kwargs)
+    with pytest.raises(PainterlyError, match="holds 1 style") as info:
+        train([_style(3), _style(4)], ["a", "b"], photos, tmp_path / "c.safetensors", _config(steps=1, multi_style=True),
+              init=tmp_path / "a.safetensors", extractor=tiny_vgg)
+    assert "\n" not in str(info.value) and not (tmp_path / "c.safetensors").exists()
+
+
+class _Linear(Trainee):
+    """loss = sum(w): a constant gradient, so every Adam step moves each weight by exactly the learning rate."""
+
+    def __init__(self) -> None:
+        self.module = torch.nn.Linear(3, 1, bias=False)
+        torch.nn.init.constant_(self.module.weight, 0.5)
+        self.trainable = list(self.module.parameters())
+
+    def loss(self, batch, step):
+        return LossTerms({"total": self.module.weight.sum() + 0 * batch.mean()})
+
+
+@pytest.mark.parametrize("warmup,steps,expected", [(0, 1, 0.1), (4, 1, 0.025), (4, 3, 0.025 * (1 + 2 + 3))])
+def test_warmup_raises_the_learning_rate_linearly(warmup, steps, expected):
+    trainee = _Linear()
+    photos = [torch.rand(1, 3, 40, 40)]
+    config = LoopConfig(steps=steps, batch=1, crop=32, learning_rate=0.1, warmup=warmup)
+    run_loop(trainee, photos, config, torch.device("cpu"), torch.Generator().manual_seed(0), [], {}, None, None, None,
+             None)
+    assert torch.allclose(trainee.module.weight, torch.full((1, 3), 0.5 - expected), atol=1e-5)
 
 
 def test_network_method_through_the_api(tmp_path):

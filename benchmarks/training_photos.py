@@ -1,0 +1,90 @@
+"""Gather the wider training photo set for the bundled networks and decoders into one folder.
+
+../shared/data/photos holds 21 Debian wallpapers, mostly nature close-ups and abstracts; the held-out
+photos the models are scored on (../shared/data/adain/content) are cities, buildings and people. This
+adds photographs of other kinds, all installable offline, each reduced to 1280 px on the long side:
+
+- lomiri/: the 14 photographs (landscapes, a bridge, interiors, animals, objects) among
+  lomiri-wallpapers-16.04 and -20.04 (Debian; CC-BY-4.0 / CC-BY-SA-4.0, per file in their copyright),
+  fetched with `apt-get download`;
+- skimage/: scikit-image's astronaut, chelsea, coffee and rocket (bundled in its wheel);
+- sklearn/: scikit-learn's china and flower (bundled in its wheel);
+- shared/: ../shared/data/classic/content's hoovertowernight and tubingen, ../shared/data/strotss's
+  content_im (golden_gate stays out: it is the validation photo and a held-out one).
+
+    python benchmarks/training_photos.py out/photos     # then: painterly train ... --photos DIR out/photos
+"""
+
+from __future__ import annotations
+
+import argparse
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+from PIL import Image
+
+LOMIRI_PACKAGES = ("lomiri-wallpapers-16.04", "lomiri-wallpapers-20.04")
+LOMIRI_PHOTOS = ("Bridge_by_Sander_Klootwijk", "Dragonfly_by_Bolly", "Kleiber_by_Lukas_Baubkus",
+                 "Picture_0B_by_freespace", "Picture_1A_by_freespace", "Wine_by_Jakkub_Mede",
+                 "aitzgorri_by_Aitzol_Berasategi", "free_by_Peter_Nerlich", "friends_by_Aitzol_Berasategi",
+                 "greentock_by_Peter_Nerlich", "life_by_Aitzol_Berasategi", "picosdeeuropa_by_Aitzol_Berasategi",
+                 "seeding_by_Clements_Engelhardt", "sunset_by_Aitzol_Berasategi")
+SKIMAGE_PHOTOS = ("astronaut", "chelsea", "coffee", "rocket")
+LONG_SIDE = 1280
+
+
+def save(image: Image.Image, path: Path) -> None:
+    image = image.convert("RGB")
+    image.thumbnail((LONG_SIDE, LONG_SIDE), Image.LANCZOS)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    part = path.with_suffix(".part.jpg")
+    image.save(part, quality=90)
+    part.replace(path)
+
+
+def lomiri(out: Path) -> int:
+    with tempfile.TemporaryDirectory() as work:
+        subprocess.run(["apt-get", "download", *LOMIRI_PACKAGES], cwd=work, check=True, capture_output=True)
+        for deb in Path(work).glob("*.deb"):
+            subprocess.run(["dpkg", "-x", str(deb), str(Path(work) / "x")], check=True)
+        found = {p.stem: p for p in (Path(work) / "x").rglob("*.jpg")}
+        for name in LOMIRI_PHOTOS:
+            save(Image.open(found[name]), out / "lomiri" / f"{name}.jpg")
+    return len(LOMIRI_PHOTOS)
+
+
+def samples(out: Path) -> int:
+    import numpy as np
+    import skimage.data
+    from sklearn.datasets import load_sample_images
+
+    for name in SKIMAGE_PHOTOS:
+        save(Image.fromarray(getattr(skimage.data, name)()), out / "skimage" / f"{name}.jpg")
+    bunch = load_sample_images()
+    for name, array in zip(bunch.filenames, bunch.images):
+        save(Image.fromarray(np.asarray(array)), out / "sklearn" / Path(name).name)
+    return len(SKIMAGE_PHOTOS) + len(bunch.images)
+
+
+def shared(out: Path, data: Path) -> int:
+    paths = [data / "classic/content/hoovertowernight.jpg", data / "classic/content/tubingen.jpg",
+             data / "strotss/content_im.jpg"]
+    for path in paths:
+        save(Image.open(path), out / "shared" / path.name)
+    return len(paths)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("out", type=Path)
+    ap.add_argument("--data", type=Path, default=Path(__file__).resolve().parent.parent.parent / "shared/data")
+    args = ap.parse_args()
+    counts = {"lomiri": lomiri(args.out), "scikit samples": samples(args.out), "shared": shared(args.out, args.data)}
+    print(f"{sum(counts.values())} photos in {args.out}: " + ", ".join(f"{k} {v}" for k, v in counts.items()),
+          file=sys.stderr)
+
+
+if __name__ == "__main__":
+    main()
