@@ -25,7 +25,7 @@ import _common as C  # noqa: E402
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--model", required=True)
+    ap.add_argument("--model", required=True, help="a model file or name; several, comma-separated, for a column each")
     ap.add_argument("--style", required=True)
     ap.add_argument("--photos", required=True)
     ap.add_argument("--count", type=int, default=2)
@@ -43,31 +43,39 @@ def main() -> None:
     style = as_tensor(args.style)
     photos = sorted(p for p in Path(args.photos).iterdir() if p.suffix.lower() in (".jpg", ".png"))[: args.count]
     counts = [int(n) for n in args.iterations.split(",")]
+    models = args.model.split(",")
+    names = [Path(m).stem for m in models]
     rows, gatys_seconds = [], {n: [] for n in counts}
     for photo in photos:
         content = as_tensor(photo)
         content = resize(content, fit_long_side(*content.shape[-2:], args.size))
         evaluate = GatysEvaluator(vgg, config, content, [style])
-        t = time.perf_counter()
-        net_out = as_tensor(painterly.stylize(content, method="network", model=args.model, size=args.size))
-        net_s = time.perf_counter() - t
-        scores = {"network": float(evaluate(net_out).total)}
+        scores, net_seconds = {}, []
+        for name, model in zip(names, models):
+            t = time.perf_counter()
+            net_out = as_tensor(painterly.stylize(content, method="network", model=model, size=args.size))
+            net_seconds.append(time.perf_counter() - t)
+            scores[name] = float(evaluate(net_out).total)
         for n in counts:
             t = time.perf_counter()
             out = run(content, [style], GatysConfig(size=args.size, iterations=n, scales=1, seed=0))
             gatys_seconds[n].append(time.perf_counter() - t)
             scores[f"L-BFGS {n}"] = float(evaluate(out).total)
-        matched = [n for n in counts if scores["network"] <= scores[f"L-BFGS {n}"]]
-        rows.append([photo.name, f"{net_s:.2f}"] + [f"{scores[k]:.4g}" for k in scores]
-                    + [f"{max(matched)}" if matched else f"< {counts[0]}"])
+        matches = []
+        for name in names:
+            matched = [n for n in counts if scores[name] <= scores[f"L-BFGS {n}"]]
+            matches.append(f"{max(matched)}" if matched else f"< {counts[0]}")
+        rows.append([photo.name, "/".join(f"{t:.2f}" for t in net_seconds)] + [f"{scores[k]:.4g}" for k in scores]
+                    + ["/".join(matches)])
     print(f"# {args.size} px, scored by painterly's fp32 Gatys objective (lower is better); {torch.get_num_threads()} threads")
-    print(C.table(rows, ["photo", "network s", "network", *[f"L-BFGS {n}" for n in counts], "matches L-BFGS"]))
+    print(C.table(rows, ["photo", "network s", *names, *[f"L-BFGS {n}" for n in counts],
+                         "matches L-BFGS (" + "/".join(names) + ")"]))
     big = torch.rand(1, 3, 1024, 1024)
-    painterly.stylize(big, method="network", model=args.model, size=1024)
+    painterly.stylize(big, method="network", model=models[0], size=1024)
     t = time.perf_counter()
-    painterly.stylize(big, method="network", model=args.model, size=1024)
+    painterly.stylize(big, method="network", model=models[0], size=1024)
     net_1024 = time.perf_counter() - t
-    print(f"# 1024x1024 inference: {net_1024:.2f} s; Gatys at {args.size} px: "
+    print(f"# 1024x1024 inference ({names[0]}): {net_1024:.2f} s; Gatys at {args.size} px: "
           + ", ".join(f"{n} it {sum(v) / len(v):.1f} s ({sum(v) / len(v) / net_1024:.0f}x the network at 1024)"
                       for n, v in gatys_seconds.items()))
 

@@ -71,13 +71,23 @@ def main() -> None:
     p.add_argument("--frames", type=int, default=12)
     p.add_argument("--methods", default="gatys,network,adain")
     p.add_argument("--temporal-weight", type=float, default=200.0, help="the temporal method's --temporal-weight")
+    p.add_argument("--iterations", type=int, help="iterations a frame for the optimisation methods [40]")
+    p.add_argument("--clips", default="bigbuckbunny,synthetic pan")
     p.add_argument("--fps-size", type=int, default=640, help="the size the network's frames per second is measured at")
     args = p.parse_args()
     methods = [m for m in args.methods.split(",") if m]
+    if args.iterations is not None:
+        for options in RECIPES.values():
+            if "iterations" in options:
+                options["iterations"] = args.iterations
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
-        clips = {"bigbuckbunny": CLIP, "synthetic pan": synthetic_pan(folder, args.frames, args.size)}
-        print(f"video on 2 cores, {args.size} px long side, {args.frames} frames per clip, style Starry Night")
+        wanted = args.clips.split(",")
+        clips = {"bigbuckbunny": CLIP} if "bigbuckbunny" in wanted else {}
+        if "synthetic pan" in wanted:
+            clips["synthetic pan"] = synthetic_pan(folder, args.frames, args.size)
+        print(f"video on 2 cores, {args.size} px long side, {args.frames} frames per clip, style Starry Night, "
+              f"{RECIPES['gatys']['iterations']} iterations a frame for optimisation")
         print(f"{'clip':<15}{'method':<9}{'floor':>9}{'independent':>13}{'temporal':>10}{'ratio':>7}"
               f"{'s/frame ind.':>14}{'s/frame temp.':>15}")
         for clip_name, clip in clips.items():
