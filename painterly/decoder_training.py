@@ -34,8 +34,8 @@ from .losses import LossTerms
 from .methods.arbitrary import ENCODER_POOLING
 from .nets.decoder import LEVELS, Decoder, DecoderArch
 from .nets.io import load_decoder, save_decoder
-from .training import (DATA, LOSSES, NET, LoopConfig, PhotoFolders, Preview, StepCallback, Trainee, _prepare, final_losses,
-                       find_photos, run_loop, sample_batch)
+from .training import (DATA, LOSSES, NET, LoopConfig, PhotoFolders, Preview, StepCallback, Trainee, _prepare,
+                       final_losses, find_photos, run_loop, sample_batch)
 from .transforms import batch_adain, instance_mean_std
 
 ADAIN_STYLE_LAYERS = ("relu1_1", "relu2_1", "relu3_1", "relu4_1")

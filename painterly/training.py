@@ -124,8 +124,8 @@ def find_photos(folders: PhotoFolders, min_side: int) -> tuple[list[torch.Tensor
         if not root.is_dir():
             raise PainterlyError(f"photo folder '{root}' does not exist or is not a folder")
     photos, skipped = [], 0
-    paths = sorted({p for root in roots for p in root.rglob("*") if p.suffix.lower() in READ_SUFFIXES and p.is_file()})
-    for path in paths:
+    for path in sorted({p for root in roots for p in root.rglob("*") if p.suffix.lower() in READ_SUFFIXES
+                        and p.is_file()}):
         try:
             image = split_alpha(open_image(path, "photo"))[0]
         except PainterlyError:
@@ -320,9 +320,9 @@ def _prepare(config: LoopConfig, photos: PhotoFolders, validation: Optional[Imag
 
 def train(styles: Sequence[ImageLike], style_names: Optional[Sequence[str]], photos: PhotoFolders,
           output: Union[str, os.PathLike], config: TrainConfig, *, validation: Optional[ImageLike] = None,
-          extend: Union[None, str, os.PathLike] = None, init: Union[None, str, os.PathLike] = None, checkpoint: Optional[Checkpointer] = None,
-          callback: Optional[StepCallback] = None, extractor: Optional[FeatureExtractor] = None,
-          preview: Optional[Preview] = None) -> dict:
+          extend: Union[None, str, os.PathLike] = None, init: Union[None, str, os.PathLike] = None,
+          checkpoint: Optional[Checkpointer] = None, callback: Optional[StepCallback] = None,
+          extractor: Optional[FeatureExtractor] = None, preview: Optional[Preview] = None) -> dict:
     """Train a network on `styles` (paths, PIL images or tensors) and write it to `output`; returns the
     model file's metadata with the whole loss log. style_names: one per style (default: file stems).
 
@@ -362,7 +362,8 @@ def train(styles: Sequence[ImageLike], style_names: Optional[Sequence[str]], pho
         if init is not None:
             net = load_model(init)[0]
             if net.arch.styles != styles_in_net:
-                raise PainterlyError(f"model '{init}' holds {net.arch.styles} style(s); this run trains {styles_in_net}")
+                raise PainterlyError(f"model '{init}' holds {net.arch.styles} style(s); this run trains "
+                                     f"{styles_in_net}")
             config = dataclasses.replace(config, widths=net.arch.widths, residual_blocks=net.arch.residual_blocks)
         else:
             net = TransformerNet(Architecture(tuple(config.widths), config.residual_blocks, styles_in_net))
