@@ -34,7 +34,8 @@ def main() -> None:
     ap.add_argument("--size", type=int, default=512)
     ap.add_argument("--gatys-iterations", type=int, default=50)
     ap.add_argument("--sheet", default="docs/arbitrary_samples.jpg")
-    ap.add_argument("--adain-decoder", default="")
+    ap.add_argument("--adain-decoder", default="", help="AdaIN decoder file(s), comma-separated for rows each "
+                                                        "(default: the bundled one)")
     ap.add_argument("--wct-levels", default="", help="comma-separated, coarse to fine (default: the bundled ones)")
     ap.add_argument("--wct-decoders", default="", help="comma-separated, one per --wct-levels level")
     args = ap.parse_args()
@@ -44,14 +45,17 @@ def main() -> None:
     from painterly.image import as_tensor, fit_long_side, resize
     from painterly.methods.gatys import GatysConfig, GatysEvaluator
 
-    adain = {"decoder": args.adain_decoder} if args.adain_decoder else {}
+    adains = [(f" ({Path(d).stem})" if "," in args.adain_decoder else "", {"decoder": d})
+              for d in args.adain_decoder.split(",")] if args.adain_decoder else [("", {})]
     wct = {"levels": tuple(args.wct_levels.split(","))} if args.wct_levels else {}
     if args.wct_decoders:
         wct["decoders"] = tuple(args.wct_decoders.split(","))
     config = GatysConfig(precision="fp32")
     vgg = FeatureExtractor.vgg19(last_layer=config.layers[-1], precision="fp32")
     rows, sheet, times = [], [], {"AdaIN": [], "WCT": [], "Gatys": []}
-    runs = [("AdaIN", "adain", adain), ("AdaIN a=0", "adain", {**adain, "strength": 0.0}), ("WCT", "wct", wct)]
+    runs = [run for suffix, adain in adains for run in (
+        (f"AdaIN{suffix}", "adain", adain), (f"AdaIN a=0{suffix}", "adain", {**adain, "strength": 0.0}))]
+    runs.append(("WCT", "wct", wct))
     available = []
     for name, method, options in runs:  # a method without its decoders is reported, not run
         try:
@@ -79,7 +83,7 @@ def main() -> None:
         for name, s in scores.items():
             rows.append([pair, name, f"{s['style']:.4g}", f"{s['style'] / base_style:.3f}",
                          f"{s['content']:.4g}", f"{s['content'] / base_content:.3f}"])
-        shown = [k for k in ("content", "style", "AdaIN", "WCT", "Gatys") if k in outputs]
+        shown = [k for k in ("content", "style", f"AdaIN{adains[-1][0]}", "WCT", "Gatys") if k in outputs]
         labels = {"content": content_name, "style": style_name, "Gatys": f"Gatys {args.gatys_iterations} it"}
         sheet.append(painterly.side_by_side([painterly.tensor_to_pil(outputs[k]) for k in shown],
                                             [labels.get(k, k) for k in shown], height=256))
