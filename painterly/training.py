@@ -50,6 +50,10 @@ class LoopConfig(MethodConfig):
     warmup: int = option(0, "steps over which the learning rate rises linearly to --learning-rate (with --init: "
                          "Adam's first steps, about the full rate on every weight, would undo a trained model)",
                          minimum=0, group=DATA, metavar="N")
+    decay: int = option(0, "the last N steps: the learning rate falls to zero along a half cosine (a constant rate "
+                        "leaves the weights hovering; annealing settles them). Counted back from --steps, so give "
+                        "the real step count, not a large one cut short by --max-time", minimum=0, group=DATA,
+                        metavar="N")
     seed: int = option(0, "random seed (data order, crops, initial weights)", group=DATA, metavar="N")
     precision: str = option("auto", "VGG19's precision; auto uses bf16 where the hardware runs it natively",
                             choices=("auto", "fp32", "bf16"), group="hardware")
@@ -60,6 +64,22 @@ class LoopConfig(MethodConfig):
                                        default_text="no limit", group=DATA, metavar="SECONDS")
     preview_every: int = option(100, "render the validation photo every N steps into the preview sheet", minimum=1,
                                 group=DATA, metavar="N")
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if self.decay > self.steps:
+            raise PainterlyError(f"decay {self.decay} is longer than the run ({self.steps} steps)")
+
+    def rate_at(self, step: int) -> float:
+        """The learning rate of step `step` (0-based): the warm-up's ramp, the decay's half cosine. A
+        function of the step alone, so a resumed run takes up the same rates."""
+        rate = self.learning_rate
+        if self.warmup:
+            rate *= min(1.0, (step + 1) / self.warmup)
+        into_decay = step - (self.steps - self.decay)
+        if self.decay and into_decay >= 0:
+            rate *= 0.5 * (1 + math.cos(math.pi * (into_decay + 1) / (self.decay + 1)))
+        return rate
 
     def photo_side(self) -> float:
         """The short side photos are scaled to (before the jitter) for cropping: a 256 px crop sees
@@ -98,11 +118,17 @@ class TrainConfig(LoopConfig):
     widths: tuple[int, ...] = option((32, 64, 128), "channels at full, half and quarter resolution", minimum=1,
                                      group=NET, metavar="C,C,C")
     residual_blocks: int = option(5, "residual blocks at quarter resolution", minimum=0, group=NET, metavar="N")
+    widen: Optional[tuple[int, ...]] = option(None, "with --init: first grow the model to these widths, keeping what "
+                                              "it does (each new channel a copy of an old one, Net2Net), so a slim "
+                                              "trained network gains capacity without starting over", minimum=1,
+                                              default_text="the model's own widths", group=NET, metavar="C,C,C")
 
     def __post_init__(self) -> None:
         super().__post_init__()
         if len(self.widths) != 3:
             raise PainterlyError(f"widths needs 3 channel counts, got {len(self.widths)}")
+        if self.widen is not None and len(self.widen) != 3:
+            raise PainterlyError(f"widen needs 3 channel counts, got {len(self.widen)}")
         if self.style_set and self.multi_style:
             raise PainterlyError("style-set pools the images into one style; multi-style keeps them apart")
 
@@ -172,6 +198,41 @@ def extended(net: TransformerNet) -> TransformerNet:
     return bigger
 
 
+def widened(net: TransformerNet, widths: Sequence[int], generator: torch.Generator,
+            spread: float = 0.2) -> TransformerNet:
+    """`net` with more channels, computing the same image (Chen et al., "Net2Net", 2016).
+
+    New channel j of a width-c stage copies old channel j mod c: its convolution's filters and bias
+    and its normalisation's scale and shift, so its activations equal the original's. The next layer
+    reads each group of copies with weights that sum to the original one. They are split unevenly
+    (random shares around 1/k, `spread` wide) because copies read equally would get equal gradients
+    and stay copies forever."""
+    old = net.arch.widths
+    if any(n < o for n, o in zip(widths, old)):
+        raise PainterlyError(f"widen {','.join(map(str, widths))} is narrower than the model's "
+                             f"{','.join(map(str, old))}")
+    bigger = TransformerNet(dataclasses.replace(net.arch, widths=tuple(int(w) for w in widths)))
+
+    def copies(cin: int, cout: int) -> torch.Tensor:
+        return torch.arange(cout) % cin
+
+    with torch.no_grad():
+        for small, large in zip(net.convs, bigger.convs):
+            w, b = small.conv.weight, small.conv.bias
+            out_map = copies(w.shape[0], large.conv.out_channels)
+            in_map = copies(w.shape[1], large.conv.in_channels)
+            grown = w[out_map][:, in_map]
+            shares = 1 + spread * (2 * torch.rand(grown.shape, generator=generator) - 1)
+            totals = torch.zeros(grown.shape[0], w.shape[1], *grown.shape[2:]).index_add_(1, in_map, shares)
+            large.conv.weight.copy_(grown * shares / totals[:, in_map])
+            large.conv.bias.copy_(b[out_map])
+        for small, large in zip(net.norms, bigger.norms):
+            out_map = copies(small.scale.shape[1], large.scale.shape[1])
+            large.scale.copy_(small.scale[:, out_map])
+            large.shift.copy_(small.shift[:, out_map])
+    return bigger
+
+
 StepCallback = Callable[[int, int, dict[str, float], float], None]  # (step, steps, losses, images/s)
 Preview = Callable[[int, torch.Tensor], None]
 
@@ -217,9 +278,8 @@ def run_loop(trainee: Trainee, photos: Sequence[torch.Tensor], config: LoopConfi
         if size == 1 and config.max_time is not None and time.monotonic() - start >= config.max_time:
             break
         t0 = time.monotonic()
-        rate = config.learning_rate * min(1.0, (step + 1) / config.warmup) if config.warmup else config.learning_rate
-        for group in optimizer.param_groups:  # a function of the step alone, so a resumed run agrees
-            group["lr"] = rate
+        for group in optimizer.param_groups:
+            group["lr"] = config.rate_at(step)
         # every rank draws the same global batch and trains on its own slice of it
         batch = sample_batch(photos, global_batch, generator)[rank * config.batch:(rank + 1) * config.batch]
         batch = batch.to(device, memory_format=torch.channels_last)
@@ -364,8 +424,13 @@ def train(styles: Sequence[ImageLike], style_names: Optional[Sequence[str]], pho
             if net.arch.styles != styles_in_net:
                 raise PainterlyError(f"model '{init}' holds {net.arch.styles} style(s); this run trains "
                                      f"{styles_in_net}")
+            if config.widen is not None:
+                # its own generator: the photos and crops stay those of the same run without --widen
+                net = widened(net, config.widen, torch.Generator().manual_seed(config.seed))
             config = dataclasses.replace(config, widths=net.arch.widths, residual_blocks=net.arch.residual_blocks)
         else:
+            if config.widen is not None:
+                raise PainterlyError("widen grows a trained model: give it with --init")
             net = TransformerNet(Architecture(tuple(config.widths), config.residual_blocks, styles_in_net))
         trainable = list(net.parameters())
         if not config.multi_style:

@@ -18,7 +18,7 @@ from painterly.features import FeatureExtractor
 from painterly.nets.io import load_model, save_model
 from painterly.nets.transformer import Architecture, TransformerNet
 from painterly.losses import LossTerms
-from painterly.training import LoopConfig, Trainee, TrainConfig, run_loop, train
+from painterly.training import LoopConfig, Trainee, TrainConfig, run_loop, train, widened
 
 TINY = Architecture((4, 8, 8), 1, 3)
 
@@ -251,6 +251,56 @@ def test_warmup_raises_the_learning_rate_linearly(warmup, steps, expected):
     run_loop(trainee, photos, config, torch.device("cpu"), torch.Generator().manual_seed(0), [], {}, None, None, None,
              None)
     assert torch.allclose(trainee.module.weight, torch.full((1, 3), 0.5 - expected), atol=1e-5)
+
+
+def test_decay_lowers_the_rate_along_a_half_cosine_to_near_zero():
+    config = LoopConfig(steps=10, learning_rate=0.1, warmup=2, decay=4)
+    rates = [config.rate_at(step) for step in range(10)]
+    assert rates[:6] == pytest.approx([0.05, 0.1, 0.1, 0.1, 0.1, 0.1])
+    # steps 6..9 are the decay's 1st..4th of 4: 0.1 * (1 + cos(pi * k / 5)) / 2
+    assert rates[6:] == pytest.approx([0.1 * (1 + np.cos(np.pi * k / 5)) / 2 for k in (1, 2, 3, 4)])
+    assert rates[6] > rates[7] > rates[8] > rates[9] > 0 and rates[9] < 0.01
+    with pytest.raises(PainterlyError, match="decay 11 is longer than the run"):
+        LoopConfig(steps=10, decay=11)
+
+
+def test_decay_moves_each_weight_by_the_sum_of_its_rates():
+    trainee = _Linear()
+    config = LoopConfig(steps=3, batch=1, crop=32, learning_rate=0.1, decay=2)
+    run_loop(trainee, [torch.rand(1, 3, 40, 40)], config, torch.device("cpu"), torch.Generator().manual_seed(0), [],
+             {}, None, None, None, None)
+    moved = sum(config.rate_at(k) for k in range(3))
+    assert moved == pytest.approx(0.1 + 0.1 * 0.75 + 0.1 * 0.25)
+    assert torch.allclose(trainee.module.weight, torch.full((1, 3), 0.5 - moved), atol=1e-5)
+
+
+def test_widened_network_computes_the_same_image_and_its_copies_part():
+    net = _net(Architecture((4, 6, 8), 2, 3)).float()
+    x = torch.rand(1, 3, 36, 44)
+    weights = net.style_weights([0.2, 0.5, 0.3])
+    wide = widened(net, (6, 12, 13), torch.Generator().manual_seed(0))
+    assert wide.arch.widths == (6, 12, 13) and wide.arch.styles == 3 and wide.arch.residual_blocks == 2
+    assert torch.allclose(wide(x, weights), net(x, weights), atol=1e-5)
+    # a copy is read with other weights than its original, so their gradients differ
+    first = wide.convs[1].conv.weight  # reads the 6 channels of stage 1: channels 4, 5 copy 0, 1
+    assert not torch.allclose(first[:, 0], first[:, 4])
+    assert torch.allclose(first[:, 0] + first[:, 4], net.convs[1].conv.weight[:, 0].repeat(3, 1, 1)[:12], atol=1e-6)
+    with pytest.raises(PainterlyError, match="narrower than the model's 4,6,8"):
+        widened(net, (4, 4, 8), torch.Generator())
+
+
+def test_training_with_widen_grows_the_initial_model(tmp_path, photos, tiny_vgg):
+    train([_style()], ["s"], photos, tmp_path / "a.safetensors", _config(steps=10), extractor=tiny_vgg)
+    info = train([_style()], ["s"], photos, tmp_path / "b.safetensors", _config(steps=3, widen=(8, 12, 16)),
+                 init=tmp_path / "a.safetensors", extractor=tiny_vgg)
+    net, meta = load_model(tmp_path / "b.safetensors")
+    assert net.arch.widths == (8, 12, 16) and tuple(meta["training"]["widths"]) == (8, 12, 16)
+    assert info["log"][0]["total"] == pytest.approx(
+        train([_style()], ["s"], photos, tmp_path / "c.safetensors", _config(steps=1),
+              init=tmp_path / "a.safetensors", extractor=tiny_vgg)["log"][0]["total"], rel=1e-4)
+    with pytest.raises(PainterlyError, match="give it with --init"):
+        train([_style()], ["s"], photos, tmp_path / "d.safetensors", _config(steps=1, widen=(8, 12, 16)),
+              extractor=tiny_vgg)
 
 
 def test_network_method_through_the_api(tmp_path):
