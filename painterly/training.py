@@ -396,6 +396,8 @@ def train(styles: Sequence[ImageLike], style_names: Optional[Sequence[str]], pho
         raise PainterlyError("at least one style image is needed")
     if extend is not None and init is not None:
         raise PainterlyError("extend and init both name the starting model; give one")
+    if config.widen is not None and init is None:
+        raise PainterlyError("widen grows a trained model: give it with --init")
     if style_names is None:
         style_names = [Path(s).stem if isinstance(s, (str, os.PathLike)) else f"style {i + 1}"
                        for i, s in enumerate(styles)]
@@ -429,8 +431,6 @@ def train(styles: Sequence[ImageLike], style_names: Optional[Sequence[str]], pho
                 net = widened(net, config.widen, torch.Generator().manual_seed(config.seed))
             config = dataclasses.replace(config, widths=net.arch.widths, residual_blocks=net.arch.residual_blocks)
         else:
-            if config.widen is not None:
-                raise PainterlyError("widen grows a trained model: give it with --init")
             net = TransformerNet(Architecture(tuple(config.widths), config.residual_blocks, styles_in_net))
         trainable = list(net.parameters())
         if not config.multi_style:
