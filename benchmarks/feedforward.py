@@ -23,6 +23,12 @@ import torch  # noqa: E402
 import _common as C  # noqa: E402
 
 
+def score(evaluate, image: torch.Tensor) -> tuple[float, str]:
+    """(the objective, 'content / style') of one image."""
+    loss = evaluate(image)
+    return float(loss.total), " / ".join(f"{float(loss.terms[k]):.3g}" for k in ("content", "style"))
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--model", required=True, help="a model file or name; several, comma-separated, for a column each")
@@ -31,6 +37,7 @@ def main() -> None:
     ap.add_argument("--count", type=int, default=2)
     ap.add_argument("--size", type=int, default=512)
     ap.add_argument("--iterations", default="10,20,50")
+    ap.add_argument("--terms", action="store_true", help="also a table of each score's content and style terms")
     args = ap.parse_args()
     import painterly
     from painterly.driver import run
@@ -45,40 +52,44 @@ def main() -> None:
     counts = [int(n) for n in args.iterations.split(",")]
     models = args.model.split(",")
     names = [Path(m).stem for m in models]
-    rows, gatys_seconds = [], {n: [] for n in counts}
+    rows, term_rows, gatys_seconds = [], [], {n: [] for n in counts}
     for photo in photos:
         content = as_tensor(photo)
         content = resize(content, fit_long_side(*content.shape[-2:], args.size))
         evaluate = GatysEvaluator(vgg, config, content, [style])
-        scores, net_seconds = {}, []
+        scores, terms, net_seconds = {}, {}, []
         for name, model in zip(names, models):
             t = time.perf_counter()
             net_out = as_tensor(painterly.stylize(content, method="network", model=model, size=args.size))
             net_seconds.append(time.perf_counter() - t)
-            scores[name] = float(evaluate(net_out).total)
+            scores[name], terms[name] = score(evaluate, net_out)
         for n in counts:
             t = time.perf_counter()
             out = run(content, [style], GatysConfig(size=args.size, iterations=n, scales=1, seed=0))
             gatys_seconds[n].append(time.perf_counter() - t)
-            scores[f"L-BFGS {n}"] = float(evaluate(out).total)
+            scores[f"L-BFGS {n}"], terms[f"L-BFGS {n}"] = score(evaluate, out)
         matches = []
         for name in names:
             matched = [n for n in counts if scores[name] <= scores[f"L-BFGS {n}"]]
             matches.append(f"{max(matched)}" if matched else f"< {counts[0]}")
         rows.append([photo.name, "/".join(f"{t:.2f}" for t in net_seconds)] + [f"{scores[k]:.4g}" for k in scores]
                     + ["/".join(matches)])
+        term_rows.append([photo.name] + [terms[k] for k in terms])
     print(f"# {args.size} px, scored by painterly's fp32 Gatys objective (lower is better); {torch.get_num_threads()} threads")
     print(C.table(rows, ["photo", "network s", *names, *[f"L-BFGS {n}" for n in counts],
                          "matches L-BFGS (" + "/".join(names) + ")"]))
+    if args.terms:
+        print("# the same scores' terms, content / style")
+        print(C.table(term_rows, ["photo", *names, *[f"L-BFGS {n}" for n in counts]]))
     big = torch.rand(1, 3, 1024, 1024)
-    painterly.stylize(big, method="network", model=models[0], size=1024)
-    t = time.perf_counter()
-    painterly.stylize(big, method="network", model=models[0], size=1024)
-    net_1024 = time.perf_counter() - t
-    print(f"# 1024x1024 inference ({names[0]}): {net_1024:.2f} s; Gatys at {args.size} px: "
-          + ", ".join(f"{n} it {sum(v) / len(v):.1f} s ({sum(v) / len(v) / net_1024:.0f}x the network at 1024)"
-                      for n, v in gatys_seconds.items()))
-
+    gatys = ", ".join(f"{n} it {sum(v) / len(v):.1f} s" for n, v in gatys_seconds.items())
+    for name, model in zip(names, models):
+        painterly.stylize(big, method="network", model=model, size=1024)
+        t = time.perf_counter()
+        painterly.stylize(big, method="network", model=model, size=1024)
+        net_1024 = time.perf_counter() - t
+        print(f"# 1024x1024 inference ({name}): {net_1024:.2f} s; Gatys at {args.size} px: {gatys} ("
+              + ", ".join(f"{sum(v) / len(v) / net_1024:.0f}x" for v in gatys_seconds.values()) + " the network at 1024)")
 
 if __name__ == "__main__":
     main()
