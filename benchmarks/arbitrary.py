@@ -36,8 +36,10 @@ def main() -> None:
     ap.add_argument("--sheet", default="docs/arbitrary_samples.jpg")
     ap.add_argument("--adain-decoder", default="", help="AdaIN decoder file(s), comma-separated for rows each "
                                                         "(default: the bundled one)")
-    ap.add_argument("--wct-levels", default="", help="comma-separated, coarse to fine (default: the bundled ones)")
-    ap.add_argument("--wct-decoders", default="", help="comma-separated, one per --wct-levels level")
+    ap.add_argument("--wct-levels", default="", help="comma-separated, coarse to fine (default: the bundled ones); "
+                    "several sets separated by ';' for a row each")
+    ap.add_argument("--wct-decoders", default="", help="comma-separated, one per --wct-levels level ('' for the "
+                    "bundled ones); ';' between sets, as in --wct-levels")
     args = ap.parse_args()
     import painterly
     from painterly.driver import run
@@ -47,15 +49,23 @@ def main() -> None:
 
     adains = [(f" ({Path(d).stem})" if "," in args.adain_decoder else "", {"decoder": d})
               for d in args.adain_decoder.split(",")] if args.adain_decoder else [("", {})]
-    wct = {"levels": tuple(args.wct_levels.split(","))} if args.wct_levels else {}
-    if args.wct_decoders:
-        wct["decoders"] = tuple(args.wct_decoders.split(","))
+    level_sets = args.wct_levels.split(";")
+    decoder_sets = args.wct_decoders.split(";") if args.wct_decoders else [""] * len(level_sets)
+    wcts = []
+    for k, (levels, decoders) in enumerate(zip(level_sets, decoder_sets)):
+        options = {"levels": tuple(levels.split(","))} if levels else {}
+        if decoders:
+            options["decoders"] = tuple(decoders.split(","))
+        name = "WCT" if len(level_sets) == 1 else f"WCT {k + 1}"
+        wcts.append((name, "wct", options))
+        if len(level_sets) > 1:
+            print(f"# {name}: levels {levels or 'bundled'}; decoders {decoders or 'bundled'}")
     config = GatysConfig(precision="fp32")
     vgg = FeatureExtractor.vgg19(last_layer=config.layers[-1], precision="fp32")
-    rows, sheet, times = [], [], {"AdaIN": [], "WCT": [], "Gatys": []}
+    rows, sheet, times = [], [], {"Gatys": []}
     runs = [run for suffix, adain in adains for run in (
         (f"AdaIN{suffix}", "adain", adain), (f"AdaIN a=0{suffix}", "adain", {**adain, "strength": 0.0}))]
-    runs.append(("WCT", "wct", wct))
+    runs.extend(wcts)
     available = []
     for name, method, options in runs:  # a method without its decoders is reported, not run
         try:
@@ -83,7 +93,7 @@ def main() -> None:
         for name, s in scores.items():
             rows.append([pair, name, f"{s['style']:.4g}", f"{s['style'] / base_style:.3f}",
                          f"{s['content']:.4g}", f"{s['content'] / base_content:.3f}"])
-        shown = [k for k in ("content", "style", f"AdaIN{adains[-1][0]}", "WCT", "Gatys") if k in outputs]
+        shown = [k for k in ("content", "style", f"AdaIN{adains[-1][0]}", wcts[-1][0], "Gatys") if k in outputs]
         labels = {"content": content_name, "style": style_name, "Gatys": f"Gatys {args.gatys_iterations} it"}
         sheet.append(painterly.side_by_side([painterly.tensor_to_pil(outputs[k]) for k in shown],
                                             [labels.get(k, k) for k in shown], height=256))
