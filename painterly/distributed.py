@@ -11,10 +11,14 @@ from __future__ import annotations
 
 import atexit
 import os
+import time
 from typing import Sequence
 
 import torch
 import torch.distributed as dist
+
+
+LEFT_KEY = "painterly/ranks-left"
 
 
 def world() -> tuple[int, int]:
@@ -32,13 +36,24 @@ def world() -> tuple[int, int]:
 
 
 def finish() -> None:
-    """Leave the process group together: a barrier, then tear it down. Without the barrier a rank
-    that ends first (rank 0 holds the rendezvous store) can abort the others in gloo's teardown
-    ("terminate called without an active exception"), and torchrun reports the run as failed."""
-    if dist.is_available() and dist.is_initialized():
-        try:
-            dist.barrier()
-        finally:
+    """Leave the process group together, rank 0 last. Without the barrier a rank that ends first can
+    abort the others in gloo's teardown ("terminate called without an active exception"), and torchrun
+    reports the run as failed. Rank 0 holds the rendezvous store, so it also waits, on a counter in that
+    store, until every other rank has torn its group down before it tears down its own."""
+    if not (dist.is_available() and dist.is_initialized()):
+        return
+    rank, size = dist.get_rank(), dist.get_world_size()
+    store = dist.distributed_c10d._get_default_store()  # kept: it outlives the group's teardown
+    try:
+        dist.barrier()
+    finally:
+        if rank != 0:
+            dist.destroy_process_group()
+            store.add(LEFT_KEY, 1)
+        else:
+            deadline = time.monotonic() + 30
+            while store.add(LEFT_KEY, 0) < size - 1 and time.monotonic() < deadline:
+                time.sleep(0.01)
             dist.destroy_process_group()
 
 
