@@ -91,5 +91,6 @@ def main() -> None:
         print(f"# 1024x1024 inference ({name}): {net_1024:.2f} s; Gatys at {args.size} px: {gatys} ("
               + ", ".join(f"{sum(v) / len(v) / net_1024:.0f}x" for v in gatys_seconds.values()) + " the network at 1024)")
 
+
 if __name__ == "__main__":
     main()

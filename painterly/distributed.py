@@ -39,7 +39,8 @@ def finish() -> None:
     """Leave the process group together, rank 0 last. Without the barrier a rank that ends first can
     abort the others in gloo's teardown ("terminate called without an active exception"), and torchrun
     reports the run as failed. Rank 0 holds the rendezvous store, so it also waits, on a counter in that
-    store, until every other rank has torn its group down before it tears down its own."""
+    store, until every other rank has torn its group down before it tears down its own (30 s at most: a
+    rank that died never counts itself)."""
     if not (dist.is_available() and dist.is_initialized()):
         return
     rank, size = dist.get_rank(), dist.get_world_size()
