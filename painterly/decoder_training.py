@@ -4,8 +4,14 @@
   turn AdaIN(photo features, style features) at relu4_1 into an image whose relu4_1 features are that
   target (content loss) and whose relu1_1..relu4_1 means and standard deviations are the style's
   (style loss, weight 10 in the paper).
+  `gram_weight` adds Gatys's Gram loss at the same layers: mean and std per channel leave the channels'
+  correlations (the texture, and the Gram style loss the method is scored with) to chance, and a
+  decoder trained on them alone decodes the AdaIN target's relu4_1 Gram at 3-7x its own distance.
 - WCT (Li et al. 2017): photos only; one decoder per level learns to invert the encoder up to it
-  (pixel reconstruction plus feature reconstruction at the level, weight 1 in the paper).
+  (pixel reconstruction plus feature reconstruction at the level, weight 1 in the paper). With
+  `stylised_share`, that share of each batch is whitened and coloured with a training style's
+  covariance first (at a random strength) and trained on the feature reconstruction alone: a decoder
+  that has only seen photos' features meets coloured ones first at inference, and decodes them loosely.
 
 The encoder is painterly's VGG19 with max pooling (both papers'), frozen. Features are divided by
 hypercolumns.FEATURE_SCALE (painterly's Caffe-scaled VGG gives activations ~58x those of a
@@ -27,34 +33,59 @@ import torch.nn.functional as F
 from .checkpoint import Checkpointer
 from .config import option
 from .errors import PainterlyError
-from .features import FeatureExtractor
+from .features import FeatureExtractor, channels_of
 from .hypercolumns import FEATURE_SCALE
 from .image import ImageLike, fit_long_side, resize
 from .losses import LossTerms
+from .losses.functional import gram_matrix
 from .methods.arbitrary import ENCODER_POOLING
 from .nets.decoder import LEVELS, Decoder, DecoderArch
 from .nets.io import load_decoder, save_decoder
 from .training import (DATA, LOSSES, NET, LoopConfig, PhotoFolders, Preview, StepCallback, Trainee, _prepare,
                        final_losses, find_photos, run_loop, sample_batch)
-from .transforms import batch_adain, instance_mean_std
+from .transforms import Moments, WctMap, batch_adain, instance_mean_std, wct
 
 ADAIN_STYLE_LAYERS = ("relu1_1", "relu2_1", "relu3_1", "relu4_1")
+# the loss terms are in feature units / FEATURE_SCALE: the scale squared on a feature loss, not a pass
+# over the maps (to the fourth power on a Gram loss)
+UNIT = FEATURE_SCALE ** 2
+
+
+def gram_distance(features: torch.Tensor, target: torch.Tensor, layer: str) -> torch.Tensor:
+    """Gatys's style loss at one layer between two batches, each output against the style at its index:
+    the mean squared Gram difference / channels^2, as painterly's Gatys objective weighs its layers."""
+    difference = gram_matrix(features.float()) - gram_matrix(target.float())
+    return UNIT ** 2 * difference.pow(2).mean() / channels_of(layer) ** 2
+
+
+def draw_styles(trainee, device: torch.device) -> torch.Tensor:
+    """This rank's share of a batch of random style crops (every rank draws the global batch, so the
+    generators stay in step under data-parallel training)."""
+    share = slice(trainee.rank * trainee.config.batch, (trainee.rank + 1) * trainee.config.batch)
+    styles = sample_batch(trainee.styles, trainee.style_draw, trainee.generator)[share]
+    return styles.to(device, memory_format=torch.channels_last)
+
+
+def _style_draw(config: "DecoderTrainConfig") -> tuple[int, "DecoderTrainConfig"]:
+    from .distributed import world
+
+    rank, size = world()
+    return rank, dataclasses.replace(config, batch=config.batch * size) if size > 1 else config
 
 
 class AdainDecoderTrainee(Trainee):
     fixed_level = "relu4_1"
-    needs_styles = True
+
+    @classmethod
+    def wants_styles(cls, config: "DecoderTrainConfig") -> bool:
+        return True
 
     def __init__(self, decoder: Decoder, encoder: FeatureExtractor, styles: Sequence[torch.Tensor],
                  config: DecoderTrainConfig, generator: torch.Generator, autocast) -> None:
         self.module, self.trainable = decoder, list(decoder.parameters())
         self.encoder, self.styles, self.config, self.generator, self.autocast = encoder, styles, config, generator, autocast
         self.validation_style = resize(styles[0], fit_long_side(*styles[0].shape[-2:], config.crop))
-        from .distributed import world
-
-        # under data-parallel training every rank draws the global batch of styles and takes its slice
-        self.rank, size = world()
-        self.style_draw = dataclasses.replace(config, batch=config.batch * size) if size > 1 else config
+        self.rank, self.style_draw = _style_draw(config)
 
     def _target(self, photos: torch.Tensor, styles: torch.Tensor) -> tuple[torch.Tensor, dict]:
         with torch.no_grad():
@@ -63,22 +94,21 @@ class AdainDecoderTrainee(Trainee):
             return batch_adain(content, style_features["relu4_1"]), style_features
 
     def loss(self, batch: torch.Tensor, step: int) -> LossTerms:
-        share = slice(self.rank * self.config.batch, (self.rank + 1) * self.config.batch)
-        styles = sample_batch(self.styles, self.style_draw, self.generator)[share]
-        styles = styles.to(batch.device, memory_format=torch.channels_last)
-        target, style_features = self._target(batch, styles)
+        target, style_features = self._target(batch, draw_styles(self, batch.device))
         with self.autocast:
             out = self.module(target.contiguous(memory_format=torch.channels_last)).float()
         features = self.encoder(out, ADAIN_STYLE_LAYERS)
-        # in feature units / FEATURE_SCALE: the scale squared on the loss, not a pass over the maps
-        unit = FEATURE_SCALE ** 2
-        content = unit * F.mse_loss(features["relu4_1"].float(), target)
+        content = UNIT * F.mse_loss(features["relu4_1"].float(), target)
         style = 0
         for layer in ADAIN_STYLE_LAYERS:
             m, s = instance_mean_std(features[layer])
             tm, ts = instance_mean_std(style_features[layer])
-            style = style + unit * (F.mse_loss(m, tm) + F.mse_loss(s, ts))
-        return LossTerms({"content": content, "style": self.config.style_weight * style})
+            style = style + UNIT * (F.mse_loss(m, tm) + F.mse_loss(s, ts))
+        terms = {"content": content, "style": self.config.style_weight * style}
+        if self.config.gram_weight > 0:
+            terms["gram"] = self.config.gram_weight * sum(
+                gram_distance(features[layer], style_features[layer], layer) for layer in ADAIN_STYLE_LAYERS)
+        return LossTerms(terms)
 
     def render(self, photo: torch.Tensor, step: int) -> torch.Tensor:
         target, _ = self._target(photo, self.validation_style.to(photo.device))
@@ -88,22 +118,41 @@ class AdainDecoderTrainee(Trainee):
 
 class ReconstructionTrainee(Trainee):
     fixed_level = None
-    needs_styles = False
 
     def __init__(self, decoder: Decoder, encoder: FeatureExtractor, styles: Sequence[torch.Tensor],
                  config: DecoderTrainConfig, generator: torch.Generator, autocast) -> None:
         self.module, self.trainable = decoder, list(decoder.parameters())
         self.encoder, self.config, self.autocast, self.level = encoder, config, autocast, config.level
+        self.styles, self.generator = styles, generator
+        self.rank, self.style_draw = _style_draw(config)
+        # the last `stylised` photos of each batch are whitened and coloured before decoding
+        self.stylised = round(config.batch * config.stylised_share)
+
+    @classmethod
+    def wants_styles(cls, config: "DecoderTrainConfig") -> bool:
+        return config.stylised_share > 0
+
+    @torch.no_grad()
+    def _coloured(self, photos: torch.Tensor, features: torch.Tensor) -> torch.Tensor:
+        """Each photo's features given a random training style's covariance and mean, at a random strength."""
+        styles = self.encoder(draw_styles(self, photos.device), [self.level])[self.level].float()
+        strengths = torch.rand(len(features), generator=self.generator).tolist()
+        return torch.cat([wct(f[None], WctMap.between(Moments.of(f[None], full=True), Moments.of(s[None], full=True)),
+                              a) for f, s, a in zip(features, styles, strengths)])
 
     def loss(self, batch: torch.Tensor, step: int) -> LossTerms:
         with torch.no_grad():
             target = self.encoder(batch, [self.level])[self.level].float()
+        plain = len(batch) - self.stylised
+        if self.stylised:
+            target = torch.cat([target[:plain], self._coloured(batch[plain:], target[plain:])])
         with self.autocast:
             out = self.module(target.contiguous(memory_format=torch.channels_last)).float()
-        features = self.encoder(out, [self.level])[self.level]
-        return LossTerms({"pixels": F.mse_loss(out, batch),
-                          "features": self.config.feature_weight * FEATURE_SCALE ** 2 *
-                          F.mse_loss(features.float(), target)})
+        features = self.encoder(out, [self.level])[self.level].float()
+        terms = {"features": self.config.feature_weight * UNIT * F.mse_loss(features, target)}
+        if plain:  # a coloured photo has no pixels to match
+            terms["pixels"] = F.mse_loss(out[:plain], batch[:plain]) * (plain / len(batch))
+        return LossTerms(terms)
 
     def render(self, photo: torch.Tensor, step: int) -> torch.Tensor:
         with self.autocast:
@@ -128,6 +177,12 @@ class DecoderTrainConfig(LoopConfig):
                                  metavar="W")
     feature_weight: float = option(1.0, "WCT: weight of the feature reconstruction beside the pixels", minimum=0,
                                    group=LOSSES, metavar="W")
+    gram_weight: float = option(0.0, "AdaIN: weight of a Gram-matrix style loss at the same layers beside the "
+                                "mean/std one (the channels' correlations: the texture)", minimum=0, group=LOSSES,
+                                metavar="W")
+    stylised_share: float = option(0.0, "WCT: the share of each batch whitened and coloured with a training style "
+                                   "(random strength) before decoding, trained on the feature loss alone; needs "
+                                   "--styles", minimum=0, group=LOSSES, metavar="P")
     batch: int = option(8, "photos per step", minimum=1, group=DATA, metavar="N")
     image_side: int = option(512, "short side photos and style images are scaled to before the crop (the AdaIN "
                              "paper's 512)", minimum=32, group=DATA, metavar="PX")
@@ -140,6 +195,12 @@ class DecoderTrainConfig(LoopConfig):
         super().__post_init__()
         if self.image_side < self.crop:
             raise PainterlyError(f"image-side {self.image_side} is smaller than the crop ({self.crop})")
+        if self.stylised_share > 1:
+            raise PainterlyError(f"stylised-share is a share of the batch, at most 1 (got {self.stylised_share})")
+        if self.stylised_share > 0 and self.method != "wct":
+            raise PainterlyError("--stylised-share is for WCT decoders")
+        if self.gram_weight > 0 and self.method != "adain":
+            raise PainterlyError("--gram-weight is for the AdaIN decoder")
         fixed = DECODER_KINDS[self.method].fixed_level
         if fixed is not None and self.level != fixed:
             raise PainterlyError(f"the {self.method} decoder inverts {fixed}; --level is for WCT decoders")
@@ -155,10 +216,11 @@ def train_decoder(photos: PhotoFolders, output: Union[str, os.PathLike], config:
     init: a decoder file of the same method and level to start from instead of random weights."""
     device, precision, photo_list, skipped, validation, generator = _prepare(config, photos, validation)
     kind = DECODER_KINDS[config.method]
-    if kind.needs_styles and styles is None:
-        raise PainterlyError(f"a {config.method} decoder trains on style images too: give a folder of them")
+    if kind.wants_styles(config) and styles is None:
+        raise PainterlyError(f"this {config.method} decoder trains on style images too: give a folder of them "
+                             "(--styles)")
     style_list, style_skipped = [], 0
-    if kind.needs_styles:
+    if kind.wants_styles(config):
         style_list, style_skipped = find_photos(styles, config.decode_side())
     level = config.level
     if extractor is None:

@@ -145,11 +145,13 @@ def folders(tmp_path):
     return tmp_path / "photos", tmp_path / "styles"
 
 
-@pytest.mark.parametrize("method,level", [("adain", "relu4_1"), ("wct", "relu2_1")])
-def test_decoder_training_lowers_its_loss_and_resumes_exactly(tmp_path, folders, tiny_vgg, method, level):
+@pytest.mark.parametrize("method,level,extra", [("adain", "relu4_1", {}), ("wct", "relu2_1", {}),
+                                                ("wct", "relu2_1", {"stylised_share": 0.5})])
+def test_decoder_training_lowers_its_loss_and_resumes_exactly(tmp_path, folders, tiny_vgg, method, level, extra):
+    """(WCT with a stylised share: the style crops and strengths come from the checkpointed generator too.)"""
     photos, styles = folders
     config = DecoderTrainConfig(method=method, level=level, steps=24, batch=2, crop=32, image_side=40, precision="fp32",
-                                learning_rate=1e-2, width_divisor=1)
+                                learning_rate=1e-2, width_divisor=1, **extra)
     info = train_decoder(photos, tmp_path / "a.safetensors", config, styles=styles)
     log = [r["total"] for r in info["log"]]
     assert np.mean(log[-4:]) < 0.6 * np.mean(log[:4])
@@ -238,3 +240,70 @@ def test_wct_defaults_to_the_bundled_levels_coarse_to_fine(tmp_path, tiny_vgg, m
     assert np.array_equal(default, named)
     with pytest.raises(painterly.PainterlyError, match="needs --levels"):
         painterly.stylize(content, style, method="wct", size=64, decoders=(str(tmp_path / "x.safetensors"),))
+
+
+def test_gram_distance_is_gatys_style_loss_at_one_layer_by_hand():
+    from painterly.decoder_training import UNIT, gram_distance
+
+    g = torch.Generator().manual_seed(3)
+    a, b = torch.rand(2, 64, 5, 6, generator=g), torch.rand(2, 64, 5, 6, generator=g) * 2
+    expected = 0.0
+    for x, y in zip(a.double().reshape(2, 64, 30), b.double().reshape(2, 64, 30)):
+        ga, gb = (x @ x.T / 30).numpy(), (y @ y.T / 30).numpy()
+        expected += ((ga - gb) ** 2).sum()
+    expected = UNIT ** 2 * expected / (2 * 64 * 64) / 64 ** 2  # the mean over the batch's entries, / channels^2
+    assert float(gram_distance(a, b, "relu1_1")) == pytest.approx(expected, rel=1e-5)
+    assert float(gram_distance(a, a, "relu1_1")) == 0
+
+
+def test_adain_gram_weight_trains_the_decoder_to_the_styles_texture(tmp_path, folders, tiny_vgg):
+    """The same batches with the Gram term at a weight too small to matter and at one that rules: the
+    second decoder's outputs end nearer the styles' Gram matrices (the term is logged divided by nothing
+    else, so the log over the weight is the distance itself)."""
+    photos, styles = folders
+    config = DecoderTrainConfig(method="adain", steps=80, batch=2, crop=32, image_side=40, precision="fp32",
+                                learning_rate=1e-2, width_divisor=1, seed=1)
+    plain = train_decoder(photos, tmp_path / "a.safetensors", config, styles=styles)
+    assert "gram" not in plain["log"][0]
+    gaps = {}
+    for weight in (1e-3, 1e9):
+        info = train_decoder(photos, tmp_path / "b.safetensors", dataclasses.replace(config, gram_weight=weight),
+                             styles=styles)
+        gaps[weight] = np.mean([r["gram"] / weight for r in info["log"][-30:]])
+        assert info["log"][0]["gram"] / weight == pytest.approx(gaps.setdefault("first", info["log"][0]["gram"] / weight))
+    assert gaps[1e9] < 0.85 * gaps[1e-3], gaps
+
+
+def test_wct_stylised_share_decodes_coloured_features_more_faithfully(tmp_path, folders, tiny_vgg):
+    """Trained on coloured features too, the decoder's image re-encodes nearer to a WCT target it never saw."""
+    photos, styles = folders
+    config = DecoderTrainConfig(method="wct", level="relu2_1", steps=40, batch=2, crop=32, image_side=40,
+                                precision="fp32", learning_rate=1e-2, width_divisor=1, seed=2)
+    train_decoder(photos, tmp_path / "plain.safetensors", config, styles=styles)
+    info = train_decoder(photos, tmp_path / "coloured.safetensors", dataclasses.replace(config, stylised_share=0.5),
+                         styles=styles)
+    assert info["training"]["styles"] == 3 and {"pixels", "features"} <= set(info["log"][0])
+    content, style = _images(4)
+    errors = {}
+    with torch.no_grad():
+        c, s = tiny_vgg(content, ["relu2_1"])["relu2_1"], tiny_vgg(style, ["relu2_1"])["relu2_1"]
+        target = wct(c, WctMap.between(Moments.of(c, full=True), Moments.of(s, full=True)), 1.0)
+        for name in ("plain", "coloured"):
+            decoder, _ = load_decoder(tmp_path / f"{name}.safetensors")
+            again = tiny_vgg(decoder.float()(target).clamp(0, 1), ["relu2_1"])["relu2_1"]
+            errors[name] = float((again - target).pow(2).mean())
+    assert errors["coloured"] < 0.8 * errors["plain"], errors
+
+
+def test_decoder_loss_options_are_refused_where_they_do_not_apply(tmp_path, folders, tiny_vgg):
+    photos, styles = folders
+    for kwargs, fragment in ((dict(method="adain", stylised_share=0.5), "for WCT decoders"),
+                             (dict(method="wct", level="relu2_1", gram_weight=1.0), "for the AdaIN decoder"),
+                             (dict(method="wct", level="relu2_1", stylised_share=1.5), "at most 1")):
+        with pytest.raises(PainterlyError, match=fragment):
+            DecoderTrainConfig(**kwargs)
+    config = DecoderTrainConfig(method="wct", level="relu2_1", steps=1, batch=2, crop=32, image_side=40,
+                                precision="fp32", width_divisor=1, stylised_share=0.5)
+    with pytest.raises(PainterlyError, match="style images too"):
+        train_decoder(photos, tmp_path / "x.safetensors", config)
+    assert not (tmp_path / "x.safetensors").exists()
