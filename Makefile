@@ -118,15 +118,16 @@ $(OUT)/wct_relu4_1_further.safetensors: | $(OUT)/photos
 		$(if $(MAX_TIME),--max-time $(MAX_TIME)) -o $@
 $(OUT)/wct_relu4_1_further.safetensors: PHOTOS = $(SHARED)/photos $(OUT)/photos
 
-# A fourth stage for starry_night (2026-12-02, session 6, on a 2-core AMD EPYC without AVX-512, where
-# VGG runs in fp32 and a step takes about 5 s on 2 threads): `make polish MAX_TIME=2500`. It continues
-# from the bundled (stage 3) file at half its rate, annealed, with a content weight nearer the scoring
-# objective's 0.2 (against 20 L-BFGS iterations the network was worse in style by more than in content).
+# A fourth stage for starry_night: `make polish THREADS=1 MAX_TIME=4500`. It continues from the bundled
+# (stage 3) file at half its rate, annealed, with a content weight nearer the scoring objective's 0.2
+# (against 20 L-BFGS iterations the network was worse in style by more than in content). A first try of
+# 480 steps (2026-12-02, an AVX2-only EPYC, VGG in fp32: 5.2 s a step on 2 threads) scored 3-7% lower;
+# this one is 2000 steps (2026-12-05, a Zen 5 EPYC with avx512_bf16: 2.1 s a step on one thread).
 polish: $(OUT)/starry_night_polished.safetensors
 $(OUT)/starry_night_polished.safetensors: PHOTOS = $(SHARED)/photos $(OUT)/photos
 $(OUT)/starry_night_polished.safetensors: | $(OUT)/photos
 	$(TRAIN) --init painterly/models/starry_night.safetensors --content-weight 0.3 --learning-rate 1e-4 \
-		--warmup 40 --steps 480 --decay 300 $(if $(MAX_TIME),--max-time $(MAX_TIME)) \
+		--warmup 40 --steps 2000 --decay 1200 $(if $(MAX_TIME),--max-time $(MAX_TIME)) \
 		painterly/examples/starry_night.jpg -o $@
 
 # A fourth stage for the arbitrary-style decoders (issue 11, 2026-12-05, a 2-core AMD Zen 5 with
@@ -134,7 +135,8 @@ $(OUT)/starry_night_polished.safetensors: | $(OUT)/photos
 # bundled files. Measured before it: the relu4_1 Gram distance to the style of the AdaIN target is
 # 0.05-0.12 of the content's, of its decoded image 0.33-0.34; of WCT's target 0, decoded 0.12-0.22. The
 # decoders lose the texture, so the AdaIN one gets a Gram loss beside the mean/std one (--gram-weight)
-# and WCT's relu4_1 one trains on coloured features too (--stylised-share: half of each batch).
+# and WCT's relu4_1 one trains on coloured features too (--stylised-share: half of each batch; stopped
+# at step 897 when its images' Gram distance had risen, see docs/benchmarks.md).
 textured: $(OUT)/adain_gram.safetensors $(OUT)/wct_relu4_1_coloured.safetensors
 $(OUT)/adain_gram.safetensors $(OUT)/wct_relu4_1_coloured.safetensors: PHOTOS = $(SHARED)/photos $(OUT)/photos
 $(OUT)/adain_gram.safetensors: | $(OUT)/photos
