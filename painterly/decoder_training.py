@@ -31,7 +31,7 @@ import torch
 import torch.nn.functional as F
 
 from .checkpoint import Checkpointer
-from .config import option
+from .config import flag_name, option
 from .errors import PainterlyError
 from .features import FeatureExtractor, channels_of
 from .hypercolumns import FEATURE_SCALE
@@ -75,6 +75,7 @@ def _style_draw(config: "DecoderTrainConfig") -> tuple[int, "DecoderTrainConfig"
 
 class AdainDecoderTrainee(Trainee):
     fixed_level = "relu4_1"
+    own_options = ("gram_weight",)  # the loss options only this kind of decoder takes
 
     @classmethod
     def wants_styles(cls, config: "DecoderTrainConfig") -> bool:
@@ -118,6 +119,7 @@ class AdainDecoderTrainee(Trainee):
 
 class ReconstructionTrainee(Trainee):
     fixed_level = None
+    own_options = ("stylised_share",)
 
     def __init__(self, decoder: Decoder, encoder: FeatureExtractor, styles: Sequence[torch.Tensor],
                  config: DecoderTrainConfig, generator: torch.Generator, autocast) -> None:
@@ -197,10 +199,9 @@ class DecoderTrainConfig(LoopConfig):
             raise PainterlyError(f"image-side {self.image_side} is smaller than the crop ({self.crop})")
         if self.stylised_share > 1:
             raise PainterlyError(f"stylised-share is a share of the batch, at most 1 (got {self.stylised_share})")
-        if self.stylised_share > 0 and self.method != "wct":
-            raise PainterlyError("--stylised-share is for WCT decoders")
-        if self.gram_weight > 0 and self.method != "adain":
-            raise PainterlyError("--gram-weight is for the AdaIN decoder")
+        for name in ("gram_weight", "stylised_share"):
+            if getattr(self, name) > 0 and name not in DECODER_KINDS[self.method].own_options:
+                raise PainterlyError(f"--{flag_name(name)} is not an option of the {self.method} decoder")
         fixed = DECODER_KINDS[self.method].fixed_level
         if fixed is not None and self.level != fixed:
             raise PainterlyError(f"the {self.method} decoder inverts {fixed}; --level is for WCT decoders")

@@ -297,8 +297,8 @@ def test_wct_stylised_share_decodes_coloured_features_more_faithfully(tmp_path, 
 
 def test_decoder_loss_options_are_refused_where_they_do_not_apply(tmp_path, folders, tiny_vgg):
     photos, styles = folders
-    for kwargs, fragment in ((dict(method="adain", stylised_share=0.5), "for WCT decoders"),
-                             (dict(method="wct", level="relu2_1", gram_weight=1.0), "for the AdaIN decoder"),
+    for kwargs, fragment in ((dict(method="adain", stylised_share=0.5), "stylised-share is not an option of the adain"),
+                             (dict(method="wct", level="relu2_1", gram_weight=1.0), "gram-weight is not an option of the wct"),
                              (dict(method="wct", level="relu2_1", stylised_share=1.5), "at most 1")):
         with pytest.raises(PainterlyError, match=fragment):
             DecoderTrainConfig(**kwargs)
