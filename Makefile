@@ -98,7 +98,8 @@ $(OUT)/adain_further.safetensors: | $(OUT)/photos
 # 0.84 s at 1024 px against 0.52 s) and ends on a half-cosine decay. The decoder continues at 2.5x the
 # style weight (the second stage kept more of the photo and lost some of the palette).
 # The chain from scratch: `make models decoders` (stage 1, written to painterly/models), `make further`
-# (which starts from the bundled files, stage 1 when it ran), `make anneal`.
+# (which starts from the bundled files, stage 1 when it ran), `make anneal`, then `make polish` and
+# `make adain-styles` (the bundled starry_night and AdaIN decoder, stage 4 each).
 anneal: $(OUT)/starry_night_wide.safetensors $(OUT)/adain_style25.safetensors
 $(OUT)/starry_night_wide.safetensors $(OUT)/adain_style25.safetensors: PHOTOS = $(SHARED)/photos $(OUT)/photos
 $(OUT)/starry_night_wide.safetensors: | $(OUT)/photos $(OUT)/starry_night_further.safetensors
@@ -120,32 +121,33 @@ $(OUT)/wct_relu4_1_further.safetensors: PHOTOS = $(SHARED)/photos $(OUT)/photos
 
 # A fourth AdaIN stage on 46 style images (issue 11, 2026-12-05): the 14 paintings and 32 more
 # non-photographic images (benchmarks/training_styles.py: Debian wallpaper illustrations and the two
-# STROTSS paintings), from the bundled decoder with its recipe (style weight 25), annealed:
+# STROTSS paintings), from stage 3 (make anneal's; bundled until this stage) with its recipe (style
+# weight 25), annealed:
 # `make adain-styles THREADS=1 MAX_TIME=4000`.
 adain-styles: $(OUT)/adain_styles.safetensors
 $(OUT)/styles: | $(BIN)/.installed
 	$(BIN)/python benchmarks/training_styles.py $@
 $(OUT)/adain_styles.safetensors: PHOTOS = $(SHARED)/photos $(OUT)/photos
-$(OUT)/adain_styles.safetensors: | $(OUT)/photos $(OUT)/styles
+$(OUT)/adain_styles.safetensors: | $(OUT)/photos $(OUT)/styles $(OUT)/adain_style25.safetensors
 	$(DECODER) --method adain --styles $(SHARED)/adain/style $(OUT)/styles --batch 4 --style-weight 25 \
-		--learning-rate 1e-4 --warmup 100 --steps 1500 --decay 800 --init painterly/models/decoders/adain.safetensors \
+		--learning-rate 1e-4 --warmup 100 --steps 1500 --decay 800 --init $(OUT)/adain_style25.safetensors \
 		$(if $(MAX_TIME),--max-time $(MAX_TIME)) -o $@
 
-# A fourth stage for starry_night: `make polish THREADS=1 MAX_TIME=4500`. It continues from the bundled
-# (stage 3) file at half its rate, annealed, with a content weight nearer the scoring objective's 0.2
+# A fourth stage for starry_night: `make polish THREADS=1 MAX_TIME=4500` (bundled). It continues from
+# stage 3 (make anneal's) at half its rate, annealed, with a content weight nearer the scoring objective's 0.2
 # (against 20 L-BFGS iterations the network was worse in style by more than in content). A first try of
 # 480 steps (2026-12-02, an AVX2-only EPYC, VGG in fp32: 5.2 s a step on 2 threads) scored 3-7% lower;
 # this one is 2000 steps (2026-12-05, a Zen 5 EPYC with avx512_bf16: 2.1 s a step on one thread).
 polish: $(OUT)/starry_night_polished.safetensors
 $(OUT)/starry_night_polished.safetensors: PHOTOS = $(SHARED)/photos $(OUT)/photos
-$(OUT)/starry_night_polished.safetensors: | $(OUT)/photos
-	$(TRAIN) --init painterly/models/starry_night.safetensors --content-weight 0.3 --learning-rate 1e-4 \
+$(OUT)/starry_night_polished.safetensors: | $(OUT)/photos $(OUT)/starry_night_wide.safetensors
+	$(TRAIN) --init $(OUT)/starry_night_wide.safetensors --content-weight 0.3 --learning-rate 1e-4 \
 		--warmup 40 --steps 2000 --decay 1200 $(if $(MAX_TIME),--max-time $(MAX_TIME)) \
 		painterly/examples/starry_night.jpg -o $@
 
 # A fourth stage for the arbitrary-style decoders (issue 11, 2026-12-05, a 2-core AMD Zen 5 with
-# avx512_bf16): `make -j2 textured THREADS=1 MAX_TIME=7200`, both at once, one thread each, from the
-# bundled files. Measured before it: the relu4_1 Gram distance to the style of the AdaIN target is
+# avx512_bf16): `make -j2 textured THREADS=1 MAX_TIME=7200`, both at once, one thread each, from
+# AdaIN's stage 3 and the bundled relu4_1 decoder. Measured before it: the relu4_1 Gram distance to the style of the AdaIN target is
 # 0.05-0.12 of the content's, of its decoded image 0.33-0.34; of WCT's target 0, decoded 0.12-0.22. The
 # decoders lose the texture, so the AdaIN one gets a Gram loss beside the mean/std one (--gram-weight)
 # and WCT's relu4_1 one trains on coloured features too (--stylised-share: half of each batch). Both
@@ -154,9 +156,9 @@ $(OUT)/starry_night_polished.safetensors: | $(OUT)/photos
 # decoder already reaches 0.05-0.11, so the next stage (`make adain-styles`) widens the style set.
 textured: $(OUT)/adain_gram.safetensors $(OUT)/wct_relu4_1_coloured.safetensors
 $(OUT)/adain_gram.safetensors $(OUT)/wct_relu4_1_coloured.safetensors: PHOTOS = $(SHARED)/photos $(OUT)/photos
-$(OUT)/adain_gram.safetensors: | $(OUT)/photos
+$(OUT)/adain_gram.safetensors: | $(OUT)/photos $(OUT)/adain_style25.safetensors
 	$(DECODER) --method adain --styles $(SHARED)/adain/style --batch 4 --style-weight 25 --gram-weight 20000 \
-		--learning-rate 1e-4 --warmup 100 --steps 2800 --decay 1400 --init painterly/models/decoders/adain.safetensors \
+		--learning-rate 1e-4 --warmup 100 --steps 2800 --decay 1400 --init $(OUT)/adain_style25.safetensors \
 		$(if $(MAX_TIME),--max-time $(MAX_TIME)) -o $@
 $(OUT)/wct_relu4_1_coloured.safetensors: | $(OUT)/photos
 	$(DECODER) --method wct --level relu4_1 --styles $(SHARED)/adain/style --stylised-share 0.5 --batch 4 \
