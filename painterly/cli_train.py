@@ -192,8 +192,8 @@ def build_train_decoder_parser() -> argparse.ArgumentParser:
                             "Huang and Belongie 2017) or one WCT level's (photos; Li et al. 2017).",
                 allow_abbrev=False)
     _add_photos_flag(p)
-    p.add_argument("--styles", nargs="+", metavar="DIR", help="style images to train on (AdaIN; WCT with --stylised-share), every image under "
-                                                               "each DIR")
+    p.add_argument("--styles", nargs="+", metavar="DIR", help="style images to train on (AdaIN; WCT with "
+                                                               "--stylised-share), every image under each DIR")
     p.add_argument("-o", "--output", required=True, metavar="DECODER", help="the decoder file to write (.safetensors)")
     p.add_argument("--init", metavar="DECODER", help="start from this decoder's weights (same method and level) "
                                                       "[random]")

@@ -58,19 +58,22 @@ def gram_distance(features: torch.Tensor, target: torch.Tensor, layer: str) -> t
     return UNIT ** 2 * difference.pow(2).mean() / channels_of(layer) ** 2
 
 
-def draw_styles(trainee, device: torch.device) -> torch.Tensor:
-    """This rank's share of a batch of random style crops (every rank draws the global batch, so the
-    generators stay in step under data-parallel training)."""
-    share = slice(trainee.rank * trainee.config.batch, (trainee.rank + 1) * trainee.config.batch)
-    styles = sample_batch(trainee.styles, trainee.style_draw, trainee.generator)[share]
-    return styles.to(device, memory_format=torch.channels_last)
+class StyleCrops:
+    """Random style crops for a batch, one per photo. Under data-parallel training every rank draws the
+    global batch and takes its own slice, so the ranks' generators stay in step."""
 
+    def __init__(self, styles: Sequence[torch.Tensor], config: "DecoderTrainConfig",
+                 generator: torch.Generator) -> None:
+        from .distributed import world
 
-def _style_draw(config: "DecoderTrainConfig") -> tuple[int, "DecoderTrainConfig"]:
-    from .distributed import world
+        rank, size = world()
+        self.styles, self.generator = styles, generator
+        self.share = slice(rank * config.batch, (rank + 1) * config.batch)
+        self.config = dataclasses.replace(config, batch=config.batch * size) if size > 1 else config
 
-    rank, size = world()
-    return rank, dataclasses.replace(config, batch=config.batch * size) if size > 1 else config
+    def draw(self, device: torch.device) -> torch.Tensor:
+        crops = sample_batch(self.styles, self.config, self.generator)[self.share]
+        return crops.to(device, memory_format=torch.channels_last)
 
 
 class AdainDecoderTrainee(Trainee):
@@ -84,9 +87,9 @@ class AdainDecoderTrainee(Trainee):
     def __init__(self, decoder: Decoder, encoder: FeatureExtractor, styles: Sequence[torch.Tensor],
                  config: DecoderTrainConfig, generator: torch.Generator, autocast) -> None:
         self.module, self.trainable = decoder, list(decoder.parameters())
-        self.encoder, self.styles, self.config, self.generator, self.autocast = encoder, styles, config, generator, autocast
+        self.encoder, self.config, self.autocast = encoder, config, autocast
         self.validation_style = resize(styles[0], fit_long_side(*styles[0].shape[-2:], config.crop))
-        self.rank, self.style_draw = _style_draw(config)
+        self.style_crops = StyleCrops(styles, config, generator)
 
     def _target(self, photos: torch.Tensor, styles: torch.Tensor) -> tuple[torch.Tensor, dict]:
         with torch.no_grad():
@@ -95,7 +98,7 @@ class AdainDecoderTrainee(Trainee):
             return batch_adain(content, style_features["relu4_1"]), style_features
 
     def loss(self, batch: torch.Tensor, step: int) -> LossTerms:
-        target, style_features = self._target(batch, draw_styles(self, batch.device))
+        target, style_features = self._target(batch, self.style_crops.draw(batch.device))
         with self.autocast:
             out = self.module(target.contiguous(memory_format=torch.channels_last)).float()
         features = self.encoder(out, ADAIN_STYLE_LAYERS)
@@ -125,8 +128,7 @@ class ReconstructionTrainee(Trainee):
                  config: DecoderTrainConfig, generator: torch.Generator, autocast) -> None:
         self.module, self.trainable = decoder, list(decoder.parameters())
         self.encoder, self.config, self.autocast, self.level = encoder, config, autocast, config.level
-        self.styles, self.generator = styles, generator
-        self.rank, self.style_draw = _style_draw(config)
+        self.generator, self.style_crops = generator, StyleCrops(styles, config, generator)
         # the last `stylised` photos of each batch are whitened and coloured before decoding
         self.stylised = round(config.batch * config.stylised_share)
 
@@ -135,9 +137,9 @@ class ReconstructionTrainee(Trainee):
         return config.stylised_share > 0
 
     @torch.no_grad()
-    def _coloured(self, photos: torch.Tensor, features: torch.Tensor) -> torch.Tensor:
+    def _coloured(self, features: torch.Tensor) -> torch.Tensor:
         """Each photo's features given a random training style's covariance and mean, at a random strength."""
-        styles = self.encoder(draw_styles(self, photos.device), [self.level])[self.level].float()
+        styles = self.encoder(self.style_crops.draw(features.device), [self.level])[self.level].float()
         strengths = torch.rand(len(features), generator=self.generator).tolist()
         return torch.cat([wct(f[None], WctMap.between(Moments.of(f[None], full=True), Moments.of(s[None], full=True)),
                               a) for f, s, a in zip(features, styles, strengths)])
@@ -147,7 +149,7 @@ class ReconstructionTrainee(Trainee):
             target = self.encoder(batch, [self.level])[self.level].float()
         plain = len(batch) - self.stylised
         if self.stylised:
-            target = torch.cat([target[:plain], self._coloured(batch[plain:], target[plain:])])
+            target = torch.cat([target[:plain], self._coloured(target[plain:])])
         with self.autocast:
             out = self.module(target.contiguous(memory_format=torch.channels_last)).float()
         features = self.encoder(out, [self.level])[self.level].float()
