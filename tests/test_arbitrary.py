@@ -223,21 +223,27 @@ def test_style_max_side_encodes_the_style_smaller(tmp_path, tiny_vgg, monkeypatc
         assert (24, 32) in seen if cap == 32 else (48, 64) in seen and (24, 32) not in seen, (cap, seen)
 
 
-def test_wct_defaults_to_the_bundled_levels_coarse_to_fine(tmp_path, tiny_vgg, monkeypatch):
+def test_wct_defaults_to_relu4_1_relu3_1_relu2_1_at_strength_0_8(tmp_path, tiny_vgg, monkeypatch):
+    """The measured defaults (painterly.methods.wct): the bundled levels without relu1_1, strength 0.8."""
     bundled = tmp_path / "bundled"
     bundled.mkdir()
     monkeypatch.setattr("painterly.methods.wct.DECODERS", bundled)
     monkeypatch.setattr("painterly.methods.arbitrary.DECODERS", bundled)
     content, style = _images(3)
-    with pytest.raises(painterly.PainterlyError, match="no WCT decoder is bundled"):
-        painterly.stylize(content, style, method="wct", size=64, precision="fp32")
-    for level, seed in (("relu1_1", 4), ("relu2_1", 5)):
+    for level, seed in (("relu1_1", 4), ("relu2_1", 5), ("relu3_1", 6)):
         path, _ = _decoder(tmp_path, level, seed)
         path.rename(bundled / f"wct_{level}.safetensors")
-    default = _array(painterly.stylize(content, style, method="wct", size=64, precision="fp32"))
-    named = _array(painterly.stylize(content, style, method="wct", size=64, precision="fp32",
-                                     levels=("relu2_1", "relu1_1")))
-    assert np.array_equal(default, named)
+    with pytest.raises(painterly.PainterlyError, match="decoder\\(s\\) of relu4_1 are not bundled"):
+        painterly.stylize(content, style, method="wct", size=64, precision="fp32")
+    _decoder(tmp_path, "relu4_1", 7)[0].rename(bundled / "wct_relu4_1.safetensors")
+
+    def wct_image(**options):
+        return _array(painterly.stylize(content, style, method="wct", size=64, precision="fp32", **options))
+
+    default = wct_image()
+    assert np.array_equal(default, wct_image(levels=("relu4_1", "relu3_1", "relu2_1"), strength=0.8))
+    assert not np.array_equal(default, wct_image(levels=("relu4_1", "relu3_1", "relu2_1", "relu1_1"), strength=0.8))
+    assert not np.array_equal(default, wct_image(strength=0.6))
     with pytest.raises(painterly.PainterlyError, match="needs --levels"):
         painterly.stylize(content, style, method="wct", size=64, decoders=(str(tmp_path / "x.safetensors"),))
 

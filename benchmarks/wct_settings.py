@@ -1,0 +1,82 @@
+"""WCT's levels and strength (and AdaIN beside them) over every held-out photo and painting, in one run.
+
+The two pairs of benchmarks/arbitrary.py are too few to choose a default from: a setting that helps
+one painting hurts another. This scores each setting on all 8 photos of ../shared/data/adain/content
+with the 5 paintings of ../shared/data/classic/style (none seen by the WCT decoders, which train on
+photos only; Matisse's Woman with a Hat is one of the AdaIN decoder's training paintings), at 512 px,
+with painterly's fp32 Gatys objective: the style loss as a fraction of the plain photo's (target <= 0.2)
+and the content loss as a fraction of the style image's (target <= 0.8). It prints one row per pair
+and a summary per setting (mean by painting, mean and worst over all pairs, pairs meeting the target).
+
+    python benchmarks/wct_settings.py --settings "relu4_1,relu3_1,relu2_1,relu1_1@0.6;relu4_1,relu3_1,relu2_1@0.8"
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+import _common as C  # noqa: E402
+
+SHARED = C.ROOT.parent / "shared" / "data"
+PAINTINGS = ("the_scream.jpg", "shipwreck.jpg", "composition_vii.jpg", "starry_night.jpg", "woman-with-hat-matisse.jpg")
+SETTINGS = ("relu4_1,relu3_1,relu2_1,relu1_1@0.6;relu4_1,relu3_1,relu2_1@0.6;relu4_1,relu3_1,relu2_1@0.8;"
+            "relu4_1,relu3_1@0.8;relu4_1@1;relu4_1,relu3_1@1;relu4_1,relu3_1,relu2_1@1;"
+            "relu4_1,relu3_1,relu2_1,relu1_1@0.8")
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--settings", default=SETTINGS, help="';'-separated LEVELS@STRENGTH, levels coarse to fine")
+    ap.add_argument("--size", type=int, default=512)
+    ap.add_argument("--no-adain", action="store_true", help="leave out the bundled AdaIN decoder's row")
+    args = ap.parse_args()
+    import painterly
+    from painterly.features import FeatureExtractor
+    from painterly.image import as_tensor, fit_long_side, resize
+    from painterly.methods.gatys import GatysConfig, GatysEvaluator
+
+    runs = {}
+    for setting in args.settings.split(";"):
+        levels, strength = setting.split("@")
+        runs[f"WCT {levels} @{strength}"] = ("wct", {"levels": tuple(levels.split(",")), "strength": float(strength)})
+    if not args.no_adain:
+        runs["AdaIN"] = ("adain", {})
+    config = GatysConfig(precision="fp32")
+    vgg = FeatureExtractor.vgg19(last_layer=config.layers[-1], precision="fp32")
+    scores: dict[str, dict[tuple[str, str], tuple[float, float]]] = {name: {} for name in runs}
+    rows = []
+    for painting in PAINTINGS:
+        style = as_tensor(SHARED / "classic" / "style" / painting)
+        for photo in sorted((SHARED / "adain" / "content").glob("*.jpg")):
+            content = as_tensor(photo)
+            content = resize(content, fit_long_side(*content.shape[-2:], args.size))
+            evaluate = GatysEvaluator(vgg, config, content, [style])
+            plain_style = evaluate(content).floats()["style"]
+            plain_content = evaluate(resize(style, tuple(content.shape[-2:]))).floats()["content"]
+            for name, (method, options) in runs.items():
+                out = as_tensor(painterly.stylize(content, style, method=method, size=args.size, **options))
+                s = evaluate(out).floats()
+                scores[name][photo.stem, Path(painting).stem] = (s["style"] / plain_style, s["content"] / plain_content)
+                rows.append([photo.stem, Path(painting).stem, name, *(f"{v:.3f}" for v in scores[name][
+                    photo.stem, Path(painting).stem])])
+    print(f"# {args.size} px, painterly's fp32 Gatys objective")
+    print(C.table(rows, ["photo", "painting", "setting", "style / photo's", "content / style's"]))
+    summary = []
+    for name, by_pair in scores.items():
+        styles = [v[0] for v in by_pair.values()]
+        contents = [v[1] for v in by_pair.values()]
+        per_painting = [statistics.mean(v[0] for k, v in by_pair.items() if k[1] == Path(p).stem) for p in PAINTINGS]
+        summary.append([name, *(f"{m:.3f}" for m in per_painting), f"{statistics.mean(styles):.3f}",
+                        f"{max(styles):.3f}", f"{max(contents):.3f}",
+                        f"{sum(s <= 0.2 and c <= 0.8 for s, c in zip(styles, contents))}/{len(styles)}"])
+    print(C.table(summary, ["setting", *(Path(p).stem for p in PAINTINGS), "style mean", "style worst",
+                            "content worst", "both targets"]))
+
+
+if __name__ == "__main__":
+    main()
