@@ -47,7 +47,8 @@ def rcc_file(version: int, files: dict[str, tuple[bytes, bool]]) -> bytes:
 def test_qt_resources_lists_stored_and_compressed_files(tmp_path: Path, version: int) -> None:
     painting = bytes(range(256)) * 40
     path = tmp_path / "details.rcc"
-    path.write_bytes(rcc_file(version, {"Gogh4_background.webp": (painting, True), "board.qml": (b"QtObject {}", False)}))
+    files = {"Gogh4_background.webp": (painting, True), "board.qml": (b"QtObject {}", False)}
+    path.write_bytes(rcc_file(version, files))
     assert dict(qt_resources(path)) == {"art/Gogh4_background.webp": painting, "art/board.qml": b"QtObject {}"}
 
 
