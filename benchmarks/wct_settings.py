@@ -9,6 +9,7 @@ and the content loss as a fraction of the style image's (target <= 0.8). It prin
 and a summary per setting (mean by painting, mean and worst over all pairs, pairs meeting the target).
 
     python benchmarks/wct_settings.py --settings "relu4_1,relu3_1,relu2_1,relu1_1@0.6;relu4_1,relu3_1,relu2_1@0.8"
+    python benchmarks/wct_settings.py --settings "" --adain-decoders bundled,out/adain_wider.safetensors
 """
 
 from __future__ import annotations
@@ -33,7 +34,8 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--settings", default=SETTINGS, help="';'-separated LEVELS@STRENGTH, levels coarse to fine")
     ap.add_argument("--size", type=int, default=512)
-    ap.add_argument("--no-adain", action="store_true", help="leave out the bundled AdaIN decoder's row")
+    ap.add_argument("--adain-decoders", default="bundled", help="AdaIN decoder files, comma-separated, a row each "
+                    "('bundled' for the bundled one, '' for none)")
     args = ap.parse_args()
     import painterly
     from painterly.features import FeatureExtractor
@@ -41,11 +43,11 @@ def main() -> None:
     from painterly.methods.gatys import GatysConfig, GatysEvaluator
 
     runs = {}
-    for setting in args.settings.split(";"):
+    for setting in filter(None, args.settings.split(";")):
         levels, strength = setting.split("@")
         runs[f"WCT {levels} @{strength}"] = ("wct", {"levels": tuple(levels.split(",")), "strength": float(strength)})
-    if not args.no_adain:
-        runs["AdaIN"] = ("adain", {})
+    for decoder in filter(None, args.adain_decoders.split(",")):
+        runs[f"AdaIN {Path(decoder).stem}"] = ("adain", {} if decoder == "bundled" else {"decoder": decoder})
     config = GatysConfig(precision="fp32")
     vgg = FeatureExtractor.vgg19(last_layer=config.layers[-1], precision="fp32")
     scores: dict[str, dict[tuple[str, str], tuple[float, float]]] = {name: {} for name in runs}
