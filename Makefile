@@ -98,8 +98,10 @@ $(OUT)/adain_further.safetensors: | $(OUT)/photos
 # 0.84 s at 1024 px against 0.52 s) and ends on a half-cosine decay. The decoder continues at 2.5x the
 # style weight (the second stage kept more of the photo and lost some of the palette).
 # The chain from scratch: `make models decoders` (stage 1, written to painterly/models), `make further`
-# (which starts from the bundled files, stage 1 when it ran), `make anneal`, then `make polish` and
-# `make adain-styles` (the bundled starry_night and AdaIN decoder, stage 4 each).
+# (which starts from the bundled files, stage 1 when it ran), `make anneal`, `make polish` and
+# `make adain-styles` (stage 4 each), then `make refine` and `make adain-wider` (stage 5 each). Each
+# later stage starts from the one before in out/; with that file at hand (and its own inputs gone),
+# `make -o FILE TARGET` keeps make from rebuilding the earlier stages first.
 anneal: $(OUT)/starry_night_wide.safetensors $(OUT)/adain_style25.safetensors
 $(OUT)/starry_night_wide.safetensors $(OUT)/adain_style25.safetensors: PHOTOS = $(SHARED)/photos $(OUT)/photos
 $(OUT)/starry_night_wide.safetensors: | $(OUT)/photos $(OUT)/starry_night_further.safetensors
