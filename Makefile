@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 OUT ?= out
 
-.PHONY: demo test bench models decoders further anneal polish refine textured adain-styles adain-wider clean
+.PHONY: demo test bench models decoders further anneal polish refine textured adain-styles adain-wider four-further clean
 
 $(BIN)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -167,6 +167,15 @@ $(OUT)/starry_night_refined.safetensors: | $(OUT)/photos $(OUT)/starry_night_pol
 	$(TRAIN) --init $(OUT)/starry_night_polished.safetensors --content-weight 0.2 --learning-rate 1e-4 \
 		--warmup 40 --steps 2800 --decay 1400 $(if $(MAX_TIME),--max-time $(MAX_TIME)) \
 		painterly/examples/starry_night.jpg -o $@
+
+# A second stage for four_paintings (issue 10; begun 2026-12-05 session 8, not yet measured or bundled):
+# stage 1 had about 400 steps per style on 21 photos. 4800 steps more (1200 per style) on the 44 photos,
+# lr 2e-4 after a warm-up, the last 2400 annealed: `make four-further THREADS=2` (RESUME=--resume goes on).
+four-further: $(OUT)/four_paintings_further.safetensors
+$(OUT)/four_paintings_further.safetensors: PHOTOS = $(SHARED)/photos $(OUT)/photos
+$(OUT)/four_paintings_further.safetensors: | $(OUT)/photos
+	$(TRAIN) --init painterly/models/four_paintings.safetensors --learning-rate 2e-4 --warmup 200 --steps 4800 \
+		--decay 2400 $(if $(MAX_TIME),--max-time $(MAX_TIME)) --multi-style $(STYLES) -o $@
 
 # A fourth stage for the arbitrary-style decoders (issue 11, 2026-12-05, a 2-core AMD Zen 5 with
 # avx512_bf16): `make -j2 textured THREADS=1 MAX_TIME=7200`, both at once, one thread each, from
