@@ -127,13 +127,14 @@ $(OUT)/wct_relu4_1_further.safetensors: PHOTOS = $(SHARED)/photos $(OUT)/photos
 # weight 25), annealed:
 # `make adain-styles THREADS=1 MAX_TIME=4000`.
 adain-styles: $(OUT)/adain_styles.safetensors
+# stage 3's recipe on the wider style set (stages 4 and 5)
+ADAIN_WIDE = $(DECODER) --method adain --styles $(SHARED)/adain/style $(OUT)/styles --batch 4 --style-weight 25 \
+	--learning-rate 1e-4 --warmup 100 $(if $(MAX_TIME),--max-time $(MAX_TIME))
 $(OUT)/styles: | $(BIN)/.installed
 	$(BIN)/python benchmarks/training_styles.py $@
 $(OUT)/adain_styles.safetensors: PHOTOS = $(SHARED)/photos $(OUT)/photos
 $(OUT)/adain_styles.safetensors: | $(OUT)/photos $(OUT)/styles $(OUT)/adain_style25.safetensors
-	$(DECODER) --method adain --styles $(SHARED)/adain/style $(OUT)/styles --batch 4 --style-weight 25 \
-		--learning-rate 1e-4 --warmup 100 --steps 1500 --decay 800 --init $(OUT)/adain_style25.safetensors \
-		$(if $(MAX_TIME),--max-time $(MAX_TIME)) -o $@
+	$(ADAIN_WIDE) --steps 1500 --decay 800 --init $(OUT)/adain_style25.safetensors -o $@
 
 # A fifth AdaIN stage on 100 style images (issue 11, 2026-12-05 session 8): stage 4's 46 and 54 more
 # paintings from benchmarks/training_styles.py (46 Battle for Wesnoth story paintings, GPL-2+; 8
@@ -142,9 +143,7 @@ $(OUT)/adain_styles.safetensors: | $(OUT)/photos $(OUT)/styles $(OUT)/adain_styl
 adain-wider: $(OUT)/adain_wider.safetensors
 $(OUT)/adain_wider.safetensors: PHOTOS = $(SHARED)/photos $(OUT)/photos
 $(OUT)/adain_wider.safetensors: | $(OUT)/photos $(OUT)/styles $(OUT)/adain_styles.safetensors
-	$(DECODER) --method adain --styles $(SHARED)/adain/style $(OUT)/styles --batch 4 --style-weight 25 \
-		--learning-rate 1e-4 --warmup 100 --steps 2300 --decay 1200 --init $(OUT)/adain_styles.safetensors \
-		$(if $(MAX_TIME),--max-time $(MAX_TIME)) -o $@
+	$(ADAIN_WIDE) --steps 2300 --decay 1200 --init $(OUT)/adain_styles.safetensors -o $@
 
 # A fourth stage for starry_night: `make polish THREADS=1 MAX_TIME=4500` (bundled). It continues from
 # stage 3 (make anneal's) at half its rate, annealed, with a content weight nearer the scoring objective's 0.2

@@ -113,8 +113,9 @@ def van_gogh(root: Path, out: Path) -> int:
     wanted = {f"{name}_background.webp": name for name in VAN_GOGH}
     count = 0
     for name, blob in qt_resources(root / "usr/share/gcompris-qt/rcc/details.rcc"):
-        if Path(name).name in wanted:
-            save(Image.open(io.BytesIO(blob)), out / "vangogh" / f"{wanted[Path(name).name]}.jpg")
+        painting = wanted.get(Path(name).name)
+        if painting is not None:
+            save(Image.open(io.BytesIO(blob)), out / "vangogh" / f"{painting}.jpg")
             count += 1
     if count != len(VAN_GOGH):
         raise SystemExit(f"found {count} of the {len(VAN_GOGH)} Van Gogh paintings in gcompris-qt-data")

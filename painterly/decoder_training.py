@@ -201,7 +201,7 @@ class DecoderTrainConfig(LoopConfig):
             raise PainterlyError(f"image-side {self.image_side} is smaller than the crop ({self.crop})")
         if self.stylised_share > 1:
             raise PainterlyError(f"stylised-share is a share of the batch, at most 1 (got {self.stylised_share})")
-        for name in ("gram_weight", "stylised_share"):
+        for name in dict.fromkeys(option for kind in DECODER_KINDS.values() for option in kind.own_options):
             if getattr(self, name) > 0 and name not in DECODER_KINDS[self.method].own_options:
                 raise PainterlyError(f"--{flag_name(name)} is not an option of the {self.method} decoder")
         fixed = DECODER_KINDS[self.method].fixed_level
