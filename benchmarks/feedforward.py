@@ -7,6 +7,8 @@ against the Gatys run whose quality it matches.
 
     python benchmarks/feedforward.py --model painterly/models/starry_night.safetensors \\
         --style painterly/examples/starry_night.jpg --photos ../shared/data/adain/content --count 2
+    python benchmarks/feedforward.py --model four_paintings --style-weights 0,1,0,0 \\
+        --style ../shared/data/classic/style/the_scream.jpg --photos ../shared/data/adain/content --count 8
 """
 
 from __future__ import annotations
@@ -33,6 +35,8 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--model", required=True, help="a model file or name; several, comma-separated, for a column each")
     ap.add_argument("--style", required=True)
+    ap.add_argument("--style-weights", default="", help="for multi-style models: the mix to run, e.g. 0,1,0,0 "
+                    "(the painting --style names)")
     ap.add_argument("--photos", required=True)
     ap.add_argument("--count", type=int, default=2)
     ap.add_argument("--size", type=int, default=512)
@@ -51,6 +55,7 @@ def main() -> None:
     photos = sorted(p for p in Path(args.photos).iterdir() if p.suffix.lower() in (".jpg", ".png"))[: args.count]
     counts = [int(n) for n in args.iterations.split(",")]
     models = args.model.split(",")
+    mix = {"style_weights": tuple(float(w) for w in args.style_weights.split(","))} if args.style_weights else {}
     names = [Path(m).stem for m in models]
     rows, term_rows, gatys_seconds = [], [], {n: [] for n in counts}
     for photo in photos:
@@ -60,7 +65,7 @@ def main() -> None:
         scores, terms, net_seconds = {}, {}, []
         for name, model in zip(names, models):
             t = time.perf_counter()
-            net_out = as_tensor(painterly.stylize(content, method="network", model=model, size=args.size))
+            net_out = as_tensor(painterly.stylize(content, method="network", model=model, size=args.size, **mix))
             net_seconds.append(time.perf_counter() - t)
             scores[name], terms[name] = score(evaluate, net_out)
         for n in counts:
@@ -84,9 +89,9 @@ def main() -> None:
     big = torch.rand(1, 3, 1024, 1024)
     gatys = ", ".join(f"{n} it {sum(v) / len(v):.1f} s" for n, v in gatys_seconds.items())
     for name, model in zip(names, models):
-        painterly.stylize(big, method="network", model=model, size=1024)
+        painterly.stylize(big, method="network", model=model, size=1024, **mix)
         t = time.perf_counter()
-        painterly.stylize(big, method="network", model=model, size=1024)
+        painterly.stylize(big, method="network", model=model, size=1024, **mix)
         net_1024 = time.perf_counter() - t
         print(f"# 1024x1024 inference ({name}): {net_1024:.2f} s; Gatys at {args.size} px: {gatys} ("
               + ", ".join(f"{sum(v) / len(v) / net_1024:.0f}x" for v in gatys_seconds.values()) + " the network at 1024)")

@@ -2,6 +2,7 @@
 
 import dataclasses
 import signal
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -12,7 +13,9 @@ import painterly
 from painterly import PainterlyError
 from painterly.checkpoint import Checkpointer, Interrupted
 from painterly.decoder_training import DecoderTrainConfig, train_decoder
+from painterly.driver import run
 from painterly.features import FeatureExtractor
+from painterly.methods.wct import DEFAULT_STRENGTH, WctConfig
 from painterly.nets.decoder import Decoder, DecoderArch
 from painterly.nets.io import load_decoder, save_decoder
 from painterly.transforms import Moments, WctMap, adain, wct
@@ -72,7 +75,7 @@ def test_wct_runs_its_levels_coarse_to_fine(tmp_path, tiny_vgg):
         for level, decoder in (("relu2_1", d2), ("relu1_1", d1)):
             c, s = tiny_vgg(image, [level])[level], tiny_vgg(style, [level])[level]
             m = WctMap.between(Moments.of(c, full=True), Moments.of(s, full=True))
-            image = decoder(wct(c, m, 0.8)).clamp(0, 1)  # the default strength
+            image = decoder(wct(c, m, DEFAULT_STRENGTH)).clamp(0, 1)
     out = painterly.stylize(content, style, method="wct", levels=("relu2_1", "relu1_1"),
                             decoders=(str(p2), str(p1)), size=64, precision="fp32")
     assert np.abs(_array(out).transpose(2, 0, 1) - image[0].numpy()).max() <= 1 / 255 + 1e-6
@@ -223,8 +226,9 @@ def test_style_max_side_encodes_the_style_smaller(tmp_path, tiny_vgg, monkeypatc
         assert (24, 32) in seen if cap == 32 else (48, 64) in seen and (24, 32) not in seen, (cap, seen)
 
 
-def test_wct_defaults_to_relu4_1_relu3_1_relu2_1_at_strength_0_8(tmp_path, tiny_vgg, monkeypatch):
-    """The measured defaults (painterly.methods.wct): the bundled levels without relu1_1, strength 0.8."""
+def test_wct_defaults_to_relu4_1_to_relu2_1_and_relu4_1_again_at_strength_0_9(tmp_path, tiny_vgg, monkeypatch):
+    """The measured defaults (painterly.methods.wct): the bundled levels without relu1_1, then a second
+    relu4_1 pass, at strength 0.9. (Float images: the tiny decoders' spread is below 8-bit rounding.)"""
     bundled = tmp_path / "bundled"
     bundled.mkdir()
     monkeypatch.setattr("painterly.methods.wct.DECODERS", bundled)
@@ -238,14 +242,35 @@ def test_wct_defaults_to_relu4_1_relu3_1_relu2_1_at_strength_0_8(tmp_path, tiny_
     _decoder(tmp_path, "relu4_1", 7)[0].rename(bundled / "wct_relu4_1.safetensors")
 
     def wct_image(**options):
-        return _array(painterly.stylize(content, style, method="wct", size=64, precision="fp32", **options))
+        return run(content, [style], WctConfig(size=64, precision="fp32", **options))
 
     default = wct_image()
-    assert np.array_equal(default, wct_image(levels=("relu4_1", "relu3_1", "relu2_1"), strength=0.8))
-    assert not np.array_equal(default, wct_image(levels=("relu4_1", "relu3_1", "relu2_1", "relu1_1"), strength=0.8))
-    assert not np.array_equal(default, wct_image(strength=0.6))
+    assert torch.equal(default, wct_image(levels=("relu4_1", "relu3_1", "relu2_1", "relu4_1"), strength=0.9))
+    assert not torch.equal(default, wct_image(levels=("relu4_1", "relu3_1", "relu2_1"), strength=0.9))
+    assert not torch.equal(default, wct_image(strength=0.8))
     with pytest.raises(painterly.PainterlyError, match="needs --levels"):
         painterly.stylize(content, style, method="wct", size=64, decoders=(str(tmp_path / "x.safetensors"),))
+
+
+def test_wct_level_given_twice_is_a_second_pass_over_the_result(tmp_path, tiny_vgg):
+    """relu4_1,relu3_1,relu4_1 is relu4_1,relu3_1 and then relu4_1 run again on that image; two files
+    for one level are refused."""
+    files = {level: str(_decoder(tmp_path, level, seed)[0]) for level, seed in (("relu4_1", 1), ("relu3_1", 2))}
+    content, style = _images(5)
+
+    def wct_image(image, levels):
+        return run(image, [style], WctConfig(size=64, precision="fp32", levels=levels,
+                                             decoders=tuple(files[level] for level in levels)))
+
+    once = wct_image(content, ("relu4_1", "relu3_1"))
+    twice = wct_image(content, ("relu4_1", "relu3_1", "relu4_1"))
+    assert torch.allclose(twice, wct_image(once, ("relu4_1",)), rtol=0, atol=1e-6)
+    assert (twice - once).abs().max() > 1e-4  # the second pass changed the image
+    other = tmp_path / "other.safetensors"
+    other.write_bytes(Path(files["relu4_1"]).read_bytes())
+    with pytest.raises(painterly.PainterlyError, match="relu4_1 runs twice with two decoder files"):
+        painterly.stylize(content, style, method="wct", size=64, levels=("relu4_1", "relu3_1", "relu4_1"),
+                          decoders=(files["relu4_1"], files["relu3_1"], str(other)))
 
 
 def test_gram_distance_is_gatys_style_loss_at_one_layer_by_hand():

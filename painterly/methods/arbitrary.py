@@ -107,7 +107,7 @@ class ArbitraryRecipe(Recipe):
 
     # --- the recipe -----------------------------------------------------------------------------
     def layers(self, config) -> list[str]:
-        return sorted(self.levels(config), key=lambda l: int(l[4]))
+        return sorted(set(self.levels(config)), key=lambda l: int(l[4]))
 
     def pooling(self, config) -> str:
         return ENCODER_POOLING

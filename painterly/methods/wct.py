@@ -19,23 +19,25 @@ from ..transforms import Moments, WctMap, wct
 from .arbitrary import DECODERS, STYLE, ArbitraryConfig, ArbitraryRecipe, decoder_path
 
 
-# The defaults, chosen over 40 held-out pairs (8 photos x 5 paintings, docs/benchmarks.md): with the
-# bundled decoders the relu1_1 level undoes much of the coarser levels' texture (the style loss of
-# relu4_1..relu1_1 at the paper's 0.6 averaged 0.34 of the photo's, up to 0.97 on The Scream; without
-# relu1_1, at 0.8, 0.24 and at most 0.50, the content loss at most 0.74 of the style image's).
-DEFAULT_LEVELS = ("relu4_1", "relu3_1", "relu2_1")
-DEFAULT_STRENGTH = 0.8
-
+# The defaults, chosen over 40 held-out pairs (8 photos x 5 paintings, docs/benchmarks.md). With the
+# bundled decoders the relu1_1 level undoes much of the coarser levels' texture (relu4_1..relu1_1 at the
+# paper's 0.6: style loss 0.34 of the photo's on average, up to 0.97 on The Scream). The finer levels
+# also move the relu4_1 statistics that carry most of the Gram loss, so a second relu4_1 pass ends the
+# run: relu4_1..relu2_1 at 0.8 averaged 0.24 (at most 0.50); with the second pass, at 0.9, 0.18 (at
+# most 0.38), the content loss at most 0.76 of the style image's.
+DEFAULT_LEVELS = ("relu4_1", "relu3_1", "relu2_1", "relu4_1")
+DEFAULT_STRENGTH = 0.9
 
 @dataclass(frozen=True)
 class WctConfig(ArbitraryConfig):
-    """A WCT run. strength is the paper's alpha, the same at every level (0.6 in the paper's figures; 0.8 here,
+    """A WCT run. strength is the paper's alpha, the same at every level (0.6 in the paper's figures; 0.9 here,
     measured with painterly's decoders)."""
 
     strength: float = option(DEFAULT_STRENGTH, "how far the content's features move to the style's at each level: "
                              "0 keeps the content, 1 is the full transform", minimum=0, group=STYLE, metavar="A")
-    levels: Optional[tuple[str, ...]] = option(None, "the levels, coarse to fine (the paper's: relu5_1,relu4_1,"
-                                               "relu3_1,relu2_1,relu1_1)", choices=LEVELS, group=STYLE,
+    levels: Optional[tuple[str, ...]] = option(None, "the levels in the order they run, coarse to fine (the "
+                                               "paper's: relu5_1,relu4_1,relu3_1,relu2_1,relu1_1); a level may run "
+                                               "again, as the default's last relu4_1 pass", choices=LEVELS, group=STYLE,
                                                default_text=",".join(DEFAULT_LEVELS), metavar="LAYERS")
     decoders: Optional[tuple[str, ...]] = option(None, "one decoder file per level (painterly train-decoder --method "
                                                  "wct --level L)", default_text="the bundled ones", group=STYLE,
@@ -49,6 +51,11 @@ class WctConfig(ArbitraryConfig):
             raise PainterlyError("--decoders needs --levels: one decoder file per level, in the same order")
         if self.decoders is not None and len(self.decoders) != len(self.levels):
             raise PainterlyError(f"{len(self.decoders)} decoder file(s) for {len(self.levels)} level(s)")
+        if self.decoders is not None:
+            files: dict[str, str] = {}
+            for level, file in zip(self.levels, self.decoders):
+                if files.setdefault(level, file) != file:
+                    raise PainterlyError(f"{level} runs twice with two decoder files; give the same file both times")
 
 
 class Wct(ArbitraryRecipe):
@@ -60,7 +67,7 @@ class Wct(ArbitraryRecipe):
     def levels(self, config: WctConfig) -> list[str]:
         if config.levels is not None:
             return list(config.levels)
-        missing = [level for level in DEFAULT_LEVELS if not (DECODERS / f"wct_{level}.safetensors").exists()]
+        missing = [level for level in dict.fromkeys(DEFAULT_LEVELS) if not (DECODERS / f"wct_{level}.safetensors").exists()]
         if missing:
             raise PainterlyError(f"the WCT decoder(s) of {', '.join(missing)} are not bundled in this installation; "
                                  "train them with `painterly train-decoder --method wct --level L` and give "
