@@ -99,7 +99,9 @@ $(OUT)/adain_further.safetensors: | $(OUT)/photos
 # style weight (the second stage kept more of the photo and lost some of the palette).
 # The chain from scratch: `make models decoders` (stage 1, written to painterly/models), `make further`
 # (which starts from the bundled files, stage 1 when it ran), `make anneal`, `make polish` and
-# `make adain-styles` (stage 4 each), then `make refine` and `make adain-wider` (stage 5 each). Each
+# `make adain-styles` (stage 4 each), then `make refine` and `make adain-wider` (stage 5 each), `make
+# refine-more` (starry_night's stage 6) and `make four-further` (four_paintings' stage 2, from the bundled
+# file: stage 1 when it ran). Each
 # later stage starts from the one before in out/; with that file at hand (and its own inputs gone),
 # `make -o FILE TARGET` keeps make from rebuilding the earlier stages first.
 anneal: $(OUT)/starry_night_wide.safetensors $(OUT)/adain_style25.safetensors
@@ -176,7 +178,7 @@ $(OUT)/starry_night_stage6.safetensors: | $(OUT)/photos $(OUT)/starry_night_refi
 	$(STARRY_STAGE) --init $(OUT)/starry_night_refined.safetensors --content-weight 0.2 --learning-rate 8e-5 \
 		--steps 2600 --decay 1300 -o $@
 
-# A second stage for four_paintings (issue 10, 2026-12-05 session 9): stage 1 had about 400 steps per
+# A second stage for four_paintings (issue 10, 2026-12-05 session 9; bundled): stage 1 had about 400 steps per
 # style on 21 photos, at lr 1e-3 and no decay. 2800 steps more (700 per style) on the 44 photos, lr 2e-4
 # after a warm-up, the last 1400 annealed: `make four-further THREADS=1 MAX_TIME=7000` (about 2.5 s a
 # step on one thread beside another training; RESUME=--resume goes on).
