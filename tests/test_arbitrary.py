@@ -226,9 +226,9 @@ def test_style_max_side_encodes_the_style_smaller(tmp_path, tiny_vgg, monkeypatc
         assert (24, 32) in seen if cap == 32 else (48, 64) in seen and (24, 32) not in seen, (cap, seen)
 
 
-def test_wct_defaults_to_relu4_1_to_relu2_1_and_relu4_1_again_at_strength_0_9(tmp_path, tiny_vgg, monkeypatch):
-    """The measured defaults (painterly.methods.wct): the bundled levels without relu1_1, then a second
-    relu4_1 pass, at strength 0.9. (Float images: the tiny decoders' spread is below 8-bit rounding.)"""
+def test_wct_defaults_to_relu4_1_relu2_1_and_relu4_1_again_at_strength_1(tmp_path, tiny_vgg, monkeypatch):
+    """The measured defaults (painterly.methods.wct): relu4_1, relu2_1, then a second relu4_1 pass, at
+    strength 1. (Float images: the tiny decoders' spread is below 8-bit rounding.)"""
     bundled = tmp_path / "bundled"
     bundled.mkdir()
     monkeypatch.setattr("painterly.methods.wct.DECODERS", bundled)
@@ -245,9 +245,9 @@ def test_wct_defaults_to_relu4_1_to_relu2_1_and_relu4_1_again_at_strength_0_9(tm
         return run(content, [style], WctConfig(size=64, precision="fp32", **options))
 
     default = wct_image()
-    assert torch.equal(default, wct_image(levels=("relu4_1", "relu3_1", "relu2_1", "relu4_1"), strength=0.9))
-    assert not torch.equal(default, wct_image(levels=("relu4_1", "relu3_1", "relu2_1"), strength=0.9))
-    assert not torch.equal(default, wct_image(strength=0.8))
+    assert torch.equal(default, wct_image(levels=("relu4_1", "relu2_1", "relu4_1"), strength=1.0))
+    assert not torch.equal(default, wct_image(levels=("relu4_1", "relu3_1", "relu2_1", "relu4_1"), strength=1.0))
+    assert not torch.equal(default, wct_image(strength=0.9))
     with pytest.raises(painterly.PainterlyError, match="needs --levels"):
         painterly.stylize(content, style, method="wct", size=64, decoders=(str(tmp_path / "x.safetensors"),))
 
