@@ -140,20 +140,21 @@ $(OUT)/adain_styles.safetensors: | $(OUT)/photos $(OUT)/styles $(OUT)/adain_styl
 
 # A fifth AdaIN stage on 100 style images (issue 11, 2026-12-05 session 8): stage 4's 46 and 54 more
 # paintings from benchmarks/training_styles.py (46 Battle for Wesnoth story paintings, GPL-2+; 8
-# public-domain Van Gogh paintings out of gcompris-qt-data), from stage 4 (bundled) with its recipe:
+# public-domain Van Gogh paintings out of gcompris-qt-data), from stage 4 (bundled until this stage) with its recipe:
 # `make -o $(OUT)/adain_styles.safetensors adain-wider THREADS=1 MAX_TIME=6000`.
 adain-wider: $(OUT)/adain_wider.safetensors
 $(OUT)/adain_wider.safetensors: PHOTOS = $(SHARED)/photos $(OUT)/photos
 $(OUT)/adain_wider.safetensors: | $(OUT)/photos $(OUT)/styles $(OUT)/adain_styles.safetensors
 	$(ADAIN_WIDE) --steps 2300 --decay 1200 --init $(OUT)/adain_styles.safetensors -o $@
 
-# A fourth stage for starry_night: `make polish THREADS=1 MAX_TIME=4500` (bundled). It continues from
+# stages 4 to 6 of starry_night: each from the one before, a short warm-up, then annealed
+STARRY_STAGE = $(TRAIN) --warmup 40 $(if $(MAX_TIME),--max-time $(MAX_TIME)) painterly/examples/starry_night.jpg
+
+# A fourth stage for starry_night: `make polish THREADS=1 MAX_TIME=4500` (bundled in session 7). It continues from
 # stage 3 (make anneal's) at half its rate, annealed, with a content weight nearer the scoring objective's 0.2
 # (against 20 L-BFGS iterations the network was worse in style by more than in content). A first try of
 # 480 steps (2026-12-02, an AVX2-only EPYC, VGG in fp32: 5.2 s a step on 2 threads) scored 3-7% lower;
 # this one is 2000 steps (2026-12-05, a Zen 5 EPYC with avx512_bf16: 2.1 s a step on one thread).
-# stages 4 to 6 of starry_night: each from the one before, a short warm-up, then annealed
-STARRY_STAGE = $(TRAIN) --warmup 40 $(if $(MAX_TIME),--max-time $(MAX_TIME)) painterly/examples/starry_night.jpg
 polish: $(OUT)/starry_night_polished.safetensors
 $(OUT)/starry_night_polished.safetensors: PHOTOS = $(SHARED)/photos $(OUT)/photos
 $(OUT)/starry_night_polished.safetensors: | $(OUT)/photos $(OUT)/starry_night_wide.safetensors
@@ -161,7 +162,7 @@ $(OUT)/starry_night_polished.safetensors: | $(OUT)/photos $(OUT)/starry_night_wi
 		--steps 2000 --decay 1200 -o $@
 
 # A fifth stage for starry_night (issue 10, 2026-12-05 session 8): `make refine THREADS=1 MAX_TIME=6300`.
-# From stage 4 (make polish's; bundled) at the scoring objective's own content weight, 0.2: stage 4's
+# From stage 4 (make polish's) at the scoring objective's own content weight, 0.2: stage 4's
 # move from 0.5 to 0.3 cut the held-out objective by 6-10% (style 19-22% lower, content 4-7% higher).
 refine: $(OUT)/starry_night_refined.safetensors
 $(OUT)/starry_night_refined.safetensors: PHOTOS = $(SHARED)/photos $(OUT)/photos
@@ -169,8 +170,8 @@ $(OUT)/starry_night_refined.safetensors: | $(OUT)/photos $(OUT)/starry_night_pol
 	$(STARRY_STAGE) --init $(OUT)/starry_night_polished.safetensors --content-weight 0.2 --learning-rate 1e-4 \
 		--steps 2800 --decay 1400 -o $@
 
-# A sixth stage for starry_night (issue 10, 2026-12-05 session 9): `make refine-more THREADS=1 MAX_TIME=7000`.
-# Stage 5's recipe again from stage 5 (make refine's; bundled), at 0.8 its rate: its 2779 steps cut the
+# A sixth stage for starry_night (issue 10, 2026-12-05 session 9): `make refine-more THREADS=1 MAX_TIME=7000` (bundled).
+# Stage 5's recipe again from stage 5 (make refine's; bundled until this stage), at 0.8 its rate: its 2779 steps cut the
 # held-out objective by 3-8% and the loss was still falling when the decay ended.
 refine-more: $(OUT)/starry_night_stage6.safetensors
 $(OUT)/starry_night_stage6.safetensors: PHOTOS = $(SHARED)/photos $(OUT)/photos

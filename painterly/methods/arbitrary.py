@@ -145,7 +145,7 @@ class ArbitraryRecipe(Recipe):
         if run.style_masks is not None and (config.style_set or config.style_blend_weights is not None):
             raise PainterlyError("style masks give each style its own region; they take no style-set or "
                                  "style-blend-weights")
-        levels = self.levels(config)
+        levels = list(dict.fromkeys(self.levels(config)))  # a level that runs twice has one style side
         sizes = [style_size(scale.size, tuple(s.shape[-2:]), config.style_scale) for s in styles]
         if config.style_max_side is not None:
             sizes = [fit_long_side(*hw, config.style_max_side) if max(hw) > config.style_max_side else hw
