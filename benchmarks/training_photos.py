@@ -12,7 +12,15 @@ adds photographs of other kinds, all installable offline, each reduced to 1280 p
 - shared/: ../shared/data/classic/content's hoovertowernight and tubingen, ../shared/data/strotss's
   content_im (golden_gate stays out: it is the validation photo and a held-out one).
 
+`--more` writes, instead, the set of a later training stage into a folder of its own (so the earlier
+stages' set stays as it was):
+
+- widelands/: the 21 photographs (Alpine meadows, lakes, coasts, fields, winter woods; 2592x1944) of
+  Widelands' game-loading screens, data/templates/default/loadscreens/gameloading/*/ in widelands-data
+  (Debian; GPL-2+), a 381 MB package fetched with `apt-get download`.
+
     python benchmarks/training_photos.py out/photos     # then: painterly train ... --photos DIR out/photos
+    python benchmarks/training_photos.py --more out/photos-more
 """
 
 from __future__ import annotations
@@ -32,6 +40,7 @@ LOMIRI_PHOTOS = ("Bridge_by_Sander_Klootwijk", "Dragonfly_by_Bolly", "Kleiber_by
                  "greentock_by_Peter_Nerlich", "life_by_Aitzol_Berasategi", "picosdeeuropa_by_Aitzol_Berasategi",
                  "seeding_by_Clements_Engelhardt", "sunset_by_Aitzol_Berasategi")
 SKIMAGE_PHOTOS = ("astronaut", "chelsea", "coffee", "rocket")
+WIDELANDS_PHOTOS = "usr/share/games/widelands/data/templates/default/loadscreens/gameloading"
 LONG_SIDE = 1280
 
 
@@ -44,15 +53,29 @@ def save(image: Image.Image, path: Path) -> None:
     part.replace(path)
 
 
+def unpacked(packages: tuple[str, ...], work: str) -> Path:
+    """The files of Debian `packages`, fetched with apt-get download and unpacked under `work`."""
+    subprocess.run(["apt-get", "download", *packages], cwd=work, check=True, capture_output=True)
+    root = Path(work) / "x"
+    for deb in Path(work).glob("*.deb"):
+        subprocess.run(["dpkg", "-x", str(deb), str(root)], check=True)
+    return root
+
+
 def lomiri(out: Path) -> int:
     with tempfile.TemporaryDirectory() as work:
-        subprocess.run(["apt-get", "download", *LOMIRI_PACKAGES], cwd=work, check=True, capture_output=True)
-        for deb in Path(work).glob("*.deb"):
-            subprocess.run(["dpkg", "-x", str(deb), str(Path(work) / "x")], check=True)
-        found = {p.stem: p for p in (Path(work) / "x").rglob("*.jpg")}
+        found = {p.stem: p for p in unpacked(LOMIRI_PACKAGES, work).rglob("*.jpg")}
         for name in LOMIRI_PHOTOS:
             save(Image.open(found[name]), out / "lomiri" / f"{name}.jpg")
     return len(LOMIRI_PHOTOS)
+
+
+def widelands(out: Path) -> int:
+    with tempfile.TemporaryDirectory() as work:
+        paths = sorted((unpacked(("widelands-data",), work) / WIDELANDS_PHOTOS).glob("*/*.png"))
+        for path in paths:  # jaegersee is in two seasons' folders: the season keeps the names apart
+            save(Image.open(path), out / "widelands" / f"{path.parent.name}_{path.stem}.jpg")
+    return len(paths)
 
 
 def samples(out: Path) -> int:
@@ -80,8 +103,10 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("out", type=Path)
     ap.add_argument("--data", type=Path, default=Path(__file__).resolve().parent.parent.parent / "shared/data")
+    ap.add_argument("--more", action="store_true", help="the later stage's set only (widelands/)")
     args = ap.parse_args()
-    counts = {"lomiri": lomiri(args.out), "scikit samples": samples(args.out), "shared": shared(args.out, args.data)}
+    counts = {"widelands": widelands(args.out)} if args.more else {
+        "lomiri": lomiri(args.out), "scikit samples": samples(args.out), "shared": shared(args.out, args.data)}
     print(f"{sum(counts.values())} photos in {args.out}: " + ", ".join(f"{k} {v}" for k, v in counts.items()),
           file=sys.stderr)
 

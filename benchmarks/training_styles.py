@@ -14,10 +14,19 @@ each reduced to 1280 px on the long side:
 - vangogh/: 8 public-domain Van Gogh paintings (not Starry Night) of the GCompris "details"
   activity (gcompris-qt-data, GPL-3+), read out of its Qt resource file.
 
+`--more` writes, instead, the set of a later training stage into a folder of its own (so the earlier
+stages' set stays as it was):
+
+- wesnoth_more/: 12 story paintings of three more Battle for Wesnoth campaigns (wesnoth-1.16-did, -l
+  and -ttb; GPL-2+): Liberty's four sunsets in bold swirls of orange and flat dark shapes, Descent into
+  Darkness's four sepia and green washes, Two Brothers' four muted ink-and-wash scenes. The other
+  campaigns' story folders hold character portraits on black, or game screenshots.
+
 All packages are fetched with `apt-get download`; their photographs, game maps, logos and near
 duplicates are left out. The scoring paintings (classic/style) stay held out.
 
     python benchmarks/training_styles.py out/styles   # then: painterly train-decoder ... --styles DIR out/styles
+    python benchmarks/training_styles.py --more out/styles-more
 """
 
 from __future__ import annotations
@@ -25,7 +34,6 @@ from __future__ import annotations
 import argparse
 import io
 import struct
-import subprocess
 import sys
 import tempfile
 import zlib
@@ -34,7 +42,7 @@ from pathlib import Path
 
 from PIL import Image
 
-from training_photos import save
+from training_photos import save, unpacked
 
 PACKAGES = ("plasma-workspace-wallpapers", "ukui-wallpapers", "wesnoth-1.16-data", "wesnoth-1.16-trow",
             "wesnoth-1.16-httt", "wesnoth-1.16-tsg", "gcompris-qt-data")
@@ -46,6 +54,8 @@ SHARED = ("strotss/style_im.jpg", "strotss/test_style.jpg")
 WESNOTH = "usr/share/games/wesnoth/1.16/data"
 WESNOTH_STORIES = ("core", "campaigns/The_Rise_Of_Wesnoth", "campaigns/Heir_To_The_Throne", "campaigns/The_South_Guard")
 WESNOTH_DUPLICATES = ("landscape-battlefield_nohumans.jpg", "landscape-bridge_sun.jpg")
+MORE_PACKAGES = ("wesnoth-1.16-did", "wesnoth-1.16-l", "wesnoth-1.16-ttb")
+MORE_STORIES = ("campaigns/Descent_Into_Darkness", "campaigns/Liberty", "campaigns/Two_Brothers")
 VAN_GOGH = ("PortraitOfPereTanguy", "Van_Gogh_The_Night_Cafe", "Eglise_dAuvers-sur-Oise", "VincentVanGoghBridge",
             "VincentVanGogh0012", "VincentVanGogh0013", "VincentVanGogh0019", "Gogh4")
 
@@ -81,11 +91,15 @@ def qt_resources(path: Path) -> Iterator[tuple[str, bytes]]:
 
 def packaged(out: Path) -> dict[str, int]:
     with tempfile.TemporaryDirectory() as work:
-        subprocess.run(["apt-get", "download", *PACKAGES], cwd=work, check=True, capture_output=True)
-        root = Path(work) / "x"
-        for deb in Path(work).glob("*.deb"):
-            subprocess.run(["dpkg", "-x", str(deb), str(root)], check=True)
-        return {"wallpapers": wallpapers(root, out), "wesnoth": wesnoth(root, out), "vangogh": van_gogh(root, out)}
+        root = unpacked(PACKAGES, work)
+        return {"wallpapers": wallpapers(root, out), "wesnoth": wesnoth(root, out / "wesnoth", WESNOTH_STORIES),
+                "vangogh": van_gogh(root, out)}
+
+
+def packaged_more(out: Path) -> dict[str, int]:
+    with tempfile.TemporaryDirectory() as work:
+        root = unpacked(MORE_PACKAGES, work)
+        return {"wesnoth_more": wesnoth(root, out / "wesnoth_more", MORE_STORIES, ("*.jpg", "*.png"))}
 
 
 def wallpapers(root: Path, out: Path) -> int:
@@ -99,12 +113,14 @@ def wallpapers(root: Path, out: Path) -> int:
     return len(PLASMA) + len(UKUI)
 
 
-def wesnoth(root: Path, out: Path) -> int:
+def wesnoth(root: Path, out: Path, stories: tuple[str, ...], patterns: tuple[str, ...] = ("*.jpg",)) -> int:
+    """The story paintings of Wesnoth's `stories` (folders under its data/) into `out`."""
     count = 0
-    for story in WESNOTH_STORIES:
-        for path in sorted((root / WESNOTH / story / "images/story").glob("*.jpg")):
+    for story in stories:
+        folder = root / WESNOTH / story / "images/story"
+        for path in sorted(p for pattern in patterns for p in folder.glob(pattern)):
             if path.name not in WESNOTH_DUPLICATES:
-                save(Image.open(path), out / "wesnoth" / f"{Path(story).name}_{path.name}")
+                save(Image.open(path), out / f"{Path(story).name}_{path.stem}.jpg")
                 count += 1
     return count
 
@@ -132,8 +148,9 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("out", type=Path)
     ap.add_argument("--data", type=Path, default=Path(__file__).resolve().parent.parent.parent / "shared/data")
+    ap.add_argument("--more", action="store_true", help="the later stage's set only (wesnoth_more/)")
     args = ap.parse_args()
-    counts = {**packaged(args.out), "shared": shared(args.out, args.data)}
+    counts = packaged_more(args.out) if args.more else {**packaged(args.out), "shared": shared(args.out, args.data)}
     print(f"{sum(counts.values())} style images in {args.out}: " + ", ".join(f"{k} {v}" for k, v in counts.items()),
           file=sys.stderr)
 
