@@ -236,5 +236,18 @@ $(OUT)/wct_relu4_1_coloured.safetensors: | $(OUT)/photos
 		--learning-rate 1e-4 --warmup 100 --steps 4200 --decay 2100 --init painterly/models/decoders/wct_relu4_1.safetensors \
 		$(if $(MAX_TIME),--max-time $(MAX_TIME)) -o $@
 
+# A second try at WCT's relu4_1 decoder on coloured features (issue 11, 2026-12-05 session 10), now with a
+# Gram loss at relu4_1 against the target features beside the feature loss (--gram-weight; 5000 makes it
+# about as large as the feature term on coloured targets at the start): `make -o $(OUT)/styles-more
+# wct-gram THREADS=1 MAX_TIME=6600`. The first try (make textured's) showed the mean squared feature loss
+# alone shrinks the coloured features' covariance; relu4_1 carries most of WCT's style loss left.
+wct-gram: $(OUT)/wct_relu4_1_gram.safetensors
+$(OUT)/wct_relu4_1_gram.safetensors: PHOTOS = $(SHARED)/photos $(OUT)/photos
+$(OUT)/wct_relu4_1_gram.safetensors: | $(OUT)/photos $(OUT)/styles $(OUT)/styles-more
+	$(DECODER) --method wct --level relu4_1 --styles $(SHARED)/adain/style $(OUT)/styles $(OUT)/styles-more \
+		--stylised-share 0.5 --gram-weight 5000 --batch 4 --learning-rate 1e-4 --warmup 100 --steps 2400 \
+		--decay 1200 --init painterly/models/decoders/wct_relu4_1.safetensors \
+		$(if $(MAX_TIME),--max-time $(MAX_TIME)) -o $@
+
 clean:
 	rm -rf $(VENV) $(OUT) *.egg-info

@@ -12,6 +12,9 @@
   `stylised_share`, that share of each batch is whitened and coloured with a training style's
   covariance first (at a random strength) and trained on the feature reconstruction alone: a decoder
   that has only seen photos' features meets coloured ones first at inference, and decodes them loosely.
+  `gram_weight` adds a Gram loss at the level against the target features: a mean squared feature
+  loss pulls a decoder toward the average of what it cannot place, which shrinks the features'
+  covariance, the very statistic the WCT transform sets.
 
 The encoder is painterly's VGG19 with max pooling (both papers'), frozen. Features are divided by
 hypercolumns.FEATURE_SCALE (painterly's Caffe-scaled VGG gives activations ~58x those of a
@@ -122,7 +125,7 @@ class AdainDecoderTrainee(Trainee):
 
 class ReconstructionTrainee(Trainee):
     fixed_level = None
-    own_options = ("stylised_share",)
+    own_options = ("stylised_share", "gram_weight")
 
     def __init__(self, decoder: Decoder, encoder: FeatureExtractor, styles: Sequence[torch.Tensor],
                  config: DecoderTrainConfig, generator: torch.Generator, autocast) -> None:
@@ -154,6 +157,8 @@ class ReconstructionTrainee(Trainee):
             out = self.module(target.contiguous(memory_format=torch.channels_last)).float()
         features = self.encoder(out, [self.level])[self.level].float()
         terms = {"features": self.config.feature_weight * UNIT * F.mse_loss(features, target)}
+        if self.config.gram_weight > 0:
+            terms["gram"] = self.config.gram_weight * gram_distance(features, target, self.level)
         if plain:  # a coloured photo has no pixels to match
             terms["pixels"] = F.mse_loss(out[:plain], batch[:plain]) * (plain / len(batch))
         return LossTerms(terms)
@@ -181,9 +186,9 @@ class DecoderTrainConfig(LoopConfig):
                                  metavar="W")
     feature_weight: float = option(1.0, "WCT: weight of the feature reconstruction beside the pixels", minimum=0,
                                    group=LOSSES, metavar="W")
-    gram_weight: float = option(0.0, "AdaIN: weight of a Gram-matrix style loss at the same layers beside the "
-                                "mean/std one (the channels' correlations: the texture)", minimum=0, group=LOSSES,
-                                metavar="W")
+    gram_weight: float = option(0.0, "weight of a Gram-matrix loss (the channels' correlations: the texture). "
+                                "AdaIN: at its style layers against the style, beside the mean/std loss; WCT: at "
+                                "the level against the target features", minimum=0, group=LOSSES, metavar="W")
     stylised_share: float = option(0.0, "WCT: the share of each batch whitened and coloured with a training style "
                                    "(random strength) before decoding, trained on the feature loss alone; needs "
                                    "--styles", minimum=0, group=LOSSES, metavar="P")
