@@ -10,6 +10,8 @@ and a summary per setting (mean by painting, mean and worst over all pairs, pair
 
     python benchmarks/wct_settings.py --settings "relu4_1,relu3_1,relu2_1,relu1_1@0.6;relu4_1,relu3_1,relu2_1@0.8"
     python benchmarks/wct_settings.py --settings "" --adain-decoders bundled,out/adain_wider.safetensors
+    python benchmarks/wct_settings.py --paintings the_scream.jpg --settings \
+        "relu4_1,relu2_1,relu4_1@1@out/d.safetensors,painterly/models/decoders/wct_relu2_1.safetensors,out/d.safetensors"
 """
 
 from __future__ import annotations
@@ -32,7 +34,9 @@ SETTINGS = ("relu4_1,relu3_1,relu2_1,relu1_1@0.6;relu4_1,relu3_1,relu2_1@0.6;rel
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--settings", default=SETTINGS, help="';'-separated LEVELS@STRENGTH, levels coarse to fine")
+    ap.add_argument("--settings", default=SETTINGS, help="';'-separated LEVELS@STRENGTH[@DECODERS], levels coarse "
+                    "to fine; DECODERS a file per level (default: the bundled ones)")
+    ap.add_argument("--paintings", default=",".join(PAINTINGS), help="a comma-separated subset of the five")
     ap.add_argument("--size", type=int, default=512)
     ap.add_argument("--adain-decoders", default="bundled", help="AdaIN decoder files, comma-separated, a row each "
                     "('bundled' for the bundled one, '' for none)")
@@ -42,17 +46,22 @@ def main() -> None:
     from painterly.image import as_tensor, fit_long_side, resize
     from painterly.methods.gatys import GatysConfig, GatysEvaluator
 
+    paintings = args.paintings.split(",")
     runs = {}
     for setting in filter(None, args.settings.split(";")):
-        levels, strength = setting.split("@")
-        runs[f"WCT {levels} @{strength}"] = ("wct", {"levels": tuple(levels.split(",")), "strength": float(strength)})
+        levels, strength, *decoders = setting.split("@")
+        options = {"levels": tuple(levels.split(",")), "strength": float(strength)}
+        if decoders:
+            options["decoders"] = tuple(decoders[0].split(","))
+        files = ",".join(dict.fromkeys(Path(d).stem for d in decoders[0].split(","))) if decoders else ""
+        runs[f"WCT {levels} @{strength}" + (f" ({files})" if files else "")] = ("wct", options)
     for decoder in filter(None, args.adain_decoders.split(",")):
         runs[f"AdaIN {Path(decoder).stem}"] = ("adain", {} if decoder == "bundled" else {"decoder": decoder})
     config = GatysConfig(precision="fp32")
     vgg = FeatureExtractor.vgg19(last_layer=config.layers[-1], precision="fp32")
     scores: dict[str, dict[tuple[str, str], tuple[float, float]]] = {name: {} for name in runs}
     rows = []
-    for painting in PAINTINGS:
+    for painting in paintings:
         style = as_tensor(SHARED / "classic" / "style" / painting)
         for photo in sorted((SHARED / "adain" / "content").glob("*.jpg")):
             content = as_tensor(photo)
@@ -72,11 +81,11 @@ def main() -> None:
     for name, by_pair in scores.items():
         styles = [v[0] for v in by_pair.values()]
         contents = [v[1] for v in by_pair.values()]
-        per_painting = [statistics.mean(v[0] for k, v in by_pair.items() if k[1] == Path(p).stem) for p in PAINTINGS]
+        per_painting = [statistics.mean(v[0] for k, v in by_pair.items() if k[1] == Path(p).stem) for p in paintings]
         summary.append([name, *(f"{m:.3f}" for m in per_painting), f"{statistics.mean(styles):.3f}",
                         f"{max(styles):.3f}", f"{max(contents):.3f}",
                         f"{sum(s <= 0.2 and c <= 0.8 for s, c in zip(styles, contents))}/{len(styles)}"])
-    print(C.table(summary, ["setting", *(Path(p).stem for p in PAINTINGS), "style mean", "style worst",
+    print(C.table(summary, ["setting", *(Path(p).stem for p in paintings), "style mean", "style worst",
                             "content worst", "both targets"]))
 
 
