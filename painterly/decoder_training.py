@@ -12,9 +12,11 @@
   `stylised_share`, that share of each batch is whitened and coloured with a training style's
   covariance first (at a random strength) and trained on the feature reconstruction alone: a decoder
   that has only seen photos' features meets coloured ones first at inference, and decodes them loosely.
-  `gram_weight` adds a Gram loss at the level against the target features: a mean squared feature
-  loss pulls a decoder toward the average of what it cannot place, which shrinks the features'
-  covariance, the very statistic the WCT transform sets.
+
+Both: `target_gram_weight` adds a Gram loss at the decoded level against the target features (the
+AdaIN target, or the photo's or coloured features). A mean squared feature loss pulls a decoder toward
+the average of what it cannot place, which shrinks the decoded features' covariance: the statistic the
+WCT transform sets, and the one the relu4_1 term of the Gram style loss measures.
 
 The encoder is painterly's VGG19 with max pooling (both papers'), frozen. Features are divided by
 hypercolumns.FEATURE_SCALE (painterly's Caffe-scaled VGG gives activations ~58x those of a
@@ -81,7 +83,7 @@ class StyleCrops:
 
 class AdainDecoderTrainee(Trainee):
     fixed_level = "relu4_1"
-    own_options = ("gram_weight",)  # the loss options only this kind of decoder takes
+    own_options = ("gram_weight", "target_gram_weight")  # the loss options this kind of decoder takes
 
     @classmethod
     def wants_styles(cls, config: "DecoderTrainConfig") -> bool:
@@ -115,6 +117,9 @@ class AdainDecoderTrainee(Trainee):
         if self.config.gram_weight > 0:
             terms["gram"] = self.config.gram_weight * sum(
                 gram_distance(features[layer], style_features[layer], layer) for layer in ADAIN_STYLE_LAYERS)
+        if self.config.target_gram_weight > 0:
+            terms["target_gram"] = self.config.target_gram_weight * gram_distance(features["relu4_1"], target,
+                                                                                  "relu4_1")
         return LossTerms(terms)
 
     def render(self, photo: torch.Tensor, step: int) -> torch.Tensor:
@@ -125,7 +130,7 @@ class AdainDecoderTrainee(Trainee):
 
 class ReconstructionTrainee(Trainee):
     fixed_level = None
-    own_options = ("stylised_share", "gram_weight")
+    own_options = ("stylised_share", "target_gram_weight")
 
     def __init__(self, decoder: Decoder, encoder: FeatureExtractor, styles: Sequence[torch.Tensor],
                  config: DecoderTrainConfig, generator: torch.Generator, autocast) -> None:
@@ -157,8 +162,8 @@ class ReconstructionTrainee(Trainee):
             out = self.module(target.contiguous(memory_format=torch.channels_last)).float()
         features = self.encoder(out, [self.level])[self.level].float()
         terms = {"features": self.config.feature_weight * UNIT * F.mse_loss(features, target)}
-        if self.config.gram_weight > 0:
-            terms["gram"] = self.config.gram_weight * gram_distance(features, target, self.level)
+        if self.config.target_gram_weight > 0:
+            terms["target_gram"] = self.config.target_gram_weight * gram_distance(features, target, self.level)
         if plain:  # a coloured photo has no pixels to match
             terms["pixels"] = F.mse_loss(out[:plain], batch[:plain]) * (plain / len(batch))
         return LossTerms(terms)
@@ -186,9 +191,12 @@ class DecoderTrainConfig(LoopConfig):
                                  metavar="W")
     feature_weight: float = option(1.0, "WCT: weight of the feature reconstruction beside the pixels", minimum=0,
                                    group=LOSSES, metavar="W")
-    gram_weight: float = option(0.0, "weight of a Gram-matrix loss (the channels' correlations: the texture). "
-                                "AdaIN: at its style layers against the style, beside the mean/std loss; WCT: at "
-                                "the level against the target features", minimum=0, group=LOSSES, metavar="W")
+    gram_weight: float = option(0.0, "AdaIN: weight of a Gram-matrix style loss at the same layers beside the "
+                                "mean/std one (the channels' correlations: the texture)", minimum=0, group=LOSSES,
+                                metavar="W")
+    target_gram_weight: float = option(0.0, "weight of a Gram-matrix loss at the decoded level against the target "
+                                       "features, so the decoded image keeps their covariance (a feature MSE alone "
+                                       "shrinks it)", minimum=0, group=LOSSES, metavar="W")
     stylised_share: float = option(0.0, "WCT: the share of each batch whitened and coloured with a training style "
                                    "(random strength) before decoding, trained on the feature loss alone; needs "
                                    "--styles", minimum=0, group=LOSSES, metavar="P")

@@ -287,25 +287,29 @@ def test_gram_distance_is_gatys_style_loss_at_one_layer_by_hand():
     assert float(gram_distance(a, a, "relu1_1")) == 0
 
 
-@pytest.mark.parametrize("method,level,extra", [("adain", "relu4_1", {}),
-                                                ("wct", "relu2_1", {"stylised_share": 0.5})])
-def test_gram_weight_trains_the_decoder_to_the_targets_texture(tmp_path, folders, tiny_vgg, method, level, extra):
-    """The same batches with the Gram term at a weight too small to matter and at one that rules: the
-    second decoder's outputs end nearer the target Gram matrices (AdaIN: the styles'; WCT: its target
-    features', coloured ones included; the logged term over its weight is the distance itself)."""
+@pytest.mark.parametrize("method,level,extra,option,term,ruling", [
+    ("adain", "relu4_1", {}, "gram_weight", "gram", 1e9),
+    ("adain", "relu4_1", {}, "target_gram_weight", "target_gram", 1e13),
+    ("wct", "relu2_1", {"stylised_share": 0.5}, "target_gram_weight", "target_gram", 1e9)])
+def test_gram_weights_train_the_decoder_to_the_texture(tmp_path, folders, tiny_vgg, method, level, extra, option, term,
+                                                       ruling):
+    """The same batches with a Gram term at a weight too small to matter and at one that rules: the
+    second decoder's outputs end nearer the Gram matrices that term aims at (gram: the styles' at
+    relu1_1..relu4_1; target_gram: the target features' at the decoded level, coloured ones included;
+    the logged term over its weight is the distance itself). `ruling` makes the term ~100x the others."""
     photos, styles = folders
     config = DecoderTrainConfig(method=method, level=level, steps=80, batch=2, crop=32, image_side=40,
                                 precision="fp32", learning_rate=1e-2, width_divisor=1, seed=1, **extra)
     plain = train_decoder(photos, tmp_path / "a.safetensors", dataclasses.replace(config, steps=1), styles=styles)
-    assert "gram" not in plain["log"][0]
+    assert term not in plain["log"][0]
     first, last = {}, {}
-    for weight in (1e-3, 1e9):
-        log = train_decoder(photos, tmp_path / "b.safetensors", dataclasses.replace(config, gram_weight=weight),
+    for weight in (1e-3, ruling):
+        log = train_decoder(photos, tmp_path / "b.safetensors", dataclasses.replace(config, **{option: weight}),
                             styles=styles)["log"]
-        first[weight] = log[0]["gram"] / weight
-        last[weight] = np.mean([r["gram"] / weight for r in log[-30:]])
-    assert first[1e9] == pytest.approx(first[1e-3])  # the same start and batches
-    assert last[1e9] < 0.85 * last[1e-3], last
+        first[weight] = log[0][term] / weight
+        last[weight] = np.mean([r[term] / weight for r in log[-30:]])
+    assert first[ruling] == pytest.approx(first[1e-3])  # the same start and batches
+    assert last[ruling] < 0.85 * last[1e-3], last
 
 
 def test_wct_stylised_share_decodes_coloured_features_more_faithfully(tmp_path, folders, tiny_vgg):
@@ -333,6 +337,8 @@ def test_decoder_loss_options_are_refused_where_they_do_not_apply(tmp_path, fold
     photos, styles = folders
     for kwargs, fragment in ((dict(method="adain", stylised_share=0.5),
                               "stylised-share is not an option of the adain"),
+                             (dict(method="wct", level="relu2_1", gram_weight=1.0),
+                              "gram-weight is not an option of the wct"),
                              (dict(method="wct", level="relu2_1", stylised_share=1.5), "at most 1")):
         with pytest.raises(PainterlyError, match=fragment):
             DecoderTrainConfig(**kwargs)
