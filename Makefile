@@ -201,6 +201,7 @@ $(OUT)/starry_night_stage6.safetensors: | $(OUT)/photos $(OUT)/starry_night_refi
 # refine-wider THREADS=1 MAX_TIME=7000`. Stage 6's recipe from stage 6 (make refine-more's; bundled until this
 # stage) on 65 photos: the 44 and benchmarks/training_photos.py --more's 21 Widelands landscape photographs. Stage 6
 # bought a third of stage 5's gain on the same 44 photos; what is left is the content term on held-out photos.
+# Not run yet: session 10 stopped it at step 20 to give its core to the WCT decoder (make wct-gram).
 refine-wider: $(OUT)/starry_night_stage7.safetensors
 $(OUT)/photos-more: | $(BIN)/.installed
 	$(BIN)/python benchmarks/training_photos.py --more $@
@@ -241,9 +242,10 @@ $(OUT)/wct_relu4_1_coloured.safetensors: | $(OUT)/photos
 
 # A second try at WCT's relu4_1 decoder on coloured features (issue 11, 2026-12-05 session 10), now with a
 # Gram loss at relu4_1 against the target features beside the feature loss (--target-gram-weight; 5000 makes it
-# about as large as the feature term on coloured targets at the start): `make -o $(OUT)/styles-more
-# wct-gram THREADS=1 MAX_TIME=6600`. The first try (make textured's) showed the mean squared feature loss
-# alone shrinks the coloured features' covariance; relu4_1 carries most of WCT's style loss left.
+# about as large as the feature term on coloured targets at the start): `make wct-gram THREADS=1 MAX_TIME=6600`
+# (bundled as decoders/wct_relu4_1; the option was still called --gram-weight for WCT when it ran, and the
+# file's metadata was renamed to match). The first try (make textured's) showed the mean squared feature loss alone shrinks the coloured
+# features' covariance; relu4_1 carries most of WCT's style loss left.
 wct-gram: $(OUT)/wct_relu4_1_gram.safetensors
 $(OUT)/wct_relu4_1_gram.safetensors: PHOTOS = $(SHARED)/photos $(OUT)/photos
 $(OUT)/wct_relu4_1_gram.safetensors: | $(OUT)/photos $(OUT)/styles $(OUT)/styles-more
