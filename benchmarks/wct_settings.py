@@ -2,9 +2,9 @@
 
 The two pairs of benchmarks/arbitrary.py are too few to choose a default from: a setting that helps
 one painting hurts another. This scores each setting on all 8 photos of ../shared/data/adain/content
-with the 5 paintings of ../shared/data/classic/style (none seen by the bundled WCT decoders, which
-train on photos only; Matisse's Woman with a Hat is one of the AdaIN decoder's training paintings, and
-of a WCT decoder's trained with --stylised-share on ../shared/data/adain/style), at 512 px,
+with the 5 paintings of ../shared/data/classic/style (Matisse's Woman with a Hat is one of the
+training paintings of the AdaIN decoder and of WCT's relu4_1 decoder, which meets coloured features in
+training; the other four are held out from every decoder), at 512 px,
 with painterly's fp32 Gatys objective: the style loss as a fraction of the plain photo's (target <= 0.2)
 and the content loss as a fraction of the style image's (target <= 0.8). It prints one row per pair
 and a summary per setting (mean by painting, mean and worst over all pairs, pairs meeting the target).
