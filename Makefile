@@ -167,8 +167,10 @@ $(OUT)/adain_more.safetensors: | $(OUT)/photos $(OUT)/styles $(OUT)/styles-more 
 		--decay 800 --init $(OUT)/adain_wider.safetensors $(if $(MAX_TIME),--max-time $(MAX_TIME)) -o $@
 
 # A seventh AdaIN stage (issue 11, 2026-12-05 session 10): `make -o $(OUT)/adain_more.safetensors adain-bolder
-# MAX_TIME=1700` (both threads). Stage 6's recipe from stage 6 at 1.75x its style weight, short: stage 6's move
-# from 25 to 80 took The Scream's 8 photos from 0.270 to 0.232 with the content ratio still at most 0.749.
+# MAX_TIME=1700` (both threads, 1062 s). Stage 6's recipe from stage 6 at 1.75x its style weight, short: stage 6's
+# move from 25 to 80 took The Scream's 8 photos from 0.270 to 0.232 with the content ratio still at most 0.749.
+# Not bundled: over the 40 held-out pairs no better (mean style 0.182 against 0.181, chicago + the_scream 0.253
+# against 0.249) and the content worse (worst 0.779 against 0.749); the style weight has stopped paying.
 adain-bolder: $(OUT)/adain_bolder.safetensors
 $(OUT)/adain_bolder.safetensors: PHOTOS = $(SHARED)/photos $(OUT)/photos
 $(OUT)/adain_bolder.safetensors: | $(OUT)/photos $(OUT)/styles $(OUT)/styles-more $(OUT)/adain_more.safetensors
