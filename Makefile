@@ -160,11 +160,12 @@ $(OUT)/adain_wider.safetensors: | $(OUT)/photos $(OUT)/styles $(OUT)/adain_style
 adain-more: $(OUT)/adain_more.safetensors
 $(OUT)/styles-more: | $(BIN)/.installed
 	$(BIN)/python benchmarks/training_styles.py --more $@
+# stages 6 and 7: the 112 style images, a style weight of their own
+ADAIN_MORE = $(DECODER) --method adain --styles $(SHARED)/adain/style $(OUT)/styles $(OUT)/styles-more --batch 4 \
+	--learning-rate 1e-4 $(if $(MAX_TIME),--max-time $(MAX_TIME))
 $(OUT)/adain_more.safetensors: PHOTOS = $(SHARED)/photos $(OUT)/photos
 $(OUT)/adain_more.safetensors: | $(OUT)/photos $(OUT)/styles $(OUT)/styles-more $(OUT)/adain_wider.safetensors
-	$(DECODER) --method adain --styles $(SHARED)/adain/style $(OUT)/styles $(OUT)/styles-more --batch 4 \
-		--style-weight 80 --learning-rate 1e-4 --warmup 100 --steps 1600 \
-		--decay 800 --init $(OUT)/adain_wider.safetensors $(if $(MAX_TIME),--max-time $(MAX_TIME)) -o $@
+	$(ADAIN_MORE) --style-weight 80 --warmup 100 --steps 1600 --decay 800 --init $(OUT)/adain_wider.safetensors -o $@
 
 # A seventh AdaIN stage (issue 11, 2026-12-05 session 10): `make -o $(OUT)/adain_more.safetensors adain-bolder
 # MAX_TIME=1700` (both threads, 1062 s). Stage 6's recipe from stage 6 at 1.75x its style weight, short: stage 6's
@@ -174,9 +175,7 @@ $(OUT)/adain_more.safetensors: | $(OUT)/photos $(OUT)/styles $(OUT)/styles-more 
 adain-bolder: $(OUT)/adain_bolder.safetensors
 $(OUT)/adain_bolder.safetensors: PHOTOS = $(SHARED)/photos $(OUT)/photos
 $(OUT)/adain_bolder.safetensors: | $(OUT)/photos $(OUT)/styles $(OUT)/styles-more $(OUT)/adain_more.safetensors
-	$(DECODER) --method adain --styles $(SHARED)/adain/style $(OUT)/styles $(OUT)/styles-more --batch 4 \
-		--style-weight 140 --learning-rate 1e-4 --warmup 50 --steps 900 --decay 450 \
-		--init $(OUT)/adain_more.safetensors $(if $(MAX_TIME),--max-time $(MAX_TIME)) -o $@
+	$(ADAIN_MORE) --style-weight 140 --warmup 50 --steps 900 --decay 450 --init $(OUT)/adain_more.safetensors -o $@
 
 # stages 4 to 6 of starry_night: each from the one before, a short warm-up, then annealed
 STARRY_STAGE = $(TRAIN) --warmup 40 $(if $(MAX_TIME),--max-time $(MAX_TIME)) painterly/examples/starry_night.jpg
@@ -257,8 +256,8 @@ $(OUT)/wct_relu4_1_coloured.safetensors: | $(OUT)/photos
 # Gram loss at relu4_1 against the target features beside the feature loss (--target-gram-weight; 5000 makes it
 # about as large as the feature term on coloured targets at the start): `make wct-gram THREADS=1 MAX_TIME=6600`
 # (bundled as decoders/wct_relu4_1; the option was still called --gram-weight for WCT when it ran, and the
-# file's metadata was renamed to match). The first try (make textured's) showed the mean squared feature loss alone shrinks the coloured
-# features' covariance; relu4_1 carries most of WCT's style loss left.
+# file's metadata was renamed to match). The first try (make textured's) showed the mean squared feature
+# loss alone shrinks the coloured features' covariance; relu4_1 carries most of WCT's style loss left.
 wct-gram: $(OUT)/wct_relu4_1_gram.safetensors
 $(OUT)/wct_relu4_1_gram.safetensors: PHOTOS = $(SHARED)/photos $(OUT)/photos
 $(OUT)/wct_relu4_1_gram.safetensors: | $(OUT)/photos $(OUT)/styles $(OUT)/styles-more

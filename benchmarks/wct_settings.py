@@ -52,10 +52,11 @@ def main() -> None:
     for setting in filter(None, args.settings.split(";")):
         levels, strength, *decoders = setting.split("@")
         options = {"levels": tuple(levels.split(",")), "strength": float(strength)}
+        name = f"WCT {levels} @{strength}"
         if decoders:
             options["decoders"] = tuple(decoders[0].split(","))
-        files = ",".join(dict.fromkeys(Path(d).stem for d in decoders[0].split(","))) if decoders else ""
-        runs[f"WCT {levels} @{strength}" + (f" ({files})" if files else "")] = ("wct", options)
+            name += f" ({','.join(dict.fromkeys(Path(d).stem for d in options['decoders']))})"
+        runs[name] = ("wct", options)
     for decoder in filter(None, args.adain_decoders.split(",")):
         runs[f"AdaIN {Path(decoder).stem}"] = ("adain", {} if decoder == "bundled" else {"decoder": decoder})
     config = GatysConfig(precision="fp32")

@@ -16,7 +16,8 @@
 Both: `target_gram_weight` adds a Gram loss at the decoded level against the target features (the
 AdaIN target, or the photo's or coloured features). A mean squared feature loss pulls a decoder toward
 the average of what it cannot place, which shrinks the decoded features' covariance: the statistic the
-WCT transform sets, and the one the relu4_1 term of the Gram style loss measures.
+WCT transform sets, and the one the relu4_1 term of the Gram style loss measures. (On AdaIN's decoder it
+measured worse: the AdaIN target keeps the photo's channel correlations, so the photo's texture stays.)
 
 The encoder is painterly's VGG19 with max pooling (both papers'), frozen. Features are divided by
 hypercolumns.FEATURE_SCALE (painterly's Caffe-scaled VGG gives activations ~58x those of a
