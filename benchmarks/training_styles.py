@@ -22,17 +22,27 @@ stages' set stays as it was):
   Darkness's four sepia and green washes, Two Brothers' four muted ink-and-wash scenes. The other
   campaigns' story folders hold character portraits on black, or game screenshots.
 
+`--museum` writes the set of the stage after that:
+
+- museum/: 21 paintings of the GCompris "paintings" jigsaw activity (gcompris-qt-data; from Nicolas
+  Pioch's WebMuseum, GPL-3+ per its README), each put back together from its puzzle pieces at the
+  centres its board file gives: eight Hokusai and two Hiroshige woodcuts, two Renoirs, Cassatt, Bazille,
+  Van Gogh's Village Street in Auvers, Kandinsky's Composition VIII, Bruegel, Duerer's Lion, two
+  Arcimboldos, Bellini and the Mona Lisa. Michelangelo's Pieta (a photograph of a sculpture) is left out.
+
 All packages are fetched with `apt-get download`; their photographs, game maps, logos and near
 duplicates are left out. The scoring paintings (classic/style) stay held out.
 
     python benchmarks/training_styles.py out/styles   # then: painterly train-decoder ... --styles DIR out/styles
     python benchmarks/training_styles.py --more out/styles-more
+    python benchmarks/training_styles.py --museum out/styles-museum
 """
 
 from __future__ import annotations
 
 import argparse
 import io
+import re
 import struct
 import sys
 import tempfile
@@ -56,6 +66,9 @@ WESNOTH_STORIES = ("core", "campaigns/The_Rise_Of_Wesnoth", "campaigns/Heir_To_T
 WESNOTH_DUPLICATES = ("landscape-battlefield_nohumans.jpg", "landscape-bridge_sun.jpg")
 MORE_PACKAGES = ("wesnoth-1.16-did", "wesnoth-1.16-l", "wesnoth-1.16-ttb")
 MORE_STORIES = ("campaigns/Descent_Into_Darkness", "campaigns/Liberty", "campaigns/Two_Brothers")
+PAINTINGS_FOLDER = "gcompris/src/activities/paintings/resource/"
+NOT_PAINTINGS = ("Michelangelo, Pieta",)
+RIM = 3  # pixels
 VAN_GOGH = ("PortraitOfPereTanguy", "Van_Gogh_The_Night_Cafe", "Eglise_dAuvers-sur-Oise", "VincentVanGoghBridge",
             "VincentVanGogh0012", "VincentVanGogh0013", "VincentVanGogh0019", "Gogh4")
 
@@ -100,6 +113,43 @@ def packaged_more(out: Path) -> dict[str, int]:
     with tempfile.TemporaryDirectory() as work:
         root = unpacked(MORE_PACKAGES, work)
         return {"wesnoth_more": wesnoth(root, out / "wesnoth_more", MORE_STORIES, ("*.jpg", "*.png"))}
+
+
+def packaged_museum(out: Path) -> dict[str, int]:
+    with tempfile.TemporaryDirectory() as work:
+        return {"museum": museum(unpacked(("gcompris-qt-data",), work), out / "museum")}
+
+
+def museum(root: Path, out: Path) -> int:
+    """GCompris's jigsaw paintings into `out`, each pasted together from its pieces."""
+    files = {name.removeprefix(PAINTINGS_FOLDER): blob
+             for name, blob in qt_resources(root / "usr/share/gcompris-qt/rcc/paintings.rcc")
+             if name.startswith(PAINTINGS_FOLDER)}
+    count = 0
+    for name, blob in sorted(files.items()):
+        if name.startswith("board/"):
+            title, painting = jigsaw(blob.decode(), files)
+            if not title.startswith(NOT_PAINTINGS):
+                save(painting, out / f"{re.sub(r'[^A-Za-z0-9]+', '_', title.split(' - ')[0]).strip('_')}.jpg")
+                count += 1
+    if count != 21:
+        raise SystemExit(f"found {count} of the 21 jigsaw paintings in gcompris-qt-data")
+    return count
+
+
+def jigsaw(board: str, files: dict[str, bytes]) -> tuple[str, Image.Image]:
+    """The title and the picture of one GCompris puzzle board: its RGBA pieces pasted at the centres the board
+    gives (as fractions of its width and height), cropped to what they cover less their antialiased rim."""
+    title = re.search(r'qsTr\("([^"]+)"\)', board).group(1)
+    width, height = (int(re.search(rf'"{key}"\s*:\s*(\d+)', board).group(1)) for key in ("width", "height"))
+    canvas = Image.new("RGBA", (width, height))
+    for name, x, y in re.findall(r'"pixmapfile"\s*:\s*"([^"]+\.webp)",\s*"x"\s*:\s*"([\d.]+)",\s*"y"\s*:\s*"([\d.]+)"',
+                                 board):
+        piece = Image.open(io.BytesIO(files[name])).convert("RGBA")
+        corner = (round(float(x) * width - piece.width / 2), round(float(y) * height - piece.height / 2))
+        canvas.alpha_composite(piece, corner)
+    left, top, right, bottom = canvas.getchannel("A").getbbox()
+    return title, canvas.crop((left + RIM, top + RIM, right - RIM, bottom - RIM)).convert("RGB")
 
 
 def wallpapers(root: Path, out: Path) -> int:
@@ -148,9 +198,16 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("out", type=Path)
     ap.add_argument("--data", type=Path, default=Path(__file__).resolve().parent.parent.parent / "shared/data")
-    ap.add_argument("--more", action="store_true", help="the later stage's set only (wesnoth_more/)")
+    later = ap.add_mutually_exclusive_group()
+    later.add_argument("--more", action="store_true", help="the later stage's set only (wesnoth_more/)")
+    later.add_argument("--museum", action="store_true", help="the stage after that's set only (museum/)")
     args = ap.parse_args()
-    counts = packaged_more(args.out) if args.more else {**packaged(args.out), "shared": shared(args.out, args.data)}
+    if args.more:
+        counts = packaged_more(args.out)
+    elif args.museum:
+        counts = packaged_museum(args.out)
+    else:
+        counts = {**packaged(args.out), "shared": shared(args.out, args.data)}
     print(f"{sum(counts.values())} style images in {args.out}: " + ", ".join(f"{k} {v}" for k, v in counts.items()),
           file=sys.stderr)
 

@@ -57,3 +57,29 @@ def test_qt_resources_refuses_other_files(tmp_path: Path) -> None:
     path.write_bytes(b"RIFF" + b"\0" * 40)
     with pytest.raises(ValueError, match="not a Qt resource file"):
         list(qt_resources(path))
+
+
+def test_jigsaw_puts_a_painting_back_together_from_its_pieces() -> None:
+    import io
+
+    import numpy as np
+    from PIL import Image
+
+    from training_styles import RIM, jigsaw
+
+    rng = np.random.default_rng(0)
+    painting = rng.integers(0, 256, (40, 60, 3), dtype=np.uint8)  # on a 100 x 80 board at (20, 10)
+    pieces = {}
+    for name, (left, right) in {"image/a.webp": (0, 25), "image/b.webp": (25, 60)}.items():
+        piece = np.zeros((50, right - left + 10, 4), np.uint8)  # a transparent margin of 5 all round
+        piece[5:45, 5:-5, :3] = painting[:, left:right]
+        piece[5:45, 5:-5, 3] = 255
+        blob = io.BytesIO()
+        Image.fromarray(piece).save(blob, "webp", lossless=True)
+        pieces[name] = blob.getvalue()
+    centre = {"image/a.webp": 20 + 12.5, "image/b.webp": 20 + 25 + 17.5}  # pixel centres, as fractions below
+    board = 'instruction: qsTr("Someone, A Study - 1900")\n"width": 100,\n"height": 80\n' + "".join(
+        f'{{"pixmapfile" : "{name}",\n "x" : "{centre[name] / 100}",\n "y" : "{30 / 80}"}},\n' for name in pieces)
+    title, picture = jigsaw(board, pieces)
+    assert title == "Someone, A Study - 1900"
+    np.testing.assert_array_equal(np.asarray(picture), painting[RIM:-RIM, RIM:-RIM])
