@@ -223,11 +223,11 @@ $(OUT)/starry_night_stage6.safetensors: | $(OUT)/photos $(OUT)/starry_night_refi
 	$(STARRY_STAGE) --init $(OUT)/starry_night_refined.safetensors --content-weight 0.2 --learning-rate 8e-5 \
 		--steps 2600 --decay 1300 -o $@
 
-# A seventh stage for starry_night (issue 10, 2026-12-05 session 10): `make -o $(OUT)/starry_night_stage6.safetensors
-# refine-wider THREADS=1 MAX_TIME=7000`. Stage 6's recipe from stage 6 (make refine-more's; bundled until this
-# stage) on 65 photos: the 44 and benchmarks/training_photos.py --more's 21 Widelands landscape photographs. Stage 6
-# bought a third of stage 5's gain on the same 44 photos; what is left is the content term on held-out photos.
-# Not run yet: session 10 stopped it at step 20 to give its core to the WCT decoder (make wct-gram).
+# A seventh stage for starry_night (issue 10, 2026-12-05 sessions 10-11): `make -o $(OUT)/starry_night_stage6.safetensors
+# refine-wider THREADS=1 MAX_TIME=6900`. Stage 6's recipe from stage 6 (make refine-more's; bundled until this
+# stage) on 114 photos: the 44 and benchmarks/training_photos.py --more's 21 Widelands landscape photographs and
+# 49 GCompris monument photographs. Stage 6 bought a third of stage 5's gain on the same 44 photos; what is left
+# is the content term on held-out photos, which are cities, buildings and people (the 44 are mostly nature).
 refine-wider: $(OUT)/starry_night_stage7.safetensors
 $(OUT)/photos-more: | $(BIN)/.installed
 	$(BIN)/python benchmarks/training_photos.py --more $@

@@ -17,7 +17,11 @@ stages' set stays as it was):
 
 - widelands/: the 21 photographs (Alpine meadows, lakes, coasts, fields, winter woods; 2592x1944) of
   Widelands' game-loading screens, data/templates/default/loadscreens/gameloading/*/ in widelands-data
-  (Debian; GPL-2+), a 381 MB package fetched with `apt-get download`.
+  (Debian; GPL-2+), a 381 MB package fetched with `apt-get download`;
+- monuments/: the 49 photographs of buildings (castles, cathedrals, temples, towers, pyramids, bridges;
+  1024 px) of the GCompris "explore monuments" activity (gcompris-qt-data, Debian; each CC-BY-SA 4.0,
+  CC-BY or public domain per its README, all from Wikimedia Commons), read out of its Qt resource file.
+  The held-out photos are cities, buildings and people; the rest of the training set is mostly nature.
 
     python benchmarks/training_photos.py out/photos     # then: painterly train ... --photos DIR out/photos
     python benchmarks/training_photos.py --more out/photos-more
@@ -26,9 +30,13 @@ stages' set stays as it was):
 from __future__ import annotations
 
 import argparse
+import io
+import struct
 import subprocess
 import sys
 import tempfile
+import zlib
+from collections.abc import Iterator
 from pathlib import Path
 
 from PIL import Image
@@ -41,6 +49,7 @@ LOMIRI_PHOTOS = ("Bridge_by_Sander_Klootwijk", "Dragonfly_by_Bolly", "Kleiber_by
                  "seeding_by_Clements_Engelhardt", "sunset_by_Aitzol_Berasategi")
 SKIMAGE_PHOTOS = ("astronaut", "chelsea", "coffee", "rocket")
 WIDELANDS_PHOTOS = "usr/share/games/widelands/data/templates/default/loadscreens/gameloading"
+MONUMENTS = "gcompris/src/activities/explore_monuments/resource/"
 LONG_SIDE = 1280
 
 
@@ -62,6 +71,35 @@ def unpacked(packages: tuple[str, ...], work: str) -> Path:
     return root
 
 
+def qt_resources(path: Path) -> Iterator[tuple[str, bytes]]:
+    """(name, bytes) of each file in a Qt .rcc resource file (format versions 1-3, zlib or stored)."""
+    data = path.read_bytes()
+    if data[:4] != b"qres":
+        raise ValueError(f"{path} is not a Qt resource file")
+    version, tree, payload, names = struct.unpack(">IIII", data[4:20])
+    entry = 22 if version >= 2 else 14
+
+    def name(offset: int) -> str:
+        (length,) = struct.unpack_from(">H", data, names + offset)
+        return data[names + offset + 6:names + offset + 6 + 2 * length].decode("utf-16-be")
+
+    def walk(index: int, prefix: str) -> Iterator[tuple[str, bytes]]:
+        base = tree + index * entry
+        name_offset, flags = struct.unpack_from(">IH", data, base)
+        here = f"{prefix}{name(name_offset)}" if index else ""
+        if flags & 2:  # a directory: its children are consecutive entries
+            count, first = struct.unpack_from(">II", data, base + 6)
+            for child in range(first, first + count):
+                yield from walk(child, f"{here}/" if index else "")
+        else:
+            (offset,) = struct.unpack_from(">I", data, base + 10)
+            (size,) = struct.unpack_from(">I", data, payload + offset)
+            blob = data[payload + offset + 4:payload + offset + 4 + size]
+            yield here, zlib.decompress(blob[4:]) if flags & 1 else blob
+
+    yield from walk(0, "")
+
+
 def lomiri(out: Path) -> int:
     with tempfile.TemporaryDirectory() as work:
         found = {p.stem: p for p in unpacked(LOMIRI_PACKAGES, work).rglob("*.jpg")}
@@ -76,6 +114,17 @@ def widelands(out: Path) -> int:
         for path in paths:  # jaegersee is in two seasons' folders: the season keeps the names apart
             save(Image.open(path), out / "widelands" / f"{path.parent.name}_{path.stem}.jpg")
     return len(paths)
+
+
+def monuments(out: Path) -> int:
+    with tempfile.TemporaryDirectory() as work:
+        rcc = unpacked(("gcompris-qt-data",), work) / "usr/share/gcompris-qt/rcc/explore_monuments.rcc"
+        count = 0
+        for name, blob in qt_resources(rcc):
+            if name.startswith(MONUMENTS) and name.endswith(".webp"):
+                save(Image.open(io.BytesIO(blob)), out / "monuments" / Path(name).with_suffix(".jpg").name)
+                count += 1
+    return count
 
 
 def samples(out: Path) -> int:
@@ -103,9 +152,9 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("out", type=Path)
     ap.add_argument("--data", type=Path, default=Path(__file__).resolve().parent.parent.parent / "shared/data")
-    ap.add_argument("--more", action="store_true", help="the later stage's set only (widelands/)")
+    ap.add_argument("--more", action="store_true", help="the later stage's set only (widelands/, monuments/)")
     args = ap.parse_args()
-    counts = {"widelands": widelands(args.out)} if args.more else {
+    counts = {"widelands": widelands(args.out), "monuments": monuments(args.out)} if args.more else {
         "lomiri": lomiri(args.out), "scikit samples": samples(args.out), "shared": shared(args.out, args.data)}
     print(f"{sum(counts.values())} photos in {args.out}: " + ", ".join(f"{k} {v}" for k, v in counts.items()),
           file=sys.stderr)

@@ -43,16 +43,13 @@ from __future__ import annotations
 import argparse
 import io
 import re
-import struct
 import sys
 import tempfile
-import zlib
-from collections.abc import Iterator
 from pathlib import Path
 
 from PIL import Image
 
-from training_photos import save, unpacked
+from training_photos import qt_resources, save, unpacked
 
 PACKAGES = ("plasma-workspace-wallpapers", "ukui-wallpapers", "wesnoth-1.16-data", "wesnoth-1.16-trow",
             "wesnoth-1.16-httt", "wesnoth-1.16-tsg", "gcompris-qt-data")
@@ -71,35 +68,6 @@ NOT_PAINTINGS = ("Michelangelo, Pieta",)
 RIM = 3  # pixels
 VAN_GOGH = ("PortraitOfPereTanguy", "Van_Gogh_The_Night_Cafe", "Eglise_dAuvers-sur-Oise", "VincentVanGoghBridge",
             "VincentVanGogh0012", "VincentVanGogh0013", "VincentVanGogh0019", "Gogh4")
-
-
-def qt_resources(path: Path) -> Iterator[tuple[str, bytes]]:
-    """(name, bytes) of each file in a Qt .rcc resource file (format versions 1-3, zlib or stored)."""
-    data = path.read_bytes()
-    if data[:4] != b"qres":
-        raise ValueError(f"{path} is not a Qt resource file")
-    version, tree, payload, names = struct.unpack(">IIII", data[4:20])
-    entry = 22 if version >= 2 else 14
-
-    def name(offset: int) -> str:
-        (length,) = struct.unpack_from(">H", data, names + offset)
-        return data[names + offset + 6:names + offset + 6 + 2 * length].decode("utf-16-be")
-
-    def walk(index: int, prefix: str) -> Iterator[tuple[str, bytes]]:
-        base = tree + index * entry
-        name_offset, flags = struct.unpack_from(">IH", data, base)
-        here = f"{prefix}{name(name_offset)}" if index else ""
-        if flags & 2:  # a directory: its children are consecutive entries
-            count, first = struct.unpack_from(">II", data, base + 6)
-            for child in range(first, first + count):
-                yield from walk(child, f"{here}/" if index else "")
-        else:
-            (offset,) = struct.unpack_from(">I", data, base + 10)
-            (size,) = struct.unpack_from(">I", data, payload + offset)
-            blob = data[payload + offset + 4:payload + offset + 4 + size]
-            yield here, zlib.decompress(blob[4:]) if flags & 1 else blob
-
-    yield from walk(0, "")
 
 
 def packaged(out: Path) -> dict[str, int]:

@@ -1,5 +1,5 @@
-"""benchmarks/training_styles.py reads paintings out of a Qt resource (.rcc) file: its reader against
-a file laid out by hand from Qt's format (header, names, the entry tree, the payload)."""
+"""benchmarks/training_photos.py reads GCompris's paintings and photos out of Qt resource (.rcc) files: its reader
+against a file laid out by hand from Qt's format (header, names, the entry tree, the payload)."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "benchmarks"))
 
-from training_styles import qt_resources  # noqa: E402
+from training_photos import qt_resources  # noqa: E402
 
 DIRECTORY, COMPRESSED = 2, 1
 
