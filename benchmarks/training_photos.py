@@ -124,6 +124,8 @@ def monuments(out: Path) -> int:
             if name.startswith(MONUMENTS) and name.endswith(".webp"):
                 save(Image.open(io.BytesIO(blob)), out / "monuments" / Path(name).with_suffix(".jpg").name)
                 count += 1
+    if count != 49:
+        raise SystemExit(f"found {count} of the 49 monument photographs in gcompris-qt-data")
     return count
 
 
