@@ -240,7 +240,8 @@ $(OUT)/starry_night_stage7.safetensors: | $(OUT)/photos $(OUT)/photos-more $(OUT
 
 # An eighth stage for starry_night (issue 10, 2026-12-05 session 11): `make -o $(OUT)/starry_night_stage7.safetensors
 # refine-eighth MAX_TIME=2500` (both threads). Stage 7's recipe from stage 7 on the same 114 photos, shorter and at
-# 0.75 its rate: stage 7's wider photo set cut the held-out objective by 4-8% on every photo.
+# 0.75 its rate: stage 7's wider photo set cut the held-out objective by 4-8% on every photo. Not bundled: 0.987-1.008x
+# stage 7 on the 8 held-out photos (docs/benchmarks.md).
 refine-eighth: $(OUT)/starry_night_stage8.safetensors
 $(OUT)/starry_night_stage8.safetensors: PHOTOS = $(SHARED)/photos $(OUT)/photos $(OUT)/photos-more
 $(OUT)/starry_night_stage8.safetensors: | $(OUT)/photos $(OUT)/photos-more $(OUT)/starry_night_stage7.safetensors
