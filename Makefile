@@ -101,8 +101,8 @@ $(OUT)/adain_further.safetensors: | $(OUT)/photos
 # (which starts from the bundled files, stage 1 when it ran), `make anneal`, `make polish` and
 # `make adain-styles` (stage 4 each), then `make refine` and `make adain-wider` (stage 5 each), `make
 # refine-more` (starry_night's stage 6) and `make four-further` (four_paintings' stage 2, from the bundled
-# file: stage 1 when it ran), `make adain-more` (AdaIN's stage 6) and `make wct-gram` (WCT relu4_1's stage 3,
-# from the bundled file: stage 2 when it ran). Each
+# file: stage 1 when it ran), `make adain-more` (AdaIN's stage 6), `make wct-gram` (WCT relu4_1's stage 3,
+# from the bundled file: stage 2 when it ran) and `make refine-wider` (starry_night's stage 7). Each
 # later stage starts from the one before in out/; with that file at hand (and its own inputs gone),
 # `make -o FILE TARGET` keeps make from rebuilding the earlier stages first.
 anneal: $(OUT)/starry_night_wide.safetensors $(OUT)/adain_style25.safetensors
