@@ -160,12 +160,12 @@ $(OUT)/adain_wider.safetensors: | $(OUT)/photos $(OUT)/styles $(OUT)/adain_style
 adain-more: $(OUT)/adain_more.safetensors
 $(OUT)/styles-more: | $(BIN)/.installed
 	$(BIN)/python benchmarks/training_styles.py --more $@
-# stages 6 and 7: the 112 style images, a style weight of their own
-ADAIN_MORE = $(DECODER) --method adain --styles $(SHARED)/adain/style $(OUT)/styles $(OUT)/styles-more --batch 4 \
-	--learning-rate 1e-4 $(if $(MAX_TIME),--max-time $(MAX_TIME))
+# stages 6 to 8: the 112 style images (stage 8 adds the museum's 21), a style weight of their own
+ADAIN_MORE_STYLES = $(SHARED)/adain/style $(OUT)/styles $(OUT)/styles-more
+ADAIN_MORE = $(DECODER) --method adain --batch 4 --learning-rate 1e-4 $(if $(MAX_TIME),--max-time $(MAX_TIME))
 $(OUT)/adain_more.safetensors: PHOTOS = $(SHARED)/photos $(OUT)/photos
 $(OUT)/adain_more.safetensors: | $(OUT)/photos $(OUT)/styles $(OUT)/styles-more $(OUT)/adain_wider.safetensors
-	$(ADAIN_MORE) --style-weight 80 --warmup 100 --steps 1600 --decay 800 --init $(OUT)/adain_wider.safetensors -o $@
+	$(ADAIN_MORE) --styles $(ADAIN_MORE_STYLES) --style-weight 80 --warmup 100 --steps 1600 --decay 800 --init $(OUT)/adain_wider.safetensors -o $@
 
 # A seventh AdaIN stage (issue 11, 2026-12-05 session 10): `make -o $(OUT)/adain_more.safetensors adain-bolder
 # MAX_TIME=1700` (both threads, 1062 s). Stage 6's recipe from stage 6 at 1.75x its style weight, short: stage 6's
@@ -175,7 +175,7 @@ $(OUT)/adain_more.safetensors: | $(OUT)/photos $(OUT)/styles $(OUT)/styles-more 
 adain-bolder: $(OUT)/adain_bolder.safetensors
 $(OUT)/adain_bolder.safetensors: PHOTOS = $(SHARED)/photos $(OUT)/photos
 $(OUT)/adain_bolder.safetensors: | $(OUT)/photos $(OUT)/styles $(OUT)/styles-more $(OUT)/adain_more.safetensors
-	$(ADAIN_MORE) --style-weight 140 --warmup 50 --steps 900 --decay 450 --init $(OUT)/adain_more.safetensors -o $@
+	$(ADAIN_MORE) --styles $(ADAIN_MORE_STYLES) --style-weight 140 --warmup 50 --steps 900 --decay 450 --init $(OUT)/adain_more.safetensors -o $@
 
 # An eighth AdaIN stage (issue 11, 2026-12-05 session 11): `make -o $(OUT)/adain_more.safetensors adain-museum
 # THREADS=1 MAX_TIME=6300`. Stage 6's recipe (style weight 80) from stage 6 on 133 style images: the 112 and
@@ -189,9 +189,8 @@ $(OUT)/styles-museum: | $(BIN)/.installed
 	$(BIN)/python benchmarks/training_styles.py --museum $@
 $(OUT)/adain_museum.safetensors: PHOTOS = $(SHARED)/photos $(OUT)/photos
 $(OUT)/adain_museum.safetensors: | $(OUT)/photos $(OUT)/styles $(OUT)/styles-more $(OUT)/styles-museum $(OUT)/adain_more.safetensors
-	$(DECODER) --method adain --styles $(SHARED)/adain/style $(OUT)/styles $(OUT)/styles-more $(OUT)/styles-museum \
-		--batch 4 --learning-rate 1e-4 $(if $(MAX_TIME),--max-time $(MAX_TIME)) --style-weight 80 --warmup 100 \
-		--steps 2000 --decay 1000 --init $(OUT)/adain_more.safetensors -o $@
+	$(ADAIN_MORE) --styles $(ADAIN_MORE_STYLES) $(OUT)/styles-museum --style-weight 80 --warmup 100 --steps 2000 \
+		--decay 1000 --init $(OUT)/adain_more.safetensors -o $@
 
 # stages 4 to 6 of starry_night: each from the one before, a short warm-up, then annealed
 STARRY_STAGE = $(TRAIN) --warmup 40 $(if $(MAX_TIME),--max-time $(MAX_TIME)) painterly/examples/starry_night.jpg
@@ -233,7 +232,9 @@ $(OUT)/starry_night_stage6.safetensors: | $(OUT)/photos $(OUT)/starry_night_refi
 refine-wider: $(OUT)/starry_night_stage7.safetensors
 $(OUT)/photos-more: | $(BIN)/.installed
 	$(BIN)/python benchmarks/training_photos.py --more $@
-$(OUT)/starry_night_stage7.safetensors: PHOTOS = $(SHARED)/photos $(OUT)/photos $(OUT)/photos-more
+# stages 7 and 8: the 114 photos
+$(OUT)/starry_night_stage7.safetensors $(OUT)/starry_night_stage8.safetensors: PHOTOS = $(SHARED)/photos $(OUT)/photos \
+	$(OUT)/photos-more
 $(OUT)/starry_night_stage7.safetensors: | $(OUT)/photos $(OUT)/photos-more $(OUT)/starry_night_stage6.safetensors
 	$(STARRY_STAGE) --init $(OUT)/starry_night_stage6.safetensors --content-weight 0.2 --learning-rate 8e-5 \
 		--steps 2600 --decay 1300 -o $@
@@ -243,7 +244,6 @@ $(OUT)/starry_night_stage7.safetensors: | $(OUT)/photos $(OUT)/photos-more $(OUT
 # 0.75 its rate: stage 7's wider photo set cut the held-out objective by 4-8% on every photo. Not bundled: 0.987-1.008x
 # stage 7 on the 8 held-out photos (docs/benchmarks.md).
 refine-eighth: $(OUT)/starry_night_stage8.safetensors
-$(OUT)/starry_night_stage8.safetensors: PHOTOS = $(SHARED)/photos $(OUT)/photos $(OUT)/photos-more
 $(OUT)/starry_night_stage8.safetensors: | $(OUT)/photos $(OUT)/photos-more $(OUT)/starry_night_stage7.safetensors
 	$(STARRY_STAGE) --init $(OUT)/starry_night_stage7.safetensors --content-weight 0.2 --learning-rate 6e-5 \
 		--steps 1800 --decay 900 -o $@
