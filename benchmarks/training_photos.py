@@ -49,6 +49,8 @@ LOMIRI_PHOTOS = ("Bridge_by_Sander_Klootwijk", "Dragonfly_by_Bolly", "Kleiber_by
                  "seeding_by_Clements_Engelhardt", "sunset_by_Aitzol_Berasategi")
 SKIMAGE_PHOTOS = ("astronaut", "chelsea", "coffee", "rocket")
 WIDELANDS_PHOTOS = "usr/share/games/widelands/data/templates/default/loadscreens/gameloading"
+GCOMPRIS = "gcompris-qt-data"
+GCOMPRIS_RCC = "usr/share/gcompris-qt/rcc"  # its activities' Qt resource files
 MONUMENTS = "gcompris/src/activities/explore_monuments/resource/"
 LONG_SIDE = 1280
 
@@ -118,14 +120,14 @@ def widelands(out: Path) -> int:
 
 def monuments(out: Path) -> int:
     with tempfile.TemporaryDirectory() as work:
-        rcc = unpacked(("gcompris-qt-data",), work) / "usr/share/gcompris-qt/rcc/explore_monuments.rcc"
+        rcc = unpacked((GCOMPRIS,), work) / GCOMPRIS_RCC / "explore_monuments.rcc"
         count = 0
         for name, blob in qt_resources(rcc):
             if name.startswith(MONUMENTS) and name.endswith(".webp"):
                 save(Image.open(io.BytesIO(blob)), out / "monuments" / Path(name).with_suffix(".jpg").name)
                 count += 1
     if count != 49:
-        raise SystemExit(f"found {count} of the 49 monument photographs in gcompris-qt-data")
+        raise SystemExit(f"found {count} of the 49 monument photographs in {GCOMPRIS}")
     return count
 
 

@@ -49,10 +49,10 @@ from pathlib import Path
 
 from PIL import Image
 
-from training_photos import qt_resources, save, unpacked
+from training_photos import GCOMPRIS, GCOMPRIS_RCC, qt_resources, save, unpacked
 
 PACKAGES = ("plasma-workspace-wallpapers", "ukui-wallpapers", "wesnoth-1.16-data", "wesnoth-1.16-trow",
-            "wesnoth-1.16-httt", "wesnoth-1.16-tsg", "gcompris-qt-data")
+            "wesnoth-1.16-httt", "wesnoth-1.16-tsg", GCOMPRIS)
 PLASMA = ("Altai", "Autumn", "Canopee", "Cascade", "Cluster", "Elarun", "Flow", "FlyingKonqui", "Honeywave",
           "IceCold", "Kay", "Kokkini", "Opal", "PastelHills", "Patak", "SafeLanding", "Shell", "Volna")
 UKUI = ("2004default", "calla", "city", "desert", "firstgeneration", "fluent-color", "focal-ubuntukylin", "goldfish",
@@ -85,13 +85,13 @@ def packaged_more(out: Path) -> dict[str, int]:
 
 def packaged_museum(out: Path) -> dict[str, int]:
     with tempfile.TemporaryDirectory() as work:
-        return {"museum": museum(unpacked(("gcompris-qt-data",), work), out / "museum")}
+        return {"museum": museum(unpacked((GCOMPRIS,), work), out / "museum")}
 
 
 def museum(root: Path, out: Path) -> int:
     """GCompris's jigsaw paintings into `out`, each pasted together from its pieces."""
     files = {name.removeprefix(PAINTINGS_FOLDER): blob
-             for name, blob in qt_resources(root / "usr/share/gcompris-qt/rcc/paintings.rcc")
+             for name, blob in qt_resources(root / GCOMPRIS_RCC / "paintings.rcc")
              if name.startswith(PAINTINGS_FOLDER)}
     count = 0
     for name, blob in sorted(files.items()):
@@ -101,7 +101,7 @@ def museum(root: Path, out: Path) -> int:
                 save(painting, out / f"{re.sub(r'[^A-Za-z0-9]+', '_', title.split(' - ')[0]).strip('_')}.jpg")
                 count += 1
     if count != 21:
-        raise SystemExit(f"found {count} of the 21 jigsaw paintings in gcompris-qt-data")
+        raise SystemExit(f"found {count} of the 21 jigsaw paintings in {GCOMPRIS}")
     return count
 
 
@@ -146,13 +146,13 @@ def wesnoth(root: Path, out: Path, stories: tuple[str, ...], patterns: tuple[str
 def van_gogh(root: Path, out: Path) -> int:
     wanted = {f"{name}_background.webp": name for name in VAN_GOGH}
     count = 0
-    for name, blob in qt_resources(root / "usr/share/gcompris-qt/rcc/details.rcc"):
+    for name, blob in qt_resources(root / GCOMPRIS_RCC / "details.rcc"):
         painting = wanted.get(Path(name).name)
         if painting is not None:
             save(Image.open(io.BytesIO(blob)), out / "vangogh" / f"{painting}.jpg")
             count += 1
     if count != len(VAN_GOGH):
-        raise SystemExit(f"found {count} of the {len(VAN_GOGH)} Van Gogh paintings in gcompris-qt-data")
+        raise SystemExit(f"found {count} of the {len(VAN_GOGH)} Van Gogh paintings in {GCOMPRIS}")
     return count
 
 
