@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 OUT ?= out
 
-.PHONY: demo test bench models decoders further anneal polish refine refine-more textured adain-styles adain-wider four-further adain-museum refine-wider refine-eighth clean
+.PHONY: demo test bench models decoders further anneal polish refine refine-more textured adain-styles adain-wider four-further adain-museum refine-wider refine-eighth refine-widen refine-deepen clean
 
 $(BIN)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -247,6 +247,26 @@ refine-eighth: $(OUT)/starry_night_stage8.safetensors
 $(OUT)/starry_night_stage8.safetensors: | $(OUT)/photos $(OUT)/photos-more $(OUT)/starry_night_stage7.safetensors
 	$(STARRY_STAGE) --init $(OUT)/starry_night_stage7.safetensors --content-weight 0.2 --learning-rate 6e-5 \
 		--steps 1800 --decay 900 -o $@
+
+# A ninth stage for starry_night (issue 10, 2026-12-05 session 12): `make -o $(OUT)/starry_night_stage7.safetensors
+# refine-widen THREADS=1 MAX_TIME=6600`. Stage 7 (bundled) grown at full and half resolution from 16,32 to 24,48
+# channels (Net2Net, --widen: the same image at the start), then stage 7's recipe on the same 114 photos. More
+# steps of stage 7's network on these photos stopped paying (stage 8); what is left is its content term, the
+# detail the full-resolution layers carry. Johnson's 32,64 would take 1024x1024 inference past 1.0 s.
+refine-widen: $(OUT)/starry_night_widened.safetensors
+$(OUT)/starry_night_widened.safetensors: PHOTOS = $(SHARED)/photos $(OUT)/photos $(OUT)/photos-more
+$(OUT)/starry_night_widened.safetensors: | $(OUT)/photos $(OUT)/photos-more $(OUT)/starry_night_stage7.safetensors
+	$(STARRY_STAGE) --init $(OUT)/starry_night_stage7.safetensors --widen 24,48,128 --content-weight 0.2 \
+		--learning-rate 1e-4 --steps 2400 --decay 1200 -o $@
+
+# Beside it, the same from stage 7 grown in depth instead (`make -o $(OUT)/starry_night_stage7.safetensors
+# refine-deepen THREADS=1 MAX_TIME=6600`): 7 residual blocks for 5, the two new ones starting as the identity
+# (--deepen). At 1024x1024 one thread took 1.19x stage 7's time with 7 blocks, 1.27x with 24,48 channels.
+refine-deepen: $(OUT)/starry_night_deepened.safetensors
+$(OUT)/starry_night_deepened.safetensors: PHOTOS = $(SHARED)/photos $(OUT)/photos $(OUT)/photos-more
+$(OUT)/starry_night_deepened.safetensors: | $(OUT)/photos $(OUT)/photos-more $(OUT)/starry_night_stage7.safetensors
+	$(STARRY_STAGE) --init $(OUT)/starry_night_stage7.safetensors --deepen 7 --content-weight 0.2 \
+		--learning-rate 1e-4 --steps 2400 --decay 1200 -o $@
 
 # A second stage for four_paintings (issue 10, 2026-12-05 session 9; bundled): stage 1 had about 400 steps per
 # style on 21 photos, at lr 1e-3 and no decay. 2800 steps more (700 per style) on the 44 photos, lr 2e-4

@@ -122,6 +122,10 @@ class TrainConfig(LoopConfig):
                                               "it does (each new channel a copy of an old one, Net2Net), so a slim "
                                               "trained network gains capacity without starting over", minimum=1,
                                               default_text="the model's own widths", group=NET, metavar="C,C,C")
+    deepen: Optional[int] = option(None, "with --init: first grow the model to this many residual blocks, keeping "
+                                   "what it does (each new block starts as the identity), so a trained network "
+                                   "gains depth without starting over", minimum=1,
+                                   default_text="the model's own count", group=NET, metavar="N")
 
     def __post_init__(self) -> None:
         super().__post_init__()
@@ -231,6 +235,36 @@ def widened(net: TransformerNet, widths: Sequence[int], generator: torch.Generat
             large.scale.copy_(small.scale[:, out_map])
             large.shift.copy_(small.shift[:, out_map])
     return bigger
+
+
+def deepened(net: TransformerNet, blocks: int, generator: torch.Generator) -> TransformerNet:
+    """`net` with `blocks` residual blocks, computing the same image: the new blocks follow the old
+    ones, each with its last normalisation's scale and shift at zero, so it adds nothing (the identity)
+    until training moves that scale ("zero-init residual", Goyal et al. 2017). Their convolutions start
+    at PyTorch's default initialisation, drawn from `generator`."""
+    old = net.arch.residual_blocks
+    if blocks < old:
+        raise PainterlyError(f"deepen {blocks} is fewer than the model's {old} residual blocks")
+    deeper = TransformerNet(dataclasses.replace(net.arch, residual_blocks=blocks))
+    first_new, first_after = 3 + 2 * old, 3 + 2 * blocks  # layer indices: new blocks, then the upsampling
+    # each layer of the deeper network: the old layer it copies, or None for a new block's
+    sources = list(range(first_new)) + [None] * (first_after - first_new) + \
+        list(range(first_new, len(net.convs)))
+    with torch.no_grad():
+        for i, source in enumerate(sources):
+            conv = deeper.convs[i].conv
+            if source is not None:
+                conv.load_state_dict(net.convs[source].conv.state_dict())
+                if i < len(deeper.norms):
+                    deeper.norms[i].load_state_dict(net.norms[source].state_dict())
+                continue
+            bound = 1 / math.sqrt(conv.weight[0].numel())  # PyTorch's default for a convolution
+            conv.weight.copy_((2 * torch.rand(conv.weight.shape, generator=generator) - 1) * bound)
+            conv.bias.copy_((2 * torch.rand(conv.bias.shape, generator=generator) - 1) * bound)
+            if (i - 3) % 2 == 1:  # a new block's second layer: its output starts at zero
+                deeper.norms[i].scale.zero_()
+                deeper.norms[i].shift.zero_()
+    return deeper
 
 
 StepCallback = Callable[[int, int, dict[str, float], float], None]  # (step, steps, losses, images/s)
@@ -396,8 +430,9 @@ def train(styles: Sequence[ImageLike], style_names: Optional[Sequence[str]], pho
         raise PainterlyError("at least one style image is needed")
     if extend is not None and init is not None:
         raise PainterlyError("extend and init both name the starting model; give one")
-    if config.widen is not None and init is None:
-        raise PainterlyError("widen grows a trained model: give it with --init")
+    for grow in ("widen", "deepen"):
+        if getattr(config, grow) is not None and init is None:
+            raise PainterlyError(f"{grow} grows a trained model: give it with --init")
     if style_names is None:
         style_names = [Path(s).stem if isinstance(s, (str, os.PathLike)) else f"style {i + 1}"
                        for i, s in enumerate(styles)]
@@ -429,6 +464,8 @@ def train(styles: Sequence[ImageLike], style_names: Optional[Sequence[str]], pho
             if config.widen is not None:
                 # its own generator: the photos and crops stay those of the same run without --widen
                 net = widened(net, config.widen, torch.Generator().manual_seed(config.seed))
+            if config.deepen is not None:
+                net = deepened(net, config.deepen, torch.Generator().manual_seed(config.seed + 1))
             config = dataclasses.replace(config, widths=net.arch.widths, residual_blocks=net.arch.residual_blocks)
         else:
             net = TransformerNet(Architecture(tuple(config.widths), config.residual_blocks, styles_in_net))

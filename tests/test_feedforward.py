@@ -18,7 +18,7 @@ from painterly.features import FeatureExtractor
 from painterly.nets.io import load_model, save_model
 from painterly.nets.transformer import Architecture, TransformerNet
 from painterly.losses import LossTerms
-from painterly.training import LoopConfig, Trainee, TrainConfig, run_loop, train, widened
+from painterly.training import LoopConfig, Trainee, TrainConfig, deepened, run_loop, train, widened
 
 TINY = Architecture((4, 8, 8), 1, 3)
 
@@ -301,6 +301,37 @@ def test_training_with_widen_grows_the_initial_model(tmp_path, photos, tiny_vgg)
     with pytest.raises(PainterlyError, match="give it with --init"):
         train([_style()], ["s"], photos, tmp_path / "d.safetensors", _config(steps=1, widen=(8, 12, 16)),
               extractor=tiny_vgg)
+
+
+def test_deepened_network_computes_the_same_image_and_its_new_blocks_learn():
+    net = _net(Architecture((4, 6, 8), 2, 3)).float()
+    x = torch.rand(1, 3, 36, 44)
+    weights = net.style_weights([0.2, 0.5, 0.3])
+    deep = deepened(net, 4, torch.Generator().manual_seed(0))
+    assert deep.arch == Architecture((4, 6, 8), 4, 3)
+    assert torch.allclose(deep(x, weights), net(x, weights), atol=1e-6)
+    # the upsampling layers after the blocks are the old ones, moved along
+    assert torch.equal(deep.convs[-1].conv.weight, net.convs[-1].conv.weight)
+    assert torch.equal(deep.norms[-1].scale, net.norms[-1].scale)
+    # a new block adds nothing yet, but its last scale has a gradient, so training opens it
+    deep(x, weights).square().mean().backward()
+    new_second = deep.norms[3 + 2 * 2 + 1]
+    assert torch.equal(new_second.scale.detach(), torch.zeros(3, 8)) and new_second.scale.grad.abs().sum() > 0
+    with pytest.raises(PainterlyError, match="fewer than the model's 2 residual blocks"):
+        deepened(net, 1, torch.Generator())
+
+
+def test_training_with_deepen_grows_the_initial_model(tmp_path, photos, tiny_vgg):
+    train([_style()], ["s"], photos, tmp_path / "a.safetensors", _config(steps=10), extractor=tiny_vgg)
+    info = train([_style()], ["s"], photos, tmp_path / "b.safetensors", _config(steps=3, deepen=4),
+                 init=tmp_path / "a.safetensors", extractor=tiny_vgg)
+    net, meta = load_model(tmp_path / "b.safetensors")
+    assert net.arch.residual_blocks == 4 and meta["training"]["residual_blocks"] == 4
+    assert info["log"][0]["total"] == pytest.approx(
+        train([_style()], ["s"], photos, tmp_path / "c.safetensors", _config(steps=1),
+              init=tmp_path / "a.safetensors", extractor=tiny_vgg)["log"][0]["total"], rel=1e-4)
+    with pytest.raises(PainterlyError, match="deepen grows a trained model: give it with --init"):
+        train([_style()], ["s"], photos, tmp_path / "d.safetensors", _config(steps=1, deepen=4), extractor=tiny_vgg)
 
 
 def test_network_method_through_the_api(tmp_path):
