@@ -12,7 +12,7 @@ from PIL import Image
 import painterly
 from painterly import PainterlyError
 from painterly.checkpoint import Checkpointer, Interrupted
-from painterly.decoder_training import DecoderTrainConfig, train_decoder
+from painterly.decoder_training import DecoderTrainConfig, StyleCrops, train_decoder, turn_hues
 from painterly.driver import run
 from painterly.features import FeatureExtractor
 from painterly.methods.wct import DEFAULT_STRENGTH, WctConfig
@@ -149,9 +149,11 @@ def folders(tmp_path):
 
 
 @pytest.mark.parametrize("method,level,extra", [("adain", "relu4_1", {}), ("wct", "relu2_1", {}),
-                                                ("wct", "relu2_1", {"stylised_share": 0.5})])
+                                                ("wct", "relu2_1", {"stylised_share": 0.5}),
+                                                ("adain", "relu4_1", {"hue_jitter": 180.0})])
 def test_decoder_training_lowers_its_loss_and_resumes_exactly(tmp_path, folders, tiny_vgg, method, level, extra):
-    """(WCT with a stylised share: the style crops and strengths come from the checkpointed generator too.)"""
+    """(WCT with a stylised share, and turned hues: the style crops, strengths and angles come from the
+    checkpointed generator too.)"""
     photos, styles = folders
     config = DecoderTrainConfig(method=method, level=level, steps=24, batch=2, crop=32, image_side=40, precision="fp32",
                                 learning_rate=1e-2, width_divisor=1, **extra)
@@ -333,17 +335,46 @@ def test_wct_stylised_share_decodes_coloured_features_more_faithfully(tmp_path, 
     assert errors["coloured"] < 0.8 * errors["plain"], errors
 
 
+def test_turn_hues_moves_colours_round_the_grey_axis():
+    image = 0.4 + 0.2 * torch.rand(2, 3, 5, 7, generator=torch.Generator().manual_seed(0))
+    # a third of a turn sends red to green, green to blue and blue to red
+    assert torch.allclose(turn_hues(image, torch.tensor([120.0, -240.0])), image[:, [2, 0, 1]], atol=1e-6)
+    assert torch.allclose(turn_hues(image, torch.tensor([0.0, 360.0])), image, atol=1e-6)
+    turned = turn_hues(image, torch.tensor([35.0, -70.0]))  # mid-range colours stay inside the cube
+    assert torch.allclose(turned.sum(1), image.sum(1), atol=1e-6)  # the brightness (grey-axis part) stays
+    assert torch.allclose((turned - turned.mean(1, keepdim=True)).norm(dim=1),
+                          (image - image.mean(1, keepdim=True)).norm(dim=1), atol=1e-6)  # and the saturation
+    assert not torch.allclose(turned, image, atol=1e-2)
+    grey = torch.full((1, 3, 2, 2), 0.3)
+    assert torch.allclose(turn_hues(grey, torch.tensor([77.0])), grey, atol=1e-6)
+
+
+def test_hue_jitter_shows_the_decoder_a_red_painting_in_other_palettes():
+    red = [torch.rand(1, 3, 40, 48, generator=torch.Generator().manual_seed(i)) * torch.tensor([0.9, 0.2, 0.1]).view(
+        1, 3, 1, 1) for i in range(3)]
+    dominant = {}
+    for jitter in (0.0, 180.0):
+        config = DecoderTrainConfig(batch=16, crop=32, image_side=40, hue_jitter=jitter)
+        crops = StyleCrops(red, config, torch.Generator().manual_seed(0)).draw(torch.device("cpu"))
+        dominant[jitter] = set(crops.mean((2, 3)).argmax(1).tolist())
+    assert dominant[0.0] == {0} and dominant[180.0] == {0, 1, 2}
+
+
 def test_decoder_loss_options_are_refused_where_they_do_not_apply(tmp_path, folders, tiny_vgg):
     photos, styles = folders
     for kwargs, fragment in ((dict(method="adain", stylised_share=0.5),
                               "stylised-share is not an option of the adain"),
                              (dict(method="wct", level="relu2_1", gram_weight=1.0),
                               "gram-weight is not an option of the wct"),
-                             (dict(method="wct", level="relu2_1", stylised_share=1.5), "at most 1")):
+                             (dict(method="wct", level="relu2_1", stylised_share=1.5), "at most 1"),
+                             (dict(method="adain", hue_jitter=200), "at most 180 degrees")):
         with pytest.raises(PainterlyError, match=fragment):
             DecoderTrainConfig(**kwargs)
     config = DecoderTrainConfig(method="wct", level="relu2_1", steps=1, batch=2, crop=32, image_side=40,
                                 precision="fp32", width_divisor=1, stylised_share=0.5)
     with pytest.raises(PainterlyError, match="style images too"):
         train_decoder(photos, tmp_path / "x.safetensors", config)
+    with pytest.raises(PainterlyError, match="hue-jitter turns style images, and this wct decoder trains on photos"):
+        train_decoder(photos, tmp_path / "x.safetensors", dataclasses.replace(config, stylised_share=0.0,
+                                                                              hue_jitter=90.0), styles=styles)
     assert not (tmp_path / "x.safetensors").exists()
