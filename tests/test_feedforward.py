@@ -15,6 +15,7 @@ import painterly
 from painterly.checkpoint import Checkpointer, Interrupted
 from painterly.errors import PainterlyError
 from painterly.features import FeatureExtractor
+from painterly.nets import transformer
 from painterly.nets.io import load_model, save_model
 from painterly.nets.transformer import Architecture, TransformerNet
 from painterly.losses import LossTerms
@@ -301,6 +302,28 @@ def test_training_with_widen_grows_the_initial_model(tmp_path, photos, tiny_vgg)
     with pytest.raises(PainterlyError, match="give it with --init"):
         train([_style()], ["s"], photos, tmp_path / "d.safetensors", _config(steps=1, widen=(8, 12, 16)),
               extractor=tiny_vgg)
+
+
+@pytest.mark.parametrize("channels_last", [False, True])
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
+def test_normalisation_statistics_in_chunks_equal_the_whole_maps(monkeypatch, channels_last, dtype):
+    x = (torch.randn(2, 5, 9, 11, generator=torch.Generator().manual_seed(0)) * 3 + 7).to(dtype)
+    if channels_last:
+        x = x.contiguous(memory_format=torch.channels_last)
+    exact_var, exact_mean = torch.var_mean(x.double(), dim=(2, 3), unbiased=False, keepdim=True)
+    monkeypatch.setattr(transformer, "MOMENT_CHUNK", 2 * 5 * 7)  # 7 pixels a chunk: 15 chunks, the last short
+    before = x.clone()
+    with torch.no_grad():
+        mean, var = transformer.moments(x)
+    assert mean.dtype == var.dtype == torch.float32 and mean.shape == var.shape == (2, 5, 1, 1)
+    assert torch.allclose(mean.double(), exact_mean, rtol=1e-6) and torch.allclose(var.double(), exact_var, rtol=1e-4)
+    assert torch.equal(x, before)  # the map itself is untouched (the squares are taken in the buffer)
+    # with gradients, the whole-map path: the same numbers, and they flow back
+    leaf = x.float().requires_grad_()
+    mean_g, var_g = transformer.moments(leaf)
+    assert torch.allclose(mean_g.double(), exact_mean, rtol=1e-6) and torch.allclose(var_g.double(), exact_var, rtol=1e-4)
+    var_g.sum().backward()
+    assert torch.allclose(leaf.grad, 2 * (leaf - mean_g) / (9 * 11), atol=1e-4)
 
 
 def test_deepened_network_computes_the_same_image_and_its_new_blocks_learn():
