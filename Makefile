@@ -201,6 +201,8 @@ $(OUT)/adain_museum.safetensors:
 # 180). The decoded image's relu4_1 means and deviations miss The Scream's by 0.48 and 0.64 of the photo's
 # distance to them, a training painting's by 0.2-0.28 and 0.31-0.36, the same painting with its colour channels
 # permuted by up to 0.39 and 0.45: the decoder generalises poorly across palettes as well as textures.
+# Not bundled: worse on every held-out painting (40 pairs: mean style 0.202 against stage 8's 0.176; chicago +
+# the_scream 0.261), its training style loss higher (816 against 625): docs/benchmarks.md.
 adain-hues: $(OUT)/adain_hues.safetensors
 $(OUT)/adain_hues.safetensors:
 	$(ADAIN_MUSEUM) --hue-jitter 180 -o $@
@@ -267,6 +269,8 @@ $(OUT)/starry_night_stage8.safetensors: | $(OUT)/photos $(OUT)/photos-more $(OUT
 # network on these photos stopped paying (stage 8) and a higher content weight traded the terms without gain:
 # what is left may be capacity. At 1024x1024 one thread took 1.19x stage 7's time with 7 blocks, 1.27x with the
 # full- and half-resolution layers widened to 24,48 (Johnson's 32,64 would pass 1.0 s on two threads).
+# Not bundled: 0.972-1.000x stage 7's held-out objective (still 2 of 8 photos at or below L-BFGS-20) at 1.2x
+# its 1024 px time (docs/benchmarks.md).
 refine-deepen: $(OUT)/starry_night_deepened.safetensors
 $(OUT)/starry_night_deepened.safetensors: PHOTOS = $(SHARED)/photos $(OUT)/photos $(OUT)/photos-more
 $(OUT)/starry_night_deepened.safetensors: | $(OUT)/photos $(OUT)/photos-more $(OUT)/starry_night_stage7.safetensors
