@@ -5,6 +5,7 @@ the plan chose, and the time. Training: peak RSS of a few steps of `painterly.tr
 settings (batch 4, 256 px crops) for the slim and Johnson widths.
 
     python benchmarks/network_memory.py --model painterly/models/starry_night.safetensors --sizes 1024,2048,4096
+    python benchmarks/network_memory.py --model painterly/models/starry_night.safetensors --precision fp32 --train-steps 0
 """
 
 from __future__ import annotations
@@ -22,15 +23,15 @@ import _common as C  # noqa: E402
 PHOTOS = C.ROOT.parent / "shared" / "data" / "photos"
 
 
-def inference_worker(model: str, size: int) -> dict:
+def inference_worker(model: str, size: int, precision: str) -> dict:
     import torch
 
     import painterly
 
     content = torch.rand(1, 3, size * 3 // 4, size)
-    plan = painterly.plan(content, model=model, size=size)
+    plan = painterly.plan(content, model=model, size=size, precision=precision)
     t = time.perf_counter()
-    painterly.stylize(content, model=model, size=size)
+    painterly.stylize(content, model=model, size=size, precision=precision)
     return {"seconds": time.perf_counter() - t, "estimate": plan.peak_bytes,
             "tiled": any(s.tiling is not None for s in plan.scales)}
 
@@ -50,20 +51,22 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--model", required=True)
     ap.add_argument("--sizes", default="1024,2048,4096")
-    ap.add_argument("--train-steps", type=int, default=3)
+    ap.add_argument("--train-steps", type=int, default=3, help="0: inference only")
+    ap.add_argument("--precision", default="auto", help="inference precision (auto, bf16, fp32)")
     ap.add_argument("--worker", help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.worker:
         kind, value = args.worker.split(":", 1)
-        result = inference_worker(args.model, int(value)) if kind == "infer" else training_worker(value, args.train_steps)
+        result = (inference_worker(args.model, int(value), args.precision) if kind == "infer"
+                  else training_worker(value, args.train_steps))
         print(json.dumps({**result, "peak_mib": C.peak_rss_mib()}))
         return
     rows = []
     for size in [int(s) for s in args.sizes.split(",")]:
-        r = C.run_worker(__file__, "--model", args.model, "--worker", f"infer:{size}")
-        rows.append([f"inference {size}x{size * 3 // 4}", f"{r['peak_mib']:.0f}", f"{r['estimate'] / 2**20:.0f}",
+        r = C.run_worker(__file__, "--model", args.model, "--precision", args.precision, "--worker", f"infer:{size}")
+        rows.append([f"inference {size}x{size * 3 // 4} ({args.precision})", f"{r['peak_mib']:.0f}", f"{r['estimate'] / 2**20:.0f}",
                      "tiled" if r["tiled"] else "whole (banded)", f"{r['seconds']:.1f}"])
-    if PHOTOS.is_dir():
+    if PHOTOS.is_dir() and args.train_steps > 0:
         for widths in ("16,32,64", "32,64,128"):
             r = C.run_worker(__file__, "--model", args.model, "--train-steps", str(args.train_steps),
                              "--worker", f"train:{widths}")

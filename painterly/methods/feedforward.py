@@ -55,20 +55,23 @@ def bundled_models() -> list[Path]:
 
 @dataclass(frozen=True)
 class NetworkMemory:
-    """Peak of one banded pass: input, output and the two widest full-size activations (float32),
-    plus one band's working set. The 1.2 and the 400 MiB base fit peak RSS measured by
-    benchmarks/network_memory.py (slim widths, 1024..6144 px, fresh process per size): the estimate
-    is 0-10% above every measurement (the image's own copies: decoded, float, resized, output)."""
+    """Peak of one banded pass: the image's own copies (decoded, float, resized, output: 24 bytes a
+    pixel), about four full-size activations of the widest layer in the compute precision, and one
+    band's gathered and padded input rows. The 3.75 and the 350 MiB base fit peak RSS measured by
+    benchmarks/network_memory.py (slim widths, 1024..6144 px, bf16 and fp32, a fresh process per
+    size): the estimate is 5-16% above every measurement."""
 
     widths: tuple[int, int, int]
     band_rows: int
+    activation_bytes: int = 4  # 2 where the network runs in bf16
 
     def scale_bytes(self, size: tuple[int, int], tiling: Optional[Tiling], iterations: int) -> int:
         h, w = tiling.largest_box(size) if tiling is not None else size
         c1, c2, c3 = self.widths
-        full = 1.2 * 4 * h * w * (3 + 3 + 2 * max(c1, c2 / 4, c3 / 16))
-        band = 4 * min(h, self.band_rows) * w * (c1 * 81 // 8)  # gathered rows of the 9x9 layers
-        return int(400 * 2**20 + full + band)
+        a = self.activation_bytes
+        full = h * w * (24 + 3.75 * a * max(c1, c2 / 4, c3 / 16))
+        band = 2 * a * (min(h, self.band_rows) + 8) * (w + 8) * max(c1, c2)
+        return int(350 * 2**20 + full + band)
 
 
 class Network(Recipe):
@@ -97,7 +100,7 @@ class Network(Recipe):
     def memory(self, config: NetworkConfig, style_hws: Sequence[tuple[int, int]], precision: str) -> NetworkMemory:
         path = model_path(config.model) if config.model else None
         widths = model_architecture(path).widths if path is not None and path.is_file() else Architecture().widths
-        return NetworkMemory(tuple(widths), config.band_rows)
+        return NetworkMemory(tuple(widths), config.band_rows, 2 if precision == "bf16" else 4)
 
     def optimizer_name(self, config: NetworkConfig) -> str:
         return "none (one forward pass)"
