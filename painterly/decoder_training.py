@@ -53,6 +53,7 @@ from .losses import LossTerms
 from .losses.functional import gram_matrix
 from .methods.arbitrary import ENCODER_POOLING
 from .nets.decoder import LEVELS, Decoder, DecoderArch
+from .nets.grow import widen_convs
 from .nets.io import load_decoder, save_decoder
 from .training import (DATA, LOSSES, NET, LoopConfig, PhotoFolders, Preview, StepCallback, Trainee, _prepare,
                        final_losses, find_photos, run_loop, sample_batch)
@@ -197,6 +198,20 @@ class ReconstructionTrainee(Trainee):
             return self.module(self.encoder(photo, [self.level])[self.level].float()).float()
 
 
+def widened_decoder(decoder: Decoder, widths: Sequence[int], generator: torch.Generator) -> Decoder:
+    """`decoder` with `widths` channels at each resolution (full first), decoding the same image: each
+    new channel copies an old one (Net2Net, nets.grow.widen_convs)."""
+    old = decoder.arch.own_widths()
+    grown = DecoderArch(decoder.arch.level, decoder.arch.width_divisor, decoder.arch.encoder_divisor,
+                        tuple(int(w) for w in widths))
+    if any(n < o for n, o in zip(grown.widths, old)):
+        raise PainterlyError(f"widen {','.join(map(str, widths))} is narrower than the decoder's "
+                             f"{','.join(map(str, old))}")
+    bigger = Decoder(grown)
+    widen_convs(zip(decoder.convs(), bigger.convs()), generator)
+    return bigger
+
+
 # Which trainee trains which method's decoder (the CLI's --method choices).
 DECODER_KINDS: dict[str, type] = {"adain": AdainDecoderTrainee, "wct": ReconstructionTrainee}
 
@@ -211,6 +226,12 @@ class DecoderTrainConfig(LoopConfig):
                         choices=LEVELS, group=NET)
     width_divisor: int = option(2, "slim every layer but the first by this factor (1: the papers' widths)",
                                 minimum=1, group=NET, metavar="N")
+    widen: Optional[tuple[int, ...]] = option(None, "with --init: first grow the decoder to these channel counts, "
+                                              "full resolution first, one per resolution below its level's (AdaIN: "
+                                              "3), keeping what it does (each new channel a copy of an old one, "
+                                              "Net2Net); channels at low resolution cost least",
+                                              minimum=1, default_text="the decoder's own widths", group=NET,
+                                              metavar="C,C,C")
     style_weight: float = option(10.0, "AdaIN: weight of the mean/std style loss", minimum=0, group=LOSSES,
                                  metavar="W")
     feature_weight: float = option(1.0, "WCT: weight of the feature reconstruction beside the pixels", minimum=0,
@@ -282,8 +303,13 @@ def train_decoder(photos: PhotoFolders, output: Union[str, os.PathLike], config:
                                  f"trains {config.method}'s for {level}")
         if decoder.arch.encoder_divisor != divisor:
             raise PainterlyError(f"decoder '{init}' was made for another encoder")
+        if config.widen is not None:
+            # its own generator: the photos and crops stay those of the same run without --widen
+            decoder = widened_decoder(decoder, config.widen, torch.Generator().manual_seed(config.seed))
         config = dataclasses.replace(config, width_divisor=decoder.arch.width_divisor)
         decoder.requires_grad_(True)
+    elif config.widen is not None:
+        raise PainterlyError("widen grows a trained decoder: give it with --init")
     else:
         decoder = Decoder(DecoderArch(level, config.width_divisor, divisor))
     decoder = decoder.to(device, memory_format=torch.channels_last)

@@ -30,6 +30,7 @@ from .features import FeatureExtractor
 from .hardware import resolve_device, resolve_precision, set_threads
 from .image import READ_SUFFIXES, ImageLike, as_tensor, fit_long_side, open_image, pil_to_tensor, resize, split_alpha
 from .losses import LossTerms
+from .nets.grow import copies, widen_convs
 from .nets.io import load_model, save_model
 from .nets.transformer import Architecture, TransformerNet
 from .training_losses import DEFAULT_WEIGHTS, TRAINING_LOSSES
@@ -204,32 +205,15 @@ def extended(net: TransformerNet) -> TransformerNet:
 
 def widened(net: TransformerNet, widths: Sequence[int], generator: torch.Generator,
             spread: float = 0.2) -> TransformerNet:
-    """`net` with more channels, computing the same image (Chen et al., "Net2Net", 2016).
-
-    New channel j of a width-c stage copies old channel j mod c: its convolution's filters and bias
-    and its normalisation's scale and shift, so its activations equal the original's. The next layer
-    reads each group of copies with weights that sum to the original one. They are split unevenly
-    (random shares around 1/k, `spread` wide) because copies read equally would get equal gradients
-    and stay copies forever."""
+    """`net` with more channels, computing the same image (Net2Net, nets.grow.widen_convs): each new
+    channel copies an old one's convolution and its normalisation's scale and shift."""
     old = net.arch.widths
     if any(n < o for n, o in zip(widths, old)):
         raise PainterlyError(f"widen {','.join(map(str, widths))} is narrower than the model's "
                              f"{','.join(map(str, old))}")
     bigger = TransformerNet(dataclasses.replace(net.arch, widths=tuple(int(w) for w in widths)))
-
-    def copies(cin: int, cout: int) -> torch.Tensor:
-        return torch.arange(cout) % cin
-
+    widen_convs([(small.conv, large.conv) for small, large in zip(net.convs, bigger.convs)], generator, spread)
     with torch.no_grad():
-        for small, large in zip(net.convs, bigger.convs):
-            w, b = small.conv.weight, small.conv.bias
-            out_map = copies(w.shape[0], large.conv.out_channels)
-            in_map = copies(w.shape[1], large.conv.in_channels)
-            grown = w[out_map][:, in_map]
-            shares = 1 + spread * (2 * torch.rand(grown.shape, generator=generator) - 1)
-            totals = torch.zeros(grown.shape[0], w.shape[1], *grown.shape[2:]).index_add_(1, in_map, shares)
-            large.conv.weight.copy_(grown * shares / totals[:, in_map])
-            large.conv.bias.copy_(b[out_map])
         for small, large in zip(net.norms, bigger.norms):
             out_map = copies(small.scale.shape[1], large.scale.shape[1])
             large.scale.copy_(small.scale[:, out_map])

@@ -12,7 +12,7 @@ from PIL import Image
 import painterly
 from painterly import PainterlyError
 from painterly.checkpoint import Checkpointer, Interrupted
-from painterly.decoder_training import DecoderTrainConfig, StyleCrops, train_decoder, turn_hues
+from painterly.decoder_training import DecoderTrainConfig, StyleCrops, train_decoder, turn_hues, widened_decoder
 from painterly.driver import run
 from painterly.features import FeatureExtractor
 from painterly.methods.wct import DEFAULT_STRENGTH, WctConfig
@@ -190,6 +190,38 @@ def test_decoder_training_can_start_from_a_trained_decoder(tmp_path, folders, ti
     with pytest.raises(PainterlyError, match="wct's for relu2_1; this run trains wct's for relu3_1"):
         train_decoder(photos, tmp_path / "c.safetensors", dataclasses.replace(config, level="relu3_1"),
                       init=tmp_path / "a.safetensors", extractor=tiny_vgg)
+
+
+def test_widened_decoder_decodes_the_same_image_and_trains_from_there(tmp_path, folders, tiny_vgg):
+    """--widen grows a trained decoder (here its quarter-resolution layers 16 -> 40 channels): the same
+    image at the start (Net2Net), the new channels learn apart from their originals, and the file keeps
+    the widths."""
+    photos, styles = folders
+    config = DecoderTrainConfig(method="adain", steps=4, batch=2, crop=32, image_side=40, precision="fp32",
+                                learning_rate=1e-2, width_divisor=1)
+    train_decoder(photos, tmp_path / "a.safetensors", config, styles=styles)
+    slim, _ = load_decoder(tmp_path / "a.safetensors")
+    assert slim.arch.own_widths() == (4, 8, 16)
+    wide = widened_decoder(slim, (4, 8, 40), torch.Generator().manual_seed(0))
+    assert [c.out_channels for c in wide.convs()] == [40, 40, 40, 40, 8, 8, 4, 4, 3]
+    features = torch.rand(2, 32, 6, 5) * 50
+    torch.testing.assert_close(wide(features), slim(features), rtol=1e-5, atol=1e-6)
+    with pytest.raises(PainterlyError, match="narrower"):
+        widened_decoder(slim, (4, 4, 40), torch.Generator())
+    with pytest.raises(PainterlyError, match="takes 3 channel counts"):
+        widened_decoder(slim, (8, 40), torch.Generator())
+
+    grown = dataclasses.replace(config, widen=(4, 8, 40), steps=3)
+    plain = train_decoder(photos, tmp_path / "b.safetensors", dataclasses.replace(grown, widen=None),
+                          styles=styles, init=tmp_path / "a.safetensors")
+    info = train_decoder(photos, tmp_path / "c.safetensors", grown, styles=styles, init=tmp_path / "a.safetensors")
+    assert info["log"][0]["total"] == pytest.approx(plain["log"][0]["total"], rel=1e-5)  # the same start
+    trained, _ = load_decoder(tmp_path / "c.safetensors")
+    assert trained.arch.widths == (4, 8, 40)
+    first = trained.convs()[0].weight
+    assert not torch.allclose(first[16:32], first[:16])  # copies no more
+    with pytest.raises(PainterlyError, match="give it with --init"):
+        train_decoder(photos, tmp_path / "d.safetensors", grown, styles=styles)
 
 
 def test_train_decoder_command_and_method_command(tmp_path, folders, tiny_vgg, capsys):

@@ -9,6 +9,7 @@ import signal
 import numpy as np
 import pytest
 import torch
+import torch.nn.functional as F
 from PIL import Image
 
 import painterly
@@ -496,3 +497,24 @@ def test_random_motion_is_a_known_flow():
     dx = (grid[:, 0, 0, 0] - grid[:, 0, 1, 0]).abs()  # x spacing is unchanged by a pure shift
     assert torch.allclose(dx, torch.full_like(dx, 2 / 30), atol=1e-5)
     assert 0.5 < float(inside.mean()) < 1.0  # some pixels came in from outside the frame
+
+
+def test_reflect_pad_matches_f_pad_and_stays_in_bf16_under_autocast():
+    """The same values and gradient as F.pad's reflection; under CPU autocast a bf16 map stays bf16
+    (F.pad's goes to float32, a copy up and a copy back down per layer) and channels-last stays so."""
+    from painterly.nets.padding import reflect_pad
+
+    x = torch.randn(2, 5, 9, 11, requires_grad=True)
+    for rows, cols in ((1, 1), (4, 4), (0, 2)):
+        ours = reflect_pad(x, rows, cols)
+        theirs = F.pad(x, (cols, cols, rows, rows), mode="reflect")
+        assert torch.equal(ours, theirs)
+        weights = torch.randn_like(ours)
+        assert torch.equal(torch.autograd.grad((ours * weights).sum(), x)[0],
+                           torch.autograd.grad((theirs * weights).sum(), x)[0])
+    half = x.detach().bfloat16().contiguous(memory_format=torch.channels_last)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        assert F.pad(half, (1, 1, 1, 1), mode="reflect").dtype == torch.float32  # what it avoids
+        padded = reflect_pad(half, 1, 1)
+    assert padded.dtype == torch.bfloat16 and padded.is_contiguous(memory_format=torch.channels_last)
+    assert torch.equal(padded.float(), F.pad(half.float(), (1, 1, 1, 1), mode="reflect"))

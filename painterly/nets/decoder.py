@@ -5,7 +5,9 @@ nearest-neighbour 2x upsampling in place of each pooling, ending in a 3-channel 
 activation. This is the AdaIN decoder (Huang and Belongie 2017) for relu4_1 and the WCT decoders
 (Li et al. 2017) for relu1_1 ... relu5_1. `width_divisor` slims every layer but the first (which
 reads the encoder's channels): a divisor of 2 has about a quarter of the weights, which is what
-makes decoders fast on a CPU and small to ship.
+makes decoders fast on a CPU and small to ship. `widths` sets the channels at each resolution
+instead (full resolution first): a decoder can be wide where the image is small, where a channel
+costs a sixteenth of one at full resolution two levels up.
 """
 
 from __future__ import annotations
@@ -13,11 +15,11 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from ..errors import PainterlyError
 from ..features import VGG19_BLOCKS
+from .padding import reflect_pad
 
 LEVELS = ("relu1_1", "relu2_1", "relu3_1", "relu4_1", "relu5_1")
 # painterly's VGG19 takes Caffe inputs (0..255), so its features are ~58x those of a torchvision-
@@ -33,24 +35,40 @@ class DecoderArch:
     level: str = "relu4_1"
     width_divisor: int = 1
     encoder_divisor: int = 1  # the encoder's own width divisor (1: VGG19; tests use slim random VGGs)
+    # channels at full, half, quarter ... resolution, one per block below the level's; () takes them
+    # from the VGG's widths over both divisors
+    widths: tuple[int, ...] = ()
 
     def __post_init__(self) -> None:
         if self.level not in LEVELS:
             raise PainterlyError(f"a decoder's level must be one of {', '.join(LEVELS)}, not '{self.level}'")
         if self.width_divisor < 1 or self.encoder_divisor < 1:
             raise PainterlyError("width divisors must be at least 1")
+        if self.widths and (len(self.widths) != self.block - 1 or min(self.widths) < 1):
+            raise PainterlyError(f"a {self.level} decoder takes {self.block - 1} channel counts (full resolution "
+                                 f"first), not {','.join(map(str, self.widths))}")
 
     @property
     def block(self) -> int:
         return int(self.level[4])
 
+    def channels(self, block: int) -> int:
+        """The decoder's channels at VGG block `block`'s resolution (1: full)."""
+        if self.widths:
+            return self.widths[block - 1]
+        return VGG19_BLOCKS[block - 1][0] // (self.encoder_divisor * self.width_divisor)
+
+    def own_widths(self) -> tuple[int, ...]:
+        return tuple(self.channels(block) for block in range(1, self.block))
+
     def to_json(self) -> dict:
-        return asdict(self)
+        return {**asdict(self), "widths": list(self.widths)}
 
     @classmethod
     def from_json(cls, data: dict) -> "DecoderArch":
         try:
-            return cls(str(data["level"]), int(data["width_divisor"]), int(data.get("encoder_divisor", 1)))
+            return cls(str(data["level"]), int(data["width_divisor"]), int(data.get("encoder_divisor", 1)),
+                       tuple(int(w) for w in data.get("widths", ())))
         except (KeyError, TypeError, ValueError) as exc:
             raise PainterlyError(f"the decoder's architecture is not readable ({exc})") from None
 
@@ -61,8 +79,8 @@ class _Conv(nn.Module):
         self.conv, self.relu = nn.Conv2d(cin, cout, 3), relu
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x = self.conv(F.pad(x, (1, 1, 1, 1), mode="reflect"))
-        return torch.relu(x) if self.relu else x
+        x = self.conv(reflect_pad(x, 1, 1))
+        return x.relu_() if self.relu else x
 
 
 class Decoder(nn.Module):
@@ -71,23 +89,26 @@ class Decoder(nn.Module):
     def __init__(self, arch: DecoderArch = DecoderArch()) -> None:
         super().__init__()
         self.arch = arch
-        e, d = arch.encoder_divisor, arch.encoder_divisor * arch.width_divisor
         layers: list[nn.Module] = []
-        cin = VGG19_BLOCKS[arch.block - 1][0] // e  # what the encoder hands over
+        cin = VGG19_BLOCKS[arch.block - 1][0] // arch.encoder_divisor  # what the encoder hands over
         for block in range(arch.block, 0, -1):
-            channels, convs = VGG19_BLOCKS[block - 1]
+            convs = VGG19_BLOCKS[block - 1][1]
             if block < arch.block:
                 # undo this block's later convolutions (the level's own block has only its first)
                 for _ in range(convs - 1):
-                    layers.append(_Conv(cin, channels // d))
-                    cin = channels // d
+                    layers.append(_Conv(cin, arch.channels(block)))
+                    cin = arch.channels(block)
             if block > 1:
-                below = VGG19_BLOCKS[block - 2][0] // d
+                below = arch.channels(block - 1)
                 layers.append(_Conv(cin, below))
                 layers.append(nn.Upsample(scale_factor=2, mode="nearest"))
                 cin = below
         layers.append(_Conv(cin, 3, relu=False))
         self.layers = nn.Sequential(*layers)
+
+    def convs(self) -> list[nn.Conv2d]:
+        """The convolutions in order, each reading the one before (ReLU and upsampling between)."""
+        return [layer.conv for layer in self.layers if isinstance(layer, _Conv)]
 
     def forward(self, features: torch.Tensor) -> torch.Tensor:
         return self.layers(features * INPUT_SCALE)

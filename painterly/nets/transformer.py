@@ -23,6 +23,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..errors import PainterlyError
+from .padding import reflect_pad
 
 EPS = 1e-5
 
@@ -126,7 +127,7 @@ class ConvLayer(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if self.upsample:
             x = F.interpolate(x, scale_factor=2, mode="nearest")
-        return self.conv(F.pad(x, (self.pad,) * 4, mode="reflect"))
+        return self.conv(reflect_pad(x, self.pad, self.pad))
 
 
 class TransformerNet(nn.Module):
@@ -219,6 +220,6 @@ def conv_in_bands(layer: ConvLayer, x: torch.Tensor, band_rows: int) -> torch.Te
         src = x.index_select(-2, torch.tensor(rows, device=x.device))
         if layer.upsample:
             src = src.repeat_interleave(2, dim=-1)
-        src = F.pad(src, (p, p, 0, 0), mode="reflect")
+        src = reflect_pad(src, 0, p)
         bands.append(F.conv2d(src, layer.conv.weight, layer.conv.bias, stride=s))
     return torch.cat(bands, dim=-2)
