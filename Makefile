@@ -294,6 +294,7 @@ $(OUT)/starry_night_deepened.safetensors: | $(OUT)/photos $(OUT)/photos-more $(O
 # 16,32 to 24,48 (--widen: each new channel a copy of an old one, the same image at the start), then stage 7's
 # recipe on the same 114 photos. Depth at quarter resolution bought 0-2.8% (refine-deepen); the six photos
 # still above L-BFGS-20 lack content, not style, and the photo reaches the residual blocks through 16 and 32 channels.
+# Not bundled: 0.982-1.025x stage 7's held-out objective (still 2 of 8), 1.7x its 1024 px time (docs/benchmarks.md).
 refine-widen: $(OUT)/starry_night_widened.safetensors
 $(OUT)/starry_night_widened.safetensors: PHOTOS = $(SHARED)/photos $(OUT)/photos $(OUT)/photos-more
 $(OUT)/starry_night_widened.safetensors: | $(OUT)/photos $(OUT)/photos-more $(OUT)/starry_night_stage7.safetensors
