@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 OUT ?= out
 
-.PHONY: demo test bench models decoders further anneal polish refine refine-more textured adain-styles adain-wider four-further adain-museum refine-wider refine-eighth refine-deepen refine-widen adain-hues adain-widen clean
+.PHONY: demo test bench models decoders further anneal polish refine refine-more textured adain-styles adain-wider four-further adain-museum refine-wider refine-eighth refine-deepen refine-widen adain-hues adain-widen adain-hue30 clean
 
 $(BIN)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -221,6 +221,16 @@ $(OUT)/adain_widened.safetensors: PHOTOS = $(SHARED)/photos $(OUT)/photos
 $(OUT)/adain_widened.safetensors: | $(OUT)/photos $(OUT)/styles $(OUT)/styles-more $(OUT)/adain_more.safetensors
 	$(ADAIN_MORE) --styles $(ADAIN_MORE_STYLES) --style-weight 80 --warmup 100 --steps 1800 --decay 900 \
 		--widen 32,64,256 --init $(OUT)/adain_more.safetensors -o $@
+
+# An eleventh AdaIN stage (issue 11, 2026-12-05 session 13): `make -o $(OUT)/adain_more.safetensors adain-hue30
+# MAX_TIME=2400` (both threads). Stage 6's recipe from stage 6 with each style crop's hues turned by up to 30 degrees
+# either way: at 180 (stage 9) a palette the paintings never have cost the slim decoder capacity; a small turn
+# keeps the palettes natural and still shows each texture in neighbouring ones.
+adain-hue30: $(OUT)/adain_hue30.safetensors
+$(OUT)/adain_hue30.safetensors: PHOTOS = $(SHARED)/photos $(OUT)/photos
+$(OUT)/adain_hue30.safetensors: | $(OUT)/photos $(OUT)/styles $(OUT)/styles-more $(OUT)/adain_more.safetensors
+	$(ADAIN_MORE) --styles $(ADAIN_MORE_STYLES) --style-weight 80 --warmup 100 --steps 1600 --decay 800 \
+		--hue-jitter 30 --init $(OUT)/adain_more.safetensors -o $@
 
 # stages 4 to 6 of starry_night: each from the one before, a short warm-up, then annealed
 STARRY_STAGE = $(TRAIN) --warmup 40 $(if $(MAX_TIME),--max-time $(MAX_TIME)) painterly/examples/starry_night.jpg
