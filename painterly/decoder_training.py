@@ -53,7 +53,7 @@ from .losses import LossTerms
 from .losses.functional import gram_matrix
 from .methods.arbitrary import ENCODER_POOLING
 from .nets.decoder import LEVELS, Decoder, DecoderArch
-from .nets.grow import widen_convs
+from .nets.grow import require_wider, widen_convs
 from .nets.io import load_decoder, save_decoder
 from .training import (DATA, LOSSES, NET, LoopConfig, PhotoFolders, Preview, StepCallback, Trainee, _prepare,
                        final_losses, find_photos, run_loop, sample_batch)
@@ -201,12 +201,8 @@ class ReconstructionTrainee(Trainee):
 def widened_decoder(decoder: Decoder, widths: Sequence[int], generator: torch.Generator) -> Decoder:
     """`decoder` with `widths` channels at each resolution (full first), decoding the same image: each
     new channel copies an old one (Net2Net, nets.grow.widen_convs)."""
-    old = decoder.arch.own_widths()
-    grown = DecoderArch(decoder.arch.level, decoder.arch.width_divisor, decoder.arch.encoder_divisor,
-                        tuple(int(w) for w in widths))
-    if any(n < o for n, o in zip(grown.widths, old)):
-        raise PainterlyError(f"widen {','.join(map(str, widths))} is narrower than the decoder's "
-                             f"{','.join(map(str, old))}")
+    grown = dataclasses.replace(decoder.arch, widths=tuple(int(w) for w in widths))
+    require_wider(grown.widths, decoder.arch.own_widths(), "decoder")
     bigger = Decoder(grown)
     widen_convs(zip(decoder.convs(), bigger.convs()), generator)
     return bigger
@@ -280,6 +276,8 @@ def train_decoder(photos: PhotoFolders, output: Union[str, os.PathLike], config:
     """Train an AdaIN decoder (photos and the style images under the folder(s) `styles`) or a WCT level's
     decoder (photos only) and write it to `output`; returns its metadata with the whole loss log.
     init: a decoder file of the same method and level to start from instead of random weights."""
+    if config.widen is not None and init is None:
+        raise PainterlyError("widen grows a trained decoder: give it with --init")
     device, precision, photo_list, skipped, validation, generator = _prepare(config, photos, validation)
     kind = DECODER_KINDS[config.method]
     if kind.wants_styles(config) and styles is None:
@@ -308,8 +306,6 @@ def train_decoder(photos: PhotoFolders, output: Union[str, os.PathLike], config:
             decoder = widened_decoder(decoder, config.widen, torch.Generator().manual_seed(config.seed))
         config = dataclasses.replace(config, width_divisor=decoder.arch.width_divisor)
         decoder.requires_grad_(True)
-    elif config.widen is not None:
-        raise PainterlyError("widen grows a trained decoder: give it with --init")
     else:
         decoder = Decoder(DecoderArch(level, config.width_divisor, divisor))
     decoder = decoder.to(device, memory_format=torch.channels_last)

@@ -30,7 +30,7 @@ from .features import FeatureExtractor
 from .hardware import resolve_device, resolve_precision, set_threads
 from .image import READ_SUFFIXES, ImageLike, as_tensor, fit_long_side, open_image, pil_to_tensor, resize, split_alpha
 from .losses import LossTerms
-from .nets.grow import copies, widen_convs
+from .nets.grow import copies, require_wider, widen_convs
 from .nets.io import load_model, save_model
 from .nets.transformer import Architecture, TransformerNet
 from .training_losses import DEFAULT_WEIGHTS, TRAINING_LOSSES
@@ -207,10 +207,7 @@ def widened(net: TransformerNet, widths: Sequence[int], generator: torch.Generat
             spread: float = 0.2) -> TransformerNet:
     """`net` with more channels, computing the same image (Net2Net, nets.grow.widen_convs): each new
     channel copies an old one's convolution and its normalisation's scale and shift."""
-    old = net.arch.widths
-    if any(n < o for n, o in zip(widths, old)):
-        raise PainterlyError(f"widen {','.join(map(str, widths))} is narrower than the model's "
-                             f"{','.join(map(str, old))}")
+    require_wider(widths, net.arch.widths, "model")
     bigger = TransformerNet(dataclasses.replace(net.arch, widths=tuple(int(w) for w in widths)))
     widen_convs([(small.conv, large.conv) for small, large in zip(net.convs, bigger.convs)], generator, spread)
     with torch.no_grad():

@@ -62,7 +62,7 @@ class DecoderArch:
         return tuple(self.channels(block) for block in range(1, self.block))
 
     def to_json(self) -> dict:
-        return {**asdict(self), "widths": list(self.widths)}
+        return asdict(self)
 
     @classmethod
     def from_json(cls, data: dict) -> "DecoderArch":

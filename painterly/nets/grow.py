@@ -2,10 +2,19 @@
 
 from __future__ import annotations
 
-from typing import Iterable
+from typing import Iterable, Sequence
 
 import torch
 from torch import nn
+
+from ..errors import PainterlyError
+
+
+def require_wider(widths: Sequence[int], old: Sequence[int], owner: str) -> None:
+    """A one-line error when `widths` would narrow any of `old` (the `owner`'s own widths)."""
+    if any(n < o for n, o in zip(widths, old)):
+        raise PainterlyError(f"widen {','.join(map(str, widths))} is narrower than the {owner}'s "
+                             f"{','.join(map(str, old))}")
 
 
 def copies(old: int, new: int) -> torch.Tensor:
