@@ -331,7 +331,7 @@ $(OUT)/starry_night_crop%.safetensors: | $(OUT)/photos $(OUT)/photos-more $(OUT)
 # Then (2026-12-05 session 14), from the better of the two (384 px x2, bundled: 2.0-5.0% below stage 7's held-out objective,
 # 320 px x3 1.5-4.8%; stage 8's 1800 steps more at 256 px moved it by under 1.3%), again two at once, one thread each:
 # `make -o $(OUT)/starry_night_crop384.safetensors refine-crops-further THREADS=1 MAX_TIME=3400`: 512 px crops one
-# at a time (run beside make adain-crops; 2519 s). Not bundled: 0.982-1.011x stage 8 (lower on 6 of 8 photos, the same 3
+# at a time (run beside make adain-crops; 2516 s). Not bundled: 0.982-1.011x stage 8 (lower on 6 of 8 photos, the same 3
 # of 8 at or below L-BFGS-20), within what more steps of one recipe moved before; the crop's gain came once.
 refine-crops-further: $(OUT)/starry_night_stage9.safetensors
 $(OUT)/starry_night_stage9.safetensors: PHOTOS = $(SHARED)/photos $(OUT)/photos $(OUT)/photos-more
