@@ -23,7 +23,7 @@ from typing import Callable, Iterable, Iterator, Optional, Sequence, Union
 
 from .api import make_config, method_for, method_options, stylize
 from .errors import PainterlyError
-from .image import READ_SUFFIXES, SAVE_FORMATS, open_image, save_image, write_bytes_atomic
+from .image import READ_SUFFIXES, SAVE_FORMATS, open_image, remove_stale_parts, save_image, write_bytes_atomic
 from .videoio import VIDEO_SUFFIXES, VideoSource, is_video_path
 
 DONE, SKIPPED, FAILED = "done", "skipped", "failed"
@@ -214,6 +214,7 @@ def run_job(job: BatchJob, retries: int = 0, stylize_fn: Callable = stylize) -> 
             else:
                 image = stylize_fn(job.content, list(job.styles), method=job.options.get("method"), **options)
                 save_image(image, job.output)
+            remove_stale_parts(job.output)  # an earlier attempt's worker killed mid-write left its temporary file
             return JobResult(job.name, job.output, DONE, attempt, round(time.monotonic() - start, 3))
         except Exception as exc:  # whatever went wrong, this job is recorded and the batch goes on
             error = " ".join(str(exc).split()) or type(exc).__name__

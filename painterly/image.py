@@ -5,6 +5,7 @@ Every public function here speaks NCHW float32 RGB in [0, 1]; nothing else in pa
 
 from __future__ import annotations
 
+import glob
 import os
 import tempfile
 import warnings
@@ -238,6 +239,18 @@ def atomic_save(path: Union[str, os.PathLike], save_to: Callable[[str], None], d
         if os.path.exists(tmp):
             os.unlink(tmp)
         raise
+
+
+def remove_stale_parts(path: Union[str, os.PathLike]) -> None:
+    """Delete the temporary files a killed writer of `path` left beside it (`.NAME.*.part` from atomic_save,
+    `.NAME.partSUFFIX` from the video writer): a process killed with SIGKILL cannot clean up after itself.
+    Only for a caller that knows no other writer of `path` is alive (a batch, once its job is done)."""
+    out = Path(path)
+    for stale in (out.parent if str(out.parent) else Path(".")).glob(f".{glob.escape(out.name)}.*part*"):
+        try:
+            stale.unlink()
+        except OSError:
+            pass
 
 
 def atomic_write(path: Union[str, os.PathLike], write: Callable[[BinaryIO], None], durable: bool = False) -> None:

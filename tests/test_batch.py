@@ -80,8 +80,14 @@ def test_skip_redo_and_retry(images, tmp_path):
             raise RuntimeError("a transient failure")
         return Image.new("RGB", (32, 24), (1, 2, 3))
 
+    killed_writes = [tmp_path / ".out.png.k1l2d3.part", tmp_path / ".out.png.part.png"]  # atomic_save's, video's
+    for stale in killed_writes:
+        stale.write_bytes(b"half")
+    kept = tmp_path / ".other.png.x.part"  # another output's: not this job's to remove
+    kept.write_bytes(b"half")
     result = run_job(job, retries=1, stylize_fn=flaky)
     assert result.status == DONE and result.attempts == 2 and out.exists()
+    assert not any(p.exists() for p in killed_writes) and kept.exists()
     assert run_job(job, stylize_fn=flaky).status == SKIPPED and len(calls) == 2  # finished: not run again
     out.write_bytes(out.read_bytes()[:40])  # a partial output (e.g. from another tool) is redone
     assert run_job(job, stylize_fn=flaky).status == DONE and len(calls) == 3
