@@ -219,12 +219,18 @@ def fsync_folder(folder: Union[str, os.PathLike]) -> None:
         os.close(fd)
 
 
+def part_prefix(path: Union[str, os.PathLike]) -> str:
+    """How every temporary file written beside `path` on its way to becoming it begins (hidden, named after
+    it), so remove_stale_parts can find what a killed writer left."""
+    return f".{Path(path).name}."
+
+
 def atomic_save(path: Union[str, os.PathLike], save_to: Callable[[str], None], durable: bool = False) -> None:
     """Call `save_to` with the name of a temporary file beside `path`, then rename it into place; on any
     failure (or Ctrl-C) the temporary file is removed and `path` is left as it was. durable: also fsync
     the file before and its folder after the rename, so it survives a power cut."""
     out = Path(path)
-    fd, tmp = tempfile.mkstemp(prefix=f".{out.name}.", suffix=".part", dir=out.parent if str(out.parent) else ".")
+    fd, tmp = tempfile.mkstemp(prefix=part_prefix(out), suffix=".part", dir=out.parent if str(out.parent) else ".")
     os.close(fd)
     try:
         save_to(tmp)
@@ -243,10 +249,11 @@ def atomic_save(path: Union[str, os.PathLike], save_to: Callable[[str], None], d
 
 def remove_stale_parts(path: Union[str, os.PathLike]) -> None:
     """Delete the temporary files a killed writer of `path` left beside it (`.NAME.*.part` from atomic_save,
-    `.NAME.partSUFFIX` from the video writer): a process killed with SIGKILL cannot clean up after itself.
-    Only for a caller that knows no other writer of `path` is alive (a batch, once its job is done)."""
+    `.NAME.partSUFFIX` from the video writer; both start with part_prefix): a process killed with SIGKILL
+    cannot clean up after itself. Only for a caller that knows no other writer of `path` is alive (a
+    batch, once its job is done)."""
     out = Path(path)
-    for stale in (out.parent if str(out.parent) else Path(".")).glob(f".{glob.escape(out.name)}.*part*"):
+    for stale in (out.parent if str(out.parent) else Path(".")).glob(f"{glob.escape(part_prefix(out))}*part*"):
         try:
             stale.unlink()
         except OSError:

@@ -18,7 +18,7 @@ import numpy as np
 import torch
 
 from .errors import PainterlyError
-from .image import READ_SUFFIXES, fit_long_side, open_image, pil_to_tensor, save_image, split_alpha
+from .image import READ_SUFFIXES, fit_long_side, open_image, part_prefix, pil_to_tensor, save_image, split_alpha
 
 VIDEO_SUFFIXES = (".mp4", ".mov", ".mkv", ".m4v", ".avi")  # containers that take H.264
 # Audio codecs the MP4/MOV family takes as they are; anything else (PCM from an AVI, say) is left out
@@ -205,7 +205,7 @@ class VideoSink:
         if self.padded != size:
             self.note = (f"padded {size[1]}x{size[0]} to {self.padded[1]}x{self.padded[0]} "
                          "(H.264's 4:2:0 chroma needs even sides)")
-        self.tmp = self.path.with_name(f".{self.path.name}.part{self.path.suffix}")
+        self.tmp = self.path.with_name(f"{part_prefix(self.path)}part{self.path.suffix}")
         self.container = av.open(str(self.tmp), mode="w")
         codec = "libx264rgb" if lossless else "libx264"
         self.stream = self.container.add_stream(codec, rate=rate)
