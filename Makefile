@@ -102,7 +102,8 @@ $(OUT)/adain_further.safetensors: | $(OUT)/photos
 # `make adain-styles` (stage 4 each), then `make refine` and `make adain-wider` (stage 5 each), `make
 # refine-more` (starry_night's stage 6) and `make four-further` (four_paintings' stage 2, from the bundled
 # file: stage 1 when it ran), `make adain-more` (AdaIN's stage 6), `make wct-gram` (WCT relu4_1's stage 3,
-# from the bundled file: stage 2 when it ran) and `make refine-wider` (starry_night's stage 7). Each
+# from the bundled file: stage 2 when it ran), `make refine-wider` (starry_night's stage 7) and `make
+# refine-crops` (starry_night's stage 8: its 384 px output, out/starry_night_crop384.safetensors). Each
 # later stage starts from the one before in out/; with that file at hand (and its own inputs gone),
 # `make -o FILE TARGET` keeps make from rebuilding the earlier stages first.
 anneal: $(OUT)/starry_night_wide.safetensors $(OUT)/adain_style25.safetensors
@@ -314,7 +315,7 @@ $(OUT)/starry_night_widened.safetensors: | $(OUT)/photos $(OUT)/photos-more $(OU
 	$(STARRY_STAGE) --init $(OUT)/starry_night_stage7.safetensors --widen 24,48,128 --content-weight 0.2 \
 		--learning-rate 1e-4 --steps 2000 --decay 1000 -o $@
 
-# An eleventh stage for starry_night (issue 10, 2026-12-05 session 14), two variants at once, one thread each:
+# starry_night's bundled stage 8 (issue 10, 2026-12-05 session 14; its 384 px output), two variants at once, one thread each:
 # `make -j2 -o $(OUT)/starry_night_stage7.safetensors refine-crops THREADS=1 MAX_TIME=5600`. Stage 7 (bundled) and
 # its recipe on the same 114 photos, with larger crops at about the same pixels per step: 320 px x3 (photos at
 # their default 400 px short side, the held-out photos' 341-512 px at the scoring's 512 px long side) and
@@ -328,8 +329,8 @@ $(OUT)/starry_night_crop%.safetensors: | $(OUT)/photos $(OUT)/photos-more $(OUT)
 	$(STARRY_STAGE) --init $(OUT)/starry_night_stage7.safetensors --crop $* --batch $(if $(filter 320,$*),3,2) \
 		--content-weight 0.2 --learning-rate 8e-5 --steps 1800 --decay 900 -o $@
 
-# Then (2026-12-05 session 14), from the better of the two (384 px x2, bundled: 2.0-5.0% below stage 7's held-out objective,
-# 320 px x3 1.5-4.8%; stage 8's 1800 steps more at 256 px moved it by under 1.3%), again two at once, one thread each:
+# Then (2026-12-05 session 14), from the better of the two (384 px x2, bundled as stage 8: 2.0-5.0% below stage 7's
+# held-out objective, 320 px x3 1.5-4.8%; refine-eighth's 1800 steps more at 256 px moved it by under 1.3%):
 # `make -o $(OUT)/starry_night_crop384.safetensors refine-crops-further THREADS=1 MAX_TIME=3400`: 512 px crops one
 # at a time (run beside make adain-crops; 2516 s). Not bundled: 0.982-1.011x stage 8 (lower on 6 of 8 photos, the same 3
 # of 8 at or below L-BFGS-20), within what more steps of one recipe moved before; the crop's gain came once.
