@@ -245,17 +245,13 @@ class DecoderTrainConfig(LoopConfig):
     hue_jitter: float = option(0.0, "turn each style crop's colours about the grey axis by a random angle of up "
                                "to this many degrees either way (180: any hue), so each painting's texture is "
                                "seen in many palettes", minimum=0, group=DATA, metavar="DEG")
-    image_side: int = option(512, "short side photos and style images are scaled to before the crop (the AdaIN "
-                             "paper's 512)", minimum=32, group=DATA, metavar="PX")
+    image_side: Optional[int] = option(512, "short side photos and style images are scaled to before the crop "
+                                       "(the AdaIN paper's 512)", minimum=32, default_text="512", group=DATA,
+                                       metavar="PX")
     learning_rate: float = option(1e-4, "Adam's step", above=0, group=DATA, metavar="LR")
-
-    def photo_side(self) -> float:
-        return float(self.image_side)
 
     def __post_init__(self) -> None:
         super().__post_init__()
-        if self.image_side < self.crop:
-            raise PainterlyError(f"image-side {self.image_side} is smaller than the crop ({self.crop})")
         if self.hue_jitter > 180:
             raise PainterlyError(f"hue-jitter is an angle of at most 180 degrees (got {self.hue_jitter})")
         if self.stylised_share > 1:

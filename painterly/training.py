@@ -47,6 +47,10 @@ class LoopConfig(MethodConfig):
     crop: int = option(256, "side of the random square crops, px", minimum=32, group=DATA, metavar="PX")
     scale_jitter: float = option(0.25, "photos are scaled by a random factor in [1-J, 1+J] before cropping",
                                  minimum=0, group=DATA, metavar="J")
+    image_side: Optional[int] = option(None, "short side photos are scaled to (before the jitter) for cropping: "
+                                       "the scale the network learns to repaint, so the short side of the "
+                                       "pictures it will stylise", minimum=32, default_text="1.25 x the crop",
+                                       group=DATA, metavar="PX")
     learning_rate: float = option(1e-3, "Adam's step", above=0, group=DATA, metavar="LR")
     warmup: int = option(0, "steps over which the learning rate rises linearly to --learning-rate (with --init: "
                          "Adam's first steps, about the full rate on every weight, would undo a trained model)",
@@ -70,6 +74,8 @@ class LoopConfig(MethodConfig):
         super().__post_init__()
         if self.decay > self.steps:
             raise PainterlyError(f"decay {self.decay} is longer than the run ({self.steps} steps)")
+        if self.image_side is not None and self.image_side < self.crop:
+            raise PainterlyError(f"image-side {self.image_side} is smaller than the crop ({self.crop})")
 
     def rate_at(self, step: int) -> float:
         """The learning rate of step `step` (0-based): the warm-up's ramp, the decay's half cosine. A
@@ -83,9 +89,9 @@ class LoopConfig(MethodConfig):
         return rate
 
     def photo_side(self) -> float:
-        """The short side photos are scaled to (before the jitter) for cropping: a 256 px crop sees
-        most of a 320 px-high view, the framing of the photos it will repaint."""
-        return 1.25 * self.crop
+        """The short side photos are scaled to (before the jitter) for cropping: by default a 256 px crop
+        sees most of a 320 px-high view, the framing of the photos it will repaint."""
+        return 1.25 * self.crop if self.image_side is None else float(self.image_side)
 
     def decode_side(self) -> int:
         """Half the largest short side a crop is taken from (find_photos keeps photos at twice this)."""

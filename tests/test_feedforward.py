@@ -20,7 +20,7 @@ from painterly.nets import transformer
 from painterly.nets.io import load_model, save_model
 from painterly.nets.transformer import Architecture, TransformerNet
 from painterly.losses import LossTerms
-from painterly.training import LoopConfig, Trainee, TrainConfig, deepened, run_loop, train, widened
+from painterly.training import LoopConfig, Trainee, TrainConfig, deepened, run_loop, sample_batch, train, widened
 
 TINY = Architecture((4, 8, 8), 1, 3)
 
@@ -274,6 +274,20 @@ def test_decay_moves_each_weight_by_the_sum_of_its_rates():
     moved = sum(config.rate_at(k) for k in range(3))
     assert moved == pytest.approx(0.1 + 0.1 * 0.75 + 0.1 * 0.25)
     assert torch.allclose(trainee.module.weight, torch.full((1, 3), 0.5 - moved), atol=1e-5)
+
+
+@pytest.mark.parametrize("image_side,expected", [(None, 32 / 40), (64, 0.5), (32, 1.0)])
+def test_image_side_sets_the_scale_the_crops_see(image_side, expected):
+    """A photo whose rows ramp from 0 to 1 down its short side: a 32 px crop of it scaled to a short
+    side of S spans 32/S of the ramp (default S = 1.25 x the crop)."""
+    ramp = torch.linspace(0, 1, 200).view(1, 1, 200, 1).expand(1, 3, 200, 300).contiguous()
+    config = LoopConfig(batch=6, crop=32, scale_jitter=0, image_side=image_side)
+    crops = sample_batch([ramp], config, torch.Generator().manual_seed(0))
+    spans = crops[:, 0, -1, 0] - crops[:, 0, 0, 0]
+    assert crops.shape == (6, 3, 32, 32)
+    assert spans.tolist() == pytest.approx([expected * 31 / 32] * 6, abs=0.02)
+    with pytest.raises(PainterlyError, match="image-side 63 is smaller than the crop"):
+        LoopConfig(crop=64, image_side=63)
 
 
 def test_widened_network_computes_the_same_image_and_its_copies_part():
