@@ -73,6 +73,9 @@ def _csv(values: Sequence) -> str:
     return ",".join(str(v) for v in values)
 
 
+LIST_TYPES = (_layer_list, _float_list, _int_list)
+
+
 def _value_type(hint, meta: dict):
     """The argparse `type` for a config field of type `hint`."""
     origin = typing.get_origin(hint)
@@ -138,8 +141,9 @@ def add_config_flags(p: argparse.ArgumentParser, flags: dict, defaults, everyone
         if hint is bool:
             kwargs.update(action="store_const", const=True)
         else:
-            kwargs.update(type=_value_type(hint, meta), metavar=meta.get("metavar") or None)
-            if meta.get("choices"):
+            value_type = _value_type(hint, meta)
+            kwargs.update(type=value_type, metavar=meta.get("metavar") or None)
+            if meta.get("choices") and value_type not in LIST_TYPES:  # a list's items are checked by the config
                 kwargs.update(choices=meta["choices"], metavar=None)
         groups[group_name].add_argument("--" + name.replace("_", "-"), **kwargs)
 

@@ -105,9 +105,11 @@ class MethodConfig:
             if value is None or not meta:
                 continue
             values = value if isinstance(value, tuple) else (value,)
-            if meta["choices"] and any(v not in meta["choices"] for v in values):
-                raise PainterlyError(f"{flag_name(f.name)} must be {', '.join(meta['choices'][:-1])} or "
-                                     f"{meta['choices'][-1]}, got '{value}'")
+            wrong = [v for v in values if meta["choices"] and v not in meta["choices"]]
+            if wrong:
+                each = " (each)" if isinstance(value, tuple) else ""
+                raise PainterlyError(f"{flag_name(f.name)}{each} must be {', '.join(meta['choices'][:-1])} or "
+                                     f"{meta['choices'][-1]}, got '{wrong[0]}'")
             if meta["minimum"] is not None and any(v < meta["minimum"] for v in values):
                 limit = meta["minimum"]
                 rule = "must not be negative" if limit == 0 else f"must be at least {limit:g}"

@@ -83,6 +83,8 @@ class Session:
                  extractor: Optional[FeatureExtractor] = None) -> None:
         if not styles and recipe.needs_styles:
             raise PainterlyError("at least one style image is needed")
+        if styles and not recipe.needs_styles:
+            raise PainterlyError(f"{recipe.name} paints the styles it was trained on; it takes no style images")
         check_inputs(recipe, style_masks, guidance)
         self.recipe, self.config = recipe, config
         self.device = resolve_device(config.device)

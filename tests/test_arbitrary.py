@@ -244,6 +244,27 @@ def test_train_decoder_command_and_method_command(tmp_path, folders, tiny_vgg, c
     assert len(err) == 1 and "style images" in err[0]
 
 
+def test_wct_levels_and_decoders_from_the_command_line(tmp_path, folders, tiny_vgg, capsys):
+    """--levels and --decoders take comma-separated lists; each level is checked, in one line."""
+    from painterly import cli
+
+    photos, styles = folders
+    (p2, _), (p1, _) = _decoder(tmp_path, "relu2_1", 1), _decoder(tmp_path, "relu1_1", 2)
+    content, style, out = photos / "0.png", styles / "1.png", tmp_path / "out.png"
+    assert cli.main([str(content), str(style), "--method", "wct", "--levels", "relu2_1,relu1_1", "--decoders",
+                     f"{p2},{p1}", "--size", "48", "--precision", "fp32", "-o", str(out), "-q"]) == 0, \
+        capsys.readouterr().err
+    expected = painterly.stylize(str(content), str(style), method="wct", levels=("relu2_1", "relu1_1"),
+                                 decoders=(str(p2), str(p1)), size=48, precision="fp32")
+    assert np.array_equal(np.asarray(Image.open(out)), np.asarray(expected))
+    capsys.readouterr()
+    assert cli.main([str(content), str(style), "--method", "wct", "--levels", "relu2_1,relu9_1", "-o",
+                     str(tmp_path / "bad.png"), "-q"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "levels (each) must be" in err[0] and "'relu9_1'" in err[0], err
+    assert not (tmp_path / "bad.png").exists()
+
+
 def test_style_max_side_encodes_the_style_smaller(tmp_path, tiny_vgg, monkeypatch):
     """Style images are encoded at most style_max_side long (the sizes the encoder sees)."""
     path, _ = _decoder(tmp_path, "relu4_1")

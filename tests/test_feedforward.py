@@ -72,6 +72,15 @@ def test_a_weight_map_gives_each_region_its_style():
     assert (mixed[..., 32:] - b[..., 32:]).abs().mean() < 0.75 * (mixed[..., 32:] - a[..., 32:]).abs().mean()
 
 
+def test_pixels_no_style_mask_covers_mix_the_styles_evenly():
+    net = _net()
+    partial = torch.zeros(1, 3, 8, 8)
+    partial[:, 0, :, :4] = 2  # the left half in style 0; the right half in no mask
+    weights = net.style_weights(partial)
+    assert torch.equal(weights[:, :, :, :4], F.one_hot(torch.tensor(0), 3).float().view(1, 3, 1, 1).expand(1, 3, 8, 4))
+    assert torch.allclose(weights[:, :, :, 4:], torch.full((1, 3, 8, 4), 1 / 3))
+
+
 @pytest.mark.parametrize("rows", [3, 8, 13])
 def test_banded_inference_equals_the_whole_image(rows):
     net = _net(Architecture((6, 8, 12), 2, 2))
@@ -382,6 +391,10 @@ def test_network_method_through_the_api(tmp_path):
     assert (got - expected[0]).abs().max() < 0.03
     with pytest.raises(PainterlyError, match="style weights have 2 values for a model of 3"):
         painterly.stylize(content, method="network", model=str(path), size=60, style_weights=(1, 0))
+    masks = [torch.ones(1, 1, 40, 60)] * 3
+    with pytest.raises(PainterlyError, match="style masks .* take no style-weights"):
+        painterly.stylize(content, method="network", model=str(path), size=60, style_weights=(0, 1, 0),
+                          style_masks=masks)
 
 
 def test_a_session_reads_its_model_once_for_all_frames(tmp_path, monkeypatch):
@@ -429,7 +442,9 @@ def test_train_and_models_and_model_commands(tmp_path, photos, capsys, monkeypat
                            (["train", str(style), "--photos", str(photos), "-o", str(tmp_path / "x.png")], ".safetensors"),
                            ([str(content), "--model", str(tmp_path / "nope.safetensors"), "-o", str(tmp_path / "o.png")],
                             "does not exist"),
-                           (["models", str(content)], "not a painterly model")):
+                           (["models", str(content)], "not a painterly model"),
+                           ([str(content), str(style), "--model", str(model), "-o", str(tmp_path / "o.png")],
+                            "takes no style images")):
         assert cli.main(argv) == 2
         err = capsys.readouterr().err.strip().splitlines()
         assert len(err) == 1 and fragment in err[0], err

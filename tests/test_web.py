@@ -124,6 +124,7 @@ def test_methods_lists_every_registered_method_with_its_options_and_defaults(cli
     ("path_option", 400, "may name a file"),
     ("path_model", 400, "may name a file"),
     ("no_style", 400, "needs at least one style"),
+    ("network_style", 400, "takes no style images"),
     ("unexpected_field", 400, "unexpected file field"),
     ("guidance_count", 400, "style guidance map(s) for"),
 ])
@@ -146,6 +147,8 @@ def test_bad_uploads_are_refused_with_a_json_error_and_leave_nothing_behind(clie
         options["init"] = "/etc/passwd"
     elif case == "path_model":
         options = {"method": painterly.method_for(["model"]), "model": "../../secret.safetensors"}
+    elif case == "network_style":
+        options = {"method": painterly.method_for(["model"]), "model": "starry_night"}
     elif case == "no_style":
         kwargs["styles"] = []
     elif case == "unexpected_field":

@@ -119,6 +119,8 @@ class Network(Recipe):
         if run.style_masks is not None:
             if len(run.style_masks) != net.arch.styles:
                 raise PainterlyError(f"{len(run.style_masks)} style mask(s) for a model of {net.arch.styles} style(s)")
+            if run.config.style_weights is not None:
+                raise PainterlyError("style masks give each style its own region; they take no style-weights")
             masks = torch.cat([resize(m.expand(-1, 3, -1, -1), scale.size)[:, :1] for m in run.style_masks], dim=1)
         if box is None:
             return net.style_weights(run.config.style_weights if masks is None else masks), None, None

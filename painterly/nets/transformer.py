@@ -146,7 +146,8 @@ class TransformerNet(nn.Module):
         self.norms = nn.ModuleList([ConditionalInstanceNorm(c.conv.out_channels, n) for c in self.convs[:-1]])
 
     def style_weights(self, weights: Union[None, Sequence[float], torch.Tensor]) -> StyleWeights:
-        """Weights as a tensor: None -> the first (or only) style; a list -> normalised to sum 1."""
+        """Weights as a tensor: None -> the first (or only) style; a list -> normalised to sum 1; a
+        1xNxHxW map -> normalised at each pixel, pixels no map covers mixing the styles evenly."""
         n = self.arch.styles
         if weights is None:
             return F.one_hot(torch.tensor(0), n).float()
@@ -159,7 +160,8 @@ class TransformerNet(nn.Module):
             return w / w.sum()
         if w.dim() != 4 or w.shape[:2] != (1, n):
             raise PainterlyError(f"a style weight map must be 1x{n}xHxW, got {tuple(w.shape)}")
-        return w / w.sum(1, keepdim=True).clamp_min(1e-8)
+        total = w.sum(1, keepdim=True)
+        return torch.where(total > 0, w / total.clamp_min(1e-8), torch.full_like(w, 1 / n))  # no mask: an even mix
 
     def forward(self, image: torch.Tensor, weights: Optional[StyleWeights] = None) -> torch.Tensor:
         return self.run(image, self.style_weights(None) if weights is None else weights, lambda layer, x: layer(x))

@@ -290,6 +290,8 @@ def _accept(job_id: str, folder: Path, form) -> Job:
         raise UploadError(400, "one content image is needed")
     if recipe.needs_styles and not styles:
         raise UploadError(400, f"{method} needs at least one style image")
+    if styles and not recipe.needs_styles:
+        raise UploadError(400, f"{method} paints the styles it was trained on; it takes no style images")
     if style_guides and len(style_guides) != len(styles):
         raise UploadError(400, f"{len(style_guides)} style guidance map(s) for {len(styles)} style image(s)")
     if (content_guides or style_guides) and "guidance" not in recipe.accepts:

@@ -275,7 +275,7 @@ async function start() {
     if (method.needs_styles && state.styles.length === 0) throw new Error("choose at least one style image");
     const form = new FormData();
     form.append("content", state.content.blob, state.content.name);
-    for (const s of state.styles) form.append("style", s.blob, s.name);
+    if (method.needs_styles) for (const s of state.styles) form.append("style", s.blob, s.name);  // a network brings its own
     if (painted()) {
       if (!method.accepts.includes("guidance")) throw new Error(`${method.name} takes no painted regions; clear them or choose another method`);
       form.append("content_guidance", await state.content.guidance(), "content_guidance.png");
