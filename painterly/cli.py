@@ -25,7 +25,7 @@ from typing import Optional, Sequence
 from .cli_flags import _method_in, config_flags
 from .cli_args import (EXIT_FAILURE, EXIT_INTERRUPTED, EXIT_OK, EXIT_USAGE, _number, _Parser, _positive_int,
                        _UsageError, add_config_flags)
-from . import (DEFAULT_METHOD, Checkpointer, Interrupted, LossHistory, PainterlyError, ProgressBar, SaveEvery,
+from . import (DEFAULT_METHOD, Checkpointer, CommonConfig, Interrupted, LossHistory, PainterlyError, ProgressBar, SaveEvery,
                __version__, check_writable, combine, default_checkpoint_path, get_method, install_stop_handlers,
                largest_size, make_config, method_for, available_methods, open_image, plan, save_image, side_by_side,
                split_alpha, stylize)
@@ -103,10 +103,18 @@ def build_parser(method: str = DEFAULT_METHOD) -> argparse.ArgumentParser:
     return p
 
 
-def _method_options(method: str, options: dict) -> dict:
-    """Options for `method`'s config; a flag that does not apply to it is a one-line error."""
+def _method_options(method: str, options: dict, chosen: bool) -> dict:
+    """Options for `method`'s config; a flag that does not apply to it is a one-line error. `chosen`:
+    the user named the method (otherwise the options picked it, and the error says which clash)."""
     names = {f.name for f in dataclasses.fields(get_method(method).config_class)}
     wrong = [name for name in options if name not in names]
+    if wrong and not chosen:
+        def takers(name: str) -> str:
+            return ", ".join(m for m, r in available_methods().items()
+                             if name in {f.name for f in dataclasses.fields(r.config_class)})
+        clash = [n for n in options if n not in {f.name for f in dataclasses.fields(CommonConfig)}]
+        raise PainterlyError("the options do not pick one method: " + ", ".join(
+            f"--{n.replace('_', '-')} ({takers(n)})" for n in clash) + "; give --method and options it takes")
     if wrong:
         flags = ", ".join("--" + name.replace("_", "-") for name in wrong)
         raise PainterlyError(f"{flags} does not apply to --method {method} (painterly --method {method} --help "
@@ -154,14 +162,15 @@ def _resume_command(argv: Optional[Sequence[str]], size: Optional[int] = None) -
 
 def _run(args: argparse.Namespace, argv: Optional[Sequence[str]] = None) -> int:
     options = {name: getattr(args, name) for name in config_flags() if hasattr(args, name)}
-    if args.method is None:
+    chosen = args.method is not None
+    if not chosen:
         args.method = method_for(options)
     recipe = get_method(args.method)
     size_max = options.get("size") == "max"
     if size_max:
         del options["size"]
     base = _load_config(args.config, args.method) if args.config else None
-    config = make_config(args.method, base, **_method_options(args.method, options))
+    config = make_config(args.method, base, **_method_options(args.method, options, chosen))
     if size_max or args.dry_run:
         if args.content is None:
             raise _UsageError("a CONTENT image is needed for " + ("--size max" if size_max else "--dry-run"))

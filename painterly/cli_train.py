@@ -179,7 +179,7 @@ def _run_training(command: str, words: Sequence[str], args: argparse.Namespace, 
 def _train(words: Sequence[str]) -> int:
     args = build_train_parser().parse_args(words)
     return _run_training("train", words, args, TrainConfig, lambda config, output, ckpt, display: train(
-        list(args.styles), None, args.photos, output, config, validation=args.validation, extend=args.extend,
+        list(args.styles), args.photos, output, config, validation=args.validation, extend=args.extend,
         init=args.init, checkpoint=ckpt, callback=display.progress, preview=display.preview),
         lambda t: f"{t['photos']} photos, {t['skipped']} unreadable skipped")
 

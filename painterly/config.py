@@ -89,7 +89,9 @@ def coerce(name: str, value: Any, hint: Any) -> Any:
     PainterlyError naming the field."""
     ok, result = _coerced(value, hint)
     if not ok:
-        raise PainterlyError(f"{flag_name(name)} must be {_type_name(hint)}, got {type(value).__name__} {value!r}")
+        shown = repr(value) if isinstance(value, (str, int, float, bool, list, tuple, type(None))) else "object"
+        shown = shown if len(shown) <= 80 and "\n" not in shown else shown[:60].split("\n")[0] + "..."
+        raise PainterlyError(f"{flag_name(name)} must be {_type_name(hint)}, got {type(value).__name__} {shown}")
     return result
 
 

@@ -56,7 +56,7 @@ from .nets.decoder import LEVELS, Decoder, DecoderArch
 from .nets.grow import require_wider, widen_convs
 from .nets.io import load_decoder, save_decoder
 from .training import (DATA, LOSSES, NET, LoopConfig, PhotoFolders, Preview, StepCallback, Trainee, _prepare,
-                       final_losses, find_photos, run_loop, sample_batch)
+                       config_with, final_losses, find_photos, run_loop, sample_batch)
 from .transforms import Moments, WctMap, batch_adain, instance_mean_std, wct
 
 ADAIN_STYLE_LAYERS = ("relu1_1", "relu2_1", "relu3_1", "relu4_1")
@@ -264,14 +264,20 @@ class DecoderTrainConfig(LoopConfig):
             raise PainterlyError(f"the {self.method} decoder inverts {fixed}; --level is for WCT decoders")
 
 
-def train_decoder(photos: PhotoFolders, output: Union[str, os.PathLike], config: DecoderTrainConfig, *,
-                  styles: Optional[PhotoFolders] = None, init: Union[None, str, os.PathLike] = None,
+def train_decoder(photos: PhotoFolders, output: Union[str, os.PathLike], config: Optional[DecoderTrainConfig] = None,
+                  *, styles: Optional[PhotoFolders] = None, init: Union[None, str, os.PathLike] = None,
                   validation: Optional[ImageLike] = None,
                   checkpoint: Optional[Checkpointer] = None, callback: Optional[StepCallback] = None,
-                  extractor: Optional[FeatureExtractor] = None, preview: Optional[Preview] = None) -> dict:
+                  extractor: Optional[FeatureExtractor] = None, preview: Optional[Preview] = None,
+                  **options) -> dict:
     """Train an AdaIN decoder (photos and the style images under the folder(s) `styles`) or a WCT level's
     decoder (photos only) and write it to `output`; returns its metadata with the whole loss log.
+
+        painterly.train_decoder("photos/", "adain.safetensors", method="adain", styles="paintings/")
+
+    config: a DecoderTrainConfig; options: its fields by name (over `config` where both are given).
     init: a decoder file of the same method and level to start from instead of random weights."""
+    config = config_with(DecoderTrainConfig, config, options)
     if config.widen is not None and init is None:
         raise PainterlyError("widen grows a trained decoder: give it with --init")
     device, precision, photo_list, skipped, validation, generator = _prepare(config, photos, validation)

@@ -85,6 +85,9 @@ class Session:
             raise PainterlyError("at least one style image is needed")
         if styles and not recipe.needs_styles:
             raise PainterlyError(f"{recipe.name} paints the styles it was trained on; it takes no style images")
+        if config.preserve_color == "histogram" and not recipe.needs_styles:
+            raise PainterlyError(f"preserve-color histogram recolours the style images, which {recipe.name} does not "
+                                 f"take; use luminance")
         check_inputs(recipe, style_masks, guidance)
         self.recipe, self.config = recipe, config
         self.device = resolve_device(config.device)

@@ -26,7 +26,7 @@ import torch.nn.functional as F
 from .checkpoint import Checkpointer, Interrupted, fingerprint, restore_rng, rng_state
 from .config import MethodConfig, option
 from .errors import PainterlyError
-from .features import FeatureExtractor
+from .features import FeatureExtractor, check_layers
 from .hardware import resolve_device, resolve_precision, set_threads
 from .image import READ_SUFFIXES, ImageLike, as_tensor, fit_long_side, open_image, pil_to_tensor, resize, split_alpha
 from .losses import LossTerms
@@ -142,6 +142,8 @@ class TrainConfig(LoopConfig):
             raise PainterlyError(f"widen needs 3 channel counts, got {len(self.widen)}")
         if self.style_set and self.multi_style:
             raise PainterlyError("style-set pools the images into one style; multi-style keeps them apart")
+        for name in ("content_layers", "style_layers"):
+            object.__setattr__(self, name, tuple(check_layers(getattr(self, name), name[:-1].replace("_", " "))))
 
     def content_weight_for(self, loss: str) -> float:
         return DEFAULT_WEIGHTS[loss][0] if self.content_weight is None else self.content_weight
@@ -151,6 +153,24 @@ class TrainConfig(LoopConfig):
 
 
 PhotoFolders = Union[str, os.PathLike, Sequence[Union[str, os.PathLike]]]
+
+
+def config_with(config_class: type, config: Optional[MethodConfig], options: dict) -> MethodConfig:
+    """`config` (default: the class's defaults) with `options` (field names) over it; a one-line error
+    for a name that is not an option."""
+    known = {f.name for f in dataclasses.fields(config_class)}
+    unknown = sorted(set(options) - known)
+    if unknown:
+        raise PainterlyError(f"unknown training option '{unknown[0]}'; see {config_class.__name__}")
+    config = config_class() if config is None else config
+    return dataclasses.replace(config, **options) if options else config
+
+
+def one_or_many(images) -> list:
+    """A single image (path, PIL image or tensor) as a list of one; a sequence as a list."""
+    if isinstance(images, (str, os.PathLike, torch.Tensor)) or hasattr(images, "getpixel"):
+        return [images]
+    return list(images)
 
 
 def find_photos(folders: PhotoFolders, min_side: int) -> tuple[list[torch.Tensor], int]:
@@ -399,20 +419,27 @@ def _prepare(config: LoopConfig, photos: PhotoFolders, validation: Optional[Imag
     return device, precision, photo_list, skipped, validation, generator
 
 
-def train(styles: Sequence[ImageLike], style_names: Optional[Sequence[str]], photos: PhotoFolders,
-          output: Union[str, os.PathLike], config: TrainConfig, *, validation: Optional[ImageLike] = None,
-          extend: Union[None, str, os.PathLike] = None, init: Union[None, str, os.PathLike] = None,
-          checkpoint: Optional[Checkpointer] = None, callback: Optional[StepCallback] = None,
-          extractor: Optional[FeatureExtractor] = None, preview: Optional[Preview] = None) -> dict:
-    """Train a network on `styles` (paths, PIL images or tensors) and write it to `output`; returns the
-    model file's metadata with the whole loss log. style_names: one per style (default: file stems).
+def train(styles: Union[ImageLike, Sequence[ImageLike]], photos: PhotoFolders, output: Union[str, os.PathLike],
+          config: Optional[TrainConfig] = None, *, style_names: Optional[Sequence[str]] = None,
+          validation: Optional[ImageLike] = None, extend: Union[None, str, os.PathLike] = None,
+          init: Union[None, str, os.PathLike] = None, checkpoint: Optional[Checkpointer] = None,
+          callback: Optional[StepCallback] = None, extractor: Optional[FeatureExtractor] = None,
+          preview: Optional[Preview] = None, **options) -> dict:
+    """Train a network on `styles` (one or several paths, PIL images or tensors) and write it to
+    `output`; returns the model file's metadata with the whole loss log.
 
+        painterly.train("starry_night.jpg", "photos/", "starry.safetensors", steps=2000, crop=256)
+
+    config: a TrainConfig; options: its fields by name (over `config` where both are given).
+    style_names: one per style (default: file stems).
     validation: a photo rendered every `preview_every` steps and handed to `preview(step, image)`
     (default: the first readable training photo).
     extend: a multi-style model to add `styles[0]` to (only its normalisation parameters train).
     init: a model to start from (its architecture and weights) instead of random weights: more steps,
     photos or another weight on a trained network without starting over.
     """
+    config = config_with(TrainConfig, config, options)
+    styles = one_or_many(styles)
     if not styles:
         raise PainterlyError("at least one style image is needed")
     if extend is not None and init is not None:

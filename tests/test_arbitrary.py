@@ -39,7 +39,7 @@ def _decoder(tmp_path, level, seed=0):
         last.bias.fill_(0.5)
         last.weight.mul_(0.5 / (last.weight.abs().sum((1, 2, 3), keepdim=True) + 1e-6))
     path = tmp_path / f"{level}.safetensors"
-    save_decoder(path, decoder, {"method": "test"}, dtype=torch.float32)
+    save_decoder(path, decoder, {"method": None}, dtype=torch.float32)  # usable by AdaIN and WCT alike
     return path, decoder.eval()
 
 
@@ -129,8 +129,11 @@ def test_bad_decoders_and_options_are_one_line_errors(tmp_path, tiny_vgg):
     bad = tmp_path / "bad.safetensors"
     bad.write_bytes(b"\x00" * 64)
     wrong_level, _ = _decoder(tmp_path, "relu3_1")
-    for kwargs, fragment in ((dict(decoder=str(bad)), "not a painterly model file"),
+    wct_decoder, wct_net = _decoder(tmp_path, "relu4_1")
+    save_decoder(wct_decoder, wct_net, {"method": "wct"}, dtype=torch.float32)
+    for kwargs, fragment in ((dict(decoder=str(bad)), "not a painterly decoder file"),
                              (dict(decoder=str(wrong_level)), "trained for relu3_1"),
+                             (dict(decoder=str(wct_decoder)), "was trained for wct, not adain"),
                              (dict(decoder=str(tmp_path / "none.safetensors")), "does not exist"),
                              (dict(decoder=str(wrong_level), strength=1.5), "between 0 and 1")):
         with pytest.raises(PainterlyError, match=fragment) as info:
@@ -183,10 +186,13 @@ def test_decoder_training_can_start_from_a_trained_decoder(tmp_path, folders, ti
     config = DecoderTrainConfig(method="wct", level="relu2_1", steps=20, batch=2, crop=32, image_side=40,
                                 precision="fp32", learning_rate=1e-2, width_divisor=1)
     first = train_decoder(photos, tmp_path / "a.safetensors", config, extractor=tiny_vgg)
-    second = train_decoder([photos, styles], tmp_path / "b.safetensors", dataclasses.replace(config, steps=2),
+    second = train_decoder([photos, styles], tmp_path / "b.safetensors", config, steps=2,  # an option over the config
                            init=tmp_path / "a.safetensors", extractor=tiny_vgg)
     assert second["log"][0]["total"] < 0.5 * first["log"][0]["total"]
     assert second["training"]["photos"] == 6 and second["training"]["initialised_from"].endswith("a.safetensors")
+    assert second["training"]["steps"] == 2 and second["training"]["level"] == "relu2_1"
+    with pytest.raises(PainterlyError, match="unknown training option 'levle'"):
+        train_decoder(photos, tmp_path / "x.safetensors", method="wct", levle="relu2_1")
     with pytest.raises(PainterlyError, match="wct's for relu2_1; this run trains wct's for relu3_1"):
         train_decoder(photos, tmp_path / "c.safetensors", dataclasses.replace(config, level="relu3_1"),
                       init=tmp_path / "a.safetensors", extractor=tiny_vgg)

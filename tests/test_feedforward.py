@@ -101,8 +101,11 @@ def test_model_file_round_trip_in_fp16(tmp_path):
         assert torch.equal(back(x, w), load_model(path)[0](x, w))
 
 
-@pytest.mark.parametrize("kind", ["truncated", "text", "other_arch", "pickle", "no_metadata"])
-def test_bad_model_files_are_one_line_errors(tmp_path, kind):
+@pytest.mark.parametrize("kind,words", [("truncated", "not a painterly style network file"),
+                                        ("text", "not a painterly style network file"),
+                                        ("other_arch", "convs.0.conv.weight is"), ("pickle", "not a painterly"),
+                                        ("no_metadata", "not a painterly"), ("nan", "non-finite weights")])
+def test_bad_model_files_are_one_line_errors(tmp_path, kind, words):
     import pickle
 
     from safetensors.torch import save_file
@@ -117,7 +120,7 @@ def test_bad_model_files_are_one_line_errors(tmp_path, kind):
         path.write_bytes(pickle.dumps({"weights": 1}))
     elif kind == "no_metadata":
         save_file({"x": torch.ones(2)}, str(path))
-    else:  # weights of one shape under the architecture of another
+    else:  # weights of one shape under the architecture of another, or a weight that is NaN
         import json
 
         from safetensors import safe_open
@@ -125,11 +128,14 @@ def test_bad_model_files_are_one_line_errors(tmp_path, kind):
         with safe_open(str(good), "pt") as f:
             meta = json.loads(f.metadata()["painterly"])
             tensors = {k: f.get_tensor(k) for k in f.keys()}
-        meta["architecture"]["widths"] = [8, 8, 8]
+        if kind == "nan":
+            tensors["convs.0.conv.weight"][0, 0, 0, 0] = float("nan")
+        else:
+            meta["architecture"]["widths"] = [8, 8, 8]
         save_file(tensors, str(path), metadata={"painterly": json.dumps(meta)})
     with pytest.raises(PainterlyError) as info:
         load_model(path)
-    assert "\n" not in str(info.value) and "bad.safetensors" in str(info.value)
+    assert "\n" not in str(info.value) and "bad.safetensors" in str(info.value) and words in str(info.value), info.value
 
 
 @pytest.fixture
@@ -161,7 +167,7 @@ def _style(seed=3):
 
 
 def test_training_lowers_the_loss_and_counts_unreadable_photos(tmp_path, photos, tiny_vgg):
-    info = train([_style()], ["blue"], photos, tmp_path / "m.safetensors", _config(steps=30), extractor=tiny_vgg)
+    info = train([_style()], photos, tmp_path / "m.safetensors", _config(steps=30), extractor=tiny_vgg, style_names=["blue"])
     log = [r["total"] for r in info["log"]]
     assert np.mean(log[-5:]) < 0.5 * np.mean(log[:5])
     assert info["training"]["photos"] == 4 and info["training"]["skipped"] == 1
@@ -170,8 +176,8 @@ def test_training_lowers_the_loss_and_counts_unreadable_photos(tmp_path, photos,
 
 
 def test_strotss_training_lowers_its_loss_and_pulls_the_palette_to_the_style(tmp_path, photos, tiny_vgg):
-    info = train([_style()], ["blue"], photos, tmp_path / "m.safetensors",
-                 _config(steps=30, loss="strotss", style_weight=None), extractor=tiny_vgg)
+    info = train([_style()], photos, tmp_path / "m.safetensors",
+                 _config(steps=30, loss="strotss", style_weight=None), extractor=tiny_vgg, style_names=["blue"])
     log = info["log"]
     assert set(log[0]) >= {"content", "style", "moments", "palette", "total"}
     assert np.mean([r["total"] for r in log[-5:]]) < 0.7 * np.mean([r["total"] for r in log[:5]])
@@ -185,11 +191,22 @@ def test_strotss_training_lowers_its_loss_and_pulls_the_palette_to_the_style(tmp
     assert abs(after - style_blue) < 0.7 * abs(before - style_blue)
 
 
+def test_train_takes_one_style_and_options_by_name(tmp_path, photos, tiny_vgg):
+    """The API reads like stylize: a single style, options by keyword (over a config when both)."""
+    info = train(_style(), photos, tmp_path / "m.safetensors", steps=2, batch=1, crop=32, widths=(4, 8, 8),
+                 residual_blocks=1, precision="fp32", extractor=tiny_vgg)
+    assert info["training"]["steps"] == 2 and info["styles"] == ["style 1"]
+    again = train(_style(), photos, tmp_path / "n.safetensors", _config(steps=3), steps=1, extractor=tiny_vgg)
+    assert again["training"]["steps"] == 1 and again["training"]["crop"] == _config().crop
+    with pytest.raises(PainterlyError, match="unknown training option 'stpes'"):
+        train(_style(), photos, tmp_path / "x.safetensors", stpes=2)
+
+
 @pytest.mark.parametrize("loss", ["gram", "strotss"])
 def test_training_resumes_bit_exactly(tmp_path, photos, tiny_vgg, loss):
     # stopped inside the warm-up: the resumed run takes up the same learning rates
     config = _config(steps=6, loss=loss, style_weight=None if loss == "strotss" else 1e4, warmup=4)
-    train([_style()], ["s"], photos, tmp_path / "a.safetensors", config, extractor=tiny_vgg)
+    train([_style()], photos, tmp_path / "a.safetensors", config, extractor=tiny_vgg, style_names=["s"])
     ckpt = Checkpointer(tmp_path / "t.ckpt", seconds=None)
 
     def stop(step, steps, losses, rate):
@@ -197,19 +214,19 @@ def test_training_resumes_bit_exactly(tmp_path, photos, tiny_vgg, loss):
             ckpt.request_stop(signal.SIGINT)
 
     with pytest.raises(Interrupted):
-        train([_style()], ["s"], photos, tmp_path / "b.safetensors", config, extractor=tiny_vgg, checkpoint=ckpt,
-              callback=stop)
-    train([_style()], ["s"], photos, tmp_path / "b.safetensors", config, extractor=tiny_vgg,
-          checkpoint=Checkpointer(tmp_path / "t.ckpt", seconds=None, resume=True))
+        train([_style()], photos, tmp_path / "b.safetensors", config, extractor=tiny_vgg, checkpoint=ckpt,
+              callback=stop, style_names=["s"])
+    train([_style()], photos, tmp_path / "b.safetensors", config, extractor=tiny_vgg,
+          checkpoint=Checkpointer(tmp_path / "t.ckpt", seconds=None, resume=True), style_names=["s"])
     a, b = load_model(tmp_path / "a.safetensors")[0], load_model(tmp_path / "b.safetensors")[0]
     assert all(torch.equal(x, y) for x, y in zip(a.state_dict().values(), b.state_dict().values()))
 
 
 def test_extend_adds_a_style_and_leaves_the_others_unchanged(tmp_path, photos, tiny_vgg):
     base = tmp_path / "two.safetensors"
-    train([_style(3), _style(4)], ["a", "b"], photos, base, _config(steps=4, multi_style=True), extractor=tiny_vgg)
-    train([_style(5)], ["c"], photos, tmp_path / "three.safetensors", _config(steps=4), extend=base,
-          extractor=tiny_vgg)
+    train([_style(3), _style(4)], photos, base, _config(steps=4, multi_style=True), extractor=tiny_vgg, style_names=["a", "b"])
+    train([_style(5)], photos, tmp_path / "three.safetensors", _config(steps=4), extend=base,
+          extractor=tiny_vgg, style_names=["c"])
     two, _ = load_model(base)
     three, meta = load_model(tmp_path / "three.safetensors")
     assert meta["styles"] == ["a", "b", "c"]
@@ -221,13 +238,13 @@ def test_extend_adds_a_style_and_leaves_the_others_unchanged(tmp_path, photos, t
 
 
 def test_init_starts_from_a_trained_model_with_its_architecture(tmp_path, photos, tiny_vgg):
-    first = train([_style()], ["s"], photos, tmp_path / "a.safetensors", _config(steps=20), extractor=tiny_vgg)
+    first = train([_style()], photos, tmp_path / "a.safetensors", _config(steps=20), extractor=tiny_vgg, style_names=["s"])
     more = tmp_path / "more"
     more.mkdir()
     Image.open(photos / "nested" / "p0.png").transpose(Image.FLIP_TOP_BOTTOM).save(more / "q.png")
     # other widths asked for: the model's own are what train further
-    second = train([_style()], ["s"], [photos, more], tmp_path / "b.safetensors", _config(steps=4, widths=(8, 8, 8)),
-                   init=tmp_path / "a.safetensors", extractor=tiny_vgg)
+    second = train([_style()], [photos, more], tmp_path / "b.safetensors", _config(steps=4, widths=(8, 8, 8)),
+                   init=tmp_path / "a.safetensors", extractor=tiny_vgg, style_names=["s"])
     assert second["training"]["photos"] == 5 and tuple(second["training"]["widths"]) == (4, 8, 8)
     assert second["log"][0]["total"] < 0.5 * first["log"][0]["total"]  # trained weights, not a fresh start
     a, b = load_model(tmp_path / "a.safetensors")[0], load_model(tmp_path / "b.safetensors")[0]
@@ -235,10 +252,10 @@ def test_init_starts_from_a_trained_model_with_its_architecture(tmp_path, photos
     for kwargs, fragment in ((dict(init=tmp_path / "a.safetensors", extend=tmp_path / "a.safetensors"), "give one"),
                              (dict(init=tmp_path / "none.safetensors"), "does not exist")):
         with pytest.raises(PainterlyError, match=fragment):
-            train([_style()], ["s"], photos, tmp_path / "c.safetensors", _config(steps=1), extractor=tiny_vgg, **kwargs)
+            train([_style()], photos, tmp_path / "c.safetensors", _config(steps=1), extractor=tiny_vgg, **kwargs, style_names=["s"])
     with pytest.raises(PainterlyError, match="holds 1 style") as info:
-        train([_style(3), _style(4)], ["a", "b"], photos, tmp_path / "c.safetensors", _config(steps=1, multi_style=True),
-              init=tmp_path / "a.safetensors", extractor=tiny_vgg)
+        train([_style(3), _style(4)], photos, tmp_path / "c.safetensors", _config(steps=1, multi_style=True),
+              init=tmp_path / "a.safetensors", extractor=tiny_vgg, style_names=["a", "b"])
     assert "\n" not in str(info.value) and not (tmp_path / "c.safetensors").exists()
 
 
@@ -315,17 +332,17 @@ def test_widened_network_computes_the_same_image_and_its_copies_part():
 
 
 def test_training_with_widen_grows_the_initial_model(tmp_path, photos, tiny_vgg):
-    train([_style()], ["s"], photos, tmp_path / "a.safetensors", _config(steps=10), extractor=tiny_vgg)
-    info = train([_style()], ["s"], photos, tmp_path / "b.safetensors", _config(steps=3, widen=(8, 12, 16)),
-                 init=tmp_path / "a.safetensors", extractor=tiny_vgg)
+    train([_style()], photos, tmp_path / "a.safetensors", _config(steps=10), extractor=tiny_vgg, style_names=["s"])
+    info = train([_style()], photos, tmp_path / "b.safetensors", _config(steps=3, widen=(8, 12, 16)),
+                 init=tmp_path / "a.safetensors", extractor=tiny_vgg, style_names=["s"])
     net, meta = load_model(tmp_path / "b.safetensors")
     assert net.arch.widths == (8, 12, 16) and tuple(meta["training"]["widths"]) == (8, 12, 16)
     assert info["log"][0]["total"] == pytest.approx(
-        train([_style()], ["s"], photos, tmp_path / "c.safetensors", _config(steps=1),
-              init=tmp_path / "a.safetensors", extractor=tiny_vgg)["log"][0]["total"], rel=1e-4)
+        train([_style()], photos, tmp_path / "c.safetensors", _config(steps=1),
+              init=tmp_path / "a.safetensors", extractor=tiny_vgg, style_names=["s"])["log"][0]["total"], rel=1e-4)
     with pytest.raises(PainterlyError, match="give it with --init"):
-        train([_style()], ["s"], photos, tmp_path / "d.safetensors", _config(steps=1, widen=(8, 12, 16)),
-              extractor=tiny_vgg)
+        train([_style()], photos, tmp_path / "d.safetensors", _config(steps=1, widen=(8, 12, 16)),
+              extractor=tiny_vgg, style_names=["s"])
 
 
 @pytest.mark.parametrize("channels_last", [False, True])
@@ -369,16 +386,16 @@ def test_deepened_network_computes_the_same_image_and_its_new_blocks_learn():
 
 
 def test_training_with_deepen_grows_the_initial_model(tmp_path, photos, tiny_vgg):
-    train([_style()], ["s"], photos, tmp_path / "a.safetensors", _config(steps=10), extractor=tiny_vgg)
-    info = train([_style()], ["s"], photos, tmp_path / "b.safetensors", _config(steps=3, deepen=4),
-                 init=tmp_path / "a.safetensors", extractor=tiny_vgg)
+    train([_style()], photos, tmp_path / "a.safetensors", _config(steps=10), extractor=tiny_vgg, style_names=["s"])
+    info = train([_style()], photos, tmp_path / "b.safetensors", _config(steps=3, deepen=4),
+                 init=tmp_path / "a.safetensors", extractor=tiny_vgg, style_names=["s"])
     net, meta = load_model(tmp_path / "b.safetensors")
     assert net.arch.residual_blocks == 4 and meta["training"]["residual_blocks"] == 4
     assert info["log"][0]["total"] == pytest.approx(
-        train([_style()], ["s"], photos, tmp_path / "c.safetensors", _config(steps=1),
-              init=tmp_path / "a.safetensors", extractor=tiny_vgg)["log"][0]["total"], rel=1e-4)
+        train([_style()], photos, tmp_path / "c.safetensors", _config(steps=1),
+              init=tmp_path / "a.safetensors", extractor=tiny_vgg, style_names=["s"])["log"][0]["total"], rel=1e-4)
     with pytest.raises(PainterlyError, match="deepen grows a trained model: give it with --init"):
-        train([_style()], ["s"], photos, tmp_path / "d.safetensors", _config(steps=1, deepen=4), extractor=tiny_vgg)
+        train([_style()], photos, tmp_path / "d.safetensors", _config(steps=1, deepen=4), extractor=tiny_vgg, style_names=["s"])
 
 
 def test_network_method_through_the_api(tmp_path):
@@ -444,7 +461,11 @@ def test_train_and_models_and_model_commands(tmp_path, photos, capsys, monkeypat
                             "does not exist"),
                            (["models", str(content)], "not a painterly model"),
                            ([str(content), str(style), "--model", str(model), "-o", str(tmp_path / "o.png")],
-                            "takes no style images")):
+                            "takes no style images"),
+                           ([str(content), "--model", str(model), "--preserve-color", "histogram", "-o",
+                             str(tmp_path / "o.png")], "use luminance"),
+                           (["train", str(style), "--photos", str(photos), "--style-layers", "relu2_1,relu9_1", "-o",
+                             str(tmp_path / "x.safetensors")], "unknown style layer 'relu9_1'")):
         assert cli.main(argv) == 2
         err = capsys.readouterr().err.strip().splitlines()
         assert len(err) == 1 and fragment in err[0], err
@@ -488,6 +509,10 @@ def test_bundled_models_load_by_name_and_stylise(name, styles, capsys):
     assert out.shape == (48, 64, 3) and np.abs(out - content[0].permute(1, 2, 0).numpy()).mean() > 0.05
     assert cli.main(["models"]) == 0
     assert f"{name}: {styles} style(s)" in capsys.readouterr().out
+    net, meta = painterly.load_model(name)  # by name, as stylize takes it
+    assert net.arch.styles == styles and len(meta["styles"]) == styles
+    with pytest.raises(PainterlyError, match="model must be a string, got TransformerNet object$"):
+        painterly.stylize(content, model=net, size=64)
 
 
 def _array_of(image):
@@ -501,8 +526,8 @@ def test_temporal_training_makes_the_network_consistent_under_motion(tmp_path, p
 
     errors = {}
     for weight in (0.0, 1.0):
-        info = train([_style()], ["blue"], photos, tmp_path / f"t{weight:g}.safetensors",
-                     _config(steps=30, temporal_weight=weight), extractor=tiny_vgg)
+        info = train([_style()], photos, tmp_path / f"t{weight:g}.safetensors",
+                     _config(steps=30, temporal_weight=weight), extractor=tiny_vgg, style_names=["blue"])
         assert ("temporal" in info["log"][0]) == (weight > 0)
         net, _ = load_model(tmp_path / f"t{weight:g}.safetensors")
         photo = torch.from_numpy(np.asarray(Image.open(photos / "nested" / "p1.png"), dtype=np.float32) / 255)

@@ -324,6 +324,12 @@ def test_cli_refuses_gatys_only_flags_for_strotss(image_files, capsys):
     assert code == 2 and err.count("\n") == 1
     assert "--style-weight, --tv-weight does not apply to --method strotss" in err
     assert not (image_files / "o.png").exists()
+    # without --method, options of two methods name the clash
+    code = cli.main([str(image_files / "c.png"), str(image_files / "s.png"), "-o", str(image_files / "o.png"),
+                     "--tv-weight", "1", "--strength", "0.5"])
+    err = capsys.readouterr().err
+    assert code == 2 and err.count("\n") == 1
+    assert "do not pick one method: --tv-weight (gatys), --strength (adain, wct); give --method" in err, err
 
 
 def test_cli_config_json_round_trips_for_strotss(image_files, capsys):

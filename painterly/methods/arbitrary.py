@@ -125,7 +125,11 @@ class ArbitraryRecipe(Recipe):
         """A level's decoder, loaded once per session, its weights stored in the compute precision."""
         key = f"decoder {level}"
         if key not in run.shared:
-            decoder, _ = load_decoder(self.decoder_file(run.config, level))
+            path = self.decoder_file(run.config, level)
+            decoder, meta = load_decoder(path)
+            trained_for = meta.get("method")  # None: a file that does not say
+            if trained_for is not None and trained_for != self.name:
+                raise PainterlyError(f"decoder '{path}' was trained for {trained_for}, not {self.name}")
             if decoder.arch.level != level:
                 raise PainterlyError(f"the decoder for {level} was trained for {decoder.arch.level}")
             if decoder.arch.encoder_divisor != getattr(run.extractor, "width_divisor", 1):

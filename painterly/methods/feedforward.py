@@ -8,9 +8,10 @@ whole-image pass would (no tile seams, no colour shift between tiles).
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Optional, Sequence
+from typing import Optional, Sequence, Union
 
 import torch
 
@@ -47,6 +48,11 @@ def model_path(name: str) -> Path:
         raise PainterlyError("no model given; name a bundled one (painterly models) or a .safetensors file")
     bundled = MODELS / f"{name}.safetensors"
     return bundled if bundled.is_file() else Path(name)
+
+
+def load_model_by_name(model: Union[str, os.PathLike]) -> tuple[TransformerNet, dict]:
+    """A bundled model by name (painterly models) or a model file: the network and its metadata."""
+    return load_model(model_path(os.fspath(model)))
 
 
 def bundled_models() -> list[Path]:

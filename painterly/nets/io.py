@@ -35,25 +35,42 @@ def _read(path: Union[str, os.PathLike], kind: str, what: str) -> tuple[dict[str
     from safetensors import safe_open
 
     path = Path(path)
+    noun = "decoder" if kind == DECODER_KIND else "model"
     if not path.is_file():
-        raise PainterlyError(f"model '{path}' does not exist" if not path.exists() else f"model '{path}' is not a file")
+        raise PainterlyError(f"{noun} '{path}' does not exist" if not path.exists() else f"{noun} '{path}' is not a file")
     try:
         with safe_open(str(path), framework="pt") as f:
             meta = json.loads((f.metadata() or {})[METADATA_KEY])
             tensors = {k: f.get_tensor(k) for k in f.keys()}
     except Exception as exc:  # not safetensors, truncated, no painterly metadata
-        raise PainterlyError(f"model '{path}' is not a painterly model file ({type(exc).__name__})") from None
+        raise PainterlyError(f"{noun} '{path}' is not a painterly {what} file ({type(exc).__name__})") from None
     if not isinstance(meta, dict) or meta.get("kind") != kind or meta.get("format") != FORMAT:
-        raise PainterlyError(f"model '{path}' is not a painterly {what} of this version")
+        raise PainterlyError(f"{noun} '{path}' is not a painterly {what} of this version")
+    broken = next((k for k, v in tensors.items() if v.is_floating_point() and not torch.isfinite(v).all()), None)
+    if broken is not None:
+        raise PainterlyError(f"{noun} '{path}' holds non-finite weights (NaN or infinity in {broken}): a damaged file "
+                             f"or a training run that diverged")
     return tensors, meta
 
 
-def _load_into(path: Union[str, os.PathLike], module: torch.nn.Module, tensors: dict[str, torch.Tensor]) -> None:
-    try:
-        module.load_state_dict({k: v.float() for k, v in tensors.items()})
-    except RuntimeError as exc:
-        first = str(exc).strip().splitlines()[0][:200]
-        raise PainterlyError(f"model '{path}' does not match its stated architecture ({first})") from None
+def _load_into(path: Union[str, os.PathLike], module: torch.nn.Module, tensors: dict[str, torch.Tensor],
+               noun: str) -> None:
+    """The file's weights into `module`; a one-line error naming the first weight that does not fit."""
+    expected = module.state_dict()
+    missing = [k for k in expected if k not in tensors]
+    extra = [k for k in tensors if k not in expected]
+    wrong = [k for k in expected if k in tensors and tensors[k].shape != expected[k].shape]
+    if missing or extra or wrong:
+        if wrong:
+            k = wrong[0]
+            first = f"{k} is {'x'.join(map(str, tensors[k].shape))}, the architecture needs " \
+                    f"{'x'.join(map(str, expected[k].shape))}"
+        else:
+            first = f"missing {missing[0]}" if missing else f"unexpected {extra[0]}"
+        count = len(missing) + len(extra) + len(wrong)
+        raise PainterlyError(f"{noun} '{path}' does not match the architecture its metadata states: {first}"
+                             f"{f' (and {count - 1} more)' if count > 1 else ''}")
+    module.load_state_dict({k: v.float() for k, v in tensors.items()})
 
 
 def save_model(path: Union[str, os.PathLike], net: TransformerNet, info: dict[str, Any],
@@ -66,7 +83,7 @@ def load_model(path: Union[str, os.PathLike]) -> tuple[TransformerNet, dict[str,
     """The network in a model file (float32, eval mode) and its metadata."""
     tensors, meta = _read(path, KIND, "style network")
     net = TransformerNet(Architecture.from_json(meta.get("architecture", {})))
-    _load_into(path, net, tensors)
+    _load_into(path, net, tensors, "model")
     if len(meta.get("styles", [])) != net.arch.styles:
         raise PainterlyError(f"model '{path}' names {len(meta.get('styles', []))} styles for {net.arch.styles}")
     return net.eval().requires_grad_(False), meta
@@ -95,5 +112,5 @@ def load_decoder(path: Union[str, os.PathLike]) -> tuple[Decoder, dict[str, Any]
     """The decoder in a decoder file (float32, eval mode) and its metadata."""
     tensors, meta = _read(path, DECODER_KIND, "decoder")
     decoder = Decoder(DecoderArch.from_json(meta.get("architecture", {})))
-    _load_into(path, decoder, tensors)
+    _load_into(path, decoder, tensors, "decoder")
     return decoder.eval().requires_grad_(False), meta
