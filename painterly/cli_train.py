@@ -19,6 +19,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import os
+import shlex
 import sys
 import typing
 from pathlib import Path
@@ -69,9 +70,9 @@ def _add_training_flags(p: argparse.ArgumentParser, config_class, command: str) 
 class _Display:
     """The preview sheet (last few validation renders), the progress bar and the loss curve of a run."""
 
-    def __init__(self, output: Path, quiet: bool) -> None:
+    def __init__(self, output: Path, quiet: bool, command: str) -> None:
         self.sheet_path, self.curve_path = output.with_suffix(".preview.png"), output.with_suffix(".loss.png")
-        self.quiet, self.previews, self.bar = quiet, [], None
+        self.quiet, self.previews, self.bar, self.command = quiet, [], None, command
 
     def preview(self, step: int, image) -> None:
         self.previews.append((f"step {step}", tensor_to_pil(image)))
@@ -85,7 +86,7 @@ class _Display:
             from tqdm import tqdm
 
             self.bar = tqdm(total=steps, initial=step - 1, file=sys.stderr, dynamic_ncols=True, unit="step",
-                            desc="train")
+                            desc=self.command)
         self.bar.n = step
         self.bar.set_postfix_str(" ".join(f"{k}={v:.3g}" for k, v in losses.items()) + f" {rate:.1f} img/s",
                                  refresh=False)
@@ -97,8 +98,7 @@ class _Display:
         try:
             info = work()
         except Interrupted:
-            print(f"painterly: interrupted; resume with: painterly {command} {' '.join(words)} --resume",
-                  file=sys.stderr)
+            print(f"painterly: interrupted; resume with: {resume_command(command, words)}", file=sys.stderr)
             return None
         finally:
             restore()
@@ -112,6 +112,11 @@ class _Display:
             losses = ", ".join(f"{k} {v:.4g}" for k, v in info["losses"].items())
             print(f"painterly: wrote {output} ({info['training']['steps_done']} steps, {losses}), {self.sheet_path}, "
                   f"{self.curve_path}; {data}", file=sys.stderr)
+
+
+def resume_command(command: str, words: Sequence[str]) -> str:
+    """The command line that continues an interrupted run, quoted for a shell."""
+    return shlex.join(["painterly", command, *words, *([] if "--resume" in words else ["--resume"])])
 
 
 def _launch(command: str, words: Sequence[str], nproc: int) -> int:
@@ -128,7 +133,7 @@ def _launch(command: str, words: Sequence[str], nproc: int) -> int:
             skip = True
         elif not word.startswith("--nproc="):
             rest.append(word)
-    resume = " ".join(["painterly", command, *words, *([] if "--resume" in words else ["--resume"])])
+    resume = resume_command(command, words)
     try:
         torchrun(["--standalone", f"--nproc-per-node={nproc}", "-m", "painterly", command, *rest])
     except SignalException:
@@ -161,14 +166,14 @@ def _run_training(command: str, words: Sequence[str], args: argparse.Namespace, 
         ckpt = Checkpointer(default_checkpoint_path(output), every=None, seconds=None, resume=args.resume)
         restore = install_stop_handlers(ckpt)
         try:
-            work(config, output, ckpt, _Display(output, True))
+            work(config, output, ckpt, _Display(output, True, command))
         except Interrupted:
             return EXIT_INTERRUPTED
         finally:
             restore()
         return EXIT_OK
     ckpt = Checkpointer(default_checkpoint_path(output), seconds=60.0, resume=args.resume)
-    display = _Display(output, args.quiet)
+    display = _Display(output, args.quiet, command)
     info = display.run(command, words, ckpt, lambda: work(config, output, ckpt, display))
     if info is None:
         return EXIT_INTERRUPTED
@@ -207,7 +212,8 @@ def _train_decoder(words: Sequence[str]) -> int:
                          train_decoder(args.photos, output, config, styles=args.styles, init=args.init,
                                        validation=args.validation,
                                        checkpoint=ckpt, callback=display.progress, preview=display.preview),
-                         lambda t: f"{t['photos']} photos, {t['styles']} style images")
+                         lambda t: f"{t['photos']} photos, {t['skipped']} unreadable skipped; {t['styles']} style "
+                                   f"images, {t['styles_skipped']} unreadable skipped")
 
 
 def describe_model(path: Path) -> str:

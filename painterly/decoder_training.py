@@ -108,7 +108,7 @@ class StyleCrops:
 
 class AdainDecoderTrainee(Trainee):
     fixed_level = "relu4_1"
-    own_options = ("gram_weight", "target_gram_weight")  # the loss options this kind of decoder takes
+    own_options = ("style_weight", "gram_weight", "target_gram_weight")  # loss options this kind takes
 
     @classmethod
     def wants_styles(cls, config: "DecoderTrainConfig") -> bool:
@@ -155,7 +155,7 @@ class AdainDecoderTrainee(Trainee):
 
 class ReconstructionTrainee(Trainee):
     fixed_level = None
-    own_options = ("stylised_share", "target_gram_weight")
+    own_options = ("feature_weight", "stylised_share", "target_gram_weight")
 
     def __init__(self, decoder: Decoder, encoder: FeatureExtractor, styles: Sequence[torch.Tensor],
                  config: DecoderTrainConfig, generator: torch.Generator, autocast) -> None:
@@ -256,8 +256,9 @@ class DecoderTrainConfig(LoopConfig):
             raise PainterlyError(f"hue-jitter is an angle of at most 180 degrees (got {self.hue_jitter})")
         if self.stylised_share > 1:
             raise PainterlyError(f"stylised-share is a share of the batch, at most 1 (got {self.stylised_share})")
+        defaults = {f.name: f.default for f in dataclasses.fields(self)}
         for name in dict.fromkeys(option for kind in DECODER_KINDS.values() for option in kind.own_options):
-            if getattr(self, name) > 0 and name not in DECODER_KINDS[self.method].own_options:
+            if getattr(self, name) != defaults[name] and name not in DECODER_KINDS[self.method].own_options:
                 raise PainterlyError(f"--{flag_name(name)} is not an option of the {self.method} decoder")
         fixed = DECODER_KINDS[self.method].fixed_level
         if fixed is not None and self.level != fixed:

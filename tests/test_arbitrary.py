@@ -425,6 +425,9 @@ def test_decoder_loss_options_are_refused_where_they_do_not_apply(tmp_path, fold
                               "stylised-share is not an option of the adain"),
                              (dict(method="wct", level="relu2_1", gram_weight=1.0),
                               "gram-weight is not an option of the wct"),
+                             (dict(method="wct", level="relu2_1", style_weight=5.0),
+                              "style-weight is not an option of the wct"),
+                             (dict(method="adain", feature_weight=5.0), "feature-weight is not an option of the adain"),
                              (dict(method="wct", level="relu2_1", stylised_share=1.5), "at most 1"),
                              (dict(method="adain", hue_jitter=200), "at most 180 degrees")):
         with pytest.raises(PainterlyError, match=fragment):

@@ -431,6 +431,17 @@ def test_a_session_reads_its_model_once_for_all_frames(tmp_path, monkeypatch):
     assert torch.allclose(outs[2], saved(frames[2]).clamp(0, 1), atol=1e-4)  # the third frame by its own input
 
 
+def test_the_resume_line_of_an_interrupted_training_is_quoted_for_a_shell():
+    import shlex
+
+    from painterly.cli_train import resume_command
+
+    words = ["my style.jpg", "--photos", "holiday photos", "-o", "out.safetensors"]
+    line = resume_command("train", words)
+    assert shlex.split(line) == ["painterly", "train", *words, "--resume"]
+    assert shlex.split(resume_command("train", [*words, "--resume"])).count("--resume") == 1
+
+
 def test_train_and_models_and_model_commands(tmp_path, photos, capsys, monkeypatch):
     from painterly import cli
 
@@ -459,7 +470,7 @@ def test_train_and_models_and_model_commands(tmp_path, photos, capsys, monkeypat
                            (["train", str(style), "--photos", str(photos), "-o", str(tmp_path / "x.png")], ".safetensors"),
                            ([str(content), "--model", str(tmp_path / "nope.safetensors"), "-o", str(tmp_path / "o.png")],
                             "does not exist"),
-                           (["models", str(content)], "not a painterly model"),
+                           (["models", str(content)], "not a painterly style network"),
                            ([str(content), str(style), "--model", str(model), "-o", str(tmp_path / "o.png")],
                             "takes no style images"),
                            ([str(content), "--model", str(model), "--preserve-color", "histogram", "-o",
