@@ -28,7 +28,7 @@ from typing import Callable, Optional, Sequence
 from . import (Checkpointer, DecoderTrainConfig, Interrupted, TrainConfig, bundled_models, check_writable,
                default_checkpoint_path, install_stop_handlers, load_model, loss_curve, save_image,
                side_by_side, tensor_to_pil, train, train_decoder, PainterlyError)
-from .cli_args import EXIT_INTERRUPTED, EXIT_OK, _Parser, _UsageError, add_config_flags
+from .cli_args import EXIT_INTERRUPTED, EXIT_OK, EXIT_USAGE, _Parser, _UsageError, add_config_flags
 
 PREVIEW_COLUMNS = 6
 
@@ -236,9 +236,14 @@ def _models(words: Sequence[str]) -> int:
     paths = [Path(f) for f in args.files] or bundled_models()
     if not paths:
         print("no bundled models in this version; train one with painterly train")
-    for path in paths:
-        print(describe_model(path))
-    return EXIT_OK
+    failed = 0
+    for path in paths:  # a bad file is reported and the rest still listed
+        try:
+            print(describe_model(path))
+        except PainterlyError as exc:
+            failed += 1
+            print(f"painterly: error: {exc}", file=sys.stderr)
+    return EXIT_USAGE if failed else EXIT_OK
 
 
 TRAIN_COMMANDS = {"train": _train, "train-decoder": _train_decoder, "models": _models}

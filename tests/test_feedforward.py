@@ -459,6 +459,10 @@ def test_train_and_models_and_model_commands(tmp_path, photos, capsys, monkeypat
     capsys.readouterr()
     assert cli.main(["models", str(model)]) == 0
     assert "m: 1 style(s) (style)" in capsys.readouterr().out
+    (tmp_path / "bad.safetensors").write_text("not a model")
+    assert cli.main(["models", str(tmp_path / "bad.safetensors"), str(model)]) == 2  # a bad file, then a good one
+    listed = capsys.readouterr()
+    assert "m: 1 style(s) (style)" in listed.out and listed.err.count("\n") == 1 and "bad.safetensors" in listed.err
     content = tmp_path / "c.png"
     Image.fromarray((np.random.default_rng(1).random((30, 40, 3)) * 255).astype(np.uint8)).save(content)
     # --model alone selects the network method: no STYLE needed
