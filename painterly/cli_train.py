@@ -36,7 +36,9 @@ PREVIEW_COLUMNS = 6
 def build_train_parser() -> argparse.ArgumentParser:
     p = _Parser(prog="painterly train", usage="painterly train STYLE [STYLE ...] --photos DIR -o MODEL.safetensors",
                 description="Train a feed-forward style network on photos (Johnson et al. 2016; several styles in "
-                            "one network with --multi-style, Dumoulin et al. 2017).", allow_abbrev=False)
+                            "one network with --multi-style, Dumoulin et al. 2017). With --method adain|wct it "
+                            "trains that method's decoder instead (the same as painterly train-decoder).",
+                allow_abbrev=False)
     p.add_argument("styles", nargs="+", metavar="STYLE", help="style image(s)")
     _add_photos_flag(p)
     p.add_argument("-o", "--output", required=True, metavar="MODEL", help="the model file to write (.safetensors)")
@@ -182,6 +184,8 @@ def _run_training(command: str, words: Sequence[str], args: argparse.Namespace, 
 
 
 def _train(words: Sequence[str]) -> int:
+    if any(w == "--method" or w.startswith("--method=") for w in words):  # a decoder: painterly train --method adain
+        return _train_decoder(words)
     args = build_train_parser().parse_args(words)
     return _run_training("train", words, args, TrainConfig, lambda config, output, ckpt, display: train(
         list(args.styles), args.photos, output, config, validation=args.validation, extend=args.extend,

@@ -239,6 +239,11 @@ def test_train_decoder_command_and_method_command(tmp_path, folders, tiny_vgg, c
                      "-o", str(decoder), "--steps", "3", "--batch", "1", "--crop", "32", "--image-side", "40", "--width-divisor", "1",
                      "--precision", "fp32", "-q"]) == 0, capsys.readouterr().err
     assert (tmp_path / "adain.preview.png").exists() and (tmp_path / "adain.loss.png").exists()
+    assert cli.main(["train", "--method", "adain", "--photos", str(photos), "--styles", str(styles),  # the same
+                     "-o", str(tmp_path / "again.safetensors"), "--steps", "3", "--batch", "1", "--crop", "32",
+                     "--image-side", "40", "--width-divisor", "1", "--precision", "fp32", "-q"]) == 0
+    first, again = load_decoder(decoder)[0].state_dict(), load_decoder(tmp_path / "again.safetensors")[0].state_dict()
+    assert all(torch.equal(first[k], again[k]) for k in first)
     out = tmp_path / "out.png"
     assert cli.main([str(photos / "0.png"), str(styles / "1.png"), "--method", "adain", "--decoder", str(decoder),
                      "-o", str(out), "--size", "48", "-q"]) == 0, capsys.readouterr().err
