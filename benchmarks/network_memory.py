@@ -43,7 +43,7 @@ def training_worker(widths: str, steps: int) -> dict:
     t = time.perf_counter()
     with tempfile.TemporaryDirectory() as tmp:
         config = painterly.TrainConfig(steps=steps, widths=tuple(int(w) for w in widths.split(",")), preview_every=10**6)
-        painterly.train([style], ["style"], PHOTOS, Path(tmp) / "m.safetensors", config)
+        painterly.train([style], PHOTOS, Path(tmp) / "m.safetensors", config, style_names=["style"])
     return {"seconds": time.perf_counter() - t}
 
 

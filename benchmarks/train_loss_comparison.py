@@ -56,8 +56,8 @@ def main() -> None:
     models, train_s = {}, {}
     for name, recipe in recipes.items():
         t = time.perf_counter()
-        painterly.train([style], ["style"], args.photos, tmp / f"{name}.safetensors",
-                        painterly.TrainConfig(**common, **recipe))
+        painterly.train([style], args.photos, tmp / f"{name}.safetensors", painterly.TrainConfig(**common, **recipe),
+                        style_names=["style"])
         train_s[name] = time.perf_counter() - t
         models[name] = tmp / f"{name}.safetensors"
     gatys = GatysConfig(precision="fp32")

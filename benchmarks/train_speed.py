@@ -113,7 +113,7 @@ def painterly_steps(steps: int, batch: int, crop: int, style: torch.Tensor, widt
     with tempfile.TemporaryDirectory() as tmp:
         config = painterly.TrainConfig(steps=steps, batch=batch, crop=crop, widths=widths, preview_every=10**6)
         last[0] = time.perf_counter()
-        painterly.train([style], ["style"], PHOTOS, Path(tmp) / "m.safetensors", config, callback=tick)
+        painterly.train([style], PHOTOS, Path(tmp) / "m.safetensors", config, style_names=["style"], callback=tick)
     return times
 
 
