@@ -25,10 +25,10 @@ from typing import Optional, Sequence
 from .cli_flags import _method_in, config_flags
 from .cli_args import (EXIT_FAILURE, EXIT_INTERRUPTED, EXIT_OK, EXIT_USAGE, _number, _Parser, _positive_int,
                        _UsageError, add_config_flags)
-from . import (DEFAULT_METHOD, Checkpointer, CommonConfig, Interrupted, LossHistory, PainterlyError, ProgressBar, SaveEvery,
-               __version__, check_writable, combine, default_checkpoint_path, get_method, install_stop_handlers,
-               largest_size, make_config, method_for, available_methods, open_image, plan, save_image, side_by_side,
-               split_alpha, stylize)
+from . import (DEFAULT_METHOD, Checkpointer, CommonConfig, Interrupted, LossHistory, PainterlyError, ProgressBar,
+               SaveEvery, __version__, check_writable, combine, default_checkpoint_path, get_method,
+               install_stop_handlers, largest_size, make_config, method_for, available_methods, open_image, plan,
+               save_image, side_by_side, split_alpha, stylize)
 
 SUBCOMMANDS = ("train", "train-decoder", "models", "serve", "video", "batch")  # `painterly train ...` etc.
 OUT_OF_MEMORY = "out of memory; try a smaller --size (or --precision bf16, or --optimizer adam)"

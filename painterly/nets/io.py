@@ -37,7 +37,8 @@ def _read(path: Union[str, os.PathLike], kind: str, what: str) -> tuple[dict[str
     path = Path(path)
     noun = "decoder" if kind == DECODER_KIND else "model"
     if not path.is_file():
-        raise PainterlyError(f"{noun} '{path}' does not exist" if not path.exists() else f"{noun} '{path}' is not a file")
+        problem = "does not exist" if not path.exists() else "is not a file"
+        raise PainterlyError(f"{noun} '{path}' {problem}")
     try:
         with safe_open(str(path), framework="pt") as f:
             meta = json.loads((f.metadata() or {})[METADATA_KEY])
