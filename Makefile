@@ -350,6 +350,16 @@ $(OUT)/starry_night_no_tv.safetensors: | $(OUT)/photos $(OUT)/photos-more $(OUT)
 	$(STARRY_STAGE) --init $(OUT)/starry_night_crop384.safetensors --crop 384 --batch 2 --tv-weight 0 \
 		--content-weight 0.2 --learning-rate 8e-5 --steps 1200 --decay 600 -o $@
 
+# Then (session 15) crops that see the photo as the scoring does: at 400 px short side (the held-out photos are
+# 322-512 px short at 512 px long), jitter 0.1, a 384 px crop spans nearly the whole short side, so each crop's Gram
+# is nearly the whole picture's; from refine-no-tv's, without TV:
+# `make -o $(OUT)/starry_night_no_tv.safetensors refine-whole THREADS=1 MAX_TIME=3300`.
+refine-whole: $(OUT)/starry_night_whole.safetensors
+$(OUT)/starry_night_whole.safetensors: PHOTOS = $(SHARED)/photos $(OUT)/photos $(OUT)/photos-more
+$(OUT)/starry_night_whole.safetensors: | $(OUT)/photos $(OUT)/photos-more $(OUT)/starry_night_no_tv.safetensors
+	$(STARRY_STAGE) --init $(OUT)/starry_night_no_tv.safetensors --crop 384 --image-side 400 --scale-jitter 0.1 \
+		--batch 2 --tv-weight 0 --content-weight 0.2 --learning-rate 8e-5 --steps 1200 --decay 600 -o $@
+
 # AdaIN's stage 6 (bundled) on larger crops too (issue 11, 2026-12-05 session 14): its recipe on 384 px crops two at a
 # time (photos and paintings at their 512 px short side), 1000 steps, one thread beside refine-crops-further:
 # `make -o $(OUT)/adain_more.safetensors adain-crops THREADS=1 MAX_TIME=2900`. The scoring takes one set of statistics
