@@ -363,6 +363,15 @@ $(OUT)/starry_night_whole.safetensors: | $(OUT)/photos $(OUT)/photos-more $(OUT)
 	$(STARRY_STAGE) --init $(OUT)/starry_night_no_tv.safetensors --crop 384 --image-side 400 --scale-jitter 0.1 \
 		--batch 2 --tv-weight 0 --content-weight 0.2 --learning-rate 8e-5 --steps 1200 --decay 600 -o $@
 
+# A short check from stage 10 (session 15): whole 512 px squares at a 512 px short side (the scale of the two square
+# held-out photos, modern and sailboat, 1.09-1.10x L-BFGS-20), one at a time, 600 steps, both threads:
+# `make -o $(OUT)/starry_night_whole.safetensors refine-square MAX_TIME=1200`.
+refine-square: $(OUT)/starry_night_square.safetensors
+$(OUT)/starry_night_square.safetensors: PHOTOS = $(SHARED)/photos $(OUT)/photos $(OUT)/photos-more
+$(OUT)/starry_night_square.safetensors: | $(OUT)/photos $(OUT)/photos-more $(OUT)/starry_night_whole.safetensors
+	$(STARRY_STAGE) --init $(OUT)/starry_night_whole.safetensors --crop 512 --image-side 512 --scale-jitter 0.1 \
+		--batch 1 --tv-weight 0 --content-weight 0.2 --learning-rate 6e-5 --steps 600 --decay 300 -o $@
+
 # AdaIN's stage 6 (bundled) on larger crops too (issue 11, 2026-12-05 session 14): its recipe on 384 px crops two at a
 # time (photos and paintings at their 512 px short side), 1000 steps, one thread beside refine-crops-further:
 # `make -o $(OUT)/adain_more.safetensors adain-crops THREADS=1 MAX_TIME=2900`. The scoring takes one set of statistics
