@@ -365,7 +365,8 @@ $(OUT)/starry_night_whole.safetensors: | $(OUT)/photos $(OUT)/photos-more $(OUT)
 
 # A short check from stage 10 (session 15): whole 512 px squares at a 512 px short side (the scale of the two square
 # held-out photos, modern and sailboat, 1.09-1.10x L-BFGS-20), one at a time, 600 steps, both threads:
-# `make -o $(OUT)/starry_night_whole.safetensors refine-square MAX_TIME=1200`.
+# `make -o $(OUT)/starry_night_whole.safetensors refine-square MAX_TIME=1200` (940 s). Not bundled: 0.994-1.020x stage
+# 10 (modern 0.998, sailboat 1.005; cornell back above L-BFGS-20 at 1.020): the squares were not what the two lacked.
 refine-square: $(OUT)/starry_night_square.safetensors
 $(OUT)/starry_night_square.safetensors: PHOTOS = $(SHARED)/photos $(OUT)/photos $(OUT)/photos-more
 $(OUT)/starry_night_square.safetensors: | $(OUT)/photos $(OUT)/photos-more $(OUT)/starry_night_whole.safetensors
