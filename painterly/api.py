@@ -15,7 +15,7 @@ from .driver import Session, make_plan, memory_budget
 from .errors import PainterlyError
 from .guidance import check_guides, region_pairs
 from .hardware import free_memory_bytes, resolve_device, resolve_precision
-from .image import ImageLike, as_tensor, fit_long_side, open_image, resize, split_alpha, tensor_to_pil
+from .image import ImageLike, as_tensor, fit_long_side, image_list, open_image, resize, split_alpha, tensor_to_pil
 from . import methods as _builtin_methods  # noqa: F401  (the built-in methods register themselves)
 from .progress import Callback
 from .recipe import REGISTRY, Recipe
@@ -114,8 +114,7 @@ def stylize(
     """
     cfg = make_config(method, config, **options)
     recipe = get_method(method_of(cfg) if method is None else method)
-    if isinstance(styles, (str, os.PathLike, Image.Image, torch.Tensor)):
-        styles = [styles]
+    styles = image_list(styles)
     alpha = None
     if isinstance(content, torch.Tensor):
         content_t = as_tensor(content, "content image")
@@ -127,10 +126,9 @@ def stylize(
         raise PainterlyError("at least one style image is needed")
     pairs = None
     if content_guidance is not None or style_guidance is not None:
-        if isinstance(style_guidance, (str, os.PathLike, Image.Image, torch.Tensor)):
-            style_guidance = [style_guidance]
         content_guide = None if content_guidance is None else as_tensor(content_guidance, "content guidance")
-        style_guides = [as_tensor(g, "style guidance") for g in (style_guidance or [])]
+        style_guides = [as_tensor(g, "style guidance") for g in ([] if style_guidance is None else
+                                                                    image_list(style_guidance))]
         check_guides(content_guide, style_guides, content_t, style_ts)
         # paired once here, so a guide sharing no colour fails before any work
         pairs = region_pairs(content_guide, style_guides)
@@ -212,8 +210,7 @@ def largest_size(content: Union[ImageLike, tuple[int, int]], *, method: Optional
 def load_style_masks(sources: Sequence[ImageLike], count: Optional[int], content: torch.Tensor) -> list[torch.Tensor]:
     """One mask per style image (white = that style's region), as 1x1xHxW in [0, 1] at the content's size;
     count None: as many as given (a multi-style network checks them against its own styles)."""
-    if isinstance(sources, (str, os.PathLike, Image.Image, torch.Tensor)):
-        sources = [sources]
+    sources = image_list(sources)
     if count is not None and len(sources) != count:
         raise PainterlyError(f"{len(sources)} style mask(s) for {count} style image(s); give one mask per style")
     h, w = content.shape[-2:]

@@ -21,6 +21,11 @@ from .errors import ImageTooLargeError, NotAnImageError, PainterlyError
 
 ImageLike = Union[str, os.PathLike, Image.Image, torch.Tensor]
 
+
+def image_list(images: Union[ImageLike, Sequence[ImageLike]]) -> list[ImageLike]:
+    """One image (a path, PIL image or tensor) as a list of one; several as a list."""
+    return [images] if isinstance(images, (str, os.PathLike, Image.Image, torch.Tensor)) else list(images)
+
 # Pillow's own decompression-bomb threshold (~89 MP). Above it we refuse instead of warning.
 MAX_INPUT_PIXELS = 89_478_485
 READ_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".bmp", ".tif", ".tiff")  # what a folder of images holds

@@ -28,7 +28,8 @@ from .config import MethodConfig, option
 from .errors import PainterlyError
 from .features import FeatureExtractor, check_layers
 from .hardware import resolve_device, resolve_precision, set_threads
-from .image import READ_SUFFIXES, ImageLike, as_tensor, fit_long_side, open_image, pil_to_tensor, resize, split_alpha
+from .image import (READ_SUFFIXES, ImageLike, as_tensor, fit_long_side, image_list, open_image, pil_to_tensor,
+                    resize, split_alpha)
 from .losses import LossTerms
 from .nets.grow import copies, require_wider, widen_convs
 from .nets.io import load_model, save_model
@@ -164,13 +165,6 @@ def config_with(config_class: type, config: Optional[MethodConfig], options: dic
         raise PainterlyError(f"unknown training option '{unknown[0]}'; see {config_class.__name__}")
     config = config_class() if config is None else config
     return dataclasses.replace(config, **options) if options else config
-
-
-def one_or_many(images) -> list:
-    """A single image (path, PIL image or tensor) as a list of one; a sequence as a list."""
-    if isinstance(images, (str, os.PathLike, torch.Tensor)) or hasattr(images, "getpixel"):
-        return [images]
-    return list(images)
 
 
 def find_photos(folders: PhotoFolders, min_side: int) -> tuple[list[torch.Tensor], int]:
@@ -439,7 +433,7 @@ def train(styles: Union[ImageLike, Sequence[ImageLike]], photos: PhotoFolders, o
     photos or another weight on a trained network without starting over.
     """
     config = config_with(TrainConfig, config, options)
-    styles = one_or_many(styles)
+    styles = image_list(styles)
     if not styles:
         raise PainterlyError("at least one style image is needed")
     if extend is not None and init is not None:
