@@ -10,7 +10,7 @@ import torch
 from PIL import Image
 
 from .checkpoint import Checkpointer, Interrupted
-from .config import option_names
+from .config import option_names, unknown_options
 from .driver import Session, make_plan, memory_budget
 from .errors import PainterlyError
 from .guidance import check_guides, region_pairs
@@ -60,8 +60,7 @@ def make_config(method: Optional[str] = None, config=None, **options):
     if method is None:
         method = method_of(config) if config is not None else method_for(options)
     cls = get_method(method).config_class
-    names = {f.name for f in dataclasses.fields(cls)}
-    unknown = sorted(set(options) - names)
+    unknown = sorted(unknown_options(cls, options))
     if unknown:
         raise PainterlyError(f"unknown option(s) for {method}: {', '.join(unknown)}")
     base = config if config is not None else cls()

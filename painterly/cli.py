@@ -14,7 +14,6 @@ so even a SIGKILL loses at most that much; it is removed when the run finishes.
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import os
 import shlex
 import sys
@@ -25,7 +24,7 @@ from typing import Optional, Sequence
 from .cli_flags import _method_in, config_flags
 from .cli_args import (EXIT_FAILURE, EXIT_INTERRUPTED, EXIT_OK, EXIT_USAGE, _number, _Parser, _positive_int,
                        _UsageError, add_config_flags)
-from . import (DEFAULT_METHOD, Checkpointer, CommonConfig, Interrupted, LossHistory, PainterlyError, ProgressBar,
+from . import (DEFAULT_METHOD, Checkpointer, Interrupted, LossHistory, PainterlyError, ProgressBar,
                SaveEvery, __version__, check_writable, combine, default_checkpoint_path, get_method,
                install_stop_handlers, largest_size, make_config, method_for, available_methods, open_image, plan,
                save_image, side_by_side, split_alpha, stylize)
@@ -106,15 +105,12 @@ def build_parser(method: str = DEFAULT_METHOD) -> argparse.ArgumentParser:
 def _method_options(method: str, options: dict, chosen: bool) -> dict:
     """Options for `method`'s config; a flag that does not apply to it is a one-line error. `chosen`:
     the user named the method (otherwise the options picked it, and the error says which clash)."""
-    names = {f.name for f in dataclasses.fields(get_method(method).config_class)}
-    wrong = [name for name in options if name not in names]
+    takers = {name: owners for name, (_, _, owners) in config_flags().items()}  # option -> the methods taking it
+    wrong = [name for name in options if method not in takers[name]]
     if wrong and not chosen:
-        def takers(name: str) -> str:
-            return ", ".join(m for m, r in available_methods().items()
-                             if name in {f.name for f in dataclasses.fields(r.config_class)})
-        clash = [n for n in options if n not in {f.name for f in dataclasses.fields(CommonConfig)}]
+        clash = [name for name in options if len(takers[name]) < len(available_methods())]
         raise PainterlyError("the options do not pick one method: " + ", ".join(
-            f"--{n.replace('_', '-')} ({takers(n)})" for n in clash) + "; give --method and options it takes")
+            f"--{n.replace('_', '-')} ({', '.join(takers[n])})" for n in clash) + "; give --method and options it takes")
     if wrong:
         flags = ", ".join("--" + name.replace("_", "-") for name in wrong)
         raise PainterlyError(f"{flags} does not apply to --method {method} (painterly --method {method} --help "

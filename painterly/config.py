@@ -13,7 +13,7 @@ import dataclasses
 import json
 import typing
 from dataclasses import dataclass
-from typing import Any, Callable, Optional, Sequence, TypeVar, Union
+from typing import Any, Callable, Iterable, Optional, Sequence, TypeVar, Union
 
 from .errors import PainterlyError
 
@@ -44,6 +44,12 @@ def option_names(meta: dict) -> tuple[str, ...]:
     """The values of a file-taking option that are names, not files (see option())."""
     names = meta.get("names", ())
     return tuple(names() if callable(names) else names)
+
+
+def unknown_options(config_class: type, options: Iterable[str]) -> list[str]:
+    """The names in `options` that are not fields of `config_class`, in the order given."""
+    known = {f.name for f in dataclasses.fields(config_class)}
+    return [name for name in options if name not in known]
 
 
 def flag_name(field_name: str) -> str:
@@ -133,8 +139,7 @@ class MethodConfig:
             raise PainterlyError(f"not valid JSON ({exc})") from None
         if not isinstance(data, dict):
             raise PainterlyError("a config is a JSON object of option names and values")
-        names = {f.name for f in dataclasses.fields(cls)}
-        unknown = sorted(set(data) - names)
+        unknown = sorted(unknown_options(cls, data))
         if unknown:
             raise PainterlyError(f"unknown option(s): {', '.join(unknown)}")
         return cls(**data)

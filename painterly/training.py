@@ -24,7 +24,7 @@ import torch
 import torch.nn.functional as F
 
 from .checkpoint import Checkpointer, Interrupted, fingerprint, restore_rng, rng_state
-from .config import MethodConfig, option
+from .config import MethodConfig, option, unknown_options
 from .errors import PainterlyError
 from .features import FeatureExtractor, check_layers
 from .hardware import resolve_device, resolve_precision, set_threads
@@ -159,8 +159,7 @@ PhotoFolders = Union[str, os.PathLike, Sequence[Union[str, os.PathLike]]]
 def config_with(config_class: type, config: Optional[MethodConfig], options: dict) -> MethodConfig:
     """`config` (default: the class's defaults) with `options` (field names) over it; a one-line error
     for a name that is not an option."""
-    known = {f.name for f in dataclasses.fields(config_class)}
-    unknown = sorted(set(options) - known)
+    unknown = sorted(unknown_options(config_class, options))
     if unknown:
         raise PainterlyError(f"unknown training option '{unknown[0]}'; see {config_class.__name__}")
     config = config_class() if config is None else config
