@@ -21,7 +21,7 @@ from .api import (DEFAULT_METHOD, available_methods, example_images, get_method,
                   method_for, method_of, method_options, plan, stylize)
 from .cli_args import command_line  # noqa: E402
 from .checkpoint import Checkpointer, Interrupted, default_path as default_checkpoint_path, install_stop_handlers  # noqa: E402
-from .config import CommonConfig, option  # noqa: E402
+from .config import CommonConfig, OptimisationConfig, option  # noqa: E402
 from .errors import ImageTooLargeError, NotAnImageError, PainterlyError  # noqa: E402
 from .figures import loss_curve, side_by_side  # noqa: E402
 from .image import check_writable, open_image, save_image, split_alpha, tensor_to_pil, write_bytes_atomic  # noqa: E402
@@ -43,7 +43,7 @@ from .batch_ray import RayExecutor  # noqa: E402  (imports ray only when made)
 
 __all__ = [
     "stylize", "plan", "largest_size", "make_config", "available_methods", "get_method", "method_of", "method_for", "DEFAULT_METHOD",
-    "GatysConfig", "StrotssConfig", "CommonConfig", "option", "Recipe", "register",
+    "GatysConfig", "StrotssConfig", "CommonConfig", "OptimisationConfig", "option", "Recipe", "register",
     "method_options", "example_images", "command_line", "write_bytes_atomic",
     "PainterlyError", "NotAnImageError", "ImageTooLargeError", "StepInfo", "ProgressBar", "LossHistory", "SaveEvery", "combine",
     "Checkpointer", "Interrupted", "install_stop_handlers", "default_checkpoint_path",

@@ -185,7 +185,7 @@ def plan(content: Union[ImageLike, tuple[int, int]], *, method: Optional[str] = 
     model = recipe.memory(cfg, [hw], precision)
     peak = max(scale_peak_bytes(s, model) for s in scales)
     seconds = sum(scale_seconds(s, layers, precision, recipe.step_overhead_s) for s in scales)
-    if cfg.max_time:
+    if recipe.optimises and cfg.max_time:
         seconds = min(seconds, cfg.max_time)
     return RunPlan(recipe.name, recipe.optimizer_name(cfg), str(device), precision, scales, tuple(layers), peak,
                    free_memory_bytes(device.type), seconds, problem, step_overhead_s=recipe.step_overhead_s)

@@ -1,7 +1,8 @@
 """Method configs: frozen dataclasses whose fields declare their own checks, help text and CLI flag.
 
-Every method's config derives from `CommonConfig` (the options every method shares: size, seed,
-hardware, time and memory budget, colour preservation, tiling). A field made with `option()` carries
+Every method's config derives from `CommonConfig` (the options every method shares: size, hardware,
+memory budget, colour preservation, tiling); an optimising method's from `OptimisationConfig` (and its
+seed, time limit and tiling rounds). A field made with `option()` carries
 its help line, its allowed choices and its bounds; `MethodConfig.__post_init__` checks every field's
 type and bounds from that, so a config built from Python, JSON or the command line is refused with a
 `PainterlyError` that names the field, and the CLI and web app derive their flags from the same data.
@@ -151,11 +152,6 @@ class CommonConfig(MethodConfig):
 
     size: int = option(512, "long side of the output in pixels; 'max': the largest that fits in free memory",
                        minimum=16, words=("max",), group="size and schedule", metavar="PX|max")
-    seed: Optional[int] = option(None, "random seed (the same seed and options give the same image)",
-                                 default_text="random", group="optimisation", metavar="N")
-    max_time: Optional[float] = option(None, "stop after about this many seconds, spread across the scales",
-                                       above=0, default_text="no limit", group="size and schedule",
-                                       metavar="SECONDS")
     preserve_color: str = option("none", "keep the content's colours: off, luminance-only transfer, or the style "
                                  "images' colours matched to the content's first",
                                  choices=("none", "luminance", "histogram"), group="losses")
@@ -177,6 +173,18 @@ class CommonConfig(MethodConfig):
     tile_overlap: Optional[int] = option(None, "pixels neighbouring tiles share and blend over", minimum=1,
                                          default_text="an eighth of the tile, 16..128",
                                          group="memory and tiling (print resolution)", metavar="PX")
+
+
+@dataclass(frozen=True)
+class OptimisationConfig(CommonConfig):
+    """The options of the methods that optimise an image (Gatys, STROTSS). A feed-forward method draws
+    nothing at random, has no iterations to stop early and runs each tile once, so it has none of them."""
+
+    seed: Optional[int] = option(None, "random seed (the same seed and options give the same image)",
+                                 default_text="random", group="optimisation", metavar="N")
+    max_time: Optional[float] = option(None, "stop after about this many seconds, spread across the scales",
+                                       above=0, default_text="no limit", group="size and schedule",
+                                       metavar="SECONDS")
     tile_rounds: int = option(2, "passes over a tiled scale, the tile grid shifted each pass so no seam stays put",
                               minimum=1, group="memory and tiling (print resolution)", metavar="N")
 

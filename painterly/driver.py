@@ -139,7 +139,8 @@ class _FrameRun:
         styles = session._styles_for(content)
         plan = make_plan(self.recipe, self.config, tuple(content.shape[-2:]), [tuple(s.shape[-2:]) for s in styles],
                          device.type, session.precision)
-        self.base_seed = self.config.seed if self.config.seed is not None else torch.seed()
+        seed = self.config.seed if self.recipe.optimises else 0  # a forward pass draws nothing at random
+        self.base_seed = seed if seed is not None else torch.seed()
         self.saved = None
         if checkpoint is not None:
             options = {"method": self.recipe.name, **dataclasses.asdict(self.config), "precision": session.precision}
@@ -237,7 +238,8 @@ class _FrameRun:
             if key not in self.session._style_cache:
                 self.session._style_cache[key] = recipe.style_targets(ctx, k, scale)
             style = self.session._style_cache[key]
-            deadline = scale_deadline(self.config.max_time, self.start_time, shares, k)
+            deadline = (scale_deadline(self.config.max_time, self.start_time, shares, k) if recipe.optimises
+                        else None)
             if scale.tiling is None:
                 image = self.whole_scale(k, scale, image, style, resumed, deadline)
             else:

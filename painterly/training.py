@@ -285,6 +285,17 @@ class Trainee:
         raise NotImplementedError
 
 
+PREVIEWS_KEPT = 6  # validation renders a checkpoint holds: a resumed run's preview sheet shows them first
+
+
+def _small_uint8(image: torch.Tensor, long_side: int = 384) -> torch.Tensor:
+    """A render as the checkpoint keeps it: 8-bit, at most `long_side` px (the sheet shows it 192 px high)."""
+    h, w = image.shape[-2:]
+    if max(h, w) > long_side:
+        image = resize(image, fit_long_side(h, w, long_side))
+    return (image * 255).round().to(torch.uint8)
+
+
 def run_loop(trainee: Trainee, photos: Sequence[torch.Tensor], config: LoopConfig, device: torch.device,
              generator: torch.Generator, inputs: Sequence[torch.Tensor], options: dict,
              checkpoint: Optional[Checkpointer], callback: Optional[StepCallback], preview: Optional[Preview],
@@ -299,6 +310,7 @@ def run_loop(trainee: Trainee, photos: Sequence[torch.Tensor], config: LoopConfi
     module = trainee.module
     optimizer = torch.optim.Adam(trainee.trainable, lr=config.learning_rate)
     log: list[dict] = []
+    renders: list[dict] = []  # the latest validation renders (uint8), so a resumed run's preview sheet goes on
     step, elapsed = 0, 0.0
     if checkpoint is not None:
         saved = checkpoint.start(fingerprint(list(inputs), options))
@@ -307,6 +319,10 @@ def run_loop(trainee: Trainee, photos: Sequence[torch.Tensor], config: LoopConfi
             optimizer.load_state_dict(saved["optimizer"])
             restore_rng(saved["rng"], generator)
             step, elapsed, log[:] = saved["step"], saved["elapsed"], saved["log"]
+            renders[:] = saved.get("renders", [])
+            if rank == 0 and preview is not None:
+                for render in renders:
+                    preview(render["step"], render["image"].float() / 255)
     start = time.monotonic() - elapsed
     while step < config.steps:
         if size == 1 and config.max_time is not None and time.monotonic() - start >= config.max_time:
@@ -336,11 +352,14 @@ def run_loop(trainee: Trainee, photos: Sequence[torch.Tensor], config: LoopConfi
                 step % config.preview_every == 0 or step == config.steps):
             with torch.no_grad():
                 module.eval()
-                preview(step, trainee.render(validation.to(device), step).clamp(0, 1).cpu())
+                image = trainee.render(validation.to(device), step).clamp(0, 1).cpu()
                 module.train()
+            renders[:] = renders[-(PREVIEWS_KEPT - 1):] + [{"step": step, "image": _small_uint8(image)}]
+            preview(step, image)
         def state() -> dict:
             return {"step": step, "elapsed": time.monotonic() - start, "net": module.state_dict(),
-                    "optimizer": optimizer.state_dict(), "rng": rng_state(generator), "log": log}
+                    "optimizer": optimizer.state_dict(), "rng": rng_state(generator), "log": log,
+                    "renders": renders}
 
         if checkpoint is not None and size > 1 and stop:  # every rank stops here; rank 0 saves
             if rank == 0:

@@ -178,7 +178,7 @@ def stylize_video(source: Union[str, os.PathLike], styles: Union[None, ImageLike
     folder = work_folder(out)
     plan = {"fingerprint": _fingerprint(frames, style_ts, name, cfg, video, guide_tensors), "frames": frames.info.frames}
     done, seed = _prepare_folder(folder, plan, resume)
-    if cfg.seed is None:  # one seed for the whole video, kept in the plan so a resume draws the same
+    if recipe.optimises and cfg.seed is None:  # one seed for the whole video, kept so a resume draws the same
         cfg = make_config(name, cfg, seed=seed)
         followup = None if followup is None else make_config(name, followup, seed=seed)
     first = Session(recipe, cfg, style_ts, guidance=guides)

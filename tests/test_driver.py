@@ -15,7 +15,7 @@ import torch
 from PIL import Image
 
 import painterly
-from painterly import cli
+from painterly import PainterlyError, cli
 from painterly.driver import Session
 from painterly.features import FeatureExtractor
 from painterly.methods.gatys import GATYS, Gatys, GatysConfig
@@ -99,7 +99,9 @@ def test_forward_stage_runs_one_pass_per_tile_with_whole_image_statistics(toy):
     seen = []
     whole = painterly.stylize(content, style, method="toy", size=120, strength=0.7)
     tiled = painterly.stylize(content, style, method="toy", size=120, strength=0.7, tile_size=64, tile_overlap=16,
-                              tile_rounds=2, callback=seen.append)
+                              callback=seen.append)
+    with pytest.raises(PainterlyError, match="unknown option.*tile_rounds"):  # one pass: no rounds to ask for
+        painterly.stylize(content, style, method="toy", size=120, tile_rounds=2)
     plan = painterly.plan((80, 120), method="toy", size=120, tile_size=64, tile_overlap=16)
     tiles = plan.scales[0].tiling.tile_count((80, 120))
     assert len(seen) == tiles > 2                       # one forward pass (and one report) per tile

@@ -222,6 +222,28 @@ def test_training_resumes_bit_exactly(tmp_path, photos, tiny_vgg, loss):
     assert all(torch.equal(x, y) for x, y in zip(a.state_dict().values(), b.state_dict().values()))
 
 
+def test_a_resumed_training_shows_the_earlier_previews_first(tmp_path, photos, tiny_vgg):
+    """The preview sheet goes on where it stopped: the checkpoint keeps the last renders (8-bit)."""
+    config = _config(steps=6, preview_every=2)
+    ckpt, seen = Checkpointer(tmp_path / "t.ckpt", seconds=None), []
+
+    def stop(step, steps, losses, rate):
+        if step == 4:
+            ckpt.request_stop(signal.SIGINT)
+
+    with pytest.raises(Interrupted):
+        train([_style()], photos, tmp_path / "m.safetensors", config, extractor=tiny_vgg, checkpoint=ckpt,
+              callback=stop, preview=lambda step, image: seen.append((step, image)), style_names=["s"])
+    before = list(seen)
+    seen.clear()
+    train([_style()], photos, tmp_path / "m.safetensors", config, extractor=tiny_vgg,
+          checkpoint=Checkpointer(tmp_path / "t.ckpt", seconds=None, resume=True),
+          preview=lambda step, image: seen.append((step, image)), style_names=["s"])
+    assert [s for s, _ in before] == [2, 4] and [s for s, _ in seen] == [2, 4, 6]
+    for (_, first), (_, replayed) in zip(before, seen):
+        assert replayed.shape == first.shape and (replayed - first).abs().max() <= 0.5 / 255 + 1e-6
+
+
 def test_extend_adds_a_style_and_leaves_the_others_unchanged(tmp_path, photos, tiny_vgg):
     base = tmp_path / "two.safetensors"
     train([_style(3), _style(4)], photos, base, _config(steps=4, multi_style=True), extractor=tiny_vgg, style_names=["a", "b"])

@@ -12,7 +12,7 @@ from typing import Mapping, Optional, Sequence
 
 import torch
 
-from ..config import CommonConfig, option
+from ..config import OptimisationConfig, option
 from ..errors import PainterlyError
 from ..features import LAYER_INDEX, channels_of, check_layers
 from ..guidance import masked_grams, region_targets
@@ -29,7 +29,7 @@ INIT_WORDS = ("content", "noise", "style")
 
 
 @dataclass(frozen=True)
-class GatysConfig(CommonConfig):
+class GatysConfig(OptimisationConfig):
     """Every knob of a Gatys run. Round-trips through JSON (to_json / from_json)."""
 
     iterations: int = option(200, "iterations at the final (full) size", minimum=0, group=SCHEDULE, metavar="N")

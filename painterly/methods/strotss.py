@@ -24,7 +24,7 @@ from typing import Mapping, Optional, Sequence, Union
 import torch
 import torch.nn.functional as F
 
-from ..config import CommonConfig, option
+from ..config import OptimisationConfig, option
 from ..errors import PainterlyError
 from ..features import LAYER_INDEX, FeatureExtractor, channels_of, check_layers
 from ..guidance import resize_mask
@@ -45,7 +45,7 @@ SCHEDULE, OPTIMISATION, LOSSES = "size and schedule", "optimisation", "losses"
 
 
 @dataclass(frozen=True)
-class StrotssConfig(CommonConfig):
+class StrotssConfig(OptimisationConfig):
     """Every knob of a STROTSS run. Round-trips through JSON (to_json / from_json).
 
     Defaults follow the authors' code (github.com/nkolkin13/STROTSS): 512 px long side reached over
