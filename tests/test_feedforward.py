@@ -501,6 +501,10 @@ def test_train_and_models_and_model_commands(tmp_path, photos, capsys, monkeypat
                             "takes no style images"),
                            ([str(content), "--model", str(model), "--preserve-color", "histogram", "-o",
                              str(tmp_path / "o.png")], "use luminance"),
+                           ([str(content), "--model", str(model), "--seed", "3", "-o", str(tmp_path / "o.png")],
+                            "--seed (gatys, strotss), --model (network)"),  # one pass: nothing drawn at random
+                           ([str(content), "--model", str(model), "--method", "network", "--max-time", "9", "-o",
+                             str(tmp_path / "o.png")], "--max-time does not apply to --method network"),
                            (["train", str(style), "--photos", str(photos), "--style-layers", "relu2_1,relu9_1", "-o",
                              str(tmp_path / "x.safetensors")], "unknown style layer 'relu9_1'")):
         assert cli.main(argv) == 2
