@@ -48,15 +48,25 @@ class Box:
         return image[..., self.top:self.top + self.height, self.left:self.left + self.width]
 
 
-def axis_spans(length: int, tile: int, overlap: int, shift: float = 0.0) -> list[tuple[int, int]]:
+def axis_spans(length: int, tile: int, overlap: int, shift: float = 0.0, shifted: bool = True) -> list[tuple[int, int]]:
     """[start, end) spans covering 0..length, each at most `tile` long, neighbours sharing `overlap` px.
 
     Seams (the overlaps' centres) sit evenly `step` apart; `shift` in [0, 1) moves them by that
     fraction of a step. A seam closer than `overlap` to an end is pulled in to `overlap`, and seams
     closer than `overlap` to each other merge; the step leaves room for both, so no span exceeds `tile`.
+    shifted=False (a tiling of one round, never shifted) needs no such room: the fewest spans that fit,
+    all of one length.
     """
     if length <= tile:
         return [(0, length)]
+    seams = _shifted_seams(length, tile, overlap, shift) if shifted else _even_seams(length, tile, overlap)
+    starts = [0] + [c - overlap // 2 for c in seams]
+    ends = [c - overlap // 2 + overlap for c in seams] + [length]
+    return list(zip(starts, ends))
+
+
+def _shifted_seams(length: int, tile: int, overlap: int, shift: float) -> list[int]:
+    """Seams `step` apart moved by `shift` of a step, with room for pulling them in from the ends."""
     n = math.ceil(length / (tile - 2 * overlap))
     step = length / n
     seams: list[int] = []
@@ -68,9 +78,14 @@ def axis_spans(length: int, tile: int, overlap: int, shift: float = 0.0) -> list
         if seams and c - seams[-1] < overlap:
             continue
         seams.append(c)
-    starts = [0] + [c - overlap // 2 for c in seams]
-    ends = [c - overlap // 2 + overlap for c in seams] + [length]
-    return list(zip(starts, ends))
+    return seams
+
+
+def _even_seams(length: int, tile: int, overlap: int) -> list[int]:
+    """The fewest seams for spans of at most `tile`: n spans, each `overlap` plus a whole-pixel step of
+    (length - overlap) / n rounded down or up, which the tile holds."""
+    n = math.ceil((length - overlap) / (tile - overlap))
+    return [round(i * (length - overlap) / n) + overlap // 2 for i in range(1, n)]
 
 
 @dataclass(frozen=True)
@@ -93,8 +108,8 @@ class Tiling:
     def boxes(self, size: tuple[int, int], round_index: int) -> list[Box]:
         """The tiles of one round, row by row; round r shifts the grid by r/rounds of a step."""
         shift = (round_index % self.rounds) / self.rounds
-        rows = axis_spans(size[0], self.tile, self.overlap, shift)
-        cols = axis_spans(size[1], self.tile, self.overlap, shift)
+        rows = axis_spans(size[0], self.tile, self.overlap, shift, self.rounds > 1)
+        cols = axis_spans(size[1], self.tile, self.overlap, shift, self.rounds > 1)
         return [Box(t, l, b - t, r - l) for t, b in rows for l, r in cols]
 
     def tile_count(self, size: tuple[int, int]) -> int:
@@ -107,7 +122,8 @@ class Tiling:
         From the spans, not the boxes: planning probes sizes up to a million px, where listing every
         box would take seconds per probe."""
         shifts = [(r % self.rounds) / self.rounds for r in range(self.rounds)]
-        return tuple(max(b - a for shift in shifts for a, b in axis_spans(length, self.tile, self.overlap, shift))
+        return tuple(max(b - a for shift in shifts
+                         for a, b in axis_spans(length, self.tile, self.overlap, shift, self.rounds > 1))
                      for length in size)
 
 
