@@ -20,6 +20,8 @@ FORMAT = 1
 METADATA_KEY = "painterly"
 KIND = "transformer"
 DECODER_KIND = "decoder"
+# how messages name a file of each kind, and what such a file holds
+NOUNS = {KIND: ("model", "style network"), DECODER_KIND: ("decoder", "decoder")}
 
 
 def _write(path: Union[str, os.PathLike], module: torch.nn.Module, meta: dict[str, Any], dtype: torch.dtype) -> Path:
@@ -30,12 +32,12 @@ def _write(path: Union[str, os.PathLike], module: torch.nn.Module, meta: dict[st
     return Path(path)
 
 
-def _read(path: Union[str, os.PathLike], kind: str, what: str) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
+def _read(path: Union[str, os.PathLike], kind: str) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
     """The tensors and metadata of a painterly file of `kind`; one-line errors for anything else."""
     from safetensors import safe_open
 
     path = Path(path)
-    noun = "decoder" if kind == DECODER_KIND else "model"
+    noun, what = NOUNS[kind]
     if not path.is_file():
         problem = "does not exist" if not path.exists() else "is not a file"
         raise PainterlyError(f"{noun} '{path}' {problem}")
@@ -55,7 +57,7 @@ def _read(path: Union[str, os.PathLike], kind: str, what: str) -> tuple[dict[str
 
 
 def _load_into(path: Union[str, os.PathLike], module: torch.nn.Module, tensors: dict[str, torch.Tensor],
-               noun: str) -> None:
+               kind: str) -> None:
     """The file's weights into `module`; a one-line error naming the first weight that does not fit."""
     expected = module.state_dict()
     missing = [k for k in expected if k not in tensors]
@@ -69,7 +71,7 @@ def _load_into(path: Union[str, os.PathLike], module: torch.nn.Module, tensors: 
         else:
             first = f"missing {missing[0]}" if missing else f"unexpected {extra[0]}"
         count = len(missing) + len(extra) + len(wrong)
-        raise PainterlyError(f"{noun} '{path}' does not match the architecture its metadata states: {first}"
+        raise PainterlyError(f"{NOUNS[kind][0]} '{path}' does not match the architecture its metadata states: {first}"
                              f"{f' (and {count - 1} more)' if count > 1 else ''}")
     module.load_state_dict({k: v.float() for k, v in tensors.items()})
 
@@ -82,9 +84,9 @@ def save_model(path: Union[str, os.PathLike], net: TransformerNet, info: dict[st
 
 def load_model(path: Union[str, os.PathLike]) -> tuple[TransformerNet, dict[str, Any]]:
     """The network in a model file (float32, eval mode) and its metadata."""
-    tensors, meta = _read(path, KIND, "style network")
+    tensors, meta = _read(path, KIND)
     net = TransformerNet(Architecture.from_json(meta.get("architecture", {})))
-    _load_into(path, net, tensors, "model")
+    _load_into(path, net, tensors, KIND)
     if len(meta.get("styles", [])) != net.arch.styles:
         raise PainterlyError(f"model '{path}' names {len(meta.get('styles', []))} styles for {net.arch.styles}")
     return net.eval().requires_grad_(False), meta
@@ -111,7 +113,7 @@ def save_decoder(path: Union[str, os.PathLike], decoder: Decoder, info: dict[str
 
 def load_decoder(path: Union[str, os.PathLike]) -> tuple[Decoder, dict[str, Any]]:
     """The decoder in a decoder file (float32, eval mode) and its metadata."""
-    tensors, meta = _read(path, DECODER_KIND, "decoder")
+    tensors, meta = _read(path, DECODER_KIND)
     decoder = Decoder(DecoderArch.from_json(meta.get("architecture", {})))
-    _load_into(path, decoder, tensors, "decoder")
+    _load_into(path, decoder, tensors, DECODER_KIND)
     return decoder.eval().requires_grad_(False), meta
