@@ -18,8 +18,8 @@ from .image import tensor_to_pil, write_bytes_atomic
 class StepInfo:
     """What a callback learns after each iteration.
 
-    `losses` holds each weighted term by name plus 'total'. `preview()` renders the current image
-    only when asked, so callbacks that just log cost nothing.
+    `losses` holds each weighted term by name plus 'total' (empty for a forward pass, which has no loss).
+    `preview()` renders the current image only when asked, so callbacks that just log cost nothing.
     """
 
     iteration: int          # 1-based, within this scale

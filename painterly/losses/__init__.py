@@ -22,7 +22,8 @@ class LossTerms:
 
     def floats(self) -> dict[str, float]:
         values = {name: float(t.detach()) for name, t in self.terms.items()}
-        values["total"] = sum(values.values())
+        if values:  # a forward pass has no loss to report, not a total of 0
+            values["total"] = sum(values.values())
         return values
 
 
