@@ -92,14 +92,14 @@ def test_wrong_weight_shape_raises():
 
 @pytest.mark.parametrize("native", [True, False])
 def test_resolve_precision(monkeypatch, native):
-    """auto follows whether the device does bf16 natively; an explicit choice is kept either way."""
+    """auto follows whether bf16 pays on the device; an explicit choice is kept either way."""
     asked = []
 
     def fake_native(device="cpu"):
         asked.append(str(device))
         return native
 
-    monkeypatch.setattr(hardware, "bf16_is_native", fake_native)
+    monkeypatch.setattr(hardware, "bf16_pays", fake_native)
     monkeypatch.setattr(hardware, "_warned_slow_bf16", True)  # no warning line for emulated bf16
     assert resolve_precision("auto", "cpu") == ("bf16" if native else "fp32")
     assert asked == ["cpu"]

@@ -76,12 +76,24 @@ def test_own_cgroup_dirs_walks_up_to_the_root(tmp_path):
     assert hardware._own_cgroup_dirs(root, proc) == [root / "a" / "b", root / "a", root]
 
 
-def test_precision_auto_asks_whether_bf16_is_native(monkeypatch, capsys):
-    monkeypatch.setattr(hardware, "cpu_has_native_bf16", lambda: True)
-    assert hardware.resolve_precision("auto", "cpu") == "bf16"
-    monkeypatch.setattr(hardware, "cpu_has_native_bf16", lambda: False)
-    assert hardware.resolve_precision("auto", "cpu") == "fp32"
+@pytest.mark.parametrize("native,speedup,chosen", [(True, 2.0, "bf16"), (True, 0.6, "fp32"), (True, 1.1, "fp32"),
+                                                   (False, 2.0, "fp32")])
+def test_precision_auto_takes_bf16_only_where_it_is_native_and_measured_faster(monkeypatch, capsys, native, speedup,
+                                                                                 chosen):
+    """A Xeon with avx512_bf16 but no AMX runs bf16 convolutions at about 0.6x fp32: the flag is not enough."""
+    probes = []
+    monkeypatch.setattr(hardware, "cpu_has_native_bf16", lambda: native)
+    monkeypatch.setattr(hardware, "conv_bf16_speedup", lambda: probes.append(1) or speedup)
+    monkeypatch.setattr(hardware, "_bf16_pays", {})
+    assert hardware.resolve_precision("auto", "cpu") == chosen
+    assert hardware.resolve_precision("auto", "cpu") == chosen
+    assert len(probes) == (1 if native else 0)  # measured once per process, and only where bf16 is native
     assert capsys.readouterr().err == ""
+
+
+def test_the_bf16_probe_measures_a_ratio():
+    speedup = hardware.conv_bf16_speedup()
+    assert 0.05 < speedup < 50  # a real timing of both precisions, whichever wins here
 
 
 def test_bf16_without_native_support_warns_in_one_line_once(monkeypatch, capsys):
