@@ -11,7 +11,8 @@ on other CPUs, and hundreds of L-BFGS steps turn last-bit differences into visib
 pictures (Intel vs AMD Zen 4: up to 189/255), so each kind of CPU has its own recordings, in
 golden/CPU_KEY/: the Intel ones (GenuineIntel-avx512-amx) are the pre-refactor recordings; the AMD
 ones (AuthenticAMD-avx512-noamx) were recorded on 2026-12-02 with the code of that day, which the
-Intel recordings had verified. A CPU with no recordings skips the comparison. The runs use the public API only
+Intel recordings had verified; the Intel ones without AMX (GenuineIntel-avx512-noamx) on 2026-12-06
+with the code of that day, which the AMD recordings had verified. A CPU with no recordings skips the comparison. The runs use the public API only
 (stylize with real VGG19 weights), so the recording and the replay need no internal names.
 """
 
