@@ -228,6 +228,11 @@ class MemoryModel(Protocol):
     def scale_bytes(self, size: tuple[int, int], tiling: Optional[Tiling], iterations: int) -> int: ...
 
 
+def plan_tiling(tile: int, overlap: int | None, rounds: int) -> Tiling:
+    """A scale's tiling: packed (the fewest tiles) where it has one round, so its grid never shifts."""
+    return choose_tiling(tile, overlap, rounds, packed=rounds == 1)
+
+
 def fit_tiling(size: tuple[int, int], iterations: int, model: MemoryModel, budget: int,
                tile_size: int | None = None, overlap: int | None = None, rounds: int = 2) -> Tiling | None:
     """How to run one scale within `budget` bytes: None (whole) or a Tiling.
@@ -238,18 +243,18 @@ def fit_tiling(size: tuple[int, int], iterations: int, model: MemoryModel, budge
     if tile_size == 0 or (tile_size is None and model.scale_bytes(size, None, iterations) <= budget):
         return None
     if tile_size is not None:
-        return None if max(size) <= tile_size else choose_tiling(tile_size, overlap, rounds)
+        return None if max(size) <= tile_size else plan_tiling(tile_size, overlap, rounds)
     per_round = max(round_iterations(iterations, rounds))
     lo, hi = MIN_AUTO_TILE, max(size)
-    if model.scale_bytes(size, choose_tiling(lo, overlap, rounds), per_round) > budget:
+    if model.scale_bytes(size, plan_tiling(lo, overlap, rounds), per_round) > budget:
         best = largest_tiled_long_side(size, model, budget, overlap, rounds, per_round)
         raise PainterlyError(f"a {size[1]}x{size[0]} image needs more than the {gib(budget)} GiB available even "
                              f"in {lo} px tiles; the largest size that fits is about --size {best}")
     while lo < hi:
         mid = (lo + hi + 1) // 2
-        fits = model.scale_bytes(size, choose_tiling(mid, overlap, rounds), per_round) <= budget
+        fits = model.scale_bytes(size, plan_tiling(mid, overlap, rounds), per_round) <= budget
         lo, hi = (mid, hi) if fits else (lo, mid - 1)
-    return choose_tiling(lo, overlap, rounds)
+    return plan_tiling(lo, overlap, rounds)
 
 
 def largest_tiled_long_side(aspect_hw: tuple[int, int], model: MemoryModel, budget: int,
@@ -261,7 +266,7 @@ def largest_tiled_long_side(aspect_hw: tuple[int, int], model: MemoryModel, budg
         mid = (lo + hi + 1) // 2
         s = mid / max(h, w)
         size = (max(1, round(h * s)), max(1, round(w * s)))
-        tiling = None if max(size) <= MIN_AUTO_TILE else choose_tiling(MIN_AUTO_TILE, overlap, rounds)
+        tiling = None if max(size) <= MIN_AUTO_TILE else plan_tiling(MIN_AUTO_TILE, overlap, rounds)
         lo, hi = (mid, hi) if model.scale_bytes(size, tiling, iterations) <= budget else (lo, mid - 1)
     return lo
 

@@ -48,18 +48,18 @@ class Box:
         return image[..., self.top:self.top + self.height, self.left:self.left + self.width]
 
 
-def axis_spans(length: int, tile: int, overlap: int, shift: float = 0.0, shifted: bool = True) -> list[tuple[int, int]]:
+def axis_spans(length: int, tile: int, overlap: int, shift: float = 0.0, packed: bool = False) -> list[tuple[int, int]]:
     """[start, end) spans covering 0..length, each at most `tile` long, neighbours sharing `overlap` px.
 
     Seams (the overlaps' centres) sit evenly `step` apart; `shift` in [0, 1) moves them by that
     fraction of a step. A seam closer than `overlap` to an end is pulled in to `overlap`, and seams
     closer than `overlap` to each other merge; the step leaves room for both, so no span exceeds `tile`.
-    shifted=False (a tiling of one round, never shifted) needs no such room: the fewest spans that fit,
+    packed=True (a tiling of one round, never shifted) keeps no such room: the fewest spans that fit,
     all of one length.
     """
     if length <= tile:
         return [(0, length)]
-    seams = _shifted_seams(length, tile, overlap, shift) if shifted else _even_seams(length, tile, overlap)
+    seams = _even_seams(length, tile, overlap) if packed else _shifted_seams(length, tile, overlap, shift)
     starts = [0] + [c - overlap // 2 for c in seams]
     ends = [c - overlap // 2 + overlap for c in seams] + [length]
     return list(zip(starts, ends))
@@ -90,11 +90,15 @@ def _even_seams(length: int, tile: int, overlap: int) -> list[int]:
 
 @dataclass(frozen=True)
 class Tiling:
-    """How one scale is tiled: tile side, overlap and rounds (passes, each with the grid shifted)."""
+    """How one scale is tiled: tile side, overlap and rounds (passes, each with the grid shifted).
+
+    packed: one round in the fewest tiles that fit (axis_spans); the driver's plan packs every tiling
+    of one round. Unpacked, the spans keep the room that shifted rounds need."""
 
     tile: int
     overlap: int
     rounds: int = 2
+    packed: bool = False
 
     def __post_init__(self) -> None:
         if self.overlap < MIN_OVERLAP:
@@ -104,12 +108,14 @@ class Tiling:
                                  f"tiles must be at least 4x the overlap")
         if self.rounds < 1:
             raise PainterlyError(f"tile rounds must be at least 1, got {self.rounds}")
+        if self.packed and self.rounds != 1:
+            raise PainterlyError("only a tiling of one round can be packed (its grid never shifts)")
 
     def boxes(self, size: tuple[int, int], round_index: int) -> list[Box]:
         """The tiles of one round, row by row; round r shifts the grid by r/rounds of a step."""
         shift = (round_index % self.rounds) / self.rounds
-        rows = axis_spans(size[0], self.tile, self.overlap, shift, self.rounds > 1)
-        cols = axis_spans(size[1], self.tile, self.overlap, shift, self.rounds > 1)
+        rows = axis_spans(size[0], self.tile, self.overlap, shift, self.packed)
+        cols = axis_spans(size[1], self.tile, self.overlap, shift, self.packed)
         return [Box(t, l, b - t, r - l) for t, b in rows for l, r in cols]
 
     def tile_count(self, size: tuple[int, int]) -> int:
@@ -123,7 +129,7 @@ class Tiling:
         box would take seconds per probe."""
         shifts = [(r % self.rounds) / self.rounds for r in range(self.rounds)]
         return tuple(max(b - a for shift in shifts
-                         for a, b in axis_spans(length, self.tile, self.overlap, shift, self.rounds > 1))
+                         for a, b in axis_spans(length, self.tile, self.overlap, shift, self.packed))
                      for length in size)
 
 
@@ -238,6 +244,6 @@ def default_overlap(tile: int) -> int:
     return max(MIN_OVERLAP, min(MAX_DEFAULT_OVERLAP, tile // 8))
 
 
-def choose_tiling(tile: int, overlap: Optional[int], rounds: int) -> Tiling:
+def choose_tiling(tile: int, overlap: Optional[int], rounds: int, packed: bool = False) -> Tiling:
     """A Tiling with the overlap defaulting to `default_overlap(tile)`."""
-    return Tiling(tile, default_overlap(tile) if overlap is None else overlap, rounds)
+    return Tiling(tile, default_overlap(tile) if overlap is None else overlap, rounds, packed)

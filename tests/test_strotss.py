@@ -762,4 +762,4 @@ def test_cli_runs_strotss_in_tiles(image_files, capsys):
     assert code == 0, capsys.readouterr().err
     assert Image.open(out).size == (96, 80)
     records = json.loads(out.with_suffix(".json").read_text())
-    assert len(records) == Tiling(64, 16, rounds=1).tile_count((80, 96)) == 4  # 2x2: one round needs no room to shift
+    assert len(records) == Tiling(64, 16, rounds=1, packed=True).tile_count((80, 96)) == 4  # 2x2: one round, packed

@@ -40,19 +40,21 @@ def test_axis_spans_cover_overlap_exactly_and_respect_the_tile(shift):
             assert all(b - a >= 2 * overlap for a, b in spans[1:-1])
 
 
-def test_one_round_takes_the_fewest_spans_that_fit():
+def test_a_packed_round_takes_the_fewest_spans_that_fit():
     """Unshifted (a network's one pass over the tiles) the spans need no room for moved seams: as few as
     fit in the tile, where a shifted round's room takes more (900 px in 512 px tiles: 2, not 3)."""
     for length in range(40, 2500, 7):
         for tile, overlap in ((64, 16), (100, 16), (256, 32), (512, 64), (1024, 128)):
-            spans = axis_spans(length, tile, overlap, shifted=False)
+            spans = axis_spans(length, tile, overlap, packed=True)
             assert spans[0][0] == 0 and spans[-1][1] == length
             assert all(b - a <= tile for a, b in spans), (length, tile, spans)
             assert all(end - start == overlap for (_, end), (start, _) in zip(spans, spans[1:])), spans
             fewest = 1 if length <= tile else math.ceil((length - overlap) / (tile - overlap))
             assert len(spans) == fewest, (length, tile, spans)
-    assert len(axis_spans(900, 512, 64, shifted=False)) == 2 and len(axis_spans(900, 512, 64)) == 3
-    assert Tiling(512, 64, rounds=1).tile_count((900, 900)) == 4
+    assert len(axis_spans(900, 512, 64, packed=True)) == 2 and len(axis_spans(900, 512, 64)) == 3
+    assert Tiling(512, 64, rounds=1, packed=True).tile_count((900, 900)) == 4
+    with pytest.raises(PainterlyError, match="only a tiling of one round"):
+        Tiling(512, 64, rounds=2, packed=True)
 
 
 def test_axis_spans_one_span_when_it_fits():
