@@ -73,7 +73,8 @@ def build_parser(method: str = DEFAULT_METHOD) -> argparse.ArgumentParser:
                    help="also write the image every N iterations as OUT_0100.png and so on")
     g.add_argument("--quiet", "-q", action="store_true", help="no progress bar and no summary on stderr")
     g.add_argument("--log", action="store_true",
-                   help="write loss terms per iteration to OUT.json and a loss curve to OUT.loss.png")
+                   help="write loss terms per iteration to OUT.json and a loss curve to OUT.loss.png (a forward "
+                        "pass: its time only, no curve)")
     g.add_argument("--comparison", action="store_true",
                    help="write OUT.compare.png: content, style(s) and result side by side")
     g = p.add_argument_group("checkpoints (resume after a crash, Ctrl-C or kill)")
@@ -251,8 +252,10 @@ def _run(args: argparse.Namespace, argv: Optional[Sequence[str]] = None) -> int:
     written = [save_image(result, output)]
     if history is not None:
         history.write_json(extra["json"])
-        history.write_plot(extra["loss"])
-        written += [extra["json"], extra["loss"]]
+        written.append(extra["json"])
+        if history.has_losses:  # a forward pass has none to plot
+            history.write_plot(extra["loss"])
+            written.append(extra["loss"])
     if sheet is not None:
         written.append(save_image(sheet, extra["compare"]))
     if not args.quiet:

@@ -95,6 +95,11 @@ class LossHistory:
         self.records.append({"step": info.step, "scale": info.scale, "iteration": info.iteration,
                              "size": list(info.size), "elapsed": round(info.elapsed, 4), **info.losses})
 
+    @property
+    def has_losses(self) -> bool:
+        """False for a forward pass (a network, AdaIN, WCT): its steps have times but no loss to plot."""
+        return any("total" in record for record in self.records)
+
     def write_json(self, path: str | Path) -> None:
         write_bytes_atomic(json.dumps(self.records, indent=1).encode(), path)
 

@@ -488,8 +488,11 @@ def test_train_and_models_and_model_commands(tmp_path, photos, capsys, monkeypat
     content = tmp_path / "c.png"
     Image.fromarray((np.random.default_rng(1).random((30, 40, 3)) * 255).astype(np.uint8)).save(content)
     # --model alone selects the network method: no STYLE needed
-    assert cli.main([str(content), "--model", str(model), "-o", str(tmp_path / "out.png"), "--size", "40", "-q"]) == 0
+    assert cli.main([str(content), "--model", str(model), "-o", str(tmp_path / "out.png"), "--size", "40", "-q",
+                     "--log"]) == 0
     assert Image.open(tmp_path / "out.png").size == (40, 30)
+    # one pass: its step is logged (with its time), but there is no loss to draw a curve of
+    assert (tmp_path / "out.json").exists() and not (tmp_path / "out.loss.png").exists()
     # bad input: one line, exit 2, nothing written
     for argv, fragment in ((["train", str(style), "--photos", str(tmp_path / "none"), "-o", str(tmp_path / "x.safetensors")],
                             "does not exist"),
