@@ -11,6 +11,7 @@ and a summary per setting (mean by painting, mean and worst over all pairs, pair
 
     python benchmarks/wct_settings.py --settings "relu4_1,relu3_1,relu2_1,relu1_1@0.6;relu4_1,relu3_1,relu2_1@0.8"
     python benchmarks/wct_settings.py --settings "" --adain-decoders bundled,out/adain_wider.safetensors
+    python benchmarks/wct_settings.py --settings "" --adain-color-match 0,0.5
     python benchmarks/wct_settings.py --paintings the_scream.jpg --settings \
         "relu4_1,relu2_1,relu4_1@1@out/d.safetensors,painterly/models/decoders/wct_relu2_1.safetensors,out/d.safetensors"
 """
@@ -41,6 +42,8 @@ def main() -> None:
     ap.add_argument("--size", type=int, default=512)
     ap.add_argument("--adain-decoders", default="bundled", help="AdaIN decoder files, comma-separated, a row each "
                     "('bundled' for the bundled one, '' for none)")
+    ap.add_argument("--adain-color-match", default="0.5", help="AdaIN's colour step, comma-separated: a row each "
+                    "with every decoder (0: the paper's AdaIN) [0.5, the default]")
     args = ap.parse_args()
     import painterly
     from painterly.features import FeatureExtractor
@@ -58,7 +61,9 @@ def main() -> None:
             name += f" ({','.join(dict.fromkeys(Path(d).stem for d in options['decoders']))})"
         runs[name] = ("wct", options)
     for decoder in filter(None, args.adain_decoders.split(",")):
-        runs[f"AdaIN {Path(decoder).stem}"] = ("adain", {} if decoder == "bundled" else {"decoder": decoder})
+        for match in args.adain_color_match.split(","):
+            runs[f"AdaIN {Path(decoder).stem} colour {match}"] = (
+                "adain", {"color_match": float(match), **({} if decoder == "bundled" else {"decoder": decoder})})
     config = GatysConfig(precision="fp32")
     vgg = FeatureExtractor.vgg19(last_layer=config.layers[-1], precision="fp32")
     scores: dict[str, dict[tuple[str, str], tuple[float, float]]] = {name: {} for name in runs}

@@ -31,13 +31,13 @@ def tiny_vgg(monkeypatch):
     return vgg
 
 
-def _decoder(tmp_path, level, seed=0):
+def _decoder(tmp_path, level, seed=0, spread=0.5):
     torch.manual_seed(seed)
     decoder = Decoder(DecoderArch(level, 1, DIVISOR))
     with torch.no_grad():  # mid-grey output with variation, as a trained decoder's (not clamped to 0 or 1)
         last = decoder.layers[-1].conv
         last.bias.fill_(0.5)
-        last.weight.mul_(0.5 / (last.weight.abs().sum((1, 2, 3), keepdim=True) + 1e-6))
+        last.weight.mul_(spread / (last.weight.abs().sum((1, 2, 3), keepdim=True) + 1e-6))
     path = tmp_path / f"{level}.safetensors"
     save_decoder(path, decoder, {"method": None}, dtype=torch.float32)  # usable by AdaIN and WCT alike
     return path, decoder.eval()
@@ -60,11 +60,49 @@ def test_adain_method_is_decode_of_the_transform_and_strength_mixes(tmp_path, ti
     with torch.no_grad():
         c, s = tiny_vgg(content, ["relu4_1"])["relu4_1"], tiny_vgg(style, ["relu4_1"])["relu4_1"]
         expected = {a: decoder(adain(c, Moments.of(c), Moments.of(s), a)).clamp(0, 1) for a in (0.0, 1.0)}
-    for a in (0.0, 1.0):
+    for a in (0.0, 1.0):  # the paper's AdaIN: no colour step
         out = painterly.stylize(content, style, method="adain", decoder=str(path), size=64, strength=a,
-                                precision="fp32")
+                                precision="fp32", color_match=0)
         got = _array(out).transpose(2, 0, 1)
         assert np.abs(got - expected[a][0].numpy()).max() <= 1 / 255 + 1e-6
+    # by default the decoded colours move half way to the style's: a WCT of the pixels at 0.5
+    decoded = expected[1.0]
+    colours = wct(decoded, WctMap.between(Moments.of(decoded, full=True), Moments.of(style, full=True)), 0.5)
+    out = painterly.stylize(content, style, method="adain", decoder=str(path), size=64, precision="fp32")
+    assert np.abs(_array(out).transpose(2, 0, 1) - colours.clamp(0, 1)[0].numpy()).max() <= 1 / 255 + 1e-6
+    # and strength 0 still returns the decoded content, colours untouched
+    out = painterly.stylize(content, style, method="adain", decoder=str(path), size=64, precision="fp32", strength=0)
+    assert np.abs(_array(out).transpose(2, 0, 1) - expected[0.0][0].numpy()).max() <= 1 / 255 + 1e-6
+
+
+def test_the_colour_step_gives_the_style_colour_statistics(tmp_path, tiny_vgg):
+    """color-match 1 moves the output's colour mean and covariance to the style's (times the strength: half
+    way at 0.5 here, since a full one-level WCT would already give them); per region with masks."""
+    path, _ = _decoder(tmp_path, "relu1_1")  # one convolution: a picture that varies with the photo
+    content, style = _images(5)
+    style = 0.1 + 0.5 * style  # colours the full match can reach without clipping
+
+    def colour_stats(pixels):
+        flat = pixels.reshape(-1, 3).astype(np.float64)
+        return flat.mean(0), np.cov(flat.T, bias=True)
+
+    base = dict(method="wct", levels=("relu1_1",), decoders=(str(path),), size=64, precision="fp32")
+    target_mean, target_cov = colour_stats(style[0].permute(1, 2, 0).numpy())
+    misses = []
+    for match in (0.0, 0.5, 1.0):
+        mean, cov = colour_stats(_array(painterly.stylize(content, style, color_match=match, **base)))
+        misses.append((np.abs(mean - target_mean).max(), np.abs(cov - target_cov).max()))
+    (mean0, cov0), (mean_half, _), (mean1, cov1) = misses
+    assert mean0 > 0.2 and cov0 > 0.5 * np.abs(target_cov).max()   # the decoder alone: far from the palette
+    assert abs(mean_half - mean0 / 2) < 0.01                          # half way
+    assert mean1 < 0.01 and cov1 < 0.1 * np.abs(target_cov).max()    # the style's colour statistics
+    left = torch.zeros(1, 1, 48, 64)
+    left[..., :32] = 1
+    blue = style.flip(1)  # the channels swapped: a different palette
+    out = _array(painterly.stylize(content, [style, blue], style_masks=[left, 1 - left], color_match=1.0, **base))
+    for half, painting in ((out[:, 4:28], style), (out[:, 36:60], blue)):  # away from the soft edge
+        mean, _ = colour_stats(half)
+        assert np.abs(mean - colour_stats(painting[0].permute(1, 2, 0).numpy())[0]).max() < 0.05
 
 
 def test_wct_runs_its_levels_coarse_to_fine(tmp_path, tiny_vgg):
@@ -100,7 +138,7 @@ def test_tiles_use_whole_image_statistics(tmp_path, tiny_vgg):
     content, style = _images(2)
     content = torch.nn.functional.interpolate(content, size=(93, 125), mode="bilinear")  # tiles of odd sides
     options = dict(method="wct", levels=("relu2_1", "relu1_1"), decoders=(str(path2), str(path)), size=125, precision="fp32",
-                   strength=1.0)
+                   strength=1.0, color_match=0.5)  # the colour step too, its statistics gathered over the tiles
     whole = _array(painterly.stylize(content, style, **options))
     tiled = _array(painterly.stylize(content, style, tile_size=64, tile_overlap=16, **options))
     assert painterly.plan(content, **options, tile_size=64, tile_overlap=16).scales[0].tiling is not None
