@@ -24,8 +24,8 @@ class AdainConfig(ArbitraryConfig):
 
     decoder: str = option("", "the decoder file (painterly train-decoder --method adain)", default_text="the bundled one",
                           group=STYLE, metavar="FILE", files=True)
-    # Half way: over 40 held-out pairs the style loss fell from 0.182 to 0.163 of the photo's (28 pairs
-    # meeting both targets, not 25), the content loss rising 0.750 -> 0.770 of the style image's at worst;
+    # Half way: over 40 held-out pairs the style loss fell from 0.182 to 0.164 of the photo's (29 pairs
+    # meeting both targets, not 25), the content loss rising 0.750 -> 0.766 of the style image's at worst;
     # the full match overshoots (docs/benchmarks.md).
     color_match: float = option(0.5, "after decoding, move the colours' mean and covariance this fraction of the way "
                                 "to the style's (times --strength): the decoder reproduces them only in part; 0 is "
