@@ -56,8 +56,10 @@ def run(clip: Path, method: str, options: dict, weight: float, size: int, frames
     out = folder / f"{method}_{weight:g}.mp4"
     seconds = []
     styles = [] if "model" in options else [STYLE]
+    if painterly.get_method(method).optimises:
+        options = {**options, "seed": 0}  # a forward pass draws nothing at random
     t0 = time.perf_counter()
-    painterly.stylize_video(clip, styles, out, method=method, size=size, seed=0,
+    painterly.stylize_video(clip, styles, out, method=method, size=size,
                             video=painterly.VideoConfig(temporal_weight=weight, end=frames / 25 + 1e-3),
                             callback=lambda info: seconds.append(info.seconds), **options)
     total = time.perf_counter() - t0

@@ -54,13 +54,23 @@ def method_for(options: Iterable[str]) -> str:
     return DEFAULT_METHOD if DEFAULT_METHOD in takers or len(takers) != 1 else takers[0]
 
 
+def _takers(option: str) -> list[str]:
+    """The methods whose config has a field of this name."""
+    return [name for name, recipe in REGISTRY.items() if option in {f.name for f in dataclasses.fields(recipe.config_class)}]
+
+
 def make_config(method: Optional[str] = None, config=None, **options):
     """A method's config from defaults (or `config`) with `options` overriding fields by name; with
     neither a method nor a config, the method is the one the options select (method_for)."""
+    inferred = method is None and config is None
     if method is None:
         method = method_of(config) if config is not None else method_for(options)
     cls = get_method(method).config_class
     unknown = sorted(unknown_options(cls, options))
+    if unknown and inferred and all(_takers(name) for name in options):
+        clash = [name for name in options if len(_takers(name)) < len(REGISTRY)]
+        raise PainterlyError("the options do not pick one method: " + ", ".join(
+            f"{name} ({', '.join(_takers(name))})" for name in clash) + "; give method= and options it takes")
     if unknown:
         raise PainterlyError(f"unknown option(s) for {method}: {', '.join(unknown)}")
     base = config if config is not None else cls()

@@ -91,8 +91,8 @@ class Session:
         check_inputs(recipe, style_masks, guidance)
         self.recipe, self.config = recipe, config
         self.device = resolve_device(config.device)
+        self.threads = set_threads(config.threads)  # first: precision auto times bf16 at these threads
         self.precision = resolve_precision(config.precision, self.device)
-        self.threads = set_threads(config.threads)
         layers = recipe.layers(config)
         if extractor is None and layers:  # a method that reads no VGG layer gets no network
             extractor = FeatureExtractor.vgg19(pooling=recipe.pooling(config), last_layer=layers[-1],

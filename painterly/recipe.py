@@ -16,6 +16,7 @@ from typing import Any, Callable, ClassVar, Mapping, Optional, Sequence
 import torch
 from torch import nn
 
+from .config import OptimisationConfig
 from .errors import PainterlyError
 from .features import FeatureExtractor
 from .guidance import RegionPair
@@ -177,6 +178,10 @@ REGISTRY: dict[str, Recipe] = {}
 
 
 def register(recipe: Recipe) -> Recipe:
-    """Make a method available to stylize(), plan(), the CLI and every other interface."""
+    """Make a method available to stylize(), plan(), the CLI and every other interface. A method that
+    optimises needs a config with the seed, time limit and tile rounds the driver reads there."""
+    if recipe.optimises and not issubclass(recipe.config_class, OptimisationConfig):
+        raise PainterlyError(f"method '{recipe.name}' optimises, so its config must derive from OptimisationConfig "
+                             f"(a forward pass sets optimises = False)")
     REGISTRY[recipe.name] = recipe
     return recipe

@@ -61,7 +61,7 @@ class LoopConfig(MethodConfig):
                         "the real step count, not a large one cut short by --max-time", minimum=0, group=DATA,
                         metavar="N")
     seed: int = option(0, "random seed (data order, crops, initial weights)", group=DATA, metavar="N")
-    precision: str = option("auto", "VGG19's precision; auto uses bf16 where the hardware runs it natively",
+    precision: str = option("auto", "VGG19's precision; auto uses bf16 where it runs faster than fp32 here",
                             choices=("auto", "fp32", "bf16"), group="hardware")
     device: str = option("auto", "torch device", group="hardware", metavar="DEVICE")
     threads: Optional[int] = option(None, "CPU threads", minimum=1, default_text="the CPUs this process may use",
@@ -311,6 +311,7 @@ def run_loop(trainee: Trainee, photos: Sequence[torch.Tensor], config: LoopConfi
     optimizer = torch.optim.Adam(trainee.trainable, lr=config.learning_rate)
     log: list[dict] = []
     renders: list[dict] = []  # the latest validation renders (uint8), so a resumed run's preview sheet goes on
+    shown = "" if validation is None else fingerprint([validation], {})  # which photo they are of
     step, elapsed = 0, 0.0
     if checkpoint is not None:
         saved = checkpoint.start(fingerprint(list(inputs), options))
@@ -319,7 +320,7 @@ def run_loop(trainee: Trainee, photos: Sequence[torch.Tensor], config: LoopConfi
             optimizer.load_state_dict(saved["optimizer"])
             restore_rng(saved["rng"], generator)
             step, elapsed, log[:] = saved["step"], saved["elapsed"], saved["log"]
-            renders[:] = saved.get("renders", [])
+            renders[:] = saved.get("renders", []) if saved.get("validation") == shown else []
             if rank == 0 and preview is not None:
                 for render in renders:
                     preview(render["step"], render["image"].float() / 255)
@@ -359,7 +360,7 @@ def run_loop(trainee: Trainee, photos: Sequence[torch.Tensor], config: LoopConfi
         def state() -> dict:
             return {"step": step, "elapsed": time.monotonic() - start, "net": module.state_dict(),
                     "optimizer": optimizer.state_dict(), "rng": rng_state(generator), "log": log,
-                    "renders": renders}
+                    "renders": renders, "validation": shown}
 
         if checkpoint is not None and size > 1 and stop:  # every rank stops here; rank 0 saves
             if rank == 0:
@@ -416,11 +417,13 @@ class NetworkTrainee(Trainee):
 
 
 def _prepare(config: LoopConfig, photos: PhotoFolders, validation: Optional[ImageLike]):
-    from .distributed import local_device, threads_per_rank
+    from .distributed import any_rank, local_device, threads_per_rank, world
 
     device = local_device(resolve_device(config.device))
+    set_threads(config.threads or threads_per_rank())  # first: precision auto times bf16 at these threads
     precision = resolve_precision(config.precision, device)
-    set_threads(config.threads or threads_per_rank())
+    # every rank in one precision: auto's timing may differ from rank to rank
+    precision = "bf16" if any_rank([precision == "bf16"], world()[1])[0] else precision
     photo_list, skipped = find_photos(photos, config.decode_side())
     if validation is not None:
         validation = as_tensor(validation, "validation photo")

@@ -216,3 +216,21 @@ def test_no_method_name_is_tested_outside_its_module():
             if isinstance(node, ast.Compare):
                 constants = [c for c in ast.walk(node) if isinstance(c, ast.Constant) and c.value in names]
                 assert not constants, f"{path.name}:{node.lineno} compares with a method name"
+
+
+def test_an_optimising_method_needs_the_optimisation_options():
+    """The driver reads seed, max_time and tile_rounds from an optimising method's config: register()
+    refuses one whose config lacks them, in one line, before any run can fail on them."""
+    class Optimising(Toy):
+        name, optimises = "optimising toy", True
+
+    with pytest.raises(PainterlyError, match="must derive from OptimisationConfig"):
+        register(Optimising())
+    assert "optimising toy" not in REGISTRY
+
+
+def test_options_no_one_method_takes_are_named_with_their_methods():
+    with pytest.raises(PainterlyError, match=r"do not pick one method: model \(network\), seed \(gatys, strotss\)"):
+        painterly.make_config(model="starry_night", seed=0)
+    with pytest.raises(PainterlyError, match=r"unknown option\(s\) for gatys: sede"):  # a typo: the default's names
+        painterly.make_config(sede=1)

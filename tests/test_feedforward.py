@@ -242,6 +242,16 @@ def test_a_resumed_training_shows_the_earlier_previews_first(tmp_path, photos, t
     assert [s for s, _ in before] == [2, 4] and [s for s, _ in seen] == [2, 4, 6]
     for (_, first), (_, replayed) in zip(before, seen):
         assert replayed.shape == first.shape and (replayed - first).abs().max() <= 0.5 / 255 + 1e-6
+    # resumed with another validation photo, the old photo's renders are not shown beside the new one's
+    ckpt, seen = Checkpointer(tmp_path / "u.ckpt", seconds=None), []
+    with pytest.raises(Interrupted):
+        train([_style()], photos, tmp_path / "n.safetensors", config, extractor=tiny_vgg, checkpoint=ckpt,
+              callback=stop, preview=lambda step, image: None, style_names=["s"])
+    other = torch.rand(1, 3, 40, 40, generator=torch.Generator().manual_seed(9))
+    train([_style()], photos, tmp_path / "n.safetensors", config, extractor=tiny_vgg, validation=other,
+          checkpoint=Checkpointer(tmp_path / "u.ckpt", seconds=None, resume=True),
+          preview=lambda step, image: seen.append((step, image)), style_names=["s"])
+    assert [s for s, _ in seen] == [6]
 
 
 def test_extend_adds_a_style_and_leaves_the_others_unchanged(tmp_path, photos, tiny_vgg):
