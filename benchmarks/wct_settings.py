@@ -42,6 +42,8 @@ def main() -> None:
     ap.add_argument("--size", type=int, default=512)
     ap.add_argument("--adain-decoders", default="bundled", help="AdaIN decoder files, comma-separated, a row each "
                     "('bundled' for the bundled one, '' for none)")
+    ap.add_argument("--wct-color-match", default="0", help="WCT's colour step, comma-separated: a row each with "
+                    "every setting [0, the default]")
     ap.add_argument("--adain-color-match", default="0.5", help="AdaIN's colour step, comma-separated: a row each "
                     "with every decoder (0: the paper's AdaIN) [0.5, the default]")
     args = ap.parse_args()
@@ -59,7 +61,8 @@ def main() -> None:
         if decoders:
             options["decoders"] = tuple(decoders[0].split(","))
             name += f" ({','.join(dict.fromkeys(Path(d).stem for d in options['decoders']))})"
-        runs[name] = ("wct", options)
+        for match in args.wct_color_match.split(","):
+            runs[name + (f" colour {match}" if match != "0" else "")] = ("wct", {**options, "color_match": float(match)})
     for decoder in filter(None, args.adain_decoders.split(",")):
         for match in args.adain_color_match.split(","):
             runs[f"AdaIN {Path(decoder).stem} colour {match}"] = (

@@ -21,7 +21,7 @@ import time
 from pathlib import Path
 from typing import Optional, Sequence
 
-from .cli_flags import _method_in, config_flags
+from .cli_flags import _method_in, config_flags, options_for_method
 from .cli_args import (EXIT_FAILURE, EXIT_INTERRUPTED, EXIT_OK, EXIT_USAGE, _number, _Parser, _positive_int,
                        _UsageError, add_config_flags)
 from . import (DEFAULT_METHOD, Checkpointer, Interrupted, LossHistory, PainterlyError, ProgressBar,
@@ -103,22 +103,6 @@ def build_parser(method: str = DEFAULT_METHOD) -> argparse.ArgumentParser:
     return p
 
 
-def _method_options(method: str, options: dict, chosen: bool) -> dict:
-    """Options for `method`'s config; a flag that does not apply to it is a one-line error. `chosen`:
-    the user named the method (otherwise the options picked it, and the error says which clash)."""
-    takers = {name: owners for name, (_, _, owners) in config_flags().items()}  # option -> the methods taking it
-    wrong = [name for name in options if method not in takers[name]]
-    if wrong and not chosen:
-        clash = [name for name in options if len(takers[name]) < len(available_methods())]
-        raise PainterlyError("the options do not pick one method: " + ", ".join(
-            f"--{n.replace('_', '-')} ({', '.join(takers[n])})" for n in clash) + "; give --method and options it takes")
-    if wrong:
-        flags = ", ".join("--" + name.replace("_", "-") for name in wrong)
-        raise PainterlyError(f"{flags} does not apply to --method {method} (painterly --method {method} --help "
-                             "lists what it takes)")
-    return options
-
-
 def _guidance(args: argparse.Namespace) -> dict:
     """The guidance maps given, as stylize() keywords (none given: no keywords at all)."""
     given = {"content_guidance": args.content_guidance, "style_guidance": args.style_guidance,
@@ -167,7 +151,7 @@ def _run(args: argparse.Namespace, argv: Optional[Sequence[str]] = None) -> int:
     if size_max:
         del options["size"]
     base = _load_config(args.config, args.method) if args.config else None
-    config = make_config(args.method, base, **_method_options(args.method, options, chosen))
+    config = make_config(args.method, base, **options_for_method(args.method, options, chosen))
     if size_max or args.dry_run:
         if args.content is None:
             raise _UsageError("a CONTENT image is needed for " + ("--size max" if size_max else "--dry-run"))

@@ -1,5 +1,6 @@
 """What every command line that runs a method shares: the flags of every registered method's config,
-and which --method a command line names (for --help's defaults)."""
+which --method a command line names (for --help's defaults), and the one-line refusal of a flag the
+method does not take."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ import dataclasses
 import typing
 from typing import Sequence
 
-from . import DEFAULT_METHOD, available_methods
+from . import DEFAULT_METHOD, PainterlyError, available_methods
 
 
 def _method_in(argv: Sequence[str]) -> str:
@@ -31,3 +32,19 @@ def config_flags() -> dict[str, tuple[dataclasses.Field, object, list[str]]]:
                 flags[f.name] = (f, hints[f.name], [])
             flags[f.name][2].append(name)
     return flags
+
+
+def options_for_method(method: str, options: dict, chosen: bool) -> dict:
+    """Options for `method`'s config; a flag that does not apply to it is a one-line error. `chosen`:
+    the user named the method (otherwise the options picked it, and the error says which clash)."""
+    takers = {name: owners for name, (_, _, owners) in config_flags().items()}  # option -> the methods taking it
+    wrong = [name for name in options if method not in takers[name]]
+    if wrong and not chosen:
+        clash = [name for name in options if len(takers[name]) < len(available_methods())]
+        raise PainterlyError("the options do not pick one method: " + ", ".join(
+            f"--{n.replace('_', '-')} ({', '.join(takers[n])})" for n in clash) + "; give --method and options it takes")
+    if wrong:
+        flags = ", ".join("--" + name.replace("_", "-") for name in wrong)
+        raise PainterlyError(f"{flags} does not apply to --method {method} (painterly --method {method} --help "
+                             "lists what it takes)")
+    return options

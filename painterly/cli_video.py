@@ -10,7 +10,7 @@ import sys
 import typing
 from typing import Sequence
 
-from .cli_flags import _method_in, config_flags
+from .cli_flags import _method_in, config_flags, options_for_method
 from .cli_args import EXIT_INTERRUPTED, EXIT_OK, _Parser, _UsageError, add_config_flags
 from . import DEFAULT_METHOD, VideoConfig, available_methods, make_config, method_for, stylize_video
 
@@ -67,7 +67,7 @@ def video_command(words: Sequence[str]) -> int:
     method = args.method or method_for(options)
     if not args.styles and available_methods()[method].needs_styles:
         raise _UsageError("a STYLE image is needed")
-    config = make_config(method, **options)
+    config = make_config(method, **options_for_method(method, options, args.method is not None))
     bar = _FrameBar(args.quiet)
     guides = {k: v for k, v in (("content_guidance", args.content_guidance), ("style_guidance", args.style_guidance))
               if v is not None}

@@ -228,6 +228,12 @@ def test_the_video_command_writes_the_clip_and_refuses_bad_input_in_one_line(cli
     err = capsys.readouterr().err.strip().splitlines()
     assert err[-1].startswith("painterly: error:") and "does not exist" in err[-1]
     assert main(["video", str(clip), str(EXAMPLES / "starry_night.jpg"), "-o", str(out), "--crf", "60"]) == 2
+    capsys.readouterr()
+    # a flag the method does not take: the same one line as the image command's
+    assert main(["video", str(clip), str(EXAMPLES / "starry_night.jpg"), "-o", str(out), "--method", "adain",
+                 "--max-time", "5"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "--max-time does not apply to --method adain" in err[0]
 
 
 def test_lossless_output_keeps_every_pixel(tmp_path):
