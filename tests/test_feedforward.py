@@ -222,6 +222,17 @@ def test_training_resumes_bit_exactly(tmp_path, photos, tiny_vgg, loss):
     assert all(torch.equal(x, y) for x, y in zip(a.state_dict().values(), b.state_dict().values()))
 
 
+@pytest.mark.parametrize("pad", [1, 4])
+def test_a_border_reflected_in_place_equals_reflection_padding(pad):
+    """Inference writes each layer into the middle of the next one's padded input and reflects only the
+    border: the same map as F.pad's reflection, corners included."""
+    x = torch.rand(1, 5, 9, 13).contiguous(memory_format=torch.channels_last)
+    buffer = torch.full((1, 5, 9 + 2 * pad, 13 + 2 * pad), float("nan")).contiguous(memory_format=torch.channels_last)
+    transformer._interior(buffer, pad).copy_(x)
+    transformer._reflect_border(buffer, pad)
+    assert torch.equal(buffer, F.pad(x, (pad, pad, pad, pad), mode="reflect"))
+
+
 def test_a_resumed_training_shows_the_earlier_previews_first(tmp_path, photos, tiny_vgg):
     """The preview sheet goes on where it stopped: the checkpoint keeps the last renders (8-bit)."""
     config = _config(steps=6, preview_every=2)
