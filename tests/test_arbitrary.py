@@ -483,3 +483,13 @@ def test_decoder_loss_options_are_refused_where_they_do_not_apply(tmp_path, fold
         train_decoder(photos, tmp_path / "x.safetensors", dataclasses.replace(config, stylised_share=0.0,
                                                                               hue_jitter=90.0), styles=styles)
     assert not (tmp_path / "x.safetensors").exists()
+
+
+@pytest.mark.parametrize("level", ["relu1_1", "relu2_1", "relu4_1"])
+def test_inference_decoding_writes_into_padded_inputs_and_gives_the_same_picture(tmp_path, level):
+    """Decoder.decode (no padding or upsampling copies) is forward() to float rounding, at odd sizes."""
+    _, decoder = _decoder(tmp_path, level, spread=5.0)
+    features = torch.rand(1, decoder.layers[0].conv.in_channels, 7, 11).contiguous(memory_format=torch.channels_last)
+    with torch.no_grad():
+        expected = decoder(features)
+    assert torch.allclose(decoder.decode(features), expected, atol=1e-5)

@@ -16,7 +16,7 @@ import painterly
 from painterly.checkpoint import Checkpointer, Interrupted
 from painterly.errors import PainterlyError
 from painterly.features import FeatureExtractor
-from painterly.nets import transformer
+from painterly.nets import padding, transformer
 from painterly.nets.io import load_model, save_model
 from painterly.nets.transformer import Architecture, TransformerNet
 from painterly.losses import LossTerms
@@ -228,8 +228,8 @@ def test_a_border_reflected_in_place_equals_reflection_padding(pad):
     border: the same map as F.pad's reflection, corners included."""
     x = torch.rand(1, 5, 9, 13).contiguous(memory_format=torch.channels_last)
     buffer = torch.full((1, 5, 9 + 2 * pad, 13 + 2 * pad), float("nan")).contiguous(memory_format=torch.channels_last)
-    transformer._interior(buffer, pad).copy_(x)
-    transformer._reflect_border(buffer, pad)
+    padding.interior(buffer, pad).copy_(x)
+    padding.reflect_border(buffer, pad)
     assert torch.equal(buffer, F.pad(x, (pad, pad, pad, pad), mode="reflect"))
 
 

@@ -299,7 +299,7 @@ class ArbitraryRecipe(Recipe):
             return features.clamp(0, 1)
         decoder = self.decoder(run, level)
         dtype = next(decoder.parameters()).dtype
-        out = decoder(features.to(dtype).contiguous(memory_format=torch.channels_last)).float()
+        out = decoder.decode(features.to(dtype).contiguous(memory_format=torch.channels_last)).float()
         return out.clamp(0, 1)
 
     def _tiled(self, run: RunContext, style: dict[str, list[Region]], image: torch.Tensor, tiling: Tiling) -> torch.Tensor:

@@ -23,7 +23,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..errors import PainterlyError
-from .padding import reflect_pad
+from .padding import interior, reflect_border, reflect_pad
 
 EPS = 1e-5
 
@@ -217,7 +217,7 @@ class TransformerNet(nn.Module):
             in_block = 3 <= i < 3 + 2 * blocks
             padded = not conv.upsample  # x is this layer's padded input (else its plain input)
             if in_block and (i - 3) % 2 == 0:
-                skip = _interior(x, conv.pad)
+                skip = interior(x, conv.pad)
             y = padded_conv_in_bands(conv, x, band_rows) if padded else conv_in_bands(conv, x, band_rows)
             layer_stats = stats[i] if stats is not None else moments(y)
             if record is not None:
@@ -226,34 +226,15 @@ class TransformerNet(nn.Module):
             pad = 0 if following.upsample else following.pad
             x = torch.empty((*y.shape[:2], y.shape[2] + 2 * pad, y.shape[3] + 2 * pad), dtype=y.dtype,
                             device=y.device, memory_format=torch.channels_last)
-            inside = _interior(x, pad)
+            inside = interior(x, pad)
             norm(y, weights, layer_stats, out=inside)
             if in_block and (i - 3) % 2 == 1:
                 inside.add_(skip)
             else:
                 inside.relu_()
-            _reflect_border(x, pad)
+            reflect_border(x, pad)
         last = self.convs[-1]
         return padded_conv_in_bands(last, x, band_rows)[..., :h, :w]
-
-
-def _interior(padded: torch.Tensor, pad: int) -> torch.Tensor:
-    """The unpadded map inside a map padded by `pad` on every side (a view)."""
-    return padded if pad == 0 else padded[..., pad:-pad, pad:-pad]
-
-
-def _reflect_border(padded: torch.Tensor, pad: int) -> None:
-    """Fill the `pad`-wide border of `padded` in place by reflecting its interior (as F.pad's
-    "reflect": the edge row is not repeated); rows first, then columns over the full height, so the
-    corners come out as F.pad's."""
-    if pad == 0:
-        return
-    h, w = padded.shape[-2] - 2 * pad, padded.shape[-1] - 2 * pad
-    cols = slice(pad, pad + w)
-    padded[..., :pad, cols] = padded[..., pad + 1:2 * pad + 1, cols].flip(-2)
-    padded[..., pad + h:, cols] = padded[..., h - 1:h - 1 + pad, cols].flip(-2)
-    padded[..., :, :pad] = padded[..., :, pad + 1:2 * pad + 1].flip(-1)
-    padded[..., :, pad + w:] = padded[..., :, w - 1:w - 1 + pad].flip(-1)
 
 
 def padded_conv_in_bands(layer: ConvLayer, padded: torch.Tensor, band_rows: int) -> torch.Tensor:
