@@ -45,18 +45,17 @@ def method_of(config) -> str:
     raise PainterlyError(f"{type(config).__name__} is no registered method's config")
 
 
+def _option_names() -> dict[str, set[str]]:
+    """Each registered method's option names."""
+    return {name: {f.name for f in dataclasses.fields(recipe.config_class)} for name, recipe in REGISTRY.items()}
+
+
 def method_for(options: Iterable[str]) -> str:
     """The method options name: the default, unless it lacks one of them and exactly one method takes
     them all (`model=` means the trained-network method, `decoder=` AdaIN)."""
     given = set(options)
-    takers = [name for name, recipe in REGISTRY.items()
-              if given <= {f.name for f in dataclasses.fields(recipe.config_class)}]
+    takers = [name for name, names in _option_names().items() if given <= names]
     return DEFAULT_METHOD if DEFAULT_METHOD in takers or len(takers) != 1 else takers[0]
-
-
-def _takers(option: str) -> list[str]:
-    """The methods whose config has a field of this name."""
-    return [name for name, recipe in REGISTRY.items() if option in {f.name for f in dataclasses.fields(recipe.config_class)}]
 
 
 def make_config(method: Optional[str] = None, config=None, **options):
@@ -67,10 +66,13 @@ def make_config(method: Optional[str] = None, config=None, **options):
         method = method_of(config) if config is not None else method_for(options)
     cls = get_method(method).config_class
     unknown = sorted(unknown_options(cls, options))
-    if unknown and inferred and all(_takers(name) for name in options):
-        clash = [name for name in options if len(_takers(name)) < len(REGISTRY)]
-        raise PainterlyError("the options do not pick one method: " + ", ".join(
-            f"{name} ({', '.join(_takers(name))})" for name in clash) + "; give method= and options it takes")
+    if unknown and inferred:
+        by_method = _option_names()
+        takers = {name: [m for m, names in by_method.items() if name in names] for name in options}
+        if all(takers.values()):  # every option is some method's, but no one method takes them all
+            raise PainterlyError("the options do not pick one method: " + ", ".join(
+                f"{name} ({', '.join(methods)})" for name, methods in takers.items() if len(methods) < len(by_method))
+                + "; give method= and options it takes")
     if unknown:
         raise PainterlyError(f"unknown option(s) for {method}: {', '.join(unknown)}")
     base = config if config is not None else cls()

@@ -169,7 +169,7 @@ _warned_slow_bf16 = False
 # margin keeps a busy machine's noisy timings from flipping the choice.
 BF16_MIN_SPEEDUP = 1.3
 PROBE_RUNS = 10
-_bf16_pays: dict[str, bool] = {}
+_cpu_bf16_pays: Optional[bool] = None  # bf16_pays's answer for the CPU, measured once per process
 
 
 def conv_bf16_speedup() -> float:
@@ -198,12 +198,13 @@ def bf16_pays(device: torch.device | str = "cpu") -> bool:
     """Whether bf16 makes this device faster: a CUDA GPU that has it, or a CPU with native bf16 whose
     convolutions the probe measured at least BF16_MIN_SPEEDUP x faster (once per process, at the
     threads set then: set them first)."""
+    global _cpu_bf16_pays
     device = torch.device(device)
     if device.type != "cpu":
         return bf16_is_native(device)
-    if "cpu" not in _bf16_pays:
-        _bf16_pays["cpu"] = bf16_is_native(device) and conv_bf16_speedup() >= BF16_MIN_SPEEDUP
-    return _bf16_pays["cpu"]
+    if _cpu_bf16_pays is None:
+        _cpu_bf16_pays = bf16_is_native(device) and conv_bf16_speedup() >= BF16_MIN_SPEEDUP
+    return _cpu_bf16_pays
 
 
 def resolve_precision(precision: str, device: torch.device | str = "cpu") -> str:

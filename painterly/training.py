@@ -261,7 +261,7 @@ def deepened(net: TransformerNet, blocks: int, generator: torch.Generator) -> Tr
             bound = 1 / math.sqrt(conv.weight[0].numel())  # PyTorch's default for a convolution
             conv.weight.copy_((2 * torch.rand(conv.weight.shape, generator=generator) - 1) * bound)
             conv.bias.copy_((2 * torch.rand(conv.bias.shape, generator=generator) - 1) * bound)
-            if (i - 3) % 2 == 1:  # a new block's second layer: its output starts at zero
+            if deeper.block_edges(i)[1]:  # a new block's second layer: its output starts at zero
                 deeper.norms[i].scale.zero_()
                 deeper.norms[i].shift.zero_()
     return deeper

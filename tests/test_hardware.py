@@ -84,7 +84,7 @@ def test_precision_auto_takes_bf16_only_where_it_is_native_and_measured_faster(m
     probes = []
     monkeypatch.setattr(hardware, "cpu_has_native_bf16", lambda: native)
     monkeypatch.setattr(hardware, "conv_bf16_speedup", lambda: probes.append(1) or speedup)
-    monkeypatch.setattr(hardware, "_bf16_pays", {})
+    monkeypatch.setattr(hardware, "_cpu_bf16_pays", None)
     assert hardware.resolve_precision("auto", "cpu") == chosen
     assert hardware.resolve_precision("auto", "cpu") == chosen
     assert len(probes) == (1 if native else 0)  # measured once per process, and only where bf16 is native
@@ -109,13 +109,13 @@ def test_bf16_without_native_support_warns_in_one_line_once(monkeypatch, capsys)
     assert len(lines) == 1 and lines[0].startswith("painterly: warning:") and "slow" in lines[0]
     monkeypatch.setattr(hardware, "cpu_has_native_bf16", lambda: True)
     monkeypatch.setattr(hardware, "conv_bf16_speedup", lambda: 2.0)
-    monkeypatch.setattr(hardware, "_bf16_pays", {})
+    monkeypatch.setattr(hardware, "_cpu_bf16_pays", None)
     monkeypatch.setattr(hardware, "_warned_slow_bf16", False)
     hardware.resolve_precision("bf16", "cpu")
     assert capsys.readouterr().err == ""
     # native, yet measured slower (a Xeon without AMX): asked for, it works, with the reason in one line
     monkeypatch.setattr(hardware, "conv_bf16_speedup", lambda: 0.6)
-    monkeypatch.setattr(hardware, "_bf16_pays", {})
+    monkeypatch.setattr(hardware, "_cpu_bf16_pays", None)
     assert hardware.resolve_precision("bf16", "cpu") == "bf16"
     lines = capsys.readouterr().err.strip().splitlines()
     assert len(lines) == 1 and "slower than fp32 (measured)" in lines[0]

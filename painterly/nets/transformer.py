@@ -170,6 +170,12 @@ class TransformerNet(nn.Module):
     def forward(self, image: torch.Tensor, weights: Optional[StyleWeights] = None) -> torch.Tensor:
         return self.run(image, self.style_weights(None) if weights is None else weights, lambda layer, x: layer(x))
 
+    def block_edges(self, i: int) -> tuple[bool, bool]:
+        """Whether layer i starts a residual block (its input is the skip) and whether it ends one (the
+        skip is added to its normalised output instead of a ReLU)."""
+        in_block = 3 <= i < 3 + 2 * self.arch.residual_blocks
+        return in_block and (i - 3) % 2 == 0, in_block and (i - 3) % 2 == 1
+
     def run(self, image: torch.Tensor, weights: StyleWeights,
             apply: Callable[[ConvLayer, torch.Tensor], torch.Tensor],
             stats: Optional[list] = None, record: Optional[list] = None) -> torch.Tensor:
@@ -179,19 +185,17 @@ class TransformerNet(nn.Module):
         with the whole image's); record: a list that receives each normalisation's (mean, var)."""
         weights = weights.to(image.device)
         h, w = image.shape[-2:]
-        # Two stride-2 layers: pad (by reflection) to a multiple of 4, crop back after.
-        x = F.pad(image, (0, -w % 4, 0, -h % 4), mode="reflect") if (h % 4 or w % 4) else image
-        blocks = self.arch.residual_blocks
+        x = _to_multiple_of_4(image)
         for i, (conv, norm) in enumerate(zip(self.convs, self.norms)):
-            in_block = 3 <= i < 3 + 2 * blocks
-            if in_block and (i - 3) % 2 == 0:
+            starts_block, ends_block = self.block_edges(i)
+            if starts_block:
                 skip = x
             y = apply(conv, x)
             layer_stats = stats[i] if stats is not None else moments(y)
             if record is not None:
                 record.append(layer_stats)
             x = norm(y, weights, layer_stats)
-            if in_block and (i - 3) % 2 == 1:
+            if ends_block:
                 x = x.add_(skip)  # in place: the normalisation's fresh output (fewer full-size temporaries)
             else:
                 x = x.relu_()
@@ -206,19 +210,19 @@ class TransformerNet(nn.Module):
         Each normalisation writes straight into the interior of the next layer's reflection-padded
         input and only the border is filled after, so no layer copies its whole input to pad it (a
         fifth of the fp32 time at 1024 px went to those copies); the bands are then plain row ranges
-        of that padded input. A layer that upsamples first still gathers its rows (conv_in_bands)."""
+        of that padded input. A layer that upsamples first still gathers its rows (upsampling_conv_in_bands),
+        so no upsampled map is ever whole."""
         weights = weights.to(image.device)
         h, w = image.shape[-2:]
-        x = F.pad(image, (0, -w % 4, 0, -h % 4), mode="reflect") if (h % 4 or w % 4) else image
         first = self.convs[0]
-        x = reflect_pad(x, first.pad, first.pad).contiguous(memory_format=torch.channels_last)
-        blocks = self.arch.residual_blocks
+        x = reflect_pad(_to_multiple_of_4(image), first.pad, first.pad).contiguous(memory_format=torch.channels_last)
         for i, (conv, norm) in enumerate(zip(self.convs, self.norms)):
-            in_block = 3 <= i < 3 + 2 * blocks
-            padded = not conv.upsample  # x is this layer's padded input (else its plain input)
-            if in_block and (i - 3) % 2 == 0:
+            starts_block, ends_block = self.block_edges(i)
+            if starts_block:
                 skip = interior(x, conv.pad)
-            y = padded_conv_in_bands(conv, x, band_rows) if padded else conv_in_bands(conv, x, band_rows)
+            # x is this layer's padded input, or its plain input where it upsamples first
+            convolve = upsampling_conv_in_bands if conv.upsample else padded_conv_in_bands
+            y = convolve(conv, x, band_rows)
             layer_stats = stats[i] if stats is not None else moments(y)
             if record is not None:
                 record.append(layer_stats)
@@ -228,7 +232,7 @@ class TransformerNet(nn.Module):
                             device=y.device, memory_format=torch.channels_last)
             inside = interior(x, pad)
             norm(y, weights, layer_stats, out=inside)
-            if in_block and (i - 3) % 2 == 1:
+            if ends_block:
                 inside.add_(skip)
             else:
                 inside.relu_()
@@ -249,10 +253,18 @@ def padded_conv_in_bands(layer: ConvLayer, padded: torch.Tensor, band_rows: int)
     return torch.cat(bands, dim=-2)
 
 
-def conv_in_bands(layer: ConvLayer, x: torch.Tensor, band_rows: int) -> torch.Tensor:
-    """layer(x), computed band by band: each band gathers the rows of the (upsampled, reflection-
-    padded) input its outputs read, so the result equals the whole-image convolution exactly."""
-    h_in = x.shape[-2] * (2 if layer.upsample else 1)
+def _to_multiple_of_4(image: torch.Tensor) -> torch.Tensor:
+    """The image padded by reflection to sides that are multiples of 4 (two stride-2 layers); the
+    output is cropped back after."""
+    h, w = image.shape[-2:]
+    return F.pad(image, (0, -w % 4, 0, -h % 4), mode="reflect") if (h % 4 or w % 4) else image
+
+
+def upsampling_conv_in_bands(layer: ConvLayer, x: torch.Tensor, band_rows: int) -> torch.Tensor:
+    """layer(x) for a layer that upsamples first, computed band by band: each band gathers the rows of
+    the upsampled, reflection-padded input its outputs read (the upsampled map is never whole), so the
+    result equals the whole-image convolution exactly."""
+    h_in = x.shape[-2] * 2
     k, s, p = layer.kernel, layer.stride, layer.pad
     h_out = (h_in + 2 * p - k) // s + 1
     if h_out <= band_rows:
@@ -264,12 +276,8 @@ def conv_in_bands(layer: ConvLayer, x: torch.Tensor, band_rows: int) -> torch.Te
     bands = []
     for top in range(0, h_out, band_rows):
         bottom = min(h_out, top + band_rows)
-        rows = [reflect(r - p) for r in range(top * s, (bottom - 1) * s + k)]
-        if layer.upsample:
-            rows = [i // 2 for i in rows]
-        src = x.index_select(-2, torch.tensor(rows, device=x.device))
-        if layer.upsample:
-            src = src.repeat_interleave(2, dim=-1)
+        rows = [reflect(r - p) // 2 for r in range(top * s, (bottom - 1) * s + k)]
+        src = x.index_select(-2, torch.tensor(rows, device=x.device)).repeat_interleave(2, dim=-1)
         src = reflect_pad(src, 0, p)
         bands.append(F.conv2d(src, layer.conv.weight, layer.conv.bias, stride=s))
     return torch.cat(bands, dim=-2)
