@@ -20,7 +20,8 @@ from torch import nn
 
 from ..errors import PainterlyError
 from ..features import VGG19_BLOCKS
-from .padding import interior, reflect_border, reflect_pad
+from .padding import interior, reflect_border, reflect_pad, replicate_border
+from .polyphase import upsampled_conv
 
 LEVELS = ("relu1_1", "relu2_1", "relu3_1", "relu4_1", "relu5_1")
 # painterly's VGG19 takes Caffe inputs (0..255), so its features are ~58x those of a torchvision-
@@ -116,25 +117,24 @@ class Decoder(nn.Module):
 
     @torch.no_grad()
     def decode(self, features: torch.Tensor) -> torch.Tensor:
-        """forward() for inference, the same picture: each convolution's ReLU (and 2x upsampling) is
-        written straight into the interior of the next one's reflection-padded input, whose border is
-        then reflected in place, instead of padding (and upsampling) by copies."""
+        """forward() for inference, the same picture: each convolution's ReLU is written straight into
+        the interior of the next one's padded input, whose border is then filled in place, instead of
+        padding by copies; a convolution after a 2x upsampling runs at the low resolution by phases
+        (nets/polyphase), so no upsampled map is made."""
         layers = list(self.layers)
         x = reflect_pad(features * INPUT_SCALE, 1, 1).contiguous(memory_format=torch.channels_last)
+        upsampled = False  # whether x is to be upsampled before the next convolution
         for i, layer in enumerate(layers):
             if not isinstance(layer, _Conv):
                 continue
-            y = F.conv2d(x, layer.conv.weight, layer.conv.bias)
+            conv = layer.conv
+            y = upsampled_conv(x, conv.weight, conv.bias, 2 * x.shape[-2]) if upsampled \
+                else F.conv2d(x, conv.weight, conv.bias)
             if not layer.relu:  # the last layer: the picture
                 return y
-            y.relu_()
-            scale = 2 if isinstance(layers[i + 1], nn.Upsample) else 1
+            upsampled = isinstance(layers[i + 1], nn.Upsample)
             n, c, h, w = y.shape
-            x = torch.empty((n, c, h * scale + 2, w * scale + 2), dtype=y.dtype, device=y.device,
-                            memory_format=torch.channels_last)
-            inside = interior(x, 1)
-            for dy in range(scale):
-                for dx in range(scale):
-                    inside[..., dy::scale, dx::scale].copy_(y)
-            reflect_border(x, 1)
+            x = torch.empty((n, c, h + 2, w + 2), dtype=y.dtype, device=y.device, memory_format=torch.channels_last)
+            torch.clamp_min(y, 0, out=interior(x, 1))
+            (replicate_border if upsampled else reflect_border)(x, 1)
         raise PainterlyError("a decoder ends with its picture layer")

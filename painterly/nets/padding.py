@@ -7,7 +7,8 @@ backward with those copies and 0.60 s without them. (Inference casts the network
 without autocast, so it never paid them.)
 
 At inference the networks skip the padding copy altogether: each layer writes into the interior of the
-next one's padded input, and `reflect_border` fills the border in place.
+next one's padded input, and `reflect_border` fills the border in place (`replicate_border` where the
+next layer upsamples first: see nets/upsampling).
 """
 
 from __future__ import annotations
@@ -39,3 +40,16 @@ def reflect_border(padded: torch.Tensor, pad: int) -> None:
     padded[..., pad + h:, cols] = padded[..., h - 1:h - 1 + pad, cols].flip(-2)
     padded[..., :, :pad] = padded[..., :, pad + 1:2 * pad + 1].flip(-1)
     padded[..., :, pad + w:] = padded[..., :, w - 1:w - 1 + pad].flip(-1)
+
+
+def replicate_border(padded: torch.Tensor, pad: int) -> None:
+    """Fill the `pad`-wide border of `padded` in place by repeating its edge rows and columns (as
+    F.pad's "replicate"), rows first, then columns over the full height."""
+    if pad == 0:
+        return
+    h, w = padded.shape[-2] - 2 * pad, padded.shape[-1] - 2 * pad
+    cols = slice(pad, pad + w)
+    padded[..., :pad, cols] = padded[..., pad:pad + 1, cols]
+    padded[..., pad + h:, cols] = padded[..., pad + h - 1:pad + h, cols]
+    padded[..., :, :pad] = padded[..., :, pad:pad + 1]
+    padded[..., :, pad + w:] = padded[..., :, pad + w - 1:pad + w]

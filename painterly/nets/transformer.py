@@ -23,7 +23,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..errors import PainterlyError
-from .padding import interior, reflect_border, reflect_pad
+from .padding import interior, reflect_border, reflect_pad, replicate_border
+from .polyphase import picture_conv, upsampled_conv
 
 EPS = 1e-5
 
@@ -210,8 +211,8 @@ class TransformerNet(nn.Module):
         Each normalisation writes straight into the interior of the next layer's reflection-padded
         input and only the border is filled after, so no layer copies its whole input to pad it (a
         fifth of the fp32 time at 1024 px went to those copies); the bands are then plain row ranges
-        of that padded input. A layer that upsamples first still gathers its rows (upsampling_conv_in_bands),
-        so no upsampled map is ever whole."""
+        of that padded input. A layer that upsamples first is computed at the low resolution from its
+        input padded by replication (nets/upsampling), so no upsampled map is ever made."""
         weights = weights.to(image.device)
         h, w = image.shape[-2:]
         first = self.convs[0]
@@ -220,14 +221,15 @@ class TransformerNet(nn.Module):
             starts_block, ends_block = self.block_edges(i)
             if starts_block:
                 skip = interior(x, conv.pad)
-            # x is this layer's padded input, or its plain input where it upsamples first
-            convolve = upsampling_conv_in_bands if conv.upsample else padded_conv_in_bands
-            y = convolve(conv, x, band_rows)
+            if conv.upsample:  # x is the low-resolution input, padded by replication
+                y = upsampled_conv(x, conv.conv.weight, conv.conv.bias, band_rows)
+            else:
+                y = padded_conv_in_bands(conv, x, band_rows)
             layer_stats = stats[i] if stats is not None else moments(y)
             if record is not None:
                 record.append(layer_stats)
             following = self.convs[i + 1]
-            pad = 0 if following.upsample else following.pad
+            pad = following.pad
             x = torch.empty((*y.shape[:2], y.shape[2] + 2 * pad, y.shape[3] + 2 * pad), dtype=y.dtype,
                             device=y.device, memory_format=torch.channels_last)
             inside = interior(x, pad)
@@ -236,9 +238,9 @@ class TransformerNet(nn.Module):
                 inside.add_(skip)
             else:
                 inside.relu_()
-            reflect_border(x, pad)
-        last = self.convs[-1]
-        return padded_conv_in_bands(last, x, band_rows)[..., :h, :w]
+            (replicate_border if following.upsample else reflect_border)(x, pad)
+        last = self.convs[-1].conv
+        return picture_conv(x, last.weight, last.bias, band_rows)[..., :h, :w]
 
 
 def padded_conv_in_bands(layer: ConvLayer, padded: torch.Tensor, band_rows: int) -> torch.Tensor:
@@ -258,26 +260,3 @@ def _to_multiple_of_4(image: torch.Tensor) -> torch.Tensor:
     output is cropped back after."""
     h, w = image.shape[-2:]
     return F.pad(image, (0, -w % 4, 0, -h % 4), mode="reflect") if (h % 4 or w % 4) else image
-
-
-def upsampling_conv_in_bands(layer: ConvLayer, x: torch.Tensor, band_rows: int) -> torch.Tensor:
-    """layer(x) for a layer that upsamples first, computed band by band: each band gathers the rows of
-    the upsampled, reflection-padded input its outputs read (the upsampled map is never whole), so the
-    result equals the whole-image convolution exactly."""
-    h_in = x.shape[-2] * 2
-    k, s, p = layer.kernel, layer.stride, layer.pad
-    h_out = (h_in + 2 * p - k) // s + 1
-    if h_out <= band_rows:
-        return layer(x)
-
-    def reflect(i: int) -> int:
-        return -i if i < 0 else (2 * (h_in - 1) - i if i >= h_in else i)
-
-    bands = []
-    for top in range(0, h_out, band_rows):
-        bottom = min(h_out, top + band_rows)
-        rows = [reflect(r - p) // 2 for r in range(top * s, (bottom - 1) * s + k)]
-        src = x.index_select(-2, torch.tensor(rows, device=x.device)).repeat_interleave(2, dim=-1)
-        src = reflect_pad(src, 0, p)
-        bands.append(F.conv2d(src, layer.conv.weight, layer.conv.bias, stride=s))
-    return torch.cat(bands, dim=-2)
