@@ -1,7 +1,8 @@
 """Peak memory of the trained-network method: inference at print sizes and training, one fresh process each.
 
 Inference: measured peak RSS against the plan's estimate (NetworkMemory), whole or banded/tiled as
-the plan chose, and the time. Training: peak RSS of a few steps of `painterly.train` at the default
+the plan chose, and the time; each size also with the heap handing freed maps back to the kernel (the
+run reuses them where 1.5x the estimate fits: painterly.heap, driver.reuses_heap). Training: peak RSS of a few steps of `painterly.train` at the default
 settings (batch 4, 256 px crops) for the slim and Johnson widths.
 
     python benchmarks/network_memory.py --model painterly/models/starry_night.safetensors --sizes 1024,2048,4096
@@ -23,10 +24,14 @@ import _common as C  # noqa: E402
 PHOTOS = C.ROOT.parent / "shared" / "data" / "photos"
 
 
-def inference_worker(model: str, size: int, precision: str) -> dict:
+def inference_worker(model: str, size: int, precision: str, reuse_heap: bool) -> dict:
     import torch
 
     import painterly
+    import painterly.heap
+
+    if not reuse_heap:
+        painterly.heap._LIBC = None
 
     content = torch.rand(1, 3, size * 3 // 4, size)
     plan = painterly.plan(content, model=model, size=size, precision=precision)
@@ -57,15 +62,19 @@ def main() -> None:
     args = ap.parse_args()
     if args.worker:
         kind, value = args.worker.split(":", 1)
-        result = (inference_worker(args.model, int(value), args.precision) if kind == "infer"
+        result = (inference_worker(args.model, int(value.split(":")[0]), args.precision, value.endswith(":heap"))
+                  if kind == "infer"
                   else training_worker(value, args.train_steps))
         print(json.dumps({**result, "peak_mib": C.peak_rss_mib()}))
         return
     rows = []
     for size in [int(s) for s in args.sizes.split(",")]:
-        r = C.run_worker(__file__, "--model", args.model, "--precision", args.precision, "--worker", f"infer:{size}")
-        rows.append([f"inference {size}x{size * 3 // 4} ({args.precision})", f"{r['peak_mib']:.0f}", f"{r['estimate'] / 2**20:.0f}",
-                     "tiled" if r["tiled"] else "whole (banded)", f"{r['seconds']:.1f}"])
+        for heap in ("heap", "kernel"):
+            r = C.run_worker(__file__, "--model", args.model, "--precision", args.precision,
+                             "--worker", f"infer:{size}:{heap}")
+            rows.append([f"inference {size}x{size * 3 // 4} ({args.precision}), freed maps to the {heap}",
+                         f"{r['peak_mib']:.0f}", f"{r['estimate'] / 2**20:.0f}",
+                         "tiled" if r["tiled"] else "whole (banded)", f"{r['seconds']:.1f}"])
     if PHOTOS.is_dir() and args.train_steps > 0:
         for widths in ("16,32,64", "32,64,128"):
             r = C.run_worker(__file__, "--model", args.model, "--train-steps", str(args.train_steps),

@@ -1,0 +1,90 @@
+"""Forward passes keep freed maps in glibc's heap, and only with memory to spare."""
+
+import ctypes
+
+import pytest
+import torch
+
+import painterly.driver as driver
+from painterly import heap
+from painterly.api import get_method, make_config
+from painterly.nets.io import save_model
+from painterly.nets.transformer import Architecture, TransformerNet
+
+needs_glibc = pytest.mark.skipif(heap._LIBC is None or not hasattr(heap._LIBC, "mallinfo2"), reason="glibc 2.33+")
+BIG = 64 << 20  # over glibc's largest mmap threshold (32 MB)
+
+
+class _MallInfo2(ctypes.Structure):
+    _fields_ = [(name, ctypes.c_size_t) for name in
+                ("arena", "ordblks", "smblks", "hblks", "hblkhd", "usmblks", "fsmblks", "uordblks", "fordblks", "keepcost")]
+
+
+def _mapped_bytes() -> int:
+    """Bytes glibc holds in blocks mapped on their own (not in its heap)."""
+    heap._LIBC.mallinfo2.restype = _MallInfo2
+    return heap._LIBC.mallinfo2().hblkhd
+
+
+@needs_glibc
+def test_inside_heap_reuse_a_large_map_comes_from_the_heap_and_after_it_from_its_own_mapping():
+    before = _mapped_bytes()
+    outside = torch.empty(BIG, dtype=torch.uint8)
+    assert _mapped_bytes() - before >= BIG  # glibc's default: its own mapping, unmapped when freed
+    del outside
+    with heap.heap_reuse():
+        with heap.heap_reuse():  # nested blocks share the setting
+            pass
+        before = _mapped_bytes()
+        inside = torch.empty(BIG, dtype=torch.uint8)
+        assert _mapped_bytes() - before < BIG
+        del inside
+    before = _mapped_bytes()
+    again = torch.empty(BIG, dtype=torch.uint8)
+    assert _mapped_bytes() - before >= BIG  # the defaults are back
+    del again
+
+
+def _network_config(tmp_path):
+    path = save_model(tmp_path / "m.safetensors", TransformerNet(Architecture((4, 6, 8), 1, 1)), {"styles": ["a"]})
+    return make_config("network", model=str(path), size=64, precision="fp32")
+
+
+def test_a_forward_pass_reuses_the_heap_only_with_room_for_its_holes(tmp_path, monkeypatch):
+    recipe, config = get_method("network"), _network_config(tmp_path)
+    plan = driver.make_plan(recipe, config, (48, 64), [], "cpu", "fp32")
+    assert driver.reuses_heap(recipe, config, plan, [], "cpu", "fp32")  # megabytes of a free machine
+    peak = max(driver.scale_peak_bytes(s, recipe.memory(config, [], "fp32")) for s in plan)
+    # a budget that holds the estimate but not 1.5x it: maps go back to the kernel as usual
+    monkeypatch.setattr(driver, "memory_budget", lambda config, device: int(peak * 1.4))
+    assert not driver.reuses_heap(recipe, config, plan, [], "cpu", "fp32")
+    monkeypatch.setattr(driver, "memory_budget", lambda config, device: int(peak * 1.6))
+    assert driver.reuses_heap(recipe, config, plan, [], "cpu", "fp32")
+    assert not driver.reuses_heap(recipe, config, plan, [], "cuda", "fp32")  # a GPU has its own cache
+
+
+def test_an_optimisation_does_not_reuse_the_heap():
+    recipe, config = get_method("gatys"), make_config("gatys", size=64, precision="fp32")
+    plan = driver.make_plan(recipe, config, (48, 64), [(32, 32)], "cpu", "fp32")
+    assert not driver.reuses_heap(recipe, config, plan, [(32, 32)], "cpu", "fp32")
+
+
+def test_the_driver_runs_a_forward_pass_inside_heap_reuse(tmp_path, monkeypatch):
+    from contextlib import contextmanager
+
+    import painterly
+
+    entered = []
+
+    @contextmanager
+    def recording():
+        entered.append(True)
+        yield
+
+    monkeypatch.setattr(driver, "heap_reuse", recording)
+    config = _network_config(tmp_path)
+    painterly.stylize(torch.rand(1, 3, 24, 32), config=config)
+    assert entered == [True]
+    monkeypatch.setattr(driver, "reuses_heap", lambda *args: False)
+    painterly.stylize(torch.rand(1, 3, 24, 32), config=config)
+    assert entered == [True]
