@@ -2,7 +2,7 @@
 
 Inference: measured peak RSS against the plan's estimate (NetworkMemory), whole or banded/tiled as
 the plan chose, and the time; each size also with the heap handing freed maps back to the kernel (the
-run reuses them where 1.5x the estimate fits: painterly.heap, driver.reuses_heap). Training: peak RSS of a few steps of `painterly.train` at the default
+run reuses them where twice the estimate fits: painterly.heap, driver.reuses_heap). Training: peak RSS of a few steps of `painterly.train` at the default
 settings (batch 4, 256 px crops) for the slim and Johnson widths.
 
     python benchmarks/network_memory.py --model painterly/models/starry_night.safetensors --sizes 1024,2048,4096
