@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
-from typing import Iterable, Optional, Sequence, Union
+from typing import Callable, Iterable, Optional, Sequence, Union
 
 import torch
 from PIL import Image
@@ -50,6 +50,16 @@ def _option_names() -> dict[str, set[str]]:
     return {name: {f.name for f in dataclasses.fields(recipe.config_class)} for name, recipe in REGISTRY.items()}
 
 
+def method_clash(options: Iterable[str], spell: Callable[[str], str] = str, how: str = "method=") -> PainterlyError:
+    """The error for options that no one method takes all of, naming the methods that take each option
+    not every method takes (`spell` writes an option's name, as a flag on a command line)."""
+    by_method = _option_names()
+    takers = {name: [m for m, names in by_method.items() if name in names] for name in options}
+    return PainterlyError("the options do not pick one method: " + ", ".join(
+        f"{spell(name)} ({', '.join(methods)})" for name, methods in takers.items() if len(methods) < len(by_method))
+        + f"; give {how} and options it takes")
+
+
 def method_for(options: Iterable[str]) -> str:
     """The method options name: the default, unless it lacks one of them and exactly one method takes
     them all (`model=` means the trained-network method, `decoder=` AdaIN)."""
@@ -66,13 +76,8 @@ def make_config(method: Optional[str] = None, config=None, **options):
         method = method_of(config) if config is not None else method_for(options)
     cls = get_method(method).config_class
     unknown = sorted(unknown_options(cls, options))
-    if unknown and inferred:
-        by_method = _option_names()
-        takers = {name: [m for m, names in by_method.items() if name in names] for name in options}
-        if all(takers.values()):  # every option is some method's, but no one method takes them all
-            raise PainterlyError("the options do not pick one method: " + ", ".join(
-                f"{name} ({', '.join(methods)})" for name, methods in takers.items() if len(methods) < len(by_method))
-                + "; give method= and options it takes")
+    if unknown and inferred and all(any(name in names for names in _option_names().values()) for name in options):
+        raise method_clash(options)  # every option is some method's, but no one method takes them all
     if unknown:
         raise PainterlyError(f"unknown option(s) for {method}: {', '.join(unknown)}")
     base = config if config is not None else cls()

@@ -8,7 +8,7 @@ import dataclasses
 import typing
 from typing import Sequence
 
-from . import DEFAULT_METHOD, PainterlyError, available_methods
+from . import DEFAULT_METHOD, PainterlyError, available_methods, method_clash
 
 
 def _method_in(argv: Sequence[str]) -> str:
@@ -40,9 +40,7 @@ def options_for_method(method: str, options: dict, chosen: bool) -> dict:
     takers = {name: owners for name, (_, _, owners) in config_flags().items()}  # option -> the methods taking it
     wrong = [name for name in options if method not in takers[name]]
     if wrong and not chosen:
-        clash = [name for name in options if len(takers[name]) < len(available_methods())]
-        raise PainterlyError("the options do not pick one method: " + ", ".join(
-            f"--{n.replace('_', '-')} ({', '.join(takers[n])})" for n in clash) + "; give --method and options it takes")
+        raise method_clash(options, lambda name: "--" + name.replace("_", "-"), "--method")
     if wrong:
         flags = ", ".join("--" + name.replace("_", "-") for name in wrong)
         raise PainterlyError(f"{flags} does not apply to --method {method} (painterly --method {method} --help "
