@@ -23,7 +23,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Optional, Sequence
+from typing import Optional, Sequence, Union
 
 import torch
 import torch.nn.functional as F
@@ -97,6 +97,44 @@ class Region:
     styles: list[tuple[float, Moments]]
 
 
+class FeatureLevel:
+    """A step at a VGG layer: the image encoded to it, the recipe's transform, the layer's decoder."""
+
+    def __init__(self, recipe: "ArbitraryRecipe", layer: str) -> None:
+        self.recipe, self.name, self.layer = recipe, layer, layer
+        self.stride, self.full = layer_stride(layer), recipe.full_covariance
+
+    def encode(self, run: RunContext, image: torch.Tensor) -> torch.Tensor:
+        return run.extractor(image, [self.layer])[self.layer].float()
+
+    def transform(self, config, x: torch.Tensor, content: Moments, style: Moments) -> torch.Tensor:
+        return self.recipe.transform(config, self.layer, x, content, style)
+
+    def decode(self, run: RunContext, features: torch.Tensor) -> torch.Tensor:
+        decoder = self.recipe.decoder(run, self.layer)
+        dtype = next(decoder.parameters()).dtype
+        return decoder.decode(features.to(dtype).contiguous(memory_format=torch.channels_last)).float().clamp(0, 1)
+
+
+class ColourStep:
+    """The colour step: the pixels themselves as a level with no encoder or decoder, their mean and 3x3
+    covariance moved color_match x strength of the way to the style's (a WCT of the colours)."""
+
+    name, layer, stride, full = COLOURS, None, 1, True
+
+    def encode(self, run: RunContext, image: torch.Tensor) -> torch.Tensor:
+        return image
+
+    def transform(self, config, x: torch.Tensor, content: Moments, style: Moments) -> torch.Tensor:
+        return wct(x, WctMap.between(content, style), config.color_match * config.strength)
+
+    def decode(self, run: RunContext, features: torch.Tensor) -> torch.Tensor:
+        return features.clamp(0, 1)
+
+
+Step = Union[FeatureLevel, ColourStep]
+
+
 class ArbitraryRecipe(Recipe):
     """A recipe for the encode-transform-decode methods. Subclasses name their levels, whether the
     transform needs full covariances, the transform itself and their decoders."""
@@ -117,13 +155,10 @@ class ArbitraryRecipe(Recipe):
         raise NotImplementedError
 
     # --- the recipe -----------------------------------------------------------------------------
-    def steps(self, config) -> list[str]:
+    def steps(self, config) -> list[Step]:
         """The levels in the order they run, then the colour step where it is asked for."""
-        return self.levels(config) + ([COLOURS] if config.color_match > 0 and config.strength > 0 else [])
-
-    def full(self, level: str) -> bool:
-        """Whether a level's statistics are full covariances (the colour step's always are)."""
-        return self.full_covariance or level == COLOURS
+        colours = [ColourStep()] if config.color_match > 0 and config.strength > 0 else []
+        return [FeatureLevel(self, level) for level in self.levels(config)] + colours
 
     def layers(self, config) -> list[str]:
         return sorted(set(self.levels(config)), key=lambda l: int(l[4]))
@@ -168,27 +203,27 @@ class ArbitraryRecipe(Recipe):
         if run.style_masks is not None and (config.style_set or config.style_blend_weights is not None):
             raise PainterlyError("style masks give each style its own region; they take no style-set or "
                                  "style-blend-weights")
-        levels = list(dict.fromkeys(self.steps(config)))  # a level that runs twice has one style side
+        steps = list({step.name: step for step in self.steps(config)}.values())  # a level run twice: one style side
         sizes = [style_size(scale.size, tuple(s.shape[-2:]), config.style_scale) for s in styles]
         if config.style_max_side is not None:
             sizes = [fit_long_side(*hw, config.style_max_side) if max(hw) > config.style_max_side else hw
                      for hw in sizes]
         resized = [resize(s, hw) for s, hw in zip(styles, sizes)]
-        per_style = [self._style_features(run, s, levels) for s in resized]
+        per_style = [self._style_features(run, s, steps) for s in resized]
 
-        def moments(i: int, level: str, mask: Optional[torch.Tensor] = None) -> Moments:
-            f = per_style[i][level]
+        def moments(i: int, step: Step, mask: Optional[torch.Tensor] = None) -> Moments:
+            f = per_style[i][step.name]
             m = None if mask is None else _mask_at(mask[None, None].float(), f.shape[-2:])
-            return Moments.of(f, m, self.full(level))
+            return Moments.of(f, m, step.full)
 
-        def mix(level: str, masks: Optional[Sequence[Optional[torch.Tensor]]] = None) -> list[tuple[float, Moments]]:
+        def mix(step: Step, masks: Optional[Sequence[Optional[torch.Tensor]]] = None) -> list[tuple[float, Moments]]:
             masks = masks or [None] * len(styles)
             if config.style_set:
-                pooled = moments(0, level, masks[0])
+                pooled = moments(0, step, masks[0])
                 for i in range(1, len(styles)):
-                    pooled = pooled.merged(moments(i, level, masks[i]))
+                    pooled = pooled.merged(moments(i, step, masks[i]))
                 return [(1.0, pooled)]
-            parts = [(w, moments(i, level, masks[i])) for i, w in enumerate(blend) if w > 0]
+            parts = [(w, moments(i, step, masks[i])) for i, w in enumerate(blend) if w > 0]
             parts = [(w, m) for w, m in parts if float(m.count) > 0]  # a style with no pixels in the region
             if not parts:
                 raise PainterlyError("a guidance colour is painted on no style image")
@@ -196,26 +231,27 @@ class ArbitraryRecipe(Recipe):
             return [(w / total, m) for w, m in parts]
 
         side: dict[str, list[Region]] = {}
-        for level in levels:
+        for step in steps:
             if run.style_masks is not None:
                 weights = _normalised([m.float() for m in run.style_masks])
-                side[level] = [Region(w, [(1.0, moments(i, level))]) for i, w in enumerate(weights)]
+                side[step.name] = [Region(w, [(1.0, moments(i, step))]) for i, w in enumerate(weights)]
             elif guidance is not None:
                 content_masks = [p.content[None, None].float().to(run.device) for p in guidance]
                 free = (1 - _resized_sum(content_masks)).clamp_min(0)
-                regions = [Region(m, mix(level, [s.to(run.device) for s in pair.styles]))
+                regions = [Region(m, mix(step, [s.to(run.device) for s in pair.styles]))
                            for m, pair in zip(content_masks, guidance)]
                 if free.any():
-                    regions.append(Region(free, mix(level)))
-                side[level] = regions
+                    regions.append(Region(free, mix(step)))
+                side[step.name] = regions
             else:
-                side[level] = [Region(None, mix(level))]
+                side[step.name] = [Region(None, mix(step))]
         return side
 
-    def _style_features(self, run: RunContext, style: torch.Tensor, levels: Sequence[str]) -> dict[str, torch.Tensor]:
-        encoded = [l for l in levels if l != COLOURS]
-        features = {l: f.float() for l, f in run.extractor(style, encoded).items()} if encoded else {}
-        return {**features, COLOURS: style.float()} if COLOURS in levels else features
+    def _style_features(self, run: RunContext, style: torch.Tensor, steps: Sequence[Step]) -> dict[str, torch.Tensor]:
+        """Each step's view of a style image: the feature levels from one pass of the encoder."""
+        layers = [step.layer for step in steps if step.layer is not None]
+        features = {layer: f.float() for layer, f in run.extractor(style, layers).items()} if layers else {}
+        return {step.name: style.float() if step.layer is None else features[step.layer] for step in steps}
 
     def start(self, run: RunContext, k: int, scale: Scale, previous: Optional[torch.Tensor]) -> torch.Tensor:
         return run.content_at(k, scale.size)
@@ -235,25 +271,25 @@ class ArbitraryRecipe(Recipe):
         if done is not None:
             return done
         size = tuple(image.shape[-2:])
-        for level in self.steps(run.config):
-            regions = style[level]
-            padded, masks, _ = self._piece(image, regions, size, None, None, level)
-            features = self._encode(run, padded, level)
-            stats = [self._content_moments(level, features, m) for m in (masks or [None])]
-            image = self._decode(run, level, self._apply(run, level, features, regions, stats, masks))[..., :size[0], :size[1]]
+        for step in self.steps(run.config):
+            regions = style[step.name]
+            padded, masks, _ = self._piece(image, regions, size, None, None, step)
+            features = step.encode(run, padded)
+            stats = [self._content_moments(step, features, m) for m in (masks or [None])]
+            image = step.decode(run, self._apply(run, step, features, regions, stats, masks))[..., :size[0], :size[1]]
         return image
 
     # --- the pieces -----------------------------------------------------------------------------
     def _piece(self, image: torch.Tensor, regions: list[Region], size: tuple[int, int], box: Optional[Box],
-               window: Optional[torch.Tensor], level: str):
+               window: Optional[torch.Tensor], step: Step):
         """The image (or a tile of it) padded by reflection to a multiple of the level's stride, so the
         decoder gives back every pixel in place; the regions' masks and the tile's blend window cut and
         padded alike (the window with zeros: padding adds nothing to the statistics)."""
-        stride = 1 if level == COLOURS else layer_stride(level)
+        stride = step.stride
         piece = image if box is None else box.crop(image)
         h, w = piece.shape[-2:]
         if min(h, w) < 2 * stride:
-            raise PainterlyError(f"{'a tile of ' if box is not None else ''}{w}x{h} px is too small for {level} "
+            raise PainterlyError(f"{'a tile of ' if box is not None else ''}{w}x{h} px is too small for {step.name} "
                                  f"(at least {2 * stride} px a side); use a larger --size or --tile-size")
         pad = (0, -w % stride, 0, -h % stride)
         padded = F.pad(piece, pad, mode="reflect") if any(pad) else piece
@@ -268,59 +304,40 @@ class ArbitraryRecipe(Recipe):
             window = F.pad(window, pad)
         return padded, masks, window
 
-    def _encode(self, run: RunContext, image: torch.Tensor, level: str) -> torch.Tensor:
-        return image if level == COLOURS else run.extractor(image, [level])[level].float()
-
-    def _content_moments(self, level: str, features: torch.Tensor, mask: Optional[torch.Tensor],
+    def _content_moments(self, step: Step, features: torch.Tensor, mask: Optional[torch.Tensor],
                          window: Optional[torch.Tensor] = None) -> Moments:
         weights = None if mask is None else _mask_at(mask, features.shape[-2:])
         if window is not None:
             w = _mask_at(window, features.shape[-2:])
             weights = w if weights is None else weights * w
-        return Moments.of(features, weights, self.full(level))
+        return Moments.of(features, weights, step.full)
 
-    def _apply(self, run: RunContext, level: str, features: torch.Tensor, regions: list[Region],
+    def _apply(self, run: RunContext, step: Step, features: torch.Tensor, regions: list[Region],
                stats: list[Moments], masks: Optional[list[torch.Tensor]]) -> torch.Tensor:
-        config = run.config
-
-        def transform(x: torch.Tensor, content: Moments, style: Moments) -> torch.Tensor:
-            if level == COLOURS:
-                return wct(x, WctMap.between(content, style), config.color_match * config.strength)
-            return self.transform(config, level, x, content, style)
-
         def one_region(x: torch.Tensor, r: int) -> torch.Tensor:
-            return sum(w * transform(x, stats[r], s) for w, s in regions[r].styles)
+            return sum(w * step.transform(run.config, x, stats[r], s) for w, s in regions[r].styles)
 
         at_features = None if masks is None else [_mask_at(m, features.shape[-2:]) for m in masks]
         return by_regions(features, at_features, one_region)
-
-    def _decode(self, run: RunContext, level: str, features: torch.Tensor) -> torch.Tensor:
-        if level == COLOURS:
-            return features.clamp(0, 1)
-        decoder = self.decoder(run, level)
-        dtype = next(decoder.parameters()).dtype
-        out = decoder.decode(features.to(dtype).contiguous(memory_format=torch.channels_last)).float()
-        return out.clamp(0, 1)
 
     def _tiled(self, run: RunContext, style: dict[str, list[Region]], image: torch.Tensor, tiling: Tiling) -> torch.Tensor:
         """Every level over the whole image in tiles: statistics from all tiles first, then the transform."""
         size = tuple(image.shape[-2:])
         boxes = tiling.boxes(size, 0)
         windows = [blend_window(b, size, tiling.overlap).to(image) for b in boxes]
-        for level in self.steps(run.config):
-            regions = style[level]
+        for step in self.steps(run.config):
+            regions = style[step.name]
             stats: list[Optional[Moments]] = [None] * len(regions)
             for box, window in zip(boxes, windows):
-                padded, masks, padded_window = self._piece(image, regions, size, box, window, level)
-                features = self._encode(run, padded, level)
+                padded, masks, padded_window = self._piece(image, regions, size, box, window, step)
+                features = step.encode(run, padded)
                 for r in range(len(regions)):
-                    m = self._content_moments(level, features, None if masks is None else masks[r], padded_window)
+                    m = self._content_moments(step, features, None if masks is None else masks[r], padded_window)
                     stats[r] = m if stats[r] is None else stats[r].merged(m)
             out = torch.zeros_like(image)
             for box, window in zip(boxes, windows):
-                padded, masks, _ = self._piece(image, regions, size, box, None, level)
-                decoded = self._decode(run, level, self._apply(run, level, self._encode(run, padded, level), regions,
-                                                               stats, masks))
+                padded, masks, _ = self._piece(image, regions, size, box, None, step)
+                decoded = step.decode(run, self._apply(run, step, step.encode(run, padded), regions, stats, masks))
                 box.crop(out).add_(decoded[..., :box.height, :box.width] * window)
             image = out
         return image
