@@ -1,6 +1,7 @@
 """Forward passes keep freed maps in glibc's heap, and only with memory to spare."""
 
-import ctypes
+import subprocess
+import sys
 
 import pytest
 import torch
@@ -15,34 +16,41 @@ needs_glibc = pytest.mark.skipif(heap._LIBC is None or not hasattr(heap._LIBC, "
 BIG = 64 << 20  # over glibc's largest mmap threshold (32 MB)
 
 
-class _MallInfo2(ctypes.Structure):
+ALLOCATIONS = """
+import ctypes, sys
+import torch
+from painterly import heap
+
+class MallInfo2(ctypes.Structure):
     _fields_ = [(name, ctypes.c_size_t) for name in
                 ("arena", "ordblks", "smblks", "hblks", "hblkhd", "usmblks", "fsmblks", "uordblks", "fordblks", "keepcost")]
 
+heap._LIBC.mallinfo2.restype = MallInfo2
 
-def _mapped_bytes() -> int:
-    """Bytes glibc holds in blocks mapped on their own (not in its heap)."""
-    heap._LIBC.mallinfo2.restype = _MallInfo2
-    return heap._LIBC.mallinfo2().hblkhd
+def mapped_by(make):
+    # bytes glibc maps on their own (outside its heap) for what make() allocates
+    before = heap._LIBC.mallinfo2().hblkhd
+    x = make()
+    return heap._LIBC.mallinfo2().hblkhd - before
+
+big = lambda: torch.empty(64 << 20, dtype=torch.uint8)  # over glibc's largest mmap threshold (32 MB)
+outside = mapped_by(big)
+with heap.heap_reuse():
+    with heap.heap_reuse():  # nested blocks share the setting
+        pass
+    inside = mapped_by(big)
+after = mapped_by(big)
+print(outside, inside, after)
+"""
 
 
 @needs_glibc
 def test_inside_heap_reuse_a_large_map_comes_from_the_heap_and_after_it_from_its_own_mapping():
-    before = _mapped_bytes()
-    outside = torch.empty(BIG, dtype=torch.uint8)
-    assert _mapped_bytes() - before >= BIG  # glibc's default: its own mapping, unmapped when freed
-    del outside
-    with heap.heap_reuse():
-        with heap.heap_reuse():  # nested blocks share the setting
-            pass
-        before = _mapped_bytes()
-        inside = torch.empty(BIG, dtype=torch.uint8)
-        assert _mapped_bytes() - before < BIG
-        del inside
-    before = _mapped_bytes()
-    again = torch.empty(BIG, dtype=torch.uint8)
-    assert _mapped_bytes() - before >= BIG  # the defaults are back
-    del again
+    """In a fresh process (whose heap holds no large free block yet): glibc maps a 64 MB block on its own,
+    inside heap_reuse it takes it from the heap, and after it the defaults are back."""
+    out = subprocess.run([sys.executable, "-c", ALLOCATIONS], capture_output=True, text=True, check=True)
+    outside, inside, after = map(int, out.stdout.split())
+    assert outside >= BIG and inside < BIG and after >= BIG
 
 
 def _network_config(tmp_path):

@@ -62,10 +62,12 @@ def bundled_models() -> list[Path]:
 @dataclass(frozen=True)
 class NetworkMemory:
     """Peak of one banded pass: the image's own copies (decoded, float, resized, output: 24 bytes a
-    pixel), about four full-size activations of the widest layer in the compute precision, and one
-    band's gathered and padded input rows. The 3.75 and the 350 MiB base fit peak RSS measured by
+    pixel), about three full-size activations of the widest layer in the compute precision, and one
+    band's padded input rows. The 3.0 and the 350 MiB base fit peak RSS measured by
     benchmarks/network_memory.py (slim widths, 1024..6144 px, bf16 and fp32, a fresh process per
-    size): the estimate is 5-16% above every measurement."""
+    size, session 17's polyphase layers): the estimate is 3-16% above every measurement of a pass that
+    hands freed maps back to the kernel. One that keeps them in its heap peaks at up to 1.4x this
+    estimate, so the driver lets it only where twice the estimate fits (driver.reuses_heap)."""
 
     widths: tuple[int, int, int]
     band_rows: int
@@ -75,7 +77,7 @@ class NetworkMemory:
         h, w = tiling.largest_box(size) if tiling is not None else size
         c1, c2, c3 = self.widths
         a = self.activation_bytes
-        full = h * w * (24 + 3.75 * a * max(c1, c2 / 4, c3 / 16))
+        full = h * w * (24 + 3.0 * a * max(c1, c2 / 4, c3 / 16))
         band = 2 * a * (min(h, self.band_rows) + 8) * (w + 8) * max(c1, c2)
         return int(350 * 2**20 + full + band)
 
