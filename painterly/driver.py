@@ -235,9 +235,22 @@ class _FrameRun:
 
     def forward(self, k: int, image: torch.Tensor, targets, shown: int, shown_total: int,
                 compose: Callable[[torch.Tensor], torch.Tensor]) -> torch.Tensor:
-        """One forward pass instead of an optimisation (feed-forward methods); reported as one step."""
-        out = self.recipe.forward(self.ctx, targets, image)
-        self.report(k, shown, shown_total, LossTerms({}), None, lambda: self.finish(compose(out.clamp(0, 1))))
+        """One forward pass instead of an optimisation (feed-forward methods). A tile is one step of its
+        scale; a whole image reports each part of the pass the recipe announces (ctx.progress) as a
+        step, its preview the image as it was until the last part, which is the result."""
+        parts = [1]
+        if shown_total == 1:
+            def progress(done: int, total: int) -> None:
+                parts[0] = total
+                if done < total:
+                    self.report(k, done, total, LossTerms({}), None, lambda: self.finish(compose(image.clamp(0, 1))))
+            self.ctx.progress = progress
+        try:
+            out = self.recipe.forward(self.ctx, targets, image)
+        finally:
+            self.ctx.progress = RunContext.progress
+        last = (shown, shown_total) if shown_total > 1 else (parts[0], parts[0])
+        self.report(k, *last, LossTerms({}), None, lambda: self.finish(compose(out.clamp(0, 1))))
         return out
 
     # --- the plan -----------------------------------------------------------------------------

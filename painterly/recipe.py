@@ -70,6 +70,10 @@ class RunContext:
     # a memo for what depends only on the config (a loaded model, a decoder): kept by the Session
     # across the frames of a video, so a model is read once per video, not once per frame
     shared: dict = field(default_factory=dict)
+    # a forward pass calls progress(done, total) after each of its parts (a network's layers, a level's
+    # encoding and decoding): over a whole image the driver reports each part as a step, so a pass of a
+    # minute at print size shows a moving bar and is cancelled between parts, not after the last
+    progress: Callable[[int, int], None] = lambda done, total: None
 
     def style_blend(self) -> tuple[float, ...]:
         """The config's style blend weights (default all equal), checked against the style images, and

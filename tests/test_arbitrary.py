@@ -493,3 +493,14 @@ def test_inference_decoding_writes_into_padded_inputs_and_gives_the_same_picture
     with torch.no_grad():
         expected = decoder(features)
     assert torch.allclose(decoder.decode(features), expected, atol=1e-5)
+
+
+def test_a_whole_image_pass_reports_each_levels_encoding_and_decoding(tmp_path, tiny_vgg):
+    """WCT over two levels and the colour step: six parts, each one step; the result comes last."""
+    paths = [str(_decoder(tmp_path, level)[0]) for level in ("relu2_1", "relu1_1")]
+    content, style = _images()
+    seen = []
+    out = painterly.stylize(content, style, method="wct", levels=("relu2_1", "relu1_1"), decoders=tuple(paths),
+                            size=64, precision="fp32", color_match=0.5, callback=seen.append)
+    assert [(i.iteration, i.iterations) for i in seen] == [(n, 6) for n in range(1, 7)]
+    assert np.array_equal(np.asarray(seen[-1].preview()), np.asarray(out))

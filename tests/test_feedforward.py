@@ -637,3 +637,30 @@ def test_reflect_pad_matches_f_pad_and_stays_in_bf16_under_autocast():
         padded = reflect_pad(half, 1, 1)
     assert padded.dtype == torch.bfloat16 and padded.is_contiguous(memory_format=torch.channels_last)
     assert torch.equal(padded.float(), F.pad(half.float(), (1, 1, 1, 1), mode="reflect"))
+
+
+def test_a_whole_image_pass_reports_each_layer_and_stops_between_layers(tmp_path):
+    """A forward pass over a whole image is one step per layer: a bar that moves at print sizes, and
+    a callback that raises (a cancelled web job, Ctrl-C) stops the pass at the next layer."""
+    path = save_model(tmp_path / "m.safetensors", _net(), {"styles": ["a", "b", "c"]})
+    content = torch.rand(1, 3, 24, 32)
+    layers = len(_net().convs)
+    seen = []
+    out = painterly.stylize(content, method="network", model=str(path), size=32, precision="fp32", callback=seen.append)
+    assert [(i.iteration, i.iterations) for i in seen] == [(n, layers) for n in range(1, layers + 1)]
+    assert all(i.losses == {} for i in seen) and [i.step for i in seen] == list(range(1, layers + 1))
+    assert torch.allclose(seen[0].preview_tensor(), content, atol=1e-6)  # before the last layer: the photo
+    assert np.array_equal(np.asarray(seen[-1].preview()), np.asarray(out))  # the last: the result
+
+    class Cancelled(Exception):
+        pass
+
+    def cancel_at_third(info):
+        seen.append(info)
+        if info.iteration == 3:
+            raise Cancelled
+
+    seen.clear()
+    with pytest.raises(Cancelled):
+        painterly.stylize(content, method="network", model=str(path), size=32, precision="fp32", callback=cancel_at_third)
+    assert len(seen) == 3

@@ -271,12 +271,15 @@ class ArbitraryRecipe(Recipe):
         if done is not None:
             return done
         size = tuple(image.shape[-2:])
-        for step in self.steps(run.config):
+        steps = self.steps(run.config)
+        for i, step in enumerate(steps):  # two parts a step for run.progress: encoding, decoding
             regions = style[step.name]
             padded, masks, _ = self._piece(image, regions, size, None, None, step)
             features = step.encode(run, padded)
             stats = [self._content_moments(step, features, m) for m in (masks or [None])]
+            run.progress(2 * i + 1, 2 * len(steps))
             image = step.decode(run, self._apply(run, step, features, regions, stats, masks))[..., :size[0], :size[1]]
+            run.progress(2 * i + 2, 2 * len(steps))
         return image
 
     # --- the pieces -----------------------------------------------------------------------------

@@ -151,7 +151,7 @@ class Network(Recipe):
         net = self.net(run)
         dtype = next(net.parameters()).dtype
         x = image.to(dtype).contiguous(memory_format=torch.channels_last)
-        return net.run_banded(x, weights, run.config.band_rows, stats, record).float()
+        return net.run_banded(x, weights, run.config.band_rows, stats, record, run.progress).float()
 
 
 NETWORK = register(Network())

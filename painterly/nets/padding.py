@@ -8,7 +8,7 @@ without autocast, so it never paid them.)
 
 At inference the networks skip the padding copy altogether: each layer writes into the interior of the
 next one's padded input, and `reflect_border` fills the border in place (`replicate_border` where the
-next layer upsamples first: see nets/upsampling).
+next layer upsamples first: see nets/polyphase).
 """
 
 from __future__ import annotations

@@ -206,7 +206,8 @@ class TransformerNet(nn.Module):
 
     @torch.no_grad()
     def run_banded(self, image: torch.Tensor, weights: StyleWeights, band_rows: int,
-                   stats: Optional[list] = None, record: Optional[list] = None) -> torch.Tensor:
+                   stats: Optional[list] = None, record: Optional[list] = None,
+                   on_layer: Callable[[int, int], None] = lambda done, total: None) -> torch.Tensor:
         """forward() with every convolution computed in horizontal bands of at most `band_rows` output
         rows: the same result (normalisation statistics stay whole-image), bounded working memory.
 
@@ -214,7 +215,8 @@ class TransformerNet(nn.Module):
         input and only the border is filled after, so no layer copies its whole input to pad it (a
         fifth of the fp32 time at 1024 px went to those copies); the bands are then plain row ranges
         of that padded input. A layer that upsamples first is computed at the low resolution from its
-        input padded by replication (nets/upsampling), so no upsampled map is ever made."""
+        input padded by replication (nets/polyphase), so no upsampled map is ever made. on_layer(done,
+        total) is called after each layer."""
         weights = weights.to(image.device)
         h, w = image.shape[-2:]
         first = self.convs[0]
@@ -241,8 +243,11 @@ class TransformerNet(nn.Module):
             else:
                 inside.relu_()
             (replicate_border if following.upsample else reflect_border)(x, pad)
+            on_layer(i + 1, len(self.convs))
         last = self.convs[-1].conv
-        return picture_conv(x, last.weight, last.bias, band_rows)[..., :h, :w]
+        out = picture_conv(x, last.weight, last.bias, band_rows)[..., :h, :w]
+        on_layer(len(self.convs), len(self.convs))
+        return out
 
 
 def padded_conv_in_bands(layer: ConvLayer, padded: torch.Tensor, band_rows: int) -> torch.Tensor:
