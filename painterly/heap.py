@@ -7,13 +7,20 @@ over that size (a 128-channel map at 256x256 is 32 MB, a 16-channel one at 1024x
 px those page faults took a fifth of the style network's time. Inside `heap_reuse` glibc serves every
 block from its heap, so a layer's map reuses the pages the layer before it freed; on leaving, the
 heap's free pages go back to the kernel and glibc's steady-state settings return. Elsewhere (other C
-libraries, other systems) it does nothing.
+libraries, other systems, or where the user tunes malloc by environment) it does nothing.
+
+The setting is the process's: a job running beside a forward pass (a web server's other worker) gets
+its blocks from the heap too while it lasts, and after it glibc's mmap threshold stays at its usual
+steady value (32 MB) rather than adjusting from 128 KB again. In threads other than the main one glibc
+still maps blocks of 64 MB and more on their own (its per-thread heaps are that size), so there the
+largest maps still fault in afresh.
 """
 
 from __future__ import annotations
 
 import ctypes
 import ctypes.util
+import os
 import platform
 import threading
 from contextlib import contextmanager
@@ -38,7 +45,13 @@ def _glibc() -> Optional[ctypes.CDLL]:
         return None
 
 
-_LIBC = _glibc()
+def _user_tuned() -> bool:
+    """Whether the user set glibc's malloc by environment (MALLOC_*_ or GLIBC_TUNABLES): left alone."""
+    return any(name.startswith("MALLOC_") and name.endswith("_") for name in os.environ) or \
+        "malloc" in os.environ.get("GLIBC_TUNABLES", "")
+
+
+_LIBC = None if _user_tuned() else _glibc()
 
 
 @contextmanager
@@ -49,17 +62,19 @@ def heap_reuse() -> Iterator[None]:
     if _LIBC is None:
         yield
         return
-    with _lock:
-        _users += 1
-        if _users == 1:
-            _LIBC.mallopt(M_MMAP_MAX, 0)
-            _LIBC.mallopt(M_TRIM_THRESHOLD, 2**31 - 1)
+    entered = False  # a second Ctrl-C may land anywhere: undo only what was done
     try:
+        with _lock:
+            _users += 1
+            entered = True
+            if _users == 1:
+                _LIBC.mallopt(M_MMAP_MAX, 0)
+                _LIBC.mallopt(M_TRIM_THRESHOLD, 2**31 - 1)
         yield
     finally:
         with _lock:
-            _users -= 1
-            if _users == 0:
+            _users -= entered
+            if entered and _users == 0:
                 _LIBC.mallopt(M_MMAP_MAX, DEFAULT_MMAP_MAX)
                 _LIBC.mallopt(M_MMAP_THRESHOLD, STEADY_MMAP_THRESHOLD)
                 _LIBC.mallopt(M_TRIM_THRESHOLD, STEADY_TRIM_THRESHOLD)

@@ -1,5 +1,6 @@
 """Forward passes keep freed maps in glibc's heap, and only with memory to spare."""
 
+import dataclasses
 import subprocess
 import sys
 
@@ -96,3 +97,18 @@ def test_the_driver_runs_a_forward_pass_inside_heap_reuse(tmp_path, monkeypatch)
     monkeypatch.setattr(driver, "reuses_heap", lambda *args: False)
     painterly.stylize(torch.rand(1, 3, 24, 32), config=config)
     assert entered == [True]
+
+
+def test_a_tiled_plan_does_not_reuse_the_heap(tmp_path):
+    """Tiles are chosen for want of memory, and a network's follow a whole-image statistics pass."""
+    recipe, config = get_method("network"), _network_config(tmp_path)
+    config = dataclasses.replace(config, tile_size=128, size=256)
+    plan = driver.make_plan(recipe, config, (192, 256), [], "cpu", "fp32")
+    assert plan[-1].tiling is not None
+    assert not driver.reuses_heap(recipe, config, plan, [], "cpu", "fp32")
+
+
+@pytest.mark.parametrize("name,value", [("MALLOC_ARENA_MAX_", "2"), ("GLIBC_TUNABLES", "glibc.malloc.mmap_max=0")])
+def test_malloc_tuned_by_the_user_is_left_alone(monkeypatch, name, value):
+    monkeypatch.setenv(name, value)
+    assert heap._user_tuned()

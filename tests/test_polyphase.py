@@ -59,3 +59,21 @@ def test_block_weights_of_a_1x1_kernel_are_its_weight_on_each_blocks_own_pixel()
     blocked = block_weights(weight, 2)  # (1*4) x (1*4) x 1 x 1
     assert blocked.shape == (4, 4, 1, 1)
     assert torch.equal(blocked[:, :, 0, 0], 3 * torch.eye(4))
+
+
+def test_float64_kernels_are_rearranged_in_float64():
+    torch.manual_seed(2)
+    x = torch.randn(1, 3, 5, 6, dtype=torch.float64)
+    weight, bias = torch.randn(4, 3, 3, 3, dtype=torch.float64), torch.randn(4, dtype=torch.float64)
+    up = F.conv2d(F.pad(F.interpolate(x, scale_factor=2, mode="nearest"), (1, 1, 1, 1), mode="reflect"), weight, bias)
+    assert torch.allclose(upsampled_conv(F.pad(x, (1, 1, 1, 1), mode="replicate"), weight, bias, 100), up, atol=1e-12)
+    padded = torch.randn(1, 2, 16, 20, dtype=torch.float64)
+    wide = torch.randn(3, 2, 9, 9, dtype=torch.float64)
+    assert torch.allclose(picture_conv(padded, wide, torch.zeros(3, dtype=torch.float64), 8),
+                          F.conv2d(padded, wide), atol=1e-12)
+
+
+def test_a_picture_convolution_off_the_block_grid_is_refused():
+    """An output height not a multiple of 4 would leave rows unwritten: refused, not garbage."""
+    with pytest.raises(ValueError, match="multiples of 4"):
+        picture_conv(torch.randn(1, 2, 18, 16), torch.randn(3, 2, 9, 9), torch.zeros(3), 8)

@@ -62,22 +62,26 @@ def bundled_models() -> list[Path]:
 @dataclass(frozen=True)
 class NetworkMemory:
     """Peak of one banded pass: the image's own copies (decoded, float, resized, output: 24 bytes a
-    pixel), about three full-size activations of the widest layer in the compute precision, and one
-    band's padded input rows. The 3.0 and the 350 MiB base fit peak RSS measured by
+    pixel), about three full-size activations of the widest layer in the compute precision (five where
+    the residual trunk is the widest per pixel: a block holds its skip, its input, its convolution's
+    output and the next input), and one band's padded input rows. The 3.0 and the 350 MiB base fit peak RSS measured by
     benchmarks/network_memory.py (slim widths, 1024..6144 px, bf16 and fp32, a fresh process per
     size, session 17's polyphase layers): the estimate is 3-16% above every measurement of a pass that
     hands freed maps back to the kernel. One that keeps them in its heap peaks at up to 1.4x this
-    estimate, so the driver lets it only where twice the estimate fits (driver.reuses_heap)."""
+    estimate, so the driver lets it only where twice the estimate fits (driver.reuses_heap). The 5.0
+    fits widths 4,16,256 and 8,32,512 at 2048 px (fp32 peaks 1357 and 2341 MiB, 0.94x each estimate)."""
 
     widths: tuple[int, int, int]
     band_rows: int
     activation_bytes: int = 4  # 2 where the network runs in bf16
 
     def scale_bytes(self, size: tuple[int, int], tiling: Optional[Tiling], iterations: int) -> int:
-        h, w = tiling.largest_box(size) if tiling is not None else size
+        # A tiled run takes its normalisation statistics from one banded pass over the whole image
+        # first (Network.targets), so tiles lower nothing: the peak is that pass's.
+        h, w = size
         c1, c2, c3 = self.widths
         a = self.activation_bytes
-        full = h * w * (24 + 3.0 * a * max(c1, c2 / 4, c3 / 16))
+        full = h * w * (24 + a * max(3.0 * c1, 3.0 * c2 / 4, 5.0 * c3 / 16))
         band = 2 * a * (min(h, self.band_rows) + 8) * (w + 8) * max(c1, c2)
         return int(350 * 2**20 + full + band)
 

@@ -30,15 +30,16 @@ PHASE_TAPS = torch.tensor([[[1.0, 0.0, 0.0], [0.0, 1.0, 1.0]],
 
 def phase_weights(weight: torch.Tensor) -> torch.Tensor:
     """A Cout x Cin x 3x3 kernel as the (4 Cout) x Cin x 2x2 kernel of its four output phases,
-    ordered (row phase, column phase, output channel); summed in float32."""
+    ordered (row phase, column phase, output channel); summed in float32 at least."""
     cout, cin = weight.shape[:2]
-    taps = PHASE_TAPS.to(weight.device)
-    phases = torch.einsum("yak,xbl,oikl->yxoiab", taps, taps, weight.float())
+    dtype = torch.promote_types(weight.dtype, torch.float32)
+    taps = PHASE_TAPS.to(weight.device, dtype)
+    phases = torch.einsum("yak,xbl,oikl->yxoiab", taps, taps, weight.to(dtype))
     return phases.reshape(4 * cout, cin, 2, 2).to(weight.dtype)
 
 
 def upsampled_conv(padded: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor, band_rows: int) -> torch.Tensor:
-    """conv3x3(reflection pad 1 (nearest 2x upsampling of x))) from `padded`, x with a 1-pixel border
+    """conv3x3(reflection pad 1(nearest 2x upsampling(x))) from `padded`, x with a 1-pixel border
     filled by replication (`replicate_border`); computed `band_rows` output rows at a time, so only a
     band of the four phases is ever held besides the channels-last output."""
     n, _, h, w = padded.shape
@@ -71,8 +72,9 @@ def block_weights(weight: torch.Tensor, factor: int) -> torch.Tensor:
     """A Cout x Cin x k x k kernel (stride 1, no padding) as the kernel of the same convolution on
     factor x factor blocks: (Cout f f) x (Cin f f) x n x n, channels ordered as pixel_(un)shuffle's."""
     cout, cin, k = weight.shape[:3]
-    taps = _block_taps(k, factor).to(weight.device)
-    blocked = torch.einsum("aqri,btsj,ocij->oabcrsqt", taps, taps, weight.float())
+    dtype = torch.promote_types(weight.dtype, torch.float32)
+    taps = _block_taps(k, factor).to(weight.device, dtype)
+    blocked = torch.einsum("aqri,btsj,ocij->oabcrsqt", taps, taps, weight.to(dtype))
     n = taps.shape[1]
     return blocked.reshape(cout * factor * factor, cin * factor * factor, n, n).to(weight.dtype)
 
@@ -86,6 +88,9 @@ def picture_conv(padded: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor,
     n, _, hp, wp = padded.shape
     k = weight.shape[-1]
     h, w = hp - k + 1, wp - k + 1
+    if h % BLOCK or w % BLOCK or hp % BLOCK or wp % BLOCK:
+        raise ValueError(f"picture_conv needs sides and padding in multiples of {BLOCK}, got {hp}x{wp} padded "
+                         f"for a {k}x{k} kernel")
     kernel, shift = block_weights(weight, BLOCK), bias.repeat_interleave(BLOCK * BLOCK)
     reach = kernel.shape[-1] - 1  # extra block rows a band of blocks reads
     out = torch.empty((n, weight.shape[0], h, w), dtype=padded.dtype, device=padded.device,
