@@ -63,7 +63,7 @@ def make_plan(recipe: Recipe, config, content_hw: tuple[int, int], style_hws: Se
 
 # A forward pass keeps freed maps in the heap only where twice its estimated peak fits the budget: the
 # heap's free holes raised the peak over handing them back by up to 1.41x (the network, 1024-6144 px,
-# fp32 and bf16; up to 1.38x its estimate) and 1.31-1.36x (AdaIN, WCT at 1024x1024).
+# fp32 and bf16; up to 1.38x its estimate) and 1.33x (AdaIN and WCT at 1024-3072 px; 1.27x their estimates).
 HEAP_REUSE_SLACK = 2.0
 
 

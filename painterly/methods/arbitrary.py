@@ -173,7 +173,8 @@ class ArbitraryRecipe(Recipe):
         return "none (encode, transform, decode)"
 
     def memory(self, config, style_hws: Sequence[tuple[int, int]], precision: str) -> "ArbitraryMemory":
-        return ArbitraryMemory(tuple(self.levels(config)), 2 if precision == "bf16" else 4)
+        return ArbitraryMemory(tuple(self.levels(config)), 2 if precision == "bf16" else 4,
+                               3.0 if self.full_covariance else 2.0)
 
     def decoder(self, run: RunContext, level: str) -> Decoder:
         """A level's decoder, loaded once per session, its weights stored in the compute precision."""
@@ -370,15 +371,20 @@ def _normalised(masks: Sequence[torch.Tensor]) -> list[torch.Tensor]:
 @dataclass(frozen=True)
 class ArbitraryMemory:
     """Peak of encoding and decoding the whole image (no gradients): the widest full-resolution
-    activations (VGG's and the decoder's 64-channel maps, two at a time), the image, and a base."""
+    activations (VGG's and the decoder's 64-channel maps: two at a time, three for WCT, whose
+    whitening and colouring hold centred and coloured copies of a level's features), the image, and a
+    base. Measured in fp32 at 1024, 2048 and 3072 px (session 17, a fresh process each): AdaIN 767,
+    1972, 3982 MiB against 820, 2080, 4180; WCT 994, 2605, 5374 MiB against 1012, 2851, 5909 (with two
+    maps it had been 1.21-1.29x over its estimate)."""
 
     levels: tuple[str, ...]
     bytes_per_value: int
+    maps: float = 2.0
 
     def scale_bytes(self, size: tuple[int, int], tiling: Optional[Tiling], iterations: int) -> int:
         h, w = tiling.largest_box(size) if tiling is not None else size
         widest = max(channels_of(l) / layer_stride(l) ** 2 for l in ("relu1_1", *self.levels))
-        activations = 2 * h * w * widest * max(self.bytes_per_value, 4)
+        activations = self.maps * h * w * widest * max(self.bytes_per_value, 4)
         images = 4 * 4 * 3 * size[0] * size[1]  # content, canvas and output at the full size, float32
         return int(400 * 2**20 + activations + images)
 
