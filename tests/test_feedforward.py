@@ -664,3 +664,22 @@ def test_a_whole_image_pass_reports_each_layer_and_stops_between_layers(tmp_path
     with pytest.raises(Cancelled):
         painterly.stylize(content, method="network", model=str(path), size=32, precision="fp32", callback=cancel_at_third)
     assert len(seen) == 3
+
+
+@pytest.mark.parametrize("cell", [4, 24, 1000])
+def test_statistics_found_cell_by_cell_are_the_whole_images(cell):
+    """A tiled run's statistics in bounded memory: each layer's (mean, var) from cells run with their
+    reach around them equal the whole-image pass's at an odd size (to float rounding for one mix of
+    styles; nearly for a smooth per-pixel mix, whose coarser layers resize each cell's own crop)."""
+    net = _net(Architecture((6, 8, 12), 2, 2))
+    x = torch.rand(1, 3, 43, 57)
+    assert net.reach() == 4 + 1 + 2 + 4 * 4 + 3 + 2  # each convolution's padding on the grid it reads
+    ramp = torch.linspace(0, 1, 57).view(1, 1, 1, 57).expand(1, 1, 43, 57)
+    for weights, tol in ((net.style_weights([0.3, 0.7]), 1e-5), (net.style_weights(torch.cat([ramp, 1 - ramp], 1)), 2e-3)):
+        whole: list = []
+        with torch.no_grad():
+            net.run_banded(x, weights, 1000, None, whole)
+        cells = net.statistics_in_cells(x, weights, cell, 1000)
+        assert len(cells) == len(whole) == len(net.norms)
+        for (m, v), (cm, cv) in zip(whole, cells):
+            assert torch.allclose(m, cm, atol=tol) and torch.allclose(v, cv, rtol=100 * tol, atol=tol)

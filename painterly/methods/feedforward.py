@@ -69,19 +69,22 @@ class NetworkMemory:
     size, session 17's polyphase layers): the estimate is 3-16% above every measurement of a pass that
     hands freed maps back to the kernel. One that keeps them in its heap peaks at up to 1.4x this
     estimate, so the driver lets it only where twice the estimate fits (driver.reuses_heap). The 5.0
-    fits widths 4,16,256 and 8,32,512 at 2048 px (fp32 peaks 1357 and 2341 MiB, 0.94x each estimate)."""
+    fits widths 4,16,256 and 8,32,512 at 2048 px (fp32 peaks 1357 and 2341 MiB, 0.94x each estimate).
+    A tiled pass holds a tile's activations (its statistics found cell by cell, each cell with its
+    surround no larger than a tile) and 96 bytes a pixel of whole-image copies: 2048x1536 in 512 and 1024
+    px tiles peaked at 606 and 768 MiB."""
 
     widths: tuple[int, int, int]
     band_rows: int
     activation_bytes: int = 4  # 2 where the network runs in bf16
 
     def scale_bytes(self, size: tuple[int, int], tiling: Optional[Tiling], iterations: int) -> int:
-        # A tiled run takes its normalisation statistics from one banded pass over the whole image
-        # first (Network.targets), so tiles lower nothing: the peak is that pass's.
-        h, w = size
+        h, w = tiling.largest_box(size) if tiling is not None else size
         c1, c2, c3 = self.widths
         a = self.activation_bytes
-        full = h * w * (24 + a * max(3.0 * c1, 3.0 * c2 / 4, 5.0 * c3 / 16))
+        # a tiled run also holds the whole image's canvas, windows and result beside the photo's copies
+        images = size[0] * size[1] * (96 if tiling is not None else 24)
+        full = images + h * w * a * max(3.0 * c1, 3.0 * c2 / 4, 5.0 * c3 / 16)
         band = 2 * a * (min(h, self.band_rows) + 8) * (w + 8) * max(c1, c2)
         return int(350 * 2**20 + full + band)
 
@@ -123,9 +126,11 @@ class Network(Recipe):
     def targets(self, run: RunContext, k: int, scale: Scale, style, box: Optional[Box]) -> tuple:
         """(style weights, normalisation statistics, the tile's result). The weights are one mix or,
         from the style masks (one per style), a mix per pixel. For a tile, the statistics are the
-        whole image's (one banded pass, made once), so tiles are normalised alike, and the tile is run
-        from the corner of the whole image's sampling grid above-left of it (its two stride-2 layers
-        sample every 4th pixel; off that grid every pixel of the tile would differ) and cut back."""
+        whole image's, found once in cells that fit in a tile with their surround
+        (TransformerNet.statistics_in_cells: memory bounded by the tile, about half the layers' worth
+        of whole passes in time), so tiles are normalised alike, and the tile is run from the corner of
+        the whole image's sampling grid above-left of it (its two stride-2 layers sample every 4th
+        pixel; off that grid every pixel of the tile would differ) and cut back."""
         net = self.net(run)
         masks = None
         if run.style_masks is not None:
@@ -137,9 +142,12 @@ class Network(Recipe):
         if box is None:
             return net.style_weights(run.config.style_weights if masks is None else masks), None, None
         if run.cache.get("stats_scale") != k:
-            record: list = []
-            self.forward(run, self.targets(run, k, scale, style, None), run.content_at(k, scale.size), record)
-            run.cache.update(stats_scale=k, stats=record)
+            whole = self.targets(run, k, scale, style, None)[0]
+            cell = min(scale.tiling.largest_box(scale.size)) - 2 * net.reach()
+            image = run.content_at(k, scale.size).to(next(net.parameters()).dtype)
+            stats = net.statistics_in_cells(image.contiguous(memory_format=torch.channels_last), whole.to(run.device),
+                                            cell, run.config.band_rows)
+            run.cache.update(stats_scale=k, stats=stats)
         top, left = box.top - box.top % STRIDE, box.left - box.left % STRIDE
         rows, cols = slice(top, box.top + box.height), slice(left, box.left + box.width)
         weights = net.style_weights(run.config.style_weights if masks is None else masks[..., rows, cols])
@@ -147,15 +155,14 @@ class Network(Recipe):
         return weights, run.cache["stats"], out[..., box.top - top:, box.left - left:]
 
     @torch.no_grad()
-    def forward(self, run: RunContext, targets: tuple, image: torch.Tensor,
-                record: Optional[list] = None) -> torch.Tensor:
+    def forward(self, run: RunContext, targets: tuple, image: torch.Tensor) -> torch.Tensor:
         weights, stats, done = targets
         if done is not None:
             return done
         net = self.net(run)
         dtype = next(net.parameters()).dtype
         x = image.to(dtype).contiguous(memory_format=torch.channels_last)
-        return net.run_banded(x, weights, run.config.band_rows, stats, record, run.progress).float()
+        return net.run_banded(x, weights, run.config.band_rows, stats, on_layer=run.progress).float()
 
 
 NETWORK = register(Network())

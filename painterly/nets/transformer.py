@@ -173,6 +173,62 @@ class TransformerNet(nn.Module):
     def forward(self, image: torch.Tensor, weights: Optional[StyleWeights] = None) -> torch.Tensor:
         return self.run(image, self.style_weights(None) if weights is None else weights, lambda layer, x: layer(x))
 
+    def layer_scales(self) -> list[int]:
+        """Each convolution's output grid, as the image pixels per output pixel along a side."""
+        scale, scales = 1, []
+        for conv in self.convs:
+            scale = scale * conv.stride // (2 if conv.upsample else 1)
+            scales.append(scale)
+        return scales
+
+    def reach(self) -> int:
+        """Image pixels around a pixel that the last normalised layer's value there depends on (each
+        convolution's padding on the grid it reads), rounded up to the 4-pixel sampling grid."""
+        reach, scale = 0, 1
+        for conv in self.convs[:-1]:
+            reads = scale // 2 if conv.upsample else scale  # the grid the convolution reads
+            reach += conv.pad * reads + (1 if conv.upsample else 0)
+            scale = reads * conv.stride
+        return -(-reach // 4) * 4
+
+    @torch.no_grad()
+    def statistics_in_cells(self, image: torch.Tensor, weights: StyleWeights, cell: int,
+                            band_rows: int) -> list[tuple[torch.Tensor, torch.Tensor]]:
+        """Each normalisation's whole-image (mean, var), as run_banded's `record` holds them, computed
+        cell by cell in memory bounded by a cell and its surround: layer by layer, each cell (a
+        multiple of 4 pixels a side) is run from the photo, with its `reach()` around it, up to that
+        layer's convolution under the statistics found so far, and its part of the map summed. One
+        mix of styles gives the whole pass's statistics to float rounding; a per-pixel weight map nearly
+        (each cell's map is resized to the coarser layers from its own crop). The cost is about half the
+        layers' worth of whole passes."""
+        x = _to_multiple_of_4(image)
+        h, w = x.shape[-2:]
+        if weights.dim() == 4:  # stretched over the padded image, as the whole pass's first layer reads it
+            weights = F.interpolate(weights, size=(h, w), mode="bilinear", align_corners=False)
+        cell, halo, scales = max(4, cell // 4 * 4), self.reach(), self.layer_scales()
+        cells = [(top, left) for top in range(0, h, cell) for left in range(0, w, cell)]
+        stats: list[tuple[torch.Tensor, torch.Tensor]] = []
+        for layer, norm in enumerate(self.norms):
+            s = scales[layer]
+            total = squares = None
+            for top, left in cells:
+                bottom, right = min(h, top + cell), min(w, left + cell)
+                rows = slice(max(0, top - halo), min(h, bottom + halo))
+                cols = slice(max(0, left - halo), min(w, right + halo))
+                part = weights if weights.dim() == 1 else weights[..., rows, cols]
+                y = self.run_banded(x[..., rows, cols], part, band_rows, stats, until=layer)
+                inner = y[..., (top - rows.start) // s:(bottom - rows.start) // s,
+                          (left - cols.start) // s:(right - cols.start) // s]
+                mean, var = (t.double().sum(0).flatten() for t in moments(inner))  # chunked: no copy of the map
+                n = inner.shape[-2] * inner.shape[-1]
+                sums, sq = mean * n, (var + mean * mean) * n
+                total, squares = (sums, sq) if total is None else (total + sums, squares + sq)
+            count = x.shape[0] * (h // s) * (w // s)
+            mean = total / count
+            var = (squares / count - mean * mean).clamp_min(0)
+            stats.append((mean.float().view(1, -1, 1, 1), var.float().view(1, -1, 1, 1)))
+        return stats
+
     def block_edges(self, i: int) -> tuple[bool, bool]:
         """Whether layer i starts a residual block (its input is the skip) and whether it ends one (the
         skip is added to its normalised output instead of a ReLU)."""
@@ -207,7 +263,8 @@ class TransformerNet(nn.Module):
     @torch.no_grad()
     def run_banded(self, image: torch.Tensor, weights: StyleWeights, band_rows: int,
                    stats: Optional[list] = None, record: Optional[list] = None,
-                   on_layer: Callable[[int, int], None] = lambda done, total: None) -> torch.Tensor:
+                   on_layer: Callable[[int, int], None] = lambda done, total: None,
+                   until: Optional[int] = None) -> torch.Tensor:
         """forward() with every convolution computed in horizontal bands of at most `band_rows` output
         rows: the same result (normalisation statistics stay whole-image), bounded working memory.
 
@@ -216,7 +273,8 @@ class TransformerNet(nn.Module):
         fifth of the fp32 time at 1024 px went to those copies); the bands are then plain row ranges
         of that padded input. A layer that upsamples first is computed at the low resolution from its
         input padded by replication (nets/polyphase), so no upsampled map is ever made. on_layer(done,
-        total) is called after each layer."""
+        total) is called after each layer. until: stop at that layer's convolution and return its
+        output, before normalisation (for its statistics; `stats` then need only the layers before)."""
         weights = weights.to(image.device)
         h, w = image.shape[-2:]
         first = self.convs[0]
@@ -229,6 +287,8 @@ class TransformerNet(nn.Module):
                 y = upsampled_conv(x, conv.conv.weight, conv.conv.bias, band_rows)
             else:
                 y = padded_conv_in_bands(conv, x, band_rows)
+            if i == until:
+                return y
             layer_stats = stats[i] if stats is not None else moments(y)
             if record is not None:
                 record.append(layer_stats)
