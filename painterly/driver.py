@@ -335,10 +335,18 @@ class _FrameRun:
     @torch.no_grad()
     def forward_tiled(self, k: int, scale: Scale, image: torch.Tensor, style) -> torch.Tensor:
         """One forward pass per tile of one round, each from the start image, blended as a weighted
-        average (the round's windows sum to one), so a pixelwise method gives the whole-image result."""
+        average (the round's windows sum to one), so a pixelwise method gives the whole-image result.
+        What the recipe prepares for all tiles while making the first tile's targets (a network's
+        statistics, AdaIN's and WCT's levels over every tile) reports its parts (ctx.progress) as the
+        scale's first steps, then each tile is one."""
         size, tiling = scale.size, scale.tiling
         boxes = tiling.boxes(size, 0)
         out = torch.zeros_like(image)
+        prepared = [0]  # the steps the preparation took
+
+        def progress(done: int, total: int) -> None:
+            prepared[0] = total
+            self.report(k, done, total + len(boxes), LossTerms({}), None, lambda: self.finish(image.clamp(0, 1)))
 
         def compose(box: Box) -> Callable[[torch.Tensor], torch.Tensor]:
             def paste(tile: torch.Tensor) -> torch.Tensor:
@@ -348,9 +356,14 @@ class _FrameRun:
             return paste
 
         for t, box in enumerate(boxes):
-            targets = self.recipe.targets(self.ctx, k, scale, style, box)
-            crop = box.crop(image)
-            result = crop if targets is None else self.forward(k, crop, targets, t + 1, len(boxes), compose(box))
+            self.ctx.progress = progress
+            try:
+                targets = self.recipe.targets(self.ctx, k, scale, style, box)
+            finally:
+                self.ctx.progress = RunContext.progress
+            crop, before = box.crop(image), prepared[0]
+            result = crop if targets is None else self.forward(k, crop, targets, before + t + 1, before + len(boxes),
+                                                               compose(box))
             box.crop(out).add_(result * blend_window(box, size, tiling.overlap).to(out))
         return out
 

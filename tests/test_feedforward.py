@@ -683,3 +683,18 @@ def test_statistics_found_cell_by_cell_are_the_whole_images(cell):
         assert len(cells) == len(whole) == len(net.norms)
         for (m, v), (cm, cv) in zip(whole, cells):
             assert torch.allclose(m, cm, atol=tol) and torch.allclose(v, cv, rtol=100 * tol, atol=tol)
+
+
+def test_a_tiled_pass_reports_its_statistics_cells_then_its_tiles(tmp_path):
+    """The statistics of a tiled run (about 10x one whole pass) move the bar too: one step per cell
+    per layer, then one per tile, all under one total."""
+    net = _net(Architecture((6, 8, 12), 2, 1))
+    path = save_model(tmp_path / "m.safetensors", net, {"styles": ["a"]})
+    seen = []
+    painterly.stylize(torch.rand(1, 3, 120, 160), method="network", model=str(path), size=160, precision="fp32",
+                      tile_size=80, tile_overlap=20, callback=seen.append)
+    total = seen[-1].iterations
+    assert [i.iteration for i in seen] == list(range(1, total + 1)) and {i.iterations for i in seen} == {total}
+    tiles = len(painterly.plan((120, 160), method="network", model=str(path), size=160, tile_size=80,
+                               tile_overlap=20).scales[-1].tiling.boxes((120, 160), 0))
+    assert (total - tiles) % len(net.norms) == 0 and total > tiles  # cells x layers, then the tiles

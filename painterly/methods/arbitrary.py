@@ -329,7 +329,9 @@ class ArbitraryRecipe(Recipe):
         size = tuple(image.shape[-2:])
         boxes = tiling.boxes(size, 0)
         windows = [blend_window(b, size, tiling.overlap).to(image) for b in boxes]
-        for step in self.steps(run.config):
+        steps = self.steps(run.config)
+        parts, done = 2 * len(steps) * len(boxes), 0  # for run.progress: each tile's encoding, then decoding
+        for step in steps:
             regions = style[step.name]
             stats: list[Optional[Moments]] = [None] * len(regions)
             for box, window in zip(boxes, windows):
@@ -338,11 +340,15 @@ class ArbitraryRecipe(Recipe):
                 for r in range(len(regions)):
                     m = self._content_moments(step, features, None if masks is None else masks[r], padded_window)
                     stats[r] = m if stats[r] is None else stats[r].merged(m)
+                done += 1
+                run.progress(done, parts)
             out = torch.zeros_like(image)
             for box, window in zip(boxes, windows):
                 padded, masks, _ = self._piece(image, regions, size, box, None, step)
                 decoded = step.decode(run, self._apply(run, step, step.encode(run, padded), regions, stats, masks))
                 box.crop(out).add_(decoded[..., :box.height, :box.width] * window)
+                done += 1
+                run.progress(done, parts)
             image = out
         return image
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Optional, Sequence, Union
+from typing import Callable, Optional, Sequence, Union
 
 import torch
 
@@ -143,26 +143,32 @@ class Network(Recipe):
             return net.style_weights(run.config.style_weights if masks is None else masks), None, None
         if run.cache.get("stats_scale") != k:
             whole = self.targets(run, k, scale, style, None)[0]
-            cell = min(scale.tiling.largest_box(scale.size)) - 2 * net.reach()
+            # cells that fit in a tile with their surround; no smaller than half a tile (tiles under
+            # 4x the reach, 208 px, only where asked for), lest the cells' surrounds cost more than they
+            side = min(scale.tiling.largest_box(scale.size))
+            cell = max(side - 2 * net.reach(), side // 2)
             image = run.content_at(k, scale.size).to(next(net.parameters()).dtype)
             stats = net.statistics_in_cells(image.contiguous(memory_format=torch.channels_last), whole.to(run.device),
-                                            cell, run.config.band_rows)
+                                            cell, run.config.band_rows, run.progress)
             run.cache.update(stats_scale=k, stats=stats)
         top, left = box.top - box.top % STRIDE, box.left - box.left % STRIDE
         rows, cols = slice(top, box.top + box.height), slice(left, box.left + box.width)
         weights = net.style_weights(run.config.style_weights if masks is None else masks[..., rows, cols])
-        out = self.forward(run, (weights, run.cache["stats"], None), run.content_at(k, scale.size)[..., rows, cols])
+        out = self._pass(run, weights, run.cache["stats"], run.content_at(k, scale.size)[..., rows, cols])
         return weights, run.cache["stats"], out[..., box.top - top:, box.left - left:]
 
-    @torch.no_grad()
     def forward(self, run: RunContext, targets: tuple, image: torch.Tensor) -> torch.Tensor:
         weights, stats, done = targets
-        if done is not None:
-            return done
+        return done if done is not None else self._pass(run, weights, stats, image, run.progress)
+
+    @torch.no_grad()
+    def _pass(self, run: RunContext, weights: torch.Tensor, stats: Optional[list], image: torch.Tensor,
+              on_layer: Callable[[int, int], None] = lambda done, total: None) -> torch.Tensor:
+        """The network over `image` (a tile's own pass reports no layers: it is one step)."""
         net = self.net(run)
         dtype = next(net.parameters()).dtype
         x = image.to(dtype).contiguous(memory_format=torch.channels_last)
-        return net.run_banded(x, weights, run.config.band_rows, stats, on_layer=run.progress).float()
+        return net.run_banded(x, weights, run.config.band_rows, stats, on_layer=on_layer).float()
 
 
 NETWORK = register(Network())

@@ -192,15 +192,16 @@ class TransformerNet(nn.Module):
         return -(-reach // 4) * 4
 
     @torch.no_grad()
-    def statistics_in_cells(self, image: torch.Tensor, weights: StyleWeights, cell: int,
-                            band_rows: int) -> list[tuple[torch.Tensor, torch.Tensor]]:
+    def statistics_in_cells(self, image: torch.Tensor, weights: StyleWeights, cell: int, band_rows: int,
+                            on_cell: Callable[[int, int], None] = lambda done, total: None
+                            ) -> list[tuple[torch.Tensor, torch.Tensor]]:
         """Each normalisation's whole-image (mean, var), as run_banded's `record` holds them, computed
         cell by cell in memory bounded by a cell and its surround: layer by layer, each cell (a
         multiple of 4 pixels a side) is run from the photo, with its `reach()` around it, up to that
         layer's convolution under the statistics found so far, and its part of the map summed. One
         mix of styles gives the whole pass's statistics to float rounding; a per-pixel weight map nearly
         (each cell's map is resized to the coarser layers from its own crop). The cost is about half the
-        layers' worth of whole passes."""
+        layers' worth of whole passes; on_cell(done, total) is called after each cell of each layer."""
         x = _to_multiple_of_4(image)
         h, w = x.shape[-2:]
         if weights.dim() == 4:  # stretched over the padded image, as the whole pass's first layer reads it
@@ -211,7 +212,7 @@ class TransformerNet(nn.Module):
         for layer, norm in enumerate(self.norms):
             s = scales[layer]
             total = squares = None
-            for top, left in cells:
+            for j, (top, left) in enumerate(cells):
                 bottom, right = min(h, top + cell), min(w, left + cell)
                 rows = slice(max(0, top - halo), min(h, bottom + halo))
                 cols = slice(max(0, left - halo), min(w, right + halo))
@@ -223,6 +224,7 @@ class TransformerNet(nn.Module):
                 n = inner.shape[-2] * inner.shape[-1]
                 sums, sq = mean * n, (var + mean * mean) * n
                 total, squares = (sums, sq) if total is None else (total + sums, squares + sq)
+                on_cell(layer * len(cells) + j + 1, len(self.norms) * len(cells))
             count = x.shape[0] * (h // s) * (w // s)
             mean = total / count
             var = (squares / count - mean * mean).clamp_min(0)
