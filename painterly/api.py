@@ -76,7 +76,7 @@ def make_config(method: Optional[str] = None, config=None, **options):
         method = method_of(config) if config is not None else method_for(options)
     cls = get_method(method).config_class
     unknown = sorted(unknown_options(cls, options))
-    if unknown and inferred and all(any(name in names for names in _option_names().values()) for name in options):
+    if unknown and inferred and set(options) <= set().union(*_option_names().values()):
         raise method_clash(options)  # every option is some method's, but no one method takes them all
     if unknown:
         raise PainterlyError(f"unknown option(s) for {method}: {', '.join(unknown)}")

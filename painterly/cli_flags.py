@@ -39,10 +39,11 @@ def options_for_method(method: str, options: dict, chosen: bool) -> dict:
     the user named the method (otherwise the options picked it, and the error says which clash)."""
     takers = {name: owners for name, (_, _, owners) in config_flags().items()}  # option -> the methods taking it
     wrong = [name for name in options if method not in takers[name]]
+    flag = lambda name: "--" + name.replace("_", "-")  # noqa: E731
     if wrong and not chosen:
-        raise method_clash(options, lambda name: "--" + name.replace("_", "-"), "--method")
+        raise method_clash(options, flag, "--method")
     if wrong:
-        flags = ", ".join("--" + name.replace("_", "-") for name in wrong)
+        flags = ", ".join(map(flag, wrong))
         raise PainterlyError(f"{flags} does not apply to --method {method} (painterly --method {method} --help "
                              "lists what it takes)")
     return options

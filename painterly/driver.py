@@ -12,8 +12,8 @@ from __future__ import annotations
 
 import dataclasses
 import time
-from contextlib import nullcontext
-from typing import Callable, Mapping, Optional, Sequence
+from contextlib import contextmanager, nullcontext
+from typing import Callable, Iterator, Mapping, Optional, Sequence
 
 import torch
 
@@ -234,22 +234,29 @@ class _FrameRun:
             self.curvature = (h_diag, pixels)
         return recipe.output(param)
 
+    @contextmanager
+    def reporting(self, progress: Callable[[int, int], None]) -> Iterator[None]:
+        """The recipe's ctx.progress is `progress` within the block, the silent default after."""
+        self.ctx.progress = progress
+        try:
+            yield
+        finally:
+            self.ctx.progress = RunContext.progress
+
     def forward(self, k: int, image: torch.Tensor, targets, shown: int, shown_total: int,
                 compose: Callable[[torch.Tensor], torch.Tensor]) -> torch.Tensor:
         """One forward pass instead of an optimisation (feed-forward methods). A tile is one step of its
         scale; a whole image reports each part of the pass the recipe announces (ctx.progress) as a
         step, its preview the image as it was until the last part, which is the result."""
         parts = [1]
-        if shown_total == 1:
-            def progress(done: int, total: int) -> None:
-                parts[0] = total
-                if done < total:
-                    self.report(k, done, total, LossTerms({}), None, lambda: self.finish(compose(image.clamp(0, 1))))
-            self.ctx.progress = progress
-        try:
+
+        def progress(done: int, total: int) -> None:
+            parts[0] = total
+            if done < total:
+                self.report(k, done, total, LossTerms({}), None, lambda: self.finish(compose(image.clamp(0, 1))))
+
+        with self.reporting(progress if shown_total == 1 else RunContext.progress):
             out = self.recipe.forward(self.ctx, targets, image)
-        finally:
-            self.ctx.progress = RunContext.progress
         last = (shown, shown_total) if shown_total > 1 else (parts[0], parts[0])
         self.report(k, *last, LossTerms({}), None, lambda: self.finish(compose(out.clamp(0, 1))))
         return out
@@ -356,11 +363,8 @@ class _FrameRun:
             return paste
 
         for t, box in enumerate(boxes):
-            self.ctx.progress = progress
-            try:
+            with self.reporting(progress):
                 targets = self.recipe.targets(self.ctx, k, scale, style, box)
-            finally:
-                self.ctx.progress = RunContext.progress
             crop, before = box.crop(image), prepared[0]
             result = crop if targets is None else self.forward(k, crop, targets, before + t + 1, before + len(boxes),
                                                                compose(box))

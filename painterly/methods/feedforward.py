@@ -72,7 +72,7 @@ class NetworkMemory:
     fits widths 4,16,256 and 8,32,512 at 2048 px (fp32 peaks 1357 and 2341 MiB, 0.94x each estimate).
     A tiled pass holds a tile's activations (its statistics found cell by cell, each cell with its
     surround no larger than a tile) and 96 bytes a pixel of whole-image copies: 2048x1536 in 512 and 1024
-    px tiles peaked at 606 and 768 MiB."""
+    px tiles peaked at 539 and 700 MiB (estimates 705 and 805)."""
 
     widths: tuple[int, int, int]
     band_rows: int
@@ -144,7 +144,7 @@ class Network(Recipe):
         if run.cache.get("stats_scale") != k:
             whole = self.targets(run, k, scale, style, None)[0]
             # cells that fit in a tile with their surround; no smaller than half a tile (tiles under
-            # 4x the reach, 208 px, only where asked for), lest the cells' surrounds cost more than they
+            # 4x the reach, 208 px, only where asked for), lest the surrounds cost more than the cells
             side = min(scale.tiling.largest_box(scale.size))
             cell = max(side - 2 * net.reach(), side // 2)
             image = run.content_at(k, scale.size).to(next(net.parameters()).dtype)

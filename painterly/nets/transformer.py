@@ -184,11 +184,9 @@ class TransformerNet(nn.Module):
     def reach(self) -> int:
         """Image pixels around a pixel that the last normalised layer's value there depends on (each
         convolution's padding on the grid it reads), rounded up to the 4-pixel sampling grid."""
-        reach, scale = 0, 1
-        for conv in self.convs[:-1]:
-            reads = scale // 2 if conv.upsample else scale  # the grid the convolution reads
-            reach += conv.pad * reads + (1 if conv.upsample else 0)
-            scale = reads * conv.stride
+        inputs = [1] + self.layer_scales()[:-1]  # the grid each convolution's input is on
+        reach = sum(conv.pad * (s // 2 if conv.upsample else s) + conv.upsample  # an upsampling reads on the finer grid
+                    for conv, s in zip(self.convs[:-1], inputs))
         return -(-reach // 4) * 4
 
     @torch.no_grad()
@@ -209,7 +207,7 @@ class TransformerNet(nn.Module):
         cell, halo, scales = max(4, cell // 4 * 4), self.reach(), self.layer_scales()
         cells = [(top, left) for top in range(0, h, cell) for left in range(0, w, cell)]
         stats: list[tuple[torch.Tensor, torch.Tensor]] = []
-        for layer, norm in enumerate(self.norms):
+        for layer in range(len(self.norms)):
             s = scales[layer]
             total = squares = None
             for j, (top, left) in enumerate(cells):
