@@ -11,10 +11,10 @@ from PIL import Image
 
 from .checkpoint import Checkpointer, Interrupted
 from .config import option_names, unknown_options
-from .driver import Session, make_plan, memory_budget
+from .driver import Session, make_plan, memory_budget, run_precision
 from .errors import PainterlyError
 from .guidance import check_guides, region_pairs
-from .hardware import free_memory_bytes, resolve_device, resolve_precision
+from .hardware import free_memory_bytes, resolve_device
 from .image import ImageLike, as_tensor, fit_long_side, image_list, open_image, resize, split_alpha, tensor_to_pil
 from . import methods as _builtin_methods  # noqa: F401  (the built-in methods register themselves)
 from .progress import Callback
@@ -189,7 +189,7 @@ def plan(content: Union[ImageLike, tuple[int, int]], *, method: Optional[str] = 
     cfg = make_config(method, config, **options)
     recipe = get_method(method_of(cfg) if method is None else method)
     device = resolve_device(cfg.device)
-    precision = resolve_precision(cfg.precision, device)
+    precision = run_precision(recipe, cfg, device)
     hw = _content_size(content)
     layers = recipe.layers(cfg)
     problem = ""
@@ -215,7 +215,7 @@ def largest_size(content: Union[ImageLike, tuple[int, int]], *, method: Optional
     cfg = make_config(method, config, **options)
     recipe = get_method(method_of(cfg) if method is None else method)
     device = resolve_device(cfg.device)
-    precision = resolve_precision(cfg.precision, device)
+    precision = run_precision(recipe, cfg, device)
     hw = _content_size(content)
     model = recipe.memory(cfg, [hw], precision)
     iterations = max(s.iterations for s in recipe.scales(cfg, fit_long_side(*hw, cfg.size)))

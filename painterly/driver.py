@@ -45,6 +45,12 @@ def recipe_for(config) -> Recipe:
     raise PainterlyError(f"no registered method takes a {type(config).__name__}")
 
 
+def run_precision(recipe: Recipe, config, device: torch.device) -> str:
+    """config.precision resolved for this method on this device: int8 only for a VGG encoder that needs
+    no gradient (a method that reads VGG layers and does not optimise)."""
+    return resolve_precision(config.precision, device, int8_ok=bool(recipe.layers(config)) and not recipe.optimises)
+
+
 def memory_budget(config, device_type: str) -> int:
     """Bytes a run may use: config.max_memory (GiB) or what is free now."""
     return int(config.max_memory * 2**30) if config.max_memory else free_memory_bytes(device_type)
@@ -113,7 +119,7 @@ class Session:
         self.recipe, self.config = recipe, config
         self.device = resolve_device(config.device)
         self.threads = set_threads(config.threads)  # first: precision auto times bf16 at these threads
-        self.precision = resolve_precision(config.precision, self.device)
+        self.precision = run_precision(recipe, config, self.device)
         layers = recipe.layers(config)
         if extractor is None and layers:  # a method that reads no VGG layer gets no network
             extractor = FeatureExtractor.vgg19(pooling=recipe.pooling(config), last_layer=layers[-1],

@@ -154,7 +154,7 @@ def stored_feature_bytes(size: tuple[int, int], layers: Sequence[str]) -> float:
 
 # Achieved VGG19 forward+backward throughput on the reference machine (2 Zen 4 cores, avx512_bf16;
 # docs/benchmarks.md, 512x384: 153 GFLOP/s fp32, 308 GFLOP/s bf16), rounded. Other CPUs differ.
-ASSUMED_GFLOPS = {"fp32": 150.0, "bf16": 300.0}
+ASSUMED_GFLOPS = {"fp32": 150.0, "bf16": 300.0, "int8": 600.0}  # int8: forward-only encoders
 
 
 def vgg_flops(size: tuple[int, int], layers: Sequence[str]) -> float:

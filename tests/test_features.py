@@ -105,7 +105,7 @@ def test_resolve_precision(monkeypatch, native):
     assert asked == ["cpu"]
     assert resolve_precision("fp32") == "fp32"
     assert resolve_precision("bf16") == "bf16"
-    with pytest.raises(PainterlyError, match="precision must be auto, fp32 or bf16"):
+    with pytest.raises(PainterlyError, match="precision must be auto, fp32, bf16 or int8"):
         resolve_precision("fp16")
 
 
