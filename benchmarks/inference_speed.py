@@ -25,7 +25,7 @@ import _common as C  # noqa: E402
 STYLE = C.ROOT / "painterly" / "examples" / "starry_night.jpg"
 
 
-def worker(method: str, size: int, runs: int) -> dict:
+def worker(method: str, size: int, runs: int, precision: str) -> dict:
     import torch
 
     import painterly
@@ -33,6 +33,7 @@ def worker(method: str, size: int, runs: int) -> dict:
     torch.manual_seed(0)
     content = torch.rand(1, 3, size, size)
     kwargs = {"model": "starry_night"} if method == "network" else {}
+    kwargs["precision"] = precision
     styles = [] if method == "network" else [str(STYLE)]
     painterly.stylize(content, styles, method=method, size=size, **kwargs)
     seconds = []
@@ -58,10 +59,11 @@ def main() -> None:
     ap.add_argument("--size", type=int, default=1024)
     ap.add_argument("--runs", type=int, default=3, help="timed calls per process")
     ap.add_argument("--rounds", type=int, default=2, help="processes per tree and method")
+    ap.add_argument("--precision", default="auto", help="for both trees (auto: each tree's default)")
     ap.add_argument("--worker", help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.worker:
-        print(json.dumps(worker(args.worker, args.size, args.runs)))
+        print(json.dumps(worker(args.worker, args.size, args.runs, args.precision)))
         return
     if not args.baseline:
         ap.error("--baseline REV is needed")
@@ -74,7 +76,8 @@ def main() -> None:
                 best: dict[str, dict] = {}
                 for _ in range(args.rounds):
                     for name, tree in (("baseline", base), ("this tree", C.ROOT)):
-                        r = run_in(tree, "--worker", method, "--size", str(args.size), "--runs", str(args.runs))
+                        r = run_in(tree, "--worker", method, "--size", str(args.size), "--runs", str(args.runs),
+                                   "--precision", args.precision)
                         if name not in best or r["seconds"] < best[name]["seconds"]:
                             best[name] = r
                 b, t = best["baseline"], best["this tree"]
@@ -82,7 +85,7 @@ def main() -> None:
                              f"{b['peak_mib']:.0f}", f"{t['peak_mib']:.0f}"])
         finally:
             subprocess.run(["git", "-C", str(C.ROOT), "worktree", "remove", "--force", str(base)], check=False)
-    print(f"# {args.size}x{args.size}, default precision, best of {args.runs} calls x {args.rounds} processes; "
+    print(f"# {args.size}x{args.size}, precision {args.precision}, best of {args.runs} calls x {args.rounds} processes; "
           f"baseline {args.baseline}; fp32 peak {C.fp32_peak_gflops():.0f} GFLOP/s")
     print(C.table(rows, ["method", "baseline s", "this tree s", "ratio", "baseline peak MiB", "this tree peak MiB"]))
 

@@ -12,6 +12,7 @@ and a summary per setting (mean by painting, mean and worst over all pairs, pair
     python benchmarks/wct_settings.py --settings "relu4_1,relu3_1,relu2_1,relu1_1@0.6;relu4_1,relu3_1,relu2_1@0.8"
     python benchmarks/wct_settings.py --settings "" --adain-decoders bundled,out/adain_wider.safetensors
     python benchmarks/wct_settings.py --settings "" --adain-color-match 0,0.5
+    python benchmarks/wct_settings.py --settings "relu4_1,relu3_1,relu2_1,relu1_1@0.6" --precisions fp32,int8
     python benchmarks/wct_settings.py --paintings the_scream.jpg --settings \
         "relu4_1,relu2_1,relu4_1@1@out/d.safetensors,painterly/models/decoders/wct_relu2_1.safetensors,out/d.safetensors"
 """
@@ -46,6 +47,8 @@ def main() -> None:
                     "every setting [0, the default]")
     ap.add_argument("--adain-color-match", default="0.5", help="AdaIN's colour step, comma-separated: a row each "
                     "with every decoder (0: the paper's AdaIN) [0.5, the default]")
+    ap.add_argument("--precisions", default="auto", help="comma-separated precisions, a row each with every "
+                    "setting (auto, fp32, int8: the encoder in int8 where auto picks it)")
     args = ap.parse_args()
     import painterly
     from painterly.features import FeatureExtractor
@@ -67,6 +70,10 @@ def main() -> None:
         for match in args.adain_color_match.split(","):
             runs[f"AdaIN {Path(decoder).stem} colour {match}"] = (
                 "adain", {"color_match": float(match), **({} if decoder == "bundled" else {"decoder": decoder})})
+    precisions = args.precisions.split(",")
+    if precisions != ["auto"]:
+        runs = {f"{name} {p}": (method, {**options, "precision": p}) for name, (method, options) in runs.items()
+                for p in precisions}
     config = GatysConfig(precision="fp32")
     vgg = FeatureExtractor.vgg19(last_layer=config.layers[-1], precision="fp32")
     scores: dict[str, dict[tuple[str, str], tuple[float, float]]] = {name: {} for name in runs}
