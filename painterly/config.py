@@ -155,8 +155,8 @@ class CommonConfig(MethodConfig):
     preserve_color: str = option("none", "keep the content's colours: off, luminance-only transfer, or the style "
                                  "images' colours matched to the content's first",
                                  choices=("none", "luminance", "histogram"), group="losses")
-    precision: str = option("auto", "network precision; auto uses int8 for the encoders of methods that do not "
-                            "optimise where the CPU runs int8 faster, else bf16 where it runs faster than fp32 here",
+    precision: str = option("auto", "network precision; auto uses int8 for one-pass methods (a trained network, "
+                            "adain, wct) where this CPU runs int8 faster, else bf16 where it runs faster than fp32",
                             choices=("auto", "fp32", "bf16", "int8"), group="hardware")
     device: str = option("auto", "torch device: auto, cpu, cuda, cuda:1, ...", group="hardware", metavar="DEVICE")
     threads: Optional[int] = option(None, "CPU threads", minimum=1, default_text="the CPUs this process may use",

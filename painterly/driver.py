@@ -46,9 +46,9 @@ def recipe_for(config) -> Recipe:
 
 
 def run_precision(recipe: Recipe, config, device: torch.device) -> str:
-    """config.precision resolved for this method on this device: int8 only for a VGG encoder that needs
-    no gradient (a method that reads VGG layers and does not optimise)."""
-    return resolve_precision(config.precision, device, int8_ok=bool(recipe.layers(config)) and not recipe.optimises)
+    """config.precision resolved for this method on this device: int8 only for a method whose forward
+    pass has an int8 form."""
+    return resolve_precision(config.precision, device, int8_ok=recipe.runs_int8)
 
 
 def memory_budget(config, device_type: str) -> int:

@@ -265,7 +265,7 @@ def int8_pays(device: torch.device | str = "cpu") -> bool:
 
 
 def resolve_precision(precision: str, device: torch.device | str = "cpu", int8_ok: bool = False) -> str:
-    """'auto' -> 'int8' for an encoder that needs no gradient (`int8_ok`) where int8 makes this CPU
+    """'auto' -> 'int8' for a forward pass that needs no gradient (`int8_ok`) where int8 makes this CPU
     faster (int8_pays), else 'bf16' where that makes this hardware faster (bf16_pays), else 'fp32'.
     Asking for bf16 where it is slower (emulated, or native but measured slower) prints a one-line
     warning (once); asking for int8 where it cannot run is an error."""
@@ -276,8 +276,8 @@ def resolve_precision(precision: str, device: torch.device | str = "cpu", int8_o
         return "bf16" if bf16_pays(device) else "fp32"
     if precision == "int8":
         if not int8_ok:
-            raise PainterlyError("precision int8 is for VGG encoders that need no gradient (adain, wct); "
-                                 "this run optimises, trains or has no VGG encoder: use auto, fp32 or bf16")
+            raise PainterlyError("precision int8 is for methods of one forward pass, which need no gradient; "
+                                 "this run optimises or trains: use auto, fp32 or bf16")
         if torch.device(device).type != "cpu":
             raise PainterlyError("precision int8 runs on the CPU only; use auto, fp32 or bf16 on a GPU")
         return precision

@@ -36,6 +36,20 @@ CALIBRATION_MIN_SIDE = 32  # ... but never on a side shorter than this (then at 
 SCALE_FLOOR = 1e-8  # a layer that is all zeros still needs a positive scale
 
 
+def quantise(x: torch.Tensor, low: float, high: float, levels: int = 255) -> torch.Tensor:
+    """x as uint8 over [low, high] widened to hold 0 (values outside are clipped)."""
+    low, high = min(low, 0.0), max(high, 0.0)
+    scale = max(high - low, SCALE_FLOOR) / levels
+    return torch.quantize_per_tensor(x, scale, int(round(-low / scale)), torch.quint8)
+
+
+def set_output_range(module: nn.Module, low: float, high: float, levels: int = 255) -> None:
+    """A quantised convolution's output over [low, high] widened to hold 0."""
+    low, high = min(low, 0.0), max(high, 0.0)
+    module.scale = max(high - low, SCALE_FLOOR) / levels
+    module.zero_point = int(round(-low / module.scale))
+
+
 def supported() -> bool:
     """Whether this torch has CPU int8 convolutions (the x86 engine)."""
     return "x86" in torch.backends.quantized.supported_engines
@@ -54,7 +68,7 @@ class Int8Convolutions:
         self.convs: dict[str, nn.Module] = {}
         for name, layer in zip(names, layers):
             if isinstance(layer, nn.Conv2d):
-                self.convs[name] = _quantised_conv_relu(layer)
+                self.convs[name] = quantised_conv(layer, relu=True)
 
     @torch.no_grad()
     def features(self, x: torch.Tensor, names: Sequence[str], layers: Sequence[nn.Module],
@@ -66,15 +80,12 @@ class Int8Convolutions:
         if x.requires_grad:
             raise PainterlyError("int8 features have no gradient; use fp32 or bf16 for methods that optimise")
         tops = self._calibrate(x, names, layers)
-        low, high = float(x.min()), float(x.max())
-        scale = max(high - low, SCALE_FLOOR) / 255
-        q = torch.quantize_per_tensor(x.contiguous(memory_format=torch.channels_last), scale,
-                                      int(round(-low / scale)), torch.quint8)
+        q = quantise(x.contiguous(memory_format=torch.channels_last), float(x.min()), float(x.max()), self.levels)
         out: dict[str, torch.Tensor] = {}
         for i, (name, layer) in enumerate(zip(names, layers)):
             if name in self.convs:
                 conv = self.convs[name]
-                conv.scale, conv.zero_point = max(tops[names[i + 1]], SCALE_FLOOR) / self.levels, 0
+                set_output_range(conv, 0.0, tops[names[i + 1]], self.levels)
                 q = conv(q)
             elif isinstance(layer, nn.MaxPool2d):
                 q = F.max_pool2d(q, 2, 2)
@@ -99,13 +110,17 @@ class Int8Convolutions:
         return tops
 
 
-def _quantised_conv_relu(conv: nn.Conv2d) -> nn.Module:
+def quantised_conv(conv: nn.Conv2d, relu: bool) -> nn.Module:
+    """`conv` (with its ReLU where `relu`) as a quantised module; set its output `scale` and
+    `zero_point` before each call."""
     from torch.ao.nn.intrinsic.quantized import ConvReLU2d
+    from torch.ao.nn.quantized import Conv2d
 
     weight = conv.weight.detach().float()
     scales = (weight.abs().amax(dim=(1, 2, 3)) / 127).clamp_min(SCALE_FLOOR).double()
     q_weight = torch.quantize_per_channel(weight.contiguous(), scales, torch.zeros(len(scales), dtype=torch.long),
                                           0, torch.qint8)
-    fused = ConvReLU2d(conv.in_channels, conv.out_channels, conv.kernel_size, conv.stride, conv.padding)
+    fused = (ConvReLU2d if relu else Conv2d)(conv.in_channels, conv.out_channels, conv.kernel_size, conv.stride,
+                                             conv.padding)
     fused.set_weight_bias(q_weight, conv.bias.detach().float().clone())
     return fused

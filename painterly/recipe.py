@@ -105,6 +105,7 @@ class Recipe:
     summary: ClassVar[str]                       # one line for --help and the method list
     accepts: ClassVar[frozenset[str]] = frozenset()  # of INIT_IMAGE, STYLE_MASKS, GUIDANCE
     optimises: ClassVar[bool] = True             # False: each scale or tile is one forward pass
+    runs_int8: ClassVar[bool] = False            # True: that pass has an int8 form (precision int8)
     step_overhead_s: ClassVar[float] = 0.0       # seconds per step beside VGG (time model)
     needs_styles: ClassVar[bool] = True          # False: the method brings its own (a trained network)
 

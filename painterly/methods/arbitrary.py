@@ -141,6 +141,7 @@ class ArbitraryRecipe(Recipe):
 
     accepts = frozenset({STYLE_MASKS, GUIDANCE})
     optimises = False
+    runs_int8 = True  # the VGG encoder (painterly.quantized)
     full_covariance: bool = False
 
     # --- what a subclass provides ---------------------------------------------------------------

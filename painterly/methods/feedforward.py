@@ -19,6 +19,7 @@ from ..config import CommonConfig, option
 from ..errors import PainterlyError
 from ..image import resize
 from ..nets.io import load_model, model_architecture
+from ..nets.quantized_trunk import Int8Trunk
 from ..nets.transformer import Architecture, TransformerNet
 from ..recipe import STYLE_MASKS, Recipe, RunContext, register
 from ..schedule import Scale
@@ -95,6 +96,7 @@ class Network(Recipe):
     summary = "a trained feed-forward network (painterly train): one pass, about a second"
     accepts = frozenset({STYLE_MASKS})
     optimises = False
+    runs_int8 = True  # the residual blocks (nets/quantized_trunk)
     needs_styles = False
 
     def net(self, run: RunContext) -> TransformerNet:
@@ -168,7 +170,13 @@ class Network(Recipe):
         net = self.net(run)
         dtype = next(net.parameters()).dtype
         x = image.to(dtype).contiguous(memory_format=torch.channels_last)
-        return net.run_banded(x, weights, run.config.band_rows, stats, on_layer=on_layer).float()
+        convs = None
+        if run.precision == "int8":
+            if "int8 trunk" not in run.shared:
+                run.shared["int8 trunk"] = Int8Trunk(net)
+            convs = run.shared["int8 trunk"]
+            convs.calibrate(x, weights.to(run.device), stats)
+        return net.run_banded(x, weights, run.config.band_rows, stats, on_layer=on_layer, convs=convs).float()
 
 
 NETWORK = register(Network())

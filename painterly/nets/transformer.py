@@ -123,6 +123,10 @@ def moments(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     return mean.view(n, c, 1, 1), var.view(n, c, 1, 1)
 
 
+# (layer index, layer, its padded input, band rows) -> its convolution's output
+LayerConvs = Callable[[int, "ConvLayer", torch.Tensor, int], torch.Tensor]
+
+
 class ConvLayer(nn.Module):
     """Reflection pad, convolution (stride 1 or 2), optionally after a nearest 2x upsampling."""
 
@@ -264,7 +268,7 @@ class TransformerNet(nn.Module):
     def run_banded(self, image: torch.Tensor, weights: StyleWeights, band_rows: int,
                    stats: Optional[list] = None, record: Optional[list] = None,
                    on_layer: Callable[[int, int], None] = lambda done, total: None,
-                   until: Optional[int] = None) -> torch.Tensor:
+                   until: Optional[int] = None, convs: Optional[LayerConvs] = None) -> torch.Tensor:
         """forward() with every convolution computed in horizontal bands of at most `band_rows` output
         rows: the same result (normalisation statistics stay whole-image), bounded working memory.
 
@@ -274,7 +278,9 @@ class TransformerNet(nn.Module):
         of that padded input. A layer that upsamples first is computed at the low resolution from its
         input padded by replication (nets/polyphase), so no upsampled map is ever made. on_layer(done,
         total) is called after each layer. until: stop at that layer's convolution and return its
-        output, before normalisation (for its statistics; `stats` then need only the layers before)."""
+        output, before normalisation (for its statistics; `stats` then need only the layers before).
+        convs: computes each convolution that does not upsample instead of padded_conv_in_bands
+        (nets/quantized_trunk runs some in int8)."""
         weights = weights.to(image.device)
         h, w = image.shape[-2:]
         first = self.convs[0]
@@ -286,7 +292,7 @@ class TransformerNet(nn.Module):
             if conv.upsample:  # x is the low-resolution input, padded by replication
                 y = upsampled_conv(x, conv.conv.weight, conv.conv.bias, band_rows)
             else:
-                y = padded_conv_in_bands(conv, x, band_rows)
+                y = (convs or _plain_convs)(i, conv, x, band_rows)
             if i == until:
                 return y
             layer_stats = stats[i] if stats is not None else moments(y)
@@ -320,6 +326,10 @@ def padded_conv_in_bands(layer: ConvLayer, padded: torch.Tensor, band_rows: int)
     bands = [F.conv2d(padded[..., top * s:(min(h_out, top + band_rows) - 1) * s + k, :], layer.conv.weight,
                       layer.conv.bias, stride=s) for top in range(0, h_out, band_rows)]
     return torch.cat(bands, dim=-2)
+
+
+def _plain_convs(i: int, layer: ConvLayer, padded: torch.Tensor, band_rows: int) -> torch.Tensor:
+    return padded_conv_in_bands(layer, padded, band_rows)
 
 
 def _to_multiple_of_4(image: torch.Tensor) -> torch.Tensor:
