@@ -9,6 +9,8 @@ against the Gatys run whose quality it matches.
         --style painterly/examples/starry_night.jpg --photos ../shared/data/adain/content --count 2
     python benchmarks/feedforward.py --model four_paintings --style-weights 0,1,0,0 \\
         --style ../shared/data/classic/style/the_scream.jpg --photos ../shared/data/adain/content --count 8
+    python benchmarks/feedforward.py --model starry_night --precisions fp32,int8 \
+        --style painterly/examples/starry_night.jpg --photos ../shared/data/adain/content --count 8 --iterations 20
 """
 
 from __future__ import annotations
@@ -41,6 +43,8 @@ def main() -> None:
     ap.add_argument("--count", type=int, default=2)
     ap.add_argument("--size", type=int, default=512)
     ap.add_argument("--iterations", default="10,20,50")
+    ap.add_argument("--precisions", default="auto", help="comma-separated, a column each with every model "
+                    "(auto, fp32, bf16, int8)")
     ap.add_argument("--terms", action="store_true", help="also a table of each score's content and style terms")
     args = ap.parse_args()
     import painterly
@@ -54,18 +58,21 @@ def main() -> None:
     style = as_tensor(args.style)
     photos = sorted(p for p in Path(args.photos).iterdir() if p.suffix.lower() in (".jpg", ".png"))[: args.count]
     counts = [int(n) for n in args.iterations.split(",")]
-    models = args.model.split(",")
+    precisions = args.precisions.split(",")
+    columns = [(Path(m).stem + ("" if precisions == ["auto"] else f" {p}"), m, p)
+               for m in args.model.split(",") for p in precisions]
     mix = {"style_weights": tuple(float(w) for w in args.style_weights.split(","))} if args.style_weights else {}
-    names = [Path(m).stem for m in models]
+    names = [name for name, _, _ in columns]
     rows, term_rows, gatys_seconds = [], [], {n: [] for n in counts}
     for photo in photos:
         content = as_tensor(photo)
         content = resize(content, fit_long_side(*content.shape[-2:], args.size))
         evaluate = GatysEvaluator(vgg, config, content, [style])
         scores, terms, net_seconds = {}, {}, []
-        for name, model in zip(names, models):
+        for name, model, precision in columns:
             t = time.perf_counter()
-            net_out = as_tensor(painterly.stylize(content, method="network", model=model, size=args.size, **mix))
+            net_out = as_tensor(painterly.stylize(content, method="network", model=model, size=args.size,
+                                                  precision=precision, **mix))
             net_seconds.append(time.perf_counter() - t)
             scores[name], terms[name] = score(evaluate, net_out)
         for n in counts:
@@ -88,10 +95,10 @@ def main() -> None:
         print(C.table(term_rows, ["photo", *names, *[f"L-BFGS {n}" for n in counts]]))
     big = torch.rand(1, 3, 1024, 1024)
     gatys = ", ".join(f"{n} it {sum(v) / len(v):.1f} s" for n, v in gatys_seconds.items())
-    for name, model in zip(names, models):
-        painterly.stylize(big, method="network", model=model, size=1024, **mix)
+    for name, model, precision in columns:
+        painterly.stylize(big, method="network", model=model, size=1024, precision=precision, **mix)
         t = time.perf_counter()
-        painterly.stylize(big, method="network", model=model, size=1024, **mix)
+        painterly.stylize(big, method="network", model=model, size=1024, precision=precision, **mix)
         net_1024 = time.perf_counter() - t
         print(f"# 1024x1024 inference ({name}): {net_1024:.2f} s; Gatys at {args.size} px: {gatys} ("
               + ", ".join(f"{sum(v) / len(v) / net_1024:.0f}x" for v in gatys_seconds.values()) + " the network at 1024)")

