@@ -61,9 +61,6 @@ class Int8Convolutions:
     `levels` is 255 where the CPU has VNNI and 127 where it has not."""
 
     def __init__(self, names: Sequence[str], layers: Sequence[nn.Module], levels: int = 255) -> None:
-        if not supported():
-            raise PainterlyError("precision int8 needs torch's x86 quantised kernels, which this torch lacks")
-        torch.backends.quantized.engine = "x86"
         self.levels = levels
         self.convs: dict[str, nn.Module] = {}
         for name, layer in zip(names, layers):
@@ -115,6 +112,10 @@ def quantised_conv(conv: nn.Conv2d, relu: bool) -> nn.Module:
     `zero_point` before each call."""
     from torch.ao.nn.intrinsic.quantized import ConvReLU2d
     from torch.ao.nn.quantized import Conv2d
+
+    if not supported():
+        raise PainterlyError("precision int8 needs torch's x86 quantised kernels, which this torch lacks")
+    torch.backends.quantized.engine = "x86"
 
     weight = conv.weight.detach().float()
     scales = (weight.abs().amax(dim=(1, 2, 3)) / 127).clamp_min(SCALE_FLOOR).double()
