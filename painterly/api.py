@@ -14,7 +14,7 @@ from .config import option_names, unknown_options
 from .driver import Session, make_plan, memory_budget, run_precision
 from .errors import PainterlyError
 from .guidance import check_guides, region_pairs
-from .hardware import free_memory_bytes, resolve_device
+from .hardware import INT8_ONE_PASS_ONLY, free_memory_bytes, resolve_device
 from .image import ImageLike, as_tensor, fit_long_side, image_list, open_image, resize, split_alpha, tensor_to_pil
 from . import methods as _builtin_methods  # noqa: F401  (the built-in methods register themselves)
 from .progress import Callback
@@ -83,7 +83,10 @@ def make_config(method: Optional[str] = None, config=None, **options):
     base = config if config is not None else cls()
     if not isinstance(base, cls):
         raise PainterlyError(f"method '{method}' needs a {cls.__name__}, got a {type(base).__name__}")
-    return dataclasses.replace(base, **options)
+    made = dataclasses.replace(base, **options)
+    if getattr(made, "precision", None) == "int8" and not get_method(method).runs_int8:
+        raise PainterlyError(INT8_ONE_PASS_ONLY)  # here, so batches and the web app refuse it before any work
+    return made
 
 
 def stylize(

@@ -17,7 +17,6 @@ import torch
 from torch import nn
 
 from .errors import PainterlyError
-from .hardware import cpu_has_vnni
 from .quantized import Int8Convolutions
 
 # Channels of each convolution block and how many convolutions it has (VGG19, configuration E).
@@ -158,7 +157,7 @@ class FeatureExtractor(nn.Module):
             self.layers.to(memory_format=torch.channels_last)
         self.int8: Optional[Int8Convolutions] = None
         if precision == "int8":
-            self.int8 = Int8Convolutions(self.names, self.layers, 255 if cpu_has_vnni() is not False else 127)
+            self.int8 = Int8Convolutions(self.names, self.layers)
 
     @classmethod
     def vgg19(cls, pooling: str = "avg", last_layer: str = "relu5_4", precision: str = "fp32",

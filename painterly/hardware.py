@@ -17,6 +17,7 @@ from typing import Optional
 import torch
 
 from .errors import PainterlyError
+from .quantized import conv_int8_speedup, cpu_has_vnni, supported
 
 CGROUP_ROOT = Path("/sys/fs/cgroup")
 
@@ -152,16 +153,6 @@ def cpu_has_native_bf16() -> Optional[bool]:
     return "avx512_bf16" in flags or "amx_bf16" in flags
 
 
-def cpu_has_vnni() -> Optional[bool]:
-    """Whether this CPU has int8 dot-product instructions (avx512_vnni, avx_vnni, AMX int8); None where
-    /proc/cpuinfo cannot be read."""
-    try:
-        flags = set(Path("/proc/cpuinfo").read_text().split())
-    except OSError:
-        return None
-    return bool(flags & {"avx512_vnni", "avx_vnni", "amx_int8"})
-
-
 def bf16_is_native(device: torch.device | str = "cpu") -> bool:
     """True where bf16 matrix maths runs in hardware (CPU avx512_bf16/AMX, or a CUDA GPU that has it)."""
     device = torch.device(device)
@@ -217,38 +208,13 @@ def bf16_pays(device: torch.device | str = "cpu") -> bool:
     return _cpu_bf16_pays
 
 
+INT8_ONE_PASS_ONLY = ("precision int8 is for methods of one forward pass, which need no gradient; this run "
+                      "optimises or trains: use auto, fp32 or bf16")
+
 # 'auto' takes int8 for an encoder only where the probe convolution ran at least this much faster than
 # fp32 (3.5-4.5x on a VNNI Xeon; docs/benchmarks.md, session 18).
 INT8_MIN_SPEEDUP = 1.5
 _cpu_int8_pays: Optional[bool] = None  # int8_pays's answer, measured once per process
-
-
-def conv_int8_speedup() -> float:
-    """fp32 time over int8 time of one VGG-sized 3x3 convolution with its ReLU (128 channels, 64x64,
-    channels-last), timed as conv_bf16_speedup times bf16. About 0.05 s."""
-    import torch.nn.functional as F
-    from torch import nn
-
-    from .quantized import Int8Convolutions
-
-    generator = torch.Generator().manual_seed(0)
-    conv = nn.Conv2d(128, 128, 3, padding=1)
-    with torch.no_grad():
-        conv.weight.copy_(torch.randn(conv.weight.shape, generator=generator) / 34)
-    x = torch.randn(1, 128, 64, 64, generator=generator).relu_().contiguous(memory_format=torch.channels_last)
-    fused = Int8Convolutions(["conv"], [conv]).convs["conv"]
-    fused.scale, fused.zero_point = 0.05, 0
-    q = torch.quantize_per_tensor(x, 0.02, 0, torch.quint8)
-    runs = {"fp32": lambda: F.conv2d(x, conv.weight, conv.bias, padding=1).relu_(), "int8": lambda: fused(q)}
-    best = {name: math.inf for name in runs}
-    with torch.no_grad():
-        for run in range(PROBE_RUNS + 2):
-            for name, fn in runs.items():
-                start = time.perf_counter()
-                fn()
-                if run >= 2:
-                    best[name] = min(best[name], time.perf_counter() - start)
-    return best["fp32"] / best["int8"]
 
 
 def int8_pays(device: torch.device | str = "cpu") -> bool:
@@ -258,8 +224,6 @@ def int8_pays(device: torch.device | str = "cpu") -> bool:
     if torch.device(device).type != "cpu":
         return False
     if _cpu_int8_pays is None:
-        from .quantized import supported
-
         _cpu_int8_pays = bool(cpu_has_vnni()) and supported() and conv_int8_speedup() >= INT8_MIN_SPEEDUP
     return _cpu_int8_pays
 
@@ -276,8 +240,7 @@ def resolve_precision(precision: str, device: torch.device | str = "cpu", int8_o
         return "bf16" if bf16_pays(device) else "fp32"
     if precision == "int8":
         if not int8_ok:
-            raise PainterlyError("precision int8 is for methods of one forward pass, which need no gradient; "
-                                 "this run optimises or trains: use auto, fp32 or bf16")
+            raise PainterlyError(INT8_ONE_PASS_ONLY)
         if torch.device(device).type != "cpu":
             raise PainterlyError("precision int8 runs on the CPU only; use auto, fp32 or bf16 on a GPU")
         return precision

@@ -181,10 +181,10 @@ def stylize_video(source: Union[str, os.PathLike], styles: Union[None, ImageLike
     if recipe.optimises and cfg.seed is None:  # one seed for the whole video, kept so a resume draws the same
         cfg = make_config(name, cfg, seed=seed)
         followup = None if followup is None else make_config(name, followup, seed=seed)
-    first = Session(recipe, cfg, style_ts, guidance=guides)
-    later = first if followup is None else Session(recipe, followup, style_ts, guidance=guides,
-                                                    extractor=first.extractor)
-    try:
+    try:  # a session refused (as for bad inputs found mid-run) leaves nothing behind either
+        first = Session(recipe, cfg, style_ts, guidance=guides)
+        later = first if followup is None else Session(recipe, followup, style_ts, guidance=guides,
+                                                        extractor=first.extractor)
         _paint_all(frames, folder, done, recipe, first, later, video, callback, step_callback)
     except PainterlyError:
         if is_video_path(out) and not resume:  # bad input found mid-run: leave nothing behind

@@ -55,23 +55,44 @@ def test_int8_is_deterministic(encoders):
     assert torch.equal(int8(x, ["relu3_1"])["relu3_1"], int8(x, ["relu3_1"])["relu3_1"])
 
 
-def test_each_layer_is_scaled_by_its_largest_value_at_a_quarter_of_the_side(encoders):
-    """The calibration pass is the fp32 network on the image area-averaged to a quarter of its side, and
-    each ReLU's int8 output is clipped at that pass's largest value."""
+def test_fine_stripes_are_not_clipped(encoders):
+    """2 px stripes: each layer ranges itself on the image's own convolutions (probed at a stride of 3),
+    so relu4_1 stays within a few percent of fp32 (ranged on the image shrunk 4x it was 89% off)."""
     fp32, int8 = encoders
-    x = _photo((128, 192))
-    caffe = int8.preprocess(x)
-    tops = Int8Convolutions._calibrate(caffe, int8.names, int8.layers)
-    quarter = fp32(F.interpolate(x, size=(32, 48), mode="area"), LEVELS)
+    columns = torch.arange(128)
+    stripes = ((columns // 2) % 2).float().view(1, 1, 1, 128).expand(1, 3, 96, 128).contiguous()
+    a, b = fp32(stripes, LEVELS), int8(stripes, LEVELS)
     for layer in LEVELS:
-        assert tops[layer] == pytest.approx(quarter[layer].max().item(), rel=1e-4)
-    full = int8(x, LEVELS)
-    for layer in LEVELS:
-        assert full[layer].max().item() <= tops[layer] * (1 + 1e-5)
-    # a small image is calibrated on itself
-    small = int8.preprocess(_photo((64, 96)))
-    tops_small = Int8Convolutions._calibrate(small, int8.names, int8.layers)
-    assert tops_small["relu1_1"] == pytest.approx(fp32(_photo((64, 96)), ["relu1_1"])["relu1_1"].max().item(), rel=1e-4)
+        rel = ((b[layer] - a[layer]).norm() / a[layer].norm()).item()
+        assert rel < 0.06, (layer, rel)
+
+
+def test_ranged_conv_finds_its_output_range(monkeypatch):
+    """RangedConv against the fp32 convolution on a random input: close, and its range short of the true
+    one only by the few outliers the probes miss (they see a ninth of the positions); at 7 bits where the
+    CPU has no VNNI (or cannot tell)."""
+    from painterly import quantized
+
+    g = torch.Generator().manual_seed(0)
+    conv = torch.nn.Conv2d(16, 24, 3, padding=1)
+    with torch.no_grad():
+        conv.weight.copy_(torch.randn(conv.weight.shape, generator=g) / 12)
+    x = torch.randn(1, 16, 40, 52, generator=g).contiguous(memory_format=torch.channels_last)
+    expected = F.conv2d(x, conv.weight, conv.bias, padding=1)
+    for vnni, levels in ((True, 255), (False, 127), (None, 127)):
+        monkeypatch.setattr(quantized, "cpu_has_vnni", lambda vnni=vnni: vnni)
+        assert quantized.activation_levels() == levels
+        ranged = quantized.RangedConv(conv, False, levels)
+        q = quantized.quantise(x, *quantized.extrema(x), levels)
+        assert int(q.int_repr().max()) <= levels
+        with torch.no_grad():
+            out = ranged(q)
+        assert int(out.int_repr().max()) <= levels
+        got = out.dequantize()
+        assert ((got - expected).norm() / expected.norm()).item() < (0.02 if levels == 255 else 0.04)
+        assert got.max().item() > 0.8 * expected.max().item() and got.min().item() < 0.8 * expected.min().item()
+        clipped = ((expected > got.max()) | (expected < got.min())).float().mean().item()
+        assert clipped < 0.005, clipped
 
 
 def test_int8_refuses_gradients_and_pre_relu_layers():
@@ -97,12 +118,10 @@ def test_resolve_precision_int8(monkeypatch):
         resolve_precision("int8", "cuda", int8_ok=True)
 
 
-def test_int8_probe_measures_a_speedup_where_vnni_is():
-    """The probe's two convolutions run; where the CPU has VNNI int8 is at least not slower."""
+def test_int8_probe_runs():
+    """The probe times both convolutions (what it finds depends on the machine, so only that it ran)."""
     speedup = hardware.conv_int8_speedup()
-    assert speedup > 0
-    if hardware.cpu_has_vnni():
-        assert speedup > 1.0
+    assert 0 < speedup < float("inf")
 
 
 def test_plans_resolve_int8_per_method(monkeypatch):
@@ -163,39 +182,27 @@ def test_network_in_int8_paints_nearly_the_fp32_picture():
     assert _psnr(tiled["fp32"], tiled["int8"]) > 30
 
 
-def test_int8_trunk_quantises_the_residual_blocks_within_their_calibrated_ranges():
-    """Only the residual blocks' convolutions are quantised; calibration records each one's input and
-    output range on the quarter-size image, and their int8 outputs stay within those ranges."""
+def test_int8_trunk_runs_the_residual_blocks_in_int8_and_bands_change_nothing():
+    """Only the residual blocks' convolutions are quantised; in bands of rows they give exactly the
+    whole layer's result (each band quantised over the whole input's range), close to fp32; and 2 px
+    stripes are not clipped (ranged on the photo shrunk 4x they came out at 11 dB from fp32)."""
     from painterly.methods.feedforward import model_path
     from painterly.nets.io import load_model
-    from painterly.nets.quantized_trunk import Int8Trunk
+    from painterly.nets.quantized import Int8Trunk
 
     net, _ = load_model(model_path("four_paintings"))
     net = net.float().to(memory_format=torch.channels_last)
     trunk = Int8Trunk(net)
     assert sorted(trunk.convs) == list(range(3, 3 + 2 * net.arch.residual_blocks))
-    x = _photo((128, 160)).contiguous(memory_format=torch.channels_last)
     weights = net.style_weights([0.5, 0.5, 0, 0])
-    trunk.calibrate(x, weights, None)
-    assert sorted(trunk.ranges) == sorted(trunk.convs)
-    seen = {}
-
-    def watch(i, layer, padded, band_rows):
-        y = trunk(i, layer, padded, band_rows)
-        seen[i] = (y.min().item(), y.max().item())
-        return y
-
-    with torch.no_grad():
-        out = net.run_banded(x, weights, 1 << 30, convs=watch)
-        plain = net.run_banded(x, weights, 1 << 30)
-    for i, (low, high) in seen.items():
-        if i in trunk.convs:
-            _, _, out_low, out_high = trunk.ranges[i]
-            step = (max(out_high, 0) - min(out_low, 0)) / 255
-            assert min(out_low, 0) - step <= low and high <= max(out_high, 0) + step
-    assert 0 < (out - plain).abs().mean().item() < 0.02
-    # a weight map per pixel is calibrated at the quarter size too
-    mask = torch.zeros(1, 4, 128, 160)
-    mask[:, 0, :, :80], mask[:, 1, :, 80:] = 1, 1
-    trunk.calibrate(x, net.style_weights(mask), None)
-    assert sorted(trunk.ranges) == sorted(trunk.convs)
+    columns = torch.arange(160)
+    stripes = ((columns // 2) % 2).float().view(1, 1, 1, 160).expand(1, 3, 128, 160)
+    for image in (_photo((128, 160)), stripes):
+        x = image.contiguous(memory_format=torch.channels_last)
+        with torch.no_grad():
+            whole = net.run_banded(x, weights, 1 << 30, convs=trunk)
+            banded = net.run_banded(x, weights, 7, convs=trunk)
+            plain = net.run_banded(x, weights, 1 << 30)
+        assert torch.equal(whole, banded)
+        assert _psnr(plain.clamp(0, 1) * 255, whole.clamp(0, 1) * 255) > 28
+        assert not torch.equal(whole, plain)

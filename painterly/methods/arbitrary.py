@@ -34,6 +34,7 @@ from ..features import channels_of, layer_stride
 from ..image import fit_long_side, resize
 from ..nets.decoder import Decoder
 from ..nets.io import load_decoder
+from ..nets.quantized import Int8Decoder
 from ..recipe import GUIDANCE, STYLE_MASKS, Recipe, RunContext
 from ..schedule import Scale
 from ..tiling import Box, Tiling, blend_window
@@ -113,7 +114,14 @@ class FeatureLevel:
     def decode(self, run: RunContext, features: torch.Tensor) -> torch.Tensor:
         decoder = self.recipe.decoder(run, self.layer)
         dtype = next(decoder.parameters()).dtype
-        return decoder.decode(features.to(dtype).contiguous(memory_format=torch.channels_last)).float().clamp(0, 1)
+        features = features.to(dtype).contiguous(memory_format=torch.channels_last)
+        convs = None
+        if run.precision == "int8":
+            key = f"int8 decoder {self.layer}"
+            if key not in run.shared:
+                run.shared[key] = Int8Decoder(decoder)
+            convs = run.shared[key]
+        return decoder.decode(features, convs).float().clamp(0, 1)
 
 
 class ColourStep:
@@ -141,7 +149,7 @@ class ArbitraryRecipe(Recipe):
 
     accepts = frozenset({STYLE_MASKS, GUIDANCE})
     optimises = False
-    runs_int8 = True  # the VGG encoder (painterly.quantized)
+    runs_int8 = True  # the VGG encoder (painterly.quantized) and the decoders (nets/quantized)
     full_covariance: bool = False
 
     # --- what a subclass provides ---------------------------------------------------------------

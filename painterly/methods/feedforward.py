@@ -19,7 +19,7 @@ from ..config import CommonConfig, option
 from ..errors import PainterlyError
 from ..image import resize
 from ..nets.io import load_model, model_architecture
-from ..nets.quantized_trunk import Int8Trunk
+from ..nets.quantized import Int8Trunk
 from ..nets.transformer import Architecture, TransformerNet
 from ..recipe import STYLE_MASKS, Recipe, RunContext, register
 from ..schedule import Scale
@@ -96,7 +96,7 @@ class Network(Recipe):
     summary = "a trained feed-forward network (painterly train): one pass, about a second"
     accepts = frozenset({STYLE_MASKS})
     optimises = False
-    runs_int8 = True  # the residual blocks (nets/quantized_trunk)
+    runs_int8 = True  # the residual blocks (nets/quantized)
     needs_styles = False
 
     def net(self, run: RunContext) -> TransformerNet:
@@ -175,7 +175,6 @@ class Network(Recipe):
             if "int8 trunk" not in run.shared:
                 run.shared["int8 trunk"] = Int8Trunk(net)
             convs = run.shared["int8 trunk"]
-            convs.calibrate(x, weights.to(run.device), stats)
         return net.run_banded(x, weights, run.config.band_rows, stats, on_layer=on_layer, convs=convs).float()
 
 

@@ -13,6 +13,7 @@ costs a sixteenth of one at full resolution two levels up.
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
+from typing import Callable, Optional
 
 import torch
 import torch.nn.functional as F
@@ -28,6 +29,17 @@ LEVELS = ("relu1_1", "relu2_1", "relu3_1", "relu4_1", "relu5_1")
 # normalised VGG; the decoder scales them down first so its first layer starts at a sane magnitude
 # (unscaled, the first relu1_1 reconstructions were ~20x off in pixels).
 INPUT_SCALE = 1.0 / (255.0 * 0.226)
+
+
+# (layer index, convolution, its padded input, whether it upsamples first) -> its output
+DecoderConvs = Callable[[int, nn.Conv2d, torch.Tensor, bool], torch.Tensor]
+
+
+def plain_decoder_conv(i: int, conv: nn.Conv2d, padded: torch.Tensor, upsampled: bool) -> torch.Tensor:
+    """A decoder convolution as Decoder.decode computes it (before its ReLU)."""
+    if upsampled:
+        return upsampled_conv(padded, conv.weight, conv.bias, 2 * padded.shape[-2])
+    return F.conv2d(padded, conv.weight, conv.bias)
 
 
 @dataclass(frozen=True)
@@ -108,6 +120,13 @@ class Decoder(nn.Module):
         layers.append(_Conv(cin, 3, relu=False))
         self.layers = nn.Sequential(*layers)
 
+    def relu_convs(self) -> list[tuple[int, nn.Conv2d, bool]]:
+        """(index in layers, convolution, whether its input is upsampled first) of each convolution with
+        a ReLU: those decode() hands to its `convs`."""
+        layers = list(self.layers)
+        return [(i, layer.conv, i > 0 and isinstance(layers[i - 1], nn.Upsample))
+                for i, layer in enumerate(layers) if isinstance(layer, _Conv) and layer.relu]
+
     def convs(self) -> list[nn.Conv2d]:
         """The convolutions in order, each reading the one before (ReLU and upsampling between)."""
         return [layer.conv for layer in self.layers if isinstance(layer, _Conv)]
@@ -116,11 +135,12 @@ class Decoder(nn.Module):
         return self.layers(features * INPUT_SCALE)
 
     @torch.no_grad()
-    def decode(self, features: torch.Tensor) -> torch.Tensor:
+    def decode(self, features: torch.Tensor, convs: Optional[DecoderConvs] = None) -> torch.Tensor:
         """forward() for inference, the same picture: each convolution's ReLU is written straight into
         the interior of the next one's padded input, whose border is then filled in place, instead of
         padding by copies; a convolution after a 2x upsampling runs at the low resolution by phases
-        (nets/polyphase), so no upsampled map is made."""
+        (nets/polyphase), so no upsampled map is made. convs: computes each convolution with a ReLU
+        instead (nets/quantized runs them in int8); it may apply the ReLU itself."""
         layers = list(self.layers)
         x = reflect_pad(features * INPUT_SCALE, 1, 1).contiguous(memory_format=torch.channels_last)
         upsampled = False  # whether x is to be upsampled before the next convolution
@@ -128,10 +148,9 @@ class Decoder(nn.Module):
             if not isinstance(layer, _Conv):
                 continue
             conv = layer.conv
-            y = upsampled_conv(x, conv.weight, conv.bias, 2 * x.shape[-2]) if upsampled \
-                else F.conv2d(x, conv.weight, conv.bias)
             if not layer.relu:  # the last layer: the picture
-                return y
+                return plain_decoder_conv(i, conv, x, upsampled)
+            y = (convs or plain_decoder_conv)(i, conv, x, upsampled)
             upsampled = isinstance(layers[i + 1], nn.Upsample)
             n, c, h, w = y.shape
             x = torch.empty((n, c, h + 2, w + 2), dtype=y.dtype, device=y.device, memory_format=torch.channels_last)

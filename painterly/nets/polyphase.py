@@ -52,12 +52,31 @@ def upsampled_conv(padded: torch.Tensor, weight: torch.Tensor, bias: torch.Tenso
     rows = max(1, band_rows // 2)
     for top in range(0, h, rows):
         bottom = min(h, top + rows)
-        phases = F.conv2d(padded[..., top:bottom + 2, :], kernel, shift).permute(0, 2, 3, 1)
-        for py in range(2):
-            for px in range(2):
-                first = (2 * py + px) * cout
-                rows_out[:, top:bottom, py, :, px, :] = phases[:, py:py + bottom - top, px:px + w, first:first + cout]
+        _write_phases(rows_out[:, top:bottom], F.conv2d(padded[..., top:bottom + 2, :], kernel, shift))
     return out
+
+
+def interleave_phases(phases: torch.Tensor) -> torch.Tensor:
+    """What upsampled_conv makes of its phase convolution's whole output (N x 4C x (H+1) x (W+1),
+    the phases ordered as phase_weights orders them): the N x C x 2H x 2W map, channels-last."""
+    n, c4, h, w = phases.shape
+    cout, h, w = c4 // 4, h - 1, w - 1
+    out = torch.empty((n, cout, 2 * h, 2 * w), dtype=phases.dtype, device=phases.device,
+                      memory_format=torch.channels_last)
+    _write_phases(out.permute(0, 2, 3, 1).view(n, h, 2, w, 2, cout), phases)
+    return out
+
+
+def _write_phases(rows_out: torch.Tensor, phases: torch.Tensor) -> None:
+    """Each output phase's pixels from the phase convolution's output (one row and column more than
+    the band: a phase's window starts at its offset) into rows_out (row, row phase, column, column
+    phase, channel)."""
+    rows, w, cout = rows_out.shape[1], rows_out.shape[3], rows_out.shape[5]
+    phases = phases.permute(0, 2, 3, 1)
+    for py in range(2):
+        for px in range(2):
+            first = (2 * py + px) * cout
+            rows_out[:, :, py, :, px, :] = phases[:, py:py + rows, px:px + w, first:first + cout]
 
 
 def _block_taps(kernel: int, factor: int) -> torch.Tensor:

@@ -280,7 +280,7 @@ class TransformerNet(nn.Module):
         total) is called after each layer. until: stop at that layer's convolution and return its
         output, before normalisation (for its statistics; `stats` then need only the layers before).
         convs: computes each convolution that does not upsample instead of padded_conv_in_bands
-        (nets/quantized_trunk runs some in int8)."""
+        (nets/quantized runs some in int8)."""
         weights = weights.to(image.device)
         h, w = image.shape[-2:]
         first = self.convs[0]
