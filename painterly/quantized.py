@@ -76,10 +76,11 @@ def quantise(x: torch.Tensor, low: float, high: float, levels: int) -> torch.Ten
     return torch.quantize_per_tensor(x, scale, int(round(-low / scale)), torch.quint8)
 
 
-def _set_output_range(module: nn.Module, low: float, high: float, levels: int) -> None:
+def _output_qparams(low: float, high: float, levels: int) -> tuple[float, int]:
+    """(scale, zero point) of an output over [low, high] widened to hold 0."""
     low, high = min(low, 0.0), max(high, 0.0)
-    module.scale = max(high - low, SCALE_FLOOR) / levels
-    module.zero_point = int(round(-low / module.scale))
+    scale = max(high - low, SCALE_FLOOR) / levels
+    return scale, int(round(-low / scale))
 
 
 class RangedConv:
@@ -87,15 +88,25 @@ class RangedConv:
     each input: run the same convolution at PROBE_STRIDE over the input with the range the weights
     bound it to, then with the range that found (one step of the first wider each way), and take
     what the second found, one of its steps wider. Two probes cost about a fifth of the full one.
-    (A convolution over bands of rows takes output_range once and run per band.)"""
+    (A convolution over bands of rows takes output_range once and run per band.) It holds the
+    weights packed for torch's kernels, twice (the probe's stride differs), and no other state."""
 
     def __init__(self, conv: nn.Conv2d, relu: bool, levels: int) -> None:
-        self.relu, self.levels = relu, levels
-        self.full = _quantised(conv, relu, conv.stride)
-        self.probe = _quantised(conv, relu, (PROBE_STRIDE * conv.stride[0], PROBE_STRIDE * conv.stride[1]))
-        weight = conv.weight.detach().float()
+        if not supported():
+            raise PainterlyError("precision int8 needs torch's x86 quantised kernels, which this torch lacks")
+        torch.backends.quantized.engine = "x86"
+        self.levels = levels
+        self.op = torch.ops.quantized.conv2d_relu if relu else torch.ops.quantized.conv2d
+        weight, bias = conv.weight.detach().float(), conv.bias.detach().float()
+        scales = (weight.abs().amax(dim=(1, 2, 3)) / 127).clamp_min(SCALE_FLOOR).double()
+        q_weight = torch.quantize_per_channel(weight.contiguous(), scales, torch.zeros(len(scales), dtype=torch.long),
+                                              0, torch.qint8)
+        probe_stride = [PROBE_STRIDE * s for s in conv.stride]
+        self.full, self.probe = (torch.ops.quantized.conv2d_prepack(q_weight, bias, list(stride), list(conv.padding),
+                                                                    list(conv.dilation), conv.groups)
+                                 for stride in (conv.stride, probe_stride))
         self.gain = weight.abs().sum(dim=(1, 2, 3))  # |output - bias| <= gain x the input's largest |value|
-        self.bias = conv.bias.detach().float()
+        self.bias = bias
         self.out_channels = conv.out_channels
 
     def __call__(self, q: torch.Tensor) -> torch.Tensor:
@@ -104,8 +115,7 @@ class RangedConv:
 
     def run(self, q: torch.Tensor, low: float, high: float) -> torch.Tensor:
         """The convolution of q with its output over [low, high]."""
-        _set_output_range(self.full, low, high, self.levels)
-        return self.full(q)
+        return self.op(q, self.full, *_output_qparams(low, high, self.levels))
 
     def output_range(self, q: torch.Tensor) -> tuple[float, float]:
         """The range of this convolution's output over q, as its probes find it."""
@@ -113,31 +123,13 @@ class RangedConv:
         low = float((self.bias - self.gain * reach).min())
         high = float((self.bias + self.gain * reach).max())
         for _ in range(2):
-            _set_output_range(self.probe, low, high, self.levels)
-            step = self.probe.scale
-            found = self.probe(q)
+            scale, zero_point = _output_qparams(low, high, self.levels)
+            found = self.op(q, self.probe, scale, zero_point)
             if found.numel() == 0:
                 break
             low, high = extrema(found.dequantize())
-            low, high = low - step, high + step
+            low, high = low - scale, high + scale
         return low, high
-
-
-def _quantised(conv: nn.Conv2d, relu: bool, stride: tuple[int, int]) -> nn.Module:
-    from torch.ao.nn.intrinsic.quantized import ConvReLU2d
-    from torch.ao.nn.quantized import Conv2d
-
-    if not supported():
-        raise PainterlyError("precision int8 needs torch's x86 quantised kernels, which this torch lacks")
-    torch.backends.quantized.engine = "x86"
-    weight = conv.weight.detach().float()
-    scales = (weight.abs().amax(dim=(1, 2, 3)) / 127).clamp_min(SCALE_FLOOR).double()
-    q_weight = torch.quantize_per_channel(weight.contiguous(), scales, torch.zeros(len(scales), dtype=torch.long),
-                                          0, torch.qint8)
-    module = (ConvReLU2d if relu else Conv2d)(conv.in_channels, conv.out_channels, conv.kernel_size, stride,
-                                              conv.padding)
-    module.set_weight_bias(q_weight, conv.bias.detach().float().clone())
-    return module
 
 
 def conv_int8_speedup(runs: int = 10) -> float:
