@@ -133,6 +133,12 @@ def test_plans_resolve_int8_per_method(monkeypatch):
     assert painterly.plan((64, 64), method="gatys").precision == "fp32"
     with pytest.raises(PainterlyError, match="one forward pass"):
         painterly.plan((64, 64), method="gatys", precision="int8")
+    # refused where options are checked, so a batch refuses such a job before any work
+    from painterly.api import make_config
+
+    assert make_config("adain", precision="int8").precision == "int8"
+    with pytest.raises(PainterlyError, match="one forward pass"):
+        make_config("strotss", precision="int8")
 
 
 def test_cli_int8_for_an_optimising_method_is_one_line(tmp_path, capsys):

@@ -217,6 +217,16 @@ def test_bad_input_is_one_line_and_leaves_nothing(clip, tmp_path, case, words):
     assert list(out.parent.iterdir()) == []
 
 
+def test_a_refused_session_leaves_nothing(clip, tmp_path):
+    """Inputs the session refuses (a network given a style image) are found after the work folder is
+    made; it goes again."""
+    out = tmp_path / "out" / "styled.mp4"
+    out.parent.mkdir()
+    with pytest.raises(painterly.PainterlyError, match="takes no style images"):
+        stylize_video(clip, EXAMPLES / "starry_night.jpg", out, method="network", model="starry_night")
+    assert list(out.parent.iterdir()) == []
+
+
 def test_the_video_command_writes_the_clip_and_refuses_bad_input_in_one_line(clip, tmp_path, capsys):
     from painterly.cli import main
 
