@@ -230,6 +230,15 @@ def test_real_weights_checksums():
     assert b.double().sum().item() == pytest.approx(87.871659, rel=1e-5)
 
 
+def test_real_extractor_is_built_once_per_setting(vgg):
+    """Sessions share the real network: the same settings give the same object (the layer named either
+    way), other settings another."""
+    assert FeatureExtractor.vgg19() is vgg
+    assert FeatureExtractor.vgg19(last_layer="block5_relu4", device="cpu") is vgg
+    assert FeatureExtractor.vgg19(pooling="max") is not vgg
+    assert FeatureExtractor.vgg19(pooling="max").pooling == "max"
+
+
 def test_real_extractor_holds_loaded_weights(vgg):
     weights = load_vgg19_weights()
     first_conv = vgg.layers[0]
