@@ -1,4 +1,5 @@
-"""What this process may use: device, CPUs (affinity and cgroup quota), memory (cgroup limit), bf16.
+"""What this process may use: device, CPUs (affinity and cgroup quota), memory (cgroup limit), and
+whether bf16 or int8 pays.
 
 In a container `os.cpu_count()` and /proc/meminfo describe the host, not the container: a run sized
 by them over-subscribes the CPUs or is OOM-killed instead of tiled. Everything here reads the limits

@@ -16,7 +16,7 @@ from painterly.errors import PainterlyError
 from painterly.features import FeatureExtractor
 from painterly.hardware import resolve_precision
 from painterly.image import as_tensor, resize
-from painterly.quantized import Int8Convolutions, supported
+from painterly.quantized import supported
 
 pytestmark = pytest.mark.skipif(not supported(), reason="this torch has no x86 int8 kernels")
 
