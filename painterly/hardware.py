@@ -212,14 +212,14 @@ def bf16_pays(device: torch.device | str = "cpu") -> bool:
 INT8_ONE_PASS_ONLY = ("precision int8 is for methods of one forward pass, which need no gradient; this run "
                       "optimises or trains: use auto, fp32 or bf16")
 
-# 'auto' takes int8 for an encoder only where the probe convolution ran at least this much faster than
-# fp32 (3.5-4.5x on a VNNI Xeon; docs/benchmarks.md, session 18).
+# 'auto' takes int8 for a one-pass method only where the probe convolution, with its range probes, ran at
+# least this much faster than fp32 (2.4x on a VNNI Xeon; docs/benchmarks.md, session 18).
 INT8_MIN_SPEEDUP = 1.5
 _cpu_int8_pays: Optional[bool] = None  # int8_pays's answer, measured once per process
 
 
 def int8_pays(device: torch.device | str = "cpu") -> bool:
-    """Whether int8 encoders make this device faster: a CPU with VNNI whose int8 convolutions the probe
+    """Whether int8 makes one-pass methods faster here: a CPU with VNNI whose int8 convolutions the probe
     measured at least INT8_MIN_SPEEDUP x faster than fp32 (once per process, at the threads set then)."""
     global _cpu_int8_pays
     if torch.device(device).type != "cpu":

@@ -13,7 +13,8 @@ at 1024x1024 took 0.49 s in int8 against 2.2 s in fp32 (docs/benchmarks.md, sess
   itself: fine stripes or text are not clipped (an fp32 pass over the image shrunk 4x, tried first,
   put relu4_1's range at a twentieth of 2 px stripes' and gave 16 dB against fp32), and nothing is
   calibrated once for all or shipped.
-- Pictures made through it differ from fp32's by noise at 34-44 dB PSNR (docs/benchmarks.md).
+- Pictures made through it differ from fp32's by a fine grain: 38-43 dB PSNR for a network, 34-41 for
+  AdaIN, 30-37 for WCT's three levels (docs/benchmarks.md, session 18).
 
 Without VNNI the kernels add pairs of products in 16 bits, which can saturate. There the activations
 keep 7 bits, as torch's own reduce_range does.
@@ -21,6 +22,7 @@ keep 7 bits, as torch's own reduce_range does.
 
 from __future__ import annotations
 
+import functools
 import time
 import warnings
 from pathlib import Path
@@ -41,9 +43,10 @@ PROBE_STRIDE = 3  # a convolution's output range is probed at this stride (a nin
 SCALE_FLOOR = 1e-8  # a map that is all zeros still needs a positive scale
 
 
+@functools.lru_cache(maxsize=1)
 def cpu_has_vnni() -> Optional[bool]:
     """Whether this CPU has int8 dot-product instructions (avx512_vnni, avx_vnni, AMX int8); None where
-    /proc/cpuinfo cannot be read."""
+    /proc/cpuinfo cannot be read. Read once: every int8 network built asks."""
     try:
         flags = set(Path("/proc/cpuinfo").read_text().split())
     except OSError:
