@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 OUT ?= out
 
-.PHONY: demo test bench models decoders further anneal polish refine refine-more textured adain-styles adain-wider four-further adain-museum refine-wider refine-eighth refine-deepen refine-widen adain-hues adain-widen adain-hue30 refine-crops refine-crops-further adain-crops clean
+.PHONY: demo test bench models decoders further anneal polish refine refine-more textured adain-styles adain-wider four-further adain-museum refine-wider refine-eighth refine-deepen refine-widen adain-hues adain-widen adain-hue30 adain-colour refine-crops refine-crops-further adain-crops clean
 
 $(BIN)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -234,6 +234,16 @@ $(OUT)/adain_hue30.safetensors: PHOTOS = $(SHARED)/photos $(OUT)/photos
 $(OUT)/adain_hue30.safetensors: | $(OUT)/photos $(OUT)/styles $(OUT)/styles-more $(OUT)/adain_more.safetensors
 	$(ADAIN_MORE) --styles $(ADAIN_MORE_STYLES) --style-weight 80 --warmup 100 --steps 1600 --decay 800 \
 		--hue-jitter 30 --init $(OUT)/adain_more.safetensors -o $@
+
+# A twelfth AdaIN stage (issue 11, 2026-12-06 session 19): `make adain-colour THREADS=1 MAX_TIME=5700`. Stage 6
+# (bundled) and its recipe, trained through the colour step inference runs after the decoder (--color-match 0.5,
+# AdaIN's default since session 16): the step moves the palette half way analytically on any painting, the part
+# the decoder generalises worst (stages 9 and 11), so the decoder need not spend its capacity on it.
+adain-colour: $(OUT)/adain_colour.safetensors
+$(OUT)/adain_colour.safetensors: PHOTOS = $(SHARED)/photos $(OUT)/photos
+$(OUT)/adain_colour.safetensors: | $(OUT)/photos $(OUT)/styles $(OUT)/styles-more
+	$(ADAIN_MORE) --styles $(ADAIN_MORE_STYLES) --style-weight 80 --warmup 50 --steps 900 --decay 450 \
+		--color-match 0.5 --init painterly/models/decoders/adain.safetensors -o $@
 
 # stages 4 to 6 of starry_night: each from the one before, a short warm-up, then annealed
 STARRY_STAGE = $(TRAIN) --warmup 40 $(if $(MAX_TIME),--max-time $(MAX_TIME)) painterly/examples/starry_night.jpg

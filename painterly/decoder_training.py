@@ -19,6 +19,11 @@ the average of what it cannot place, which shrinks the decoded features' covaria
 WCT transform sets, and the one the relu4_1 term of the Gram style loss measures. (On AdaIN's decoder it
 measured worse: the AdaIN target keeps the photo's channel correlations, so the photo's texture stays.)
 
+AdaIN: `color_match` trains through the colour step that inference applies after the decoder (AdaIN's
+`--color-match`, default 0.5): the decoded crop's colour mean and 3x3 covariance moved that fraction of
+the way to its style crop's before the loss. The step fixes part of the palette analytically, on any
+palette; a decoder trained without it spends capacity on colours the step then half overwrites.
+
 Both, on style images: `hue_jitter` turns each style crop's colours round the grey axis by a random
 angle. A decoder trained on a hundred paintings meets a held-out palette (The Scream's orange and blue)
 with its relu4_1 statistics twice as far off as a training painting's, and a training painting with
@@ -84,6 +89,18 @@ def turn_hues(images: torch.Tensor, degrees: torch.Tensor) -> torch.Tensor:
     return torch.einsum("nij,njhw->nihw", turn.to(images.dtype), images).clamp_(0, 1)
 
 
+def colour_matched(images: torch.Tensor, styles: torch.Tensor, fraction: float) -> torch.Tensor:
+    """Each image of a batch with its colours' mean and 3x3 covariance moved `fraction` of the way to
+    those of the style crop at its index: AdaIN's colour step (a WCT of the pixels), as inference runs it.
+    The map comes from the images' statistics without their gradient, and gradients pass through it as
+    through the fixed affine map it is for one image."""
+    stepped = []
+    for image, style in zip(images, styles):
+        step = WctMap.between(Moments.of(image[None].detach(), full=True), Moments.of(style[None], full=True))
+        stepped.append(wct(image[None], step, fraction))
+    return torch.cat(stepped)
+
+
 class StyleCrops:
     """Random style crops for a batch, one per photo, their hues turned by up to `hue_jitter` degrees.
     Under data-parallel training every rank draws the global batch and takes its own slice, so the
@@ -108,7 +125,7 @@ class StyleCrops:
 
 class AdainDecoderTrainee(Trainee):
     fixed_level = "relu4_1"
-    own_options = ("style_weight", "gram_weight", "target_gram_weight")  # loss options this kind takes
+    own_options = ("style_weight", "gram_weight", "target_gram_weight", "color_match")  # its own loss options
 
     @classmethod
     def wants_styles(cls, config: "DecoderTrainConfig") -> bool:
@@ -127,10 +144,15 @@ class AdainDecoderTrainee(Trainee):
             content = self.encoder(photos, ["relu4_1"])["relu4_1"]
             return batch_adain(content, style_features["relu4_1"]), style_features
 
-    def loss(self, batch: torch.Tensor, step: int) -> LossTerms:
-        target, style_features = self._target(batch, self.style_crops.draw(batch.device))
+    def _decoded(self, target: torch.Tensor, styles: torch.Tensor) -> torch.Tensor:
         with self.autocast:
             out = self.module(target.contiguous(memory_format=torch.channels_last)).float()
+        return colour_matched(out, styles, self.config.color_match) if self.config.color_match > 0 else out
+
+    def loss(self, batch: torch.Tensor, step: int) -> LossTerms:
+        styles = self.style_crops.draw(batch.device)
+        target, style_features = self._target(batch, styles)
+        out = self._decoded(target, styles)
         features = self.encoder(out, ADAIN_STYLE_LAYERS)
         content = UNIT * F.mse_loss(features["relu4_1"].float(), target)
         style = 0
@@ -148,9 +170,9 @@ class AdainDecoderTrainee(Trainee):
         return LossTerms(terms)
 
     def render(self, photo: torch.Tensor, step: int) -> torch.Tensor:
-        target, _ = self._target(photo, self.validation_style.to(photo.device))
-        with self.autocast:
-            return self.module(target).float()
+        style = self.validation_style.to(photo.device)
+        target, _ = self._target(photo, style)
+        return self._decoded(target, style)
 
 
 class ReconstructionTrainee(Trainee):
@@ -238,6 +260,10 @@ class DecoderTrainConfig(LoopConfig):
     target_gram_weight: float = option(0.0, "weight of a Gram-matrix loss at the decoded level against the target "
                                        "features, so the decoded image keeps their covariance (a feature MSE alone "
                                        "shrinks it)", minimum=0, group=LOSSES, metavar="W")
+    color_match: float = option(0.0, "AdaIN: train through the colour step inference runs after the decoder: "
+                                "the decoded crop's colour mean and covariance moved this fraction of the way to "
+                                "its style crop's before the loss (the method's --color-match; 0: none)",
+                                minimum=0, group=LOSSES, metavar="F")
     stylised_share: float = option(0.0, "WCT: the share of each batch whitened and coloured with a training style "
                                    "(random strength) before decoding, trained on the feature loss alone; needs "
                                    "--styles", minimum=0, group=LOSSES, metavar="P")
@@ -254,6 +280,8 @@ class DecoderTrainConfig(LoopConfig):
         super().__post_init__()
         if self.hue_jitter > 180:
             raise PainterlyError(f"hue-jitter is an angle of at most 180 degrees (got {self.hue_jitter})")
+        if self.color_match > 1:
+            raise PainterlyError(f"color-match is a fraction of the way, at most 1 (got {self.color_match})")
         if self.stylised_share > 1:
             raise PainterlyError(f"stylised-share is a share of the batch, at most 1 (got {self.stylised_share})")
         defaults = {f.name: f.default for f in dataclasses.fields(self)}
