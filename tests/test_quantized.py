@@ -212,3 +212,45 @@ def test_int8_trunk_runs_the_residual_blocks_in_int8_and_bands_change_nothing():
         assert torch.equal(whole, banded)
         assert _psnr(plain.clamp(0, 1) * 255, whole.clamp(0, 1) * 255) > 28
         assert not torch.equal(whole, plain)
+
+
+@pytest.mark.parametrize("upsampled", [False, True])
+def test_quint8_maps_are_padded_and_interleaved_by_their_codes_exactly(upsampled):
+    """Between a decoder's int8 layers the maps stay quint8: padding (reflected, or replicated before an
+    upsampling) and interleaving an upsampled layer's phases move the codes exactly, as the same steps on
+    the float map would give them, and keep the map's scale."""
+    from painterly.nets.decoder import padded_input
+    from painterly.nets.polyphase import interleave_phases
+
+    g = torch.Generator().manual_seed(0)
+    x = torch.rand(1, 8, 9, 11, generator=g).contiguous(memory_format=torch.channels_last)
+    q = torch.quantize_per_tensor(x, 0.01, 3, torch.quint8)
+    for step in (lambda m: padded_input(m, upsampled), interleave_phases):
+        coded = step(q)
+        assert coded.is_quantized and (coded.q_scale(), coded.q_zero_point()) == (0.01, 3)
+        assert coded.is_contiguous(memory_format=torch.channels_last)
+        assert torch.equal(coded.dequantize(), step(q.dequantize()))
+
+
+def test_int8_decoder_keeps_quint8_between_its_int8_layers(monkeypatch):
+    """The bundled AdaIN decoder in int8: only its first int8 layer quantises a float32 map; every later
+    one reads the quint8 map the one before wrote (no float32 pass, no new range), and the picture is the
+    fp32 decoder's up to noise."""
+    from painterly.nets import quantized
+    from painterly.nets.io import load_decoder
+
+    decoder, _ = load_decoder(Path(painterly.__file__).parent / "models" / "decoders" / "adain.safetensors")
+    decoder = decoder.float().eval()
+    runner = quantized.Int8Decoder(decoder)
+    quantised, inputs = [], []
+    original_quantise, original_call = quantized.quantise, quantized.RangedConv.__call__
+    monkeypatch.setattr(quantized, "quantise", lambda x, *a: quantised.append(x.shape) or original_quantise(x, *a))
+    monkeypatch.setattr(quantized.RangedConv, "__call__",
+                        lambda self, q: inputs.append(q.is_quantized) or original_call(self, q))
+    features = torch.rand(1, 512, 12, 10, generator=torch.Generator().manual_seed(1)).mul(4)
+    features = features.contiguous(memory_format=torch.channels_last)
+    int8 = decoder.decode(features, runner).clamp(0, 1)
+    fp32 = decoder.decode(features).clamp(0, 1)
+    assert len(inputs) == len(runner.convs) == 7 and all(inputs)
+    assert len(quantised) == 1
+    assert _psnr(fp32 * 255, int8 * 255) > 30

@@ -21,7 +21,7 @@ from torch import nn
 
 from ..errors import PainterlyError
 from ..features import VGG19_BLOCKS
-from .padding import interior, reflect_border, reflect_pad, replicate_border
+from .padding import empty_map, interior, reflect_border, reflect_pad, replicate_border
 from .polyphase import upsampled_conv
 
 LEVELS = ("relu1_1", "relu2_1", "relu3_1", "relu4_1", "relu5_1")
@@ -31,8 +31,24 @@ LEVELS = ("relu1_1", "relu2_1", "relu3_1", "relu4_1", "relu5_1")
 INPUT_SCALE = 1.0 / (255.0 * 0.226)
 
 
-# (layer index, convolution, its padded input, whether it upsamples first) -> its output
+# (layer index, convolution, its padded input, whether it upsamples first) -> its output; every
+# convolution of Decoder.decode goes through it, the picture layer too. An output may be quint8 (an int8
+# convolution with its ReLU): the next input is then a quint8 map too.
 DecoderConvs = Callable[[int, nn.Conv2d, torch.Tensor, bool], torch.Tensor]
+
+
+def padded_input(y: torch.Tensor, upsampled: bool) -> torch.Tensor:
+    """The next convolution's input: y's ReLU inside a one-pixel border, replicated where that
+    convolution upsamples first (its phase convolution reads the edge), reflected otherwise. A quint8 y
+    (its ReLU already applied by its int8 convolution) stays quint8, its codes copied exactly."""
+    n, c, h, w = y.shape
+    x = empty_map((n, c, h + 2, w + 2), y)
+    if y.is_quantized:
+        interior(x, 1).copy_(y)
+    else:
+        torch.clamp_min(y, 0, out=interior(x, 1))
+    (replicate_border if upsampled else reflect_border)(x, 1)
+    return x
 
 
 def plain_decoder_conv(i: int, conv: nn.Conv2d, padded: torch.Tensor, upsampled: bool) -> torch.Tensor:
@@ -141,19 +157,15 @@ class Decoder(nn.Module):
         padding by copies; a convolution after a 2x upsampling runs at the low resolution by phases
         (nets/polyphase), so no upsampled map is made. convs: computes each convolution with a ReLU
         instead (nets/quantized runs them in int8); it may apply the ReLU itself."""
-        layers = list(self.layers)
+        layers, convs = list(self.layers), convs or plain_decoder_conv
         x = reflect_pad(features * INPUT_SCALE, 1, 1).contiguous(memory_format=torch.channels_last)
         upsampled = False  # whether x is to be upsampled before the next convolution
         for i, layer in enumerate(layers):
             if not isinstance(layer, _Conv):
                 continue
-            conv = layer.conv
+            y = convs(i, layer.conv, x, upsampled)
             if not layer.relu:  # the last layer: the picture
-                return plain_decoder_conv(i, conv, x, upsampled)
-            y = (convs or plain_decoder_conv)(i, conv, x, upsampled)
+                return y
             upsampled = isinstance(layers[i + 1], nn.Upsample)
-            n, c, h, w = y.shape
-            x = torch.empty((n, c, h + 2, w + 2), dtype=y.dtype, device=y.device, memory_format=torch.channels_last)
-            torch.clamp_min(y, 0, out=interior(x, 1))
-            (replicate_border if upsampled else reflect_border)(x, 1)
+            x = padded_input(y, upsampled)
         raise PainterlyError("a decoder ends with its picture layer")

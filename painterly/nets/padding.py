@@ -8,13 +8,24 @@ without autocast, so it never paid them.)
 
 At inference the networks skip the padding copy altogether: each layer writes into the interior of the
 next one's padded input, and `reflect_border` fills the border in place (`replicate_border` where the
-next layer upsamples first: see nets/polyphase).
+next layer upsamples first: see nets/polyphase). In int8 (nets/quantized) these maps are quint8 and
+stay so: copies and borders between quint8 maps of one scale move their codes exactly, at a quarter of
+float32's bytes.
 """
 
 from __future__ import annotations
 
 import torch
 import torch.nn.functional as F
+
+
+def empty_map(shape: tuple[int, ...], like: torch.Tensor) -> torch.Tensor:
+    """An uninitialised channels-last map of `like`'s dtype and device; for a quint8 `like`, on its scale
+    and zero point, so codes copied in from it keep their values."""
+    if like.is_quantized:
+        return torch._empty_affine_quantized(shape, scale=like.q_scale(), zero_point=like.q_zero_point(),
+                                             dtype=like.dtype, device=like.device, memory_format=torch.channels_last)
+    return torch.empty(shape, dtype=like.dtype, device=like.device, memory_format=torch.channels_last)
 
 
 def reflect_pad(x: torch.Tensor, rows: int, cols: int) -> torch.Tensor:

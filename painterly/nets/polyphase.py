@@ -22,6 +22,8 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
+from .padding import empty_map
+
 # PHASE_TAPS[phase, low tap, 3x3 tap]: which of the 3 kernel taps along an axis fall on each of the
 # 2 low-resolution rows an output row of that phase reads.
 PHASE_TAPS = torch.tensor([[[1.0, 0.0, 0.0], [0.0, 1.0, 1.0]],
@@ -58,11 +60,11 @@ def upsampled_conv(padded: torch.Tensor, weight: torch.Tensor, bias: torch.Tenso
 
 def interleave_phases(phases: torch.Tensor) -> torch.Tensor:
     """What upsampled_conv makes of its phase convolution's whole output (N x 4C x (H+1) x (W+1),
-    the phases ordered as phase_weights orders them): the N x C x 2H x 2W map, channels-last."""
+    the phases ordered as phase_weights orders them): the N x C x 2H x 2W map, channels-last (quint8
+    phases give a quint8 map, their codes moved as they are)."""
     n, c4, h, w = phases.shape
     cout, h, w = c4 // 4, h - 1, w - 1
-    out = torch.empty((n, cout, 2 * h, 2 * w), dtype=phases.dtype, device=phases.device,
-                      memory_format=torch.channels_last)
+    out = empty_map((n, cout, 2 * h, 2 * w), phases)
     _write_phases(out.permute(0, 2, 3, 1).view(n, h, 2, w, 2, cout), phases)
     return out
 

@@ -6,8 +6,9 @@ at a quarter of the image's side). Each reads its float32 input as uint8 over th
 writes uint8 over the range its probes found (quantized.RangedConv), read back as float32 for the
 instance norm, which stays float32 like the first, upsampling and picture layers. A decoder's
 convolutions with a ReLU but the first run the same way, fused with it; one after an upsampling as its
-phase convolution (nets/polyphase), interleaved after in float32; its first and picture layers stay
-float32.
+phase convolution (nets/polyphase), its phases interleaved after. From one int8 layer to the next the
+map stays quint8 (padded and interleaved by its codes), so it is neither read back to float32 nor ranged and quantised
+again; its first and picture layers stay float32.
 """
 
 from __future__ import annotations
@@ -60,9 +61,10 @@ class Int8Decoder:
 
     def __call__(self, i: int, conv: nn.Conv2d, padded: torch.Tensor, upsampled: bool) -> torch.Tensor:
         if i not in self.convs:
-            return plain_decoder_conv(i, conv, padded, upsampled)
-        padded = padded.float()
-        y = self.convs[i](quantise(padded, *extrema(padded), self.levels)).dequantize()
+            return plain_decoder_conv(i, conv, padded.dequantize() if padded.is_quantized else padded, upsampled)
+        # an int8 layer's output is the next one's input as it is (quint8, padded by its codes)
+        q = padded if padded.is_quantized else quantise(padded.float(), *extrema(padded), self.levels)
+        y = self.convs[i](q)
         return interleave_phases(y) if upsampled else y
 
 
