@@ -155,8 +155,8 @@ class Decoder(nn.Module):
         """forward() for inference, the same picture: each convolution's ReLU is written straight into
         the interior of the next one's padded input, whose border is then filled in place, instead of
         padding by copies; a convolution after a 2x upsampling runs at the low resolution by phases
-        (nets/polyphase), so no upsampled map is made. convs: computes each convolution with a ReLU
-        instead (nets/quantized runs them in int8); it may apply the ReLU itself."""
+        (nets/polyphase), so no upsampled map is made. convs: computes each convolution instead
+        (nets/quantized runs those with a ReLU in int8, the ReLU fused, handing on quint8 maps)."""
         layers, convs = list(self.layers), convs or plain_decoder_conv
         x = reflect_pad(features * INPUT_SCALE, 1, 1).contiguous(memory_format=torch.channels_last)
         upsampled = False  # whether x is to be upsampled before the next convolution

@@ -7,8 +7,8 @@ writes uint8 over the range its probes found (quantized.RangedConv), read back a
 instance norm, which stays float32 like the first, upsampling and picture layers. A decoder's
 convolutions with a ReLU but the first run the same way, fused with it; one after an upsampling as its
 phase convolution (nets/polyphase), its phases interleaved after. From one int8 layer to the next the
-map stays quint8 (padded and interleaved by its codes), so it is neither read back to float32 nor ranged and quantised
-again; its first and picture layers stay float32.
+map stays quint8 (padded and interleaved by its codes), neither read back to float32 nor ranged and
+quantised again; its first and picture layers stay float32.
 """
 
 from __future__ import annotations
