@@ -239,6 +239,10 @@ $(OUT)/adain_hue30.safetensors: | $(OUT)/photos $(OUT)/styles $(OUT)/styles-more
 # (bundled) and its recipe, trained through the colour step inference runs after the decoder (--color-match 0.5,
 # AdaIN's default since session 16): the step moves the palette half way analytically on any painting, the part
 # the decoder generalises worst (stages 9 and 11), so the decoder need not spend its capacity on it.
+# Not bundled: 812 of 900 steps in 5700 s (one thread of the Xeon without AMX, fp32, 6-7 s a step); over the 40
+# held-out pairs mean style 0.293 against the bundled decoder's 0.163, both targets on 17 of 40 against 29
+# (Composition VII 0.395 against 0.110, Starry Night 0.589 against 0.288); without the step it scores 0.73-0.93
+# on those two: the decoder leant on the step and lost its own colours (docs/benchmarks.md, session 19).
 adain-colour: $(OUT)/adain_colour.safetensors
 $(OUT)/adain_colour.safetensors: PHOTOS = $(SHARED)/photos $(OUT)/photos
 $(OUT)/adain_colour.safetensors: | $(OUT)/photos $(OUT)/styles $(OUT)/styles-more

@@ -23,6 +23,8 @@ AdaIN: `color_match` trains through the colour step that inference applies after
 `--color-match`, default 0.5): the decoded crop's colour mean and 3x3 covariance moved that fraction of
 the way to its style crop's before the loss. The step fixes part of the palette analytically, on any
 palette; a decoder trained without it spends capacity on colours the step then half overwrites.
+(Measured from the bundled decoder, 812 steps: worse on held-out paintings, mean style 0.293 against
+0.163 over 40 pairs; the decoder leant on the step and lost its own colours.)
 
 Both, on style images: `hue_jitter` turns each style crop's colours round the grey axis by a random
 angle. A decoder trained on a hundred paintings meets a held-out palette (The Scream's orange and blue)
