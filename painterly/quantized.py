@@ -72,18 +72,22 @@ def extrema(x: torch.Tensor) -> tuple[float, float]:
     return float(low), float(high)
 
 
-def quantise(x: torch.Tensor, low: float, high: float, levels: int) -> torch.Tensor:
-    """x as uint8 over [low, high] widened to hold 0."""
-    low, high = min(low, 0.0), max(high, 0.0)
-    scale = max(high - low, SCALE_FLOOR) / levels
-    return torch.quantize_per_tensor(x, scale, int(round(-low / scale)), torch.quint8)
-
-
-def _output_qparams(low: float, high: float, levels: int) -> tuple[float, int]:
-    """(scale, zero point) of an output over [low, high] widened to hold 0."""
+def qparams(low: float, high: float, levels: int) -> tuple[float, int]:
+    """(scale, zero point) of a uint8 map over [low, high] widened to hold 0."""
     low, high = min(low, 0.0), max(high, 0.0)
     scale = max(high - low, SCALE_FLOOR) / levels
     return scale, int(round(-low / scale))
+
+
+def quantise(x: torch.Tensor, low: float, high: float, levels: int) -> torch.Tensor:
+    """x as uint8 over [low, high] widened to hold 0."""
+    return torch.quantize_per_tensor(x, *qparams(low, high, levels), torch.quint8)
+
+
+def quantise_ranged(x: torch.Tensor, levels: int) -> torch.Tensor:
+    """A float map as uint8 over its own min and max."""
+    x = x.float()
+    return quantise(x, *extrema(x), levels)
 
 
 class RangedConv:
@@ -118,7 +122,7 @@ class RangedConv:
 
     def run(self, q: torch.Tensor, low: float, high: float) -> torch.Tensor:
         """The convolution of q with its output over [low, high]."""
-        return self.op(q, self.full, *_output_qparams(low, high, self.levels))
+        return self.op(q, self.full, *qparams(low, high, self.levels))
 
     def output_range(self, q: torch.Tensor) -> tuple[float, float]:
         """The range of this convolution's output over q, as its probes find it."""
@@ -126,7 +130,7 @@ class RangedConv:
         low = float((self.bias - self.gain * reach).min())
         high = float((self.bias + self.gain * reach).max())
         for _ in range(2):
-            scale, zero_point = _output_qparams(low, high, self.levels)
+            scale, zero_point = qparams(low, high, self.levels)
             found = self.op(q, self.probe, scale, zero_point)
             if found.numel() == 0:
                 break
@@ -145,7 +149,7 @@ def conv_int8_speedup(runs: int = 10) -> float:
         conv.weight.copy_(torch.randn(conv.weight.shape, generator=generator) / 34)
     x = torch.randn(1, 128, 64, 64, generator=generator).relu_().contiguous(memory_format=torch.channels_last)
     ranged = RangedConv(conv, True, activation_levels())
-    q = quantise(x, *extrema(x), activation_levels())
+    q = quantise_ranged(x, activation_levels())
     timed = {"fp32": lambda: F.conv2d(x, conv.weight, conv.bias, padding=1).relu_(), "int8": lambda: ranged(q)}
     best = {name: float("inf") for name in timed}
     with torch.no_grad():
@@ -175,8 +179,7 @@ class Int8Convolutions:
             raise PainterlyError("int8 features are taken after the ReLU; ask for relu or pool layers")
         if x.requires_grad:
             raise PainterlyError("int8 features have no gradient; use fp32 or bf16 for methods that optimise")
-        x = x.contiguous(memory_format=torch.channels_last)
-        q = quantise(x, *extrema(x), self.levels)
+        q = quantise_ranged(x.contiguous(memory_format=torch.channels_last), self.levels)
         out: dict[str, torch.Tensor] = {}
         for name, layer in zip(names, layers):
             if name in self.convs:

@@ -243,8 +243,9 @@ def test_int8_decoder_keeps_quint8_between_its_int8_layers(monkeypatch):
     decoder = decoder.float().eval()
     runner = quantized.Int8Decoder(decoder)
     quantised, inputs = [], []
-    original_quantise, original_call = quantized.quantise, quantized.RangedConv.__call__
-    monkeypatch.setattr(quantized, "quantise", lambda x, *a: quantised.append(x.shape) or original_quantise(x, *a))
+    original_quantise, original_call = quantized.quantise_ranged, quantized.RangedConv.__call__
+    monkeypatch.setattr(quantized, "quantise_ranged",
+                        lambda x, *a: quantised.append(x.shape) or original_quantise(x, *a))
     monkeypatch.setattr(quantized.RangedConv, "__call__",
                         lambda self, q: inputs.append(q.is_quantized) or original_call(self, q))
     features = torch.rand(1, 512, 12, 10, generator=torch.Generator().manual_seed(1)).mul(4)

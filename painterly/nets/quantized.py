@@ -16,7 +16,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from ..quantized import RangedConv, activation_levels, extrema, quantise
+from ..quantized import RangedConv, activation_levels, quantise_ranged
 from .decoder import Decoder, plain_decoder_conv
 from .polyphase import interleave_phases, phase_weights
 from .transformer import ConvLayer, TransformerNet, padded_conv_in_bands
@@ -34,8 +34,7 @@ class Int8Trunk:
     def __call__(self, i: int, layer: ConvLayer, padded: torch.Tensor, band_rows: int) -> torch.Tensor:
         if i not in self.convs:
             return padded_conv_in_bands(layer, padded, band_rows)
-        padded = padded.float()
-        q = quantise(padded, *extrema(padded), self.levels)  # a byte a value: the whole layer's input at once
+        q = quantise_ranged(padded, self.levels)  # a byte a value: the whole layer's input at once
         conv, k = self.convs[i], layer.kernel
         h_out = padded.shape[-2] - k + 1
         if h_out <= band_rows:
@@ -50,7 +49,8 @@ class Int8Trunk:
 
 
 class Int8Decoder:
-    """Runs a Decoder's convolutions that have a ReLU for Decoder.decode (its `convs`) in int8."""
+    """Runs a Decoder's convolutions for Decoder.decode (its `convs`): those with a ReLU but the first in
+    int8, the rest in float32."""
 
     def __init__(self, decoder: Decoder) -> None:
         self.levels = activation_levels()
@@ -63,7 +63,7 @@ class Int8Decoder:
         if i not in self.convs:
             return plain_decoder_conv(i, conv, padded.dequantize() if padded.is_quantized else padded, upsampled)
         # an int8 layer's output is the next one's input as it is (quint8, padded by its codes)
-        q = padded if padded.is_quantized else quantise(padded.float(), *extrema(padded), self.levels)
+        q = padded if padded.is_quantized else quantise_ranged(padded, self.levels)
         y = self.convs[i](q)
         return interleave_phases(y) if upsampled else y
 
