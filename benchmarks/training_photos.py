@@ -23,8 +23,16 @@ stages' set stays as it was):
   CC-BY or public domain per its README, all from Wikimedia Commons), read out of its Qt resource file.
   The held-out photos are cities, buildings and people; the rest of the training set is mostly nature.
 
+`--animals-people` writes the set added at starry_night's eleventh stage, again into a folder of its own:
+
+- gcompris/: the 33 photographs (1024 px) of GCompris's "explore world animals" (15), "explore farm animals" (9)
+  and "explore world music" (9: musicians of seven countries, an orchestra, an instrument) activities
+  (gcompris-qt-data, Debian; each public domain, CC0-1.0 or CC-BY 2.0 per the README beside it, all from
+  Wikimedia Commons): animals' fur and feathers, and people, whom the earlier sets hardly have.
+
     python benchmarks/training_photos.py out/photos     # then: painterly train ... --photos DIR out/photos
     python benchmarks/training_photos.py --more out/photos-more
+    python benchmarks/training_photos.py --animals-people out/photos-animals
 """
 
 from __future__ import annotations
@@ -52,6 +60,7 @@ WIDELANDS_PHOTOS = "usr/share/games/widelands/data/templates/default/loadscreens
 GCOMPRIS = "gcompris-qt-data"
 GCOMPRIS_RCC = "usr/share/gcompris-qt/rcc"  # its activities' Qt resource files
 MONUMENTS = "gcompris/src/activities/explore_monuments/resource/"
+ANIMALS_PEOPLE = {"explore_world_animals": 15, "explore_farm_animals": 9, "explore_world_music": 9}
 LONG_SIDE = 1280
 
 
@@ -131,6 +140,24 @@ def monuments(out: Path) -> int:
     return count
 
 
+def animals_people(out: Path) -> int:
+    with tempfile.TemporaryDirectory() as work:
+        rcc = unpacked((GCOMPRIS,), work) / GCOMPRIS_RCC
+        count = 0
+        for activity, expected in ANIMALS_PEOPLE.items():
+            found = 0
+            for name, blob in qt_resources(rcc / f"{activity}.rcc"):
+                if name.startswith(f"gcompris/src/activities/{activity}/resource/") and name.endswith(".webp"):
+                    image = Image.open(io.BytesIO(blob))
+                    if max(image.size) >= 1000:  # the photographs; the rest are small icons
+                        save(image, out / "gcompris" / f"{activity}_{Path(name).stem}.jpg")
+                        found += 1
+            if found != expected:
+                raise SystemExit(f"found {found} of the {expected} photographs of {activity} in {GCOMPRIS}")
+            count += found
+    return count
+
+
 def samples(out: Path) -> int:
     import numpy as np
     import skimage.data
@@ -157,9 +184,14 @@ def main() -> None:
     ap.add_argument("out", type=Path)
     ap.add_argument("--data", type=Path, default=Path(__file__).resolve().parent.parent.parent / "shared/data")
     ap.add_argument("--more", action="store_true", help="the later stage's set only (widelands/, monuments/)")
+    ap.add_argument("--animals-people", action="store_true", help="the eleventh stage's set only (gcompris/)")
     args = ap.parse_args()
-    counts = {"widelands": widelands(args.out), "monuments": monuments(args.out)} if args.more else {
-        "lomiri": lomiri(args.out), "scikit samples": samples(args.out), "shared": shared(args.out, args.data)}
+    if args.animals_people:
+        counts = {"gcompris": animals_people(args.out)}
+    elif args.more:
+        counts = {"widelands": widelands(args.out), "monuments": monuments(args.out)}
+    else:
+        counts = {"lomiri": lomiri(args.out), "scikit samples": samples(args.out), "shared": shared(args.out, args.data)}
     print(f"{sum(counts.values())} photos in {args.out}: " + ", ".join(f"{k} {v}" for k, v in counts.items()),
           file=sys.stderr)
 
