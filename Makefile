@@ -392,7 +392,7 @@ $(OUT)/starry_night_square.safetensors: | $(OUT)/photos $(OUT)/photos-more $(OUT
 # An eleventh stage for starry_night (issue 10, 2026-12-06 session 20): stage 10's recipe on 147 photos, the 114 and
 # the 33 animals and people of `benchmarks/training_photos.py --animals-people` (stage 7's 70 photos more were the
 # biggest gain of the late stages, 4-8.5%; the held-out photos have people, the training ones hardly any), 1200
-# steps, the last 600 annealed, both threads (4.7 s a step on this Xeon). Stage 10 is the bundled file (its fp16 weights):
+# steps, the last 600 annealed, both threads (4.2-4.4 s a step on this Xeon). Stage 10 is the bundled file (its fp16 weights):
 # `cp painterly/models/starry_night.safetensors $(OUT)/starry_night_whole.safetensors`, then
 # `make -o $(OUT)/starry_night_whole.safetensors refine-animals MAX_TIME=5400`.
 refine-animals: $(OUT)/starry_night_animals.safetensors

@@ -59,7 +59,6 @@ SKIMAGE_PHOTOS = ("astronaut", "chelsea", "coffee", "rocket")
 WIDELANDS_PHOTOS = "usr/share/games/widelands/data/templates/default/loadscreens/gameloading"
 GCOMPRIS = "gcompris-qt-data"
 GCOMPRIS_RCC = "usr/share/gcompris-qt/rcc"  # its activities' Qt resource files
-MONUMENTS = "gcompris/src/activities/explore_monuments/resource/"
 ANIMALS_PEOPLE = {"explore_world_animals": 15, "explore_farm_animals": 9, "explore_world_music": 9}
 LONG_SIDE = 1280
 
@@ -127,14 +126,21 @@ def widelands(out: Path) -> int:
     return len(paths)
 
 
+def activity_images(rcc: Path, activity: str) -> Iterator[tuple[str, Image.Image]]:
+    """(file stem, image) of each .webp in a GCompris activity's resource folder, from its .rcc file
+    under `rcc` (the unpacked package's GCOMPRIS_RCC)."""
+    folder = f"gcompris/src/activities/{activity}/resource/"
+    for name, blob in qt_resources(rcc / f"{activity}.rcc"):
+        if name.startswith(folder) and name.endswith(".webp"):
+            yield Path(name).stem, Image.open(io.BytesIO(blob))
+
+
 def monuments(out: Path) -> int:
     with tempfile.TemporaryDirectory() as work:
-        rcc = unpacked((GCOMPRIS,), work) / GCOMPRIS_RCC / "explore_monuments.rcc"
         count = 0
-        for name, blob in qt_resources(rcc):
-            if name.startswith(MONUMENTS) and name.endswith(".webp"):
-                save(Image.open(io.BytesIO(blob)), out / "monuments" / Path(name).with_suffix(".jpg").name)
-                count += 1
+        for stem, image in activity_images(unpacked((GCOMPRIS,), work) / GCOMPRIS_RCC, "explore_monuments"):
+            save(image, out / "monuments" / f"{stem}.jpg")
+            count += 1
     if count != 49:
         raise SystemExit(f"found {count} of the 49 monument photographs in {GCOMPRIS}")
     return count
@@ -146,12 +152,10 @@ def animals_people(out: Path) -> int:
         count = 0
         for activity, expected in ANIMALS_PEOPLE.items():
             found = 0
-            for name, blob in qt_resources(rcc / f"{activity}.rcc"):
-                if name.startswith(f"gcompris/src/activities/{activity}/resource/") and name.endswith(".webp"):
-                    image = Image.open(io.BytesIO(blob))
-                    if max(image.size) >= 1000:  # the photographs; the rest are small icons
-                        save(image, out / "gcompris" / f"{activity}_{Path(name).stem}.jpg")
-                        found += 1
+            for stem, image in activity_images(rcc, activity):
+                if max(image.size) >= 1000:  # the photographs; the rest are small icons
+                    save(image, out / "gcompris" / f"{activity}_{stem}.jpg")
+                    found += 1
             if found != expected:
                 raise SystemExit(f"found {found} of the {expected} photographs of {activity} in {GCOMPRIS}")
             count += found
