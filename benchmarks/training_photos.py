@@ -30,9 +30,19 @@ stages' set stays as it was):
   (gcompris-qt-data, Debian; each public domain, CC0-1.0 or CC-BY 2.0 per the README beside it, all from
   Wikimedia Commons): animals' fur and feathers, and people, whom the earlier sets hardly have.
 
+`--wildlife-objects` writes the set added at starry_night's thirteenth stage:
+
+- gcompris/: the 33 photographs (1920x1080) of GCompris's "erase" activity, animals in their settings, and the 6
+  underwater ones of its "clickgame", all from Wikimedia Commons (CC-BY 2.0/3.0, CC-BY-SA 4.0, CC0-1.0 or public
+  domain per the READMEs beside them);
+- opencv/: 18 photographs of opencv-doc's examples/data (Debian; Apache-2.0 and BSD-3-Clause, its
+  copyright's "Files: *"): aerial views of a town, streets of Leuven, a building, a house, a car, a
+  footballer, fruit, a plant, a circuit board, graffiti, a squirrel, a butterfly, a baboon.
+
     python benchmarks/training_photos.py out/photos     # then: painterly train ... --photos DIR out/photos
     python benchmarks/training_photos.py --more out/photos-more
     python benchmarks/training_photos.py --animals-people out/photos-animals
+    python benchmarks/training_photos.py --wildlife-objects out/photos-wildlife
 """
 
 from __future__ import annotations
@@ -60,6 +70,10 @@ WIDELANDS_PHOTOS = "usr/share/games/widelands/data/templates/default/loadscreens
 GCOMPRIS = "gcompris-qt-data"
 GCOMPRIS_RCC = "usr/share/gcompris-qt/rcc"  # its activities' Qt resource files
 ANIMALS_PEOPLE = {"explore_world_animals": 15, "explore_farm_animals": 9, "explore_world_music": 9}
+WILDLIFE = {"erase": 33, "clickgame": 6}  # their photographs; the rest are drawings
+OPENCV_DATA = "usr/share/doc/opencv-doc/examples/data"
+OPENCV_PHOTOS = ("aero1", "aero3", "aloeL", "apple", "baboon", "board", "building", "butterfly", "fruits", "graf1",
+                 "home", "leuvenA", "leuvenB", "licenseplate_motion", "messi5", "orange", "squirrel_cls", "stuff")
 LONG_SIDE = 1280
 
 
@@ -146,20 +160,31 @@ def monuments(out: Path) -> int:
     return count
 
 
-def animals_people(out: Path) -> int:
+def gcompris_photos(out: Path, activities: dict[str, int], folder: str) -> int:
+    """The photographs (1000 px and more on the long side; the rest are icons and drawings) of GCompris
+    activities, `activities` naming how many each must have, written under out/folder."""
     with tempfile.TemporaryDirectory() as work:
         rcc = unpacked((GCOMPRIS,), work) / GCOMPRIS_RCC
         count = 0
-        for activity, expected in ANIMALS_PEOPLE.items():
+        for activity, expected in activities.items():
             found = 0
             for stem, image in activity_images(rcc, activity):
-                if max(image.size) >= 1000:  # the photographs; the rest are small icons
-                    save(image, out / "gcompris" / f"{activity}_{stem}.jpg")
+                if max(image.size) >= 1000:
+                    save(image, out / folder / f"{activity}_{stem}.jpg")
                     found += 1
             if found != expected:
                 raise SystemExit(f"found {found} of the {expected} photographs of {activity} in {GCOMPRIS}")
             count += found
     return count
+
+
+def opencv_photos(out: Path) -> int:
+    with tempfile.TemporaryDirectory() as work:
+        data = unpacked(("opencv-doc",), work) / OPENCV_DATA
+        for name in OPENCV_PHOTOS:
+            (path,) = data.glob(f"{name}.*")
+            save(Image.open(path), out / "opencv" / f"{name}.jpg")
+    return len(OPENCV_PHOTOS)
 
 
 def samples(out: Path) -> int:
@@ -189,9 +214,13 @@ def main() -> None:
     ap.add_argument("--data", type=Path, default=Path(__file__).resolve().parent.parent.parent / "shared/data")
     ap.add_argument("--more", action="store_true", help="the later stage's set only (widelands/, monuments/)")
     ap.add_argument("--animals-people", action="store_true", help="the eleventh stage's set only (gcompris/)")
+    ap.add_argument("--wildlife-objects", action="store_true",
+                    help="the thirteenth stage's set only (gcompris/, opencv/)")
     args = ap.parse_args()
     if args.animals_people:
-        counts = {"gcompris": animals_people(args.out)}
+        counts = {"gcompris": gcompris_photos(args.out, ANIMALS_PEOPLE, "gcompris")}
+    elif args.wildlife_objects:
+        counts = {"gcompris": gcompris_photos(args.out, WILDLIFE, "gcompris"), "opencv": opencv_photos(args.out)}
     elif args.more:
         counts = {"widelands": widelands(args.out), "monuments": monuments(args.out)}
     else:
