@@ -406,8 +406,10 @@ $(OUT)/starry_night_animals.safetensors: | $(OUT)/photos $(OUT)/photos-more $(OU
 # A thirteenth stage for starry_night (issue 10, 2026-12-06 session 21): stage 11's recipe from stage 11 on 204
 # photos, the 147 and the 57 of `benchmarks/training_photos.py --wildlife-objects` (animals in their settings,
 # underwater scenes, and opencv-doc's streets, aerial views, objects and a footballer), 1000 steps, the last 500
-# annealed: a twelfth stage on the 147 alone gained nothing (0.990-1.014x), so new photos are the lever left on this CPU. Stage 11 is the bundled file:
-# `cp painterly/models/starry_night.safetensors $(OUT)/starry_night_stage11.safetensors`, then
+# annealed: a twelfth stage on the 147 alone gained nothing (0.990-1.014x), so new photos are the lever left on this
+# CPU. Bundled (session 21): 0.977-1.006x stage 11 on the held-out photos, lower on 7 of 8 (4028 s, both threads).
+# Stage 11 is the file bundled before it: `git show e745d74~1:painterly/models/starry_night.safetensors >
+# $(OUT)/starry_night_stage11.safetensors`, then
 # `make -o $(OUT)/starry_night_stage11.safetensors refine-wildlife MAX_TIME=5000`.
 refine-wildlife: $(OUT)/starry_night_wildlife.safetensors
 $(OUT)/starry_night_wildlife.safetensors: PHOTOS = $(SHARED)/photos $(OUT)/photos $(OUT)/photos-more \
