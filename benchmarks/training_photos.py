@@ -160,9 +160,9 @@ def monuments(out: Path) -> int:
     return count
 
 
-def gcompris_photos(out: Path, activities: dict[str, int], folder: str) -> int:
+def gcompris_photos(out: Path, activities: dict[str, int]) -> int:
     """The photographs (1000 px and more on the long side; the rest are icons and drawings) of GCompris
-    activities, `activities` naming how many each must have, written under out/folder."""
+    activities, `activities` naming how many each must have, written under out/gcompris."""
     with tempfile.TemporaryDirectory() as work:
         rcc = unpacked((GCOMPRIS,), work) / GCOMPRIS_RCC
         count = 0
@@ -170,7 +170,7 @@ def gcompris_photos(out: Path, activities: dict[str, int], folder: str) -> int:
             found = 0
             for stem, image in activity_images(rcc, activity):
                 if max(image.size) >= 1000:
-                    save(image, out / folder / f"{activity}_{stem}.jpg")
+                    save(image, out / "gcompris" / f"{activity}_{stem}.jpg")
                     found += 1
             if found != expected:
                 raise SystemExit(f"found {found} of the {expected} photographs of {activity} in {GCOMPRIS}")
@@ -218,9 +218,9 @@ def main() -> None:
                     help="the thirteenth stage's set only (gcompris/, opencv/)")
     args = ap.parse_args()
     if args.animals_people:
-        counts = {"gcompris": gcompris_photos(args.out, ANIMALS_PEOPLE, "gcompris")}
+        counts = {"gcompris": gcompris_photos(args.out, ANIMALS_PEOPLE)}
     elif args.wildlife_objects:
-        counts = {"gcompris": gcompris_photos(args.out, WILDLIFE, "gcompris"), "opencv": opencv_photos(args.out)}
+        counts = {"gcompris": gcompris_photos(args.out, WILDLIFE), "opencv": opencv_photos(args.out)}
     elif args.more:
         counts = {"widelands": widelands(args.out), "monuments": monuments(args.out)}
     else:
