@@ -25,8 +25,9 @@ import typing
 from pathlib import Path
 from typing import Callable, Optional, Sequence
 
-from . import (Checkpointer, DecoderTrainConfig, Interrupted, TrainConfig, bundled_models, check_writable,
-               default_checkpoint_path, install_stop_handlers, load_model, loss_curve, save_image,
+from . import (Checkpointer, DecoderTrainConfig, Interrupted, TrainConfig, bundled_decoders, bundled_models,
+               check_writable, default_checkpoint_path, install_stop_handlers, is_decoder_file, load_decoder,
+               load_model, loss_curve, save_image,
                side_by_side, tensor_to_pil, train, train_decoder, PainterlyError)
 from .cli_args import EXIT_INTERRUPTED, EXIT_OK, EXIT_USAGE, _Parser, _UsageError, add_config_flags
 
@@ -220,6 +221,11 @@ def _train_decoder(words: Sequence[str]) -> int:
                                    f"images, {t['styles_skipped']} unreadable skipped")
 
 
+def _file_size(path: Path) -> str:
+    size = path.stat().st_size
+    return f"{size / 2**20:.1f} MB" if size >= 2**20 else f"{max(1, round(size / 2**10))} KB"
+
+
 def describe_model(path: Path) -> str:
     """One line: name, styles, size, how it was trained and its final losses (its model card in short)."""
     net, meta = load_model(path)
@@ -228,22 +234,35 @@ def describe_model(path: Path) -> str:
     arch = meta["architecture"]
     return (f"{path.stem}: {len(meta['styles'])} style(s) ({', '.join(meta['styles'])}); widths "
             f"{'/'.join(map(str, arch['widths']))}, {arch['residual_blocks']} residual blocks, "
-            f"{path.stat().st_size / 2**20:.1f} MB; trained {training.get('steps_done', '?')} steps on "
+            f"{_file_size(path)}; trained {training.get('steps_done', '?')} steps on "
             f"{training.get('photos', '?')} photos at {training.get('crop', '?')} px; final losses: {losses or 'n/a'}")
 
 
+def describe_decoder(path: Path) -> str:
+    """One line: name, the method and level it decodes for, size, how it was trained and its final losses."""
+    decoder, meta = load_decoder(path)
+    training = meta.get("training", {})
+    losses = ", ".join(f"{k} {v:.3g}" for k, v in meta.get("losses", {}).items())
+    styles = f" and {training['styles']} style images" if training.get("styles") else ""
+    return (f"{path.stem}: decoder for --method {meta.get('method', '?')}, level {decoder.arch.level}; "
+            f"{_file_size(path)}; trained {training.get('steps_done', '?')} steps on "
+            f"{training.get('photos', '?')} photos{styles} at {training.get('crop', '?')} px; "
+            f"final losses: {losses or 'n/a'}")
+
+
 def _models(words: Sequence[str]) -> int:
-    p = _Parser(prog="painterly models", usage="painterly models [MODEL.safetensors ...]",
-                description="List the bundled models (use them with --model NAME) and describe model files.")
+    p = _Parser(prog="painterly models", usage="painterly models [MODEL.safetensors|DECODER.safetensors ...]",
+                description="List the bundled style networks (use them with --model NAME) and the bundled "
+                            "decoders of --method adain and wct, or describe model and decoder files.")
     p.add_argument("files", nargs="*", metavar="MODEL")
     args = p.parse_args(words)
-    paths = [Path(f) for f in args.files] or bundled_models()
+    paths = [Path(f) for f in args.files] or [*bundled_models(), *bundled_decoders()]
     if not paths:
         print("no bundled models in this version; train one with painterly train")
     failed = 0
     for path in paths:  # a bad file is reported and the rest still listed
         try:
-            print(describe_model(path))
+            print(describe_decoder(path) if is_decoder_file(path) else describe_model(path))
         except PainterlyError as exc:
             failed += 1
             print(f"painterly: error: {exc}", file=sys.stderr)

@@ -288,6 +288,13 @@ def test_train_decoder_command_and_method_command(tmp_path, folders, tiny_vgg, c
                      "-o", str(out), "--size", "48", "-q"]) == 0, capsys.readouterr().err
     assert Image.open(out).size == (48, 40)
     capsys.readouterr()
+    # `painterly models` tells a decoder file from a network file and describes it from its metadata
+    assert cli.main(["models", str(decoder)]) == 0
+    assert capsys.readouterr().out.startswith("adain: decoder for --method adain, level relu4_1; ")
+    decoder.write_bytes(decoder.read_bytes()[:200])  # truncated: one line, and the listing fails
+    assert cli.main(["models", str(decoder)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "'" + str(decoder) + "'" in err[0], err
     assert cli.main(["train-decoder", "--method", "adain", "--photos", str(photos), "-o",
                      str(tmp_path / "x.safetensors"), "-q"]) == 2
     err = capsys.readouterr().err.strip().splitlines()

@@ -573,7 +573,11 @@ def test_bundled_models_load_by_name_and_stylise(name, styles, capsys):
     out = _array_of(painterly.stylize(content, model=name, size=64, style_weights=weights))
     assert out.shape == (48, 64, 3) and np.abs(out - content[0].permute(1, 2, 0).numpy()).mean() > 0.05
     assert cli.main(["models"]) == 0
-    assert f"{name}: {styles} style(s)" in capsys.readouterr().out
+    listed = capsys.readouterr().out
+    assert f"{name}: {styles} style(s)" in listed
+    # the bundled decoders are listed after the networks, each with the method and level it serves
+    assert "\nadain: decoder for --method adain, level relu4_1; " in listed
+    assert "\nwct_relu4_1: decoder for --method wct, level relu4_1; " in listed
     net, meta = painterly.load_model(name)  # by name, as stylize takes it
     assert net.arch.styles == styles and len(meta["styles"]) == styles
     with pytest.raises(PainterlyError, match="model must be a string, got TransformerNet object$"):

@@ -78,6 +78,11 @@ class ArbitraryConfig(CommonConfig):
             raise PainterlyError("style-set pools the style images; it takes no style-blend-weights")
 
 
+def bundled_decoders() -> list[Path]:
+    """The decoder files shipped in the package (AdaIN's and the WCT levels'), by name."""
+    return sorted(DECODERS.glob("*.safetensors"))
+
+
 def decoder_path(name: str, bundled: str) -> Path:
     """The decoder a config names: a file, or the bundled one (a one-line error when it is absent)."""
     if name:

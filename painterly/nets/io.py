@@ -92,16 +92,30 @@ def load_model(path: Union[str, os.PathLike]) -> tuple[TransformerNet, dict[str,
     return net.eval().requires_grad_(False), meta
 
 
-def model_architecture(path: Union[str, os.PathLike]) -> Architecture:
-    """A model file's architecture from its metadata alone (no weights read): what plans need."""
+def _metadata(path: Union[str, os.PathLike]) -> dict[str, Any]:
+    """A painterly file's metadata alone (no weights read); {} for a file that is not one: the loaders
+    give the one-line error."""
     from safetensors import safe_open
 
     try:
         with safe_open(str(path), framework="pt") as f:
             meta = json.loads((f.metadata() or {})[METADATA_KEY])
-        return Architecture.from_json(meta["architecture"])
+    except Exception:  # noqa: BLE001 - unreadable, not safetensors, or no painterly metadata
+        return {}
+    return meta if isinstance(meta, dict) else {}
+
+
+def model_architecture(path: Union[str, os.PathLike]) -> Architecture:
+    """A model file's architecture from its metadata alone (no weights read): what plans need."""
+    try:
+        return Architecture.from_json(_metadata(path)["architecture"])
     except Exception:  # noqa: BLE001 - unreadable here; load_model gives the one-line error at run time
         return Architecture()
+
+
+def is_decoder_file(path: Union[str, os.PathLike]) -> bool:
+    """Whether the file says it holds a decoder (AdaIN's or a WCT level's) rather than a style network."""
+    return _metadata(path).get("kind") == DECODER_KIND
 
 
 def save_decoder(path: Union[str, os.PathLike], decoder: Decoder, info: dict[str, Any],
