@@ -226,28 +226,28 @@ def _file_size(path: Path) -> str:
     return f"{size / 2**20:.1f} MB" if size >= 2**20 else f"{max(1, round(size / 2**10))} KB"
 
 
+def _trained(path: Path, meta: dict, also: str = "") -> str:
+    """The file's size, what it was trained on (`also`: data beside the photos) and its final losses."""
+    training = meta.get("training", {})
+    losses = ", ".join(f"{k} {v:.3g}" for k, v in meta.get("losses", {}).items())
+    return (f"{_file_size(path)}; trained {training.get('steps_done', '?')} steps on {training.get('photos', '?')} "
+            f"photos{also} at {training.get('crop', '?')} px; final losses: {losses or 'n/a'}")
+
+
 def describe_model(path: Path) -> str:
     """One line: name, styles, size, how it was trained and its final losses (its model card in short)."""
     net, meta = load_model(path)
-    training = meta.get("training", {})
-    losses = ", ".join(f"{k} {v:.3g}" for k, v in meta.get("losses", {}).items())
     arch = meta["architecture"]
     return (f"{path.stem}: {len(meta['styles'])} style(s) ({', '.join(meta['styles'])}); widths "
-            f"{'/'.join(map(str, arch['widths']))}, {arch['residual_blocks']} residual blocks, "
-            f"{_file_size(path)}; trained {training.get('steps_done', '?')} steps on "
-            f"{training.get('photos', '?')} photos at {training.get('crop', '?')} px; final losses: {losses or 'n/a'}")
+            f"{'/'.join(map(str, arch['widths']))}, {arch['residual_blocks']} residual blocks, {_trained(path, meta)}")
 
 
 def describe_decoder(path: Path) -> str:
     """One line: name, the method and level it decodes for, size, how it was trained and its final losses."""
     decoder, meta = load_decoder(path)
-    training = meta.get("training", {})
-    losses = ", ".join(f"{k} {v:.3g}" for k, v in meta.get("losses", {}).items())
-    styles = f" and {training['styles']} style images" if training.get("styles") else ""
+    styles = meta.get("training", {}).get("styles")
     return (f"{path.stem}: decoder for --method {meta.get('method', '?')}, level {decoder.arch.level}; "
-            f"{_file_size(path)}; trained {training.get('steps_done', '?')} steps on "
-            f"{training.get('photos', '?')} photos{styles} at {training.get('crop', '?')} px; "
-            f"final losses: {losses or 'n/a'}")
+            f"{_trained(path, meta, f' and {styles} style images' if styles else '')}")
 
 
 def _models(words: Sequence[str]) -> int:
