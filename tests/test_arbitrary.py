@@ -175,9 +175,11 @@ def test_bad_decoders_and_options_are_one_line_errors(tmp_path, tiny_vgg):
                              (dict(decoder=str(wct_decoder)), "was trained for wct, not adain"),
                              (dict(decoder=str(tmp_path / "none.safetensors")), "does not exist"),
                              (dict(decoder=str(wrong_level), strength=1.5), "between 0 and 1")):
+        steps = []  # a bad decoder is refused with the style side, before the content is encoded
         with pytest.raises(PainterlyError, match=fragment) as info:
-            painterly.stylize(content, style, method="adain", size=64, precision="fp32", **kwargs)
-        assert "\n" not in str(info.value)
+            painterly.stylize(content, style, method="adain", size=64, precision="fp32", callback=steps.append,
+                              **kwargs)
+        assert "\n" not in str(info.value) and not steps
 
 
 @pytest.fixture

@@ -212,6 +212,8 @@ class ArbitraryRecipe(Recipe):
     def style_targets(self, run: RunContext, k: int, scale: Scale) -> dict[str, list[Region]]:
         """Per level, the regions of the style side (see the module's docstring)."""
         config, styles, guidance = run.config, run.styles, run.guidance
+        for level in dict.fromkeys(self.levels(config)):  # a bad decoder file: refused before any encoding
+            self.decoder(run, level)
         blend = run.style_blend()
         if run.style_masks is not None and len(run.style_masks) != len(styles):
             raise PainterlyError(f"{len(run.style_masks)} style mask(s) for {len(styles)} style image(s)")
