@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 OUT ?= out
 
-.PHONY: demo test bench models decoders further anneal polish refine refine-more textured adain-styles adain-wider four-further adain-museum refine-wider refine-eighth refine-deepen refine-widen adain-hues adain-widen adain-hue30 adain-colour refine-crops refine-crops-further adain-crops refine-animals refine-wildlife adain-wildlife clean
+.PHONY: demo test bench models decoders further anneal polish refine refine-more textured adain-styles adain-wider four-further adain-museum refine-wider refine-eighth refine-deepen refine-widen adain-hues adain-widen adain-hue30 adain-colour refine-crops refine-crops-further adain-crops refine-animals refine-wildlife adain-wildlife adain-texture clean
 
 $(BIN)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -451,6 +451,18 @@ $(OUT)/adain_wildlife.safetensors: PHOTOS = $(SHARED)/photos $(OUT)/photos $(OUT
 $(OUT)/adain_wildlife.safetensors: | $(OUT)/photos $(OUT)/photos-more $(OUT)/photos-animals $(OUT)/photos-wildlife $(OUT)/styles $(OUT)/styles-more
 	$(ADAIN_MORE) --styles $(ADAIN_MORE_STYLES) --style-weight 80 --warmup 50 --steps 1500 --decay 750 \
 		--init painterly/models/decoders/adain.safetensors -o $@
+
+# AdaIN's stage 6 (bundled) with Gatys's Gram loss at relu1_1..relu4_1 beside the mean/std one (issue 11,
+# 2026-12-06 session 23; --gram-weight 100000, about half the weighted mean/std term at the start): stage 6's recipe
+# from the bundled decoder on the 44 photos and 112 style images, 900 steps, the last 450 annealed: `make
+# adain-texture` (3300 s on both threads). Session 10 tried the Gram loss on 14 paintings, where the Gram term fell
+# on the training batches only; the decoder now sees 112.
+# Not bundled: over the 40 held-out pairs mean style 0.167 against 0.163, chicago + the_scream 0.220 against 0.202.
+adain-texture: $(OUT)/adain_texture.safetensors
+$(OUT)/adain_texture.safetensors: PHOTOS = $(SHARED)/photos $(OUT)/photos
+$(OUT)/adain_texture.safetensors: | $(OUT)/photos $(OUT)/styles $(OUT)/styles-more
+	$(ADAIN_MORE) --styles $(ADAIN_MORE_STYLES) --style-weight 80 --gram-weight 100000 --warmup 20 --steps 900 \
+		--decay 450 --init painterly/models/decoders/adain.safetensors -o $@
 
 # A second stage for four_paintings (issue 10, 2026-12-05 session 9; bundled): stage 1 had about 400 steps per
 # style on 21 photos, at lr 1e-3 and no decay. 2800 steps more (700 per style) on the 44 photos, lr 2e-4
