@@ -26,9 +26,9 @@ from pathlib import Path
 from typing import Callable, Optional, Sequence
 
 from . import (Checkpointer, DecoderTrainConfig, Interrupted, TrainConfig, bundled_decoders, bundled_models,
-               check_writable, default_checkpoint_path, install_stop_handlers, is_decoder_file, load_decoder,
-               load_model, loss_curve, save_image,
-               side_by_side, tensor_to_pil, train, train_decoder, PainterlyError)
+               check_writable, default_checkpoint_path, install_stop_handlers, is_decoder_file, is_network_file,
+               load_decoder, load_model, loss_curve, save_image, side_by_side, tensor_to_pil, train, train_decoder,
+               PainterlyError)
 from .cli_args import EXIT_INTERRUPTED, EXIT_OK, EXIT_USAGE, _Parser, _UsageError, add_config_flags
 
 PREVIEW_COLUMNS = 6
@@ -250,6 +250,17 @@ def describe_decoder(path: Path) -> str:
             f"{_trained(path, meta, f' and {styles} style images' if styles else '')}")
 
 
+def describe_file(path: Path) -> str:
+    """A network's or a decoder's line, told apart by the file's metadata; a file that says it is neither
+    (truncated, foreign, or no painterly metadata) can't be told, and the error says so."""
+    if is_decoder_file(path):
+        return describe_decoder(path)
+    if path.is_file() and not is_network_file(path):
+        raise PainterlyError(f"'{path}' is neither a painterly style network nor a decoder file (no painterly "
+                             f"metadata could be read: truncated, or another program's file)")
+    return describe_model(path)
+
+
 def _models(words: Sequence[str]) -> int:
     p = _Parser(prog="painterly models", usage="painterly models [MODEL.safetensors|DECODER.safetensors ...]",
                 description="List the bundled style networks (use them with --model NAME) and the bundled "
@@ -262,7 +273,7 @@ def _models(words: Sequence[str]) -> int:
     failed = 0
     for path in paths:  # a bad file is reported and the rest still listed
         try:
-            print(describe_decoder(path) if is_decoder_file(path) else describe_model(path))
+            print(describe_file(path))
         except PainterlyError as exc:
             failed += 1
             print(f"painterly: error: {exc}", file=sys.stderr)

@@ -296,7 +296,7 @@ def test_train_decoder_command_and_method_command(tmp_path, folders, tiny_vgg, c
     decoder.write_bytes(decoder.read_bytes()[:200])  # truncated: one line, and the listing fails
     assert cli.main(["models", str(decoder)]) == 2
     err = capsys.readouterr().err.strip().splitlines()
-    assert len(err) == 1 and "'" + str(decoder) + "'" in err[0], err
+    assert len(err) == 1 and "'" + str(decoder) + "'" in err[0] and "neither" in err[0], err
     assert cli.main(["train-decoder", "--method", "adain", "--photos", str(photos), "-o",
                      str(tmp_path / "x.safetensors"), "-q"]) == 2
     err = capsys.readouterr().err.strip().splitlines()

@@ -520,7 +520,7 @@ def test_train_and_models_and_model_commands(tmp_path, photos, capsys, monkeypat
                            (["train", str(style), "--photos", str(photos), "-o", str(tmp_path / "x.png")], ".safetensors"),
                            ([str(content), "--model", str(tmp_path / "nope.safetensors"), "-o", str(tmp_path / "o.png")],
                             "does not exist"),
-                           (["models", str(content)], "not a painterly style network"),
+                           (["models", str(content)], "neither a painterly style network nor a decoder"),
                            ([str(content), str(style), "--model", str(model), "-o", str(tmp_path / "o.png")],
                             "takes no style images"),
                            ([str(content), "--model", str(model), "--preserve-color", "histogram", "-o",

@@ -118,6 +118,11 @@ def is_decoder_file(path: Union[str, os.PathLike]) -> bool:
     return _metadata(path).get("kind") == DECODER_KIND
 
 
+def is_network_file(path: Union[str, os.PathLike]) -> bool:
+    """Whether the file says it holds a style network (painterly train's) rather than a decoder."""
+    return _metadata(path).get("kind") == KIND
+
+
 def save_decoder(path: Union[str, os.PathLike], decoder: Decoder, info: dict[str, Any],
                  dtype: torch.dtype = torch.float16) -> Path:
     """Write a decoder (AdaIN's or one WCT level's) and `info` atomically."""
