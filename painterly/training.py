@@ -22,6 +22,7 @@ from typing import Callable, Optional, Sequence, Union
 
 import torch
 import torch.nn.functional as F
+from PIL import Image
 
 from .checkpoint import Checkpointer, Interrupted, fingerprint, restore_rng, rng_state
 from .config import MethodConfig, option, unknown_options
@@ -166,19 +167,32 @@ def config_with(config_class: type, config: Optional[MethodConfig], options: dic
     return dataclasses.replace(config, **options) if options else config
 
 
+def photo_files(roots: Sequence[Path]) -> list[Path]:
+    """Every image file under the folders, recursively, once each and in a fixed order; a one-line error
+    naming a folder that is not one."""
+    for root in roots:
+        if not root.is_dir():
+            raise PainterlyError(f"photo folder '{root}' does not exist or is not a folder")
+    return sorted({p for root in roots for p in root.rglob("*") if p.suffix.lower() in READ_SUFFIXES and p.is_file()})
+
+
+def read_photo(path: Path) -> Optional[Image.Image]:
+    """A training photo as training sees it (EXIF rotation honoured, alpha flattened onto white); None
+    for a file that can't be read, which training skips and counts."""
+    try:
+        return split_alpha(open_image(path, "photo"))[0]
+    except PainterlyError:
+        return None
+
+
 def find_photos(folders: PhotoFolders, min_side: int) -> tuple[list[torch.Tensor], int]:
     """Every readable image under `folders` (one or several, recursively) as a tensor whose short side
     is at most 2 x min_side (decoded once); unreadable files are skipped and counted."""
     roots = [Path(folders)] if isinstance(folders, (str, os.PathLike)) else [Path(f) for f in folders]
-    for root in roots:
-        if not root.is_dir():
-            raise PainterlyError(f"photo folder '{root}' does not exist or is not a folder")
     photos, skipped = [], 0
-    for path in sorted({p for root in roots for p in root.rglob("*") if p.suffix.lower() in READ_SUFFIXES
-                        and p.is_file()}):
-        try:
-            image = split_alpha(open_image(path, "photo"))[0]
-        except PainterlyError:
+    for path in photo_files(roots):
+        image = read_photo(path)
+        if image is None:
             skipped += 1
             continue
         t = pil_to_tensor(image)
