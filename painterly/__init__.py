@@ -27,7 +27,8 @@ from .figures import loss_curve, side_by_side  # noqa: E402
 from .image import check_writable, open_image, save_image, split_alpha, tensor_to_pil, write_bytes_atomic  # noqa: E402
 from .decoder_training import DecoderTrainConfig, train_decoder  # noqa: E402
 from .methods.adain import AdainConfig  # noqa: E402
-from .methods.feedforward import NetworkConfig, bundled_models, load_model_by_name as load_model  # noqa: E402
+from .methods.feedforward import NetworkConfig, load_model_by_name as load_model  # noqa: E402
+from .nets.io import bundled_models  # noqa: E402
 from .methods.gatys import GatysConfig  # noqa: E402
 from .methods.strotss import StrotssConfig  # noqa: E402
 from .methods.wct import WctConfig  # noqa: E402

@@ -154,8 +154,7 @@ def stylize(
     masks = None
     if style_masks is not None:
         masks = load_style_masks(style_masks, len(style_ts) if recipe.needs_styles else None, content_t)
-    init_path = recipe.init_path(cfg)
-    init_image = None if init_path is None else as_tensor(init_path, "init image")
+    init_image = initial_image(recipe, cfg, content_t)
     ckpt = make_checkpointer(checkpoint, resume, checkpoint_every, checkpoint_seconds, keep_checkpoint)
 
     def to_pil(result: torch.Tensor) -> Image.Image:
@@ -172,6 +171,20 @@ def stylize(
             exc.image = to_pil(exc.image)
         raise
     return to_pil(result)
+
+
+def initial_image(recipe: Recipe, config, content: torch.Tensor) -> Optional[torch.Tensor]:
+    """The image a run of `content` starts from when the config names one: an image file, or a style
+    network's picture of the content (--init model:NAME, made at the run's final size on its device)."""
+    path, model = recipe.init_path(config), recipe.init_model(config)
+    if path is not None:
+        return as_tensor(path, "init image")
+    if model is None:
+        return None
+    size = config.size if isinstance(config.size, int) else max(content.shape[-2:])
+    picture = stylize(content, method="network", model=model, size=size, device=config.device,
+                      threads=config.threads, max_memory=config.max_memory)
+    return as_tensor(picture, "init image")
 
 
 def _content_size(content: Union[ImageLike, tuple[int, int]]) -> tuple[int, int]:

@@ -143,6 +143,11 @@ class Recipe:
         """A file the run starts from, if the config names one (loaded by the API)."""
         return None
 
+    def init_model(self, config: Any) -> Optional[str]:
+        """A style network (a bundled name or a file) whose picture of the content the run starts from,
+        if the config names one (made by the API with the network method)."""
+        return None
+
     # --- per scale / tile ---------------------------------------------------------------------
     def style_targets(self, run: RunContext, k: int, scale: Scale) -> Any:
         """What the style side gives scale k: computed once per scale and reused by every frame of a

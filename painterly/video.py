@@ -30,7 +30,7 @@ from typing import Callable, Optional, Sequence, Union
 
 import torch
 
-from .api import get_method, make_config, method_of
+from .api import get_method, initial_image, make_config, method_of
 from .config import MethodConfig, option
 from .driver import Session
 from .errors import PainterlyError
@@ -239,8 +239,9 @@ def _paint(frame, index, previous_frame, previous_out, history, recipe, first: S
         if step_callback is not None:
             step_callback(info)
 
-    if previous_out is None or video.temporal_weight == 0:
-        return first.run(frame, callback=record, frame=index).cpu()
+    if previous_out is None or video.temporal_weight == 0:  # from the content, or what --init names
+        return first.run(frame, init_image=initial_image(recipe, first.config, frame), callback=record,
+                         frame=index).cpu()
     forward, mask = tracked(previous_frame, frame)  # offsets from this frame into the previous one
     warped = warp(previous_out, forward)
     if later is first:  # a method that cannot start from an image: blend along the flow

@@ -134,6 +134,35 @@ def test_init_file_is_where_the_run_starts(images, capsys):
     assert (out - init).abs().mean() < 0.25 * (out - content).abs().mean()
 
 
+def test_init_model_starts_from_the_networks_picture(images, tmp_path, capsys):
+    """--init model:FILE: a 0-iteration run writes the network's picture of the content; an unknown
+    model or an empty name is one line, exit 2, no file; the web may offer model:NAME for bundled models."""
+    from painterly.nets.io import save_model
+    from painterly.nets.transformer import Architecture, TransformerNet
+
+    torch.manual_seed(0)
+    net = TransformerNet(Architecture((4, 8, 8), 1, 1)).eval()
+    with torch.no_grad():  # a picture far from the content
+        for norm in net.norms:
+            norm.shift.add_(torch.randn_like(norm.shift))
+    model = save_model(tmp_path / "m.safetensors", net, {"styles": ["a"]})
+    d = images["dir"]
+    common = [images["content"], images["style"], "--quiet", "--size", "32", "--scales", "1", "--seed", "0",
+              "--precision", "fp32", "--device", "cpu", "--iterations", "0"]
+    code, _, err = run([*common, "--init", f"model:{model}", "-o", d / "net.png"], capsys)
+    assert code == 0, err
+    picture = pil_to_tensor(painterly.stylize(images["content"], model=str(model), size=32, device="cpu"))
+    out, content = _pixels(d / "net.png"), _at(images["content"], (24, 32))
+    assert (out - picture).abs().max() <= 1 / 255 + 1e-6
+    assert (picture - content).abs().mean() > 0.05
+    for init, words in ((f"model:{tmp_path / 'missing.safetensors'}", "does not exist"), ("model:", "names no model")):
+        code, _, err = run([*common, "--init", init, "-o", d / "bad.png"], capsys)
+        assert code == 2 and words in err and len(err.strip().splitlines()) == 1, err
+        assert not (d / "bad.png").exists()
+    names = next(r["names"] for r in painterly.method_options("gatys") if r["name"] == "init")
+    assert {"content", "noise", "style", "model:starry_night", "model:four_paintings"} <= set(names)
+
+
 def test_preserve_color_luminance_keeps_the_contents_chroma(images, capsys):
     """--preserve-color luminance: the output's chroma (YIQ I, Q) is the content's, its luminance the
     run's; without it, a run started from another image keeps that image's chroma."""

@@ -188,6 +188,19 @@ def test_a_network_blends_along_the_flow(clip, tmp_path):
     assert errors[200.0] < errors[0.0], errors
 
 
+def test_init_model_starts_each_fresh_frame_from_the_networks_picture(clip, tmp_path):
+    """--init model:NAME on a video: with no temporal term every frame starts afresh, from the network's
+    picture of that frame, so 0 iterations write the network's frames."""
+    video = VideoConfig(temporal_weight=0)
+    stylize_video(clip, EXAMPLES / "starry_night.jpg", tmp_path / "g", video=video, init="model:starry_night",
+                  **{**FAST, "iterations": 0})
+    stylize_video(clip, [], tmp_path / "n", model="starry_night", size=64, video=video)
+    started, network = (sorted((tmp_path / d).glob("frame_*.png")) for d in ("g", "n"))
+    assert len(started) == len(network) == 6
+    for a, b in zip(started, network):
+        assert (as_tensor(a) - as_tensor(b)).abs().max() <= 1 / 255 + 1e-6
+
+
 @pytest.mark.parametrize("case, words", [
     ("missing", "does not exist"),
     ("not_a_video", "not a video"),

@@ -105,7 +105,8 @@ def test_methods_lists_every_registered_method_with_its_options_and_defaults(cli
     gatys = {o["name"]: o for o in methods["gatys"]["options"]}
     assert gatys["size"]["default"] == 512 and gatys["size"]["type"] == "integer"
     assert gatys["preserve_color"]["choices"] == ["none", "luminance", "histogram"]
-    assert gatys["init"]["files"] and gatys["init"]["names"] == ["content", "noise", "style"]
+    assert gatys["init"]["files"] and gatys["init"]["names"] == ["content", "noise", "style", "model:four_paintings",
+                                                                 "model:starry_night"]
     assert "guidance" in methods["gatys"]["accepts"]
     network = methods[painterly.method_for(["model"])]
     model = {o["name"]: o for o in network["options"]}["model"]
@@ -123,6 +124,7 @@ def test_methods_lists_every_registered_method_with_its_options_and_defaults(cli
     ("unknown_method", 400, "unknown method"),
     ("path_option", 400, "may name a file"),
     ("path_model", 400, "may name a file"),
+    ("path_init_model", 400, "may name a file"),
     ("no_style", 400, "needs at least one style"),
     ("network_style", 400, "takes no style images"),
     ("unexpected_field", 400, "unexpected file field"),
@@ -147,6 +149,8 @@ def test_bad_uploads_are_refused_with_a_json_error_and_leave_nothing_behind(clie
         options["init"] = "/etc/passwd"
     elif case == "path_model":
         options = {"method": painterly.method_for(["model"]), "model": "../../secret.safetensors"}
+    elif case == "path_init_model":
+        options["init"] = "model:../../secret.safetensors"
     elif case == "network_style":
         options = {"method": painterly.method_for(["model"]), "model": "starry_night"}
     elif case == "no_style":

@@ -18,14 +18,13 @@ import torch
 from ..config import CommonConfig, option
 from ..errors import PainterlyError
 from ..image import resize
-from ..nets.io import load_model, model_architecture
+from ..nets.io import MODELS, bundled_models, load_model, model_architecture
 from ..nets.quantized import Int8Trunk
 from ..nets.transformer import Architecture, TransformerNet
 from ..recipe import STYLE_MASKS, Recipe, RunContext, register
 from ..schedule import Scale
 from ..tiling import Box, Tiling
 
-MODELS = Path(__file__).resolve().parent.parent / "models"
 STRIDE = 4  # the transformer's two stride-2 layers
 
 
@@ -55,9 +54,6 @@ def load_model_by_name(model: Union[str, os.PathLike]) -> tuple[TransformerNet, 
     """A bundled model by name (painterly models) or a model file: the network and its metadata."""
     return load_model(model_path(os.fspath(model)))
 
-
-def bundled_models() -> list[Path]:
-    return sorted(MODELS.glob("*.safetensors")) if MODELS.is_dir() else []
 
 
 @dataclass(frozen=True)

@@ -18,6 +18,7 @@ from ..features import LAYER_INDEX, channels_of, check_layers
 from ..guidance import masked_grams, region_targets
 from ..image import resize
 from ..losses import ContentLoss, GramStyleLoss, LossTerms, TotalVariationLoss, blend_grams
+from ..nets.io import bundled_models
 from ..optimize import make_optimizer
 from ..param import PixelImage
 from ..recipe import GUIDANCE, INIT_IMAGE, STYLE_MASKS, Recipe, RunContext, register
@@ -26,6 +27,14 @@ from ..tiling import Box, Tiling, choose_tiling
 
 SCHEDULE, OPTIMISATION, LOSSES = "size and schedule", "optimisation", "losses"
 INIT_WORDS = ("content", "noise", "style")
+# --init model:NAME|FILE: start from a trained style network's picture of the content, which is already
+# stylised, so a few iterations reach the loss that many reach from the content (docs/models.md)
+INIT_MODEL = "model:"
+
+
+def init_names() -> list[str]:
+    """The --init values that name no file: the words, and model:NAME for each bundled style network."""
+    return [*INIT_WORDS, *(INIT_MODEL + p.stem for p in bundled_models())]
 
 
 @dataclass(frozen=True)
@@ -44,9 +53,10 @@ class GatysConfig(OptimisationConfig):
                             group=OPTIMISATION)
     learning_rate: Optional[float] = option(None, "optimiser step size", above=0,
                                             default_text="1 for lbfgs, 10 for adam", group=OPTIMISATION, metavar="LR")
-    init: str = option("content", "starting image: the content, grey noise, the first style, or an image file",
-                       group=OPTIMISATION, metavar="content|noise|style|FILE", files=True,
-                       names=("content", "noise", "style"))
+    init: str = option("content", "starting image: the content, grey noise, the first style, an image file, or "
+                       "model:NAME|FILE, a style network's picture of the content (painterly models; a multi-style "
+                       "one paints its first style), from which fewer iterations reach the same loss",
+                       group=OPTIMISATION, metavar="content|noise|style|FILE|model:NAME", files=True, names=init_names)
     lbfgs_history: int = option(100, "L-BFGS history length (memory grows with it)", minimum=1, group=OPTIMISATION,
                                 metavar="N")
     # Gatys et al. read conv4_2 for content and conv1_1..conv5_1 for style; painterly reads the ReLU
@@ -88,6 +98,8 @@ class GatysConfig(OptimisationConfig):
                                       (self.style_layers, self.style_layer_weights, "style-layer-weights")):
             if weights is not None and len(weights) != len(layers):
                 raise PainterlyError(f"{flag} has {len(weights)} values for {len(layers)} layers")
+        if self.init == INIT_MODEL:
+            raise PainterlyError("init model: names no model; give model:NAME (painterly models) or model:FILE")
         if self.style_set and self.style_blend_weights is not None:
             raise PainterlyError("style-set pools the style images by pixel count; it takes no style-blend-weights")
 
@@ -241,7 +253,10 @@ class Gatys(Recipe):
         return GatysMemory(tuple(config.layers), precision, config.optimizer, config.lbfgs_history)
 
     def init_path(self, config: GatysConfig) -> Optional[str]:
-        return None if config.init in INIT_WORDS else config.init
+        return None if config.init in INIT_WORDS or config.init.startswith(INIT_MODEL) else config.init
+
+    def init_model(self, config: GatysConfig) -> Optional[str]:
+        return config.init[len(INIT_MODEL):] if config.init.startswith(INIT_MODEL) else None
 
     def style_targets(self, run: RunContext, k: int, scale: Scale) -> GatysStyle:
         return style_targets(run, run.config, scale.size, scale.tiling)
@@ -270,7 +285,7 @@ class Gatys(Recipe):
         if previous is not None:
             return resize(previous, scale.size)
         init, size = run.config.init, scale.size
-        if run.init_image is not None:  # an init file, or a video's warped previous frame
+        if run.init_image is not None:  # an init file, a network's picture, or a video's warped previous frame
             return resize(run.init_image, size)
         if init == "content":
             return resize(run.content, size)
@@ -279,7 +294,7 @@ class Gatys(Recipe):
             return (0.5 + 0.1 * torch.randn(1, 3, *size, generator=run.generator)).clamp(0, 1).to(run.device)
         if init == "style":
             return resize(run.styles[0], size)
-        raise PainterlyError(f"init must be content, noise, style or an image file, got '{init}'")
+        raise PainterlyError(f"init must be content, noise, style, an image file or model:NAME, got '{init}'")
 
     def parameterise(self, run: RunContext, k: int, image: torch.Tensor) -> PixelImage:
         return PixelImage(image)

@@ -22,6 +22,12 @@ KIND = "transformer"
 DECODER_KIND = "decoder"
 # how messages name a file of each kind, and what such a file holds
 NOUNS = {KIND: ("model", "style network"), DECODER_KIND: ("decoder", "decoder")}
+MODELS = Path(__file__).resolve().parent.parent / "models"  # the bundled style networks
+
+
+def bundled_models() -> list[Path]:
+    """The bundled style networks' files (painterly models), by name."""
+    return sorted(MODELS.glob("*.safetensors")) if MODELS.is_dir() else []
 
 
 def _write(path: Union[str, os.PathLike], module: torch.nn.Module, meta: dict[str, Any], dtype: torch.dtype) -> Path:
