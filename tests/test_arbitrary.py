@@ -55,6 +55,23 @@ def _array(image):
     return np.asarray(image, dtype=np.float32) / 255
 
 
+def test_a_decoder_file_is_prepared_once_while_it_is_unchanged(tmp_path):
+    """Runs share a decoder read once per process; each gets its own copy of the metadata; a file written
+    anew (a retrained decoder under the same name) is read again."""
+    from painterly.nets.io import prepared_decoder
+
+    path, _ = _decoder(tmp_path, "relu4_1")
+    first, meta = prepared_decoder(path, "cpu", torch.float32)
+    meta["method"] = "changed"
+    again, meta_again = prepared_decoder(path, "cpu", torch.float32)
+    assert again is first and meta_again["method"] is None
+    assert prepared_decoder(path, "cpu", torch.bfloat16)[0].convs()[0].weight.dtype == torch.bfloat16
+    _, retrained = _decoder(tmp_path, "relu4_1", seed=1)
+    new, _ = prepared_decoder(path, "cpu", torch.float32)
+    assert new is not first and torch.equal(new.convs()[0].weight, retrained.convs()[0].weight)
+    assert not torch.equal(new.convs()[0].weight, first.convs()[0].weight)
+
+
 def test_adain_method_is_decode_of_the_transform_and_strength_mixes(tmp_path, tiny_vgg):
     path, decoder = _decoder(tmp_path, "relu4_1")
     content, style = _images()

@@ -457,21 +457,29 @@ def test_network_method_through_the_api(tmp_path):
                           style_masks=masks)
 
 
-def test_a_session_reads_its_model_once_for_all_frames(tmp_path, monkeypatch):
-    """A video's frames share one Session: the model file is read once, not once per frame."""
-    import painterly.methods.feedforward as feedforward
+def test_a_model_file_is_read_once_while_it_is_unchanged(tmp_path, monkeypatch):
+    """A video's frames share one Session, and later runs in the process the prepared network: the file
+    is read once, not once per frame or run; a file written anew is read again, with its own weights."""
+    import painterly.nets.io as io
     from painterly.api import get_method, make_config
     from painterly.driver import Session
 
     path = save_model(tmp_path / "m.safetensors", _net(), {"styles": ["a", "b", "c"]})
     reads = []
-    monkeypatch.setattr(feedforward, "load_model", lambda p: reads.append(p) or load_model(p))
-    session = Session(get_method("network"), make_config("network", model=str(path), size=32, precision="fp32"), [])
+    monkeypatch.setattr(io, "load_model", lambda p: reads.append(p) or load_model(p))
+    config = make_config("network", model=str(path), size=32, precision="fp32")
+    session = Session(get_method("network"), config, [])
     frames = [torch.rand(1, 3, 24, 32) for _ in range(3)]
     outs = [session.run(f) for f in frames]
-    assert len(reads) == 1
+    again = Session(get_method("network"), config, []).run(frames[0])
+    assert len(reads) == 1 and torch.equal(again, outs[0])
     saved = load_model(path)[0].float()
     assert torch.allclose(outs[2], saved(frames[2]).clamp(0, 1), atol=1e-4)  # the third frame by its own input
+    save_model(path, _net(seed=1), {"styles": ["a", "b", "c"]})  # retrained: the same name, other weights
+    new = Session(get_method("network"), config, []).run(frames[0])
+    assert len(reads) == 2
+    assert torch.allclose(new, load_model(path)[0].float()(frames[0]).clamp(0, 1), atol=1e-4)
+    assert (new - outs[0]).abs().max() > 1e-3
 
 
 def test_the_resume_line_of_an_interrupted_training_is_quoted_for_a_shell():

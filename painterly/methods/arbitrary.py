@@ -21,6 +21,7 @@ one only where a tile's border changes the encoder's view, and tiles never shift
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Optional, Sequence, Union
@@ -33,7 +34,7 @@ from ..errors import PainterlyError
 from ..features import channels_of, layer_stride
 from ..image import fit_long_side, resize
 from ..nets.decoder import Decoder
-from ..nets.io import load_decoder
+from ..nets.io import prepared_decoder
 from ..nets.quantized import Int8Decoder
 from ..recipe import GUIDANCE, STYLE_MASKS, Recipe, RunContext
 from ..schedule import Scale
@@ -42,6 +43,8 @@ from ..transforms import Moments, WctMap, by_regions, wct
 from .gatys import style_size
 
 DECODERS = Path(__file__).resolve().parent.parent / "models" / "decoders"
+# a shared decoder's int8 convolutions, made once as the decoder is (weights packed; no state per call)
+int8_decoder = functools.lru_cache(maxsize=8)(Int8Decoder)
 ENCODER_POOLING = "max"  # the decoders are trained behind a max-pooling VGG19, as in both papers
 STYLE = "style"
 COLOURS = "rgb"  # the colour step's level: the pixels themselves, transformed with full covariance
@@ -122,10 +125,7 @@ class FeatureLevel:
         features = features.to(dtype).contiguous(memory_format=torch.channels_last)
         convs = None
         if run.precision == "int8":
-            key = f"int8 decoder {self.layer}"
-            if key not in run.shared:
-                run.shared[key] = Int8Decoder(decoder)
-            convs = run.shared[key]
+            convs = int8_decoder(decoder)
         return decoder.decode(features, convs).float().clamp(0, 1)
 
 
@@ -191,11 +191,13 @@ class ArbitraryRecipe(Recipe):
                                3.0 if self.full_covariance else 2.0)
 
     def decoder(self, run: RunContext, level: str) -> Decoder:
-        """A level's decoder, loaded once per session, its weights stored in the compute precision."""
+        """A level's decoder, its weights stored in the compute precision, shared by the runs of this
+        process (nets.io.prepared_decoder)."""
         key = f"decoder {level}"
         if key not in run.shared:
             path = self.decoder_file(run.config, level)
-            decoder, meta = load_decoder(path)
+            dtype = torch.bfloat16 if run.precision == "bf16" else torch.float32
+            decoder, meta = prepared_decoder(path, run.device, dtype)
             trained_for = meta.get("method")  # None: a file that does not say
             if trained_for is not None and trained_for != self.name:
                 raise PainterlyError(f"decoder '{path}' was trained for {trained_for}, not {self.name}")
@@ -204,8 +206,9 @@ class ArbitraryRecipe(Recipe):
             if decoder.arch.encoder_divisor != getattr(run.extractor, "width_divisor", 1):
                 raise PainterlyError(f"the decoder for {level} was trained behind another encoder "
                                      f"(width divisor {decoder.arch.encoder_divisor})")
-            dtype = torch.bfloat16 if run.precision == "bf16" else torch.float32
-            run.shared[key] = decoder.to(run.device, dtype, memory_format=torch.channels_last)
+            if run.precision == "int8":  # packed now, before any map of the run, so the heap keeps no hole
+                int8_decoder(decoder)
+            run.shared[key] = decoder
         return run.shared[key]
 
     @torch.no_grad()

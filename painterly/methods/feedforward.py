@@ -8,6 +8,7 @@ whole-image pass would (no tile seams, no colour shift between tiles).
 
 from __future__ import annotations
 
+import functools
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,7 +19,7 @@ import torch
 from ..config import CommonConfig, option
 from ..errors import PainterlyError
 from ..image import resize
-from ..nets.io import MODELS, bundled_models, load_model, model_architecture
+from ..nets.io import MODELS, bundled_models, load_model, model_architecture, prepared_model
 from ..nets.quantized import Int8Trunk
 from ..nets.transformer import Architecture, TransformerNet
 from ..recipe import STYLE_MASKS, Recipe, RunContext, register
@@ -97,11 +98,13 @@ class Network(Recipe):
 
     def net(self, run: RunContext) -> TransformerNet:
         """The model, channels-last, its weights stored once in the compute precision (bf16 where it
-        is native: casting them at every call, as autocast does, was a sixth of the time)."""
+        is native: casting them at every call, as autocast does, was a sixth of the time); shared by
+        the runs of this process (nets.io.prepared_model)."""
         if "net" not in run.shared:
-            net, _ = load_model(model_path(run.config.model))
             dtype = torch.bfloat16 if run.precision == "bf16" else torch.float32
-            run.shared["net"] = net.to(run.device, dtype, memory_format=torch.channels_last)
+            run.shared["net"] = prepared_model(model_path(run.config.model), run.device, dtype)[0]
+            if run.precision == "int8":  # packed now, before any map of the run, so the heap keeps no hole
+                int8_trunk(run.shared["net"])
         return run.shared["net"]
 
     def layers(self, config: NetworkConfig) -> list[str]:
@@ -168,10 +171,11 @@ class Network(Recipe):
         x = image.to(dtype).contiguous(memory_format=torch.channels_last)
         convs = None
         if run.precision == "int8":
-            if "int8 trunk" not in run.shared:
-                run.shared["int8 trunk"] = Int8Trunk(net)
-            convs = run.shared["int8 trunk"]
+            convs = int8_trunk(net)
         return net.run_banded(x, weights, run.config.band_rows, stats, on_layer=on_layer, convs=convs).float()
 
+
+# a shared network's int8 trunk, made once as the network is (its weights packed; it keeps no state per call)
+int8_trunk = functools.lru_cache(maxsize=8)(Int8Trunk)
 
 NETWORK = register(Network())
