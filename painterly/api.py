@@ -174,16 +174,17 @@ def stylize(
 
 
 def initial_image(recipe: Recipe, config, content: torch.Tensor) -> Optional[torch.Tensor]:
-    """The image a run of `content` starts from when the config names one: an image file, or a style
-    network's picture of the content (--init model:NAME, made at the run's final size on its device)."""
-    path, model = recipe.init_path(config), recipe.init_model(config)
+    """The image a run of `content` starts from when the config names one: an image file, or another
+    method's picture of the content (--init model:NAME: a style network's), made at the run's size and
+    device, in fp32 unless the run is bf16, so the same options give the same picture in every process."""
+    path, other = recipe.init_path(config), recipe.init_run(config)
     if path is not None:
         return as_tensor(path, "init image")
-    if model is None:
+    if other is None:
         return None
-    size = config.size if isinstance(config.size, int) else max(content.shape[-2:])
-    picture = stylize(content, method="network", model=model, size=size, device=config.device,
-                      threads=config.threads, max_memory=config.max_memory)
+    precision = "bf16" if config.precision == "bf16" else "fp32"
+    picture = stylize(content, **other, size=config.size, device=config.device, threads=config.threads,
+                      max_memory=config.max_memory, precision=precision)
     return as_tensor(picture, "init image")
 
 

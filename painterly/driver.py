@@ -171,7 +171,9 @@ class _FrameRun:
         self.saved = None
         if checkpoint is not None:
             options = {"method": self.recipe.name, **dataclasses.asdict(self.config), "precision": session.precision}
-            inputs = [content, *session.styles, init_image, *(session.style_masks or []), *pair_masks(session.guidance)]
+            made = self.recipe.init_run(self.config) is not None  # named by the options; may differ by device
+            inputs = [content, *session.styles, None if made else init_image, *(session.style_masks or []),
+                      *pair_masks(session.guidance)]
             self.saved = checkpoint.start(fingerprint(inputs, options))
         if self.saved is not None:
             self.base_seed = self.saved["base_seed"]

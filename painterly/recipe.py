@@ -143,9 +143,11 @@ class Recipe:
         """A file the run starts from, if the config names one (loaded by the API)."""
         return None
 
-    def init_model(self, config: Any) -> Optional[str]:
-        """A style network (a bundled name or a file) whose picture of the content the run starts from,
-        if the config names one (made by the API with the network method)."""
+    def init_run(self, config: Any) -> Optional[dict[str, Any]]:
+        """The options of another method's run (e.g. a style network's) whose picture of the content this
+        run starts from, if the config names one: the API makes it at the run's size, device and
+        precision. The checkpoint leaves that picture out of its fingerprint (the options name it; a
+        resume does not start from it)."""
         return None
 
     # --- per scale / tile ---------------------------------------------------------------------

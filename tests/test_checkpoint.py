@@ -102,6 +102,27 @@ def test_mismatched_inputs_or_options_are_refused(tmp_path, tiny):
     run(content, [style], cfg, extractor=tiny, checkpoint=Checkpointer(path, resume=True))
 
 
+def test_a_networks_starting_picture_is_named_by_the_options_not_fingerprinted(tmp_path, tiny):
+    """--init model:NAME: the picture the run starts from may differ by device or machine (the options
+    name it, and a resume does not start from it), so a resume given another picture goes on; an init
+    image the options do not name (a file's pixels) stays part of the fingerprint."""
+    content, style = _images()
+    start, other = torch.rand(1, 3, 24, 32), torch.rand(1, 3, 24, 32)
+    for init, resumes in (("model:starry_night", True), ("content", False)):
+        config = GatysConfig(size=32, iterations=4, scales=1, precision="fp32", seed=0, style_weight=1e6, init=init)
+        path = tmp_path / f"{init.replace(':', '_')}.ckpt"
+        ckpt = Checkpointer(path, seconds=None)
+        with pytest.raises(Interrupted):
+            run(content, [style], config, extractor=tiny, checkpoint=ckpt, init_image=start, callback=StopAt(ckpt, 2))
+        resume = lambda: run(content, [style], config, extractor=tiny, init_image=other,  # noqa: E731
+                             checkpoint=Checkpointer(path, resume=True))
+        if resumes:
+            resume()
+        else:
+            with pytest.raises(PainterlyError, match="other input images or options"):
+                resume()
+
+
 def test_missing_or_corrupt_checkpoint(tmp_path, tiny):
     content, style = _images()
     config = GatysConfig(size=32, iterations=2, scales=1, precision="fp32", seed=0, style_weight=1e6)

@@ -44,7 +44,7 @@ from .gatys import style_size
 
 DECODERS = Path(__file__).resolve().parent.parent / "models" / "decoders"
 # a shared decoder's int8 convolutions, made once as the decoder is (weights packed; no state per call)
-int8_decoder = functools.lru_cache(maxsize=8)(Int8Decoder)
+int8_decoder = functools.lru_cache(maxsize=16)(Int8Decoder)
 ENCODER_POOLING = "max"  # the decoders are trained behind a max-pooling VGG19, as in both papers
 STYLE = "style"
 COLOURS = "rgb"  # the colour step's level: the pixels themselves, transformed with full covariance

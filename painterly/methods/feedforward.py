@@ -56,7 +56,6 @@ def load_model_by_name(model: Union[str, os.PathLike]) -> tuple[TransformerNet, 
     return load_model(model_path(os.fspath(model)))
 
 
-
 @dataclass(frozen=True)
 class NetworkMemory:
     """Peak of one banded pass: the image's own copies (decoded, float, resized, output: 24 bytes a
@@ -176,6 +175,6 @@ class Network(Recipe):
 
 
 # a shared network's int8 trunk, made once as the network is (its weights packed; it keeps no state per call)
-int8_trunk = functools.lru_cache(maxsize=8)(Int8Trunk)
+int8_trunk = functools.lru_cache(maxsize=16)(Int8Trunk)
 
 NETWORK = register(Network())

@@ -255,8 +255,10 @@ class Gatys(Recipe):
     def init_path(self, config: GatysConfig) -> Optional[str]:
         return None if config.init in INIT_WORDS or config.init.startswith(INIT_MODEL) else config.init
 
-    def init_model(self, config: GatysConfig) -> Optional[str]:
-        return config.init[len(INIT_MODEL):] if config.init.startswith(INIT_MODEL) else None
+    def init_run(self, config: GatysConfig) -> Optional[dict]:
+        if not config.init.startswith(INIT_MODEL):
+            return None
+        return {"method": "network", "model": config.init[len(INIT_MODEL):]}
 
     def style_targets(self, run: RunContext, k: int, scale: Scale) -> GatysStyle:
         return style_targets(run, run.config, scale.size, scale.tiling)
@@ -294,7 +296,8 @@ class Gatys(Recipe):
             return (0.5 + 0.1 * torch.randn(1, 3, *size, generator=run.generator)).clamp(0, 1).to(run.device)
         if init == "style":
             return resize(run.styles[0], size)
-        raise PainterlyError(f"init must be content, noise, style, an image file or model:NAME, got '{init}'")
+        raise PainterlyError(f"init '{init}' names an image file or a network's picture, which painterly.stylize "
+                             f"makes; a run started without it needs that image as init_image")
 
     def parameterise(self, run: RunContext, k: int, image: torch.Tensor) -> PixelImage:
         return PixelImage(image)

@@ -145,7 +145,6 @@ def load_decoder(path: Union[str, os.PathLike]) -> tuple[Decoder, dict[str, Any]
     return decoder.eval().requires_grad_(False), meta
 
 
-
 def prepared_model(path: Union[str, os.PathLike], device: torch.device, dtype: torch.dtype
                    ) -> tuple[TransformerNet, dict[str, Any]]:
     """load_model's network on `device` in `dtype`, channels-last, and a copy of its metadata, loaded once
@@ -163,15 +162,16 @@ def prepared_decoder(path: Union[str, os.PathLike], device: torch.device, dtype:
 
 def _shared(kind: str, path: Union[str, os.PathLike], device: torch.device, dtype: torch.dtype) -> tuple[Any, dict]:
     try:
-        st = Path(path).stat()
-        stamp = (st.st_ino, st.st_size, st.st_mtime_ns)
+        path = Path(path).resolve()
+        st = path.stat()
+        stamp = (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns)
     except OSError:
         stamp = None  # the loader gives the one-line error
     module, meta = _prepared(kind, str(path), stamp, str(torch.device(device)), dtype)
     return module, json.loads(json.dumps(meta))
 
 
-@functools.lru_cache(maxsize=8)
+@functools.lru_cache(maxsize=16)  # WCT alone reads five decoders
 def _prepared(kind: str, path: str, stamp: Any, device: str, dtype: torch.dtype) -> tuple[torch.nn.Module, dict]:
     module, meta = (load_model if kind == KIND else load_decoder)(path)
     return module.to(torch.device(device), dtype, memory_format=torch.channels_last), meta
