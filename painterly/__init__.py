@@ -28,13 +28,12 @@ from .image import check_writable, open_image, save_image, split_alpha, tensor_t
 from .decoder_training import DecoderTrainConfig, train_decoder  # noqa: E402
 from .methods.adain import AdainConfig  # noqa: E402
 from .methods.feedforward import NetworkConfig, load_model_by_name as load_model  # noqa: E402
-from .nets.io import bundled_models  # noqa: E402
 from .methods.gatys import GatysConfig  # noqa: E402
 from .methods.strotss import StrotssConfig  # noqa: E402
 from .methods.wct import WctConfig  # noqa: E402
 from .progress import LossHistory, ProgressBar, SaveEvery, StepInfo, combine  # noqa: E402
 from .methods.arbitrary import bundled_decoders  # noqa: E402
-from .nets.io import is_decoder_file, is_network_file, load_decoder  # noqa: E402
+from .nets.io import bundled_models, is_decoder_file, is_network_file, load_decoder  # noqa: E402
 from .recipe import Recipe, register  # noqa: E402
 from .training import TrainConfig, train  # noqa: E402
 from .flow import warping_error  # noqa: E402
