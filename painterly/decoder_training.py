@@ -287,7 +287,7 @@ class DecoderTrainConfig(LoopConfig):
         if self.stylised_share > 1:
             raise PainterlyError(f"stylised-share is a share of the batch, at most 1 (got {self.stylised_share})")
         defaults = {f.name: f.default for f in dataclasses.fields(self)}
-        for name in dict.fromkeys(option for kind in DECODER_KINDS.values() for option in kind.own_options):
+        for name in dict.fromkeys(own for kind in DECODER_KINDS.values() for own in kind.own_options):
             if getattr(self, name) != defaults[name] and name not in DECODER_KINDS[self.method].own_options:
                 raise PainterlyError(f"--{flag_name(name)} is not an option of the {self.method} decoder")
         fixed = DECODER_KINDS[self.method].fixed_level

@@ -61,13 +61,13 @@ def test_a_decoder_file_is_prepared_once_while_it_is_unchanged(tmp_path):
     from painterly.nets.io import prepared_decoder
 
     path, _ = _decoder(tmp_path, "relu4_1")
-    first, meta = prepared_decoder(path, "cpu", torch.float32)
+    first, meta = prepared_decoder(path, "cpu", "fp32")
     meta["method"] = "changed"
-    again, meta_again = prepared_decoder(path, "cpu", torch.float32)
+    again, meta_again = prepared_decoder(path, "cpu", "fp32")
     assert again is first and meta_again["method"] is None
-    assert prepared_decoder(path, "cpu", torch.bfloat16)[0].convs()[0].weight.dtype == torch.bfloat16
+    assert prepared_decoder(path, "cpu", "bf16")[0].convs()[0].weight.dtype == torch.bfloat16
     _, retrained = _decoder(tmp_path, "relu4_1", seed=1)
-    new, _ = prepared_decoder(path, "cpu", torch.float32)
+    new, _ = prepared_decoder(path, "cpu", "fp32")
     assert new is not first and torch.equal(new.convs()[0].weight, retrained.convs()[0].weight)
     assert not torch.equal(new.convs()[0].weight, first.convs()[0].weight)
 

@@ -102,6 +102,7 @@ def test_the_bf16_probe_leaves_the_callers_random_numbers_alone():
 
 def test_bf16_without_native_support_warns_in_one_line_once(monkeypatch, capsys):
     monkeypatch.setattr(hardware, "cpu_has_native_bf16", lambda: False)
+    monkeypatch.setattr(hardware, "_cpu_bf16_pays", None)  # an earlier test may have measured this CPU
     monkeypatch.setattr(hardware, "_warned_slow_bf16", False)
     assert hardware.resolve_precision("bf16", "cpu") == "bf16"
     assert hardware.resolve_precision("bf16", "cpu") == "bf16"

@@ -189,9 +189,11 @@ def test_network_in_int8_paints_nearly_the_fp32_picture():
 
 
 def test_int8_trunk_runs_the_residual_blocks_in_int8_and_bands_change_nothing():
-    """Only the residual blocks' convolutions are quantised; in bands of rows they give exactly the
-    whole layer's result (each band quantised over the whole input's range), close to fp32; and 2 px
-    stripes are not clipped (ranged on the photo shrunk 4x they came out at 11 dB from fp32)."""
+    """Only the residual blocks' convolutions are quantised; in bands of rows they give the whole layer's
+    result (each band quantised over the whole input's range, so no int8 code moves: a moved code would
+    shift the output by about the quantisation step, 1e-3 and more; float layers in small bands may round
+    differently, 1e-6 on a Zen 4), close to fp32; and 2 px stripes are not clipped (ranged on the photo
+    shrunk 4x they came out at 11 dB from fp32)."""
     from painterly.methods.feedforward import model_path
     from painterly.nets.io import load_model
     from painterly.nets.quantized import Int8Trunk
@@ -209,7 +211,7 @@ def test_int8_trunk_runs_the_residual_blocks_in_int8_and_bands_change_nothing():
             whole = net.run_banded(x, weights, 1 << 30, convs=trunk)
             banded = net.run_banded(x, weights, 7, convs=trunk)
             plain = net.run_banded(x, weights, 1 << 30)
-        assert torch.equal(whole, banded)
+        assert torch.allclose(whole, banded, rtol=0, atol=1e-5)
         assert _psnr(plain.clamp(0, 1) * 255, whole.clamp(0, 1) * 255) > 28
         assert not torch.equal(whole, plain)
 

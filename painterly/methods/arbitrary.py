@@ -196,8 +196,7 @@ class ArbitraryRecipe(Recipe):
         key = f"decoder {level}"
         if key not in run.shared:
             path = self.decoder_file(run.config, level)
-            dtype = torch.bfloat16 if run.precision == "bf16" else torch.float32
-            decoder, meta = prepared_decoder(path, run.device, dtype)
+            decoder, meta = prepared_decoder(path, run.device, run.precision)
             trained_for = meta.get("method")  # None: a file that does not say
             if trained_for is not None and trained_for != self.name:
                 raise PainterlyError(f"decoder '{path}' was trained for {trained_for}, not {self.name}")

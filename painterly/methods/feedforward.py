@@ -96,12 +96,10 @@ class Network(Recipe):
     needs_styles = False
 
     def net(self, run: RunContext) -> TransformerNet:
-        """The model, channels-last, its weights stored once in the compute precision (bf16 where it
-        is native: casting them at every call, as autocast does, was a sixth of the time); shared by
-        the runs of this process (nets.io.prepared_model)."""
+        """The model, channels-last, its weights stored once in the compute precision; shared by the
+        runs of this process (nets.io.prepared_model)."""
         if "net" not in run.shared:
-            dtype = torch.bfloat16 if run.precision == "bf16" else torch.float32
-            run.shared["net"] = prepared_model(model_path(run.config.model), run.device, dtype)[0]
+            run.shared["net"] = prepared_model(model_path(run.config.model), run.device, run.precision)[0]
             if run.precision == "int8":  # packed now, before any map of the run, so the heap keeps no hole
                 int8_trunk(run.shared["net"])
         return run.shared["net"]

@@ -145,19 +145,27 @@ def load_decoder(path: Union[str, os.PathLike]) -> tuple[Decoder, dict[str, Any]
     return decoder.eval().requires_grad_(False), meta
 
 
-def prepared_model(path: Union[str, os.PathLike], device: torch.device, dtype: torch.dtype
+def weights_dtype(precision: str) -> torch.dtype:
+    """The dtype a network's weights are stored in for a run in `precision`: bf16 where the run computes
+    in bf16 (casting them at every call, as autocast does, was a sixth of a pass), else fp32 (int8 runs
+    keep fp32 weights beside their packed int8 layers)."""
+    return torch.bfloat16 if precision == "bf16" else torch.float32
+
+
+def prepared_model(path: Union[str, os.PathLike], device: torch.device, precision: str
                    ) -> tuple[TransformerNet, dict[str, Any]]:
-    """load_model's network on `device` in `dtype`, channels-last, and a copy of its metadata, loaded once
-    per process for the same file unchanged (its inode, size and modification time), as the VGG19 encoder
-    is: repeated runs (the web app, a batch, an API loop) skip reading and preparing it, 7% of a 1024 px
-    pass. The network is shared: runs only read it and must not change it."""
-    return _shared(KIND, path, device, dtype)
+    """load_model's network on `device` with its weights in `precision`'s dtype, channels-last, and a copy
+    of its metadata, loaded once per process for the same file unchanged (its inode, size and
+    modification time), as the VGG19 encoder is: repeated runs (the web app, a batch, an API loop) skip
+    reading and preparing it, 7% of a 1024 px pass. The network is shared: runs only read it and must
+    not change it."""
+    return _shared(KIND, path, device, weights_dtype(precision))
 
 
-def prepared_decoder(path: Union[str, os.PathLike], device: torch.device, dtype: torch.dtype
+def prepared_decoder(path: Union[str, os.PathLike], device: torch.device, precision: str
                      ) -> tuple[Decoder, dict[str, Any]]:
     """load_decoder's decoder, shared as prepared_model's network is."""
-    return _shared(DECODER_KIND, path, device, dtype)
+    return _shared(DECODER_KIND, path, device, weights_dtype(precision))
 
 
 def _shared(kind: str, path: Union[str, os.PathLike], device: torch.device, dtype: torch.dtype) -> tuple[Any, dict]:
