@@ -428,7 +428,7 @@ $(OUT)/starry_night_batch4.safetensors: PHOTOS = $(SHARED)/photos $(OUT)/photos 
 	$(OUT)/photos-animals $(OUT)/photos-wildlife
 $(OUT)/starry_night_batch4.safetensors: | $(OUT)/photos $(OUT)/photos-more $(OUT)/photos-animals $(OUT)/photos-wildlife
 	$(STARRY_STAGE) --init painterly/models/starry_night.safetensors --crop 384 --image-side 400 --scale-jitter 0.1 \
-		--batch 4 --tv-weight 0 --content-weight 0.2 --learning-rate 5e-5 --steps 1000 --decay 500 -o $@
+		--batch 4 --tv-weight 0 --content-weight 0.2 --learning-rate 5e-5 --steps 640 --decay 320 -o $@
 
 # AdaIN's stage 6 (bundled) on larger crops too (issue 11, 2026-12-05 session 14): its recipe on 384 px crops two at a
 # time (photos and paintings at their 512 px short side), 1000 steps, one thread beside refine-crops-further:

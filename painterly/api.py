@@ -154,8 +154,10 @@ def stylize(
     masks = None
     if style_masks is not None:
         masks = load_style_masks(style_masks, len(style_ts) if recipe.needs_styles else None, content_t)
-    init_image = initial_image(recipe, cfg, content_t)
     ckpt = make_checkpointer(checkpoint, resume, checkpoint_every, checkpoint_seconds, keep_checkpoint)
+    if ckpt is not None:  # a resumed 'auto' run goes on in the precision it began in
+        cfg = dataclasses.replace(cfg, precision=ckpt.pinned_precision(cfg.precision))
+    init_image = initial_image(recipe, cfg, content_t)
 
     def to_pil(result: torch.Tensor) -> Image.Image:
         out = tensor_to_pil(result.cpu())

@@ -120,6 +120,7 @@ class Checkpointer:
         self.saved = 0             # checkpoints written by this run
         self.save_failed = False   # a periodic save failed (e.g. disk full); the run went on
         self._fingerprint: Optional[str] = None
+        self._precision: Optional[str] = None  # what the run computes in, kept for its resume
         self._last_save = time.monotonic()
         self._save_cost = 0.0
 
@@ -128,9 +129,25 @@ class Checkpointer:
         self.stop_signal = signum
 
     # --- used by a method's run() ---
-    def start(self, fingerprint: str) -> Optional[dict]:
-        """Remember the run's fingerprint; on resume return the saved state (else None)."""
-        self._fingerprint = fingerprint
+    def pinned_precision(self, requested: str) -> str:
+        """The precision a run asked for `requested` computes in: on resume, 'auto' becomes the precision
+        the saved run computed in. auto times bf16 (and int8) in each process, and on a busy machine a
+        later process may choose otherwise; another precision would not continue the run exactly."""
+        if requested != "auto" or not self.resume or not self.path.is_file():
+            return requested
+        from safetensors import safe_open
+
+        try:
+            with safe_open(str(self.path), framework="pt") as f:
+                recorded = json.loads((f.metadata() or {})[METADATA_KEY])["$dict"].get("precision")
+        except Exception:  # noqa: BLE001 - unreadable: start() gives the one-line error
+            return requested
+        return recorded if recorded in ("fp32", "bf16", "int8") else requested
+
+    def start(self, fingerprint: str, precision: Optional[str] = None) -> Optional[dict]:
+        """Remember the run's fingerprint and the precision it computes in; on resume return the saved
+        state (else None)."""
+        self._fingerprint, self._precision = fingerprint, precision
         self._last_save = time.monotonic()
         if not self.resume:
             return None
@@ -156,7 +173,8 @@ class Checkpointer:
     def save(self, state: dict) -> Path:
         """Write atomically: a temporary file in the same folder, then os.replace."""
         t0 = time.monotonic()
-        data = {"format": FORMAT, "fingerprint": self._fingerprint, "state": state, "extra": self.extra}
+        data = {"format": FORMAT, "fingerprint": self._fingerprint, "precision": self._precision, "state": state,
+                "extra": self.extra}
 
         from safetensors.torch import save_file
 

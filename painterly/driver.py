@@ -174,7 +174,7 @@ class _FrameRun:
             made = self.recipe.init_run(self.config) is not None  # named by the options; may differ by device
             inputs = [content, *session.styles, None if made else init_image, *(session.style_masks or []),
                       *pair_masks(session.guidance)]
-            self.saved = checkpoint.start(fingerprint(inputs, options))
+            self.saved = checkpoint.start(fingerprint(inputs, options), session.precision)
         if self.saved is not None:
             self.base_seed = self.saved["base_seed"]
             plan = plan_from_json(self.saved["plan"])  # tiles chosen for the memory free when the run began
@@ -386,6 +386,8 @@ def run(content: torch.Tensor, styles: Sequence[torch.Tensor], config, *, callba
         guidance: Optional[Sequence[RegionPair]] = None,
         extra_terms: Optional[Mapping[str, ExtraTerm]] = None) -> torch.Tensor:
     """Stylise `content` (1x3xHxW in [0, 1]) with `styles` by the method whose config `config` is."""
+    if checkpoint is not None:  # a resumed 'auto' run goes on in the precision it began in
+        config = dataclasses.replace(config, precision=checkpoint.pinned_precision(config.precision))
     session = Session(recipe_for(config), config, styles, style_masks=style_masks, guidance=guidance,
                       extractor=extractor)
     return session.run(content, init_image=init_image, callback=callback, checkpoint=checkpoint,

@@ -328,7 +328,7 @@ def run_loop(trainee: Trainee, photos: Sequence[torch.Tensor], config: LoopConfi
     shown = "" if validation is None else fingerprint([validation], {})  # which photo they are of
     step, elapsed = 0, 0.0
     if checkpoint is not None:
-        saved = checkpoint.start(fingerprint(list(inputs), options))
+        saved = checkpoint.start(fingerprint(list(inputs), options), options["precision"])
         if saved is not None:
             module.load_state_dict(saved["net"])
             optimizer.load_state_dict(saved["optimizer"])
@@ -430,12 +430,14 @@ class NetworkTrainee(Trainee):
         return self.module(photo, self.weights(step - 1))
 
 
-def _prepare(config: LoopConfig, photos: PhotoFolders, validation: Optional[ImageLike]):
+def _prepare(config: LoopConfig, photos: PhotoFolders, validation: Optional[ImageLike],
+             checkpoint: Optional[Checkpointer]):
     from .distributed import any_rank, local_device, threads_per_rank, world
 
     device = local_device(resolve_device(config.device))
     set_threads(config.threads or threads_per_rank())  # first: precision auto times bf16 at these threads
-    precision = resolve_precision(config.precision, device)
+    requested = config.precision if checkpoint is None else checkpoint.pinned_precision(config.precision)
+    precision = resolve_precision(requested, device)
     # every rank in one precision: auto's timing may differ from rank to rank
     precision = "bf16" if any_rank([precision == "bf16"], world()[1])[0] else precision
     photo_list, skipped = find_photos(photos, config.decode_side())
@@ -480,7 +482,7 @@ def train(styles: Union[ImageLike, Sequence[ImageLike]], photos: PhotoFolders, o
         style_names = [Path(s).stem if isinstance(s, (str, os.PathLike)) else f"style {i + 1}"
                        for i, s in enumerate(styles)]
     styles = [as_tensor(s, "style image") for s in styles]
-    device, precision, photo_list, skipped, validation, generator = _prepare(config, photos, validation)
+    device, precision, photo_list, skipped, validation, generator = _prepare(config, photos, validation, checkpoint)
     objective_class = TRAINING_LOSSES[config.loss]
     if extractor is None:
         extractor = FeatureExtractor.vgg19(last_layer=objective_class.last_layer(config), precision=precision,
@@ -523,7 +525,7 @@ def train(styles: Union[ImageLike, Sequence[ImageLike]], photos: PhotoFolders, o
     objective = objective_class(extractor, [s.to(device) for s in styles], config, config.multi_style, generator)
     trainee = NetworkTrainee(net, trainable, objective, net.arch.styles - 1 if extend is not None else 0,
                              precision, device, config.temporal_weight, generator)
-    options = {**dataclasses.asdict(config), "extend": str(extend) if extend else None,
+    options = {**dataclasses.asdict(config), "precision": precision, "extend": str(extend) if extend else None,
                "init": str(init) if init else None, "names": names}
     step, seconds, log = run_loop(trainee, photo_list, config, device, generator, styles, options, checkpoint,
                                   callback, preview, validation)

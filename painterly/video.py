@@ -35,7 +35,8 @@ from .config import MethodConfig, option
 from .driver import Session
 from .errors import PainterlyError
 from .flow import tracked, warp
-from .image import ImageLike, as_tensor, open_image, pil_to_tensor, save_image, split_alpha, tensor_to_pil
+from .image import (ImageLike, as_tensor, open_image, pil_to_tensor, save_image, split_alpha, tensor_to_pil,
+                    write_bytes_atomic)
 from .progress import Callback
 from .recipe import Place
 from .videoio import VideoSink, VideoSource, is_video_path
@@ -177,12 +178,17 @@ def stylize_video(source: Union[str, os.PathLike], styles: Union[None, ImageLike
     followup = recipe.later_frames(cfg, video.later_iterations, frames.info.size) if video.temporal_weight > 0 else None
     folder = work_folder(out)
     plan = {"fingerprint": _fingerprint(frames, style_ts, name, cfg, video, guide_tensors), "frames": frames.info.frames}
-    done, seed = _prepare_folder(folder, plan, resume)
+    done, seed, precision = _prepare_folder(folder, plan, resume)
     if recipe.optimises and cfg.seed is None:  # one seed for the whole video, kept so a resume draws the same
         cfg = make_config(name, cfg, seed=seed)
         followup = None if followup is None else make_config(name, followup, seed=seed)
+    if precision is not None and cfg.precision == "auto":  # auto's choice of the first process, kept likewise
+        cfg = make_config(name, cfg, precision=precision)
+        followup = None if followup is None else make_config(name, followup, precision=precision)
     try:  # a session refused (as for bad inputs found mid-run) leaves nothing behind either
         first = Session(recipe, cfg, style_ts, guidance=guides)
+        if not resume:
+            _record(folder, precision=first.precision)
         later = first if followup is None else Session(recipe, followup, style_ts, guidance=guides,
                                                         extractor=first.extractor)
         _paint_all(frames, folder, done, recipe, first, later, video, callback, step_callback)
@@ -282,9 +288,10 @@ def _guides(content_guidance, style_guidance, styles, frames: VideoSource):
     return region_pairs(content_guide, style_guides), [content_guide, *style_guides]
 
 
-def _prepare_folder(folder: Path, plan: dict, resume: bool) -> tuple[int, int]:
+def _prepare_folder(folder: Path, plan: dict, resume: bool) -> tuple[int, int, Optional[str]]:
     """The work folder ready for this run; returns how many frames are already done in it and the
-    video's seed (drawn for a fresh run, the saved one on resume)."""
+    video's seed (drawn for a fresh run, the saved one on resume) and, on resume, the precision the
+    first process computed in (None: a fresh run)."""
     plan_path = folder / "plan.json"
     if resume:
         if not plan_path.exists():
@@ -296,16 +303,20 @@ def _prepare_folder(folder: Path, plan: dict, resume: bool) -> tuple[int, int]:
         done = 0
         while (folder / f"frame_{done + 1:05d}.png").exists() and done < plan["frames"]:
             done += 1
-        return done, int(saved.get("seed", 0))
+        return done, int(saved.get("seed", 0)), saved.get("precision")
     if folder.exists():  # an earlier run's frames (only ours: it may be a folder the user named)
         for old in folder.glob("frame_*.png"):
             old.unlink()
     folder.mkdir(parents=True, exist_ok=True)
-    from .image import write_bytes_atomic
-
     seed = int(torch.randint(0, 2**31 - 1, (1,)))
     write_bytes_atomic(json.dumps({**plan, "seed": seed}).encode(), plan_path)
-    return 0, seed
+    return 0, seed, None
+
+
+def _record(folder: Path, **values) -> None:
+    """Add `values` to the work folder's plan, for a resume to read back."""
+    plan_path = folder / "plan.json"
+    write_bytes_atomic(json.dumps({**json.loads(plan_path.read_text()), **values}).encode(), plan_path)
 
 
 def _encode(folder: Path, out: Path, frames: VideoSource, video: VideoConfig) -> str:

@@ -72,6 +72,25 @@ def test_resume_reproduces_an_uninterrupted_run_exactly(tmp_path, tiny, optimize
     assert torch.equal(resumed, reference)
 
 
+def test_a_resumed_auto_run_keeps_the_precision_it_began_in(tmp_path, tiny, monkeypatch):
+    """auto times bf16 in each process, and on a busy machine a later one may choose otherwise: the
+    checkpoint records the precision the run computed in, and the resumed auto run goes on in it
+    (else its fingerprint would differ and the resume be refused)."""
+    from painterly import hardware
+
+    content, style = _images()
+    config = GatysConfig(size=32, iterations=6, scales=1, precision="auto", seed=0, style_weight=1e6)
+    monkeypatch.setattr(hardware, "bf16_pays", lambda device="cpu": False)
+    reference = run(content, [style], config, extractor=tiny)
+    path = tmp_path / "run.ckpt"
+    ckpt = Checkpointer(path, seconds=None)
+    with pytest.raises(Interrupted):
+        run(content, [style], config, extractor=tiny, checkpoint=ckpt, callback=StopAt(ckpt, 3))
+    monkeypatch.setattr(hardware, "bf16_pays", lambda device="cpu": True)
+    resumed = run(content, [style], config, extractor=tiny, checkpoint=Checkpointer(path, seconds=None, resume=True))
+    assert torch.equal(resumed, reference)
+
+
 def test_lbfgs_state_dict_round_trip_keeps_history(tmp_path, tiny):
     content, style = _images()
     config = GatysConfig(size=32, iterations=4, scales=1, precision="fp32", seed=0, style_weight=1e6)

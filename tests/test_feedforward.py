@@ -222,6 +222,36 @@ def test_training_resumes_bit_exactly(tmp_path, photos, tiny_vgg, loss):
     assert all(torch.equal(x, y) for x, y in zip(a.state_dict().values(), b.state_dict().values()))
 
 
+def test_a_resumed_auto_training_keeps_the_precision_it_began_in(tmp_path, photos, tiny_vgg, monkeypatch):
+    """auto times bf16 in each process: on a busy machine a later process may choose otherwise. The
+    checkpoint records the precision the run computed in, and a resumed auto run goes on in it."""
+    from painterly import hardware
+
+    config = _config(steps=5, precision="auto")
+    monkeypatch.setattr(hardware, "bf16_pays", lambda device="cpu": False)
+    train([_style()], photos, tmp_path / "a.safetensors", config, extractor=tiny_vgg, style_names=["s"])
+    ckpt = Checkpointer(tmp_path / "t.ckpt", seconds=None)
+
+    def stop(step, steps, losses, rate):
+        if step == 2:
+            ckpt.request_stop(signal.SIGINT)
+
+    with pytest.raises(Interrupted):
+        train([_style()], photos, tmp_path / "b.safetensors", config, extractor=tiny_vgg, checkpoint=ckpt,
+              callback=stop, style_names=["s"])
+    monkeypatch.setattr(hardware, "bf16_pays", lambda device="cpu": True)  # this process would choose bf16
+    resumed = Checkpointer(tmp_path / "t.ckpt", seconds=None, resume=True)
+    assert resumed.pinned_precision("auto") == "fp32" and resumed.pinned_precision("bf16") == "bf16"
+    train([_style()], photos, tmp_path / "b.safetensors", config, extractor=tiny_vgg, checkpoint=resumed,
+          style_names=["s"])
+    a, b = load_model(tmp_path / "a.safetensors")[0], load_model(tmp_path / "b.safetensors")[0]
+    assert all(torch.equal(x, y) for x, y in zip(a.state_dict().values(), b.state_dict().values()))
+    # in bf16 from the start the same steps give other weights: the pin is what kept them equal
+    train([_style()], photos, tmp_path / "c.safetensors", config, extractor=tiny_vgg, style_names=["s"])
+    c = load_model(tmp_path / "c.safetensors")[0]
+    assert not all(torch.equal(x, y) for x, y in zip(a.state_dict().values(), c.state_dict().values()))
+
+
 @pytest.mark.parametrize("pad", [1, 4])
 def test_a_border_reflected_in_place_equals_reflection_padding(pad):
     """Inference writes each layer into the middle of the next one's padded input and reflects only the

@@ -144,10 +144,16 @@ def test_an_odd_size_is_padded_and_said(tmp_path):
     assert VideoSource(tmp_path / "odd.mp4").info.size == (16, 22)
 
 
-def test_resume_gives_the_uninterrupted_video(clip, tmp_path):
+def test_resume_gives_the_uninterrupted_video(clip, tmp_path, monkeypatch):
+    """Also where the resuming process would choose another precision for auto (a busy machine times
+    bf16 otherwise): the work folder keeps the first process's choice."""
+    from painterly import hardware
+
     style = EXAMPLES / "starry_night.jpg"
+    auto = {**FAST, "precision": "auto"}
+    monkeypatch.setattr(hardware, "bf16_pays", lambda device="cpu": False)
     whole = tmp_path / "whole"
-    stylize_video(clip, style, whole, **FAST)
+    stylize_video(clip, style, whole, **auto)
 
     def stop_after_three(info):
         if info.frame == 3:
@@ -155,12 +161,13 @@ def test_resume_gives_the_uninterrupted_video(clip, tmp_path):
 
     part = tmp_path / "part"
     with pytest.raises(KeyboardInterrupt):
-        stylize_video(clip, style, part, callback=stop_after_three, **FAST)
+        stylize_video(clip, style, part, callback=stop_after_three, **auto)
     assert len(list(part.glob("frame_*.png"))) == 3
     with pytest.raises(painterly.PainterlyError, match="other inputs or options"):
-        stylize_video(clip, style, part, resume=True, **{**FAST, "iterations": 5})
+        stylize_video(clip, style, part, resume=True, **{**auto, "iterations": 5})
+    monkeypatch.setattr(hardware, "bf16_pays", lambda device="cpu": True)
     seen = []
-    stylize_video(clip, style, part, resume=True, callback=lambda i: seen.append(i.resumed), **FAST)
+    stylize_video(clip, style, part, resume=True, callback=lambda i: seen.append(i.resumed), **auto)
     assert seen == [True] * 3 + [False] * 3
     for a, b in zip(sorted(whole.glob("frame_*.png")), sorted(part.glob("frame_*.png"))):
         assert np.array_equal(np.asarray(painterly.open_image(a)), np.asarray(painterly.open_image(b))), a.name
