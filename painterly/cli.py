@@ -181,6 +181,14 @@ def _run(args: argparse.Namespace, argv: Optional[Sequence[str]] = None) -> int:
     if args.comparison:
         check_writable(extra["compare"])
 
+    if not recipe.optimises:  # one pass: nothing to save as it goes or resume, so a stop just stops
+        given = [flag for flag, value in (("--save-every", args.save_every), ("--checkpoint", args.checkpoint),
+                                          ("--checkpoint-every", args.checkpoint_every), ("--resume", args.resume),
+                                          ("--keep-checkpoint", args.keep_checkpoint),
+                                          ("--checkpoint-seconds", args.checkpoint_seconds != 60.0)) if value]
+        if given:
+            raise _UsageError(f"{', '.join(given)}: {args.method} is one forward pass, with no iterations to save or "
+                              f"resume; these belong to the methods that optimise")
     if args.checkpoint_seconds < 0:
         raise PainterlyError(f"--checkpoint-seconds must not be negative, got {args.checkpoint_seconds:g}")
     ckpt_path = Path(args.checkpoint) if args.checkpoint else default_checkpoint_path(output)
@@ -189,11 +197,11 @@ def _run(args: argparse.Namespace, argv: Optional[Sequence[str]] = None) -> int:
     if not ckpt_path.parent.is_dir():
         raise PainterlyError(f"checkpoint folder '{ckpt_path.parent}' does not exist")
     ckpt = Checkpointer(ckpt_path, every=args.checkpoint_every, seconds=args.checkpoint_seconds,
-                        resume=args.resume, keep=args.keep_checkpoint)
+                        resume=args.resume, keep=args.keep_checkpoint) if recipe.optimises else None
 
     bar = None if args.quiet else ProgressBar(sys.stderr)
     history = LossHistory() if args.log else None
-    if history is not None:
+    if history is not None and ckpt is not None:
         ckpt.extra["log"] = history.records  # the loss log survives a resume
     saver = SaveEvery(output, args.save_every) if args.save_every else None
     resume_cmd = _resume_command(argv, config.size if size_max else None)
@@ -205,7 +213,8 @@ def _run(args: argparse.Namespace, argv: Optional[Sequence[str]] = None) -> int:
         tqdm.write("painterly: stopping after this iteration to save a checkpoint (again to abort without saving)",
                    file=sys.stderr)
 
-    restore_handlers = install_stop_handlers(ckpt, stopping)
+    # a forward pass has no checkpoint: Ctrl-C stops it at once, and nothing is written
+    restore_handlers = install_stop_handlers(ckpt, stopping) if ckpt is not None else (lambda: None)
     start = time.monotonic()
     try:
         result = stylize(args.content, list(args.styles), config=config, **_guidance(args), callback=combine(bar, history, saver),
@@ -222,7 +231,7 @@ def _run(args: argparse.Namespace, argv: Optional[Sequence[str]] = None) -> int:
     except KeyboardInterrupt:
         if bar is not None:
             bar.close()
-        if ckpt.saved or (args.resume and ckpt_path.exists()):
+        if ckpt is not None and (ckpt.saved or (args.resume and ckpt_path.exists())):
             print(f"painterly: interrupted; resume from the last checkpoint with: {resume_cmd}", file=sys.stderr)
             return EXIT_INTERRUPTED
         raise

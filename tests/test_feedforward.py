@@ -567,6 +567,10 @@ def test_train_and_models_and_model_commands(tmp_path, photos, capsys, monkeypat
                             "--seed (gatys, strotss), --model (network)"),  # one pass: nothing drawn at random
                            ([str(content), "--model", str(model), "--method", "network", "--max-time", "9", "-o",
                              str(tmp_path / "o.png")], "--max-time does not apply to --method network"),
+                           ([str(content), "--model", str(model), "--save-every", "1", "--resume", "-o",
+                             str(tmp_path / "o.png")], "--save-every, --resume: network is one forward pass"),
+                           ([str(content), "--model", str(model), "--checkpoint", str(tmp_path / "c.ckpt"), "-o",
+                             str(tmp_path / "o.png")], "--checkpoint: network is one forward pass"),
                            (["train", str(style), "--photos", str(photos), "--style-layers", "relu2_1,relu9_1", "-o",
                              str(tmp_path / "x.safetensors")], "unknown style layer 'relu9_1'")):
         assert cli.main(argv) == 2
