@@ -61,7 +61,8 @@ def build_parser(method: str = DEFAULT_METHOD) -> argparse.ArgumentParser:
                    help="colour-coded region map of the content; each region takes its style from the style "
                         "region painted in the same colour" + takers("guidance"))
     p.add_argument("--style-mask", dest="style_masks", metavar="MASK", nargs="+",
-                   help="one mask per STYLE, white where that style paints the content (not with guidance)"
+                   help="one mask per STYLE (per style of a --model), white where that style paints the content; "
+                        "one style's mask keeps the photo outside it (not with guidance)"
                         + takers("style_masks"))
     p.add_argument("--style-guidance", metavar="MAP", nargs="+",
                    help="colour-coded region map(s), one per STYLE, in the same colours as --content-guidance")

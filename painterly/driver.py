@@ -16,6 +16,7 @@ from contextlib import contextmanager, nullcontext
 from typing import Callable, Iterator, Mapping, Optional, Sequence
 
 import torch
+import torch.nn.functional as F
 
 from .checkpoint import Checkpointer, fingerprint, restore_state, rng_state
 from .errors import PainterlyError
@@ -23,7 +24,7 @@ from .features import FeatureExtractor
 from .guidance import RegionPair, pair_masks
 from .heap import heap_reuse
 from .hardware import free_memory_bytes, resolve_device, resolve_precision, set_threads
-from .image import fit_long_side, match_color, transfer_luminance
+from .image import fit_long_side, match_color, resize, transfer_luminance
 from .losses import LossTerms
 from .optimize import optimize
 from .progress import Callback, StepInfo
@@ -187,8 +188,15 @@ class _FrameRun:
         self.step = self.saved["step"] if self.saved else 0
         self.curvature: Optional[tuple[float, int]] = None  # (L-BFGS H_diag, pixels) of the last optimiser
         luminance = self.config.preserve_color == "luminance"
-        self.finish: Callable[[torch.Tensor], torch.Tensor] = (
+        recoloured: Callable[[torch.Tensor], torch.Tensor] = (
             (lambda img: transfer_luminance(img, content)) if luminance else (lambda img: img))
+        masks = session.style_masks
+        if masks is not None and len(masks) == 1 and not self.recipe.optimises:
+            # one style in one mask: the photo outside it, where an optimising method's content loss
+            # alone keeps the photo (several masks share the picture out among their styles)
+            self.finish = lambda img: photo_outside(recoloured(img), content, masks[0])
+        else:
+            self.finish = recoloured
 
     # --- reporting ----------------------------------------------------------------------------
     def report(self, k: int, iteration: int, iterations: int, terms: LossTerms, state: Optional[Callable[[], dict]],
@@ -378,6 +386,15 @@ class _FrameRun:
                                                                compose(box))
             box.crop(out).add_(result * blend_window(box, size, tiling.overlap).to(out))
         return out
+
+
+def photo_outside(image: torch.Tensor, content: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """`image` where `mask` (1x1xhxw, white = the style's region, soft edges blend) is white, the
+    content photo where it is black."""
+    size = tuple(image.shape[-2:])
+    weight = F.interpolate(mask.to(image), size=size, mode="bilinear", align_corners=False).clamp(0, 1)
+    photo = resize(content.to(image), size)
+    return photo + weight * (image - photo)
 
 
 def run(content: torch.Tensor, styles: Sequence[torch.Tensor], config, *, callback: Optional[Callback] = None,

@@ -81,6 +81,23 @@ def test_pixels_no_style_mask_covers_mix_the_styles_evenly():
     assert torch.allclose(weights[:, :, :, 4:], torch.full((1, 3, 8, 4), 1 / 3))
 
 
+def test_one_style_in_one_mask_keeps_the_photo_outside_it(tmp_path):
+    """A single-style network (as AdaIN or WCT with one style) given one mask paints inside it and keeps
+    the photo outside, as an optimising method's content loss does; with it the mask is not ignored."""
+    path = save_model(tmp_path / "m.safetensors", _net(Architecture((4, 8, 8), 1, 1)), {"styles": ["a"]})
+    g = torch.Generator().manual_seed(0)
+    photo = F.interpolate(torch.rand(1, 3, 6, 8, generator=g), size=(48, 64), mode="bilinear")
+    mask = torch.zeros(1, 1, 48, 64)
+    mask[..., :32] = 1  # the style on the left half
+    common = dict(model=str(path), size=64, precision="fp32")
+    masked = np.asarray(painterly.stylize(photo, style_masks=[mask], **common), dtype=np.float64)
+    whole = np.asarray(painterly.stylize(photo, **common), dtype=np.float64)
+    pixels = (photo[0].permute(1, 2, 0).numpy() * 255).round()
+    assert np.abs(masked[:, 34:] - pixels[:, 34:]).max() <= 1  # the photo (8-bit rounding)
+    assert np.abs(masked[:, :30] - whole[:, :30]).max() <= 1  # the network's picture
+    assert np.abs(whole[:, 34:] - pixels[:, 34:]).mean() > 10  # which differs from the photo
+
+
 @pytest.mark.parametrize("rows", [3, 8, 13])
 def test_banded_inference_equals_the_whole_image(rows):
     net = _net(Architecture((6, 8, 12), 2, 2))
