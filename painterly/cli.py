@@ -319,7 +319,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
             return exc.code if isinstance(exc.code, int) else EXIT_OK
         return _run(args, argv)
     except _UsageError as exc:
-        return _fail(f"{exc} (see painterly --help)", EXIT_USAGE)
+        command = f"painterly {words[0]}" if words and words[0] in SUBCOMMANDS else "painterly"
+        return _fail(f"{exc} (see {command} --help)", EXIT_USAGE)
     except PainterlyError as exc:
         return _fail(exc, EXIT_USAGE)
     except BrokenPipeError:  # e.g. `painterly --config-json | head`: stop quietly

@@ -25,10 +25,10 @@ import typing
 from pathlib import Path
 from typing import Callable, Optional, Sequence
 
-from . import (Checkpointer, DecoderTrainConfig, Interrupted, TrainConfig, bundled_decoders, bundled_models,
-               check_writable, default_checkpoint_path, install_stop_handlers, is_decoder_file, is_network_file,
-               load_decoder, load_model, loss_curve, save_image, side_by_side, tensor_to_pil, train, train_decoder,
-               PainterlyError)
+from . import (Checkpointer, DecoderTrainConfig, Interrupted, TrainConfig, bundled_decoders, bundled_file,
+               bundled_models, check_writable, default_checkpoint_path, install_stop_handlers, is_decoder_file,
+               is_network_file, load_decoder, load_model, loss_curve, save_image, side_by_side, tensor_to_pil, train,
+               train_decoder, PainterlyError)
 from .cli_args import EXIT_INTERRUPTED, EXIT_OK, EXIT_USAGE, _Parser, _UsageError, add_config_flags
 
 PREVIEW_COLUMNS = 6
@@ -267,7 +267,9 @@ def _models(words: Sequence[str]) -> int:
                             "decoders of --method adain and wct, or describe model and decoder files.")
     p.add_argument("files", nargs="*", metavar="MODEL")
     args = p.parse_args(words)
-    paths = [Path(f) for f in args.files] or [*bundled_models(), *bundled_decoders()]
+    # a bundled network's or decoder's name stands for its file, as --model and --decoder take it
+    paths = [bundled_file(f) or Path(f) if not Path(f).exists() else Path(f) for f in args.files] or \
+        [*bundled_models(), *bundled_decoders()]
     if not paths:
         print("no bundled models in this version; train one with painterly train")
     failed = 0

@@ -61,7 +61,7 @@ from .losses.functional import gram_matrix
 from .methods.arbitrary import ENCODER_POOLING
 from .nets.decoder import LEVELS, Decoder, DecoderArch
 from .nets.grow import require_wider, widen_convs
-from .nets.io import load_decoder, save_decoder
+from .nets.io import decoder_path, load_decoder, save_decoder
 from .training import (DATA, LOSSES, NET, LoopConfig, PhotoFolders, Preview, StepCallback, Trainee, _prepare,
                        config_with, final_losses, find_photos, run_loop, sample_batch)
 from .transforms import Moments, WctMap, batch_adain, instance_mean_std, wct
@@ -328,7 +328,7 @@ def train_decoder(photos: PhotoFolders, output: Union[str, os.PathLike], config:
                                            device=device)
     divisor = getattr(extractor, "width_divisor", 1)
     if init is not None:
-        decoder, meta = load_decoder(init)
+        decoder, meta = load_decoder(decoder_path(init))
         if meta.get("method") != config.method or decoder.arch.level != level:
             raise PainterlyError(f"decoder '{init}' is {meta.get('method')}'s for {decoder.arch.level}; this run "
                                  f"trains {config.method}'s for {level}")

@@ -248,6 +248,11 @@ def fit_tiling(size: tuple[int, int], iterations: int, model: MemoryModel, budge
     lo, hi = MIN_AUTO_TILE, max(size)
     if model.scale_bytes(size, plan_tiling(lo, overlap, rounds), per_round) > budget:
         best = largest_tiled_long_side(size, model, budget, overlap, rounds, per_round)
+        if best == 0:  # the run's fixed part alone (the network, a model, the heap) is over the budget
+            floor = model.scale_bytes(_scaled(size, 16), None, per_round)
+            enough = -(-floor * 10 // 2**30) / 10  # rounded up to 0.1 GiB
+            raise PainterlyError(f"no size fits in the {gib(budget)} GiB available: this run needs about "
+                                 f"{gib(floor)} GiB at any size (give --max-memory {enough:g} or more)")
         raise PainterlyError(f"a {size[1]}x{size[0]} image needs more than the {gib(budget)} GiB available even "
                              f"in {lo} px tiles; the largest size that fits is about --size {best}")
     while lo < hi:
@@ -259,16 +264,27 @@ def fit_tiling(size: tuple[int, int], iterations: int, model: MemoryModel, budge
 
 def largest_tiled_long_side(aspect_hw: tuple[int, int], model: MemoryModel, budget: int,
                             overlap: int | None = None, rounds: int = 2, iterations: int = 1) -> int:
-    """Largest long side (px) that fits in `budget` bytes when run in MIN_AUTO_TILE px tiles."""
-    h, w = aspect_hw
+    """Largest long side (px) that fits in `budget` bytes when run in MIN_AUTO_TILE px tiles; 0 when not
+    even 16 px does."""
+    def fits(long_side: int) -> bool:
+        size = _scaled(aspect_hw, long_side)
+        tiling = None if max(size) <= MIN_AUTO_TILE else plan_tiling(MIN_AUTO_TILE, overlap, rounds)
+        return model.scale_bytes(size, tiling, iterations) <= budget
+
+    if not fits(16):
+        return 0
     lo, hi = 16, 1 << 20
     while lo < hi:
         mid = (lo + hi + 1) // 2
-        s = mid / max(h, w)
-        size = (max(1, round(h * s)), max(1, round(w * s)))
-        tiling = None if max(size) <= MIN_AUTO_TILE else plan_tiling(MIN_AUTO_TILE, overlap, rounds)
-        lo, hi = (mid, hi) if model.scale_bytes(size, tiling, iterations) <= budget else (lo, mid - 1)
+        lo, hi = (mid, hi) if fits(mid) else (lo, mid - 1)
     return lo
+
+
+def _scaled(aspect_hw: tuple[int, int], long_side: int) -> tuple[int, int]:
+    """(h, w) of the aspect `aspect_hw` at `long_side` px on its long side."""
+    h, w = aspect_hw
+    s = long_side / max(h, w)
+    return max(1, round(h * s)), max(1, round(w * s))
 
 
 def plan_tiles(plan: Sequence[Scale], model: MemoryModel, budget: int, tile_size: int | None = None,

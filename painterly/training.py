@@ -33,7 +33,7 @@ from .image import (READ_SUFFIXES, ImageLike, as_tensor, fit_long_side, image_li
                     resize, split_alpha)
 from .losses import LossTerms
 from .nets.grow import copies, require_wider, widen_convs
-from .nets.io import load_model, save_model
+from .nets.io import load_model, model_path, save_model
 from .nets.transformer import Architecture, TransformerNet
 from .training_losses import DEFAULT_WEIGHTS, TRAINING_LOSSES
 
@@ -491,7 +491,7 @@ def train(styles: Union[ImageLike, Sequence[ImageLike]], photos: PhotoFolders, o
     if extend is not None:
         if len(styles) != 1:
             raise PainterlyError("extend adds one style at a time")
-        base, meta = load_model(extend)
+        base, meta = load_model(model_path(extend))
         net = extended(base)
         names = list(meta["styles"]) + names
         trainable = [p for n, p in net.named_parameters() if n.startswith("norms.")]
@@ -502,7 +502,7 @@ def train(styles: Union[ImageLike, Sequence[ImageLike]], photos: PhotoFolders, o
     else:
         styles_in_net = len(styles) if config.multi_style else 1
         if init is not None:
-            net = load_model(init)[0]
+            net = load_model(model_path(init))[0]
             if net.arch.styles != styles_in_net:
                 raise PainterlyError(f"model '{init}' holds {net.arch.styles} style(s); this run trains "
                                      f"{styles_in_net}")

@@ -596,6 +596,27 @@ def test_train_and_models_and_model_commands(tmp_path, photos, capsys, monkeypat
     assert not (tmp_path / "x.safetensors").exists() and not (tmp_path / "o.png").exists()
 
 
+def test_bundled_names_stand_for_their_files_and_the_wrong_kind_of_file_is_named(tmp_path, capsys):
+    """What painterly models lists by name is taken by name everywhere (describe, --init, --extend,
+    --decoder); a bare name that is nothing lists the bundled ones; a decoder given as a network (and
+    the other way round) says what it is and where it goes."""
+    from painterly import cli
+    from painterly.nets.io import DECODERS, MODELS, decoder_path, load_decoder, model_path
+
+    assert model_path("starry_night") == MODELS / "starry_night.safetensors"
+    assert decoder_path("adain") == DECODERS / "adain.safetensors"
+    assert model_path(str(tmp_path / "mine.safetensors")) == tmp_path / "mine.safetensors"  # a path stays a path
+    with pytest.raises(PainterlyError, match=r"no bundled model 'nosuch' \(bundled: four_paintings, starry_night\)"):
+        model_path("nosuch")
+    with pytest.raises(PainterlyError, match="is a painterly decoder, not a style network: give it with --decoder"):
+        load_model(DECODERS / "adain.safetensors")
+    with pytest.raises(PainterlyError, match="is a painterly style network, not a decoder: give it with --model"):
+        load_decoder(MODELS / "starry_night.safetensors")
+    assert cli.main(["models", "starry_night", "adain"]) == 0
+    out = capsys.readouterr().out.splitlines()
+    assert out[0].startswith("starry_night: 1 style(s)") and out[1].startswith("adain: decoder for --method adain")
+
+
 def test_forced_tiles_use_whole_image_statistics(tmp_path, monkeypatch):
     """With --tile-size forced, each tile is normalised with the whole image's statistics: closer to
     the whole-image picture, with weaker seams, than tiles normalised with their own statistics (the

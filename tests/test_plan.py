@@ -136,6 +136,17 @@ def test_a_refusal_even_in_tiles_names_a_size_that_then_fits():
     assert all(scale_peak_bytes(s, model) <= 2**30 for s in plan)
 
 
+def test_a_budget_below_the_fixed_part_names_the_memory_that_fits_not_a_size():
+    """Under the run's fixed part (model, heap) no size fits; the refusal names a --max-memory that does
+    instead of a size that would be refused the same way."""
+    config = GatysConfig(size=1024, scales=1, iterations=20, precision="fp32", max_memory=0.05)
+    with pytest.raises(PainterlyError, match="no size fits in the 0.05 GiB available") as exc:
+        make_plan(GATYS, config, (768, 1024), [(768, 1024)], "cpu", "fp32")
+    enough = float(re.search(r"give --max-memory ([0-9.]+) or more", str(exc.value)).group(1))
+    small = dataclasses.replace(config, max_memory=enough, size=64)
+    assert max(make_plan(GATYS, small, (768, 1024), [(768, 1024)], "cpu", "fp32")[-1].size) == 64
+
+
 def test_estimate_counts_only_the_lbfgs_history_filled():
     short = estimate_peak_bytes((384, 512), LAYERS, iterations=2)
     full = estimate_peak_bytes((384, 512), LAYERS)

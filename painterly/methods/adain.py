@@ -13,7 +13,7 @@ import torch
 from ..config import option
 from ..recipe import register
 from ..transforms import Moments, adain
-from .arbitrary import STYLE, ArbitraryConfig, ArbitraryRecipe, decoder_path
+from .arbitrary import STYLE, ArbitraryConfig, ArbitraryRecipe, decoder_file
 
 LEVEL = "relu4_1"
 
@@ -41,7 +41,7 @@ class Adain(ArbitraryRecipe):
         return [LEVEL]
 
     def decoder_file(self, config: AdainConfig, level: str) -> Path:
-        return decoder_path(config.decoder, "adain")
+        return decoder_file(config.decoder, "adain")
 
     def transform(self, config: AdainConfig, level: str, content: torch.Tensor, content_moments: Moments,
                   style_moments: Moments) -> torch.Tensor:

@@ -34,7 +34,7 @@ from ..errors import PainterlyError
 from ..features import channels_of, layer_stride
 from ..image import fit_long_side, resize
 from ..nets.decoder import Decoder
-from ..nets.io import prepared_decoder
+from ..nets.io import DECODERS, decoder_path, prepared_decoder
 from ..nets.quantized import Int8Decoder
 from ..recipe import GUIDANCE, STYLE_MASKS, Recipe, RunContext
 from ..schedule import Scale
@@ -42,7 +42,6 @@ from ..tiling import Box, Tiling, blend_window
 from ..transforms import Moments, WctMap, by_regions, wct
 from .gatys import style_size
 
-DECODERS = Path(__file__).resolve().parent.parent / "models" / "decoders"
 # a shared decoder's int8 convolutions, made once as the decoder is (weights packed; no state per call)
 int8_decoder = functools.lru_cache(maxsize=16)(Int8Decoder)
 ENCODER_POOLING = "max"  # the decoders are trained behind a max-pooling VGG19, as in both papers
@@ -81,15 +80,11 @@ class ArbitraryConfig(CommonConfig):
             raise PainterlyError("style-set pools the style images; it takes no style-blend-weights")
 
 
-def bundled_decoders() -> list[Path]:
-    """The decoder files shipped in the package (AdaIN's and the WCT levels'), by name."""
-    return sorted(DECODERS.glob("*.safetensors"))
-
-
-def decoder_path(name: str, bundled: str) -> Path:
-    """The decoder a config names: a file, or the bundled one (a one-line error when it is absent)."""
+def decoder_file(name: str, bundled: str) -> Path:
+    """The decoder a config names: a bundled one's name or a file, or by default the bundled `bundled`
+    (a one-line error when this installation lacks it)."""
     if name:
-        return Path(name)
+        return decoder_path(name)
     path = DECODERS / f"{bundled}.safetensors"
     if not path.is_file():
         raise PainterlyError(f"no bundled decoder '{bundled}' in this installation; train one with "

@@ -11,7 +11,6 @@ from __future__ import annotations
 import functools
 import os
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Callable, Optional, Sequence, Union
 
 import torch
@@ -19,7 +18,7 @@ import torch
 from ..config import CommonConfig, option
 from ..errors import PainterlyError
 from ..image import resize
-from ..nets.io import MODELS, bundled_models, load_model, model_architecture, prepared_model
+from ..nets.io import bundled_models, load_model, model_architecture, model_path, prepared_model
 from ..nets.quantized import Int8Trunk
 from ..nets.transformer import Architecture, TransformerNet
 from ..recipe import STYLE_MASKS, Recipe, RunContext, register
@@ -41,14 +40,6 @@ class NetworkConfig(CommonConfig):
                                                         metavar="W,W,...")
     band_rows: int = option(256, "rows of a layer computed at once (bounds memory; the result does not change)",
                             minimum=8, group="network", metavar="N")
-
-
-def model_path(name: str) -> Path:
-    """A bundled model's file by name, or the file a path names."""
-    if not name:
-        raise PainterlyError("no model given; name a bundled one (painterly models) or a .safetensors file")
-    bundled = MODELS / f"{name}.safetensors"
-    return bundled if bundled.is_file() else Path(name)
 
 
 def load_model_by_name(model: Union[str, os.PathLike]) -> tuple[TransformerNet, dict]:

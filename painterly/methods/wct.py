@@ -14,9 +14,10 @@ import torch
 from ..config import option
 from ..errors import PainterlyError
 from ..nets.decoder import LEVELS
+from ..nets.io import DECODERS
 from ..recipe import register
 from ..transforms import Moments, WctMap, wct
-from .arbitrary import DECODERS, STYLE, ArbitraryConfig, ArbitraryRecipe, decoder_path
+from .arbitrary import STYLE, ArbitraryConfig, ArbitraryRecipe, decoder_file
 
 
 # The defaults, chosen over 40 held-out pairs (8 photos x 5 paintings, docs/benchmarks.md). With the
@@ -78,8 +79,8 @@ class Wct(ArbitraryRecipe):
 
     def decoder_file(self, config: WctConfig, level: str) -> Path:
         if config.decoders is not None:
-            return decoder_path(config.decoders[list(config.levels).index(level)], "")
-        return decoder_path("", f"wct_{level}")
+            return decoder_file(config.decoders[list(config.levels).index(level)], "")
+        return decoder_file("", f"wct_{level}")
 
     def transform(self, config: WctConfig, level: str, content: torch.Tensor, content_moments: Moments,
                   style_moments: Moments) -> torch.Tensor:

@@ -8,7 +8,7 @@ import functools
 import json
 import os
 from pathlib import Path
-from typing import Any, Union
+from typing import Any, Optional, Union
 
 import torch
 
@@ -23,12 +23,52 @@ KIND = "transformer"
 DECODER_KIND = "decoder"
 # how messages name a file of each kind, and what such a file holds
 NOUNS = {KIND: ("model", "style network"), DECODER_KIND: ("decoder", "decoder")}
+# where each kind of file is used, for the message when one is given where the other belongs
+USES = {KIND: "--model", DECODER_KIND: "--decoder (adain) or --decoders (wct)"}
 MODELS = Path(__file__).resolve().parent.parent / "models"  # the bundled style networks
+DECODERS = MODELS / "decoders"  # the bundled decoders of AdaIN and the WCT levels
 
 
 def bundled_models() -> list[Path]:
     """The bundled style networks' files (painterly models), by name."""
     return sorted(MODELS.glob("*.safetensors")) if MODELS.is_dir() else []
+
+
+def bundled_decoders() -> list[Path]:
+    """The decoder files shipped in the package (AdaIN's and the WCT levels'), by name."""
+    return sorted(DECODERS.glob("*.safetensors")) if DECODERS.is_dir() else []
+
+
+def _named(name: str, kind: str) -> Path:
+    """The bundled file of `kind` called `name`, else the file `name` names; a bare name that is
+    neither gets a one-line error listing the bundled names."""
+    noun = NOUNS[kind][0]
+    if not name:
+        raise PainterlyError(f"no {noun} given; name a bundled one (painterly models) or a .safetensors file")
+    bundled = (MODELS if kind == KIND else DECODERS) / f"{name}.safetensors"
+    if bundled.is_file():
+        return bundled
+    path = Path(name)
+    if not path.exists() and not path.suffix and len(path.parts) == 1:
+        names = [p.stem for p in (bundled_models() if kind == KIND else bundled_decoders())]
+        raise PainterlyError(f"no bundled {noun} '{name}' (bundled: {', '.join(names) or 'none'}) and no such file")
+    return path
+
+
+def model_path(name: Union[str, os.PathLike]) -> Path:
+    """A bundled style network's file by name (painterly models), or the file a path names."""
+    return _named(os.fspath(name), KIND)
+
+
+def decoder_path(name: Union[str, os.PathLike]) -> Path:
+    """A bundled decoder's file by name (painterly models), or the file a path names."""
+    return _named(os.fspath(name), DECODER_KIND)
+
+
+def bundled_file(name: str) -> Optional[Path]:
+    """The bundled network or decoder called `name`, if there is one."""
+    found = [folder / f"{name}.safetensors" for folder in (MODELS, DECODERS)]
+    return next((p for p in found if p.is_file()), None)
 
 
 def _write(path: Union[str, os.PathLike], module: torch.nn.Module, meta: dict[str, Any], dtype: torch.dtype) -> Path:
@@ -54,6 +94,9 @@ def _read(path: Union[str, os.PathLike], kind: str) -> tuple[dict[str, torch.Ten
             tensors = {k: f.get_tensor(k) for k in f.keys()}
     except Exception as exc:  # not safetensors, truncated, no painterly metadata
         raise PainterlyError(f"{noun} '{path}' is not a painterly {what} file ({type(exc).__name__})") from None
+    other = next((k for k in NOUNS if k != kind), None)
+    if isinstance(meta, dict) and meta.get("kind") == other:
+        raise PainterlyError(f"'{path}' is a painterly {NOUNS[other][1]}, not a {what}: give it with {USES[other]}")
     if not isinstance(meta, dict) or meta.get("kind") != kind or meta.get("format") != FORMAT:
         raise PainterlyError(f"{noun} '{path}' is not a painterly {what} of this version")
     broken = next((k for k, v in tensors.items() if v.is_floating_point() and not torch.isfinite(v).all()), None)
