@@ -387,6 +387,12 @@ def run_loop(trainee: Trainee, photos: Sequence[torch.Tensor], config: LoopConfi
     return step, time.monotonic() - start, log
 
 
+def _unused_name(name: str, taken: Sequence[str]) -> str:
+    """`name`, or `name 2`, `name 3`, ... where the model already holds a style called that."""
+    candidates = (name if n == 1 else f"{name} {n}" for n in range(1, len(taken) + 2))
+    return next(c for c in candidates if c not in taken)
+
+
 def final_losses(log: list[dict]) -> dict[str, float]:
     return {k: v for k, v in log[-1].items() if k != "step"} if log else {}
 
@@ -488,12 +494,13 @@ def train(styles: Union[ImageLike, Sequence[ImageLike]], photos: PhotoFolders, o
         extractor = FeatureExtractor.vgg19(last_layer=objective_class.last_layer(config), precision=precision,
                                            device=device)
     names = list(style_names)
+    one_name = ["+".join(names)] if not config.style_set else [f"set of {len(names)}: " + ", ".join(names)]
     if extend is not None:
-        if len(styles) != 1:
-            raise PainterlyError("extend adds one style at a time")
+        if len(styles) != 1 and not config.style_set:
+            raise PainterlyError("extend adds one style at a time (several images as one style: --style-set)")
         base, meta = load_model(model_path(extend))
         net = extended(base)
-        names = list(meta["styles"]) + names
+        names = list(meta["styles"]) + [_unused_name(one_name[0], meta["styles"])]
         trainable = [p for n, p in net.named_parameters() if n.startswith("norms.")]
         keep = torch.ones(net.arch.styles, 1)
         keep[:-1] = 0  # the existing styles' rows get no gradient, so Adam never moves them
@@ -516,7 +523,7 @@ def train(styles: Union[ImageLike, Sequence[ImageLike]], photos: PhotoFolders, o
             net = TransformerNet(Architecture(tuple(config.widths), config.residual_blocks, styles_in_net))
         trainable = list(net.parameters())
         if not config.multi_style:
-            names = ["+".join(names)] if not config.style_set else [f"set of {len(names)}: " + ", ".join(names)]
+            names = one_name
     # channels-last and, where bf16 is native, bf16 autocast: the transformer's forward and backward
     # are most of a step (batch 4 at 256 px: 3.7 s fp32 -> 2.8 s channels-last -> 1.6 s bf16 on AMX)
     net = net.to(device, memory_format=torch.channels_last).train()

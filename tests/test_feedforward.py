@@ -325,6 +325,13 @@ def test_extend_adds_a_style_and_leaves_the_others_unchanged(tmp_path, photos, t
         w2, w3 = two.style_weights([1.0 * (i == k) for i in range(2)]), three.style_weights([1.0 * (i == k) for i in range(3)])
         assert torch.equal(two(x, w2), three(x, w3))
     assert not torch.equal(three(x, three.style_weights([0, 0, 1])), three(x, three.style_weights([1, 0, 0])))
+    # a set of works is one style, so it extends too; a name the model holds already gets a number
+    info = train([_style(6), _style(7)], photos, tmp_path / "four.safetensors", _config(steps=1, style_set=True),
+                 extend=tmp_path / "three.safetensors", extractor=tiny_vgg, style_names=["d", "e"])
+    assert info["styles"] == ["a", "b", "c", "set of 2: d, e"]
+    info = train([_style(8)], photos, tmp_path / "five.safetensors", _config(steps=1), extend=base,
+                 extractor=tiny_vgg, style_names=["a"])
+    assert info["styles"] == ["a", "b", "a 2"]
 
 
 def test_init_starts_from_a_trained_model_with_its_architecture(tmp_path, photos, tiny_vgg):

@@ -53,8 +53,8 @@ COLOURS = "rgb"  # the colour step's level: the pixels themselves, transformed w
 class ArbitraryConfig(CommonConfig):
     """Options AdaIN and WCT share."""
 
-    strength: float = option(1.0, "how far the content's features move to the style's: 0 keeps the content, "
-                             "1 is the full transform", minimum=0, group=STYLE, metavar="A")
+    strength: float = option(1.0, "how far the content's features move to the style's: 0 decodes the content's "
+                             "own (the decoder's rendering of the photo), 1 is the full transform", minimum=0, group=STYLE, metavar="A")
     style_blend_weights: Optional[tuple[float, ...]] = option(None, "relative weight of each style image, one per STYLE",
                                                               minimum=0, default_text="all equal", group=STYLE,
                                                               metavar="W,W,...")

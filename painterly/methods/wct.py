@@ -37,7 +37,8 @@ class WctConfig(ArbitraryConfig):
     measured with painterly's decoders)."""
 
     strength: float = option(DEFAULT_STRENGTH, "how far the content's features move to the style's at each level: "
-                             "0 keeps the content, 1 is the full transform", minimum=0, group=STYLE, metavar="A")
+                             "0 decodes the content's own (the decoders' rendering of the photo), 1 is the full "
+                             "transform", minimum=0, group=STYLE, metavar="A")
     levels: Optional[tuple[str, ...]] = option(None, "the levels in the order they run, coarse to fine (the "
                                                "paper's: relu5_1,relu4_1,relu3_1,relu2_1,relu1_1); a level may run "
                                                "again, as the default's last relu4_1 pass", choices=LEVELS, group=STYLE,
