@@ -180,6 +180,12 @@ def check_writable(path: Union[str, os.PathLike], suffixes: Optional[Sequence[st
         raise PainterlyError(f"output '{out}' is a directory")
     if not os.access(folder, os.W_OK) or (out.exists() and not os.access(out, os.W_OK)):
         raise PainterlyError(f"output '{out}' is not writable")
+    try:  # a file really made there: root passes os.access in read-only places (/sys, a read-only mount)
+        fd, probe = tempfile.mkstemp(prefix=part_prefix(out), suffix=".part", dir=folder)
+        os.close(fd)
+        os.unlink(probe)
+    except OSError as exc:
+        raise PainterlyError(f"output '{out}' cannot be written ({exc.strerror or exc})") from None
     return out
 
 
@@ -235,7 +241,10 @@ def atomic_save(path: Union[str, os.PathLike], save_to: Callable[[str], None], d
     failure (or Ctrl-C) the temporary file is removed and `path` is left as it was. durable: also fsync
     the file before and its folder after the rename, so it survives a power cut."""
     out = Path(path)
-    fd, tmp = tempfile.mkstemp(prefix=part_prefix(out), suffix=".part", dir=out.parent if str(out.parent) else ".")
+    try:
+        fd, tmp = tempfile.mkstemp(prefix=part_prefix(out), suffix=".part", dir=out.parent if str(out.parent) else ".")
+    except OSError as exc:  # named by the file asked for, not the temporary one
+        raise PainterlyError(f"'{out}' cannot be written ({exc.strerror or exc})") from None
     os.close(fd)
     try:
         save_to(tmp)

@@ -355,3 +355,20 @@ def test_not_writable_is_a_painterly_error(tmp_path, monkeypatch):
     with pytest.raises(PainterlyError, match="not writable"):
         save_image(gradient(), tmp_path / "out.png")
     assert list(tmp_path.iterdir()) == []
+
+
+def test_a_folder_that_refuses_new_files_is_found_before_the_work(tmp_path, monkeypatch):
+    """As root, os.access says yes for read-only places (/sys, a read-only mount): check_writable makes
+    a file there, so the refusal comes before the work, naming the output, not a temporary file."""
+    import painterly.image as image_module
+    from painterly.image import check_writable
+
+    def refuse(*args, **kwargs):
+        raise PermissionError(13, "Permission denied")
+
+    monkeypatch.setattr(image_module.tempfile, "mkstemp", refuse)
+    with pytest.raises(PainterlyError, match=r"output '.*out.png' cannot be written \(Permission denied\)"):
+        check_writable(tmp_path / "out.png")
+    with pytest.raises(PainterlyError, match=r"^'.*out.png' cannot be written \(Permission denied\)"):
+        image_module.atomic_save(tmp_path / "out.png", lambda tmp: None)
+    assert list(tmp_path.iterdir()) == []
