@@ -244,7 +244,7 @@ def atomic_save(path: Union[str, os.PathLike], save_to: Callable[[str], None], d
     try:
         fd, tmp = tempfile.mkstemp(prefix=part_prefix(out), suffix=".part", dir=out.parent if str(out.parent) else ".")
     except OSError as exc:  # named by the file asked for, not the temporary one
-        raise PainterlyError(f"'{out}' cannot be written ({exc.strerror or exc})") from None
+        raise type(exc)(exc.errno, exc.strerror, str(out)) from None
     os.close(fd)
     try:
         save_to(tmp)
