@@ -165,6 +165,26 @@ def test_tiles_use_whole_image_statistics(tmp_path, tiny_vgg):
     assert np.abs(whole - tiled).mean() < 0.02
 
 
+def test_tiles_are_encoded_with_their_surroundings_on_the_level_grid(tmp_path, tiny_vgg, monkeypatch):
+    """Each tile is encoded and decoded with CONTEXT px around it, its corner on the level's stride grid,
+    so its pixels see what they see in the whole image: the tiled picture is far closer to the whole one
+    than tiles cut as they are (whose relu4_1 grid and borders differ from the whole image's)."""
+    import painterly.methods.arbitrary as arbitrary
+
+    path, _ = _decoder(tmp_path, "relu2_1")
+    content, style = _images(5)
+    content = torch.nn.functional.interpolate(content, size=(93, 125), mode="bilinear")
+    # float pictures: the tiny decoders' spread is below 8-bit rounding
+    config = WctConfig(levels=("relu2_1",), decoders=(str(path),), size=125, precision="fp32", strength=1.0)
+    whole = run(content, [style], config)
+    tiled = run(content, [style], dataclasses.replace(config, tile_size=64, tile_overlap=16))
+    monkeypatch.setattr(arbitrary, "_with_context", lambda box, size, margin, stride: box)
+    bare = run(content, [style], dataclasses.replace(config, tile_size=64, tile_overlap=16))
+    spread = (whole - whole.mean((2, 3), keepdim=True)).abs().mean()
+    assert (whole - bare).abs().mean() > 0.01 * spread  # tiles cut as they are do differ
+    assert (whole - tiled).abs().mean() < 0.25 * (whole - bare).abs().mean()
+
+
 def test_style_masks_and_blend_weights_change_the_picture(tmp_path, tiny_vgg):
     path, _ = _decoder(tmp_path, "relu1_1")  # one convolution: the picture follows the features closely
     content, style = _images(3)
