@@ -219,20 +219,25 @@ def test_train_takes_one_style_and_options_by_name(tmp_path, photos, tiny_vgg):
         train(_style(), photos, tmp_path / "x.safetensors", stpes=2)
 
 
+def _train_until(stop_at: int, tmp_path, photos, config, extractor) -> None:
+    """Train b.safetensors with checkpoints to t.ckpt, stopped (as by Ctrl-C) after step `stop_at`."""
+    ckpt = Checkpointer(tmp_path / "t.ckpt", seconds=None)
+
+    def stop(step, steps, losses, rate):
+        if step == stop_at:
+            ckpt.request_stop(signal.SIGINT)
+
+    with pytest.raises(Interrupted):
+        train([_style()], photos, tmp_path / "b.safetensors", config, extractor=extractor, checkpoint=ckpt,
+              callback=stop, style_names=["s"])
+
+
 @pytest.mark.parametrize("loss", ["gram", "strotss"])
 def test_training_resumes_bit_exactly(tmp_path, photos, tiny_vgg, loss):
     # stopped inside the warm-up: the resumed run takes up the same learning rates
     config = _config(steps=6, loss=loss, style_weight=None if loss == "strotss" else 1e4, warmup=4)
     train([_style()], photos, tmp_path / "a.safetensors", config, extractor=tiny_vgg, style_names=["s"])
-    ckpt = Checkpointer(tmp_path / "t.ckpt", seconds=None)
-
-    def stop(step, steps, losses, rate):
-        if step == 3:
-            ckpt.request_stop(signal.SIGINT)
-
-    with pytest.raises(Interrupted):
-        train([_style()], photos, tmp_path / "b.safetensors", config, extractor=tiny_vgg, checkpoint=ckpt,
-              callback=stop, style_names=["s"])
+    _train_until(3, tmp_path, photos, config, tiny_vgg)
     train([_style()], photos, tmp_path / "b.safetensors", config, extractor=tiny_vgg,
           checkpoint=Checkpointer(tmp_path / "t.ckpt", seconds=None, resume=True), style_names=["s"])
     a, b = load_model(tmp_path / "a.safetensors")[0], load_model(tmp_path / "b.safetensors")[0]
@@ -247,15 +252,7 @@ def test_a_resumed_auto_training_keeps_the_precision_it_began_in(tmp_path, photo
     config = _config(steps=5, precision="auto")
     monkeypatch.setattr(hardware, "bf16_pays", lambda device="cpu": False)
     train([_style()], photos, tmp_path / "a.safetensors", config, extractor=tiny_vgg, style_names=["s"])
-    ckpt = Checkpointer(tmp_path / "t.ckpt", seconds=None)
-
-    def stop(step, steps, losses, rate):
-        if step == 2:
-            ckpt.request_stop(signal.SIGINT)
-
-    with pytest.raises(Interrupted):
-        train([_style()], photos, tmp_path / "b.safetensors", config, extractor=tiny_vgg, checkpoint=ckpt,
-              callback=stop, style_names=["s"])
+    _train_until(2, tmp_path, photos, config, tiny_vgg)
     monkeypatch.setattr(hardware, "bf16_pays", lambda device="cpu": True)  # this process would choose bf16
     resumed = Checkpointer(tmp_path / "t.ckpt", seconds=None, resume=True)
     assert resumed.pinned_precision("auto") == "fp32" and resumed.pinned_precision("bf16") == "bf16"
