@@ -422,7 +422,8 @@ $(OUT)/starry_night_wildlife.safetensors: | $(OUT)/photos $(OUT)/photos-more $(O
 # A fourteenth stage for starry_night (issue 10, 2026-12-07 session 25, on a 2-core AMD Zen 4 EPYC where bf16 runs
 # VGG about 2x faster than fp32): stage 13's recipe from the bundled stage 13 on the same 204 photos, four crops a step
 # instead of two, at a lower rate, the last half annealed: its gradients are half as noisy where the anneal settles.
-# `make refine-batch4 THREADS=1 MAX_TIME=6000`.
+# `make refine-batch4 MAX_TIME=6000` (4.3-5.2 s a step on both threads). Not bundled: 0.983-1.007x stage 13 on the
+# held-out photos (lower on 6 of 8, newyork 0.7% higher), no photo crossing L-BFGS-20 (docs/benchmarks.md).
 refine-batch4: $(OUT)/starry_night_batch4.safetensors
 $(OUT)/starry_night_batch4.safetensors: PHOTOS = $(SHARED)/photos $(OUT)/photos $(OUT)/photos-more \
 	$(OUT)/photos-animals $(OUT)/photos-wildlife
