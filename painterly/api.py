@@ -19,7 +19,7 @@ from .image import ImageLike, as_tensor, fit_long_side, image_list, open_image, 
 from . import methods as _builtin_methods  # noqa: F401  (the built-in methods register themselves)
 from .progress import Callback
 from .recipe import REGISTRY, Recipe
-from .schedule import RunPlan, largest_fitting_long_side, scale_peak_bytes, scale_seconds
+from .schedule import RunPlan, largest_fitting_long_side, scale_peak_bytes
 
 DEFAULT_METHOD = "gatys"
 
@@ -220,11 +220,13 @@ def plan(content: Union[ImageLike, tuple[int, int]], *, method: Optional[str] = 
         scales = make_plan(recipe, lifted, hw, [hw], "cpu", precision)
     model = recipe.memory(cfg, [hw], precision)
     peak = max(scale_peak_bytes(s, model) for s in scales)
-    seconds = sum(scale_seconds(s, layers, precision, recipe.step_overhead_s) for s in scales)
+    per_scale = tuple(recipe.seconds(cfg, s, precision) for s in scales)
+    seconds = sum(per_scale)
     if recipe.optimises and cfg.max_time:
         seconds = min(seconds, cfg.max_time)
     return RunPlan(recipe.name, recipe.optimizer_name(cfg), str(device), precision, scales, tuple(layers), peak,
-                   free_memory_bytes(device.type), seconds, problem, step_overhead_s=recipe.step_overhead_s)
+                   free_memory_bytes(device.type), seconds, problem, scale_seconds=per_scale,
+                   time_model=recipe.time_model(precision), one_pass=not recipe.optimises)
 
 
 def largest_size(content: Union[ImageLike, tuple[int, int]], *, method: Optional[str] = None, config=None,

@@ -21,7 +21,7 @@ from .errors import PainterlyError
 from .features import FeatureExtractor
 from .guidance import RegionPair
 from .losses import LossTerms
-from .schedule import MemoryModel, Scale
+from .schedule import ASSUMED_GFLOPS, MemoryModel, Scale, scale_seconds
 from .tiling import Box
 
 # Inputs a recipe may accept beside the content and style images.
@@ -126,6 +126,16 @@ class Recipe:
 
     def optimizer_name(self, config: Any) -> str:
         return getattr(config, "optimizer", "none")
+
+    def time_model(self, precision: str) -> str:
+        """What seconds() counts, for --dry-run."""
+        return (f"FLOP model: VGG19 forward+backward = 2 x conv FLOPs at an assumed {ASSUMED_GFLOPS[precision]:.0f} "
+                f"GFLOP/s {precision}, measured on 2 Zen 4 cores; other CPUs differ")
+
+    def seconds(self, config: Any, scale: Scale, precision: str) -> float:
+        """Estimated seconds for one scale of the plan: VGG19's FLOPs at the precision's assumed rate,
+        plus step_overhead_s a step (a method that runs another network counts that instead)."""
+        return scale_seconds(scale, self.layers(config), precision, self.step_overhead_s)
 
     # The video temporal loss is temporal_weight x this x mean(c (255 (x - w))^2): the factor that puts
     # it on the scale of the method's own terms (Gatys's are ~1e4 at default weights, STROTSS's ~1).

@@ -338,7 +338,9 @@ class RunPlan:
     free_bytes: int
     seconds: float
     problem: str = ""      # why the run would be refused ("" if it fits)
-    step_overhead_s: float = 0.0  # per-step time beside VGG (STROTSS's sampled-feature products)
+    scale_seconds: tuple[float, ...] = ()  # each scale's estimate (the recipe's time model)
+    time_model: str = ""  # how the estimate was made
+    one_pass: bool = False  # each scale (or tile) is one forward pass, not iterations
 
     @property
     def size(self) -> tuple[int, int]:
@@ -350,20 +352,18 @@ class RunPlan:
         lines = [f"painterly plan: {self.method}, {self.optimizer}, {self.precision} on {self.device}; "
                  f"output {w}x{h}" + (f" ({note})" if note else "")]
         for k, scale in enumerate(self.scales):
-            line = f"  scale {k + 1}/{len(self.scales)}: {scale.width}x{scale.height}, {scale.iterations} iterations"
+            seconds = self.scale_seconds[k]
+            line = f"  scale {k + 1}/{len(self.scales)}: {scale.width}x{scale.height}, " + (
+                "one pass" if self.one_pass else f"{scale.iterations} iterations")
             if scale.tiling is None:
-                per_step = estimate_seconds_per_iteration(scale.size, self.layers, self.precision) + self.step_overhead_s
-                line += f", ~{per_step:.2f} s/iteration"
+                line += f", ~{seconds:.2f} s" if self.one_pass else f", ~{seconds / max(1, scale.iterations):.2f} s/iteration"
             else:
                 t = scale.tiling
                 th, tw = t.largest_box(scale.size)
-                seconds = scale_seconds(scale, self.layers, self.precision, self.step_overhead_s)
-                line += (f" per tile in {t.rounds} round(s), {t.tile_count(scale.size)} tiles of up to {tw}x{th} "
-                         f"with {t.overlap} px overlap, ~{seconds:.0f} s")
+                line += ((" per tile" if not self.one_pass else "") + f" in {t.rounds} round(s), "
+                         f"{t.tile_count(scale.size)} tiles of up to {tw}x{th} with {t.overlap} px overlap, ~{seconds:.0f} s")
             lines.append(line)
         lines.append(f"  estimated peak memory: {self.peak_bytes / 2**20:.0f} MiB ({self.free_bytes / 2**20:.0f} MiB free)"
                      + (f" -- does NOT fit: {self.problem}" if self.problem else ""))
-        lines.append(f"  estimated time: ~{self.seconds:.0f} s (FLOP model: VGG19 forward+backward = 2 x conv FLOPs "
-                     f"at an assumed {ASSUMED_GFLOPS[self.precision]:.0f} GFLOP/s {self.precision}, measured on "
-                     "2 Zen 4 cores; other CPUs differ)")
+        lines.append(f"  estimated time: ~{self.seconds:.0f} s ({self.time_model})")
         return "\n".join(lines)

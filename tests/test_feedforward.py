@@ -786,3 +786,16 @@ def test_a_tiled_pass_reports_its_statistics_cells_then_its_tiles(tmp_path):
     tiles = len(painterly.plan((120, 160), method="network", model=str(path), size=160, tile_size=80,
                                tile_overlap=20).scales[-1].tiling.boxes((120, 160), 0))
     assert (total - tiles) % len(net.norms) == 0 and total > tiles  # cells x layers, then the tiles
+
+
+def test_the_plan_of_a_network_counts_its_own_convolutions():
+    """--dry-run for a network: one pass (not '1 iterations'), timed by the network's multiply-adds (VGG
+    plays no part), so 4x the pixels take 4x the time and a wider network longer."""
+    small = painterly.plan((384, 512), model="starry_night", size=512, precision="fp32")
+    large = painterly.plan((768, 1024), model="starry_night", size=1024, precision="fp32")
+    slim = painterly.plan((768, 1024), model="four_paintings", size=1024, precision="fp32")
+    assert large.seconds == pytest.approx(4 * small.seconds) and large.seconds > slim.seconds > 0
+    # starry_night's 117216 multiply-adds a pixel at the measured fp32 rate
+    assert large.seconds == pytest.approx(2 * 117216 * 768 * 1024 / 220e9, rel=1e-3)
+    text = large.describe()
+    assert "one pass" in text and "iterations" not in text and "VGG19" not in text

@@ -11,7 +11,7 @@ from __future__ import annotations
 import functools
 import os
 from dataclasses import dataclass
-from typing import Callable, Optional, Sequence, Union
+from typing import Callable, ClassVar, Optional, Sequence, Union
 
 import torch
 
@@ -108,6 +108,23 @@ class Network(Recipe):
 
     def optimizer_name(self, config: NetworkConfig) -> str:
         return "none (one forward pass)"
+
+    # A pass's rate end to end at 1024x1024, 2 x the convolutions' multiply-adds over its time: int8 on the
+    # Zen 4 of session 25 (0.84 s), bf16 on the Zen 5 of session 14 (0.64 s), fp32 on the Xeon of session 17
+    # (1.11 s). In tiles with the whole image's statistics a pass takes about TILED_PASSES times as long.
+    PASS_GFLOPS: ClassVar[dict[str, float]] = {"int8": 290.0, "bf16": 380.0, "fp32": 220.0}
+    TILED_PASSES: ClassVar[int] = 10
+
+    def time_model(self, precision: str) -> str:
+        return (f"the network's convolutions, 2 x their multiply-adds, at {self.PASS_GFLOPS[precision]:.0f} GFLOP/s "
+                f"{precision} as measured end to end on 2 cores; other CPUs differ")
+
+    def seconds(self, config: NetworkConfig, scale: Scale, precision: str) -> float:
+        path = model_path(config.model) if config.model else None
+        net = TransformerNet(model_architecture(path) if path is not None and path.is_file() else Architecture())
+        per_pixel = sum(c.conv.weight.numel() / s ** 2 for c, s in zip(net.convs, net.layer_scales()))
+        passes = 1 if scale.tiling is None else self.TILED_PASSES
+        return passes * 2 * per_pixel * scale.height * scale.width / (self.PASS_GFLOPS[precision] * 1e9)
 
     def start(self, run: RunContext, k: int, scale: Scale, previous: Optional[torch.Tensor]) -> torch.Tensor:
         return resize(run.content, scale.size)
