@@ -33,6 +33,9 @@ SUBCOMMANDS = ("train", "train-decoder", "models", "serve", "video", "batch")  #
 OUT_OF_MEMORY = "out of memory; try a smaller --size (or --precision bf16, or --optimizer adam)"
 
 
+CHECKPOINT_SECONDS = 60.0  # --checkpoint-seconds' default
+
+
 def build_parser(method: str = DEFAULT_METHOD) -> argparse.ArgumentParser:
     """The parser; --help shows the defaults of `method`'s config."""
     registered = available_methods()
@@ -83,9 +86,9 @@ def build_parser(method: str = DEFAULT_METHOD) -> argparse.ArgumentParser:
                    help="where to save the run's state, atomically [OUT with the extension .ckpt]")
     g.add_argument("--checkpoint-every", type=_positive_int, metavar="N",
                    help="save a checkpoint every N iterations [off]")
-    g.add_argument("--checkpoint-seconds", type=_number, default=60.0, metavar="S",
+    g.add_argument("--checkpoint-seconds", type=_number, default=CHECKPOINT_SECONDS, metavar="S",
                    help="save a checkpoint when S seconds have passed since the last (at least 10x the time "
-                        "a save takes); 0 = off [60]")
+                        f"a save takes); 0 = off [{CHECKPOINT_SECONDS:g}]")
     g.add_argument("--resume", action="store_true",
                    help="continue from the checkpoint (same images and options); the result equals an uninterrupted run")
     g.add_argument("--keep-checkpoint", action="store_true",
@@ -182,23 +185,26 @@ def _run(args: argparse.Namespace, argv: Optional[Sequence[str]] = None) -> int:
     if args.comparison:
         check_writable(extra["compare"])
 
-    if not recipe.optimises:  # one pass: nothing to save as it goes or resume, so a stop just stops
+    ckpt_path, ckpt = None, None
+    if recipe.optimises:
+        if args.checkpoint_seconds < 0:
+            raise PainterlyError(f"--checkpoint-seconds must not be negative, got {args.checkpoint_seconds:g}")
+        ckpt_path = Path(args.checkpoint) if args.checkpoint else default_checkpoint_path(output)
+        if ckpt_path.resolve() in {p.resolve() for p in (output, *extra.values())}:
+            raise PainterlyError(f"--checkpoint '{ckpt_path}' would overwrite an output file")
+        if not ckpt_path.parent.is_dir():
+            raise PainterlyError(f"checkpoint folder '{ckpt_path.parent}' does not exist")
+        ckpt = Checkpointer(ckpt_path, every=args.checkpoint_every, seconds=args.checkpoint_seconds,
+                            resume=args.resume, keep=args.keep_checkpoint)
+    else:  # one pass: nothing to save as it goes or resume, so a stop just stops
         given = [flag for flag, value in (("--save-every", args.save_every), ("--checkpoint", args.checkpoint),
                                           ("--checkpoint-every", args.checkpoint_every), ("--resume", args.resume),
                                           ("--keep-checkpoint", args.keep_checkpoint),
-                                          ("--checkpoint-seconds", args.checkpoint_seconds != 60.0)) if value]
+                                          ("--checkpoint-seconds", args.checkpoint_seconds != CHECKPOINT_SECONDS))
+                 if value]
         if given:
             raise _UsageError(f"{', '.join(given)}: {args.method} is one forward pass, with no iterations to save or "
                               f"resume; these belong to the methods that optimise")
-    if args.checkpoint_seconds < 0:
-        raise PainterlyError(f"--checkpoint-seconds must not be negative, got {args.checkpoint_seconds:g}")
-    ckpt_path = Path(args.checkpoint) if args.checkpoint else default_checkpoint_path(output)
-    if ckpt_path.resolve() in {p.resolve() for p in (output, *extra.values())}:
-        raise PainterlyError(f"--checkpoint '{ckpt_path}' would overwrite an output file")
-    if not ckpt_path.parent.is_dir():
-        raise PainterlyError(f"checkpoint folder '{ckpt_path.parent}' does not exist")
-    ckpt = Checkpointer(ckpt_path, every=args.checkpoint_every, seconds=args.checkpoint_seconds,
-                        resume=args.resume, keep=args.keep_checkpoint) if recipe.optimises else None
 
     bar = None if args.quiet else ProgressBar(sys.stderr)
     history = LossHistory() if args.log else None

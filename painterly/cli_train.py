@@ -268,8 +268,7 @@ def _models(words: Sequence[str]) -> int:
     p.add_argument("files", nargs="*", metavar="MODEL")
     args = p.parse_args(words)
     # a bundled network's or decoder's name stands for its file, as --model and --decoder take it
-    paths = [bundled_file(f) or Path(f) if not Path(f).exists() else Path(f) for f in args.files] or \
-        [*bundled_models(), *bundled_decoders()]
+    paths = [bundled_file(f) or Path(f) for f in args.files] or [*bundled_models(), *bundled_decoders()]
     if not paths:
         print("no bundled models in this version; train one with painterly train")
     failed = 0

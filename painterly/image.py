@@ -165,9 +165,11 @@ def resize(image: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
     return F.interpolate(image, size=size, mode="bicubic", align_corners=False, antialias=True).clamp(0, 1)
 
 
-def check_writable(path: Union[str, os.PathLike], suffixes: Optional[Sequence[str]] = None) -> Path:
+def check_writable(path: Union[str, os.PathLike], suffixes: Optional[Sequence[str]] = None, *,
+                   try_file: bool = True) -> Path:
     """Fail early (before hours of work) if `path` cannot be written or has an unknown extension
-    (`suffixes`, default: the image formats painterly saves)."""
+    (`suffixes`, default: the image formats painterly saves). try_file: also make (and remove) a file in
+    its folder; a writer about to make the real file there skips that."""
     out = Path(path)
     allowed = SAVE_FORMATS if suffixes is None else suffixes
     if out.suffix.lower() not in allowed:
@@ -180,6 +182,8 @@ def check_writable(path: Union[str, os.PathLike], suffixes: Optional[Sequence[st
         raise PainterlyError(f"output '{out}' is a directory")
     if not os.access(folder, os.W_OK) or (out.exists() and not os.access(out, os.W_OK)):
         raise PainterlyError(f"output '{out}' is not writable")
+    if not try_file:
+        return out
     try:  # a file really made there: root passes os.access in read-only places (/sys, a read-only mount)
         fd, probe = tempfile.mkstemp(prefix=part_prefix(out), suffix=".part", dir=folder)
         os.close(fd)
@@ -195,7 +199,7 @@ def save_image(image: Union[Image.Image, torch.Tensor], path: Union[str, os.Path
 
     quick: PNG at zlib level 1, for working files read back soon (a video's frames): at 640x360
     about 3x faster to write than the default level 6, for a file 4% larger."""
-    out = check_writable(path)
+    out = check_writable(path, try_file=False)  # atomic_save makes the file next
     img = tensor_to_pil(image) if isinstance(image, torch.Tensor) else image
     fmt = SAVE_FORMATS[out.suffix.lower()]
     if fmt == "JPEG" and img.mode == "RGBA":

@@ -9,6 +9,7 @@ from typing import Callable, Optional, Protocol, Sequence
 
 from .errors import PainterlyError
 from .features import LAYER_INDEX, LAYER_NAMES, channels_of, layer_stride
+from .image import fit_long_side
 from .tiling import Tiling, choose_tiling
 
 # Auto mode halves the size while the coarser image's long side stays at least this big: below
@@ -249,7 +250,7 @@ def fit_tiling(size: tuple[int, int], iterations: int, model: MemoryModel, budge
     if model.scale_bytes(size, plan_tiling(lo, overlap, rounds), per_round) > budget:
         best = largest_tiled_long_side(size, model, budget, overlap, rounds, per_round)
         if best == 0:  # the run's fixed part alone (the network, a model, the heap) is over the budget
-            floor = model.scale_bytes(_scaled(size, 16), None, per_round)
+            floor = model.scale_bytes(fit_long_side(*size, 16), None, per_round)
             enough = -(-floor * 10 // 2**30) / 10  # rounded up to 0.1 GiB
             raise PainterlyError(f"no size fits in the {gib(budget)} GiB available: this run needs about "
                                  f"{gib(floor)} GiB at any size (give --max-memory {enough:g} or more)")
@@ -267,7 +268,7 @@ def largest_tiled_long_side(aspect_hw: tuple[int, int], model: MemoryModel, budg
     """Largest long side (px) that fits in `budget` bytes when run in MIN_AUTO_TILE px tiles; 0 when not
     even 16 px does."""
     def fits(long_side: int) -> bool:
-        size = _scaled(aspect_hw, long_side)
+        size = fit_long_side(*aspect_hw, long_side)
         tiling = None if max(size) <= MIN_AUTO_TILE else plan_tiling(MIN_AUTO_TILE, overlap, rounds)
         return model.scale_bytes(size, tiling, iterations) <= budget
 
@@ -278,13 +279,6 @@ def largest_tiled_long_side(aspect_hw: tuple[int, int], model: MemoryModel, budg
         mid = (lo + hi + 1) // 2
         lo, hi = (mid, hi) if fits(mid) else (lo, mid - 1)
     return lo
-
-
-def _scaled(aspect_hw: tuple[int, int], long_side: int) -> tuple[int, int]:
-    """(h, w) of the aspect `aspect_hw` at `long_side` px on its long side."""
-    h, w = aspect_hw
-    s = long_side / max(h, w)
-    return max(1, round(h * s)), max(1, round(w * s))
 
 
 def plan_tiles(plan: Sequence[Scale], model: MemoryModel, budget: int, tile_size: int | None = None,

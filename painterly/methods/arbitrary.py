@@ -58,7 +58,8 @@ class ArbitraryConfig(CommonConfig):
     """Options AdaIN and WCT share."""
 
     strength: float = option(1.0, "how far the content's features move to the style's: 0 decodes the content's "
-                             "own (the decoder's rendering of the photo), 1 is the full transform", minimum=0, group=STYLE, metavar="A")
+                             "own (the decoder's rendering of the photo), 1 is the full transform", minimum=0,
+                             group=STYLE, metavar="A")
     style_blend_weights: Optional[tuple[float, ...]] = option(None, "relative weight of each style image, one per STYLE",
                                                               minimum=0, default_text="all equal", group=STYLE,
                                                               metavar="W,W,...")
@@ -386,7 +387,7 @@ def _with_context(box: Box, size: tuple[int, int], margin: int, stride: int) -> 
 
 def _placed(window: torch.Tensor, box: Box, context: Box) -> torch.Tensor:
     """A tile's blend window inside its context box (zero around it)."""
-    out = torch.zeros((*window.shape[:-2], context.height, context.width), dtype=window.dtype)
+    out = window.new_zeros((*window.shape[:-2], context.height, context.width))
     top, left = box.top - context.top, box.left - context.left
     out[..., top:top + box.height, left:left + box.width] = window
     return out

@@ -101,10 +101,13 @@ class Network(Recipe):
     def scales(self, config: NetworkConfig, final: tuple[int, int]) -> list[Scale]:
         return [Scale(*final, 1)]
 
-    def memory(self, config: NetworkConfig, style_hws: Sequence[tuple[int, int]], precision: str) -> NetworkMemory:
+    def architecture(self, config: NetworkConfig) -> Architecture:
+        """The model's architecture from its file's metadata (the default one while no file is named)."""
         path = model_path(config.model) if config.model else None
-        widths = model_architecture(path).widths if path is not None and path.is_file() else Architecture().widths
-        return NetworkMemory(tuple(widths), config.band_rows, 2 if precision == "bf16" else 4)
+        return model_architecture(path) if path is not None and path.is_file() else Architecture()
+
+    def memory(self, config: NetworkConfig, style_hws: Sequence[tuple[int, int]], precision: str) -> NetworkMemory:
+        return NetworkMemory(tuple(self.architecture(config).widths), config.band_rows, 2 if precision == "bf16" else 4)
 
     def optimizer_name(self, config: NetworkConfig) -> str:
         return "none (one forward pass)"
@@ -120,8 +123,7 @@ class Network(Recipe):
                 f"{precision} as measured end to end on 2 cores; other CPUs differ")
 
     def seconds(self, config: NetworkConfig, scale: Scale, precision: str) -> float:
-        path = model_path(config.model) if config.model else None
-        net = TransformerNet(model_architecture(path) if path is not None and path.is_file() else Architecture())
+        net = TransformerNet(self.architecture(config))
         per_pixel = sum(c.conv.weight.numel() / s ** 2 for c, s in zip(net.convs, net.layer_scales()))
         passes = 1 if scale.tiling is None else self.TILED_PASSES
         return passes * 2 * per_pixel * scale.height * scale.width / (self.PASS_GFLOPS[precision] * 1e9)
