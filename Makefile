@@ -496,13 +496,13 @@ $(OUT)/four_paintings_further.safetensors: | $(OUT)/photos
 # A third stage for four_paintings (issue 10, 2026-12-07 session 26, a 2-core AMD Zen 4 EPYC): starry_night's later
 # recipe (stages 8-13: 384 px crops two at a time from photos at a 400 px short side, content weight 0.2, the
 # scoring objective's, no TV term) on its 204 photos, from the bundled stage 2, which had 700 steps a style on 44
-# photos at content weight 0.5. `make four-wildlife MAX_TIME=6000` (both threads; RESUME=--resume goes on).
+# photos at content weight 0.5. `make four-wildlife MAX_TIME=5400` (both threads; RESUME=--resume goes on).
 four-wildlife: $(OUT)/four_paintings_wildlife.safetensors
 $(OUT)/four_paintings_wildlife.safetensors: PHOTOS = $(SHARED)/photos $(OUT)/photos $(OUT)/photos-more \
 	$(OUT)/photos-animals $(OUT)/photos-wildlife
 $(OUT)/four_paintings_wildlife.safetensors: | $(OUT)/photos $(OUT)/photos-more $(OUT)/photos-animals $(OUT)/photos-wildlife
 	$(TRAIN) --init painterly/models/four_paintings.safetensors --crop 384 --image-side 400 --scale-jitter 0.1 \
-		--batch 2 --tv-weight 0 --content-weight 0.2 --learning-rate 1e-4 --warmup 40 --steps 2400 --decay 1200 \
+		--batch 2 --tv-weight 0 --content-weight 0.2 --learning-rate 1e-4 --warmup 40 --steps 1600 --decay 800 \
 		$(if $(MAX_TIME),--max-time $(MAX_TIME)) --multi-style $(STYLES) -o $@
 
 # A fourth stage for the arbitrary-style decoders (issue 11, 2026-12-05, a 2-core AMD Zen 5 with

@@ -158,21 +158,25 @@ def stored_feature_bytes(size: tuple[int, int], layers: Sequence[str]) -> float:
 ASSUMED_GFLOPS = {"fp32": 150.0, "bf16": 300.0, "int8": 600.0}  # int8: forward-only encoders
 
 
+def vgg_macs(size: tuple[int, int], layer: str) -> float:
+    """Multiply-adds of VGG19's forward convolutions up to `layer` over an image of `size`
+    (Cin*Cout*9 per output pixel, each block at its resolution)."""
+    h, w = size
+    macs, cin = 0.0, 3
+    for name in LAYER_NAMES[: LAYER_INDEX[layer] + 1]:
+        if name.startswith("conv"):
+            cout = channels_of(name)
+            macs += cin * cout * 9 * (h * w) / 4 ** (int(name[4]) - 1)
+            cin = cout
+    return macs
+
+
 def vgg_flops(size: tuple[int, int], layers: Sequence[str]) -> float:
     """FLOPs of one iteration: VGG19 forward to the deepest layer plus backward to the input
-    (no weight gradients), taken as 2 x the forward convolutions' 2*Cin*Cout*9 per output pixel."""
+    (no weight gradients), taken as 2 x the forward convolutions' 2 FLOPs a multiply-add."""
     if not layers:
         return 0.0
-    h, w = size
-    deepest = max(LAYER_INDEX[l] for l in layers)
-    flops, cin = 0.0, 3
-    for name in LAYER_NAMES[: deepest + 1]:
-        if name.startswith("conv"):
-            block = int(name[4])
-            cout = channels_of(name)
-            flops += 2 * cin * cout * 9 * (h * w) / 4 ** (block - 1)
-            cin = cout
-    return 2 * flops
+    return 4 * vgg_macs(size, max(layers, key=lambda l: LAYER_INDEX[l]))
 
 
 def estimate_seconds_per_iteration(size: tuple[int, int], layers: Sequence[str], precision: str = "fp32",

@@ -24,7 +24,7 @@ from __future__ import annotations
 import functools
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Optional, Sequence, Union
+from typing import ClassVar, Optional, Sequence, Union
 
 import torch
 import torch.nn.functional as F
@@ -33,11 +33,11 @@ from ..config import CommonConfig, option
 from ..errors import PainterlyError
 from ..features import channels_of, layer_stride
 from ..image import fit_long_side, resize
-from ..nets.decoder import Decoder
-from ..nets.io import DECODERS, decoder_path, prepared_decoder
+from ..nets.decoder import Decoder, DecoderArch
+from ..nets.io import DECODERS, decoder_architecture, decoder_path, prepared_decoder
 from ..nets.quantized import Int8Decoder
 from ..recipe import GUIDANCE, STYLE_MASKS, Recipe, RunContext
-from ..schedule import Scale
+from ..schedule import Scale, vgg_macs
 from ..tiling import Box, Tiling, blend_window
 from ..transforms import Moments, WctMap, by_regions, wct
 from .gatys import style_size
@@ -189,6 +189,38 @@ class ArbitraryRecipe(Recipe):
     def memory(self, config, style_hws: Sequence[tuple[int, int]], precision: str) -> "ArbitraryMemory":
         return ArbitraryMemory(tuple(self.levels(config)), 2 if precision == "bf16" else 4,
                                3.0 if self.full_covariance else 2.0)
+
+    # End to end, 2 x the multiply-adds of encoding and decoding over the time: AdaIN at 1024x1024 on the 2-core Zen 4 of
+    # session 26 (int8 1.36 s idle; bf16 and fp32 1.22x and 2.31x int8's time in one run). WCT's whitening and
+    # colouring (a covariance and one CxC map applied: 2 x C^2 multiply-adds a feature pixel) at TRANSFORM_GFLOPS,
+    # what is left of WCT's 3.7 s (relu4_1, relu2_1, relu4_1) once its convolutions are counted so.
+    PASS_GFLOPS: ClassVar[dict[str, float]] = {"int8": 570.0, "bf16": 465.0, "fp32": 245.0}
+    TRANSFORM_GFLOPS: ClassVar[float] = 60.0
+
+    def time_model(self, precision: str) -> str:
+        return (f"the encoder's and decoders' convolutions, 2 x their multiply-adds, at {self.PASS_GFLOPS[precision]:.0f} "
+                f"GFLOP/s {precision} as measured end to end on 2 cores; other CPUs differ")
+
+    def seconds(self, config, scale: Scale, precision: str) -> float:
+        """Each level's encoding and decoding over the image (a tiled one: every tile with its surroundings,
+        encoded twice, once for the statistics), its full-covariance transform, and the style images'
+        encoding."""
+        size = scale.size
+        boxes = [size] if scale.tiling is None else [
+            _with_context(box, size, CONTEXT, 1).size for box in scale.tiling.boxes(size, 0)]
+        encodes = 1 if scale.tiling is None else 2
+        pixels = sum(h * w for h, w in boxes)
+        macs = transform = 0.0
+        for level in self.levels(config):
+            arch = decoder_architecture(self.decoder_file(config, level)) or DecoderArch(level, 2)
+            with torch.device("meta"):
+                decoding = Decoder(arch).multiply_adds()
+            macs += pixels * decoding + encodes * vgg_macs((1, 1), level) * pixels
+            if self.full_covariance:
+                transform += 2 * channels_of(level) ** 2 * pixels / layer_stride(level) ** 2
+        side = min(max(size), config.style_max_side or max(size))
+        macs += vgg_macs((side, side), max(self.levels(config), key=lambda l: int(l[4])))
+        return 2 * (macs / self.PASS_GFLOPS[precision] + transform / self.TRANSFORM_GFLOPS) / 1e9
 
     def decoder(self, run: RunContext, level: str) -> Decoder:
         """A level's decoder, its weights stored in the compute precision, shared by the runs of this

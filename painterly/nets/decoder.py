@@ -147,6 +147,17 @@ class Decoder(nn.Module):
         """The convolutions in order, each reading the one before (ReLU and upsampling between)."""
         return [layer.conv for layer in self.layers if isinstance(layer, _Conv)]
 
+    def multiply_adds(self) -> float:
+        """Multiply-adds of decoding per pixel of the picture, each convolution at its resolution (as
+        the plain forward() computes them; decode()'s phases after an upsampling do fewer)."""
+        scale, total = 2 ** (self.arch.block - 1), 0.0
+        for layer in self.layers:
+            if isinstance(layer, nn.Upsample):
+                scale //= 2
+            elif isinstance(layer, _Conv):
+                total += layer.conv.weight.numel() / scale ** 2
+        return total
+
     def forward(self, features: torch.Tensor) -> torch.Tensor:
         return self.layers(features * INPUT_SCALE)
 

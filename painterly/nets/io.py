@@ -163,6 +163,15 @@ def model_architecture(path: Union[str, os.PathLike]) -> Architecture:
         return Architecture()
 
 
+def decoder_architecture(path: Union[str, os.PathLike]) -> Optional[DecoderArch]:
+    """A decoder file's architecture from its metadata alone (no weights read): what plans need. None
+    where it is not readable (load_decoder gives the one-line error at run time)."""
+    try:
+        return DecoderArch.from_json(_metadata(path)["architecture"])
+    except Exception:  # noqa: BLE001
+        return None
+
+
 def is_decoder_file(path: Union[str, os.PathLike]) -> bool:
     """Whether the file says it holds a decoder (AdaIN's or a WCT level's) rather than a style network."""
     return _metadata(path).get("kind") == DECODER_KIND
