@@ -219,7 +219,7 @@ class ArbitraryRecipe(Recipe):
             if self.full_covariance:
                 transform += 2 * channels_of(level) ** 2 * pixels / layer_stride(level) ** 2
         side = min(max(size), config.style_max_side or max(size))
-        macs += vgg_macs((side, side), max(self.levels(config), key=lambda l: int(l[4])))
+        macs += vgg_macs((side, side), self.layers(config)[-1])  # the style images, once
         return 2 * (macs / self.PASS_GFLOPS[precision] + transform / self.TRANSFORM_GFLOPS) / 1e9
 
     def decoder(self, run: RunContext, level: str) -> Decoder:
