@@ -31,8 +31,24 @@ def side_by_side(images: Sequence[Image.Image], labels: Sequence[str], height: i
     return sheet
 
 
+# Above this many points a term's curve is drawn as its running mean over len // SMOOTHED_POINTS steps (geometric,
+# as the axis is logarithmic) above its raw values: minibatch losses swing 2-3x from step to step and hide the trend.
+SMOOTHED_POINTS = 40
+
+
+def running_mean(values: Sequence[float], window: int) -> list[float]:
+    """The mean of every run of `window` consecutive values (len - window + 1 of them)."""
+    total = sum(values[:window])
+    out = [total / window]
+    for i in range(window, len(values)):
+        total += values[i] - values[i - window]
+        out.append(total / window)
+    return out
+
+
 def loss_curve(records: Sequence[dict], size: tuple[int, int] = (800, 480)) -> Image.Image:
-    """Log-scale plot of every loss term over steps, with scale changes marked by dashed lines."""
+    """Log-scale plot of every loss term over steps, with scale changes marked by dashed lines (a long,
+    noisy series smoothed: SMOOTHED_POINTS)."""
     width, height = size
     left, right, top, bottom = 70, 150, 20, 40
     img = Image.new("RGB", size, (255, 255, 255))
@@ -65,11 +81,18 @@ def loss_curve(records: Sequence[dict], size: tuple[int, int] = (800, 480)) -> I
             for y in range(top, top + ph, 8):
                 draw.line([x, y, x, y + 4], fill=(120, 120, 120))
             prev_scale = r["scale"]
+    curves = []
     for i, name in enumerate(names):
         colour = PALETTE[i % len(PALETTE)]
-        pts = [xy(r["step"], math.log10(r[name])) for r in records if r.get(name) and r[name] > 0]
-        if len(pts) > 1:
-            draw.line(pts, fill=colour, width=2)
+        kept = [(r["step"], math.log10(r[name])) for r in records if r.get(name) and r[name] > 0]
+        window = len(kept) // SMOOTHED_POINTS
+        if window > 1:  # a training's minibatch losses: the raw values faint (all under every bold line)
+            draw.line([xy(*p) for p in kept], fill=tuple(c + (255 - c) * 3 // 4 for c in colour), width=1)
+            kept = list(zip([p[0] for p in kept[window - 1:]], running_mean([p[1] for p in kept], window)))
+        curves.append((name, kept, colour))
+    for i, (name, kept, colour) in enumerate(curves):
+        if len(kept) > 1:
+            draw.line([xy(*p) for p in kept], fill=colour, width=2)
         draw.line([left + pw + 10, top + 10 + 16 * i, left + pw + 30, top + 10 + 16 * i], fill=colour, width=3)
         draw.text((left + pw + 36, top + 4 + 16 * i), name, fill=(0, 0, 0), font=font)
     draw.text((left + pw // 2 - 20, height - bottom + 14), "step", fill=(0, 0, 0), font=font)

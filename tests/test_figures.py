@@ -1,0 +1,33 @@
+"""The figures painterly saves: the loss curve."""
+
+import numpy as np
+
+from painterly.figures import PALETTE, SMOOTHED_POINTS, loss_curve, running_mean
+
+
+def test_running_mean_by_hand():
+    assert running_mean([1.0, 3.0, 5.0, 7.0], 2) == [2.0, 4.0, 6.0]
+    assert running_mean([2.0, 4.0, 9.0], 3) == [5.0]
+
+
+def _rows_with(image, colour):
+    a = np.asarray(image).astype(int)[:, 71:650]  # inside the plot's frame (the legend is to its right)
+    return set(np.nonzero((np.abs(a - np.array(colour)).sum(-1) <= 30).any(1))[0])
+
+
+def test_a_long_noisy_training_curve_is_drawn_through_its_running_mean():
+    """Minibatch losses swinging between 1e3 and 1e5 every step: the bold line runs along their geometric
+    mean, 1e4, with the raw swings faint; a short optimisation curve keeps its own points."""
+    steps = SMOOTHED_POINTS * 20  # a running mean over 20 steps: ten of each
+    noisy = [{"step": i + 1, "scale": 0, "loss": 1e3 if i % 2 else 1e5} for i in range(steps)]
+    image = loss_curve(noisy)
+    top, bottom = 20, 480 - 40  # the plot's frame (loss_curve's margins); the axis runs 1e3..1e5
+    middle = top + (bottom - top) / 2  # 1e4
+    bold = _rows_with(image, PALETTE[0])
+    assert bold and all(abs(row - middle) <= 3 for row in bold), sorted(bold)
+    faint = _rows_with(image, tuple(c + (255 - c) * 3 // 4 for c in PALETTE[0]))
+    assert min(faint) <= top + 2 and max(faint) >= bottom - 2  # the swings are still there, faint
+
+    short = [{"step": i + 1, "scale": 0, "loss": 10 ** (5 - 2 * i / 49)} for i in range(50)]
+    rows = _rows_with(loss_curve(short), PALETTE[0])
+    assert min(rows) <= top + 2 and max(rows) >= bottom - 2  # drawn from 1e5 down to 1e3 as it is
