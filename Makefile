@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 OUT ?= out
 
-.PHONY: demo test bench models decoders further anneal polish refine refine-more textured adain-styles adain-wider four-further adain-museum refine-wider refine-eighth refine-deepen refine-widen adain-hues adain-widen adain-hue30 adain-colour refine-crops refine-crops-further adain-crops refine-animals refine-wildlife refine-batch4 adain-wildlife adain-texture four-wildlife device-carry clean
+.PHONY: demo test bench models decoders further anneal polish refine refine-more textured adain-styles adain-wider four-further adain-museum refine-wider refine-eighth refine-deepen refine-widen adain-hues adain-widen adain-hue30 adain-colour refine-crops refine-crops-further adain-crops refine-animals refine-wildlife refine-batch4 adain-wildlife adain-texture four-wildlife four-more device-carry clean
 
 $(BIN)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -506,6 +506,17 @@ $(OUT)/four_paintings_wildlife.safetensors: | $(OUT)/photos $(OUT)/photos-more $
 		$(OUT)/four_paintings_stage2.safetensors
 	$(TRAIN) --init $(OUT)/four_paintings_stage2.safetensors --crop 384 --image-side 400 --scale-jitter 0.1 \
 		--batch 2 --tv-weight 0 --content-weight 0.2 --learning-rate 1e-4 --warmup 40 --steps 1600 --decay 800 \
+		$(if $(MAX_TIME),--max-time $(MAX_TIME)) --multi-style $(STYLES) -o $@
+
+# A fourth stage for four_paintings (issue 10, 2026-12-07 session 26): stage 3's recipe from the bundled stage 3, 800
+# steps (200 a style) at lr 8e-5, the last 400 annealed: stage 3's style term was still falling at its end.
+# `make four-more MAX_TIME=2700`.
+four-more: $(OUT)/four_paintings_more.safetensors
+$(OUT)/four_paintings_more.safetensors: PHOTOS = $(SHARED)/photos $(OUT)/photos $(OUT)/photos-more \
+	$(OUT)/photos-animals $(OUT)/photos-wildlife
+$(OUT)/four_paintings_more.safetensors: | $(OUT)/photos $(OUT)/photos-more $(OUT)/photos-animals $(OUT)/photos-wildlife
+	$(TRAIN) --init painterly/models/four_paintings.safetensors --crop 384 --image-side 400 --scale-jitter 0.1 \
+		--batch 2 --tv-weight 0 --content-weight 0.2 --learning-rate 8e-5 --warmup 40 --steps 800 --decay 400 \
 		$(if $(MAX_TIME),--max-time $(MAX_TIME)) --multi-style $(STYLES) -o $@
 
 # A fourth stage for the arbitrary-style decoders (issue 11, 2026-12-05, a 2-core AMD Zen 5 with
