@@ -493,7 +493,7 @@ $(OUT)/four_paintings_further.safetensors: | $(OUT)/photos
 	$(TRAIN) --init painterly/models/four_paintings.safetensors --learning-rate 2e-4 --warmup 100 --steps 2800 \
 		--decay 1400 $(if $(MAX_TIME),--max-time $(MAX_TIME)) --multi-style $(STYLES) -o $@
 
-# A third stage for four_paintings (issue 10, 2026-12-07 session 26, a 2-core AMD Zen 4 EPYC; bundled): starry_night's
+# A third stage for four_paintings (issue 10, 2026-12-07 session 26, a 2-core AMD Zen 4 EPYC; bundled, then stage 4): starry_night's
 # later recipe (stages 8-13: 384 px crops two at a time from photos at a 400 px short side, content weight 0.2, the
 # scoring objective's, no TV term) on its 204 photos, from stage 2, which had 700 steps a style on 44 photos at content
 # weight 0.5. 1600 steps (400 a style), the last 800 annealed, 3569 s on both threads: 4-23% lower on all 32 held-out
@@ -510,7 +510,8 @@ $(OUT)/four_paintings_wildlife.safetensors: | $(OUT)/photos $(OUT)/photos-more $
 
 # A fourth stage for four_paintings (issue 10, 2026-12-07 session 26): stage 3's recipe from the bundled stage 3, 800
 # steps (200 a style) at lr 8e-5, the last 400 annealed: stage 3's style term was still falling at its end.
-# `make four-more MAX_TIME=2700`.
+# `make four-more MAX_TIME=2700` (2399 s, both threads). Bundled: lower than stage 3 on 29 of 32 held-out pairs
+# (0.950-1.016x). Stage 3 is the file bundled before it (`git show e174ae1:painterly/models/four_paintings.safetensors`).
 four-more: $(OUT)/four_paintings_more.safetensors
 $(OUT)/four_paintings_more.safetensors: PHOTOS = $(SHARED)/photos $(OUT)/photos $(OUT)/photos-more \
 	$(OUT)/photos-animals $(OUT)/photos-wildlife
