@@ -132,6 +132,12 @@ class Recipe:
         return (f"FLOP model: VGG19 forward+backward = 2 x conv FLOPs at an assumed {ASSUMED_GFLOPS[precision]:.0f} "
                 f"GFLOP/s {precision}, measured on 2 Zen 4 cores; other CPUs differ")
 
+    @staticmethod
+    def one_pass_time_model(what: str, gflops: float, precision: str) -> str:
+        """time_model() of a method timed by the multiply-adds of its forward pass at a rate measured end to end."""
+        return (f"{what}, 2 x their multiply-adds, at {gflops:.0f} GFLOP/s {precision} as measured end to end on "
+                f"2 cores; other CPUs differ")
+
     def seconds(self, config: Any, scale: Scale, precision: str) -> float:
         """Estimated seconds for one scale of the plan: VGG19's FLOPs at the precision's assumed rate,
         plus step_overhead_s a step (a method that runs another network counts that instead)."""

@@ -198,8 +198,8 @@ class ArbitraryRecipe(Recipe):
     TRANSFORM_GFLOPS: ClassVar[float] = 60.0
 
     def time_model(self, precision: str) -> str:
-        return (f"the encoder's and decoders' convolutions, 2 x their multiply-adds, at {self.PASS_GFLOPS[precision]:.0f} "
-                f"GFLOP/s {precision} as measured end to end on 2 cores; other CPUs differ")
+        return self.one_pass_time_model("the encoder's and decoders' convolutions", self.PASS_GFLOPS[precision],
+                                        precision)
 
     def seconds(self, config, scale: Scale, precision: str) -> float:
         """Each level's encoding and decoding over the image (a tiled one: every tile with its surroundings,
@@ -210,12 +210,14 @@ class ArbitraryRecipe(Recipe):
             _with_context(box, size, CONTEXT, 1).size for box in scale.tiling.boxes(size, 0)]
         encodes = 1 if scale.tiling is None else 2
         pixels = sum(h * w for h, w in boxes)
+        decoding = {}  # each level's decoder read once (WCT may run a level twice)
+        for level in dict.fromkeys(self.levels(config)):
+            arch = decoder_architecture(self.decoder_file(config, level)) or DecoderArch(level, 2)
+            with torch.device("meta"):  # the shape alone: no weights made
+                decoding[level] = Decoder(arch).multiply_adds()
         macs = transform = 0.0
         for level in self.levels(config):
-            arch = decoder_architecture(self.decoder_file(config, level)) or DecoderArch(level, 2)
-            with torch.device("meta"):
-                decoding = Decoder(arch).multiply_adds()
-            macs += pixels * decoding + encodes * vgg_macs((1, 1), level) * pixels
+            macs += pixels * (decoding[level] + encodes * vgg_macs((1, 1), level))
             if self.full_covariance:
                 transform += 2 * channels_of(level) ** 2 * pixels / layer_stride(level) ** 2
         side = min(max(size), config.style_max_side or max(size))

@@ -119,12 +119,11 @@ class Network(Recipe):
     TILED_PASSES: ClassVar[int] = 10
 
     def time_model(self, precision: str) -> str:
-        return (f"the network's convolutions, 2 x their multiply-adds, at {self.PASS_GFLOPS[precision]:.0f} GFLOP/s "
-                f"{precision} as measured end to end on 2 cores; other CPUs differ")
+        return self.one_pass_time_model("the network's convolutions", self.PASS_GFLOPS[precision], precision)
 
     def seconds(self, config: NetworkConfig, scale: Scale, precision: str) -> float:
-        net = TransformerNet(self.architecture(config))
-        per_pixel = sum(c.conv.weight.numel() / s ** 2 for c, s in zip(net.convs, net.layer_scales()))
+        with torch.device("meta"):  # the shape alone: no weights made
+            per_pixel = TransformerNet(self.architecture(config)).multiply_adds()
         passes = 1 if scale.tiling is None else self.TILED_PASSES
         return passes * 2 * per_pixel * scale.height * scale.width / (self.PASS_GFLOPS[precision] * 1e9)
 

@@ -185,6 +185,10 @@ class TransformerNet(nn.Module):
             scales.append(scale)
         return scales
 
+    def multiply_adds(self) -> float:
+        """Multiply-adds of a pass per pixel of the image, each convolution on its output grid."""
+        return sum(c.conv.weight.numel() / s ** 2 for c, s in zip(self.convs, self.layer_scales()))
+
     def reach(self) -> int:
         """Image pixels around a pixel that the last normalised layer's value there depends on (each
         convolution's padding on the grid it reads), rounded up to the 4-pixel sampling grid."""
