@@ -246,7 +246,8 @@ def describe_decoder(path: Path) -> str:
     """One line: name, the method and level it decodes for, size, how it was trained and its final losses."""
     decoder, meta = load_decoder(path)
     styles = meta.get("training", {}).get("styles")
-    return (f"{path.stem}: decoder for --method {meta.get('method', '?')}, level {decoder.arch.level}; "
+    margin = f", inside a {decoder.arch.margin} px reflected margin" if decoder.arch.margin else ""
+    return (f"{path.stem}: decoder for --method {meta.get('method', '?')}, level {decoder.arch.level}{margin}; "
             f"{_trained(path, meta, f' and {styles} style images' if styles else '')}")
 
 

@@ -55,7 +55,7 @@ from .config import flag_name, option
 from .errors import PainterlyError
 from .features import FeatureExtractor, channels_of
 from .hypercolumns import FEATURE_SCALE
-from .image import ImageLike, fit_long_side, resize
+from .image import ImageLike, fit_long_side, reflected, resize
 from .losses import LossTerms
 from .losses.functional import gram_matrix
 from .methods.arbitrary import ENCODER_POOLING
@@ -127,7 +127,7 @@ class StyleCrops:
 
 class AdainDecoderTrainee(Trainee):
     fixed_level = "relu4_1"
-    own_options = ("style_weight", "gram_weight", "target_gram_weight", "color_match")  # its own loss options
+    own_options = ("style_weight", "gram_weight", "target_gram_weight", "color_match", "margin")  # its own options
 
     @classmethod
     def wants_styles(cls, config: "DecoderTrainConfig") -> bool:
@@ -141,21 +141,35 @@ class AdainDecoderTrainee(Trainee):
         self.style_crops = StyleCrops(styles, config, generator)
 
     def _target(self, photos: torch.Tensor, styles: torch.Tensor) -> tuple[torch.Tensor, dict]:
+        """The AdaIN target at relu4_1 of the photos with their reflected margin, and the styles' features.
+        The content's mean and std are the whole map's, margin included: the zero padding's response at the
+        margin's edge, normalised by a flat crop's own small std alone, would reach the decoder far out of
+        range."""
+        margin = self.module.arch.margin
         with torch.no_grad():
             style_features = self.encoder(styles, ADAIN_STYLE_LAYERS)
-            content = self.encoder(photos, ["relu4_1"])["relu4_1"]
+            content = self.encoder(reflected(photos, margin), ["relu4_1"])["relu4_1"]
             return batch_adain(content, style_features["relu4_1"]), style_features
 
-    def _decoded(self, target: torch.Tensor, styles: torch.Tensor) -> torch.Tensor:
+    @staticmethod
+    def _inside(x: torch.Tensor, margin: int, size: tuple[int, int], stride: int = 1) -> torch.Tensor:
+        """The photo's own part of a map of it with `margin` (at this map's resolution) around it."""
+        h, w = (-(-side // stride) for side in size)
+        return x[..., margin:margin + h, margin:margin + w] if margin else x
+
+    def _decoded(self, target: torch.Tensor, styles: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
+        """The decoded picture of `size` (cut out of its decoded margin), through the colour step if trained so."""
         with self.autocast:
             out = self.module(target.contiguous(memory_format=torch.channels_last)).float()
+        out = self._inside(out, self.module.arch.margin, size)
         return colour_matched(out, styles, self.config.color_match) if self.config.color_match > 0 else out
 
     def loss(self, batch: torch.Tensor, step: int) -> LossTerms:
         styles = self.style_crops.draw(batch.device)
         target, style_features = self._target(batch, styles)
-        out = self._decoded(target, styles)
+        out = self._decoded(target, styles, tuple(batch.shape[-2:]))
         features = self.encoder(out, ADAIN_STYLE_LAYERS)
+        target = self._inside(target, self.module.arch.margin // 8, tuple(batch.shape[-2:]), 8)
         content = UNIT * F.mse_loss(features["relu4_1"].float(), target)
         style = 0
         for layer in ADAIN_STYLE_LAYERS:
@@ -174,7 +188,7 @@ class AdainDecoderTrainee(Trainee):
     def render(self, photo: torch.Tensor, step: int) -> torch.Tensor:
         style = self.validation_style.to(photo.device)
         target, _ = self._target(photo, style)
-        return self._decoded(target, style)
+        return self._decoded(target, style, tuple(photo.shape[-2:]))
 
 
 class ReconstructionTrainee(Trainee):
@@ -266,6 +280,11 @@ class DecoderTrainConfig(LoopConfig):
                                 "the decoded crop's colour mean and covariance moved this fraction of the way to "
                                 "its style crop's before the loss (the method's --color-match; 0: none)",
                                 minimum=0, group=LOSSES, metavar="F")
+    margin: Optional[int] = option(None, "AdaIN: encode each photo with this many px of its reflection around it "
+                                   "and train on the picture decoded inside them, as inference then runs this "
+                                   "decoder: the encoder's zero padding falls outside the picture, where it painted "
+                                   "a band along flat edges (a multiple of 8; 0: none, the paper's)", minimum=0,
+                                   default_text="--init's, else 0", group=NET, metavar="PX")
     stylised_share: float = option(0.0, "WCT: the share of each batch whitened and coloured with a training style "
                                    "(random strength) before decoding, trained on the feature loss alone; needs "
                                    "--styles", minimum=0, group=LOSSES, metavar="P")
@@ -284,6 +303,8 @@ class DecoderTrainConfig(LoopConfig):
             raise PainterlyError(f"hue-jitter is an angle of at most 180 degrees (got {self.hue_jitter})")
         if self.color_match > 1:
             raise PainterlyError(f"color-match is a fraction of the way, at most 1 (got {self.color_match})")
+        if self.margin is not None and (self.margin % 8 or self.margin >= self.crop):
+            raise PainterlyError(f"margin is a multiple of 8 px below the crop size (got {self.margin})")
         if self.stylised_share > 1:
             raise PainterlyError(f"stylised-share is a share of the batch, at most 1 (got {self.stylised_share})")
         defaults = {f.name: f.default for f in dataclasses.fields(self)}
@@ -337,10 +358,12 @@ def train_decoder(photos: PhotoFolders, output: Union[str, os.PathLike], config:
         if config.widen is not None:
             # its own generator: the photos and crops stay those of the same run without --widen
             decoder = widened_decoder(decoder, config.widen, torch.Generator().manual_seed(config.seed))
+        if config.margin is not None:
+            decoder.arch = dataclasses.replace(decoder.arch, margin=config.margin)
         config = dataclasses.replace(config, width_divisor=decoder.arch.width_divisor)
         decoder.requires_grad_(True)
     else:
-        decoder = Decoder(DecoderArch(level, config.width_divisor, divisor))
+        decoder = Decoder(DecoderArch(level, config.width_divisor, divisor, margin=config.margin or 0))
     decoder = decoder.to(device, memory_format=torch.channels_last)
     autocast = torch.autocast(device.type, dtype=torch.bfloat16, enabled=precision == "bf16")
     trainee = kind(decoder, extractor, style_list, config, generator, autocast)

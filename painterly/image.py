@@ -158,6 +158,12 @@ def fit_long_side(height: int, width: int, long_side: int) -> tuple[int, int]:
     return max(1, round(height * scale)), max(1, round(width * scale))
 
 
+def reflected(image: torch.Tensor, margin: int) -> torch.Tensor:
+    """The image mirrored `margin` px beyond each edge (the margin a decoder trained with --margin
+    decodes the picture inside of)."""
+    return F.pad(image, (margin,) * 4, mode="reflect") if margin else image
+
+
 def resize(image: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
     """Antialiased bicubic resize (downsampling without aliasing, upsampling smoothly)."""
     if tuple(image.shape[-2:]) == tuple(size):

@@ -12,6 +12,7 @@ from PIL import Image
 import painterly
 from painterly import PainterlyError
 from painterly.checkpoint import Checkpointer, Interrupted
+from painterly.cli_train import describe_decoder
 from painterly.decoder_training import (ADAIN_STYLE_LAYERS, DecoderTrainConfig, StyleCrops, colour_matched, train_decoder,
                                         turn_hues, widened_decoder)
 from painterly.driver import run
@@ -32,14 +33,14 @@ def tiny_vgg(monkeypatch):
     return vgg
 
 
-def _decoder(tmp_path, level, seed=0, spread=0.5):
+def _decoder(tmp_path, level, seed=0, spread=0.5, margin=0):
     torch.manual_seed(seed)
-    decoder = Decoder(DecoderArch(level, 1, DIVISOR))
+    decoder = Decoder(DecoderArch(level, 1, DIVISOR, margin=margin))
     with torch.no_grad():  # mid-grey output with variation, as a trained decoder's (not clamped to 0 or 1)
         last = decoder.layers[-1].conv
         last.bias.fill_(0.5)
         last.weight.mul_(spread / (last.weight.abs().sum((1, 2, 3), keepdim=True) + 1e-6))
-    path = tmp_path / f"{level}.safetensors"
+    path = tmp_path / f"{level}{'_margin' if margin else ''}.safetensors"
     save_decoder(path, decoder, {"method": None}, dtype=torch.float32)  # usable by AdaIN and WCT alike
     return path, decoder.eval()
 
@@ -91,6 +92,36 @@ def test_adain_method_is_decode_of_the_transform_and_strength_mixes(tmp_path, ti
     # and strength 0 still returns the decoded content, colours untouched
     out = painterly.stylize(content, style, method="adain", decoder=str(path), size=64, precision="fp32", strength=0)
     assert np.abs(_array(out).transpose(2, 0, 1) - expected[0.0][0].numpy()).max() <= 1 / 255 + 1e-6
+
+
+def test_a_decoder_trained_with_a_margin_decodes_inside_the_reflected_picture(tmp_path, tiny_vgg):
+    """A decoder whose file says it was trained behind an 8 px margin (AdaIN's train-decoder --margin; the
+    shared path runs any level's so): the picture is reflected 8 px beyond its edges, encoded, moved to the
+    style's statistics (the whole reflected map's, as in training), decoded, and the inside kept. Tiles do
+    the same over the reflected picture and come out close to the whole; the plan counts the reflection."""
+    path, decoder = _decoder(tmp_path, "relu2_1", margin=8)
+    plain, _ = _decoder(tmp_path, "relu2_1")
+    content, style = _images(6)
+    with torch.no_grad():
+        c = tiny_vgg(torch.nn.functional.pad(content, (8,) * 4, mode="reflect"), ["relu2_1"])["relu2_1"]
+        s = tiny_vgg(style, ["relu2_1"])["relu2_1"]
+        transformed = wct(c, WctMap.between(Moments.of(c, full=True), Moments.of(s, full=True)), 1.0)
+        expected = decoder(transformed).clamp(0, 1)[..., 8:56, 8:72]
+    config = WctConfig(levels=("relu2_1",), decoders=(str(path),), size=64, precision="fp32", strength=1.0)
+    got = run(content, [style], config)
+    assert got.shape == content.shape and torch.allclose(got, expected, atol=1e-5)
+    without = run(content, [style], dataclasses.replace(config, decoders=(str(plain),)))
+    spread = (got - got.mean((2, 3), keepdim=True)).abs().mean()
+    assert (got - without).abs().mean() > 0.05 * spread  # the same weights without the margin paint another picture
+    content = torch.nn.functional.interpolate(content, size=(93, 125), mode="bilinear")
+    whole = run(content, [style], dataclasses.replace(config, size=125))
+    tiled = run(content, [style], dataclasses.replace(config, size=125, tile_size=64, tile_overlap=16))
+    assert whole.shape == tiled.shape == content.shape
+    assert (whole - tiled).abs().mean() < 0.05 * spread
+    options = dict(method="wct", levels=("relu2_1",), size=125, precision="fp32")
+    plan = painterly.plan(content, decoders=(str(path),), **options)
+    bare = painterly.plan(content, decoders=(str(plain),), **options)
+    assert plan.seconds > bare.seconds and plan.peak_bytes > bare.peak_bytes  # the reflection costs too
 
 
 def test_the_colour_step_gives_the_style_colour_statistics(tmp_path, tiny_vgg):
@@ -231,7 +262,8 @@ def folders(tmp_path):
 
 @pytest.mark.parametrize("method,level,extra", [("adain", "relu4_1", {}), ("wct", "relu2_1", {}),
                                                 ("wct", "relu2_1", {"stylised_share": 0.5}),
-                                                ("adain", "relu4_1", {"hue_jitter": 180.0})])
+                                                ("adain", "relu4_1", {"hue_jitter": 180.0}),
+                                                ("adain", "relu4_1", {"margin": 8})])
 def test_decoder_training_lowers_its_loss_and_resumes_exactly(tmp_path, folders, tiny_vgg, method, level, extra):
     """(WCT with a stylised share, and turned hues: the style crops, strengths and angles come from the
     checkpointed generator too.)"""
@@ -255,7 +287,7 @@ def test_decoder_training_lowers_its_loss_and_resumes_exactly(tmp_path, folders,
                   checkpoint=Checkpointer(tmp_path / "t.ckpt", seconds=None, resume=True))
     b, meta = load_decoder(tmp_path / "b.safetensors")
     c, _ = load_decoder(tmp_path / "c.safetensors")
-    assert meta["method"] == method and b.arch.level == level
+    assert meta["method"] == method and b.arch.level == level and b.arch.margin == extra.get("margin", 0)
     assert all(torch.equal(x, y) for x, y in zip(b.state_dict().values(), c.state_dict().values()))
 
 
@@ -274,6 +306,19 @@ def test_decoder_training_can_start_from_a_trained_decoder(tmp_path, folders, ti
     with pytest.raises(PainterlyError, match="wct's for relu2_1; this run trains wct's for relu3_1"):
         train_decoder(photos, tmp_path / "c.safetensors", dataclasses.replace(config, level="relu3_1"),
                       init=tmp_path / "a.safetensors", extractor=tiny_vgg)
+
+
+def test_a_decoder_trained_from_another_keeps_its_margin_unless_told(tmp_path, folders, tiny_vgg):
+    """--init carries the decoder's margin (inference runs it so); --margin sets another, 0 none."""
+    photos, styles = folders
+    config = DecoderTrainConfig(method="adain", steps=1, batch=2, crop=32, image_side=40, precision="fp32",
+                                width_divisor=1)
+    train_decoder(photos, tmp_path / "m.safetensors", config, styles=styles, margin=16)
+    assert "level relu4_1, inside a 16 px reflected margin; " in describe_decoder(tmp_path / "m.safetensors")
+    for margin, kept in ((None, 16), (0, 0), (8, 8)):
+        train_decoder(photos, tmp_path / "n.safetensors", config, styles=styles, margin=margin,
+                      init=tmp_path / "m.safetensors")
+        assert load_decoder(tmp_path / "n.safetensors")[0].arch.margin == kept
 
 
 def test_widened_decoder_decodes_the_same_image_and_trains_from_there(tmp_path, folders, tiny_vgg):
@@ -565,7 +610,10 @@ def test_decoder_loss_options_are_refused_where_they_do_not_apply(tmp_path, fold
                              (dict(method="adain", hue_jitter=200), "at most 180 degrees"),
                              (dict(method="wct", level="relu2_1", color_match=0.5),
                               "color-match is not an option of the wct"),
-                             (dict(method="adain", color_match=1.5), "at most 1")):
+                             (dict(method="adain", color_match=1.5), "at most 1"),
+                             (dict(method="wct", level="relu2_1", margin=8), "margin is not an option of the wct"),
+                             (dict(method="adain", margin=12), "multiple of 8 px below the crop"),
+                             (dict(method="adain", margin=256), "multiple of 8 px below the crop")):
         with pytest.raises(PainterlyError, match=fragment):
             DecoderTrainConfig(**kwargs)
     config = DecoderTrainConfig(method="wct", level="relu2_1", steps=1, batch=2, crop=32, image_side=40,

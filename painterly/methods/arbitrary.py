@@ -32,7 +32,7 @@ import torch.nn.functional as F
 from ..config import CommonConfig, option
 from ..errors import PainterlyError
 from ..features import channels_of, layer_stride
-from ..image import fit_long_side, resize
+from ..image import fit_long_side, reflected, resize
 from ..nets.decoder import Decoder, DecoderArch
 from ..nets.io import DECODERS, decoder_architecture, decoder_path, prepared_decoder
 from ..nets.quantized import Int8Decoder
@@ -187,8 +187,14 @@ class ArbitraryRecipe(Recipe):
         return "none (encode, transform, decode)"
 
     def memory(self, config, style_hws: Sequence[tuple[int, int]], precision: str) -> "ArbitraryMemory":
+        margin = max(self._architecture(config, level).margin for level in self.levels(config))
         return ArbitraryMemory(tuple(self.levels(config)), 2 if precision == "bf16" else 4,
-                               3.0 if self.full_covariance else 2.0)
+                               3.0 if self.full_covariance else 2.0, margin)
+
+    def _architecture(self, config, level: str) -> DecoderArch:
+        """A level's decoder's shape from its file's metadata (for plans; the bundled width divisor where the
+        file is not readable, which the run itself then reports)."""
+        return decoder_architecture(self.decoder_file(config, level)) or DecoderArch(level, 2)
 
     # End to end, 2 x the multiply-adds of encoding and decoding over the time: AdaIN at 1024x1024 on the 2-core Zen 4 of
     # session 26 (int8 1.36 s idle; bf16 and fp32 1.22x and 2.31x int8's time in one run). WCT's whitening and
@@ -202,22 +208,24 @@ class ArbitraryRecipe(Recipe):
                                         precision)
 
     def seconds(self, config, scale: Scale, precision: str) -> float:
-        """Each level's encoding and decoding over the image (a tiled one: every tile with its surroundings,
-        encoded twice, once for the statistics), its full-covariance transform, and the style images'
-        encoding."""
+        """Each level's encoding and decoding over the image with its decoder's margin (a tiled one: every
+        tile with its surroundings, encoded twice, once for the statistics), its full-covariance transform,
+        and the style images' encoding."""
         size = scale.size
-        boxes = [size] if scale.tiling is None else [
-            _with_context(box, size, CONTEXT, 1).size for box in scale.tiling.boxes(size, 0)]
         encodes = 1 if scale.tiling is None else 2
-        pixels = sum(h * w for h, w in boxes)
         decoding = {}  # each level's decoder read once (WCT may run a level twice)
         for level in dict.fromkeys(self.levels(config)):
-            arch = decoder_architecture(self.decoder_file(config, level)) or DecoderArch(level, 2)
+            arch = self._architecture(config, level)
             with torch.device("meta"):  # the shape alone: no weights made
-                decoding[level] = Decoder(arch).multiply_adds()
+                decoding[level] = Decoder(arch).multiply_adds(), arch.margin
         macs = transform = 0.0
         for level in self.levels(config):
-            macs += pixels * (decoding[level] + encodes * vgg_macs((1, 1), level))
+            per_pixel, margin = decoding[level]
+            whole = (size[0] + 2 * margin, size[1] + 2 * margin)
+            boxes = [whole] if scale.tiling is None else [
+                _with_context(box, whole, CONTEXT, 1).size for box in scale.tiling.boxes(whole, 0)]
+            pixels = sum(h * w for h, w in boxes)
+            macs += pixels * (per_pixel + encodes * vgg_macs((1, 1), level))
             if self.full_covariance:
                 transform += 2 * channels_of(level) ** 2 * pixels / layer_stride(level) ** 2
         side = min(max(size), config.style_max_side or max(size))
@@ -326,14 +334,26 @@ class ArbitraryRecipe(Recipe):
         size = tuple(image.shape[-2:])
         steps = self.steps(run.config)
         for i, step in enumerate(steps):  # two parts a step for run.progress: encoding, decoding
-            regions = style[step.name]
-            padded, masks, _ = self._piece(image, regions, size, None, None, step)
+            margin = self._margin(run, step, size)
+            regions = _reflected_regions(style[step.name], size, margin)
+            whole = reflected(image, margin)
+            padded, masks, _ = self._piece(whole, regions, tuple(whole.shape[-2:]), None, None, step)
             features = step.encode(run, padded)
             stats = [self._content_moments(step, features, m) for m in (masks or [None])]
             run.progress(2 * i + 1, 2 * len(steps))
-            image = step.decode(run, self._apply(run, step, features, regions, stats, masks))[..., :size[0], :size[1]]
+            decoded = step.decode(run, self._apply(run, step, features, regions, stats, masks))
+            image = decoded[..., margin:margin + size[0], margin:margin + size[1]]
             run.progress(2 * i + 2, 2 * len(steps))
         return image
+
+    def _margin(self, run: RunContext, step: Step, size: tuple[int, int]) -> int:
+        """Pixels of the picture's reflection a step encodes and decodes it inside of: its decoder's trained
+        margin (none for the colour step), at most what the picture can reflect, on the level's stride grid.
+        The content's statistics are then the whole reflected map's, as the decoder was trained."""
+        if step.layer is None:
+            return 0
+        margin = self.decoder(run, step.layer).arch.margin
+        return min(margin, (min(size) - 1) // step.stride * step.stride)
 
     # --- the pieces -----------------------------------------------------------------------------
     def _piece(self, image: torch.Tensor, regions: list[Region], size: tuple[int, int], box: Optional[Box],
@@ -377,14 +397,18 @@ class ArbitraryRecipe(Recipe):
         return by_regions(features, at_features, one_region)
 
     def _tiled(self, run: RunContext, style: dict[str, list[Region]], image: torch.Tensor, tiling: Tiling) -> torch.Tensor:
-        """Every level over the whole image in tiles: statistics from all tiles first, then the transform."""
+        """Every level over the whole image (with its decoder's margin of reflection) in tiles: statistics
+        from all tiles first, then the transform."""
         size = tuple(image.shape[-2:])
-        boxes = tiling.boxes(size, 0)
-        windows = [blend_window(b, size, tiling.overlap).to(image) for b in boxes]
         steps = self.steps(run.config)
-        parts, done = 2 * len(steps) * len(boxes), 0  # for run.progress: each tile's encoding, then decoding
-        for step in steps:
-            regions = style[step.name]
+        margins = [self._margin(run, step, size) for step in steps]
+        tiles = [tiling.boxes((size[0] + 2 * m, size[1] + 2 * m), 0) for m in margins]
+        parts, done = 2 * sum(map(len, tiles)), 0  # for run.progress: each tile's encoding, then decoding
+        for step, margin, boxes in zip(steps, margins, tiles):
+            regions = _reflected_regions(style[step.name], size, margin)
+            picture, image = size, reflected(image, margin)
+            size = tuple(image.shape[-2:])
+            windows = [blend_window(b, size, tiling.overlap).to(image) for b in boxes]
             # each tile encoded and decoded with its surroundings, on the whole image's grid of the level's
             # stride, so its pixels see what they see in the whole image; only the tile is kept
             grown = [_with_context(box, size, CONTEXT, step.stride) for box in boxes]
@@ -406,8 +430,15 @@ class ArbitraryRecipe(Recipe):
                 box.crop(out).add_(decoded[..., top:top + box.height, left:left + box.width] * window)
                 done += 1
                 run.progress(done, parts)
-            image = out
+            image, size = out[..., margin:margin + picture[0], margin:margin + picture[1]], picture
         return image
+
+
+def _reflected_regions(regions: list[Region], size: tuple[int, int], margin: int) -> list[Region]:
+    """The regions of a `size` picture over its copy reflected `margin` px beyond its edges."""
+    if not margin or regions[0].mask is None:
+        return regions
+    return [Region(reflected(_mask_at(r.mask, size), margin), r.styles) for r in regions]
 
 
 def _with_context(box: Box, size: tuple[int, int], margin: int, stride: int) -> Box:
@@ -460,13 +491,14 @@ class ArbitraryMemory:
     levels: tuple[str, ...]
     bytes_per_value: int
     maps: float = 2.0
+    margin: int = 0  # the widest margin of reflection a level's decoder works inside
 
     def scale_bytes(self, size: tuple[int, int], tiling: Optional[Tiling], iterations: int) -> int:
-        h, w = size
+        whole = h, w = size[0] + 2 * self.margin, size[1] + 2 * self.margin  # the picture and its reflection
         if tiling is not None:  # a tile with its surroundings (CONTEXT)
-            h, w = (min(side, box + 2 * CONTEXT) for side, box in zip(size, tiling.largest_box(size)))
+            h, w = (min(side, box + 2 * CONTEXT) for side, box in zip(whole, tiling.largest_box(whole)))
         widest = max(channels_of(l) / layer_stride(l) ** 2 for l in ("relu1_1", *self.levels))
         activations = self.maps * h * w * widest * max(self.bytes_per_value, 4)
-        images = 4 * 4 * 3 * size[0] * size[1]  # content, canvas and output at the full size, float32
+        images = 4 * 4 * 3 * whole[0] * whole[1]  # content, canvas and output at the full size, float32
         return int(400 * 2**20 + activations + images)
 

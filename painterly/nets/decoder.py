@@ -68,6 +68,9 @@ class DecoderArch:
     # channels at full, half, quarter ... resolution, one per block below the level's; () takes them
     # from the VGG's widths over both divisors
     widths: tuple[int, ...] = ()
+    # px of the picture's reflection around it that the decoder was trained to decode it inside of (train-decoder
+    # --margin): inference encodes and decodes the picture so and keeps the inside; 0 for the papers' decoders
+    margin: int = 0
 
     def __post_init__(self) -> None:
         if self.level not in LEVELS:
@@ -77,10 +80,17 @@ class DecoderArch:
         if self.widths and (len(self.widths) != self.block - 1 or min(self.widths) < 1):
             raise PainterlyError(f"a {self.level} decoder takes {self.block - 1} channel counts (full resolution "
                                  f"first), not {','.join(map(str, self.widths))}")
+        if self.margin < 0 or self.margin % self.stride:
+            raise PainterlyError(f"a {self.level} decoder's margin is a multiple of {self.stride} px, not {self.margin}")
 
     @property
     def block(self) -> int:
         return int(self.level[4])
+
+    @property
+    def stride(self) -> int:
+        """Pixels a feature of the level spans a side."""
+        return 2 ** (self.block - 1)
 
     def channels(self, block: int) -> int:
         """The decoder's channels at VGG block `block`'s resolution (1: full)."""
@@ -98,7 +108,7 @@ class DecoderArch:
     def from_json(cls, data: dict) -> "DecoderArch":
         try:
             return cls(str(data["level"]), int(data["width_divisor"]), int(data.get("encoder_divisor", 1)),
-                       tuple(int(w) for w in data.get("widths", ())))
+                       tuple(int(w) for w in data.get("widths", ())), int(data.get("margin", 0)))
         except (KeyError, TypeError, ValueError) as exc:
             raise PainterlyError(f"the decoder's architecture is not readable ({exc})") from None
 
