@@ -660,7 +660,7 @@ def test_bundled_models_load_by_name_and_stylise(name, styles, capsys):
     listed = capsys.readouterr().out
     assert f"{name}: {styles} style(s)" in listed
     # the bundled decoders are listed after the networks, each with the method and level it serves
-    assert "\nadain: decoder for --method adain, level relu4_1; " in listed
+    assert "\nadain: decoder for --method adain, level relu4_1, inside a 16 px reflected margin; " in listed
     assert "\nwct_relu4_1: decoder for --method wct, level relu4_1; " in listed
     net, meta = painterly.load_model(name)  # by name, as stylize takes it
     assert net.arch.styles == styles and len(meta["styles"]) == styles
