@@ -476,7 +476,7 @@ $(OUT)/adain_texture.safetensors: | $(OUT)/photos $(OUT)/styles $(OUT)/styles-mo
 	$(ADAIN_MORE) --styles $(ADAIN_MORE_STYLES) --style-weight 80 --gram-weight 100000 --warmup 20 --steps 900 \
 		--decay 450 --init painterly/models/decoders/adain.safetensors -o $@
 
-# A seventh bundled AdaIN stage (issue 11, 2026-12-07 session 27): `make adain-margin MAX_TIME=3300` (3038 s on both
+# A seventh bundled AdaIN stage (issue 11, 2026-12-07 session 27): `make adain-margin MAX_TIME=3300` (3041 s on both
 # threads). The decoder trained behind a reflected margin (--margin 32): each photo crop is encoded with 32 px of its
 # reflection around it, and the picture decoded inside them is the one trained, as inference then runs it. The
 # encoder's zero padding falls outside the picture, where it painted a band of strokes along a flat sky's edge; the
