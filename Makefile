@@ -88,7 +88,7 @@ $(OUT)/starry_night_further.safetensors: | $(OUT)/photos
 		$(if $(MAX_TIME),--max-time $(MAX_TIME)) painterly/examples/starry_night.jpg -o $@
 $(OUT)/adain_further.safetensors: | $(OUT)/photos
 	$(DECODER) --method adain --styles $(SHARED)/adain/style --steps 20000 --batch 4 \
-		--learning-rate 1e-4 --warmup 300 --init painterly/models/decoders/adain.safetensors \
+		--learning-rate 1e-4 --warmup 300 --init painterly/models/decoders/adain.safetensors --margin 0 \
 		$(if $(MAX_TIME),--max-time $(MAX_TIME)) -o $@
 
 # A third stage (issues 10 and 11), both at once, one thread each, into out/ from the second stage's
@@ -245,9 +245,9 @@ $(OUT)/adain_hue30.safetensors: | $(OUT)/photos $(OUT)/styles $(OUT)/styles-more
 # on those two: the decoder leant on the step and lost its own colours (docs/benchmarks.md, session 19).
 adain-colour: $(OUT)/adain_colour.safetensors
 $(OUT)/adain_colour.safetensors: PHOTOS = $(SHARED)/photos $(OUT)/photos
-$(OUT)/adain_colour.safetensors: | $(OUT)/photos $(OUT)/styles $(OUT)/styles-more
+$(OUT)/adain_colour.safetensors: | $(OUT)/photos $(OUT)/styles $(OUT)/styles-more $(OUT)/adain_stage6.safetensors
 	$(ADAIN_MORE) --styles $(ADAIN_MORE_STYLES) --style-weight 80 --warmup 50 --steps 900 --decay 450 \
-		--color-match 0.5 --init painterly/models/decoders/adain.safetensors -o $@
+		--color-match 0.5 --init $(OUT)/adain_stage6.safetensors -o $@
 
 # stages 4 to 6 of starry_night: each from the one before, a short warm-up, then annealed
 STARRY_STAGE = $(TRAIN) --warmup 40 $(if $(MAX_TIME),--max-time $(MAX_TIME)) painterly/examples/starry_night.jpg
@@ -460,9 +460,9 @@ $(OUT)/adain_photos.safetensors: | $(OUT)/photos $(OUT)/photos-more $(OUT)/style
 # Not bundled: over the 40 held-out pairs mean style 0.167 against 0.163, chicago + the_scream 0.204 against 0.202.
 adain-wildlife: $(OUT)/adain_wildlife.safetensors
 $(OUT)/adain_wildlife.safetensors: PHOTOS = $(SHARED)/photos $(OUT)/photos $(OUT)/photos-more $(OUT)/photos-animals $(OUT)/photos-wildlife
-$(OUT)/adain_wildlife.safetensors: | $(OUT)/photos $(OUT)/photos-more $(OUT)/photos-animals $(OUT)/photos-wildlife $(OUT)/styles $(OUT)/styles-more
+$(OUT)/adain_wildlife.safetensors: | $(OUT)/photos $(OUT)/photos-more $(OUT)/photos-animals $(OUT)/photos-wildlife $(OUT)/styles $(OUT)/styles-more $(OUT)/adain_stage6.safetensors
 	$(ADAIN_MORE) --styles $(ADAIN_MORE_STYLES) --style-weight 80 --warmup 50 --steps 1500 --decay 750 \
-		--init painterly/models/decoders/adain.safetensors -o $@
+		--init $(OUT)/adain_stage6.safetensors -o $@
 
 # AdaIN's stage 6 (bundled) with Gatys's Gram loss at relu1_1..relu4_1 beside the mean/std one (issue 11,
 # 2026-12-06 session 23; --gram-weight 100000, about half the weighted mean/std term at the start): stage 6's recipe
@@ -472,9 +472,9 @@ $(OUT)/adain_wildlife.safetensors: | $(OUT)/photos $(OUT)/photos-more $(OUT)/pho
 # Not bundled: over the 40 held-out pairs mean style 0.167 against 0.163, chicago + the_scream 0.220 against 0.202.
 adain-texture: $(OUT)/adain_texture.safetensors
 $(OUT)/adain_texture.safetensors: PHOTOS = $(SHARED)/photos $(OUT)/photos
-$(OUT)/adain_texture.safetensors: | $(OUT)/photos $(OUT)/styles $(OUT)/styles-more
+$(OUT)/adain_texture.safetensors: | $(OUT)/photos $(OUT)/styles $(OUT)/styles-more $(OUT)/adain_stage6.safetensors
 	$(ADAIN_MORE) --styles $(ADAIN_MORE_STYLES) --style-weight 80 --gram-weight 100000 --warmup 20 --steps 900 \
-		--decay 450 --init painterly/models/decoders/adain.safetensors -o $@
+		--decay 450 --init $(OUT)/adain_stage6.safetensors -o $@
 
 # A seventh bundled AdaIN stage (issue 11, 2026-12-07 session 27): `make adain-margin MAX_TIME=3300` (3041 s on both
 # threads). The decoder trained behind a reflected margin (--margin 32): each photo crop is encoded with 32 px of its
@@ -484,9 +484,9 @@ $(OUT)/adain_texture.safetensors: | $(OUT)/photos $(OUT)/styles $(OUT)/styles-mo
 # pairs the wrong way (session 26). Stage 6's recipe from stage 6 (the decoder bundled until this stage), then
 # averaged with stage 6 (benchmarks/average_decoders.py) and run behind 16 px (docs/models.md).
 adain-margin: $(OUT)/adain_averaged.safetensors
-$(OUT)/adain_stage6.safetensors:
+$(OUT)/adain_stage6.safetensors:  # the decoder bundled until stage 7, for the recipes that start from it
 	mkdir -p $(OUT)
-	git show 301c1cc:painterly/models/decoders/adain.safetensors > $@
+	git show 301c1cc:painterly/models/decoders/adain.safetensors > $@.part && mv $@.part $@
 $(OUT)/adain_margin.safetensors: PHOTOS = $(SHARED)/photos $(OUT)/photos
 $(OUT)/adain_margin.safetensors: | $(OUT)/photos $(OUT)/styles $(OUT)/styles-more $(OUT)/adain_stage6.safetensors
 	$(ADAIN_MORE) --styles $(ADAIN_MORE_STYLES) --style-weight 80 --margin 32 --warmup 100 --steps 1200 \

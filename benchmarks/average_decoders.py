@@ -28,7 +28,7 @@ from painterly.nets.io import load_decoder, save_decoder  # noqa: E402
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("decoders", nargs="+", type=Path, help="decoder files of one method, level and shape; the "
-                    "first one's metadata is kept")
+                    "first one's training metadata is kept (not its losses)")
     ap.add_argument("-o", "--output", type=Path, required=True)
     ap.add_argument("--margin", type=int, default=None, help="px of reflection inference runs the result inside "
                     "of (default: the first decoder's)")
@@ -38,15 +38,16 @@ def main() -> int:
         states = [first.state_dict()]
         for path in args.decoders[1:]:
             other, other_meta = load_decoder(path)
-            if (other.arch.level, other.arch.own_widths()) != (first.arch.level, first.arch.own_widths()) or \
-                    other_meta.get("method") != meta.get("method"):
+            shapes = {k: v.shape for k, v in other.state_dict().items()}
+            if shapes != {k: v.shape for k, v in states[0].items()} or other_meta.get("method") != meta.get("method"):
                 raise PainterlyError(f"'{path}' is not a decoder of the same method and shape as "
                                      f"'{args.decoders[0]}'")
             states.append(other.state_dict())
         first.load_state_dict({k: sum(s[k].float() for s in states) / len(states) for k in states[0]})
         if args.margin is not None:
             first.arch = dataclasses.replace(first.arch, margin=args.margin)
-        info = {k: v for k, v in meta.items() if k not in ("format", "kind", "architecture")}
+        # the first decoder's training stays (what the margin was trained at, say); its losses were its own
+        info = {k: v for k, v in meta.items() if k not in ("format", "kind", "architecture", "losses", "log")}
         info["averaged_from"] = [str(p) for p in args.decoders]
         save_decoder(args.output, first, info)
     except PainterlyError as exc:

@@ -247,8 +247,10 @@ def describe_decoder(path: Path) -> str:
     decoder, meta = load_decoder(path)
     styles = meta.get("training", {}).get("styles")
     margin = f", inside a {decoder.arch.margin} px reflected margin" if decoder.arch.margin else ""
+    averaged = meta.get("averaged_from")  # benchmarks/average_decoders.py's: the first decoder's training kept
+    of = f"; the average of {len(averaged)} decoders, the first's training shown" if isinstance(averaged, list) else ""
     return (f"{path.stem}: decoder for --method {meta.get('method', '?')}, level {decoder.arch.level}{margin}; "
-            f"{_trained(path, meta, f' and {styles} style images' if styles else '')}")
+            f"{_trained(path, meta, f' and {styles} style images' if styles else '')}{of}")
 
 
 def describe_file(path: Path) -> str:

@@ -169,7 +169,8 @@ class AdainDecoderTrainee(Trainee):
         target, style_features = self._target(batch, styles)
         out = self._decoded(target, styles, tuple(batch.shape[-2:]))
         features = self.encoder(out, ADAIN_STYLE_LAYERS)
-        target = self._inside(target, self.module.arch.margin // 8, tuple(batch.shape[-2:]), 8)
+        stride = self.module.arch.stride
+        target = self._inside(target, self.module.arch.margin // stride, tuple(batch.shape[-2:]), stride)
         content = UNIT * F.mse_loss(features["relu4_1"].float(), target)
         style = 0
         for layer in ADAIN_STYLE_LAYERS:
@@ -303,8 +304,8 @@ class DecoderTrainConfig(LoopConfig):
             raise PainterlyError(f"hue-jitter is an angle of at most 180 degrees (got {self.hue_jitter})")
         if self.color_match > 1:
             raise PainterlyError(f"color-match is a fraction of the way, at most 1 (got {self.color_match})")
-        if self.margin is not None and (self.margin % 8 or self.margin >= self.crop):
-            raise PainterlyError(f"margin is a multiple of 8 px below the crop size (got {self.margin})")
+        if self.margin is not None:
+            check_margin(self.margin, self.crop)
         if self.stylised_share > 1:
             raise PainterlyError(f"stylised-share is a share of the batch, at most 1 (got {self.stylised_share})")
         defaults = {f.name: f.default for f in dataclasses.fields(self)}
@@ -314,6 +315,13 @@ class DecoderTrainConfig(LoopConfig):
         fixed = DECODER_KINDS[self.method].fixed_level
         if fixed is not None and self.level != fixed:
             raise PainterlyError(f"the {self.method} decoder inverts {fixed}; --level is for WCT decoders")
+
+
+def check_margin(margin: int, crop: int) -> None:
+    """A margin of reflection AdaIN's training can cut back exactly: on relu4_1's 8 px grid, as the crop."""
+    if margin % 8 or margin >= crop or (margin and crop % 8):
+        raise PainterlyError(f"margin is a multiple of 8 px below the crop size, and a crop with a margin a "
+                             f"multiple of 8 px (got margin {margin}, crop {crop})")
 
 
 def train_decoder(photos: PhotoFolders, output: Union[str, os.PathLike], config: Optional[DecoderTrainConfig] = None,
@@ -364,6 +372,11 @@ def train_decoder(photos: PhotoFolders, output: Union[str, os.PathLike], config:
         decoder.requires_grad_(True)
     else:
         decoder = Decoder(DecoderArch(level, config.width_divisor, divisor, margin=config.margin or 0))
+    if "margin" in kind.own_options:  # the margin trained (an --init decoder's unless given), in the log too
+        check_margin(decoder.arch.margin, config.crop)
+        config = dataclasses.replace(config, margin=decoder.arch.margin)
+    elif decoder.arch.margin:  # this training trains none: the file must not say it runs behind one
+        decoder.arch = dataclasses.replace(decoder.arch, margin=0)
     decoder = decoder.to(device, memory_format=torch.channels_last)
     autocast = torch.autocast(device.type, dtype=torch.bfloat16, enabled=precision == "bf16")
     trainee = kind(decoder, extractor, style_list, config, generator, autocast)

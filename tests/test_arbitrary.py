@@ -99,8 +99,8 @@ def test_a_decoder_trained_with_a_margin_decodes_inside_the_reflected_picture(tm
     shared path runs any level's so): the picture is reflected 8 px beyond its edges, encoded, moved to the
     style's statistics (the whole reflected map's, as in training), decoded, and the inside kept. Tiles do
     the same over the reflected picture and come out close to the whole; the plan counts the reflection."""
-    path, decoder = _decoder(tmp_path, "relu2_1", margin=8)
-    plain, _ = _decoder(tmp_path, "relu2_1")
+    path, decoder = _decoder(tmp_path, "relu2_1", spread=5.0, margin=8)  # a picture of 0.42..0.53, unclamped
+    plain, _ = _decoder(tmp_path, "relu2_1", spread=5.0)
     content, style = _images(6)
     with torch.no_grad():
         c = tiny_vgg(torch.nn.functional.pad(content, (8,) * 4, mode="reflect"), ["relu2_1"])["relu2_1"]
@@ -122,6 +122,32 @@ def test_a_decoder_trained_with_a_margin_decodes_inside_the_reflected_picture(tm
     plan = painterly.plan(content, decoders=(str(path),), **options)
     bare = painterly.plan(content, decoders=(str(plain),), **options)
     assert plan.seconds > bare.seconds and plan.peak_bytes > bare.peak_bytes  # the reflection costs too
+
+
+def test_a_margin_reflects_the_style_masks_with_the_picture(tmp_path, tiny_vgg):
+    """A style per region behind a margin is the same weights without one run on the picture and its masks
+    reflected by hand, cut back: the masks line up with the reflected picture (a region's edge off the
+    centre, so a mask stretched to the bigger picture instead would move it)."""
+    path, _ = _decoder(tmp_path, "relu2_1", spread=5.0, margin=8)
+    plain, _ = _decoder(tmp_path, "relu2_1", spread=5.0)
+    content, style = _images(7)
+    left = torch.zeros(1, 1, 48, 64)
+    left[..., :20] = 1
+    masks = [left, 1 - left]
+    styles = [style, style.flip(1)]
+    config = WctConfig(levels=("relu2_1",), decoders=(str(path),), size=64, precision="fp32", strength=1.0)
+    got = run(content, styles, config, style_masks=masks)
+
+    def reflect(x):
+        return torch.nn.functional.pad(x, (8,) * 4, mode="reflect")
+
+    # the styles encoded at the size they are behind the margin (a style has the output's pixel count)
+    bigger = dataclasses.replace(config, decoders=(str(plain),), size=80, style_scale=(48 * 64 / (64 * 80)) ** 0.5)
+    by_hand = run(reflect(content), styles, bigger, style_masks=[reflect(m) for m in masks])[..., 8:56, 8:72]
+    assert torch.allclose(got, by_hand, atol=1e-5)
+    stretched = run(reflect(content), styles, bigger,
+                    style_masks=[torch.nn.functional.interpolate(m, size=(64, 80)) for m in masks])[..., 8:56, 8:72]
+    assert (got - stretched).abs().max() > 1e-3  # 3% of the picture's range; by hand: exactly equal
 
 
 def test_the_colour_step_gives_the_style_colour_statistics(tmp_path, tiny_vgg):
@@ -316,9 +342,18 @@ def test_a_decoder_trained_from_another_keeps_its_margin_unless_told(tmp_path, f
     train_decoder(photos, tmp_path / "m.safetensors", config, styles=styles, margin=16)
     assert "level relu4_1, inside a 16 px reflected margin; " in describe_decoder(tmp_path / "m.safetensors")
     for margin, kept in ((None, 16), (0, 0), (8, 8)):
-        train_decoder(photos, tmp_path / "n.safetensors", config, styles=styles, margin=margin,
-                      init=tmp_path / "m.safetensors")
-        assert load_decoder(tmp_path / "n.safetensors")[0].arch.margin == kept
+        info = train_decoder(photos, tmp_path / "n.safetensors", config, styles=styles, margin=margin,
+                             init=tmp_path / "m.safetensors")
+        assert load_decoder(tmp_path / "n.safetensors")[0].arch.margin == info["training"]["margin"] == kept
+    train_decoder(photos, tmp_path / "w.safetensors", config, styles=styles, crop=40, margin=32)
+    with pytest.raises(PainterlyError, match="multiple of 8 px below the crop size"):  # inherited, checked too
+        train_decoder(photos, tmp_path / "x.safetensors", config, styles=styles, init=tmp_path / "w.safetensors")
+    wct_path = tmp_path / "wct.safetensors"  # WCT's training trains no margin: the file drops one it inherits
+    save_decoder(wct_path, Decoder(DecoderArch("relu2_1", 1, DIVISOR, margin=8)), {"method": "wct"})
+    wct_config = DecoderTrainConfig(method="wct", level="relu2_1", steps=1, batch=2, crop=32, image_side=40,
+                                    precision="fp32", width_divisor=1)
+    train_decoder(photos, tmp_path / "y.safetensors", wct_config, init=wct_path)
+    assert load_decoder(tmp_path / "y.safetensors")[0].arch.margin == 0
 
 
 def test_widened_decoder_decodes_the_same_image_and_trains_from_there(tmp_path, folders, tiny_vgg):
@@ -613,7 +648,8 @@ def test_decoder_loss_options_are_refused_where_they_do_not_apply(tmp_path, fold
                              (dict(method="adain", color_match=1.5), "at most 1"),
                              (dict(method="wct", level="relu2_1", margin=8), "margin is not an option of the wct"),
                              (dict(method="adain", margin=12), "multiple of 8 px below the crop"),
-                             (dict(method="adain", margin=256), "multiple of 8 px below the crop")):
+                             (dict(method="adain", margin=256), "multiple of 8 px below the crop"),
+                             (dict(method="adain", margin=8, crop=36), "a crop with a margin a multiple of 8")):
         with pytest.raises(PainterlyError, match=fragment):
             DecoderTrainConfig(**kwargs)
     config = DecoderTrainConfig(method="wct", level="relu2_1", steps=1, batch=2, crop=32, image_side=40,

@@ -12,7 +12,12 @@ with no encoder or decoder: a WCT of the colours (mean and 3x3 covariance) part 
 style's, since a decoder reproduces the statistics it is given only in part (AdaIN's misses them by
 11-24% at every layer).
 
-The content's statistics are always the whole image's. A scale too big for memory is processed
+A decoder trained behind a margin (train-decoder --margin; its file says how many px) gets the picture
+reflected that far beyond its edges, and the decoded inside is kept: VGG's zero padding then falls
+outside the picture, where it painted a band of strokes along flat edges.
+
+The content's statistics are always the whole image's (with a margin, the reflected picture's, as the
+decoder was trained). A scale too big for memory is processed
 level by level in tiles: the tiles' features are encoded once to accumulate the statistics (each
 weighted by its blend window, which sum to one over the image), then encoded again, transformed and
 decoded, and blended into the next level's image. So a tiled result differs from the whole-image
