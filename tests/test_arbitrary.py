@@ -124,6 +124,17 @@ def test_a_decoder_trained_with_a_margin_decodes_inside_the_reflected_picture(tm
     assert plan.seconds > bare.seconds and plan.peak_bytes > bare.peak_bytes  # the reflection costs too
 
 
+def test_a_margin_is_capped_by_what_a_small_picture_can_reflect():
+    """Reflection reaches at most one pixel less than the picture's side, kept on the level's stride grid;
+    the run and --dry-run's time both take the capped margin."""
+    from painterly.methods.arbitrary import capped_margin
+
+    assert capped_margin(16, (100, 80), 8) == 16
+    assert capped_margin(32, (20, 30), 8) == 16
+    assert capped_margin(16, (5, 9), 2) == 4
+    assert capped_margin(8, (1, 9), 1) == 0
+
+
 def test_a_margin_reflects_the_style_masks_with_the_picture(tmp_path, tiny_vgg):
     """A style per region behind a margin is the same weights without one run on the picture and its masks
     reflected by hand, cut back: the masks line up with the reflected picture (a region's edge off the

@@ -226,6 +226,7 @@ class ArbitraryRecipe(Recipe):
         macs = transform = 0.0
         for level in self.levels(config):
             per_pixel, margin = decoding[level]
+            margin = capped_margin(margin, size, layer_stride(level))
             whole = (size[0] + 2 * margin, size[1] + 2 * margin)
             boxes = [whole] if scale.tiling is None else [
                 _with_context(box, whole, CONTEXT, 1).size for box in scale.tiling.boxes(whole, 0)]
@@ -357,8 +358,7 @@ class ArbitraryRecipe(Recipe):
         The content's statistics are then the whole reflected map's, as the decoder was trained."""
         if step.layer is None:
             return 0
-        margin = self.decoder(run, step.layer).arch.margin
-        return min(margin, (min(size) - 1) // step.stride * step.stride)
+        return capped_margin(self.decoder(run, step.layer).arch.margin, size, step.stride)
 
     # --- the pieces -----------------------------------------------------------------------------
     def _piece(self, image: torch.Tensor, regions: list[Region], size: tuple[int, int], box: Optional[Box],
@@ -437,6 +437,11 @@ class ArbitraryRecipe(Recipe):
                 run.progress(done, parts)
             image, size = out[..., margin:margin + picture[0], margin:margin + picture[1]], picture
         return image
+
+
+def capped_margin(margin: int, size: tuple[int, int], stride: int) -> int:
+    """A decoder's margin, at most what a `size` picture can reflect, on the level's stride grid."""
+    return min(margin, (min(size) - 1) // stride * stride)
 
 
 def _reflected_regions(regions: list[Region], size: tuple[int, int], margin: int) -> list[Region]:
