@@ -53,7 +53,7 @@ import torch.nn.functional as F
 from .checkpoint import Checkpointer
 from .config import flag_name, option
 from .errors import PainterlyError
-from .features import FeatureExtractor, channels_of
+from .features import FeatureExtractor, channels_of, layer_stride
 from .hypercolumns import FEATURE_SCALE
 from .image import ImageLike, fit_long_side, reflected, resize
 from .losses import LossTerms
@@ -169,7 +169,7 @@ class AdainDecoderTrainee(Trainee):
         target, style_features = self._target(batch, styles)
         out = self._decoded(target, styles, tuple(batch.shape[-2:]))
         features = self.encoder(out, ADAIN_STYLE_LAYERS)
-        stride = self.module.arch.stride
+        stride = layer_stride(self.module.arch.level)
         target = self._inside(target, self.module.arch.margin // stride, tuple(batch.shape[-2:]), stride)
         content = UNIT * F.mse_loss(features["relu4_1"].float(), target)
         style = 0

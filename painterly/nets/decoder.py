@@ -20,7 +20,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..errors import PainterlyError
-from ..features import VGG19_BLOCKS
+from ..features import VGG19_BLOCKS, layer_stride
 from .padding import empty_map, interior, reflect_border, reflect_pad, replicate_border
 from .polyphase import upsampled_conv
 
@@ -80,17 +80,13 @@ class DecoderArch:
         if self.widths and (len(self.widths) != self.block - 1 or min(self.widths) < 1):
             raise PainterlyError(f"a {self.level} decoder takes {self.block - 1} channel counts (full resolution "
                                  f"first), not {','.join(map(str, self.widths))}")
-        if self.margin < 0 or self.margin % self.stride:
-            raise PainterlyError(f"a {self.level} decoder's margin is a multiple of {self.stride} px, not {self.margin}")
+        stride = layer_stride(self.level)
+        if self.margin < 0 or self.margin % stride:
+            raise PainterlyError(f"a {self.level} decoder's margin is a multiple of {stride} px, not {self.margin}")
 
     @property
     def block(self) -> int:
         return int(self.level[4])
-
-    @property
-    def stride(self) -> int:
-        """Pixels a feature of the level spans a side."""
-        return 2 ** (self.block - 1)
 
     def channels(self, block: int) -> int:
         """The decoder's channels at VGG block `block`'s resolution (1: full)."""
