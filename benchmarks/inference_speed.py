@@ -6,6 +6,7 @@ the two trees taking turns so both see the same machine; a process warms up once
 
     python benchmarks/inference_speed.py --baseline c98ce94
     python benchmarks/inference_speed.py --baseline HEAD~1 --methods network --size 4096
+    python benchmarks/inference_speed.py --baseline HEAD~1 --methods adain,wct --size 2048 --tile-size 1024
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ import _common as C  # noqa: E402
 STYLE = C.ROOT / "painterly" / "examples" / "starry_night.jpg"
 
 
-def worker(method: str, size: int, runs: int, precision: str) -> dict:
+def worker(method: str, size: int, runs: int, precision: str, tile_size: int | None) -> dict:
     import torch
 
     import painterly
@@ -34,6 +35,7 @@ def worker(method: str, size: int, runs: int, precision: str) -> dict:
     content = torch.rand(1, 3, size, size)
     kwargs = {"model": "starry_night"} if method == "network" else {}
     kwargs["precision"] = precision
+    kwargs["tile_size"] = tile_size
     styles = [] if method == "network" else [str(STYLE)]
     painterly.stylize(content, styles, method=method, size=size, **kwargs)
     seconds = []
@@ -60,10 +62,12 @@ def main() -> None:
     ap.add_argument("--runs", type=int, default=3, help="timed calls per process")
     ap.add_argument("--rounds", type=int, default=2, help="processes per tree and method")
     ap.add_argument("--precision", default="auto", help="for both trees (auto: each tree's default)")
+    ap.add_argument("--tile-size", type=int, help="tiles of at most this many px (default: tiles only where the "
+                    "picture does not fit whole)")
     ap.add_argument("--worker", help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.worker:
-        print(json.dumps(worker(args.worker, args.size, args.runs, args.precision)))
+        print(json.dumps(worker(args.worker, args.size, args.runs, args.precision, args.tile_size)))
         return
     if not args.baseline:
         ap.error("--baseline REV is needed")
@@ -76,8 +80,9 @@ def main() -> None:
                 best: dict[str, dict] = {}
                 for _ in range(args.rounds):
                     for name, tree in (("baseline", base), ("this tree", C.ROOT)):
+                        tiles = ["--tile-size", str(args.tile_size)] if args.tile_size is not None else []
                         r = run_in(tree, "--worker", method, "--size", str(args.size), "--runs", str(args.runs),
-                                   "--precision", args.precision)
+                                   "--precision", args.precision, *tiles)
                         if name not in best or r["seconds"] < best[name]["seconds"]:
                             best[name] = r
                 b, t = best["baseline"], best["this tree"]
@@ -85,7 +90,8 @@ def main() -> None:
                              f"{b['peak_mib']:.0f}", f"{t['peak_mib']:.0f}"])
         finally:
             subprocess.run(["git", "-C", str(C.ROOT), "worktree", "remove", "--force", str(base)], check=False)
-    print(f"# {args.size}x{args.size}, precision {args.precision}, best of {args.runs} calls x {args.rounds} processes; "
+    tiles = f", tiles of at most {args.tile_size} px" if args.tile_size is not None else ""
+    print(f"# {args.size}x{args.size}{tiles}, precision {args.precision}, best of {args.runs} calls x {args.rounds} processes; "
           f"baseline {args.baseline}; fp32 peak {C.fp32_peak_gflops():.0f} GFLOP/s")
     print(C.table(rows, ["method", "baseline s", "this tree s", "ratio", "baseline peak MiB", "this tree peak MiB"]))
 

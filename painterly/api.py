@@ -226,7 +226,8 @@ def plan(content: Union[ImageLike, tuple[int, int]], *, method: Optional[str] = 
         seconds = min(seconds, cfg.max_time)
     return RunPlan(recipe.name, recipe.optimizer_name(cfg), str(device), precision, scales, tuple(layers), peak,
                    free_memory_bytes(device.type), seconds, problem, scale_seconds=per_scale,
-                   time_model=recipe.time_model(precision), one_pass=not recipe.optimises)
+                   time_model=recipe.time_model(precision), one_pass=not recipe.optimises,
+                   tiled_areas=tuple(recipe.tiled_area(cfg, s.size) for s in scales))
 
 
 def largest_size(content: Union[ImageLike, tuple[int, int]], *, method: Optional[str] = None, config=None,

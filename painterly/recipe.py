@@ -121,6 +121,11 @@ class Recipe:
         """Coarse-to-fine sizes and iterations, ending at `final` (height, width)."""
         raise NotImplementedError
 
+    def tiled_area(self, config: Any, size: tuple[int, int]) -> tuple[int, int]:
+        """The (height, width) a tiled scale of `size` lays its tiles over: the picture itself, unless the
+        method works on more (AdaIN and WCT: the picture reflected by their decoders' margin)."""
+        return size
+
     def memory(self, config: Any, style_hws: Sequence[tuple[int, int]], precision: str) -> MemoryModel:
         raise NotImplementedError
 

@@ -339,6 +339,7 @@ class RunPlan:
     scale_seconds: tuple[float, ...] = ()  # each scale's estimate (the recipe's time model)
     time_model: str = ""  # how the estimate was made
     one_pass: bool = False  # each scale (or tile) is one forward pass, not iterations
+    tiled_areas: tuple[tuple[int, int], ...] = ()  # what each scale's tiles cover (Recipe.tiled_area); () its size
 
     @property
     def size(self) -> tuple[int, int]:
@@ -356,10 +357,10 @@ class RunPlan:
             if scale.tiling is None:
                 line += f", ~{seconds:.2f} s" if self.one_pass else f", ~{seconds / max(1, scale.iterations):.2f} s/iteration"
             else:
-                t = scale.tiling
-                th, tw = t.largest_box(scale.size)
+                t, area = scale.tiling, self.tiled_areas[k] if self.tiled_areas else scale.size
+                th, tw = t.largest_box(area)
                 line += ((" per tile" if not self.one_pass else "") + f" in {t.rounds} round(s), "
-                         f"{t.tile_count(scale.size)} tiles of up to {tw}x{th} with {t.overlap} px overlap, ~{seconds:.0f} s")
+                         f"{t.tile_count(area)} tiles of up to {tw}x{th} with {t.overlap} px overlap, ~{seconds:.0f} s")
             lines.append(line)
         lines.append(f"  estimated peak memory: {self.peak_bytes / 2**20:.0f} MiB ({self.free_bytes / 2**20:.0f} MiB free)"
                      + (f" -- does NOT fit: {self.problem}" if self.problem else ""))

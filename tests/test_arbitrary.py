@@ -122,17 +122,32 @@ def test_a_decoder_trained_with_a_margin_decodes_inside_the_reflected_picture(tm
     plan = painterly.plan(content, decoders=(str(path),), **options)
     bare = painterly.plan(content, decoders=(str(plain),), **options)
     assert plan.seconds > bare.seconds and plan.peak_bytes > bare.peak_bytes  # the reflection costs too
+    # --dry-run counts the tiles laid over the reflected picture, as the run lays them: 128 px needs three
+    # 64 px tiles a row where the 112 px picture alone would need two
+    tiled_plan = painterly.plan((93, 112), decoders=(str(path),), tile_size=64, tile_overlap=16,
+                                **dict(options, size=112))
+    tiling = tiled_plan.scales[0].tiling
+    assert tiled_plan.tiled_areas == ((109, 128),)
+    assert tiling.tile_count((109, 128)) == 6 > tiling.tile_count((93, 112)) == 4
+    assert "6 tiles" in tiled_plan.describe()
 
 
 def test_a_margin_is_capped_by_what_a_small_picture_can_reflect():
     """Reflection reaches at most one pixel less than the picture's side, kept on the level's stride grid;
-    the run and --dry-run's time both take the capped margin."""
+    the run, --dry-run's time and the memory estimate all take the capped margin."""
     from painterly.methods.arbitrary import capped_margin
 
     assert capped_margin(16, (100, 80), 8) == 16
     assert capped_margin(32, (20, 30), 8) == 16
     assert capped_margin(16, (5, 9), 2) == 4
     assert capped_margin(8, (1, 9), 1) == 0
+    from painterly.methods.arbitrary import ArbitraryMemory  # the memory estimate caps it alike
+
+    def estimate(margin, size):
+        return ArbitraryMemory(("relu4_1",), 4, margin=margin).scale_bytes(size, None, 1)
+
+    assert estimate(32, (10, 12)) == estimate(9, (10, 12)) > estimate(0, (10, 12))
+    assert estimate(32, (100, 80)) > estimate(16, (100, 80))
 
 
 def test_a_margin_reflects_the_style_masks_with_the_picture(tmp_path, tiny_vgg):
@@ -251,6 +266,45 @@ def test_tiles_are_encoded_with_their_surroundings_on_the_level_grid(tmp_path, t
     spread = (whole - whole.mean((2, 3), keepdim=True)).abs().mean()
     assert (whole - bare).abs().mean() > 0.01 * spread  # tiles cut as they are do differ
     assert (whole - tiled).abs().mean() < 0.25 * (whole - bare).abs().mean()
+
+
+def test_deep_levels_keep_their_tiles_encodings_for_the_transform_pass(tmp_path, tiny_vgg, monkeypatch):
+    """A tiled relu4_1 level encodes each tile once (its encodings kept from the statistics pass) and makes
+    exactly the picture it makes encoding every tile twice; relu1_1 (64 values a pixel) encodes twice; the
+    memory model counts what is kept, and keeps nothing where the tiles are small against the picture."""
+    import painterly.methods.arbitrary as arbitrary
+    from painterly.tiling import choose_tiling
+
+    deep, _ = _decoder(tmp_path, "relu4_1")
+    shallow, _ = _decoder(tmp_path, "relu1_1")
+    content, style = _images(6)
+    content = torch.nn.functional.interpolate(content, size=(93, 125), mode="bilinear")
+    config = WctConfig(levels=("relu4_1", "relu1_1"), decoders=(str(deep), str(shallow)), size=125,
+                       precision="fp32", strength=1.0, tile_size=64, tile_overlap=16)
+    calls = []
+    encode = arbitrary.FeatureLevel.encode
+    monkeypatch.setattr(arbitrary.FeatureLevel, "encode",
+                        lambda self, run, image: calls.append(self.layer) or encode(self, run, image))
+    kept = run(content, [style], config)
+    tiles = painterly.plan(content, **{f.name: getattr(config, f.name) for f in dataclasses.fields(config)},
+                           method="wct").scales[0].tiling.tile_count((93, 125))
+    assert tiles > 1 and calls.count("relu4_1") == tiles and calls.count("relu1_1") == 2 * tiles
+    calls.clear()
+    monkeypatch.setattr(arbitrary.ArbitraryMemory, "keeps", lambda self, level, size, tiling: False)
+    again = run(content, [style], config)
+    assert calls.count("relu4_1") == 2 * tiles and torch.equal(kept, again)
+    monkeypatch.undo()
+
+    memory = arbitrary.ArbitraryMemory(("relu4_1",), 4)
+    tiling = choose_tiling(1024, None, 1, packed=True)
+    size = (1536, 2048)
+    assert memory.keeps("relu4_1", size, tiling) and not memory.keeps("relu1_1", size, tiling)
+    # what is kept: 512 float32 values over every 8x8 px of each tile with its surroundings, no fewer than the picture's
+    assert memory.kept_bytes("relu4_1", size, tiling) >= 4 * 512 * (1536 // 8) * (2048 // 8)
+    lean = dataclasses.replace(memory, levels=("relu1_1",))  # the same working maps, nothing kept
+    assert memory.scale_bytes(size, tiling, 1) - lean.scale_bytes(size, tiling, 1) == \
+        memory.kept_bytes("relu4_1", size, tiling)
+    assert not memory.keeps("relu4_1", (6144, 8192), choose_tiling(256, None, 1, packed=True))
 
 
 def test_style_masks_and_blend_weights_change_the_picture(tmp_path, tiny_vgg):

@@ -19,9 +19,11 @@ outside the picture, where it painted a band of strokes along flat edges.
 The content's statistics are always the whole image's (with a margin, the reflected picture's, as the
 decoder was trained). A scale too big for memory is processed
 level by level in tiles: the tiles' features are encoded once to accumulate the statistics (each
-weighted by its blend window, which sum to one over the image), then encoded again, transformed and
-decoded, and blended into the next level's image. So a tiled result differs from the whole-image
-one only where a tile's border changes the encoder's view, and tiles never shift in colour.
+weighted by its blend window, which sum to one over the image), then transformed and decoded, and
+blended into the next level's image. The deep levels' encodings (relu3_1 and below: at most 16 values a
+pixel) are kept from the first pass to the second where they take no more memory than a tile's working
+maps (`ArbitraryMemory.keeps`); the others are encoded again. So a tiled result differs from the
+whole-image one only where a tile's border changes the encoder's view, and tiles never shift in colour.
 """
 
 from __future__ import annotations
@@ -56,6 +58,11 @@ COLOURS = "rgb"  # the colour step's level: the pixels themselves, transformed w
 # the whole-image picture: tiles alone differed by 10.0/255 on average (AdaIN; WCT 12.9), tiles on the level's
 # stride grid 2.8 (4.3), with 32 px around them 0.51 (0.69), with 64 or 128 px no closer.
 CONTEXT = 32
+# A level whose features take at most this many float32 values a pixel of the image (relu3_1: 256 channels at a
+# 4x4 stride; relu4_1, relu5_1) keeps its tiles' encodings between the statistics and the transform pass, where
+# they fit: their encoders are 0.5-1.0 of a pass's multiply-adds (AdaIN's relu4_1 half of it). The shallower
+# levels' encoders cost little and their features much (relu1_1: 64 values a pixel).
+KEPT_VALUES_PER_PIXEL = 16
 
 
 @dataclass(frozen=True)
@@ -196,6 +203,9 @@ class ArbitraryRecipe(Recipe):
         return ArbitraryMemory(tuple(self.levels(config)), 2 if precision == "bf16" else 4,
                                3.0 if self.full_covariance else 2.0, margin)
 
+    def tiled_area(self, config, size: tuple[int, int]) -> tuple[int, int]:
+        return self.memory(config, [], "fp32").reflected(size)
+
     def _architecture(self, config, level: str) -> DecoderArch:
         """A level's decoder's shape from its file's metadata (for plans; the bundled width divisor where the
         file is not readable, which the run itself then reports)."""
@@ -214,10 +224,10 @@ class ArbitraryRecipe(Recipe):
 
     def seconds(self, config, scale: Scale, precision: str) -> float:
         """Each level's encoding and decoding over the image with its decoder's margin (a tiled one: every
-        tile with its surroundings, encoded twice, once for the statistics), its full-covariance transform,
-        and the style images' encoding."""
+        tile with its surroundings, encoded twice, once for the statistics, unless its encoding is kept),
+        its full-covariance transform, and the style images' encoding."""
         size = scale.size
-        encodes = 1 if scale.tiling is None else 2
+        memory = self.memory(config, [], precision)
         decoding = {}  # each level's decoder read once (WCT may run a level twice)
         for level in dict.fromkeys(self.levels(config)):
             arch = self._architecture(config, level)
@@ -231,6 +241,7 @@ class ArbitraryRecipe(Recipe):
             boxes = [whole] if scale.tiling is None else [
                 _with_context(box, whole, CONTEXT, 1).size for box in scale.tiling.boxes(whole, 0)]
             pixels = sum(h * w for h, w in boxes)
+            encodes = 1 if scale.tiling is None or memory.keeps(level, size, scale.tiling) else 2
             macs += pixels * (per_pixel + encodes * vgg_macs((1, 1), level))
             if self.full_covariance:
                 transform += 2 * channels_of(level) ** 2 * pixels / layer_stride(level) ** 2
@@ -406,10 +417,12 @@ class ArbitraryRecipe(Recipe):
         from all tiles first, then the transform."""
         size = tuple(image.shape[-2:])
         steps = self.steps(run.config)
+        memory = self.memory(run.config, [], run.precision)
+        keeps = [step.layer is not None and memory.keeps(step.layer, size, tiling) for step in steps]
         margins = [self._margin(run, step, size) for step in steps]
         tiles = [tiling.boxes((size[0] + 2 * m, size[1] + 2 * m), 0) for m in margins]
         parts, done = 2 * sum(map(len, tiles)), 0  # for run.progress: each tile's encoding, then decoding
-        for step, margin, boxes in zip(steps, margins, tiles):
+        for step, keep, margin, boxes in zip(steps, keeps, margins, tiles):
             regions = _reflected_regions(style[step.name], size, margin)
             picture, image = size, reflected(image, margin)
             size = tuple(image.shape[-2:])
@@ -419,18 +432,21 @@ class ArbitraryRecipe(Recipe):
             grown = [_with_context(box, size, CONTEXT, step.stride) for box in boxes]
             placed = [_placed(window, box, context) for box, window, context in zip(boxes, windows, grown)]
             stats: list[Optional[Moments]] = [None] * len(regions)
+            kept: list[Optional[torch.Tensor]] = []  # each tile's encoding, where the level keeps them
             for context, window in zip(grown, placed):
                 padded, masks, padded_window = self._piece(image, regions, size, context, window, step)
                 features = step.encode(run, padded)
+                kept.append(features if keep else None)
                 for r in range(len(regions)):
                     m = self._content_moments(step, features, None if masks is None else masks[r], padded_window)
                     stats[r] = m if stats[r] is None else stats[r].merged(m)
                 done += 1
                 run.progress(done, parts)
             out = torch.zeros_like(image)
-            for box, window, context in zip(boxes, windows, grown):
+            for j, (box, window, context) in enumerate(zip(boxes, windows, grown)):
                 padded, masks, _ = self._piece(image, regions, size, context, None, step)
-                decoded = step.decode(run, self._apply(run, step, step.encode(run, padded), regions, stats, masks))
+                features, kept[j] = kept[j] if keep else step.encode(run, padded), None  # handed back as used
+                decoded = step.decode(run, self._apply(run, step, features, regions, stats, masks))
                 top, left = box.top - context.top, box.left - context.left
                 box.crop(out).add_(decoded[..., top:top + box.height, left:left + box.width] * window)
                 done += 1
@@ -496,19 +512,46 @@ class ArbitraryMemory:
     whitening and colouring hold centred and coloured copies of a level's features), the image, and a
     base. Measured in fp32 at 1024, 2048 and 3072 px (session 17, a fresh process each): AdaIN 767,
     1972, 3982 MiB against 820, 2080, 4180; WCT 994, 2605, 5374 MiB against 1012, 2851, 5909 (with two
-    maps it had been 1.21-1.29x over its estimate)."""
+    maps it had been 1.21-1.29x over its estimate). A tiled run also holds the encodings a level keeps
+    between its two passes over the tiles (`keeps`)."""
 
     levels: tuple[str, ...]
     bytes_per_value: int
     maps: float = 2.0
     margin: int = 0  # the widest margin of reflection a level's decoder works inside
 
+    def reflected(self, size: tuple[int, int]) -> tuple[int, int]:
+        """The picture with its reflection: the widest margin, at most what the picture can reflect (each level's
+        own is no wider: capped_margin on its stride grid)."""
+        margin = capped_margin(self.margin, size, 1)
+        return size[0] + 2 * margin, size[1] + 2 * margin
+
     def scale_bytes(self, size: tuple[int, int], tiling: Optional[Tiling], iterations: int) -> int:
-        whole = h, w = size[0] + 2 * self.margin, size[1] + 2 * self.margin  # the picture and its reflection
-        if tiling is not None:  # a tile with its surroundings (CONTEXT)
+        whole = self.reflected(size)
+        images = 4 * 4 * 3 * whole[0] * whole[1]  # content, canvas and output at the full size, float32
+        kept = max((self.kept_bytes(l, size, tiling) for l in self.levels if self.keeps(l, size, tiling)), default=0)
+        return int(400 * 2**20 + self._activations(size, tiling) + images + kept)
+
+    def _activations(self, size: tuple[int, int], tiling: Optional[Tiling]) -> float:
+        """The working maps of the whole picture with its reflection, or of the largest tile with its
+        surroundings (CONTEXT)."""
+        whole = h, w = self.reflected(size)
+        if tiling is not None:
             h, w = (min(side, box + 2 * CONTEXT) for side, box in zip(whole, tiling.largest_box(whole)))
         widest = max(channels_of(l) / layer_stride(l) ** 2 for l in ("relu1_1", *self.levels))
-        activations = self.maps * h * w * widest * max(self.bytes_per_value, 4)
-        images = 4 * 4 * 3 * whole[0] * whole[1]  # content, canvas and output at the full size, float32
-        return int(400 * 2**20 + activations + images)
+        return self.maps * h * w * widest * max(self.bytes_per_value, 4)
+
+    def kept_bytes(self, level: str, size: tuple[int, int], tiling: Tiling) -> int:
+        """A level's float32 encodings of every tile with its surroundings (padded to the level's stride)."""
+        whole, s = self.reflected(size), layer_stride(level)
+        boxes = [_with_context(box, whole, CONTEXT, s) for box in tiling.boxes(whole, 0)]
+        return 4 * channels_of(level) * sum(-(-b.height // s) * -(-b.width // s) for b in boxes)
+
+    def keeps(self, level: str, size: tuple[int, int], tiling: Optional[Tiling]) -> bool:
+        """Whether a tiled run keeps a level's encodings from the statistics pass for the transform pass
+        instead of encoding every tile again: a deep level's (KEPT_VALUES_PER_PIXEL), where they take no more
+        than the tile's working maps, so keeping them at most doubles those (tiles of a tight budget, small
+        against the picture, encode twice and keep the memory the budget allows them)."""
+        return (tiling is not None and channels_of(level) / layer_stride(level) ** 2 <= KEPT_VALUES_PER_PIXEL
+                and self.kept_bytes(level, size, tiling) <= self._activations(size, tiling))
 
