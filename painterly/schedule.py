@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import functools
 import time
 from dataclasses import dataclass
 from typing import Callable, Optional, Protocol, Sequence
@@ -26,6 +27,9 @@ class Scale:
     width: int
     iterations: int
     tiling: Optional[Tiling] = None
+    # bytes of the budget set aside for what the tiled run keeps instead of computing it twice
+    # (MemoryModel.reserve_bytes: AdaIN's and WCT's tile encodings); 0: nothing is kept
+    reserve: int = 0
 
     @property
     def size(self) -> tuple[int, int]:
@@ -208,8 +212,8 @@ def plan_to_json(plan: Sequence[Scale]) -> list[dict]:
 
 
 def plan_from_json(data: Sequence[dict]) -> list[Scale]:
-    return [Scale(d["height"], d["width"], d["iterations"], None if d["tiling"] is None else Tiling(**d["tiling"]))
-            for d in data]
+    return [Scale(d["height"], d["width"], d["iterations"], None if d["tiling"] is None else Tiling(**d["tiling"]),
+                  d.get("reserve", 0)) for d in data]
 
 
 # --- tiling -----------------------------------------------------------------------------------------
@@ -231,6 +235,20 @@ class MemoryModel(Protocol):
     module defines its own, fitted to measured peak RSS (benchmarks/memory_model.py)."""
 
     def scale_bytes(self, size: tuple[int, int], tiling: Optional[Tiling], iterations: int) -> int: ...
+
+    # A model may also define reserve_bytes(size, tiling) -> int: what a tiled run would keep, where the budget
+    # has room for it, instead of computing it twice (plan_tiles sets it aside as Scale.reserve).
+
+
+@dataclass(frozen=True)
+class _Reserved:
+    """A model with its reserve added to every tiled estimate: the tile sizes that leave room for it."""
+
+    model: MemoryModel
+
+    def scale_bytes(self, size: tuple[int, int], tiling: Optional[Tiling], iterations: int) -> int:
+        kept = 0 if tiling is None else self.model.reserve_bytes(size, tiling)
+        return self.model.scale_bytes(size, tiling, iterations) + kept
 
 
 def plan_tiling(tile: int, overlap: int | None, rounds: int) -> Tiling:
@@ -291,7 +309,7 @@ def plan_tiles(plan: Sequence[Scale], model: MemoryModel, budget: int, tile_size
     tiled; with tile_size=0 a scale that does not fit is refused, naming the largest size that does."""
     tiled = []
     for scale in reversed(plan):  # the largest first, so a refusal names the output's size
-        tiling = fit_tiling(scale.size, scale.iterations, model, budget, tile_size, overlap, rounds)
+        tiling, reserve = _reserved_tiling(scale, model, budget, tile_size, overlap, rounds)
         need = model.scale_bytes(scale.size, None, scale.iterations)
         if tiling is None and need > budget:
             best = largest_fitting_long_side(scale.size, int(budget * 0.9),
@@ -299,15 +317,36 @@ def plan_tiles(plan: Sequence[Scale], model: MemoryModel, budget: int, tile_size
             raise PainterlyError(
                 f"a {scale.width}x{scale.height} image needs about {gib(need)} GiB "
                 f"but only {gib(budget)} GiB is available; allow tiling or use --size {best} or less")
-        tiled.append(dataclasses.replace(scale, tiling=tiling))
+        tiled.append(dataclasses.replace(scale, tiling=tiling, reserve=reserve))
     return tiled[::-1]
 
 
+def _reserved_tiling(scale: Scale, model: MemoryModel, budget: int, tile_size: int | None, overlap: int | None,
+                     rounds: int) -> tuple[Optional[Tiling], int]:
+    """A scale's tiling and reserve: tiles that leave room for the model's reserve where some do (keeping what
+    it names saves more time than smaller tiles cost: AdaIN's second encoding is 0.8 of its pass), else
+    the largest tiles without it; an explicit tile size keeps its tiles and reserves where the budget allows."""
+    fit = functools.partial(fit_tiling, scale.size, scale.iterations, budget=budget, tile_size=tile_size,
+                            overlap=overlap, rounds=rounds)
+    if not hasattr(model, "reserve_bytes"):
+        return fit(model=model), 0
+    try:
+        tiling = fit(model=_Reserved(model))
+    except PainterlyError:  # no tile leaves the room: encode twice (or be refused as without a reserve)
+        return fit(model=model), 0
+    if tiling is None:
+        return None, 0
+    reserved = dataclasses.replace(scale, tiling=tiling)
+    reserve = model.reserve_bytes(scale.size, tiling)
+    return tiling, reserve if scale_peak_bytes(reserved, model) + reserve <= budget else 0
+
+
 def scale_peak_bytes(scale: Scale, model: MemoryModel) -> int:
-    """Estimated peak of one scale, whole or tiled."""
+    """Estimated peak of one scale, whole or tiled (with what it keeps in its reserve)."""
     if scale.tiling is None:
         return model.scale_bytes(scale.size, None, scale.iterations)
-    return model.scale_bytes(scale.size, scale.tiling, max(round_iterations(scale.iterations, scale.tiling.rounds)))
+    return scale.reserve + model.scale_bytes(scale.size, scale.tiling,
+                                             max(round_iterations(scale.iterations, scale.tiling.rounds)))
 
 
 def scale_seconds(scale: Scale, layers: Sequence[str], precision: str = "fp32", step_overhead_s: float = 0.0) -> float:

@@ -269,11 +269,13 @@ def test_tiles_are_encoded_with_their_surroundings_on_the_level_grid(tmp_path, t
 
 
 def test_deep_levels_keep_their_tiles_encodings_for_the_transform_pass(tmp_path, tiny_vgg, monkeypatch):
-    """A tiled relu4_1 level encodes each tile once (its encodings kept from the statistics pass) and makes
-    exactly the picture it makes encoding every tile twice; relu1_1 (64 values a pixel) encodes twice; the
-    memory model counts what is kept, and keeps nothing where the tiles are small against the picture."""
+    """Where the plan reserves room, a tiled relu4_1 level encodes each tile once (its encodings kept from the
+    statistics pass, each handed back once decoded) and makes exactly the picture it makes encoding every tile
+    twice, as the plan without the room does; relu1_1 (64 values a pixel) always encodes twice. Exactly so with
+    a repeated level, a decoder behind a margin and a style per region too. The plan's time counts it."""
+    import weakref
+
     import painterly.methods.arbitrary as arbitrary
-    from painterly.tiling import choose_tiling
 
     deep, _ = _decoder(tmp_path, "relu4_1")
     shallow, _ = _decoder(tmp_path, "relu1_1")
@@ -281,30 +283,88 @@ def test_deep_levels_keep_their_tiles_encodings_for_the_transform_pass(tmp_path,
     content = torch.nn.functional.interpolate(content, size=(93, 125), mode="bilinear")
     config = WctConfig(levels=("relu4_1", "relu1_1"), decoders=(str(deep), str(shallow)), size=125,
                        precision="fp32", strength=1.0, tile_size=64, tile_overlap=16)
-    calls = []
-    encode = arbitrary.FeatureLevel.encode
-    monkeypatch.setattr(arbitrary.FeatureLevel, "encode",
-                        lambda self, run, image: calls.append(self.layer) or encode(self, run, image))
+    options = {f.name: getattr(config, f.name) for f in dataclasses.fields(config)}
+    calls, encoded, alive = [], [], []
+    encode, decode = arbitrary.FeatureLevel.encode, arbitrary.FeatureLevel.decode
+
+    def counted_encode(self, run, image):
+        out = encode(self, run, image)
+        calls.append(self.layer)
+        if self.layer == "relu4_1":
+            encoded.append(weakref.ref(out))
+        return out
+
+    def counted_decode(self, run, features):
+        if self.layer == "relu4_1":  # the encodings still held as this tile is decoded
+            alive.append(sum(ref() is not None for ref in encoded))
+        return decode(self, run, features)
+
+    monkeypatch.setattr(arbitrary.FeatureLevel, "encode", counted_encode)
+    monkeypatch.setattr(arbitrary.FeatureLevel, "decode", counted_decode)
+    plan = painterly.plan(content, method="wct", **options)
+    tiling = plan.scales[0].tiling
+    tiles = tiling.tile_count((93, 125))
+    assert tiles > 1 and plan.scales[0].reserve == arbitrary.ArbitraryMemory(("relu4_1", "relu1_1"), 4, 3.0) \
+        .kept_bytes("relu4_1", (93, 125), tiling) > 0
     kept = run(content, [style], config)
-    tiles = painterly.plan(content, **{f.name: getattr(config, f.name) for f in dataclasses.fields(config)},
-                           method="wct").scales[0].tiling.tile_count((93, 125))
-    assert tiles > 1 and calls.count("relu4_1") == tiles and calls.count("relu1_1") == 2 * tiles
+    assert calls.count("relu4_1") == tiles and calls.count("relu1_1") == 2 * tiles
+    assert alive == list(range(tiles, 0, -1))  # each tile's encoding handed back once it is decoded
+
     calls.clear()
-    monkeypatch.setattr(arbitrary.ArbitraryMemory, "keeps", lambda self, level, size, tiling: False)
+    reserve_bytes = arbitrary.ArbitraryMemory.reserve_bytes
+    monkeypatch.setattr(arbitrary.ArbitraryMemory, "reserve_bytes", lambda self, size, tiling: 2**50)
+    lean = painterly.plan(content, method="wct", **options)
+    assert lean.scales[0].reserve == 0
+    assert plan.seconds < lean.seconds  # one encoding to relu4_1 a tile instead of two
     again = run(content, [style], config)
     assert calls.count("relu4_1") == 2 * tiles and torch.equal(kept, again)
-    monkeypatch.undo()
 
-    memory = arbitrary.ArbitraryMemory(("relu4_1",), 4)
-    tiling = choose_tiling(1024, None, 1, packed=True)
-    size = (1536, 2048)
-    assert memory.keeps("relu4_1", size, tiling) and not memory.keeps("relu1_1", size, tiling)
-    # what is kept: 512 float32 values over every 8x8 px of each tile with its surroundings, no fewer than the picture's
-    assert memory.kept_bytes("relu4_1", size, tiling) >= 4 * 512 * (1536 // 8) * (2048 // 8)
-    lean = dataclasses.replace(memory, levels=("relu1_1",))  # the same working maps, nothing kept
-    assert memory.scale_bytes(size, tiling, 1) - lean.scale_bytes(size, tiling, 1) == \
-        memory.kept_bytes("relu4_1", size, tiling)
-    assert not memory.keeps("relu4_1", (6144, 8192), choose_tiling(256, None, 1, packed=True))
+    margin, _ = _decoder(tmp_path, "relu4_1", seed=1, margin=8)
+    left = torch.zeros(1, 1, 93, 125)
+    left[..., :50] = 1
+    varied = dataclasses.replace(config, levels=("relu4_1", "relu1_1", "relu4_1"),
+                                 decoders=(str(margin), str(shallow), str(margin)))
+    inputs = dict(style_masks=[left, 1 - left])
+    calls.clear()
+    twice = run(content, [style, style.flip(-1)], varied, **inputs)
+    encodings = calls.count("relu4_1")
+    monkeypatch.setattr(arbitrary.ArbitraryMemory, "reserve_bytes", reserve_bytes)
+    calls.clear()
+    once = run(content, [style, style.flip(-1)], varied, **inputs)
+    assert encodings == 2 * calls.count("relu4_1") > 0 and torch.equal(once, twice)
+
+
+def test_the_plan_reserves_room_for_kept_encodings_only_where_the_budget_allows():
+    """Auto tiles leave room for the kept encodings where some tile size does; where none does, the largest
+    tiles without it (never a refusal that encoding twice avoids); an explicit tile size reserves only within
+    the budget. The reserve is what the encodings take, summed along each axis as the run grows each box."""
+    from painterly.methods.arbitrary import CONTEXT, ArbitraryMemory, _with_context
+    from painterly.schedule import Scale, plan_tiles, scale_peak_bytes
+    from painterly.tiling import choose_tiling
+
+    memory = ArbitraryMemory(("relu4_1",), 4, margin=16)
+    for size, tile in (((1536, 2048), 1024), ((93, 125), 64), ((600, 600), 256)):
+        tiling = choose_tiling(tile, None, 1, packed=True)
+        whole = memory.reflected(size)
+        boxes = [_with_context(b, whole, CONTEXT, 8) for b in tiling.boxes(whole, 0)]
+        by_box = 4 * 512 * sum(-(-b.height // 8) * -(-b.width // 8) for b in boxes)
+        assert memory.kept_bytes("relu4_1", size, tiling) == memory.reserve_bytes(size, tiling) == by_box
+    assert ArbitraryMemory(("relu1_1",), 4).reserve_bytes((600, 600), choose_tiling(256, None, 1, packed=True)) == 0
+
+    scale = Scale(6144, 8192, 1)
+    whole = memory.scale_bytes(scale.size, None, 1)
+    roomy = plan_tiles([scale], memory, int(whole * 0.8), rounds=1)[0]
+    assert roomy.tiling is not None and roomy.reserve == memory.reserve_bytes(scale.size, roomy.tiling) > 0
+    assert scale_peak_bytes(roomy, memory) <= whole * 0.8
+    # a budget that 256 px tiles fit only without the reserve
+    smallest = choose_tiling(256, None, 1, packed=True)
+    tight_budget = memory.scale_bytes(scale.size, smallest, 1) + memory.reserve_bytes(scale.size, smallest) // 2
+    tight = plan_tiles([scale], memory, tight_budget, rounds=1)[0]
+    assert tight.tiling is not None and tight.reserve == 0 and scale_peak_bytes(tight, memory) <= tight_budget
+    explicit = plan_tiles([scale], memory, tight_budget, tile_size=2048, rounds=1)[0]
+    assert explicit.tiling.tile == 2048 and explicit.reserve == 0
+    generous = plan_tiles([scale], memory, 2**40, tile_size=2048, rounds=1)[0]
+    assert generous.reserve == memory.reserve_bytes(scale.size, generous.tiling) > 0
 
 
 def test_style_masks_and_blend_weights_change_the_picture(tmp_path, tiny_vgg):

@@ -21,8 +21,8 @@ decoder was trained). A scale too big for memory is processed
 level by level in tiles: the tiles' features are encoded once to accumulate the statistics (each
 weighted by its blend window, which sum to one over the image), then transformed and decoded, and
 blended into the next level's image. The deep levels' encodings (relu3_1 and below: at most 16 values a
-pixel) are kept from the first pass to the second where they take no more memory than a tile's working
-maps (`ArbitraryMemory.keeps`); the others are encoded again. So a tiled result differs from the
+pixel) are kept from the first pass to the second where the plan has room for them (`Scale.reserve`, sized
+by `ArbitraryMemory.reserve_bytes`); the others are encoded again. So a tiled result differs from the
 whole-image one only where a tile's border changes the encoder's view, and tiles never shift in colour.
 """
 
@@ -45,7 +45,7 @@ from ..nets.io import DECODERS, decoder_architecture, decoder_path, prepared_dec
 from ..nets.quantized import Int8Decoder
 from ..recipe import GUIDANCE, STYLE_MASKS, Recipe, RunContext
 from ..schedule import Scale, vgg_macs
-from ..tiling import Box, Tiling, blend_window
+from ..tiling import Box, Tiling, axis_spans, blend_window
 from ..transforms import Moments, WctMap, by_regions, wct
 from .gatys import style_size
 
@@ -60,8 +60,8 @@ COLOURS = "rgb"  # the colour step's level: the pixels themselves, transformed w
 CONTEXT = 32
 # A level whose features take at most this many float32 values a pixel of the image (relu3_1: 256 channels at a
 # 4x4 stride; relu4_1, relu5_1) keeps its tiles' encodings between the statistics and the transform pass, where
-# they fit: their encoders are 0.5-1.0 of a pass's multiply-adds (AdaIN's relu4_1 half of it). The shallower
-# levels' encoders cost little and their features much (relu1_1: 64 values a pixel).
+# the plan has room: VGG19 to relu4_1 is 241344 multiply-adds a pixel against the bundled AdaIN decoder's 65376.
+# The shallower levels' encoders cost little and their features much (relu1_1: 64 values a pixel).
 KEPT_VALUES_PER_PIXEL = 16
 
 
@@ -224,10 +224,9 @@ class ArbitraryRecipe(Recipe):
 
     def seconds(self, config, scale: Scale, precision: str) -> float:
         """Each level's encoding and decoding over the image with its decoder's margin (a tiled one: every
-        tile with its surroundings, encoded twice, once for the statistics, unless its encoding is kept),
+        tile with its surroundings, encoded twice, once for the statistics, unless its encodings are kept),
         its full-covariance transform, and the style images' encoding."""
         size = scale.size
-        memory = self.memory(config, [], precision)
         decoding = {}  # each level's decoder read once (WCT may run a level twice)
         for level in dict.fromkeys(self.levels(config)):
             arch = self._architecture(config, level)
@@ -241,7 +240,7 @@ class ArbitraryRecipe(Recipe):
             boxes = [whole] if scale.tiling is None else [
                 _with_context(box, whole, CONTEXT, 1).size for box in scale.tiling.boxes(whole, 0)]
             pixels = sum(h * w for h, w in boxes)
-            encodes = 1 if scale.tiling is None or memory.keeps(level, size, scale.tiling) else 2
+            encodes = 1 if scale.tiling is None or (scale.reserve and keeps_encodings(level)) else 2
             macs += pixels * (per_pixel + encodes * vgg_macs((1, 1), level))
             if self.full_covariance:
                 transform += 2 * channels_of(level) ** 2 * pixels / layer_stride(level) ** 2
@@ -340,7 +339,7 @@ class ArbitraryRecipe(Recipe):
         if box is None:
             return style, None
         if run.cache.get("tiled_scale") != k:
-            run.cache.update(tiled_scale=k, tiled=self._tiled(run, style, run.content_at(k, scale.size), scale.tiling))
+            run.cache.update(tiled_scale=k, tiled=self._tiled(run, style, run.content_at(k, scale.size), scale))
         return style, box.crop(run.cache["tiled"])
 
     @torch.no_grad()
@@ -412,13 +411,12 @@ class ArbitraryRecipe(Recipe):
         at_features = None if masks is None else [_mask_at(m, features.shape[-2:]) for m in masks]
         return by_regions(features, at_features, one_region)
 
-    def _tiled(self, run: RunContext, style: dict[str, list[Region]], image: torch.Tensor, tiling: Tiling) -> torch.Tensor:
+    def _tiled(self, run: RunContext, style: dict[str, list[Region]], image: torch.Tensor, scale: Scale) -> torch.Tensor:
         """Every level over the whole image (with its decoder's margin of reflection) in tiles: statistics
-        from all tiles first, then the transform."""
-        size = tuple(image.shape[-2:])
+        from all tiles first, then the transform (from the tiles' encodings kept, where the plan reserved room)."""
+        size, tiling = tuple(image.shape[-2:]), scale.tiling
         steps = self.steps(run.config)
-        memory = self.memory(run.config, [], run.precision)
-        keeps = [step.layer is not None and memory.keeps(step.layer, size, tiling) for step in steps]
+        keeps = [bool(scale.reserve) and step.layer is not None and keeps_encodings(step.layer) for step in steps]
         margins = [self._margin(run, step, size) for step in steps]
         tiles = [tiling.boxes((size[0] + 2 * m, size[1] + 2 * m), 0) for m in margins]
         parts, done = 2 * sum(map(len, tiles)), 0  # for run.progress: each tile's encoding, then decoding
@@ -512,8 +510,8 @@ class ArbitraryMemory:
     whitening and colouring hold centred and coloured copies of a level's features), the image, and a
     base. Measured in fp32 at 1024, 2048 and 3072 px (session 17, a fresh process each): AdaIN 767,
     1972, 3982 MiB against 820, 2080, 4180; WCT 994, 2605, 5374 MiB against 1012, 2851, 5909 (with two
-    maps it had been 1.21-1.29x over its estimate). A tiled run also holds the encodings a level keeps
-    between its two passes over the tiles (`keeps`)."""
+    maps it had been 1.21-1.29x over its estimate). A tiled run also holds the encodings the deep levels keep
+    between their two passes over the tiles, where its plan reserved room for them (`reserve_bytes`)."""
 
     levels: tuple[str, ...]
     bytes_per_value: int
@@ -527,31 +525,30 @@ class ArbitraryMemory:
         return size[0] + 2 * margin, size[1] + 2 * margin
 
     def scale_bytes(self, size: tuple[int, int], tiling: Optional[Tiling], iterations: int) -> int:
-        whole = self.reflected(size)
-        images = 4 * 4 * 3 * whole[0] * whole[1]  # content, canvas and output at the full size, float32
-        kept = max((self.kept_bytes(l, size, tiling) for l in self.levels if self.keeps(l, size, tiling)), default=0)
-        return int(400 * 2**20 + self._activations(size, tiling) + images + kept)
-
-    def _activations(self, size: tuple[int, int], tiling: Optional[Tiling]) -> float:
-        """The working maps of the whole picture with its reflection, or of the largest tile with its
-        surroundings (CONTEXT)."""
         whole = h, w = self.reflected(size)
-        if tiling is not None:
+        if tiling is not None:  # a tile with its surroundings (CONTEXT)
             h, w = (min(side, box + 2 * CONTEXT) for side, box in zip(whole, tiling.largest_box(whole)))
         widest = max(channels_of(l) / layer_stride(l) ** 2 for l in ("relu1_1", *self.levels))
-        return self.maps * h * w * widest * max(self.bytes_per_value, 4)
+        activations = self.maps * h * w * widest * max(self.bytes_per_value, 4)
+        images = 4 * 4 * 3 * whole[0] * whole[1]  # content, canvas and output at the full size, float32
+        return int(400 * 2**20 + activations + images)
+
+    def reserve_bytes(self, size: tuple[int, int], tiling: Tiling) -> int:
+        """What a tiled run keeps where its plan has room (Scale.reserve): the largest of the kept levels'
+        encodings of every tile (one level's are held at a time)."""
+        return max((self.kept_bytes(l, size, tiling) for l in self.levels if keeps_encodings(l)), default=0)
 
     def kept_bytes(self, level: str, size: tuple[int, int], tiling: Tiling) -> int:
-        """A level's float32 encodings of every tile with its surroundings (padded to the level's stride)."""
-        whole, s = self.reflected(size), layer_stride(level)
-        boxes = [_with_context(box, whole, CONTEXT, s) for box in tiling.boxes(whole, 0)]
-        return 4 * channels_of(level) * sum(-(-b.height // s) * -(-b.width // s) for b in boxes)
+        """A level's float32 encodings of every tile with its surroundings, padded to the level's stride (as
+        _with_context grows each box): a grid, so summed along each axis, not box by box."""
+        s = layer_stride(level)
+        rows, cols = (sum(-(-(min(n, b + CONTEXT) - max(0, a - CONTEXT) // s * s) // s)
+                          for a, b in axis_spans(n, tiling.tile, tiling.overlap, 0.0, tiling.packed))
+                      for n in self.reflected(size))
+        return 4 * channels_of(level) * rows * cols
 
-    def keeps(self, level: str, size: tuple[int, int], tiling: Optional[Tiling]) -> bool:
-        """Whether a tiled run keeps a level's encodings from the statistics pass for the transform pass
-        instead of encoding every tile again: a deep level's (KEPT_VALUES_PER_PIXEL), where they take no more
-        than the tile's working maps, so keeping them at most doubles those (tiles of a tight budget, small
-        against the picture, encode twice and keep the memory the budget allows them)."""
-        return (tiling is not None and channels_of(level) / layer_stride(level) ** 2 <= KEPT_VALUES_PER_PIXEL
-                and self.kept_bytes(level, size, tiling) <= self._activations(size, tiling))
 
+def keeps_encodings(level: str) -> bool:
+    """Whether a tiled run keeps a level's tile encodings from the statistics pass for the transform pass
+    (where its plan reserved the room): a deep level's (KEPT_VALUES_PER_PIXEL)."""
+    return channels_of(level) / layer_stride(level) ** 2 <= KEPT_VALUES_PER_PIXEL
