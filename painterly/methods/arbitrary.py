@@ -204,6 +204,8 @@ class ArbitraryRecipe(Recipe):
                                3.0 if self.full_covariance else 2.0, margin)
 
     def tiled_area(self, config, size: tuple[int, int]) -> tuple[int, int]:
+        """The picture reflected by the widest of its levels' margins (a level with a narrower one lays its
+        tiles over less)."""
         return self.memory(config, [], "fp32").reflected(size)
 
     def _architecture(self, config, level: str) -> DecoderArch:
