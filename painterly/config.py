@@ -167,8 +167,9 @@ class CommonConfig(MethodConfig):
     max_memory: Optional[float] = option(None, "memory the run may use, in GiB; scales that do not fit are run tile "
                                          "by tile", above=0, default_text="the memory free now",
                                          group="memory and tiling (print resolution)", metavar="GIB")
-    tile_size: Optional[int] = option(None, "run every scale longer than PX in tiles of at most PX; 0 never tiles "
-                                      "(a scale that does not fit is refused)", minimum=0,
+    tile_size: Optional[int] = option(None, "run every scale longer than PX in tiles of at most PX (refused, naming "
+                                      "one that fits, where those do not fit); 0 never tiles (a scale that does not "
+                                      "fit is refused)", minimum=0,
                                       default_text="auto: tile only what does not fit",
                                       group="memory and tiling (print resolution)", metavar="PX")
     tile_overlap: Optional[int] = option(None, "pixels neighbouring tiles share and blend over", minimum=1,

@@ -261,13 +261,21 @@ def fit_tiling(size: tuple[int, int], iterations: int, model: MemoryModel, budge
     """How to run one scale within `budget` bytes: None (whole) or a Tiling.
 
     tile_size None: tile only if the whole image does not fit, with the largest tiles that do;
-    0: never tile; N: tile when the long side exceeds N, with tiles of at most N px.
+    0: never tile; N: tile when the long side exceeds N, with tiles of at most N px, refused (naming the
+    largest tile size that fits) where those do not fit, since running them would only be killed for memory.
     """
     if tile_size == 0 or (tile_size is None and model.scale_bytes(size, None, iterations) <= budget):
         return None
-    if tile_size is not None:
-        return None if max(size) <= tile_size else plan_tiling(tile_size, overlap, rounds)
     per_round = max(round_iterations(iterations, rounds))
+    if tile_size is not None:
+        tiling = None if max(size) <= tile_size else plan_tiling(tile_size, overlap, rounds)
+        need = model.scale_bytes(size, tiling, iterations if tiling is None else per_round)
+        if need <= budget:
+            return tiling
+        fitting = fit_tiling(size, iterations, model, budget, None, overlap, rounds)  # refused where no tile fits
+        largest = max(size) if fitting is None else fitting.tile
+        raise PainterlyError(f"a {size[1]}x{size[0]} image needs about {gib(need)} GiB in tiles of {tile_size} px but "
+                             f"only {gib(budget)} GiB is available; use --tile-size {largest} or less")
     lo, hi = MIN_AUTO_TILE, max(size)
     if model.scale_bytes(size, plan_tiling(lo, overlap, rounds), per_round) > budget:
         best = largest_tiled_long_side(size, model, budget, overlap, rounds, per_round)

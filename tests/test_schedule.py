@@ -197,3 +197,20 @@ def test_pre_flight_refuses_an_absurd_size_with_size_hint():
     assert "80000x60000" in message and "GiB" in message
     hint = int(message.rsplit("--size", 1)[1].split()[0])
     assert 16 <= hint < 80000
+
+
+def test_an_explicit_tile_size_too_big_for_memory_is_refused_naming_one_that_fits():
+    """--tile-size N where N px tiles (or a scale shorter than N, run whole) do not fit the budget: one line
+    naming the largest tile size that does, which then plans within the budget; a tile size that fits is kept."""
+    model, size = _model(), Scale(3000, 4000, 10)
+    budget = 3 * 2**30
+    kept = plan_tiles([size], model, budget, tile_size=512, rounds=1)[0]
+    assert kept.tiling.tile == 512 and scale_peak_bytes(kept, model) <= budget
+    for tile in (3000, 5000):  # tiles of 3000 px; a picture within 5000 px run whole
+        with pytest.raises(PainterlyError, match=f"in tiles of {tile} px") as info:
+            plan_tiles([size], model, budget, tile_size=tile, rounds=1)
+        message = str(info.value)
+        assert "\n" not in message and "4000x3000" in message
+        hint = int(message.rsplit("--tile-size", 1)[1].split()[0])
+        fitted = plan_tiles([size], model, budget, tile_size=hint, rounds=1)[0]
+        assert 256 <= hint < 3000 and scale_peak_bytes(fitted, model) <= budget
