@@ -207,6 +207,7 @@ def plan(content: Union[ImageLike, tuple[int, int]], *, method: Optional[str] = 
     `problem` set instead of raising."""
     cfg = make_config(method, config, **options)
     recipe = get_method(method_of(cfg) if method is None else method)
+    recipe.check(cfg)
     device = resolve_device(cfg.device)
     precision = run_precision(recipe, cfg, device)
     hw = _content_size(content)

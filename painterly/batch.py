@@ -88,6 +88,11 @@ def pair_jobs(contents: Sequence[str], styles: Sequence[str], models: Sequence[s
         raise PainterlyError("no content images")
     if not styles and not models:
         raise PainterlyError("give style images or models")
+    if not styles:  # only networks: an option they do not take would be dropped unseen
+        unused = sorted(set(options) - set(options_for(method_for(["model"]), options)))
+        if unused:
+            raise PainterlyError(f"{', '.join('--' + u.replace('_', '-') for u in unused)}: a trained network takes no "
+                                 f"such option")
     sides: list[tuple[str, tuple[str, ...], dict]] = []  # (label, style images, options)
     if styles:
         groups = [tuple(styles)] if style_set else [(s,) for s in styles]
@@ -96,14 +101,20 @@ def pair_jobs(contents: Sequence[str], styles: Sequence[str], models: Sequence[s
     if models:  # a model's jobs take only the options its method has (no iterations for a network)
         shared = options_for(method_for(["model"]), options)
         sides += [(Path(model).stem, (), {**shared, "model": model}) for model in models]
-    jobs = []
-    for content in contents:
-        for label, group, side_options in sides:
-            name = f"{Path(content).stem}__{label}"
-            suffix = ".mp4" if is_video_path(content) else ".png"
-            jobs.append(BatchJob(name, os.path.abspath(content), tuple(os.path.abspath(s) for s in group),
-                                 os.path.abspath(Path(output_dir) / f"{name}{suffix}"), side_options))
-    return check_jobs(jobs)
+
+    def jobs_of(images: Sequence[str]) -> list[BatchJob]:
+        jobs = []
+        for content in images:
+            for label, group, side_options in sides:
+                name = f"{Path(content).stem}__{label}"
+                suffix = ".mp4" if is_video_path(content) else ".png"
+                jobs.append(BatchJob(name, os.path.abspath(content), tuple(os.path.abspath(s) for s in group),
+                                     os.path.abspath(Path(output_dir) / f"{name}{suffix}"), side_options))
+        return jobs
+
+    # a re-run whose contents hold the outputs of the first (-o inside the photos' folder) does not repaint them
+    outputs = {job.output for job in jobs_of(contents)}
+    return check_jobs(jobs_of([c for c in contents if os.path.abspath(c) not in outputs]))
 
 
 def read_manifest(path: Union[str, os.PathLike], output_dir: Optional[str] = None) -> list[BatchJob]:

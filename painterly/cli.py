@@ -145,6 +145,14 @@ def _resume_command(argv: Optional[Sequence[str]], size: Optional[int] = None) -
     return shlex.join(["painterly", *words])
 
 
+def _input_paths(args: argparse.Namespace) -> list[str]:
+    """Every path the command line gives to read (images, masks, maps, a model, a config), which no output
+    may replace."""
+    values = [value for name, value in vars(args).items() if name not in ("output", "checkpoint")]
+    flat = [v for value in values for v in (value if isinstance(value, (list, tuple)) else [value])]
+    return [v for v in flat if isinstance(v, str)]
+
+
 def _run(args: argparse.Namespace, argv: Optional[Sequence[str]] = None) -> int:
     options = {name: getattr(args, name) for name in config_flags() if hasattr(args, name)}
     chosen = args.method is not None
@@ -178,12 +186,13 @@ def _run(args: argparse.Namespace, argv: Optional[Sequence[str]] = None) -> int:
     if args.output is None:
         raise _UsageError("the output file is missing; give it with -o OUT.png")
 
-    output = check_writable(args.output)  # before minutes of work, not after
+    inputs = _input_paths(args)
+    output = check_writable(args.output, inputs=inputs)  # before minutes of work, not after
     extra = side_paths(output)
     if args.log:
-        check_writable(extra["loss"])
+        check_writable(extra["loss"], inputs=inputs)
     if args.comparison:
-        check_writable(extra["compare"])
+        check_writable(extra["compare"], inputs=inputs)
 
     ckpt_path, ckpt = None, None
     if recipe.optimises:

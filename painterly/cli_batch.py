@@ -13,8 +13,8 @@ from typing import Sequence
 
 from .cli_flags import _method_in, config_flags
 from .cli_args import EXIT_FAILURE, EXIT_OK, _Parser, _positive_int, _UsageError, add_config_flags
-from . import (DEFAULT_METHOD, BatchJob, available_methods, check_jobs, expand_images, options_for, pair_jobs, read_manifest,
-               run_batch)
+from . import (DEFAULT_METHOD, BatchJob, available_methods, check_jobs, check_writable, expand_images, options_for,
+               pair_jobs, read_manifest, run_batch)
 
 
 def build_batch_parser(method: str = DEFAULT_METHOD) -> argparse.ArgumentParser:
@@ -73,6 +73,7 @@ def batch_command(words: Sequence[str]) -> int:
                          args.output, options, style_set=style_set)
     Path(args.output).mkdir(parents=True, exist_ok=True)
     summary = args.summary or str(Path(args.output) / "summary.json")
+    check_writable(summary, (".json", ".csv"))  # before the first job, not after it
     bar = None
     if not args.quiet:
         from tqdm import tqdm

@@ -55,7 +55,7 @@ from .config import flag_name, option
 from .errors import PainterlyError
 from .features import FeatureExtractor, channels_of, layer_stride
 from .hypercolumns import FEATURE_SCALE
-from .image import ImageLike, fit_long_side, reflected, resize
+from .image import ImageLike, check_writable, fit_long_side, reflected, resize
 from .losses import LossTerms
 from .losses.functional import gram_matrix
 from .methods.arbitrary import ENCODER_POOLING
@@ -338,6 +338,7 @@ def train_decoder(photos: PhotoFolders, output: Union[str, os.PathLike], config:
     config: a DecoderTrainConfig; options: its fields by name (over `config` where both are given).
     init: a decoder file of the same method and level to start from instead of random weights."""
     config = config_with(DecoderTrainConfig, config, options)
+    check_writable(output, (".safetensors",))  # before the training, not after it
     if config.widen is not None and init is None:
         raise PainterlyError("widen grows a trained decoder: give it with --init")
     device, precision, photo_list, skipped, validation, generator = _prepare(config, photos, validation, checkpoint)

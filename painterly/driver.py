@@ -117,6 +117,7 @@ class Session:
             raise PainterlyError(f"preserve-color histogram recolours the style images, which {recipe.name} does not "
                                  f"take; use luminance")
         check_inputs(recipe, style_masks, guidance)
+        recipe.check(config)
         self.recipe, self.config = recipe, config
         self.device = resolve_device(config.device)
         self.threads = set_threads(config.threads)  # first: precision auto times bf16 at these threads

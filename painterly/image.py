@@ -172,11 +172,13 @@ def resize(image: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
 
 
 def check_writable(path: Union[str, os.PathLike], suffixes: Optional[Sequence[str]] = None, *,
-                   try_file: bool = True) -> Path:
-    """Fail early (before hours of work) if `path` cannot be written or has an unknown extension
-    (`suffixes`, default: the image formats painterly saves). try_file: also make (and remove) a file in
-    its folder; a writer about to make the real file there skips that."""
+                   try_file: bool = True, inputs: Sequence = ()) -> Path:
+    """Fail early (before hours of work) if `path` cannot be written, has an unknown extension
+    (`suffixes`, default: the image formats painterly saves) or is one of the run's `inputs` (paths; other
+    values are skipped), which the output would replace. try_file: also make (and remove) a file in its
+    folder; a writer about to make the real file there skips that."""
     out = Path(path)
+    refuse_overwriting_inputs(out, inputs)
     allowed = SAVE_FORMATS if suffixes is None else suffixes
     if out.suffix.lower() not in allowed:
         raise PainterlyError(
@@ -197,6 +199,16 @@ def check_writable(path: Union[str, os.PathLike], suffixes: Optional[Sequence[st
     except OSError as exc:
         raise PainterlyError(f"output '{out}' cannot be written ({exc.strerror or exc})") from None
     return out
+
+
+def refuse_overwriting_inputs(output: Path, inputs: Sequence) -> None:
+    """A one-line refusal where `output` names the same file as one of `inputs` (those that are paths)."""
+    for given in inputs:
+        if not isinstance(given, (str, os.PathLike)) or not Path(given).exists():
+            continue
+        same = os.path.samefile(given, output) if output.exists() else Path(given).resolve() == output.resolve()
+        if same:
+            raise PainterlyError(f"output '{output}' is an input of this run ('{given}'); write it to another file")
 
 
 def save_image(image: Union[Image.Image, torch.Tensor], path: Union[str, os.PathLike], *,

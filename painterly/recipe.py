@@ -121,6 +121,10 @@ class Recipe:
         """Coarse-to-fine sizes and iterations, ending at `final` (height, width)."""
         raise NotImplementedError
 
+    def check(self, config: Any) -> None:
+        """Refuse, in one line and before any work, a config this method cannot run for what only a file it
+        names tells (a model's style count); plans and runs both call it."""
+
     def tiled_area(self, config: Any, size: tuple[int, int]) -> tuple[int, int]:
         """The (height, width) a tiled scale of `size` lays its tiles over: the picture itself, unless the
         method works on more (AdaIN and WCT: the picture reflected by their decoders' margin)."""

@@ -29,8 +29,8 @@ from .config import MethodConfig, option, unknown_options
 from .errors import PainterlyError
 from .features import FeatureExtractor, check_layers
 from .hardware import resolve_device, resolve_precision, set_threads
-from .image import (READ_SUFFIXES, ImageLike, as_tensor, fit_long_side, image_list, open_image, pil_to_tensor,
-                    resize, split_alpha)
+from .image import (READ_SUFFIXES, ImageLike, as_tensor, check_writable, fit_long_side, image_list, open_image,
+                    pil_to_tensor, resize, split_alpha)
 from .losses import LossTerms
 from .nets.grow import copies, require_wider, widen_convs
 from .nets.io import load_model, model_path, save_model
@@ -476,6 +476,7 @@ def train(styles: Union[ImageLike, Sequence[ImageLike]], photos: PhotoFolders, o
     photos or another weight on a trained network without starting over.
     """
     config = config_with(TrainConfig, config, options)
+    check_writable(output, (".safetensors",))  # before the training, not after it
     styles = image_list(styles)
     if not styles:
         raise PainterlyError("at least one style image is needed")

@@ -35,11 +35,11 @@ from .config import MethodConfig, option
 from .driver import Session
 from .errors import PainterlyError
 from .flow import tracked, warp
-from .image import (ImageLike, as_tensor, open_image, pil_to_tensor, save_image, split_alpha, tensor_to_pil,
-                    write_bytes_atomic)
+from .image import (ImageLike, as_tensor, open_image, pil_to_tensor, refuse_overwriting_inputs, save_image, split_alpha,
+                    tensor_to_pil, write_bytes_atomic)
 from .progress import Callback
 from .recipe import Place
-from .videoio import VideoSink, VideoSource, is_video_path
+from .videoio import VIDEO_SUFFIXES, VideoSink, VideoSource, is_video_path
 
 TEMPORAL = "temporal"
 
@@ -174,6 +174,11 @@ def stylize_video(source: Union[str, os.PathLike], styles: Union[None, ImageLike
     out = Path(output)
     if is_video_path(out) and not out.parent.is_dir():
         raise PainterlyError(f"output folder '{out.parent}' does not exist")
+    if not is_video_path(out) and out.suffix and not out.is_dir():  # before the frames are painted, not after
+        raise PainterlyError(f"output '{out}': use a video extension ({', '.join(VIDEO_SUFFIXES)}) or a folder name "
+                             "for frames")
+    refuse_overwriting_inputs(out, [source, *styles, content_guidance,
+                                    *(style_guidance if isinstance(style_guidance, (list, tuple)) else [style_guidance])])
     guides, guide_tensors = _guides(content_guidance, style_guidance, style_ts, frames)
     followup = recipe.later_frames(cfg, video.later_iterations, frames.info.size) if video.temporal_weight > 0 else None
     folder = work_folder(out)

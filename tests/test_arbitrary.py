@@ -228,9 +228,13 @@ def test_any_size_comes_back_whole_and_in_place(tmp_path, tiny_vgg, h, w):
     out = painterly.stylize(content, style, method="wct", levels=("relu2_1",), decoders=(str(path),), size=w,
                             precision="fp32")
     assert out.size == (w, h)
-    with pytest.raises(PainterlyError, match="too small for relu4_1"):
-        small, _ = _decoder(tmp_path, "relu4_1")
+    small, _ = _decoder(tmp_path, "relu4_1")
+    with pytest.raises(PainterlyError, match="each side must be at least 16 px"):
         painterly.stylize(content[..., :12, :], style, method="adain", decoder=str(small), size=w, precision="fp32")
+    deepest, _ = _decoder(tmp_path, "relu5_1")
+    with pytest.raises(PainterlyError, match="too small for relu5_1"):  # its 16 px stride needs 32 px a side
+        painterly.stylize(content[..., :20, :], style, method="wct", levels=("relu5_1",), decoders=(str(deepest),),
+                          size=w, precision="fp32")
 
 
 def test_tiles_use_whole_image_statistics(tmp_path, tiny_vgg):

@@ -183,3 +183,27 @@ def test_a_video_content_is_one_job_writing_one_clip(images, tmp_path):
     assert results[video_job.output].status == DONE and VideoSource(video_job.output).info.frames == 4
     again = {r.output: r for r in painterly.run_batch(jobs)}
     assert {r.status for r in again.values()} == {SKIPPED}
+
+
+def test_a_batch_refuses_what_it_would_drop_or_fail_on_late_and_never_repaints_its_outputs(images, tmp_path, capsys):
+    """Only networks: an optimiser's option is refused, not dropped; the summary's place and extension are
+    checked before the first job; outputs written into the photos' own folder are not taken as photos by a
+    re-run (which finds every job done)."""
+    from painterly.cli import main
+
+    with pytest.raises(painterly.PainterlyError, match="--iterations, --seed: a trained network takes no such option"):
+        painterly.pair_jobs([str(images / "a.png")], [], ["starry_night"], str(tmp_path), {"iterations": 5, "seed": 1})
+    assert painterly.pair_jobs([str(images / "a.png")], [str(images / "style.png")], ["starry_night"], str(tmp_path),
+                               {"iterations": 5})[1].options == {"model": "starry_night"}  # a mixed batch: its share
+    out = tmp_path / "out"
+    for summary, fragment in (("nowhere/s.json", "does not exist"), ("s.txt", "unknown extension")):
+        capsys.readouterr()
+        assert main(["batch", str(images / "a.png"), "--model", "starry_night", "-o", str(out), "--size", "32",
+                     "--summary", str(tmp_path / summary), "--quiet"]) == 2
+        assert fragment in capsys.readouterr().err and not list(out.glob("*.png"))
+    words = ["batch", str(images / "sub"), "--model", "starry_night", "-o", str(images / "sub"), "--size", "32", "--quiet"]
+    assert main(words) == 0 and (images / "sub" / "b__starry_night.png").is_file()
+    assert main(words) == 0
+    assert sorted(p.name for p in (images / "sub").glob("*.png")) == ["b__starry_night.png"]
+    rows = json.loads((images / "sub" / "summary.json").read_text())
+    assert [(r["name"], r["status"]) for r in rows] == [("b__starry_night", "skipped")]

@@ -392,6 +392,33 @@ def test_output_is_a_directory(images, capsys, no_stylize):
     assert_one_error_line(err, "is a directory")
 
 
+def test_an_output_that_is_an_input_is_refused_and_the_input_kept(images, capsys, no_stylize):
+    """-o naming the content, a style, or a style mask (by another spelling of its path, or as the --log
+    curve's side file) would replace it: one line, before any work, the file unchanged."""
+    d = images["dir"]
+    mask = d / "mask.png"
+    Image.new("L", (64, 48), 255).save(mask)
+    kept = {p: Path(p).read_bytes() for p in (images["content"], images["style"], mask)}
+    for output, extra in ((images["content"], []), (d / ".." / d.name / "style.png", []),
+                          (mask, ["--style-mask", mask]), (d / "x.png", ["--log", "--style-mask", d / "x.loss.png"])):
+        if extra and extra[0] == "--log":
+            Image.new("L", (64, 48), 255).save(d / "x.loss.png")
+            kept[str(d / "x.loss.png")] = (d / "x.loss.png").read_bytes()
+        code, _, err = run([images["content"], images["style"], "-o", output, *extra, *FAST], capsys)
+        assert code == 2
+        assert_one_error_line(err, "is an input of this run")
+    assert all(Path(p).read_bytes() == data for p, data in kept.items())
+
+
+def test_a_network_refuses_a_picture_thinner_than_16_px(images, capsys):
+    d = images["dir"]
+    Image.new("RGB", (600, 6), (90, 120, 200)).save(d / "thin.png")
+    code, _, err = run([d / "thin.png", "--model", "starry_night", "-o", d / "out.png", "--size", 256], capsys)
+    assert code == 2
+    assert_one_error_line(err, "each side must be at least 16 px")
+    assert_nothing_written(d)
+
+
 @pytest.mark.parametrize("flag, value, fragment", [
     ("--content-layers", "relu4_2,relu9_9", "unknown content layer 'relu9_9'"),
     ("--style-layers", "conv1_1,fc7", "unknown style layer 'fc7'"),

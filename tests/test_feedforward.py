@@ -217,6 +217,10 @@ def test_train_takes_one_style_and_options_by_name(tmp_path, photos, tiny_vgg):
     assert again["training"]["steps"] == 1 and again["training"]["crop"] == _config().crop
     with pytest.raises(PainterlyError, match="unknown training option 'stpes'"):
         train(_style(), photos, tmp_path / "x.safetensors", stpes=2)
+    for output, words in ((tmp_path / "m.png", "unknown extension"), (tmp_path / "none" / "m.safetensors", "does not exist")):
+        with pytest.raises(PainterlyError, match=words):  # refused before a step, as on the command line
+            train(_style(), photos, output, steps=2, extractor=tiny_vgg)
+        assert not output.exists()
 
 
 def _train_until(stop_at: int, tmp_path, photos, config, extractor) -> None:

@@ -329,3 +329,22 @@ def test_a_frame_too_large_for_memory_is_one_line_and_leaves_nothing(clip, tmp_p
     with pytest.raises(painterly.PainterlyError, match=r"no size fits in the 0.01 GiB available.*--max-memory [0-9.]+ or more") as error:
         stylize_video(clip, EXAMPLES / "starry_night.jpg", out / "styled.mp4", max_memory=0.01, **FAST)
     assert "\n" not in str(error.value) and list(out.iterdir()) == []
+
+
+def test_an_output_that_is_the_input_or_not_a_video_is_refused_before_any_frame(clip, tmp_path, monkeypatch):
+    """OUT naming the clip itself would replace it; OUT with an image's or an unknown extension is neither a
+    video nor a frame folder: both refused in one line before a frame is painted, the clip untouched."""
+    import shutil
+
+    import painterly.video as video_module
+
+    own = tmp_path / "own.mp4"
+    shutil.copy(clip, own)
+    before = own.read_bytes()
+    monkeypatch.setattr(video_module, "_paint_all", lambda *a, **k: (_ for _ in ()).throw(AssertionError("painted")))
+    for output, fragment in ((own, "is an input of this run"), (tmp_path / "frames.png", "use a video extension"),
+                             (tmp_path / "out.xyz", "use a video extension")):
+        with pytest.raises(painterly.PainterlyError, match=fragment) as error:
+            stylize_video(own, None, output, model="starry_night", size=32)
+        assert "\n" not in str(error.value) and not Path(output).with_suffix(".frames").exists()
+    assert own.read_bytes() == before and not (tmp_path / "frames.png").exists()

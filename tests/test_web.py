@@ -129,6 +129,10 @@ def test_methods_lists_every_registered_method_with_its_options_and_defaults(cli
     ("network_style", 400, "takes no style images"),
     ("unexpected_field", 400, "unexpected file field"),
     ("guidance_count", 400, "style guidance map(s) for"),
+    ("no_model", 400, "no model given"),
+    ("style_weights", 400, "style weights have 2 values for a model of 4 style(s)"),
+    ("huge", 400, "GiB"),
+    ("device", 400, "cuda"),
 ])
 def test_bad_uploads_are_refused_with_a_json_error_and_leave_nothing_behind(client, settings, case, status, words):
     options = dict(TINY)
@@ -155,6 +159,14 @@ def test_bad_uploads_are_refused_with_a_json_error_and_leave_nothing_behind(clie
         options = {"method": painterly.method_for(["model"]), "model": "starry_night"}
     elif case == "no_style":
         kwargs["styles"] = []
+    elif case in ("no_model", "style_weights"):  # what the run would refuse, refused on submission
+        options = {"method": painterly.method_for(["model"])}
+        options.update({} if case == "no_model" else {"model": "four_paintings", "style_weights": [1, 2]})
+        kwargs["styles"] = []
+    elif case == "huge":
+        options.update(size=1000000, tile_size=0)
+    elif case == "device":
+        options["device"] = "cuda"
     elif case == "unexpected_field":
         kwargs["evil"] = ("x.png", png(), "image/png")
     elif case == "guidance_count":

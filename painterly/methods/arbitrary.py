@@ -44,7 +44,7 @@ from ..nets.decoder import Decoder, DecoderArch
 from ..nets.io import DECODERS, decoder_architecture, decoder_path, prepared_decoder
 from ..nets.quantized import Int8Decoder
 from ..recipe import GUIDANCE, STYLE_MASKS, Recipe, RunContext
-from ..schedule import Scale, vgg_macs
+from ..schedule import Scale, scale_sizes, vgg_macs
 from ..tiling import Box, Tiling, axis_spans, blend_window
 from ..transforms import Moments, WctMap, by_regions, wct
 from .gatys import style_size
@@ -193,7 +193,7 @@ class ArbitraryRecipe(Recipe):
         return ENCODER_POOLING
 
     def scales(self, config, final: tuple[int, int]) -> list[Scale]:
-        return [Scale(*final, 1)]
+        return [Scale(*size, 1) for size in scale_sizes(final, 1)]  # one scale, refused under 16 px a side
 
     def optimizer_name(self, config) -> str:
         return "none (encode, transform, decode)"

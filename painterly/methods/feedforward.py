@@ -22,7 +22,7 @@ from ..nets.io import bundled_models, load_model, model_architecture, model_path
 from ..nets.quantized import Int8Trunk
 from ..nets.transformer import Architecture, TransformerNet
 from ..recipe import STYLE_MASKS, Recipe, RunContext, register
-from ..schedule import Scale
+from ..schedule import Scale, scale_sizes
 from ..tiling import Box, Tiling
 
 STRIDE = 4  # the transformer's two stride-2 layers
@@ -99,7 +99,15 @@ class Network(Recipe):
         return []
 
     def scales(self, config: NetworkConfig, final: tuple[int, int]) -> list[Scale]:
-        return [Scale(*final, 1)]
+        return [Scale(*size, 1) for size in scale_sizes(final, 1)]  # one scale, refused under 16 px a side
+
+    def check(self, config: NetworkConfig) -> None:
+        """A model is named, and a mix of styles has one weight per style the model holds."""
+        path = model_path(config.model)  # a one-line error where none is named or the name is unknown
+        styles = model_architecture(path).styles if path.is_file() else None
+        if config.style_weights is not None and styles is not None and len(config.style_weights) != styles:
+            raise PainterlyError(f"style weights have {len(config.style_weights)} values for a model of {styles} "
+                                 f"style(s)")
 
     def architecture(self, config: NetworkConfig) -> Architecture:
         """The model's architecture from its file's metadata (the default one while no file is named)."""

@@ -308,6 +308,12 @@ def _accept(job_id: str, folder: Path, form) -> Job:
         except painterly.PainterlyError as exc:
             message = str(exc).replace(str(upload.path), upload.filename)
             raise UploadError(400, message) from None
+    try:  # what the run would refuse (a model's style count, a device, a size no memory holds), refused now
+        plan = painterly.plan(contents[0].path, method=method, **options)
+    except painterly.PainterlyError as exc:
+        raise UploadError(400, str(exc)) from None
+    if plan.problem:
+        raise UploadError(400, plan.problem)
     inputs = {"content": contents[0].filename, "styles": [s.filename for s in styles],
               "content_guidance": bool(content_guides), "style_guidance": len(style_guides)}
     return Job(id=job_id, method=method, options=options, inputs=inputs, created=time.time())
