@@ -138,6 +138,8 @@ def read_manifest(path: Union[str, os.PathLike], output_dir: Optional[str] = Non
     base = Path(output_dir) if output_dir else manifest.parent
     here = manifest.parent.resolve()  # absolute, so workers elsewhere (Ray) find the files
     rows = [r for r in rows if any(str(v or "").strip() for v in r.values())]  # blank lines
+    if not rows:
+        raise PainterlyError(f"manifest '{manifest}' holds no jobs")
     jobs = []
     known = {"content", "style", "model", "output", "options"}
     for number, row in enumerate(rows, start=2 if manifest.suffix.lower() != ".json" else 1):

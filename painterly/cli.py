@@ -14,6 +14,7 @@ so even a SIGKILL loses at most that much; it is removed when the run finishes.
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import shlex
 import sys
@@ -30,7 +31,8 @@ from . import (DEFAULT_METHOD, Checkpointer, Interrupted, LossHistory, Painterly
                save_image, side_by_side, split_alpha, stylize)
 
 SUBCOMMANDS = ("train", "train-decoder", "models", "serve", "video", "batch")  # `painterly train ...` etc.
-OUT_OF_MEMORY = "out of memory; try a smaller --size (or --precision bf16, or --optimizer adam)"
+OUT_OF_MEMORY = ("out of memory; try a smaller --size or --max-memory (which tiles what does not fit), --precision bf16, "
+                 "or, optimising, --optimizer adam")
 
 
 CHECKPOINT_SECONDS = 60.0  # --checkpoint-seconds' default
@@ -114,6 +116,15 @@ def _guidance(args: argparse.Namespace) -> dict:
     return {k: v for k, v in given.items() if v is not None}
 
 
+def _config_names(path: str) -> list[str]:
+    """The option names a --config file sets (none where it is not a readable JSON object: _load_config says why)."""
+    try:
+        data = json.loads(Path(path).read_text())
+    except (OSError, UnicodeDecodeError, ValueError):
+        return []
+    return list(data) if isinstance(data, dict) else []
+
+
 def _load_config(path: str, method: str):
     try:
         text = Path(path).read_text()
@@ -156,8 +167,8 @@ def _input_paths(args: argparse.Namespace) -> list[str]:
 def _run(args: argparse.Namespace, argv: Optional[Sequence[str]] = None) -> int:
     options = {name: getattr(args, name) for name in config_flags() if hasattr(args, name)}
     chosen = args.method is not None
-    if not chosen:
-        args.method = method_for(options)
+    if not chosen:  # the method that takes every option given, a --config file's included
+        args.method = method_for({*options, *(_config_names(args.config) if args.config else ())})
     recipe = get_method(args.method)
     size_max = options.get("size") == "max"
     if size_max:

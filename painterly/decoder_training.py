@@ -320,8 +320,8 @@ class DecoderTrainConfig(LoopConfig):
 def check_margin(margin: int, crop: int) -> None:
     """A margin of reflection AdaIN's training can cut back exactly: on relu4_1's 8 px grid, as the crop."""
     if margin % 8 or margin >= crop or (margin and crop % 8):
-        raise PainterlyError(f"margin is a multiple of 8 px below the crop size, and a crop with a margin a "
-                             f"multiple of 8 px (got margin {margin}, crop {crop})")
+        raise PainterlyError(f"the margin must be a multiple of 8 px below the crop, and the crop a multiple of 8 px "
+                             f"where there is a margin (got margin {margin}, crop {crop})")
 
 
 def train_decoder(photos: PhotoFolders, output: Union[str, os.PathLike], config: Optional[DecoderTrainConfig] = None,
@@ -351,7 +351,7 @@ def train_decoder(photos: PhotoFolders, output: Union[str, os.PathLike], config:
                              "only")
     style_list, style_skipped = [], 0
     if kind.wants_styles(config):
-        style_list, style_skipped = find_photos(styles, config.decode_side())
+        style_list, style_skipped = find_photos(styles, config.decode_side(), "style images")
     level = config.level
     if extractor is None:
         extractor = FeatureExtractor.vgg19(pooling=ENCODER_POOLING, last_layer=level, precision=precision,

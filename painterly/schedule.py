@@ -320,8 +320,13 @@ def plan_tiles(plan: Sequence[Scale], model: MemoryModel, budget: int, tile_size
         tiling, reserve = _reserved_tiling(scale, model, budget, tile_size, overlap, rounds)
         need = model.scale_bytes(scale.size, None, scale.iterations)
         if tiling is None and need > budget:
-            best = largest_fitting_long_side(scale.size, int(budget * 0.9),
-                                             lambda size, n=scale.iterations: model.scale_bytes(size, None, n))
+            whole = functools.partial(model.scale_bytes, tiling=None, iterations=scale.iterations)
+            best = largest_fitting_long_side(scale.size, int(budget * 0.9), whole)
+            smallest = whole(fit_long_side(*scale.size, best))
+            if smallest > budget * 0.9:  # not even the smallest size: the run's fixed part is over the budget
+                enough = -(-smallest * 10 // int(0.9 * 2**30)) / 10
+                raise PainterlyError(f"no size fits in the {gib(budget)} GiB available: this run needs about "
+                                     f"{gib(smallest)} GiB at any size (give --max-memory {enough:g} or more)")
             raise PainterlyError(
                 f"a {scale.width}x{scale.height} image needs about {gib(need)} GiB "
                 f"but only {gib(budget)} GiB is available; allow tiling or use --size {best} or less")

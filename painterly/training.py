@@ -185,9 +185,10 @@ def read_photo(path: Path) -> Optional[Image.Image]:
         return None
 
 
-def find_photos(folders: PhotoFolders, min_side: int) -> tuple[list[torch.Tensor], int]:
+def find_photos(folders: PhotoFolders, min_side: int, what: str = "photos") -> tuple[list[torch.Tensor], int]:
     """Every readable image under `folders` (one or several, recursively) as a tensor whose short side
-    is at most 2 x min_side (decoded once); unreadable files are skipped and counted."""
+    is at most 2 x min_side (decoded once); unreadable files are skipped and counted (`what` they are, for
+    the error where none is readable)."""
     roots = [Path(folders)] if isinstance(folders, (str, os.PathLike)) else [Path(f) for f in folders]
     photos, skipped = [], 0
     for path in photo_files(roots):
@@ -202,7 +203,7 @@ def find_photos(folders: PhotoFolders, min_side: int) -> tuple[list[torch.Tensor
         photos.append(t)
     if not photos:
         where = ", ".join(f"'{r}'" for r in roots)
-        raise PainterlyError(f"no readable photos under {where} ({skipped} unreadable)")
+        raise PainterlyError(f"no readable {what} under {where} ({skipped} unreadable)")
     return photos, skipped
 
 

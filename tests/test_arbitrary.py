@@ -475,7 +475,7 @@ def test_a_decoder_trained_from_another_keeps_its_margin_unless_told(tmp_path, f
                              init=tmp_path / "m.safetensors")
         assert load_decoder(tmp_path / "n.safetensors")[0].arch.margin == info["training"]["margin"] == kept
     train_decoder(photos, tmp_path / "w.safetensors", config, styles=styles, crop=40, margin=32)
-    with pytest.raises(PainterlyError, match="multiple of 8 px below the crop size"):  # inherited, checked too
+    with pytest.raises(PainterlyError, match="multiple of 8 px below the crop"):  # inherited, checked too
         train_decoder(photos, tmp_path / "x.safetensors", config, styles=styles, init=tmp_path / "w.safetensors")
     wct_path = tmp_path / "wct.safetensors"  # WCT's training trains no margin: the file drops one it inherits
     save_decoder(wct_path, Decoder(DecoderArch("relu2_1", 1, DIVISOR, margin=8)), {"method": "wct"})
@@ -778,7 +778,8 @@ def test_decoder_loss_options_are_refused_where_they_do_not_apply(tmp_path, fold
                              (dict(method="wct", level="relu2_1", margin=8), "margin is not an option of the wct"),
                              (dict(method="adain", margin=12), "multiple of 8 px below the crop"),
                              (dict(method="adain", margin=256), "multiple of 8 px below the crop"),
-                             (dict(method="adain", margin=8, crop=36), "a crop with a margin a multiple of 8")):
+                             (dict(method="adain", margin=8, crop=36),
+                              "the crop a multiple of 8 px where there is a margin")):
         with pytest.raises(PainterlyError, match=fragment):
             DecoderTrainConfig(**kwargs)
     config = DecoderTrainConfig(method="wct", level="relu2_1", steps=1, batch=2, crop=32, image_side=40,
@@ -788,6 +789,9 @@ def test_decoder_loss_options_are_refused_where_they_do_not_apply(tmp_path, fold
     with pytest.raises(PainterlyError, match="hue-jitter turns style images, and this wct decoder trains on photos"):
         train_decoder(photos, tmp_path / "x.safetensors", dataclasses.replace(config, stylised_share=0.0,
                                                                               hue_jitter=90.0), styles=styles)
+    (tmp_path / "no_styles").mkdir()
+    with pytest.raises(PainterlyError, match="no readable style images under"):  # not "photos"
+        train_decoder(photos, tmp_path / "x.safetensors", config, styles=tmp_path / "no_styles")
     assert not (tmp_path / "x.safetensors").exists()
 
 

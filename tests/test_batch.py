@@ -60,6 +60,7 @@ def test_manifest_reads_csv_and_json(images, tmp_path):
     ('content,style,options\na.png,style.png,{not json\n', "not valid JSON"),
     ("content,style\n,style.png\n", "no content"),
     ("content,style,output\na.png,style.png,x.gif\n", "unknown extension"),
+    ("content,style,output\n\n", "holds no jobs"),
 ])
 def test_manifest_errors_are_one_line_before_any_work(images, body, words):
     path = images / "bad.csv"

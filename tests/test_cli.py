@@ -236,6 +236,17 @@ def test_config_json_round_trips_through_config(tmp_path, capsys):
     assert again == painterly.make_config(config=cfg, iterations=5)
 
 
+@pytest.mark.parametrize("words", [["--method", "adain", "--strength", "0.5"], ["--model", "four_paintings"]])
+def test_a_saved_config_of_another_method_is_read_back_without_naming_it(tmp_path, capsys, words):
+    """--config-json's file names no method; read back without --method it selects the method whose options
+    it holds (AdaIN's strength, a network's model), as options on the command line do."""
+    code, stdout, _ = run(["--config-json", *words], capsys)
+    assert code == 0
+    (tmp_path / "cfg.json").write_text(stdout)
+    code, again, _ = run(["--config", tmp_path / "cfg.json", "--config-json"], capsys)
+    assert code == 0 and json.loads(again) == json.loads(stdout)
+
+
 def test_help_explains_every_flag(capsys):
     code, stdout, _ = run(["--help"], capsys)
     assert code == 0

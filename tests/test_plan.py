@@ -136,10 +136,11 @@ def test_a_refusal_even_in_tiles_names_a_size_that_then_fits():
     assert all(scale_peak_bytes(s, model) <= 2**30 for s in plan)
 
 
-def test_a_budget_below_the_fixed_part_names_the_memory_that_fits_not_a_size():
-    """Under the run's fixed part (model, heap) no size fits; the refusal names a --max-memory that does
-    instead of a size that would be refused the same way."""
-    config = GatysConfig(size=1024, scales=1, iterations=20, precision="fp32", max_memory=0.05)
+@pytest.mark.parametrize("tile_size", [None, 0])
+def test_a_budget_below_the_fixed_part_names_the_memory_that_fits_not_a_size(tile_size):
+    """Under the run's fixed part (model, heap) no size fits, tiled or (--tile-size 0) whole; the refusal
+    names a --max-memory that does instead of a size that would be refused the same way."""
+    config = GatysConfig(size=1024, scales=1, iterations=20, precision="fp32", max_memory=0.05, tile_size=tile_size)
     with pytest.raises(PainterlyError, match="no size fits in the 0.05 GiB available") as exc:
         make_plan(GATYS, config, (768, 1024), [(768, 1024)], "cpu", "fp32")
     enough = float(re.search(r"give --max-memory ([0-9.]+) or more", str(exc.value)).group(1))

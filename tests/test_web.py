@@ -306,6 +306,7 @@ def test_the_event_stream_reports_progress_until_done(client):
                 states.append(status["state"])
                 iterations.append(status["progress"].get("iteration"))
     assert states[-1] == "done" and "running" in states
+    assert status["progress"]["size"] == status["size"] == [48, 36]  # [width, height] while running and when done
     seen = [i for i in iterations if i is not None]
     assert seen == sorted(seen) and seen[-1] == 6
 
@@ -397,3 +398,28 @@ def test_serve_rejects_bad_flags_in_one_line(capsys, monkeypatch):
     assert err.startswith("painterly: error:") and "max-upload-mb" in err and "\n" not in err
     assert main(["serve", "--port", "70000"]) == 2
     assert main(["serve", "--help"]) == 0
+
+
+def test_serve_refuses_an_address_it_cannot_bind_or_a_data_file_in_one_line(tmp_path, capsys, monkeypatch):
+    """A port in use, an unknown host or --data naming a file: one line, before anything is printed as served,
+    no data folder made, uvicorn never started."""
+    import socket
+
+    import uvicorn
+
+    from painterly.cli import main
+
+    monkeypatch.setattr(uvicorn, "run", lambda *a, **k: pytest.fail("uvicorn started"))
+    taken = socket.socket()
+    taken.bind(("127.0.0.1", 0))
+    taken.listen()
+    port = taken.getsockname()[1]
+    (tmp_path / "file").write_text("x")
+    for words, fragment in ((["--port", str(port)], "in use"), (["--host", "999.1.1.1"], "cannot serve on 999.1.1.1"),
+                            (["--data", str(tmp_path / "file")], "is a file")):
+        data = [] if "--data" in words else ["--data", str(tmp_path / "jobs")]
+        assert main(["serve", *words, *data]) == 2
+        err = capsys.readouterr().err.strip()
+        assert err.startswith("painterly: error:") and fragment in err and "\n" not in err, err
+        assert not (tmp_path / "jobs").exists()
+    taken.close()

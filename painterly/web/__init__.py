@@ -9,9 +9,12 @@ from __future__ import annotations
 
 import os
 import secrets
+import socket
 import sys
 from pathlib import Path
 from typing import Optional, Union
+
+import painterly
 
 from .server import DEFAULT_MAX_UPLOAD_MB, ServerSettings, create_app, is_loopback
 
@@ -30,6 +33,9 @@ def serve(data: Union[str, os.PathLike, None] = None, host: str = "127.0.0.1", p
     import uvicorn
 
     folder = Path(data) if data is not None else default_data_folder()
+    if folder.exists() and not folder.is_dir():
+        raise painterly.PainterlyError(f"--data '{folder}' is a file; give a folder for the jobs")
+    check_bindable(host, port)  # one line now, not a server that says it serves and then a log of uvicorn's
     folder.mkdir(parents=True, exist_ok=True)
     settings = ServerSettings(folder, host, port, token or secrets.token_urlsafe(24), not is_loopback(host),
                               workers, int(max_upload_mb * 2**20))
@@ -41,6 +47,17 @@ def serve(data: Union[str, os.PathLike, None] = None, host: str = "127.0.0.1", p
     print(f"painterly: serving {folder} at {url} (Ctrl-C stops; running jobs resume next time)", file=sys.stderr)
     # open event streams would hold a graceful shutdown (and the running job's checkpoint) forever
     uvicorn.run(create_app(settings), host=host, port=port, log_level="warning", timeout_graceful_shutdown=3)
+
+
+def check_bindable(host: str, port: int) -> None:
+    """Refuse, in one line, an address that cannot be served: unknown, not this machine's, or a port in use."""
+    try:
+        family, kind, proto, _, address = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)[0]
+        with socket.socket(family, kind, proto) as probe:
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as uvicorn binds
+            probe.bind(address)
+    except OSError as exc:
+        raise painterly.PainterlyError(f"cannot serve on {host}:{port} ({exc.strerror or exc})") from None
 
 
 __all__ = ["serve", "create_app", "ServerSettings", "default_data_folder", "DEFAULT_PORT"]

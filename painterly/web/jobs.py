@@ -49,7 +49,7 @@ class Job:
     started: Optional[float] = None
     finished: Optional[float] = None
     error: Optional[str] = None
-    size: Optional[list] = None  # the result's (width, height)
+    size: Optional[list] = None  # the result's (width, height), as the progress's size
     # in memory only
     progress: dict = field(default_factory=dict)
     preview_seconds: float = 0.0
@@ -305,7 +305,7 @@ class Previewer:
         if self.job.resumed_from_step is None:
             self.job.resumed_from_step = info.step - 1
         self.job.progress = {"scale": info.scale + 1, "scales": info.scales, "iteration": info.iteration,
-                             "iterations": info.iterations, "step": info.step, "size": list(info.size),
+                             "iterations": info.iterations, "step": info.step, "size": list(info.size[::-1]),
                              "elapsed": round(info.elapsed, 3),
                              "losses": {k: float(v) for k, v in info.losses.items()}}
         now = time.monotonic()

@@ -307,7 +307,7 @@ function showStatus(job) {
   const bar = $("bar");
   const text = {
     queued: `queued: position ${job.position}`,
-    running: p.scales ? `running: scale ${p.scale}/${p.scales} (${p.size[1]}x${p.size[0]}), iteration ${p.iteration}/${p.iterations}, ${p.elapsed.toFixed(1)} s` : "starting…",
+    running: p.scales ? `running: scale ${p.scale}/${p.scales} (${p.size.join("x")}), iteration ${p.iteration}/${p.iterations}, ${p.elapsed.toFixed(1)} s` : "starting…",
     done: `done: ${job.size ? job.size.join("x") : ""}`,
     failed: `failed: ${job.error}`,
     cancelled: "cancelled",
