@@ -300,6 +300,9 @@ class Trainee:
         raise NotImplementedError
 
 
+# Steps running whose gradients may overflow (each skipped, as automatic mixed precision skips them) before the
+# training stops: an occasional flat crop passes, photos that are all flat are refused.
+MAX_OVERFLOWED_STEPS = 20
 PREVIEWS_KEPT = 6  # validation renders a checkpoint holds: a resumed run's preview sheet shows them first
 
 
@@ -340,6 +343,7 @@ def run_loop(trainee: Trainee, photos: Sequence[torch.Tensor], config: LoopConfi
                 for render in renders:
                     preview(render["step"], render["image"].float() / 255)
     start = time.monotonic() - elapsed
+    overflowed = 0  # steps running whose gradients were not finite (skipped)
     while step < config.steps:
         if size == 1 and config.max_time is not None and time.monotonic() - start >= config.max_time:
             break
@@ -352,8 +356,16 @@ def run_loop(trainee: Trainee, photos: Sequence[torch.Tensor], config: LoopConfi
         terms = trainee.loss(batch, step)
         optimizer.zero_grad(set_to_none=True)
         terms.total.backward()
-        average_gradients(trainee.trainable, size)
-        optimizer.step()
+        average_gradients(trainee.trainable, size)  # the same on every rank, so is the choice below
+        grads = [p.grad for p in trainee.trainable if p.grad is not None]
+        if not grads or bool(torch.stack([torch.isfinite(g).all() for g in grads]).all()):  # one sync on a GPU
+            optimizer.step()
+            overflowed = 0
+        else:  # a flat crop's instance norm divides by a variance near 0, which bf16 can overflow: skip the step
+            overflowed += 1
+            if overflowed >= MAX_OVERFLOWED_STEPS:
+                raise PainterlyError(f"the gradients overflowed on {overflowed} steps running (flat photos in "
+                                     f"{options['precision']}?); train with --precision fp32 or on other photos")
         step += 1
         losses = terms.floats()
         time_up = rank == 0 and config.max_time is not None and time.monotonic() - start >= config.max_time

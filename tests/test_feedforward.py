@@ -223,6 +223,40 @@ def test_train_takes_one_style_and_options_by_name(tmp_path, photos, tiny_vgg):
         assert not output.exists()
 
 
+def test_a_step_whose_gradients_overflow_is_skipped_and_a_run_of_them_stops_the_training(tmp_path, photos, tiny_vgg,
+                                                                                         monkeypatch):
+    """Gradients that are not finite (bf16 on a flat crop) leave the weights as they were for that step and
+    training goes on; MAX_OVERFLOWED_STEPS of them running stop it in one line that names fp32."""
+    import painterly.distributed as distributed
+    import painterly.training as training
+    from painterly.nets.io import load_model
+
+    overflow_at: set = set()
+    calls = []
+    average = distributed.average_gradients
+
+    def overflowing(parameters, size):
+        average(parameters, size)
+        calls.append(1)
+        if len(calls) in overflow_at:
+            grad = next(p for p in parameters if p.grad is not None).grad
+            grad[(0,) * grad.dim()] = float("inf")
+
+    monkeypatch.setattr(distributed, "average_gradients", overflowing)
+    train([_style()], photos, tmp_path / "two.safetensors", _config(steps=2), extractor=tiny_vgg)
+    calls.clear()
+    overflow_at.add(3)  # the third of three steps skipped: the model of two steps
+    train([_style()], photos, tmp_path / "three.safetensors", _config(steps=3), extractor=tiny_vgg)
+    two, three = load_model(tmp_path / "two.safetensors")[0], load_model(tmp_path / "three.safetensors")[0]
+    assert all(torch.equal(a, b) for a, b in zip(two.state_dict().values(), three.state_dict().values()))
+    calls.clear()
+    overflow_at.update(range(1, 100))
+    with pytest.raises(PainterlyError, match="overflowed on 20 steps running.*--precision fp32") as info:
+        train([_style()], photos, tmp_path / "never.safetensors", _config(steps=30), extractor=tiny_vgg)
+    assert "\n" not in str(info.value) and training.MAX_OVERFLOWED_STEPS == 20 and len(calls) == 20
+    assert not (tmp_path / "never.safetensors").exists()
+
+
 def _train_until(stop_at: int, tmp_path, photos, config, extractor) -> None:
     """Train b.safetensors with checkpoints to t.ckpt, stopped (as by Ctrl-C) after step `stop_at`."""
     ckpt = Checkpointer(tmp_path / "t.ckpt", seconds=None)
