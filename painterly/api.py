@@ -131,6 +131,8 @@ def stylize(
     A stop requested through the Checkpointer raises `painterly.checkpoint.Interrupted`, whose
     `.image` is then the current image as a PIL image.
     """
+    if callback is not None and not callable(callback):  # refused now, not after the run
+        raise PainterlyError(f"callback must be a function, got {type(callback).__name__}")
     cfg = make_config(method, config, **options)
     recipe = get_method(method_of(cfg) if method is None else method)
     styles = image_list(styles)

@@ -137,6 +137,8 @@ def as_tensor(source: ImageLike, what: str = "image") -> torch.Tensor:
             t = t.unsqueeze(0)
         if t.dim() != 4 or t.shape[0] != 1 or t.shape[1] not in (1, 3):
             raise PainterlyError(f"{what} tensor must be 1x3xHxW or 3xHxW, got {tuple(source.shape)}")
+        if min(t.shape[-2:]) < 1:
+            raise PainterlyError(f"{what} tensor is empty ({tuple(source.shape)})")
         if t.shape[1] == 1:
             t = t.expand(-1, 3, -1, -1)
         if not t.is_floating_point():

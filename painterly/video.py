@@ -159,6 +159,11 @@ def stylize_video(source: Union[str, os.PathLike], styles: Union[None, ImageLike
     Returns what was written. A video's audio stream is carried over untouched.
     """
     video = video or VideoConfig()
+    if not isinstance(video, VideoConfig):
+        raise PainterlyError(f"video must be a painterly.VideoConfig, got {type(video).__name__}")
+    for hook in (callback, step_callback):
+        if hook is not None and not callable(hook):
+            raise PainterlyError(f"a callback must be a function, got {type(hook).__name__}")
     cfg = make_config(method, config, **options)
     name = method_of(cfg) if method is None else method
     recipe = get_method(name)

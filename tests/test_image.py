@@ -373,3 +373,19 @@ def test_a_folder_that_refuses_new_files_is_found_before_the_work(tmp_path, monk
         image_module.atomic_save(tmp_path / "out.png", lambda tmp: None)
     assert exc.value.filename == str(tmp_path / "out.png")
     assert list(tmp_path.iterdir()) == []
+
+
+def test_the_api_refuses_an_empty_picture_a_callback_that_is_no_function_and_a_video_config_that_is_not_one(
+        tmp_path):
+    """One line before any work (a callback of the wrong kind used to fail only after the whole run)."""
+    import painterly
+
+    for call, words in ((lambda: painterly.stylize(torch.rand(1, 3, 0, 64), model="starry_night"), "is empty"),
+                        (lambda: painterly.stylize(torch.rand(1, 3, 32, 32), model="starry_night", callback=5),
+                         "callback must be a function"),
+                        (lambda: painterly.stylize_video(tmp_path, None, tmp_path / "o.mp4", model="starry_night",
+                                                         video={"end": 0.1}), "must be a painterly.VideoConfig")):
+        with pytest.raises(painterly.PainterlyError, match=words) as info:
+            call()
+        assert "\n" not in str(info.value)
+    assert not (tmp_path / "o.mp4").exists()
