@@ -212,6 +212,10 @@ def _run(args: argparse.Namespace, argv: Optional[Sequence[str]] = None) -> int:
         ckpt_path = Path(args.checkpoint) if args.checkpoint else default_checkpoint_path(output)
         if ckpt_path.resolve() in {p.resolve() for p in (output, *extra.values())}:
             raise PainterlyError(f"--checkpoint '{ckpt_path}' would overwrite an output file")
+        if ckpt_path.is_dir():
+            raise PainterlyError(f"--checkpoint '{ckpt_path}' is a directory; name a file")
+        if any(Path(p).is_file() and os.path.samefile(p, ckpt_path) for p in inputs if ckpt_path.exists()):
+            raise PainterlyError(f"--checkpoint '{ckpt_path}' is an input of this run; name another file")
         if not ckpt_path.parent.is_dir():
             raise PainterlyError(f"checkpoint folder '{ckpt_path.parent}' does not exist")
         ckpt = Checkpointer(ckpt_path, every=args.checkpoint_every, seconds=args.checkpoint_seconds,

@@ -175,6 +175,9 @@ def _run_training(command: str, words: Sequence[str], args: argparse.Namespace, 
         finally:
             restore()
         return EXIT_OK
+    if default_checkpoint_path(output).is_dir():  # found now, not when the first checkpoint is due
+        raise PainterlyError(f"checkpoint '{default_checkpoint_path(output)}' is a directory; move it or name "
+                             f"another output")
     ckpt = Checkpointer(default_checkpoint_path(output), seconds=60.0, resume=args.resume)
     display = _Display(output, args.quiet, command)
     info = display.run(command, words, ckpt, lambda: work(config, output, ckpt, display))

@@ -462,6 +462,9 @@ def _prepare(config: LoopConfig, photos: PhotoFolders, validation: Optional[Imag
     photo_list, skipped = find_photos(photos, config.decode_side())
     if validation is not None:
         validation = as_tensor(validation, "validation photo")
+        if min(validation.shape[-2:]) < 16:  # the network's and decoders' strides need that much
+            h, w = validation.shape[-2:]
+            raise PainterlyError(f"the validation photo is {w}x{h} px; each side must be at least 16 px")
     else:
         validation = resize(photo_list[0], fit_long_side(*photo_list[0].shape[-2:], 2 * config.crop))
     generator = torch.Generator().manual_seed(config.seed)

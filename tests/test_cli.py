@@ -421,6 +421,21 @@ def test_an_output_that_is_an_input_is_refused_and_the_input_kept(images, capsys
     assert all(Path(p).read_bytes() == data for p, data in kept.items())
 
 
+def test_a_checkpoint_that_is_an_input_or_a_folder_is_refused_and_the_input_kept(images, capsys, no_stylize):
+    """--checkpoint naming the content or a style would overwrite it, then delete it when the run ends; a
+    folder would fail only when the first checkpoint is due: both refused before any work."""
+    d = images["dir"]
+    kept = {p: Path(p).read_bytes() for p in (images["content"], images["style"])}
+    (d / "folder").mkdir()
+    for checkpoint, words in ((images["content"], "is an input of this run"), (images["style"], "is an input"),
+                              (d / "folder", "is a directory")):
+        code, _, err = run([images["content"], images["style"], "-o", d / "out.png", "--checkpoint", checkpoint,
+                            *FAST], capsys)
+        assert code == 2
+        assert_one_error_line(err, words)
+    assert all(Path(p).read_bytes() == data for p, data in kept.items())
+
+
 def test_a_network_refuses_a_picture_thinner_than_16_px(images, capsys):
     d = images["dir"]
     Image.new("RGB", (600, 6), (90, 120, 200)).save(d / "thin.png")

@@ -217,6 +217,9 @@ def test_train_takes_one_style_and_options_by_name(tmp_path, photos, tiny_vgg):
     assert again["training"]["steps"] == 1 and again["training"]["crop"] == _config().crop
     with pytest.raises(PainterlyError, match="unknown training option 'stpes'"):
         train(_style(), photos, tmp_path / "x.safetensors", stpes=2)
+    with pytest.raises(PainterlyError, match="validation photo is 300x3 px; each side must be at least 16 px"):
+        train(_style(), photos, tmp_path / "v.safetensors", steps=2, extractor=tiny_vgg,
+              validation=torch.rand(1, 3, 3, 300))
     for output, words in ((tmp_path / "m.png", "unknown extension"), (tmp_path / "none" / "m.safetensors", "does not exist")):
         with pytest.raises(PainterlyError, match=words):  # refused before a step, as on the command line
             train(_style(), photos, output, steps=2, extractor=tiny_vgg)
