@@ -436,6 +436,12 @@ def test_a_checkpoint_that_is_an_input_or_a_folder_is_refused_and_the_input_kept
     assert all(Path(p).read_bytes() == data for p, data in kept.items())
 
 
+def test_dry_run_refuses_a_model_file_that_is_not_there(images, capsys):
+    code, _, err = run([images["content"], "--model", images["dir"] / "none.safetensors", "--dry-run"], capsys)
+    assert code == 2
+    assert_one_error_line(err, "none.safetensors' does not exist")
+
+
 def test_a_network_refuses_a_picture_thinner_than_16_px(images, capsys):
     d = images["dir"]
     Image.new("RGB", (600, 6), (90, 120, 200)).save(d / "thin.png")

@@ -104,8 +104,10 @@ class Network(Recipe):
     def check(self, config: NetworkConfig) -> None:
         """A model is named, and a mix of styles has one weight per style the model holds."""
         path = model_path(config.model)  # a one-line error where none is named or the name is unknown
-        styles = model_architecture(path).styles if path.is_file() else None
-        if config.style_weights is not None and styles is not None and len(config.style_weights) != styles:
+        if not path.is_file():  # as the run says it, so --dry-run does too
+            raise PainterlyError(f"model '{path}' does not exist")
+        styles = model_architecture(path).styles
+        if config.style_weights is not None and len(config.style_weights) != styles:
             raise PainterlyError(f"style weights have {len(config.style_weights)} values for a model of {styles} "
                                  f"style(s)")
 
