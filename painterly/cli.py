@@ -27,7 +27,7 @@ from .cli_args import (EXIT_FAILURE, EXIT_INTERRUPTED, EXIT_OK, EXIT_USAGE, _num
                        _UsageError, add_config_flags)
 from . import (DEFAULT_METHOD, Checkpointer, Interrupted, LossHistory, PainterlyError, ProgressBar,
                SaveEvery, __version__, check_writable, combine, default_checkpoint_path, get_method,
-               install_stop_handlers, largest_size, make_config, method_for, available_methods, open_image, plan,
+               install_stop_handlers, refuse_overwriting_inputs, largest_size, make_config, method_for, available_methods, open_image, plan,
                save_image, side_by_side, split_alpha, stylize)
 
 SUBCOMMANDS = ("train", "train-decoder", "models", "serve", "video", "batch")  # `painterly train ...` etc.
@@ -214,8 +214,7 @@ def _run(args: argparse.Namespace, argv: Optional[Sequence[str]] = None) -> int:
             raise PainterlyError(f"--checkpoint '{ckpt_path}' would overwrite an output file")
         if ckpt_path.is_dir():
             raise PainterlyError(f"--checkpoint '{ckpt_path}' is a directory; name a file")
-        if any(Path(p).is_file() and os.path.samefile(p, ckpt_path) for p in inputs if ckpt_path.exists()):
-            raise PainterlyError(f"--checkpoint '{ckpt_path}' is an input of this run; name another file")
+        refuse_overwriting_inputs(ckpt_path, inputs)
         if not ckpt_path.parent.is_dir():
             raise PainterlyError(f"checkpoint folder '{ckpt_path.parent}' does not exist")
         ckpt = Checkpointer(ckpt_path, every=args.checkpoint_every, seconds=args.checkpoint_seconds,

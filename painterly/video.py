@@ -39,7 +39,7 @@ from .image import (ImageLike, as_tensor, open_image, pil_to_tensor, refuse_over
                     tensor_to_pil, write_bytes_atomic)
 from .progress import Callback
 from .recipe import Place
-from .videoio import VIDEO_SUFFIXES, VideoSink, VideoSource, is_video_path
+from .videoio import VideoSink, VideoSource, check_video_output, is_video_path
 
 TEMPORAL = "temporal"
 
@@ -179,9 +179,7 @@ def stylize_video(source: Union[str, os.PathLike], styles: Union[None, ImageLike
     out = Path(output)
     if is_video_path(out) and not out.parent.is_dir():
         raise PainterlyError(f"output folder '{out.parent}' does not exist")
-    if not is_video_path(out) and out.suffix and not out.is_dir():  # before the frames are painted, not after
-        raise PainterlyError(f"output '{out}': use a video extension ({', '.join(VIDEO_SUFFIXES)}) or a folder name "
-                             "for frames")
+    check_video_output(out)  # before the frames are painted, not after
     refuse_overwriting_inputs(out, [source, *styles, content_guidance,
                                     *(style_guidance if isinstance(style_guidance, (list, tuple)) else [style_guidance])])
     guides, guide_tensors = _guides(content_guidance, style_guidance, style_ts, frames)

@@ -178,6 +178,14 @@ def is_video_path(path: Union[str, os.PathLike]) -> bool:
     return Path(path).suffix.lower() in VIDEO_SUFFIXES
 
 
+def check_video_output(path: Path) -> None:
+    """Refuse an output that is neither a video file (VIDEO_SUFFIXES) nor a folder for frames (no extension,
+    or a folder already there)."""
+    if not is_video_path(path) and path.suffix and not path.is_dir():
+        raise PainterlyError(f"output '{path}': use a video extension ({', '.join(VIDEO_SUFFIXES)}) or a folder name "
+                             "for frames")
+
+
 class VideoSink:
     """Frames out: an H.264 file (written to a temporary name, renamed on close()) or a folder of PNGs.
 
@@ -193,9 +201,7 @@ class VideoSink:
         self.count = 0
         self.note = ""
         if self.to_folder:
-            if self.path.suffix:
-                raise PainterlyError(f"output '{self.path}': use a video extension ({', '.join(VIDEO_SUFFIXES)}) "
-                                     "or a folder name for frames")
+            check_video_output(self.path)
             self.path.mkdir(parents=True, exist_ok=True)
             return
         if not self.path.parent.is_dir():
