@@ -157,8 +157,9 @@ def stylize(
     if style_masks is not None:
         masks = load_style_masks(style_masks, len(style_ts) if recipe.needs_styles else None, content_t)
     ckpt = make_checkpointer(checkpoint, resume, checkpoint_every, checkpoint_seconds, keep_checkpoint)
-    if ckpt is not None:  # a resumed 'auto' run goes on in the precision it began in
-        cfg = dataclasses.replace(cfg, precision=ckpt.pinned_precision(cfg.precision))
+    if ckpt is not None:  # a resumed run goes on in the precision and threads it began in
+        cfg = dataclasses.replace(cfg, precision=ckpt.pinned_precision(cfg.precision),
+                                  threads=ckpt.pinned_threads(cfg.threads))
     init_image = initial_image(recipe, cfg, content_t)
 
     def to_pil(result: torch.Tensor) -> Image.Image:

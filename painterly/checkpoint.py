@@ -35,7 +35,7 @@ from .image import atomic_save
 
 FORMAT = 2
 # Config fields a resume may alter freely: they do not change what the run computes, only how fast.
-NOT_IN_FINGERPRINT = frozenset({"max_time", "device", "threads"})
+NOT_IN_FINGERPRINT = frozenset({"max_time", "device", "threads"})  # threads: pinned instead (pinned_threads)
 METADATA_KEY = "painterly"
 
 
@@ -129,20 +129,43 @@ class Checkpointer:
         self.stop_signal = signum
 
     # --- used by a method's run() ---
-    def pinned_precision(self, requested: str) -> str:
-        """The precision a run asked for `requested` computes in: on resume, 'auto' becomes the precision
-        the saved run computed in. auto times bf16 (and int8) in each process, and on a busy machine a
-        later process may choose otherwise; another precision would not continue the run exactly."""
-        if requested != "auto" or not self.resume or not self.path.is_file():
-            return requested
+    def _recorded(self, key: str) -> Any:
+        """A top-level entry of the checkpoint this run resumes (None: a fresh run, or none readable)."""
+        if not self.resume or not self.path.is_file():
+            return None
         from safetensors import safe_open
 
         try:
             with safe_open(str(self.path), framework="pt") as f:
-                recorded = json.loads((f.metadata() or {})[METADATA_KEY])["$dict"].get("precision")
+                return json.loads((f.metadata() or {})[METADATA_KEY])["$dict"].get(key)
         except Exception:  # noqa: BLE001 - unreadable: start() gives the one-line error
+            return None
+
+    def pinned_precision(self, requested: str) -> str:
+        """The precision a run asked for `requested` computes in: on resume, 'auto' becomes the precision
+        the saved run computed in. auto times bf16 (and int8) in each process, and on a busy machine a
+        later process may choose otherwise; another precision would not continue the run exactly."""
+        if requested != "auto":
             return requested
+        recorded = self._recorded("precision")
         return recorded if recorded in ("fp32", "bf16", "int8") else requested
+
+    def pinned_threads(self, requested: Optional[int]) -> Optional[int]:
+        """The CPU threads a resumed run uses: by default the saved run's, since another count sums each
+        convolution in another order and the continuation drifts from the uninterrupted run (Gatys by up
+        to 37 levels of 255). Another count, asked for or forced by fewer CPUs, goes on with a note."""
+        recorded = self._recorded("threads")
+        if not isinstance(recorded, int) or recorded == requested:
+            return requested
+        from .hardware import usable_cpus
+
+        if requested is None and recorded <= usable_cpus():
+            return recorded
+        now = requested or usable_cpus()
+        if now != recorded:
+            print(f"painterly: note: '{self.path}' was computed on {recorded} threads; on {now} the run goes on "
+                  "close to, not exactly as, it would have", file=sys.stderr)
+        return requested
 
     def start(self, fingerprint: str, precision: Optional[str] = None) -> Optional[dict]:
         """Remember the run's fingerprint and the precision it computes in; on resume return the saved
@@ -173,8 +196,8 @@ class Checkpointer:
     def save(self, state: dict) -> Path:
         """Write atomically: a temporary file in the same folder, then os.replace."""
         t0 = time.monotonic()
-        data = {"format": FORMAT, "fingerprint": self._fingerprint, "precision": self._precision, "state": state,
-                "extra": self.extra}
+        data = {"format": FORMAT, "fingerprint": self._fingerprint, "precision": self._precision,
+                "threads": torch.get_num_threads(), "state": state, "extra": self.extra}
 
         from safetensors.torch import save_file
 

@@ -94,4 +94,6 @@ def threads_per_rank() -> int | None:
     ranks = int(os.environ.get("LOCAL_WORLD_SIZE", "1"))
     if ranks <= 1:
         return None
-    return max(1, (len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1) // ranks)
+    from .hardware import usable_cpus
+
+    return max(1, usable_cpus() // ranks)

@@ -404,8 +404,9 @@ def run(content: torch.Tensor, styles: Sequence[torch.Tensor], config, *, callba
         guidance: Optional[Sequence[RegionPair]] = None,
         extra_terms: Optional[Mapping[str, ExtraTerm]] = None) -> torch.Tensor:
     """Stylise `content` (1x3xHxW in [0, 1]) with `styles` by the method whose config `config` is."""
-    if checkpoint is not None:  # a resumed 'auto' run goes on in the precision it began in
-        config = dataclasses.replace(config, precision=checkpoint.pinned_precision(config.precision))
+    if checkpoint is not None:  # a resumed run goes on in the precision and threads it began in
+        config = dataclasses.replace(config, precision=checkpoint.pinned_precision(config.precision),
+                                     threads=checkpoint.pinned_threads(config.threads))
     session = Session(recipe_for(config), config, styles, style_masks=style_masks, guidance=guidance,
                       extractor=extractor)
     return session.run(content, init_image=init_image, callback=callback, checkpoint=checkpoint,

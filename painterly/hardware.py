@@ -71,8 +71,13 @@ def usable_cpus(dirs: Optional[list[Path]] = None) -> int:
 
 
 def set_threads(threads: Optional[int]) -> int:
-    """Set torch's intra-op threads once (None: usable_cpus()); returns the count in force."""
-    wanted = usable_cpus() if threads is None else threads
+    """Set torch's intra-op threads once (None: usable_cpus()); returns the count in force. More threads
+    than the process may use are refused: they only preempt one another (1000 ran 6x slower than 2)."""
+    cpus = usable_cpus()
+    if threads is not None and threads > cpus:
+        raise PainterlyError(f"threads {threads} is more than the {cpus} CPU{'s' if cpus > 1 else ''} this process "
+                             f"may use; more threads than CPUs only slow the run (give at most {cpus})")
+    wanted = cpus if threads is None else threads
     if torch.get_num_threads() != wanted:
         torch.set_num_threads(wanted)
     return wanted

@@ -91,6 +91,37 @@ def test_a_resumed_auto_run_keeps_the_precision_it_began_in(tmp_path, tiny, monk
     assert torch.equal(resumed, reference)
 
 
+def test_a_resumed_run_keeps_the_threads_it_began_on(tmp_path, tiny, monkeypatch, capsys):
+    """Another thread count sums each convolution in another order (Gatys drifted by up to 37 levels
+    of 255): a resume without threads goes on with the saved run's; asking for others goes on, with a note."""
+    from painterly import hardware
+
+    monkeypatch.setattr(hardware, "usable_cpus", lambda dirs=None: 2)
+    before = torch.get_num_threads()
+    content, style = _images()
+    config = GatysConfig(size=32, iterations=6, scales=1, precision="fp32", seed=0, style_weight=1e6, threads=1)
+    try:
+        reference = run(content, [style], config, extractor=tiny)
+        path = tmp_path / "run.ckpt"
+        for threads, expected in ((None, 1), (2, 2)):
+            ckpt = Checkpointer(path, seconds=None, keep=True)
+            with pytest.raises(Interrupted):
+                run(content, [style], config, extractor=tiny, checkpoint=ckpt, callback=StopAt(ckpt, 3))
+            assert read_checkpoint(path)["threads"] == 1
+            seen: list[int] = []
+            resumed = run(content, [style], GatysConfig(**{**config.__dict__, "threads": threads}), extractor=tiny,
+                          checkpoint=Checkpointer(path, seconds=None, resume=True),
+                          callback=lambda info: seen.append(torch.get_num_threads()))
+            assert set(seen) == {expected}
+            note = capsys.readouterr().err
+            if threads is None:
+                assert torch.equal(resumed, reference) and note == ""
+            else:
+                assert "computed on 1 threads; on 2 the run goes on close to" in note
+    finally:
+        torch.set_num_threads(before)
+
+
 def test_lbfgs_state_dict_round_trip_keeps_history(tmp_path, tiny):
     content, style = _images()
     config = GatysConfig(size=32, iterations=4, scales=1, precision="fp32", seed=0, style_weight=1e6)

@@ -37,11 +37,20 @@ def test_usable_cpus_follows_the_affinity_mask(monkeypatch):
 def test_set_threads_defaults_to_usable_cpus(monkeypatch):
     before = torch.get_num_threads()
     try:
-        monkeypatch.setattr(hardware, "usable_cpus", lambda dirs=None: 1)
-        assert hardware.set_threads(None) == 1 and torch.get_num_threads() == 1
-        assert hardware.set_threads(2) == 2 and torch.get_num_threads() == 2
+        monkeypatch.setattr(hardware, "usable_cpus", lambda dirs=None: 2)
+        assert hardware.set_threads(None) == 2 and torch.get_num_threads() == 2
+        assert hardware.set_threads(1) == 1 and torch.get_num_threads() == 1
     finally:
         torch.set_num_threads(before)
+
+
+def test_more_threads_than_cpus_are_refused(monkeypatch):
+    """1000 threads on 2 CPUs ran 6x slower than 2: refused in one line naming the most that helps."""
+    before = torch.get_num_threads()
+    monkeypatch.setattr(hardware, "usable_cpus", lambda dirs=None: 2)
+    with pytest.raises(PainterlyError, match=r"threads 3 is more than the 2 CPUs .* \(give at most 2\)"):
+        hardware.set_threads(3)
+    assert torch.get_num_threads() == before
 
 
 def test_free_memory_honours_the_cgroup_limit(tmp_path):
