@@ -11,8 +11,8 @@ from PIL import Image
 
 from .checkpoint import Checkpointer, Interrupted
 from .config import option_names, unknown_options
-from .driver import Session, make_plan, memory_budget, run_precision
-from .errors import PainterlyError
+from .driver import Session, check_inputs, make_plan, memory_budget, run_precision
+from .errors import PainterlyError, require_file
 from .guidance import check_guides, region_pairs
 from .hardware import INT8_ONE_PASS_ONLY, free_memory_bytes, resolve_device
 from .image import ImageLike, as_tensor, fit_long_side, image_list, open_image, resize, split_alpha, tensor_to_pil
@@ -145,6 +145,9 @@ def stylize(
     style_ts = [as_tensor(s, "style image") for s in styles]
     if not style_ts and recipe.needs_styles:
         raise PainterlyError("at least one style image is needed")
+    given_guidance = content_guidance is not None or style_guidance is not None
+    # what the method takes at all, before counting maps or masks against its styles
+    check_inputs(recipe, style_masks, guidance=() if given_guidance else None, config=cfg)
     pairs = None
     if content_guidance is not None or style_guidance is not None:
         content_guide = None if content_guidance is None else as_tensor(content_guidance, "content guidance")
@@ -211,6 +214,13 @@ def plan(content: Union[ImageLike, tuple[int, int]], *, method: Optional[str] = 
     cfg = make_config(method, config, **options)
     recipe = get_method(method_of(cfg) if method is None else method)
     recipe.check(cfg)
+    init_file, init_run = recipe.init_path(cfg), recipe.init_run(cfg)  # read by stylize(), not by the run
+    if init_file is not None:
+        require_file(init_file, "init image")
+    if init_run is not None:  # another method's picture: that method's files
+        other = dict(init_run)
+        name = other.pop("method")
+        get_method(name).check(make_config(name, None, **other))
     device = resolve_device(cfg.device)
     precision = run_precision(recipe, cfg, device)
     hw = _content_size(content)

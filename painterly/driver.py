@@ -87,8 +87,9 @@ def reuses_heap(recipe: Recipe, config, plan: Sequence[Scale], style_hws: Sequen
     return peak * HEAP_REUSE_SLACK <= memory_budget(config, device_type)
 
 
-def check_inputs(recipe: Recipe, style_masks=None, guidance=None, init_image=None) -> None:
-    """Refuse, in one line naming the method, an input the method does not take."""
+def check_inputs(recipe: Recipe, style_masks=None, guidance=None, init_image=None, config=None) -> None:
+    """Refuse, in one line naming the method, an input the method does not take, and the options that
+    style masks would leave unused."""
     given = {STYLE_MASKS: style_masks is not None, GUIDANCE: guidance is not None, INIT_IMAGE: init_image is not None}
     words = {STYLE_MASKS: "style masks", GUIDANCE: "guidance maps", INIT_IMAGE: "an init image"}
     for what, present in given.items():
@@ -96,6 +97,10 @@ def check_inputs(recipe: Recipe, style_masks=None, guidance=None, init_image=Non
             raise PainterlyError(f"method '{recipe.name}' takes no {words[what]}")
     if style_masks is not None and guidance is not None:
         raise PainterlyError("style masks and guidance maps both assign styles to regions; give one or the other")
+    if style_masks is not None and (getattr(config, "style_set", False)
+                                    or getattr(config, "style_blend_weights", None) is not None):
+        raise PainterlyError("style masks give each style its own region; they take no style-set or "
+                             "style-blend-weights")
 
 
 class Session:
@@ -116,7 +121,7 @@ class Session:
         if config.preserve_color == "histogram" and not recipe.needs_styles:
             raise PainterlyError(f"preserve-color histogram recolours the style images, which {recipe.name} does not "
                                  f"take; use luminance")
-        check_inputs(recipe, style_masks, guidance)
+        check_inputs(recipe, style_masks, guidance, config=config)
         recipe.check(config)
         self.recipe, self.config = recipe, config
         self.device = resolve_device(config.device)

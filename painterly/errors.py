@@ -14,3 +14,13 @@ class NotAnImageError(PainterlyError):
 
 class ImageTooLargeError(PainterlyError):
     """An image over the pixel safety limit, e.g. a decompression bomb (the web app answers 413)."""
+
+
+def require_file(path, noun: str) -> None:
+    """Refuse, as a run would, a file an option names that is missing or a folder: plans call it too, so
+    --dry-run does not plan a run that cannot start."""
+    from pathlib import Path
+
+    path = Path(path)
+    if not path.is_file():
+        raise PainterlyError(f"{noun} '{path}' {'is not a file' if path.exists() else 'does not exist'}")

@@ -63,6 +63,14 @@ def scale_sizes(final: tuple[int, int], scales: int | None) -> list[tuple[int, i
     return sizes
 
 
+def fitting_scales(final: tuple[int, int], most: int) -> int:
+    """Up to `most` scales, fewer where the coarsest would fall under 16 px a side (a small picture)."""
+    scales = max(1, most)
+    while scales > 1 and min(final) / 2 ** (scales - 1) < 16:
+        scales -= 1
+    return scales
+
+
 def plan_scales(final: tuple[int, int], scales: int | None, iterations: int,
                 coarse_iterations: int | None = None, scale_iterations: Sequence[int] | None = None) -> list[Scale]:
     """Coarse-to-fine plan. The final scale runs `iterations`; each coarser one `coarse_iterations`

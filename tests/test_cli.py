@@ -436,10 +436,20 @@ def test_a_checkpoint_that_is_an_input_or_a_folder_is_refused_and_the_input_kept
     assert all(Path(p).read_bytes() == data for p, data in kept.items())
 
 
-def test_dry_run_refuses_a_model_file_that_is_not_there(images, capsys):
-    code, _, err = run([images["content"], "--model", images["dir"] / "none.safetensors", "--dry-run"], capsys)
-    assert code == 2
-    assert_one_error_line(err, "none.safetensors' does not exist")
+def test_dry_run_refuses_a_file_that_is_not_there(images, capsys):
+    """A plan of a run that cannot start is refused as the run is: a model, decoder or init file that is
+    missing or a folder (it used to plan with the defaults)."""
+    d = images["dir"]
+    for options, words in ((["--model", d / "none.safetensors"], "model '%s' does not exist" % (d / "none.safetensors")),
+                           (["--method", "adain", "--decoder", d / "none.safetensors"], "decoder '%s' does not exist"
+                            % (d / "none.safetensors")),
+                           (["--method", "wct", "--levels", "relu2_1", "--decoders", d], f"decoder '{d}' is not a file"),
+                           (["--init", d / "none.png"], "init image '%s' does not exist" % (d / "none.png")),
+                           (["--init", f"model:{d / 'none.safetensors'}"], "does not exist")):
+        styles = [] if "--model" in options else [images["style"]]
+        code, out, err = run([images["content"], *styles, *options, "--dry-run"], capsys)
+        assert code == 2 and out == "", options
+        assert_one_error_line(err, words)
 
 
 def test_a_network_refuses_a_picture_thinner_than_16_px(images, capsys):

@@ -83,3 +83,8 @@ def test_an_input_a_method_does_not_take_is_refused_naming_it():
     with pytest.raises(PainterlyError, match="method 'strotss' takes no style masks"):
         painterly.stylize(torch.rand(1, 3, 32, 32), [torch.rand(1, 3, 32, 32)], method="strotss", size=32,
                           style_masks=[torch.ones(1, 1, 32, 32)])
+    # before the maps are counted against the styles: a network has none, and the count said so
+    guide = torch.zeros(1, 3, 32, 32)
+    for maps in ({"content_guidance": guide, "style_guidance": [guide]}, {"content_guidance": guide}):
+        with pytest.raises(PainterlyError, match="method 'network' takes no guidance maps"):
+            painterly.stylize(torch.rand(1, 3, 32, 32), model="starry_night", size=32, **maps)

@@ -436,6 +436,12 @@ def test_style_mask_errors():
         painterly.stylize(content, [style], style_masks=[torch.zeros(1, 1, 32, 48)], size=32, iterations=1)
     with pytest.raises(PainterlyError, match="method 'strotss' takes no style masks"):
         painterly.stylize(content, [style], method="strotss", style_masks=[torch.ones(1, 1, 32, 48)], size=32)
+    halves = [torch.ones(1, 1, 32, 48), torch.zeros(1, 1, 32, 48)]
+    halves[1][..., 24:] = 1
+    for method in ("gatys", "adain"):  # each region has its style: a pool or a blend of them would go unused
+        for option in ({"style_set": True}, {"style_blend_weights": (0.7, 0.3)}):
+            with pytest.raises(PainterlyError, match="style masks give each style its own region; they take no"):
+                painterly.stylize(content, [style, style], method=method, style_masks=halves, size=32, **option)
 
 
 # --- spatial guidance (colour-coded region maps) ---------------------------------------------------

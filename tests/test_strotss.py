@@ -763,3 +763,15 @@ def test_cli_runs_strotss_in_tiles(image_files, capsys):
     assert Image.open(out).size == (96, 80)
     records = json.loads(out.with_suffix(".json").read_text())
     assert len(records) == Tiling(64, 16, rounds=1, packed=True).tile_count((80, 96)) == 4  # 2x2: one round, packed
+
+
+def test_default_scales_are_the_authors_four_where_the_picture_holds_them():
+    """64, 128, 256, 512 px at 512; a small picture gets fewer (4 made 128 px's coarsest 16x12 and was
+    refused); asked-for scales are kept, and refused where they do not fit."""
+    sizes = lambda hw, **o: [s.size for s in STROTSS.scales(StrotssConfig(**o), hw)]
+    assert sizes((384, 512)) == [(48, 64), (96, 128), (192, 256), (384, 512)]
+    assert sizes((96, 128)) == [(24, 32), (48, 64), (96, 128)]
+    assert sizes((24, 32)) == [(24, 32)]
+    assert sizes((96, 128), scales=2) == [(48, 64), (96, 128)]
+    with pytest.raises(PainterlyError, match="4 scales make the coarsest image 16x12"):
+        sizes((96, 128), scales=4)

@@ -37,7 +37,7 @@ import torch
 import torch.nn.functional as F
 
 from ..config import CommonConfig, option
-from ..errors import PainterlyError
+from ..errors import PainterlyError, require_file
 from ..features import channels_of, layer_stride
 from ..image import fit_long_side, reflected, resize
 from ..nets.decoder import Decoder, DecoderArch
@@ -181,6 +181,11 @@ class ArbitraryRecipe(Recipe):
         raise NotImplementedError
 
     # --- the recipe -----------------------------------------------------------------------------
+    def check(self, config) -> None:
+        """Each level's decoder file exists (a bundled one missing from this installation: its own line)."""
+        for level in dict.fromkeys(self.levels(config)):
+            require_file(self.decoder_file(config, level), "decoder")
+
     def steps(self, config) -> list[Step]:
         """The levels in the order they run, then the colour step where it is asked for."""
         colours = [ColourStep()] if config.color_match > 0 and config.strength > 0 else []
@@ -279,9 +284,6 @@ class ArbitraryRecipe(Recipe):
         blend = run.style_blend()
         if run.style_masks is not None and len(run.style_masks) != len(styles):
             raise PainterlyError(f"{len(run.style_masks)} style mask(s) for {len(styles)} style image(s)")
-        if run.style_masks is not None and (config.style_set or config.style_blend_weights is not None):
-            raise PainterlyError("style masks give each style its own region; they take no style-set or "
-                                 "style-blend-weights")
         steps = list({step.name: step for step in self.steps(config)}.values())  # a level run twice: one style side
         sizes = [style_size(scale.size, tuple(s.shape[-2:]), config.style_scale) for s in styles]
         if config.style_max_side is not None:

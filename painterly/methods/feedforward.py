@@ -16,7 +16,7 @@ from typing import Callable, ClassVar, Optional, Sequence, Union
 import torch
 
 from ..config import CommonConfig, option
-from ..errors import PainterlyError
+from ..errors import PainterlyError, require_file
 from ..image import resize
 from ..nets.io import bundled_models, load_model, model_architecture, model_path, prepared_model
 from ..nets.quantized import Int8Trunk
@@ -104,8 +104,7 @@ class Network(Recipe):
     def check(self, config: NetworkConfig) -> None:
         """A model is named, and a mix of styles has one weight per style the model holds."""
         path = model_path(config.model)  # a one-line error where none is named or the name is unknown
-        if not path.is_file():  # as the run says it, so --dry-run does too
-            raise PainterlyError(f"model '{path}' does not exist")
+        require_file(path, "model")
         styles = model_architecture(path).styles
         if config.style_weights is not None and len(config.style_weights) != styles:
             raise PainterlyError(f"style weights have {len(config.style_weights)} values for a model of {styles} "

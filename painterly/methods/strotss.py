@@ -35,7 +35,8 @@ from ..losses import functional as LF
 from ..optimize import make_optimizer
 from ..param import LaplacianPyramidImage, laplacian_pyramid
 from ..recipe import GUIDANCE, INIT_IMAGE, Recipe, RunContext, register
-from ..schedule import TILED_BYTES_PER_PIXEL, Scale, estimate_peak_bytes, scale_sizes, stored_feature_bytes
+from ..schedule import (TILED_BYTES_PER_PIXEL, Scale, estimate_peak_bytes, fitting_scales, scale_sizes,
+                        stored_feature_bytes)
 from ..tiling import Box, Tiling
 
 # Style hypercolumns a tiled scale reads once and then matches against (per guidance region): the
@@ -57,7 +58,8 @@ class StrotssConfig(OptimisationConfig):
     """
 
     iterations: int = option(250, "RMSprop steps at every scale", minimum=0, group=SCHEDULE, metavar="N")
-    scales: Optional[int] = option(4, "coarse-to-fine stages, each twice the previous ('auto' picks)", minimum=1,
+    scales: Optional[int] = option(None, "coarse-to-fine stages, each twice the previous (auto: the authors' 4, "
+                                   "fewer where the coarsest would be under 16 px a side)", minimum=1,
                                    none_word="auto", group=SCHEDULE, metavar="N")
     content_weight: float = option(32.0, "content weight at the coarsest scale, halved at each finer one",
                                    minimum=0, group=LOSSES, metavar="W")
@@ -223,6 +225,14 @@ class StrotssMemory:
         return peak_bytes(box, self.layers, [box], self.precision) + pool + images
 
 
+AUTHORS_SCALES = 4  # 64, 128, 256, 512 px in the authors' code
+
+
+def scale_count(config: StrotssConfig, final: tuple[int, int]) -> int:
+    """The config's scales, or by default the authors' 4 where the picture is large enough for them."""
+    return config.scales if config.scales is not None else fitting_scales(final, AUTHORS_SCALES)
+
+
 def pool_size(config: StrotssConfig) -> int:
     """Hypercolumns in a tiled scale's style pool per region: enough for one step's sample."""
     return max(STYLE_POOL_SAMPLES, config.style_samples)
@@ -253,7 +263,7 @@ class Strotss(Recipe):
         return config.sorted_layers
 
     def scales(self, config: StrotssConfig, final: tuple[int, int]) -> list[Scale]:
-        return [Scale(h, w, config.iterations) for h, w in scale_sizes(final, config.scales)]
+        return [Scale(h, w, config.iterations) for h, w in scale_sizes(final, scale_count(config, final))]
 
     def memory(self, config: StrotssConfig, style_hws: Sequence[tuple[int, int]], precision: str) -> StrotssMemory:
         return StrotssMemory(tuple(config.sorted_layers), tuple(tuple(s) for s in style_hws), precision,
@@ -301,7 +311,7 @@ class Strotss(Recipe):
 
     def later_frames(self, config: StrotssConfig, iterations: Optional[int], size: tuple[int, int]) -> StrotssConfig:
         # the content weight falls by 2 per scale (content_weight / 2**k): keep the final scale's
-        finest = len(scale_sizes(size, config.scales)) - 1
+        finest = scale_count(config, size) - 1
         return dataclasses.replace(config, scales=1, content_weight=config.content_weight / 2 ** finest,
                                    iterations=config.iterations if iterations is None else iterations)
 
