@@ -25,10 +25,10 @@ import typing
 from pathlib import Path
 from typing import Callable, Optional, Sequence
 
-from . import (Checkpointer, DecoderTrainConfig, Interrupted, TrainConfig, bundled_decoders, bundled_file,
-               bundled_models, check_writable, default_checkpoint_path, install_stop_handlers, is_decoder_file,
-               is_network_file, load_decoder, load_model, loss_curve, save_image, side_by_side, tensor_to_pil, train,
-               train_decoder, PainterlyError)
+from . import (Checkpointer, DecoderTrainConfig, Interrupted, NetworkConfig, TrainConfig, bundled_decoders,
+               bundled_file, bundled_models, check_writable, default_checkpoint_path, install_stop_handlers,
+               is_decoder_file, is_network_file, load_decoder, load_model, loss_curve, method_of, save_image,
+               side_by_side, tensor_to_pil, train, train_decoder, PainterlyError)
 from .cli_args import EXIT_INTERRUPTED, EXIT_OK, EXIT_USAGE, _Parser, _UsageError, add_config_flags
 
 PREVIEW_COLUMNS = 6
@@ -46,7 +46,9 @@ def build_train_parser() -> argparse.ArgumentParser:
     p.add_argument("--extend", metavar="MODEL", help="add the STYLE to this multi-style model, training only its "
                                                       "normalisation parameters")
     p.add_argument("--init", metavar="MODEL", help="start from this model's architecture and weights (train a "
-                                                    "network further on more steps, photos or weights) [random]")
+                                                    "network further on more steps, photos or weights; it keeps its "
+                                                    "widths and residual blocks, which --widen and --deepen grow) "
+                                                    "[random]")
     _add_training_flags(p, TrainConfig, "train")
     return p
 
@@ -154,6 +156,23 @@ def _config_from(args: argparse.Namespace, cls):
     return cls(**{f.name: getattr(args, f.name) for f in dataclasses.fields(cls) if hasattr(args, f.name)})
 
 
+def _named(args: argparse.Namespace, names: Sequence[str]) -> dict:
+    """The options among `names` given on the command line, to pass by name beside the config: training
+    from a file (--init, --extend) refuses an architecture option named that the file does not have,
+    where one left at its default is the file's to set."""
+    return {name: getattr(args, name) for name in names if hasattr(args, name)}
+
+
+def _method_given(words: Sequence[str]) -> Optional[str]:
+    """The value of --method among `words` (None: not given)."""
+    for i, word in enumerate(words):
+        if word == "--method":
+            return words[i + 1] if i + 1 < len(words) else ""
+        if word.startswith("--method="):
+            return word.split("=", 1)[1]
+    return None
+
+
 def _run_training(command: str, words: Sequence[str], args: argparse.Namespace, config_class, work,
                   data: Callable[[dict], str]) -> int:
     """Parse the config, check the output, then `work(config, output, checkpointer, display)` with
@@ -188,12 +207,24 @@ def _run_training(command: str, words: Sequence[str], args: argparse.Namespace, 
 
 
 def _train(words: Sequence[str]) -> int:
-    if any(w == "--method" or w.startswith("--method=") for w in words):  # a decoder: painterly train --method adain
-        return _train_decoder(words)
+    method, network = _method_given(words), method_of(NetworkConfig())
+    decoders = next(f for f in dataclasses.fields(DecoderTrainConfig) if f.name == "method").metadata["choices"]
+    if method == "":
+        raise _UsageError("argument --method: expected one argument")
+    if method in decoders:  # a decoder: painterly train --method adain is painterly train-decoder
+        return _train_decoder(words, "train")
+    if method not in (None, network):
+        raise PainterlyError(f"painterly train trains a style network (--method {network}, the default) or the "
+                             f"decoder of --method {' or '.join(decoders)}, not --method {method}")
+    words = [w for w in words if w != f"--method={network}"]  # the network named: what train trains anyway
+    if "--method" in words:
+        at = words.index("--method")
+        words = words[:at] + words[at + 2:]
     args = build_train_parser().parse_args(words)
     return _run_training("train", words, args, TrainConfig, lambda config, output, ckpt, display: train(
         list(args.styles), args.photos, output, config, validation=args.validation, extend=args.extend,
-        init=args.init, checkpoint=ckpt, callback=display.progress, preview=display.preview),
+        init=args.init, checkpoint=ckpt, callback=display.progress, preview=display.preview,
+        **_named(args, ("widths", "residual_blocks"))),
         lambda t: f"{t['photos']} photos, {t['skipped']} unreadable skipped")
 
 
@@ -208,18 +239,38 @@ def build_train_decoder_parser() -> argparse.ArgumentParser:
     p.add_argument("--styles", nargs="+", metavar="DIR", help="style images to train on (AdaIN; WCT with "
                                                                "--stylised-share), every image under each DIR")
     p.add_argument("-o", "--output", required=True, metavar="DECODER", help="the decoder file to write (.safetensors)")
-    p.add_argument("--init", metavar="DECODER", help="start from this decoder's weights (same method and level) "
-                                                      "[random]")
+    p.add_argument("--init", metavar="DECODER", help="start from this decoder's weights (same method and level; it "
+                                                      "keeps its widths, which --widen grows) [random]")
     _add_training_flags(p, DecoderTrainConfig, "train-decoder")
     return p
 
 
-def _train_decoder(words: Sequence[str]) -> int:
-    args = build_train_decoder_parser().parse_args(words)
+def _train_decoder(words: Sequence[str], command: str = "train-decoder") -> int:
+    """`painterly train-decoder WORDS`, or `painterly train WORDS` where they name --method adain or wct."""
+    args, extra = build_train_decoder_parser().parse_known_args(words)
+    # the words no option takes: the STYLE arguments of painterly train (not the value after an unknown flag)
+    files = [word for i, word in enumerate(extra) if not word.startswith("-") and not
+             (i and extra[i - 1].startswith("-") and "=" not in extra[i - 1])]
+    if command == "train" and files:  # painterly train STYLE --method adain: a network's STYLE argument
+        on, styles = "folders of style images", "--styles DIR"
+        if not DecoderTrainConfig(method=args.method).uses_styles():  # WCT's: style images with a stylised share
+            on = "photos, and with --stylised-share on folders of style images"
+            styles = "[--styles DIR --stylised-share P]"
+        raise PainterlyError(f"painterly train --method {args.method} trains the {args.method} decoder (as painterly "
+                             f"train-decoder does) on {on}, not on STYLE files ({' '.join(files)}): painterly "
+                             f"train-decoder --method {args.method} --photos DIR {styles} -o DECODER.safetensors")
+    if extra:
+        raise _UsageError(f"unrecognized arguments: {' '.join(extra)}")
+    config = _config_from(args, DecoderTrainConfig)
+    if args.styles and not config.uses_styles():
+        raise PainterlyError(f"--styles: the {config.method} decoder trains on photos alone unless --stylised-share P "
+                             f"colours that share of each batch with the style images; add --stylised-share (0.5, "
+                             f"say) or leave --styles out")
     return _run_training("train-decoder", words, args, DecoderTrainConfig, lambda config, output, ckpt, display:
                          train_decoder(args.photos, output, config, styles=args.styles, init=args.init,
                                        validation=args.validation,
-                                       checkpoint=ckpt, callback=display.progress, preview=display.preview),
+                                       checkpoint=ckpt, callback=display.progress, preview=display.preview,
+                                       **_named(args, ("width_divisor",))),
                          lambda t: f"{t['photos']} photos, {t['skipped']} unreadable skipped; {t['styles']} style "
                                    f"images, {t['styles_skipped']} unreadable skipped")
 

@@ -61,9 +61,10 @@ from .losses.functional import gram_matrix
 from .methods.arbitrary import ENCODER_POOLING
 from .nets.decoder import LEVELS, Decoder, DecoderArch
 from .nets.grow import require_wider, widen_convs
-from .nets.io import decoder_path, load_decoder, save_decoder
+from .nets.io import decoder_path, further_training, is_network_file, load_decoder, save_decoder
 from .training import (DATA, LOSSES, NET, LoopConfig, PhotoFolders, Preview, StepCallback, Trainee, _prepare,
-                       config_with, final_losses, find_photos, run_loop, sample_batch)
+                       config_with, final_losses, find_photos, refuse_other_architecture, run_loop, sample_batch,
+                       shown)
 from .transforms import Moments, WctMap, batch_adain, instance_mean_std, wct
 
 ADAIN_STYLE_LAYERS = ("relu1_1", "relu2_1", "relu3_1", "relu4_1")
@@ -316,12 +317,28 @@ class DecoderTrainConfig(LoopConfig):
         if fixed is not None and self.level != fixed:
             raise PainterlyError(f"the {self.method} decoder inverts {fixed}; --level is for WCT decoders")
 
+    def uses_styles(self) -> bool:
+        """Whether this training reads style images: AdaIN's always, WCT's only with a stylised share (it
+        otherwise trains on photos alone, and style folders given to it would be read for nothing)."""
+        return DECODER_KINDS[self.method].wants_styles(self)
+
 
 def check_margin(margin: int, crop: int) -> None:
     """A margin of reflection AdaIN's training can cut back exactly: on relu4_1's 8 px grid, as the crop."""
     if margin % 8 or margin >= crop or (margin and crop % 8):
         raise PainterlyError(f"the margin must be a multiple of 8 px below the crop, and the crop a multiple of 8 px "
                              f"where there is a margin (got margin {margin}, crop {crop})")
+
+
+def starting_decoder(name: Union[str, os.PathLike]) -> tuple[Decoder, dict]:
+    """The decoder --init names; a style network given there is told what it is and the command that trains
+    it further, not the stylise flag that takes it."""
+    path = decoder_path(name)
+    if is_network_file(path):
+        what, command = further_training(path)
+        raise PainterlyError(f"'{path}' is {what}, not a decoder (painterly train-decoder --init takes AdaIN and "
+                             f"WCT decoders): {command} trains it further")
+    return load_decoder(path)
 
 
 def train_decoder(photos: PhotoFolders, output: Union[str, os.PathLike], config: Optional[DecoderTrainConfig] = None,
@@ -336,12 +353,13 @@ def train_decoder(photos: PhotoFolders, output: Union[str, os.PathLike], config:
         painterly.train_decoder("photos/", "adain.safetensors", method="adain", styles="paintings/")
 
     config: a DecoderTrainConfig; options: its fields by name (over `config` where both are given).
-    init: a decoder file of the same method and level to start from instead of random weights."""
+    init: a decoder file of the same method and level to start from instead of random weights; its
+    architecture replaces the config's, and a `width_divisor` named among the options and not the
+    decoder's is refused (the CLI names the flags it was given)."""
     config = config_with(DecoderTrainConfig, config, options)
     check_writable(output, (".safetensors",))  # before the training, not after it
     if config.widen is not None and init is None:
         raise PainterlyError("widen grows a trained decoder: give it with --init")
-    device, precision, photo_list, skipped, validation, generator = _prepare(config, photos, validation, checkpoint)
     kind = DECODER_KINDS[config.method]
     if kind.wants_styles(config) and styles is None:
         raise PainterlyError(f"this {config.method} decoder trains on style images too: give a folder of them "
@@ -349,19 +367,28 @@ def train_decoder(photos: PhotoFolders, output: Union[str, os.PathLike], config:
     if config.hue_jitter > 0 and not kind.wants_styles(config):
         raise PainterlyError(f"hue-jitter turns style images, and this {config.method} decoder trains on photos "
                              "only")
+    level = config.level
+    if init is not None:  # before any image is read
+        decoder, meta = starting_decoder(init)
+        if meta.get("method") != config.method or decoder.arch.level != level:
+            raise PainterlyError(f"decoder '{init}' is {meta.get('method')}'s for {decoder.arch.level}; this run "
+                                 f"trains {config.method}'s for {level}")
+        if "width_divisor" in options:
+            own = decoder.arch.own_widths()
+            wider = DecoderArch(level, config.width_divisor, decoder.arch.encoder_divisor).own_widths()
+            grows = config.widen is None and wider != own and all(w >= o for w, o in zip(wider, own))
+            refuse_other_architecture("width_divisor", config.width_divisor, decoder.arch.width_divisor,
+                                      f"decoder '{init}'", "a decoder trained further (--init)",
+                                      f"--widen {shown(wider)}" if grows else "")
     style_list, style_skipped = [], 0
     if kind.wants_styles(config):
-        style_list, style_skipped = find_photos(styles, config.decode_side(), "style images")
-    level = config.level
+        style_list, style_skipped = find_photos(styles, config.decode_side(), "style images", "--styles folder")
+    device, precision, photo_list, skipped, validation, generator = _prepare(config, photos, validation, checkpoint)
     if extractor is None:
         extractor = FeatureExtractor.vgg19(pooling=ENCODER_POOLING, last_layer=level, precision=precision,
                                            device=device)
     divisor = getattr(extractor, "width_divisor", 1)
     if init is not None:
-        decoder, meta = load_decoder(decoder_path(init))
-        if meta.get("method") != config.method or decoder.arch.level != level:
-            raise PainterlyError(f"decoder '{init}' is {meta.get('method')}'s for {decoder.arch.level}; this run "
-                                 f"trains {config.method}'s for {level}")
         if decoder.arch.encoder_divisor != divisor:
             raise PainterlyError(f"decoder '{init}' was made for another encoder")
         if config.widen is not None:

@@ -25,7 +25,7 @@ import torch.nn.functional as F
 from PIL import Image
 
 from .checkpoint import Checkpointer, Interrupted, fingerprint, restore_rng, rng_state
-from .config import MethodConfig, option, unknown_options
+from .config import MethodConfig, flag_name, option, unknown_options
 from .errors import PainterlyError
 from .features import FeatureExtractor, check_layers
 from .hardware import resolve_device, resolve_precision, set_threads
@@ -33,7 +33,7 @@ from .image import (READ_SUFFIXES, ImageLike, as_tensor, check_writable, fit_lon
                     pil_to_tensor, resize, split_alpha)
 from .losses import LossTerms
 from .nets.grow import copies, require_wider, widen_convs
-from .nets.io import load_model, model_path, save_model
+from .nets.io import further_training, is_decoder_file, load_model, model_path, save_model
 from .nets.transformer import Architecture, TransformerNet
 from .training_losses import DEFAULT_WEIGHTS, TRAINING_LOSSES
 
@@ -167,12 +167,12 @@ def config_with(config_class: type, config: Optional[MethodConfig], options: dic
     return dataclasses.replace(config, **options) if options else config
 
 
-def photo_files(roots: Sequence[Path]) -> list[Path]:
+def photo_files(roots: Sequence[Path], folder: str = "photo folder") -> list[Path]:
     """Every image file under the folders, recursively, once each and in a fixed order; a one-line error
-    naming a folder that is not one."""
+    naming a folder that is not one, as the `folder` it was given as (photos or style images)."""
     for root in roots:
         if not root.is_dir():
-            raise PainterlyError(f"photo folder '{root}' does not exist or is not a folder")
+            raise PainterlyError(f"{folder} '{root}' does not exist or is not a folder")
     return sorted({p for root in roots for p in root.rglob("*") if p.suffix.lower() in READ_SUFFIXES and p.is_file()})
 
 
@@ -185,13 +185,14 @@ def read_photo(path: Path) -> Optional[Image.Image]:
         return None
 
 
-def find_photos(folders: PhotoFolders, min_side: int, what: str = "photos") -> tuple[list[torch.Tensor], int]:
+def find_photos(folders: PhotoFolders, min_side: int, what: str = "photos",
+                folder: str = "photo folder") -> tuple[list[torch.Tensor], int]:
     """Every readable image under `folders` (one or several, recursively) as a tensor whose short side
     is at most 2 x min_side (decoded once); unreadable files are skipped and counted (`what` they are, for
-    the error where none is readable)."""
+    the error where none is readable; `folder`, how the folders were given, for one that is missing)."""
     roots = [Path(folders)] if isinstance(folders, (str, os.PathLike)) else [Path(f) for f in folders]
     photos, skipped = [], 0
-    for path in photo_files(roots):
+    for path in photo_files(roots, folder):
         image = read_photo(path)
         if image is None:
             skipped += 1
@@ -280,6 +281,34 @@ def deepened(net: TransformerNet, blocks: int, generator: torch.Generator) -> Tr
                 deeper.norms[i].scale.zero_()
                 deeper.norms[i].shift.zero_()
     return deeper
+
+
+def shown(value) -> str:
+    """An option's value as its flag takes it: 8,16,32 for channel counts."""
+    return ",".join(map(str, value)) if isinstance(value, (tuple, list)) else str(value)
+
+
+def refuse_other_architecture(name: str, asked, own, of: str, kept: str, grow: str = "") -> None:
+    """A one-line error where an architecture option the caller named (`asked`; None: not named) is not
+    the starting file's (`own`, the architecture of `of`): a network or decoder trained further keeps its
+    own, and training another than the one asked for without a word would hide that. `grow`: the option
+    that grows the file to what was asked, where one does."""
+    if asked is None or shown(asked) == shown(own):
+        return
+    flag = flag_name(name)
+    raise PainterlyError(f"--{flag} {shown(asked)} differs from the {shown(own)} of {of}: {kept} keeps its "
+                         f"architecture; leave --{flag} out{f', or grow it with {grow}' if grow else ''}")
+
+
+def starting_network(name: Union[str, os.PathLike], flag: str) -> tuple[TransformerNet, dict]:
+    """The network `flag` (--init, --extend) names; a decoder file given there is told what it is and the
+    command that trains it further, not the stylise flag that takes it."""
+    path = model_path(name)
+    if is_decoder_file(path):
+        what, command = further_training(path)
+        raise PainterlyError(f"'{path}' is {what}, not a style network ({flag} takes painterly train's): "
+                             f"{command} trains it further")
+    return load_model(path)
 
 
 StepCallback = Callable[[int, int, dict[str, float], float], None]  # (step, steps, losses, images/s)
@@ -473,6 +502,45 @@ def _prepare(config: LoopConfig, photos: PhotoFolders, validation: Optional[Imag
     return device, precision, photo_list, skipped, validation, generator
 
 
+def _check_grown_architecture(asked: dict, arch: Architecture, config: TrainConfig, of: str) -> None:
+    """Refuse an architecture option named that the --init model, grown by --widen or --deepen if given,
+    does not have; where --widen or --deepen would grow it to that, say so."""
+    widths, blocks = config.widen or arch.widths, config.deepen or arch.residual_blocks
+    wider, deeper = asked.get("widths"), asked.get("residual_blocks")
+    grows = [f"--{grow}" for grow in ("widen", "deepen") if getattr(config, grow) is not None]
+    of = f"{of} grown by {' and '.join(grows)}" if grows else of
+    kept = "a network trained further (--init)"
+    can_widen = config.widen is None and wider is not None and all(a >= o for a, o in zip(wider, widths))
+    refuse_other_architecture("widths", wider, tuple(widths), of, kept, f"--widen {shown(wider)}" if can_widen else "")
+    can_deepen = config.deepen is None and deeper is not None and deeper > blocks
+    refuse_other_architecture("residual_blocks", deeper, blocks, of, kept, f"--deepen {deeper}" if can_deepen else "")
+
+
+def _start(styles: int, config: TrainConfig, asked: dict, extend: Union[None, str, os.PathLike],
+           init: Union[None, str, os.PathLike]) -> tuple[Optional[TransformerNet], dict]:
+    """The model `extend` or `init` names and its metadata (None, {}: a fresh network), checked against
+    the run's `styles` (how many images) and the architecture options `asked` for by name."""
+    if extend is not None:
+        if styles != 1 and not config.style_set:
+            raise PainterlyError("extend adds one style at a time (several images as one style: --style-set)")
+        base, meta = starting_network(extend, "--extend")
+        for name, value in asked.items():
+            refuse_other_architecture(name, value, getattr(base.arch, name), f"model '{extend}'",
+                                      "a network --extend adds a style to")
+        return base, meta
+    if init is None:
+        return None, {}
+    net, meta = starting_network(init, "--init")
+    styles_in_net = styles if config.multi_style else 1
+    if net.arch.styles != styles_in_net:
+        hint = (f": give its {net.arch.styles} style images with --multi-style" if net.arch.styles > 1
+                else ": give its one style image, without --multi-style")
+        raise PainterlyError(f"model '{init}' holds {net.arch.styles} style(s); this run trains "
+                             f"{styles_in_net}{hint}")
+    _check_grown_architecture(asked, net.arch, config, f"model '{init}'")
+    return net, meta
+
+
 def train(styles: Union[ImageLike, Sequence[ImageLike]], photos: PhotoFolders, output: Union[str, os.PathLike],
           config: Optional[TrainConfig] = None, *, style_names: Optional[Sequence[str]] = None,
           validation: Optional[ImageLike] = None, extend: Union[None, str, os.PathLike] = None,
@@ -491,8 +559,11 @@ def train(styles: Union[ImageLike, Sequence[ImageLike]], photos: PhotoFolders, o
     extend: a multi-style model to add `styles[0]` to (only its normalisation parameters train).
     init: a model to start from (its architecture and weights) instead of random weights: more steps,
     photos or another weight on a trained network without starting over.
+    With extend or init the model's architecture replaces the config's; `widths` or `residual_blocks`
+    named among the options and not the model's is refused (the CLI names the flags it was given).
     """
     config = config_with(TrainConfig, config, options)
+    asked = {name: getattr(config, name) for name in ("widths", "residual_blocks") if name in options}
     check_writable(output, (".safetensors",))  # before the training, not after it
     styles = image_list(styles)
     if not styles:
@@ -500,12 +571,19 @@ def train(styles: Union[ImageLike, Sequence[ImageLike]], photos: PhotoFolders, o
     if extend is not None and init is not None:
         raise PainterlyError("extend and init both name the starting model; give one")
     for grow in ("widen", "deepen"):
-        if getattr(config, grow) is not None and init is None:
+        value = getattr(config, grow)
+        if value is not None and extend is not None:  # not "give it with --init": init and extend exclude
+            raise PainterlyError(f"--{grow} grows a model that then trains whole (--init); --extend trains only "
+                                 f"the new style's scale and shift, on the model as it is: grow it first "
+                                 f"(painterly train with its own style images, --init {extend} --{grow} "
+                                 f"{shown(value)} -o GROWN.safetensors), then --extend GROWN.safetensors")
+        if value is not None and init is None:
             raise PainterlyError(f"{grow} grows a trained model: give it with --init")
     if style_names is None:
         style_names = [Path(s).stem if isinstance(s, (str, os.PathLike)) else f"style {i + 1}"
                        for i, s in enumerate(styles)]
     styles = [as_tensor(s, "style image") for s in styles]
+    base, meta = _start(len(styles), config, asked, extend, init)  # before any photo is read
     device, precision, photo_list, skipped, validation, generator = _prepare(config, photos, validation, checkpoint)
     objective_class = TRAINING_LOSSES[config.loss]
     if extractor is None:
@@ -514,10 +592,8 @@ def train(styles: Union[ImageLike, Sequence[ImageLike]], photos: PhotoFolders, o
     names = list(style_names)
     one_name = ["+".join(names)] if not config.style_set else [f"set of {len(names)}: " + ", ".join(names)]
     if extend is not None:
-        if len(styles) != 1 and not config.style_set:
-            raise PainterlyError("extend adds one style at a time (several images as one style: --style-set)")
-        base, meta = load_model(model_path(extend))
         net = extended(base)
+        config = dataclasses.replace(config, widths=net.arch.widths, residual_blocks=net.arch.residual_blocks)
         names = list(meta["styles"]) + [_unused_name(one_name[0], meta["styles"])]
         trainable = [p for n, p in net.named_parameters() if n.startswith("norms.")]
         keep = torch.ones(net.arch.styles, 1)
@@ -527,10 +603,7 @@ def train(styles: Union[ImageLike, Sequence[ImageLike]], photos: PhotoFolders, o
     else:
         styles_in_net = len(styles) if config.multi_style else 1
         if init is not None:
-            net = load_model(model_path(init))[0]
-            if net.arch.styles != styles_in_net:
-                raise PainterlyError(f"model '{init}' holds {net.arch.styles} style(s); this run trains "
-                                     f"{styles_in_net}")
+            net = base
             if config.widen is not None:
                 # its own generator: the photos and crops stay those of the same run without --widen
                 net = widened(net, config.widen, torch.Generator().manual_seed(config.seed))

@@ -7,6 +7,7 @@ from __future__ import annotations
 import functools
 import json
 import os
+import shlex
 from pathlib import Path
 from typing import Any, Optional, Union
 
@@ -25,6 +26,8 @@ DECODER_KIND = "decoder"
 NOUNS = {KIND: ("model", "style network"), DECODER_KIND: ("decoder", "decoder")}
 # where each kind of file is used, for the message when one is given where the other belongs
 USES = {KIND: "--model", DECODER_KIND: "--decoder (adain) or --decoders (wct)"}
+# each method's decoder in words, and whether its training takes --level (WCT's: one decoder per level)
+TRAINED_DECODERS = {"adain": ("an AdaIN decoder", False), "wct": ("a WCT decoder", True)}
 MODELS = Path(__file__).resolve().parent.parent / "models"  # the bundled style networks
 DECODERS = MODELS / "decoders"  # the bundled decoders of AdaIN and the WCT levels
 
@@ -94,6 +97,9 @@ def _read(path: Union[str, os.PathLike], kind: str) -> tuple[dict[str, torch.Ten
             tensors = {k: f.get_tensor(k) for k in f.keys()}
     except Exception as exc:  # not safetensors, truncated, no painterly metadata
         raise PainterlyError(f"{noun} '{path}' is not a painterly {what} file ({type(exc).__name__})") from None
+    saved = _checkpoint_state(meta)
+    if saved is not None:  # OUT.ckpt for OUT.safetensors: a near miss that is no model file at all
+        raise PainterlyError(f"'{path}' is {_checkpoint_advice(path, saved, noun)}")
     other = next((k for k in NOUNS if k != kind), None)
     if isinstance(meta, dict) and meta.get("kind") == other:
         raise PainterlyError(f"'{path}' is a painterly {NOUNS[other][1]}, not a {what}: give it with {USES[other]}")
@@ -104,6 +110,41 @@ def _read(path: Union[str, os.PathLike], kind: str) -> tuple[dict[str, torch.Ten
         raise PainterlyError(f"{noun} '{path}' holds non-finite weights (NaN or infinity in {broken}): a damaged file "
                              f"or a training run that diverged")
     return tensors, meta
+
+
+def _checkpoint_state(meta: Any) -> Optional[dict]:
+    """The state entry of a checkpoint's metadata (checkpoint.split_state's skeleton: everything under one
+    "$dict"), {} where it has none; None for metadata that is not a checkpoint's."""
+    if not isinstance(meta, dict) or set(meta) != {"$dict"} or not isinstance(meta["$dict"], dict):
+        return None
+    state = meta["$dict"].get("state")
+    return state.get("$dict", {}) if isinstance(state, dict) else {}
+
+
+def _checkpoint_advice(path: Path, state: dict, noun: str) -> str:
+    """What a checkpoint file is and what continues its run, for where a `noun` (model, decoder) file was
+    wanted."""
+    if "net" in state:  # a training's: painterly train and train-decoder save OUT.safetensors's as OUT.ckpt
+        return (f"a training checkpoint, not a {noun} file: its training goes on with the same command plus "
+                f"--resume (-o {path.with_suffix('.safetensors').name}), and writes the {noun} when it ends")
+    return f"a checkpoint (a run's saved state), not a {noun} file: --resume continues the run that saved it"
+
+
+def further_training(path: Union[str, os.PathLike]) -> Optional[tuple[str, str]]:
+    """What a network or decoder file holds, in words, and the command that trains it further ('an AdaIN
+    decoder', 'painterly train-decoder --method adain --init FILE'): for the message where it was given
+    to the other kind's training. None for a file that is neither."""
+    meta, name = _metadata(path), shlex.quote(os.fspath(path))
+    if meta.get("kind") == KIND:
+        return "a style network", f"painterly train --init {name} (or --extend {name})"
+    if meta.get("kind") != DECODER_KIND:
+        return None
+    method, level = meta.get("method"), getattr(decoder_architecture(path), "level", None)
+    if method not in TRAINED_DECODERS:
+        return "a decoder", f"painterly train-decoder --init {name}"
+    what, levelled = TRAINED_DECODERS[method]
+    at = f" --level {level}" if levelled and level else ""
+    return (f"{what} (level {level})" if at else what), f"painterly train-decoder --method {method}{at} --init {name}"
 
 
 def _load_into(path: Union[str, os.PathLike], module: torch.nn.Module, tensors: dict[str, torch.Tensor],
