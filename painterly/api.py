@@ -19,7 +19,7 @@ from .image import ImageLike, as_tensor, fit_long_side, image_list, open_image, 
 from . import methods as _builtin_methods  # noqa: F401  (the built-in methods register themselves)
 from .progress import Callback
 from .recipe import REGISTRY, Recipe
-from .schedule import RunPlan, largest_fitting_long_side, scale_peak_bytes
+from .schedule import RunPlan, fixed_part_error, largest_fitting_long_side, scale_peak_bytes
 
 DEFAULT_METHOD = "gatys"
 
@@ -82,7 +82,7 @@ def make_config(method: Optional[str] = None, config=None, **options):
         raise PainterlyError(f"unknown option(s) for {method}: {', '.join(unknown)}")
     base = config if config is not None else cls()
     if not isinstance(base, cls):
-        raise PainterlyError(f"method '{method}' needs a {cls.__name__}, got a {type(base).__name__}")
+        raise PainterlyError(f"method '{method}' takes a {cls.__name__} config, not {type(base).__name__}")
     made = dataclasses.replace(base, **options)
     if getattr(made, "precision", None) == "int8" and not get_method(method).runs_int8:
         raise PainterlyError(INT8_ONE_PASS_ONLY)  # here, so batches and the web app refuse it before any work
@@ -108,8 +108,10 @@ def stylize(
 ) -> Image.Image:
     """Repaint `content` in the style of `styles` and return the result as a PIL image.
 
-    content, styles: file paths, PIL images or 1x3xHxW / 3xHxW tensors in [0, 1].
-    options: any field of the method's config (e.g. size=512, iterations=300, style_weight=10,
+    content, styles: file paths, PIL images, numpy arrays (HxW[xC], uint8 or floats in [0, 1]) or 1x3xHxW /
+    3xHxW tensors in [0, 1].
+    options: any field of the method's config (e.g. size=512 or size="max": the largest long side whose whole run
+    fits in 90% of free memory, as `largest_size` picks it; iterations=300, style_weight=10,
     preserve_color='luminance', seed=0); see `painterly.GatysConfig`, `painterly.StrotssConfig`.
     method: a name from `painterly.available_methods()` (default: the method whose config class `config` is,
     else 'gatys').
@@ -133,7 +135,8 @@ def stylize(
     """
     if callback is not None and not callable(callback):  # refused now, not after the run
         raise PainterlyError(f"callback must be a function, got {type(callback).__name__}")
-    cfg = make_config(method, config, **options)
+    size_max = str(options.get("size")).lower() == "max"  # the largest that fits: chosen for this content below
+    cfg = make_config(method, config, **{k: v for k, v in options.items() if not (size_max and k == "size")})
     recipe = get_method(method_of(cfg) if method is None else method)
     styles = image_list(styles)
     alpha = None
@@ -142,6 +145,8 @@ def stylize(
     else:
         rgb, alpha = split_alpha(open_image(content, "content image"))
         content_t = as_tensor(rgb, "content image")
+    if size_max:
+        cfg = make_config(recipe.name, cfg, size=largest_size(tuple(content_t.shape[-2:]), config=cfg))
     style_ts = [as_tensor(s, "style image") for s in styles]
     if not style_ts and recipe.needs_styles:
         raise PainterlyError("at least one style image is needed")
@@ -199,10 +204,10 @@ def initial_image(recipe: Recipe, config, content: torch.Tensor) -> Optional[tor
 def _content_size(content: Union[ImageLike, tuple[int, int]]) -> tuple[int, int]:
     """(height, width) of a content given as an image or directly as a size."""
     if isinstance(content, tuple) and len(content) == 2 and all(isinstance(v, int) for v in content):
+        if min(content) < 1:
+            raise PainterlyError(f"a content size is (height, width) in pixels, each at least 1; got {content}")
         return content
-    if isinstance(content, torch.Tensor):
-        return tuple(content.shape[-2:])
-    return split_alpha(open_image(content, "content image"))[0].size[::-1]
+    return tuple(as_tensor(content, "content image").shape[-2:])
 
 
 def plan(content: Union[ImageLike, tuple[int, int]], *, method: Optional[str] = None, config=None,
@@ -255,8 +260,16 @@ def largest_size(content: Union[ImageLike, tuple[int, int]], *, method: Optional
     hw = _content_size(content)
     model = recipe.memory(cfg, [hw], precision)
     iterations = max(s.iterations for s in recipe.scales(cfg, fit_long_side(*hw, cfg.size)))
-    return largest_fitting_long_side(hw, int(0.9 * memory_budget(cfg, device.type)),
-                                     lambda size: model.scale_bytes(size, None, iterations))
+    budget = memory_budget(cfg, device.type)
+
+    def whole(size: tuple[int, int]) -> int:
+        return model.scale_bytes(size, None, iterations)
+
+    best = largest_fitting_long_side(hw, int(0.9 * budget), whole)
+    smallest = whole(fit_long_side(*hw, best))
+    if smallest > 0.9 * budget:  # not even 16 px: a model or the heap alone is over the budget
+        raise fixed_part_error(smallest, budget)
+    return best
 
 
 def load_style_masks(sources: Sequence[ImageLike], count: Optional[int], content: torch.Tensor) -> list[torch.Tensor]:

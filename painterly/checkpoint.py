@@ -131,7 +131,11 @@ class Checkpointer:
     # --- used by a method's run() ---
     def _recorded(self, key: str) -> Any:
         """A top-level entry of the checkpoint this run resumes (None: a fresh run, or none readable)."""
-        if not self.resume or not self.path.is_file():
+        return self._saved(key) if self.resume else None
+
+    def _saved(self, key: str) -> Any:
+        """A top-level entry of the checkpoint file there is (None: none, or none readable)."""
+        if not self.path.is_file():
             return None
         from safetensors import safe_open
 
@@ -173,6 +177,9 @@ class Checkpointer:
         self._fingerprint, self._precision = fingerprint, precision
         self._last_save = time.monotonic()
         if not self.resume:
+            if self._saved("fingerprint") == fingerprint:  # the same run again: starting over loses its progress
+                raise PainterlyError(f"'{self.path}' holds this run's progress: resume it (--resume), or delete it "
+                                     "to start afresh")
             return None
         if not self.path.exists():
             raise PainterlyError(f"no checkpoint '{self.path}' to resume from")

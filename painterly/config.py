@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
+import numbers
 import typing
 from dataclasses import dataclass
 from typing import Any, Callable, Iterable, Optional, Sequence, TypeVar, Union
@@ -19,15 +21,17 @@ from typing import Any, Callable, Iterable, Optional, Sequence, TypeVar, Union
 from .errors import PainterlyError
 
 T = TypeVar("T", bound="MethodConfig")
+SEED_RANGE = (-(2**63), 2**64 - 1)  # what torch's generators take
 
 
 def option(default: Any, help: str, *, choices: Optional[Sequence[str]] = None, minimum: Optional[float] = None,
-           above: Optional[float] = None, words: Sequence[str] = (), none_word: Optional[str] = None,
+           above: Optional[float] = None, maximum: Optional[float] = None, words: Sequence[str] = (), none_word: Optional[str] = None,
            default_text: Optional[str] = None, group: str = "options", metavar: Optional[str] = None,
            files: bool = False, names: Union[Sequence[str], Callable[[], Sequence[str]]] = ()) -> Any:
     """A config field with its help line and checks.
 
-    choices: allowed strings. minimum / above: value >= minimum / > above (each element, for tuples).
+    choices: allowed strings. minimum / above / maximum: value >= minimum / > above / <= maximum (each element,
+    for tuples). Numbers must be finite: a NaN weight or strength made black pictures.
     words: strings the CLI passes through unparsed (`--size max`). none_word: the CLI word meaning None
     (`--scales auto`). default_text: how --help shows the default when the value alone says too little.
     group: the --help section. metavar: the placeholder in --help.
@@ -36,6 +40,7 @@ def option(default: Any, help: str, *, choices: Optional[Sequence[str]] = None, 
     only those, and the default.
     """
     meta = {"help": help, "choices": tuple(choices) if choices else None, "minimum": minimum, "above": above,
+            "maximum": maximum,
             "words": tuple(words), "none_word": none_word, "default_text": default_text, "group": group,
             "metavar": metavar, "files": files, "names": names}
     return dataclasses.field(default=default, metadata=meta)
@@ -83,18 +88,27 @@ def _coerced(value: Any, hint: Any) -> tuple[bool, Any]:
             return False, None
         items = [_coerced(v, typing.get_args(hint)[0]) for v in value]
         return (all(ok for ok, _ in items), tuple(v for _, v in items))
-    if hint is float:
-        ok = isinstance(value, (int, float)) and not isinstance(value, bool)
+    if hint is float:  # numpy's numbers too (a notebook's np.float32(0.5))
+        ok = isinstance(value, numbers.Real) and not isinstance(value, bool) and math.isfinite(value)
         return ok, float(value) if ok else None
     if hint is int:
-        return isinstance(value, int) and not isinstance(value, bool), value
+        ok = isinstance(value, numbers.Integral) and not isinstance(value, bool)
+        return ok, int(value) if ok else None
     return isinstance(value, hint), value
+
+
+def _number(limit: float) -> str:
+    """A limit as messages show it: whole numbers in full (a seed's 18446744073709551615), others short."""
+    return str(limit) if isinstance(limit, int) else f"{limit:g}"
 
 
 def coerce(name: str, value: Any, hint: Any) -> Any:
     """`value` as the field's type (JSON lists become tuples, whole numbers may stand for floats), or a
     PainterlyError naming the field."""
     ok, result = _coerced(value, hint)
+    if not ok and any(isinstance(v, float) and not math.isfinite(v)
+                      for v in (value if isinstance(value, (list, tuple)) else [value])):
+        raise PainterlyError(f"{flag_name(name)} must be a finite number, got {value}")
     if not ok:
         shown = repr(value) if isinstance(value, (str, int, float, bool, list, tuple, type(None))) else "object"
         shown = shown if len(shown) <= 80 and "\n" not in shown else shown[:60].split("\n")[0] + "..."
@@ -121,8 +135,10 @@ class MethodConfig:
                                      f"{meta['choices'][-1]}, got '{wrong[0]}'")
             if meta["minimum"] is not None and any(v < meta["minimum"] for v in values):
                 limit = meta["minimum"]
-                rule = "must not be negative" if limit == 0 else f"must be at least {limit:g}"
+                rule = "must not be negative" if limit == 0 else f"must be at least {_number(limit)}"
                 raise PainterlyError(f"{flag_name(f.name)} {rule}, got {value}")
+            if meta.get("maximum") is not None and any(v > meta["maximum"] for v in values):
+                raise PainterlyError(f"{flag_name(f.name)} must be at most {_number(meta['maximum'])}, got {value}")
             if meta["above"] is not None and any(v <= meta["above"] for v in values):
                 limit = meta["above"]
                 rule = "must be positive" if limit == 0 else f"must be above {limit:g}"
@@ -183,7 +199,8 @@ class OptimisationConfig(CommonConfig):
     nothing at random, has no iterations to stop early and runs each tile once, so it has none of them."""
 
     seed: Optional[int] = option(None, "random seed (the same seed and options give the same image)",
-                                 default_text="random", group="optimisation", metavar="N")
+                                 minimum=SEED_RANGE[0], maximum=SEED_RANGE[1], default_text="random",
+                                 group="optimisation", metavar="N")
     max_time: Optional[float] = option(None, "stop after about this many seconds, spread across the scales",
                                        above=0, default_text="no limit", group="size and schedule",
                                        metavar="SECONDS")

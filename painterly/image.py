@@ -10,7 +10,7 @@ import os
 import tempfile
 import warnings
 from pathlib import Path
-from typing import BinaryIO, Callable, Optional, Sequence, Union
+from typing import BinaryIO, Callable, Iterable, Optional, Sequence, Union
 
 import numpy as np
 import torch
@@ -19,12 +19,18 @@ from PIL import Image, ImageOps, UnidentifiedImageError
 
 from .errors import ImageTooLargeError, NotAnImageError, PainterlyError
 
-ImageLike = Union[str, os.PathLike, Image.Image, torch.Tensor]
+ImageLike = Union[str, os.PathLike, Image.Image, np.ndarray, torch.Tensor]
+ONE_IMAGE = (str, os.PathLike, Image.Image, np.ndarray, torch.Tensor)  # an ImageLike, not a list of them
 
 
 def image_list(images: Union[ImageLike, Sequence[ImageLike]]) -> list[ImageLike]:
-    """One image (a path, PIL image or tensor) as a list of one; several as a list."""
-    return [images] if isinstance(images, (str, os.PathLike, Image.Image, torch.Tensor)) else list(images)
+    """One image (a path, PIL image, array or tensor) as a list of one; several as a list."""
+    if isinstance(images, ONE_IMAGE):
+        return [images]
+    if not isinstance(images, Iterable) or isinstance(images, (bytes, dict)):
+        raise PainterlyError(f"images must be file paths, PIL images, numpy arrays or tensors, or a list of them; "
+                             f"got {type(images).__name__}")
+    return list(images)
 
 # Pillow's own decompression-bomb threshold (~89 MP). Above it we refuse instead of warning.
 MAX_INPUT_PIXELS = 89_478_485
@@ -32,14 +38,19 @@ READ_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".bmp", ".tif", ".tiff")  # w
 SAVE_FORMATS = {".png": "PNG", ".jpg": "JPEG", ".jpeg": "JPEG", ".webp": "WEBP", ".tif": "TIFF", ".tiff": "TIFF", ".bmp": "BMP"}
 
 
-def open_image(source: Union[str, os.PathLike, Image.Image], what: str = "image") -> Image.Image:
-    """Open a file (or take a PIL image), honour EXIF rotation and return it in RGB or RGBA.
+def open_image(source: Union[str, os.PathLike, Image.Image, np.ndarray], what: str = "image") -> Image.Image:
+    """Open a file (or take a PIL image or numpy array), honour EXIF rotation and return it in RGB or RGBA.
 
     16-bit, greyscale, palette, CMYK and LA images are converted properly; alpha is kept (RGBA).
     """
     if isinstance(source, Image.Image):
         img = source
         name = what
+    elif isinstance(source, np.ndarray):
+        img, name = array_image(source, what), what
+    elif not isinstance(source, (str, os.PathLike)):
+        raise PainterlyError(f"{what} must be a file path, a PIL image, a numpy array or a tensor; "
+                             f"got {type(source).__name__}")
     else:
         path = Path(source)
         name = f"{what} '{path}'"
@@ -71,6 +82,30 @@ def open_image(source: Union[str, os.PathLike, Image.Image], what: str = "image"
     except Exception:  # a broken EXIF block must not stop the run; the pixels are still good
         pass
     return _to_rgb_or_rgba(img)
+
+
+def array_image(array: np.ndarray, what: str = "image") -> Image.Image:
+    """A numpy image as np.asarray(a PIL image) gives it (HxW, HxWx3 or HxWx4; uint8, or floats in [0, 1]
+    read to 8 bits) as a PIL image, so a notebook's arrays work where files and PIL images do."""
+    if array.ndim not in (2, 3) or (array.ndim == 3 and array.shape[2] not in (1, 3, 4)) or not array.size:
+        raise PainterlyError(f"{what} array must be HxW, HxWx3 or HxWx4, got shape {array.shape}")
+    if array.ndim == 3 and array.shape[2] == 1:
+        array = array[..., 0]
+    if array.dtype == np.bool_:
+        array = array.astype(np.uint8) * 255
+    elif np.issubdtype(array.dtype, np.floating):
+        low, high = float(array.min()), float(array.max())
+        if not (low >= -RANGE_SLACK and high <= 1 + RANGE_SLACK):  # also catches NaN
+            hint = " (it looks like 0..255: make it uint8)" if high > 1.5 else ""
+            raise PainterlyError(f"{what} array has values in [{low:g}, {high:g}]; painterly takes uint8 or floats "
+                                 f"in [0, 1]{hint}")
+        array = np.round(np.clip(array, 0, 1) * 255).astype(np.uint8)
+    elif array.dtype != np.uint8:
+        raise PainterlyError(f"{what} array is {array.dtype}; painterly takes uint8 or floats in [0, 1]")
+    if array.shape[0] * array.shape[1] > MAX_INPUT_PIXELS:
+        raise ImageTooLargeError(f"{what} is {array.shape[1]}x{array.shape[0]} pixels, over the "
+                                 f"{MAX_INPUT_PIXELS // 1_000_000} MP safety limit")
+    return Image.fromarray(np.ascontiguousarray(array))
 
 
 def _to_rgb_or_rgba(img: Image.Image) -> Image.Image:
@@ -130,7 +165,7 @@ RANGE_SLACK = 0.01
 
 
 def as_tensor(source: ImageLike, what: str = "image") -> torch.Tensor:
-    """Accept a path, a PIL image or a tensor and return a 1x3xHxW float32 tensor in [0, 1]."""
+    """Accept a path, a PIL image, a numpy array or a tensor and return a 1x3xHxW float32 tensor in [0, 1]."""
     if isinstance(source, torch.Tensor):
         t = source.detach()
         if t.dim() == 3:

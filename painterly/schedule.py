@@ -301,6 +301,14 @@ def fit_tiling(size: tuple[int, int], iterations: int, model: MemoryModel, budge
     return plan_tiling(lo, overlap, rounds)
 
 
+def fixed_part_error(smallest: int, budget: int) -> PainterlyError:
+    """The refusal where the run's fixed part (a model, the heap) leaves no room in 90% of `budget` bytes for
+    even a 16 px picture, naming the --max-memory that would hold it."""
+    enough = -(-smallest * 10 // int(0.9 * 2**30)) / 10
+    return PainterlyError(f"no size fits in the {gib(budget)} GiB available: this run needs about {gib(smallest)} "
+                          f"GiB at any size (give --max-memory {enough:g} or more)")
+
+
 def largest_tiled_long_side(aspect_hw: tuple[int, int], model: MemoryModel, budget: int,
                             overlap: int | None = None, rounds: int = 2, iterations: int = 1) -> int:
     """Largest long side (px) that fits in `budget` bytes when run in MIN_AUTO_TILE px tiles; 0 when not
@@ -332,9 +340,7 @@ def plan_tiles(plan: Sequence[Scale], model: MemoryModel, budget: int, tile_size
             best = largest_fitting_long_side(scale.size, int(budget * 0.9), whole)
             smallest = whole(fit_long_side(*scale.size, best))
             if smallest > budget * 0.9:  # not even the smallest size: the run's fixed part is over the budget
-                enough = -(-smallest * 10 // int(0.9 * 2**30)) / 10
-                raise PainterlyError(f"no size fits in the {gib(budget)} GiB available: this run needs about "
-                                     f"{gib(smallest)} GiB at any size (give --max-memory {enough:g} or more)")
+                raise fixed_part_error(smallest, budget)
             raise PainterlyError(
                 f"a {scale.width}x{scale.height} image needs about {gib(need)} GiB "
                 f"but only {gib(budget)} GiB is available; allow tiling or use --size {best} or less")

@@ -25,7 +25,7 @@ import torch.nn.functional as F
 from PIL import Image
 
 from .checkpoint import Checkpointer, Interrupted, fingerprint, restore_rng, rng_state
-from .config import MethodConfig, flag_name, option, unknown_options
+from .config import SEED_RANGE, MethodConfig, flag_name, option, unknown_options
 from .errors import PainterlyError
 from .features import FeatureExtractor, check_layers
 from .hardware import resolve_device, resolve_precision, set_threads
@@ -61,7 +61,8 @@ class LoopConfig(MethodConfig):
                         "leaves the weights hovering; annealing settles them). Counted back from --steps, so give "
                         "the real step count, not a large one cut short by --max-time", minimum=0, group=DATA,
                         metavar="N")
-    seed: int = option(0, "random seed (data order, crops, initial weights)", group=DATA, metavar="N")
+    seed: int = option(0, "random seed (data order, crops, initial weights)", minimum=SEED_RANGE[0],
+                       maximum=SEED_RANGE[1], group=DATA, metavar="N")
     precision: str = option("auto", "VGG19's precision; auto uses bf16 where it runs faster than fp32 here",
                             choices=("auto", "fp32", "bf16"), group="hardware")
     device: str = option("auto", "torch device", group="hardware", metavar="DEVICE")

@@ -104,6 +104,7 @@ def test_a_resumed_run_keeps_the_threads_it_began_on(tmp_path, tiny, monkeypatch
         reference = run(content, [style], config, extractor=tiny)
         path = tmp_path / "run.ckpt"
         for threads, expected in ((None, 1), (2, 2)):
+            path.unlink(missing_ok=True)
             ckpt = Checkpointer(path, seconds=None, keep=True)
             with pytest.raises(Interrupted):
                 run(content, [style], config, extractor=tiny, checkpoint=ckpt, callback=StopAt(ckpt, 3))
@@ -147,8 +148,15 @@ def test_mismatched_inputs_or_options_are_refused(tmp_path, tiny):
         with pytest.raises(PainterlyError, match="other input images or options") as exc:
             run(c, [style], cfg, extractor=tiny, checkpoint=Checkpointer(path, resume=True))
         assert "\n" not in str(exc.value)
+    # the same run started again without resume would overwrite its progress: refused; another starts afresh
+    with pytest.raises(PainterlyError, match="a.ckpt' holds this run's progress: resume it .*or delete it"):
+        run(content, [style], config, extractor=tiny, checkpoint=Checkpointer(path, seconds=None))
+    other = config.__class__(**{**config.__dict__, "style_weight": 5.0})
+    with pytest.raises(Interrupted):
+        run(content, [style], other, extractor=tiny, checkpoint=(ckpt := Checkpointer(path, seconds=None)),
+            callback=StopAt(ckpt, 1))
     # max_time does not change the result, so it may differ on resume
-    cfg = config.__class__(**{**config.__dict__, "max_time": 1000.0})
+    cfg = other.__class__(**{**other.__dict__, "max_time": 1000.0})
     run(content, [style], cfg, extractor=tiny, checkpoint=Checkpointer(path, resume=True))
 
 

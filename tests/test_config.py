@@ -88,3 +88,36 @@ def test_an_input_a_method_does_not_take_is_refused_naming_it():
     for maps in ({"content_guidance": guide, "style_guidance": [guide]}, {"content_guidance": guide}):
         with pytest.raises(PainterlyError, match="method 'network' takes no guidance maps"):
             painterly.stylize(torch.rand(1, 3, 32, 32), model="starry_night", size=32, **maps)
+
+
+@pytest.mark.parametrize("make", [
+    lambda v: GatysConfig(style_weight=v), lambda v: GatysConfig(max_time=v),
+    lambda v: GatysConfig(style_blend_weights=(v, 1.0)), lambda v: painterly.VideoConfig(temporal_weight=v),
+    lambda v: painterly.make_config("adain", strength=v), lambda v: painterly.make_config("network", style_weights=(v,)),
+    lambda v: StrotssConfig.from_json(json.dumps({"content_weight": v}))])
+@pytest.mark.parametrize("value", [float("nan"), float("inf"), -float("inf")])
+def test_a_number_that_is_not_finite_is_refused(make, value):
+    """A NaN strength made a black picture, a NaN temporal weight black frames, with exit 0."""
+    with pytest.raises(PainterlyError, match=r"must be a finite number, got .*(nan|inf)"):
+        make(value)
+
+
+def test_seeds_span_what_torch_takes_and_numpy_numbers_count():
+    assert GatysConfig(seed=2**64 - 1).seed == 2**64 - 1 and GatysConfig(seed=-(2**63)).seed == -(2**63)
+    with pytest.raises(PainterlyError, match="seed must be at most 18446744073709551615, got 18446744073709551616"):
+        GatysConfig(seed=2**64)
+    with pytest.raises(PainterlyError, match="seed must be at least -9223372036854775808"):
+        GatysConfig(seed=-(2**63) - 1)
+    with pytest.raises(PainterlyError, match="seed must be at most"):
+        painterly.TrainConfig(seed=2**64)
+    np = pytest.importorskip("numpy")
+    config = GatysConfig(size=np.int64(48), style_weight=np.float32(2.5), seed=np.uint32(7))
+    assert (config.size, config.style_weight, config.seed) == (48, 2.5, 7)
+    assert type(config.size) is int and type(config.seed) is int  # JSON and fingerprints see plain numbers
+    with pytest.raises(PainterlyError, match="size must be"):
+        GatysConfig(size=np.float64(48.5))
+
+
+def test_a_plan_of_an_empty_size_is_refused():
+    with pytest.raises(PainterlyError, match=r"each at least 1; got \(0, 0\)"):
+        painterly.plan((0, 0))

@@ -389,3 +389,26 @@ def test_the_api_refuses_an_empty_picture_a_callback_that_is_no_function_and_a_v
             call()
         assert "\n" not in str(info.value)
     assert not (tmp_path / "o.mp4").exists()
+
+
+def test_numpy_images_work_as_pil_images_do():
+    """What np.asarray(a PIL image) gives (a notebook's first try) reads as that image: uint8 exactly,
+    floats in [0, 1] to 8 bits, greyscale as grey, alpha kept."""
+    rgb = np.random.default_rng(0).integers(0, 256, (6, 8, 3), dtype=np.uint8)
+    expected = as_tensor(Image.fromarray(rgb))
+    assert torch.equal(as_tensor(rgb), expected)
+    assert torch.equal(as_tensor(rgb.astype(np.float32) / 255), expected)
+    assert torch.equal(as_tensor(rgb[..., 0]), expected[:, :1].expand(-1, 3, -1, -1))
+    rgba = np.dstack([rgb, np.full((6, 8), 100, np.uint8)])
+    assert open_image(rgba).mode == "RGBA" and painterly.image.image_list(rgba)[0] is rgba  # one image, not rows
+    for bad, words in ((rgb.astype(np.float32), "looks like 0..255: make it uint8"), (rgb.astype(np.int32), "int32"),
+                       (np.zeros((3, 4, 5)), "must be HxW, HxWx3 or HxWx4"), (np.zeros((0, 4, 3)), "must be HxW"),
+                       (np.full((4, 4), np.nan), "values in \\[nan")):
+        with pytest.raises(PainterlyError, match=words):
+            as_tensor(bad, "content image")
+
+
+@pytest.mark.parametrize("source", [None, 5, b"\x89PNG", 2.5])
+def test_an_image_of_another_type_is_refused_naming_what_is_taken(source):
+    with pytest.raises(PainterlyError, match="content image must be a file path, a PIL image, a numpy array or a tensor"):
+        painterly.stylize(source, torch.rand(1, 3, 16, 16), size=16, iterations=1)

@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
+import painterly
 import painterly.cli as cli
 import painterly.hardware as hardware
 from painterly import GatysConfig, StrotssConfig
@@ -281,3 +282,22 @@ def test_resume_command_pins_size_max():
         "painterly a.png b.png --size 1234 -o o.png --resume"
     assert cli._resume_command(["a.png", "--size=max", "--resume"], 99) == "painterly a.png --size=99 --resume"
     assert cli._resume_command(["a.png", "--size", "max"]) == "painterly a.png --size max --resume"
+
+
+def test_size_max_in_the_api_and_a_batch_is_the_largest_that_fits(tmp_path):
+    """size="max" is not the CLI's alone: stylize() and each batch job pick the content's largest size
+    that fits (a batch job given it was refused: "size must be a whole number")."""
+    from painterly.batch import BatchJob, check_jobs, run_job
+
+    photo = tmp_path / "photo.png"
+    Image.new("RGB", (40, 30), (120, 160, 90)).save(photo)
+    options = dict(model="starry_night", max_memory=0.5, device="cpu", precision="fp32")
+    expected = painterly.largest_size(photo, method="network", **options)
+    assert 100 < expected < 2000  # half a GiB: well above the photo, well below free memory
+    with pytest.raises(PainterlyError, match=r"no size fits in the .* GiB available: .*\(give --max-memory \d"):
+        painterly.stylize(photo, size="max", **{**options, "max_memory": 0.25})
+    picture = painterly.stylize(photo, size="max", **options)
+    assert max(picture.size) == expected
+    job = BatchJob("photo", str(photo), (), str(tmp_path / "out.png"), {**options, "size": "max"})
+    assert run_job(check_jobs([job])[0]).status == "done"
+    assert max(Image.open(tmp_path / "out.png").size) == expected
