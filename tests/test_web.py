@@ -16,7 +16,9 @@ from fastapi.testclient import TestClient  # noqa: E402
 
 import painterly  # noqa: E402
 from painterly.web import jobs as web_jobs  # noqa: E402
+from painterly.web import server as web_server  # noqa: E402
 from painterly.web.server import MAX_STYLES, ServerSettings, create_app  # noqa: E402
+from painterly.web.terms import in_api_terms  # noqa: E402
 
 TINY = {"size": 48, "iterations": 3, "scales": 1, "seed": 0}
 LONG = {"size": 48, "iterations": 400, "scales": 1, "seed": 0, "precision": "fp32"}
@@ -170,6 +172,7 @@ def test_bad_uploads_are_refused_with_a_json_error_and_leave_nothing_behind(clie
     elif case == "unexpected_field":
         kwargs["evil"] = ("x.png", png(), "image/png")
     elif case == "guidance_count":
+        kwargs["content_guidance"] = ("c.png", png(), "image/png")
         kwargs["style_guidance"] = ("g.png", png(), "image/png")
         kwargs["styles"] = [png(), png()]
     body = {"bad_json": "{not json", "nan": '{"style_weight": NaN}'}.get(case, json.dumps(options))
@@ -178,6 +181,152 @@ def test_bad_uploads_are_refused_with_a_json_error_and_leave_nothing_behind(clie
     assert words in answer.json()["error"] and "\n" not in answer.json()["error"]
     assert client.get("/api/jobs").json() == []
     assert list((settings.data / "jobs").iterdir()) == []  # the refused upload's folder is gone
+
+
+NETWORK = painterly.method_for(["model"])
+WIDE = (96, 24)  # another aspect ratio than png()'s 64x48
+ASPECT = "a guidance map must have its image's aspect ratio"
+
+
+@pytest.mark.parametrize("case, words", [
+    ("content_guidance_alone", "guidance needs both a content guidance map and style guidance maps"),
+    ("style_guidance_alone", "guidance needs both a content guidance map and style guidance maps"),
+    ("content_guidance_aspect", "the content guidance map is 96x24 but the content is 64x48; " + ASPECT),
+    ("style_guidance_aspect", "style guidance map 2 is 96x24 but style image 2 is 64x48; " + ASPECT),
+    ("threads", "threads 1000 is more than the "),
+    ("style_weights_zero", "style weights must be non-negative and not all zero"),
+    ("seed", "seed must be at most 18446744073709551615"),
+    ("blend_count", "style_blend_weights has 3 values for 2 style images"),
+    ("blend_zero", "style_blend_weights must not all be zero"),
+    ("histogram_network", "preserve_color histogram recolours the style images"),
+])
+def test_what_a_run_would_refuse_is_400_before_queueing_with_the_librarys_message(client, settings, tmp_path,
+                                                                                  case, words):
+    """Each was accepted (201) and failed only when run: now refused on submission, with the one line the
+    library gives (in the API's terms), and nothing queued or left on disk."""
+    options, styles, guides = dict(TINY), [png(), png((20, 120, 220))], {}
+    if case == "content_guidance_alone":
+        guides["content_guidance"] = png()
+    elif case == "style_guidance_alone":
+        guides["style_guidance"] = [png(), png()]
+    elif case == "content_guidance_aspect":
+        guides = {"content_guidance": png(size=WIDE), "style_guidance": [png(), png()]}
+    elif case == "style_guidance_aspect":
+        guides = {"content_guidance": png(), "style_guidance": [png(), png(size=WIDE)]}
+    elif case == "threads":
+        options["threads"] = 1000
+    elif case == "style_weights_zero":
+        options, styles = {"method": NETWORK, "model": "four_paintings", "size": 48, "style_weights": [0, 0, 0, 0]}, []
+    elif case == "seed":
+        options["seed"] = 99999999999999999999
+    elif case in ("blend_count", "blend_zero"):
+        options["style_blend_weights"] = [1, 2, 3] if case == "blend_count" else [0, 0]
+    elif case == "histogram_network":
+        options, styles = {"method": NETWORK, "model": "starry_night", "size": 48, "preserve_color": "histogram"}, []
+    parts = files(styles=styles)
+    if "content_guidance" in guides:
+        parts.append(("content_guidance", ("c.png", guides["content_guidance"], "image/png")))
+    parts += [("style_guidance", (f"s{i}.png", g, "image/png")) for i, g in enumerate(guides.get("style_guidance", []))]
+    answer = client.post("/api/jobs", files=parts, data={"options": json.dumps(options)})
+    assert answer.status_code == 400, answer.text
+    error = answer.json()["error"]
+    assert error.startswith(words) and "\n" not in error and "--" not in error, error
+    assert client.get("/api/jobs").json() == []
+    assert list((settings.data / "jobs").iterdir()) == []
+    # the library refuses the same inputs with the same line (before any work: each fails as the run starts)
+    paths = {}
+    for name, data in [("content", png()), *((f"style{i}", s) for i, s in enumerate(styles)),
+                       *(("content_guidance", g) for g in [guides.get("content_guidance")] if g),
+                       *((f"style_guidance{i}", g) for i, g in enumerate(guides.get("style_guidance", [])))]:
+        paths[name] = tmp_path / f"{name}.png"
+        paths[name].write_bytes(data)
+    keywords = {k: str(paths[k]) for k in ("content_guidance",) if k in paths}
+    if guides.get("style_guidance"):
+        keywords["style_guidance"] = [str(paths[f"style_guidance{i}"]) for i in range(len(guides["style_guidance"]))]
+    method = options.pop("method", None)
+    with pytest.raises(painterly.PainterlyError) as refused:
+        painterly.stylize(str(paths["content"]), [str(paths[f"style{i}"]) for i in range(len(styles))],
+                          method=method, **keywords, **options)
+    assert in_api_terms(str(refused.value)) == error
+
+
+def test_web_counts_the_cpus_as_the_library_does():
+    from painterly.hardware import usable_cpus
+
+    assert web_server.usable_cpus() == usable_cpus()
+    cpus = usable_cpus()
+    assert web_server._check_run(painterly.get_method("gatys"), painterly.make_config("gatys", threads=cpus), 1) \
+        is None
+
+
+def test_style_masks_are_not_taken_over_http(client):
+    """The API has no style masks (guidance maps do that job): a mask file or option is refused up front."""
+    answer = client.post("/api/jobs", files=files(style_masks=("m.png", png(), "image/png")),
+                         data={"options": json.dumps(TINY)})
+    assert answer.status_code == 400 and "unexpected file field 'style_masks'" in answer.json()["error"]
+    answer = submit(client, {**TINY, "style_masks": ["m.png"]})
+    assert answer.status_code == 400 and "unknown option" in answer.json()["error"]
+    assert client.get("/api/jobs").json() == []
+
+
+def test_options_given_twice_are_refused_not_resolved_last_one_wins(client, settings):
+    parts = files() + [("options", (None, json.dumps({**TINY, "size": 64}))), ("options", (None, json.dumps(TINY)))]
+    answer = client.post("/api/jobs", files=parts)
+    assert answer.status_code == 400 and answer.json()["error"] == "field 'options' is given twice; send it once"
+    assert client.get("/api/jobs").json() == []
+    assert list((settings.data / "jobs").iterdir()) == []
+
+
+def test_messages_name_the_apis_options_not_command_line_flags_or_files(client):
+    huge = submit(client, {**TINY, "size": 1000000}).json()["error"]
+    assert "--" not in huge and "the largest size that fits is about size " in huge, huge
+    no_model = submit(client, {"method": NETWORK}, styles=[]).json()["error"]
+    assert no_model == "no model given; name a bundled one (GET /api/methods lists them)"
+    colour = submit(client, {**TINY, "preserve_color": "--bogus"}).json()["error"]
+    assert colour.startswith("preserve_color must be ") and colour.endswith("got '--bogus'")  # a value stays as given
+    decoders = submit(client, {"method": painterly.method_for(["decoders"]), "decoders": ["x"]}).json()["error"]
+    assert "--" not in decoders and "decoders" in decoders
+
+
+def test_in_api_terms_spells_flags_and_option_names_as_json_keys():
+    assert in_api_terms("use --size 512 or --max-memory 2") == "use size 512 or max_memory 2"
+    assert in_api_terms("preserve-color histogram, style-blend-weights and non-negative") == \
+        "preserve_color histogram, style_blend_weights and non-negative"
+    assert in_api_terms("input 'a--b-c.png' is its image's; --tile-size\n 64") == \
+        "input 'a--b-c.png' is its image's; tile_size 64"
+
+
+def test_result_and_preview_of_an_unknown_job_are_no_such_job(client):
+    for path in ("result", "preview", "command", "events", ""):
+        answer = client.get(f"/api/jobs/0123456789abcdef/{path}".rstrip("/"))
+        assert answer.status_code == 404 and answer.json() == {"error": "no such job"}, (path, answer.text)
+    job_id = submit(client, LONG).json()["id"]
+    client.delete(f"/api/jobs/{job_id}")
+    wait(client, job_id)
+    answer = client.get(f"/api/jobs/{job_id}/result")
+    assert answer.status_code == 404 and answer.json() == {"error": "no result: the job is cancelled"}
+
+
+def test_every_error_has_the_apis_shape(settings, monkeypatch):
+    """FastAPI's own errors (no such route, a method not taken, a malformed parameter, a bug) answer
+    {"error": "one line"} like the API's, with their status kept."""
+    with TestClient(create_app(settings), base_url="http://127.0.0.1:7860", raise_server_exceptions=False) as client:
+        for answer, status in ((client.get("/api/nothing"), 404), (client.get("/api/jobs/a/b/c"), 404),
+                               (client.put("/api/jobs"), 405), (client.patch("/api/methods"), 405),
+                               (client.get("/api/jobs/0123456789abcdef/result?download=maybe"), 422)):
+            assert answer.status_code == status and list(answer.json()) == ["error"], answer.text
+            assert answer.json()["error"] and "\n" not in answer.json()["error"]
+        assert client.get("/api/nothing").json() == {"error": "not found"}
+        assert client.put("/api/jobs").headers["allow"]  # 405 still says what the route takes
+        assert client.get("/api/jobs/0123456789abcdef/result?download=maybe").json()["error"].startswith(
+            "query download: ")
+
+        def broken(method):
+            raise RuntimeError("a bug")
+
+        monkeypatch.setattr(painterly, "method_options", broken)
+        answer = client.get("/api/methods")
+        assert answer.status_code == 500 and answer.json() == {"error": "unexpected RuntimeError in painterly's server"}
 
 
 def test_a_file_over_the_limit_is_cut_off_with_413(tmp_path):
@@ -273,15 +422,22 @@ def test_cancel_stops_a_running_job_and_the_queue_shows_positions(client):
     assert client.delete(f"/api/jobs/{third}").status_code == 409
 
 
-def test_a_failed_job_reports_one_line_and_the_next_starts(client):
-    wide = png(size=(96, 24))  # guidance with another aspect ratio than its content: fails when run
-    bad = client.post("/api/jobs", files=files(content_guidance=("g.png", wide, "image/png"),
-                                               style_guidance=("s.png", png(), "image/png")),
-                      data={"options": json.dumps(TINY)})
-    assert bad.status_code == 201, bad.text
+def test_a_failed_job_reports_one_line_in_the_apis_terms_and_the_next_starts(client, monkeypatch):
+    real = painterly.stylize
+    calls = []
+
+    def fails_first(*args, **kwargs):  # a failure no submission check can foresee (a run's own refusal)
+        calls.append(1)
+        if len(calls) == 1:
+            raise painterly.PainterlyError("this run failed;\n try --max-memory 2 or --style-blend-weights 1,2")
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(painterly, "stylize", fails_first)
+    bad = submit(client).json()["id"]
     good = submit(client).json()["id"]
-    failed = wait(client, bad.json()["id"])
-    assert failed["state"] == "failed" and "aspect" in failed["error"] and "\n" not in failed["error"]
+    failed = wait(client, bad)
+    assert failed["state"] == "failed"
+    assert failed["error"] == "this run failed; try max_memory 2 or style_blend_weights 1,2"
     assert wait(client, good)["state"] == "done"
 
 

@@ -22,6 +22,8 @@ from typing import Any, Optional
 
 import painterly
 
+from .terms import in_api_terms
+
 ID_PATTERN = re.compile(r"^[0-9a-f]{16}$")
 QUEUED, RUNNING, DONE, FAILED, CANCELLED = "queued", "running", "done", "failed", "cancelled"
 FINISHED = (DONE, FAILED, CANCELLED)
@@ -284,7 +286,7 @@ class JobStore:
     def _fail(self, job: Job, ckpt, message: str) -> None:
         with self.lock:
             ckpt.path.unlink(missing_ok=True)
-            self._finish(job, FAILED, " ".join(message.split()))
+            self._finish(job, FAILED, in_api_terms(message))  # one line, in the API's terms
             self._changed()
 
     def progressed(self) -> None:

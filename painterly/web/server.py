@@ -13,6 +13,10 @@ API calls only painterly's public names.
     GET    /api/examples, /api/examples/{name}   the bundled example images
     GET    /api/openapi.json         this API as OpenAPI
 
+Every error, the API's own and FastAPI's (no such route, 405, a malformed parameter), answers
+{"error": "one line"} with its status; messages from painterly name options as `options` spells them
+(web.terms). A job is refused (400) on submission for whatever its run would refuse as it starts.
+
 Safety: the Host header must name the bound host (DNS rebinding); with a token required (any address
 but loopback) every request must carry it (?token=, an `Authorization: Bearer` header or the cookie
 the page gets); otherwise a state-changing request must come from the page's own origin or carry the
@@ -28,17 +32,23 @@ import dataclasses
 import hmac
 import ipaddress
 import json
+import math
+import os
 import time
+from http import HTTPStatus
 from importlib import resources
 from pathlib import Path
 from typing import Optional
 
 from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import FileResponse, HTMLResponse, JSONResponse, Response, StreamingResponse
+from starlette.exceptions import HTTPException
 
 import painterly
 
 from .jobs import DONE, FINISHED, Job, JobStore
+from .terms import in_api_terms
 from .uploads import UploadError, read_form
 
 MAX_STYLES = 8
@@ -106,6 +116,30 @@ def create_app(settings: ServerSettings) -> FastAPI:
                   description="Neural style transfer over HTTP: the API the painterly web app uses.")
     app.state.store = store
     app.state.settings = settings
+
+    # Every error has the API's shape, {"error": "one line"}: FastAPI's own (no such route, a method the
+    # route does not take, a malformed parameter) keep their status but not their {"detail": ...}.
+    @app.exception_handler(HTTPException)
+    async def http_error(request: Request, exc: HTTPException) -> JSONResponse:
+        detail = exc.detail if isinstance(exc.detail, str) else json.dumps(exc.detail)
+        try:
+            if detail == HTTPStatus(exc.status_code).phrase:
+                detail = detail.lower()  # "Not Found" -> "not found", as the API's own messages are written
+        except ValueError:
+            pass
+        response = _error(exc.status_code, detail)
+        response.headers.update(exc.headers or {})  # 405's Allow
+        return response
+
+    @app.exception_handler(RequestValidationError)
+    async def invalid_request(request: Request, exc: RequestValidationError) -> JSONResponse:
+        errors = exc.errors() or [{}]
+        where = " ".join(str(part) for part in errors[0].get("loc", ()))
+        return _error(422, f"{where}: {errors[0].get('msg', 'invalid')}" if where else "invalid request")
+
+    @app.exception_handler(Exception)
+    async def unexpected(request: Request, exc: Exception) -> JSONResponse:
+        return _error(500, f"unexpected {type(exc).__name__} in painterly's server")
 
     @app.middleware("http")
     async def guard(request: Request, call_next):
@@ -177,7 +211,7 @@ def create_app(settings: ServerSettings) -> FastAPI:
             store.add(job)
         except UploadError as exc:
             store.discard(folder)
-            return _error(exc.status, str(exc))
+            return _error(exc.status, in_api_terms(str(exc)))
         except BaseException:
             store.discard(folder)
             raise
@@ -204,16 +238,20 @@ def create_app(settings: ServerSettings) -> FastAPI:
     @app.get("/api/jobs/{job_id}/preview")
     def preview(job_id: str):
         job = store.get(job_id)
-        path = None if job is None else store.folder(job_id) / ("result.png" if job.state == DONE else "preview.png")
-        if path is None or not path.exists():
+        if job is None:
+            return _error(404, "no such job")
+        path = store.folder(job_id) / ("result.png" if job.state == DONE else "preview.png")
+        if not path.exists():
             return _error(404, "no preview yet")
         return FileResponse(path, media_type="image/png", headers={"Cache-Control": "no-store"})
 
     @app.get("/api/jobs/{job_id}/result")
     def result(job_id: str, download: bool = False):
         job = store.get(job_id)
-        if job is None or job.state != DONE:
-            return _error(404, "no result (yet)")
+        if job is None:
+            return _error(404, "no such job")
+        if job.state != DONE:
+            return _error(404, f"no result: the job is {job.state}")
         name = f"painterly_{job.method}_{job.id}.png"
         return FileResponse(store.folder(job_id) / "result.png", media_type="image/png",
                             filename=name if download else None)
@@ -257,7 +295,9 @@ def _no_constant(word: str):
 
 
 def _accept(job_id: str, folder: Path, form) -> Job:
-    """Check a submitted form (images, option names, types and bounds) and make its job; UploadError if bad."""
+    """Check a submitted form and make its job; UploadError if bad. Everything a run would refuse
+    before its work (what `painterly` on the command line refuses before it starts) is refused here,
+    before the job is queued: options, images, maps and their counts and shapes, memory, threads."""
     contents, styles = form.named("content"), form.named("style")
     content_guides, style_guides = form.named("content_guidance"), form.named("style_guidance")
     try:
@@ -272,10 +312,10 @@ def _accept(job_id: str, folder: Path, form) -> Job:
     try:
         method = method or painterly.method_for(options)
         painterly.get_method(method)
-        painterly.make_config(method, **options)
+        config = painterly.make_config(method, **options)
     except painterly.PainterlyError as exc:
         raise UploadError(400, str(exc)) from None
-    except TypeError as exc:
+    except (TypeError, ValueError, OverflowError) as exc:
         raise UploadError(400, f"bad options ({exc})") from None
     for record in painterly.method_options(method):
         if record["files"] and record["name"] in options and options[record["name"]] != record["default"]:
@@ -292,14 +332,20 @@ def _accept(job_id: str, folder: Path, form) -> Job:
         raise UploadError(400, f"{method} needs at least one style image")
     if styles and not recipe.needs_styles:
         raise UploadError(400, f"{method} paints the styles it was trained on; it takes no style images")
-    if style_guides and len(style_guides) != len(styles):
-        raise UploadError(400, f"{len(style_guides)} style guidance map(s) for {len(styles)} style image(s)")
-    if (content_guides or style_guides) and "guidance" not in recipe.accepts:
+    guided = bool(content_guides or style_guides)
+    if guided and "guidance" not in recipe.accepts:
         raise UploadError(400, f"{method} takes no guidance maps")
+    if guided and not (content_guides and style_guides):
+        raise UploadError(400, "guidance needs both a content guidance map and style guidance maps")
+    if style_guides and len(style_guides) != len(styles):
+        raise UploadError(400, f"{len(style_guides)} style guidance map(s) for {len(styles)} style image(s); "
+                               "give one per style image")
+    sizes = {}  # each upload's (width, height), as painterly's loader reads it (EXIF rotation included)
     for upload in form.files:
         what = upload.field.replace("_", " ") + (" image" if upload.field in ("content", "style") else " map")
         try:
-            painterly.open_image(upload.path, what).close()
+            with painterly.open_image(upload.path, what) as image:
+                sizes[upload.path] = image.size
         except painterly.NotAnImageError:
             raise UploadError(415, f"{what} '{upload.filename}' is not an image painterly can read") from None
         except painterly.ImageTooLargeError:
@@ -308,8 +354,15 @@ def _accept(job_id: str, folder: Path, form) -> Job:
         except painterly.PainterlyError as exc:
             message = str(exc).replace(str(upload.path), upload.filename)
             raise UploadError(400, message) from None
+    if guided:
+        pairs = [("the content guidance map", content_guides[0], "the content", contents[0])]
+        pairs += [(f"style guidance map {i}", guide, f"style image {i}", style)
+                  for i, (guide, style) in enumerate(zip(style_guides, styles), 1)]
+        for guide_name, guide, image_name, image in pairs:
+            _check_aspect(guide_name, sizes[guide.path], image_name, sizes[image.path])
     try:  # what the run would refuse (a model's style count, a device, a size no memory holds), refused now
         plan = painterly.plan(contents[0].path, method=method, **options)
+        _check_run(recipe, config, len(styles))
     except painterly.PainterlyError as exc:
         raise UploadError(400, str(exc)) from None
     if plan.problem:
@@ -317,6 +370,68 @@ def _accept(job_id: str, folder: Path, form) -> Job:
     inputs = {"content": contents[0].filename, "styles": [s.filename for s in styles],
               "content_guidance": bool(content_guides), "style_guidance": len(style_guides)}
     return Job(id=job_id, method=method, options=options, inputs=inputs, created=time.time())
+
+
+# The checks below are the library's own that a run makes as it starts (stylize's guidance check, the
+# Session's, the style mixes' as the style side is computed), with its messages, made here on sizes and
+# options alone: painterly exports no function that makes them without running.
+
+def _check_aspect(guide_name: str, guide_size: tuple[int, int], image_name: str, image_size: tuple[int, int]) -> None:
+    """A guidance map has its image's aspect ratio within 2% (a stretched map pairs the wrong places)."""
+    (gw, gh), (w, h) = guide_size, image_size
+    if abs(gw / gh - w / h) > 0.02 * (w / h):
+        raise UploadError(400, f"{guide_name} is {gw}x{gh} but {image_name} is {w}x{h}; "
+                               "a guidance map must have its image's aspect ratio")
+
+
+def usable_cpus() -> int:
+    """The CPUs this process may run on, as painterly counts them when a run sets its threads: the
+    affinity mask, capped by the tightest cgroup v2 CPU quota on the process's path (rounded up)."""
+    try:
+        count = len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):
+        count = os.cpu_count() or 1
+    root, quota = Path("/sys/fs/cgroup"), None
+    try:
+        line = next((x for x in Path("/proc/self/cgroup").read_text().splitlines() if x.startswith("0::")), None)
+    except OSError:
+        line = None
+    if line is not None:
+        here = root / line.split(":", 2)[2].lstrip("/")
+        for folder in (here, *here.parents):
+            if folder != root and root not in folder.parents:
+                continue
+            try:
+                limit, _, period = (folder / "cpu.max").read_text().strip().partition(" ")
+                if limit != "max" and period:
+                    quota = min(quota or math.inf, int(limit) / int(period))
+            except (OSError, ValueError):
+                continue
+    if quota is not None:
+        count = min(count, max(1, math.ceil(quota)))
+    return max(1, count)
+
+
+def _check_run(recipe, config, styles: int) -> None:
+    """What a run of `config` with `styles` style images refuses as it starts (PainterlyError)."""
+    if config.preserve_color == "histogram" and not recipe.needs_styles:
+        raise painterly.PainterlyError(f"preserve-color histogram recolours the style images, which {recipe.name} "
+                                       "does not take; use luminance")
+    threads = getattr(config, "threads", None)
+    cpus = usable_cpus()
+    if threads is not None and threads > cpus:
+        raise painterly.PainterlyError(
+            f"threads {threads} is more than the {cpus} CPU{'s' if cpus > 1 else ''} this process may use; more "
+            f"threads than CPUs only slow the run (give at most {cpus})")
+    blend = getattr(config, "style_blend_weights", None)
+    if blend is not None and recipe.needs_styles:
+        if len(blend) != styles:
+            raise painterly.PainterlyError(f"style-blend-weights has {len(blend)} values for {styles} style images")
+        if sum(blend) <= 0:
+            raise painterly.PainterlyError("style-blend-weights must not all be zero")
+    mix = getattr(config, "style_weights", None)  # a multi-style network's mix (plan checked its count)
+    if mix is not None and (any(w < 0 for w in mix) or sum(mix) <= 0):
+        raise painterly.PainterlyError("style weights must be non-negative and not all zero")
 
 
 def _command(job: Job) -> str:

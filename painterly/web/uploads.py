@@ -47,8 +47,8 @@ async def read_form(content_type: str, body: AsyncIterator[bytes], folder: Path,
     """Parse a multipart/form-data body into files under `folder` and small text fields.
 
     file_fields: the allowed file fields and how many files each may have. Anything else (an unknown
-    field, a text field sent as a file or the other way round, too many files, a file over
-    max_file_bytes) raises UploadError with the status to answer.
+    field, a text field sent as a file or the other way round, a text field given twice, too many
+    files, a file over max_file_bytes) raises UploadError with the status to answer.
     """
     kind, params = parse_options_header(content_type or "")
     if kind != b"multipart/form-data" or not params.get(b"boundary"):
@@ -91,6 +91,8 @@ async def read_form(content_type: str, body: AsyncIterator[bytes], folder: Path,
         else:
             if name not in text_fields:
                 raise UploadError(400, f"unexpected field '{name[:40]}'; expected {', '.join(sorted(text_fields))}")
+            if name in form.fields:  # not resolved last-one-wins: which one was meant is the sender's to say
+                raise UploadError(400, f"field '{name[:40]}' is given twice; send it once")
             state["file"], state["text"] = None, bytearray()
 
     def on_part_data(data: bytes, start: int, end: int) -> None:
