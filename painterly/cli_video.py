@@ -40,8 +40,15 @@ def build_video_parser(method: str = DEFAULT_METHOD) -> argparse.ArgumentParser:
 
 
 class _FrameBar:
-    def __init__(self, quiet: bool) -> None:
-        self.quiet, self.bar = quiet, None
+    """Frames done of all, each painted frame's seconds and, from the second frame painted after the first
+    of the video (which takes longer), the time left at their mean. No frames/s: frames loaded for a
+    resume, or a first frame timed from the bar's start, would make it up."""
+
+    FORMAT = "{desc}: {percentage:3.0f}%|{bar}| {n_fmt}/{total_fmt} [{elapsed}{postfix}]"
+
+    def __init__(self, quiet: bool, size_max: bool = False) -> None:
+        self.quiet, self.bar, self.size_max = quiet, None, size_max
+        self.later: list[float] = []  # seconds of the frames painted after the video's first
 
     def __call__(self, info) -> None:
         if self.quiet:
@@ -49,14 +56,34 @@ class _FrameBar:
         if self.bar is None:
             from tqdm import tqdm
 
-            self.bar = tqdm(total=info.frames, file=sys.stderr, dynamic_ncols=True, unit="frame", desc="video")
-        self.bar.update(1)
-        losses = " ".join(f"{k}={v:.3g}" for k, v in info.losses.items())
-        self.bar.set_postfix_str(("resumed" if info.resumed else f"{info.seconds:.1f} s/frame ") + losses, refresh=True)
+            if self.size_max:
+                how = "chosen when the run began" if info.resumed else "fits in free memory"
+                print(f"painterly: --size max: {max(info.size)} px {how} ({info.size[0]}x{info.size[1]} frames)",
+                      file=sys.stderr)
+            self.bar = tqdm(total=info.frames, file=sys.stderr, dynamic_ncols=True, unit="frame", desc="video",
+                            bar_format=self.FORMAT)
+            self.bar.start_t -= info.elapsed  # the clock from the run's start, not from the first frame's end
+        if not info.resumed and info.frame > 1:
+            self.later.append(info.seconds)
+        self.bar.n += 1  # shown with this frame's postfix, not the last one's
+        self.bar.set_postfix_str(self.postfix(info), refresh=True)
+
+    def postfix(self, info) -> str:
+        words = ["resumed" if info.resumed else f"{info.seconds:.1f} s/frame"]
+        if self.later and info.frame < info.frames:
+            left = sum(self.later) / len(self.later) * (info.frames - info.frame)
+            words.append(f"{_clock(left)} left")
+        return ", ".join(words) + "".join(f" {k}={v:.3g}" for k, v in info.losses.items())
 
     def close(self) -> None:
         if self.bar is not None:
             self.bar.close()
+
+
+def _clock(seconds: float) -> str:
+    seconds = int(round(seconds))
+    h, m, s = seconds // 3600, seconds // 60 % 60, seconds % 60
+    return f"{h}:{m:02d}:{s:02d}" if h else f"{m:02d}:{s:02d}"
 
 
 def video_command(words: Sequence[str]) -> int:
@@ -64,16 +91,18 @@ def video_command(words: Sequence[str]) -> int:
     video_names = {f.name for f in dataclasses.fields(VideoConfig)}
     options = {name: getattr(args, name) for name in config_flags() if hasattr(args, name) and name not in video_names}
     video = VideoConfig(**{name: getattr(args, name) for name in video_names if hasattr(args, name)})
-    method = args.method or method_for(options)
+    method = args.method or method_for(options)  # as the image command: options no one method takes are refused
+    options = options_for_method(method, options, args.method is not None)
     if not args.styles and available_methods()[method].needs_styles:
         raise _UsageError("a STYLE image is needed")
-    config = make_config(method, **options_for_method(method, options, args.method is not None))
-    bar = _FrameBar(args.quiet)
+    size_max = options.get("size") == "max"  # resolved from the frames' size, as the image command's
+    config = make_config(method, **{k: v for k, v in options.items() if not (size_max and k == "size")})
+    bar = _FrameBar(args.quiet, size_max)
     guides = {k: v for k, v in (("content_guidance", args.content_guidance), ("style_guidance", args.style_guidance))
               if v is not None}
     try:
         result = stylize_video(args.input, list(args.styles), args.output, method=method, config=config, video=video,
-                               resume=args.resume, callback=bar, **guides)
+                               resume=args.resume, callback=bar, **guides, **({"size": "max"} if size_max else {}))
     except KeyboardInterrupt:
         bar.close()
         again = [*words, *([] if "--resume" in words else ["--resume"])]
@@ -85,7 +114,7 @@ def video_command(words: Sequence[str]) -> int:
     if not args.quiet:
         if result.note:
             print(f"painterly: {result.note}", file=sys.stderr)
-        h, w = result.size
+        w, h = result.size
         print(f"painterly: wrote {result.path} ({result.frames} frames, {w}x{h}, {float(result.rate):g} fps)",
               file=sys.stderr)
     return EXIT_OK

@@ -12,8 +12,10 @@ Style targets are prepared once per video (the driver's Session). Frames are rea
 so the flow is computed where the picture is made. Each finished frame is saved as a PNG in a work
 folder beside the output, with a plan that fingerprints the inputs and options; `resume` continues
 after the last saved frame, and since every frame (also the one the next starts from) passes through
-the same 8-bit PNG, a resumed video equals an uninterrupted one. The video is encoded from those
-frames at the end, atomically, and the work folder removed.
+the same 8-bit PNG, a resumed video equals an uninterrupted one; a run without `resume` over a folder
+holding finished frames of the same run is refused rather than losing them. The video is encoded from
+those frames at the end, atomically, and the work folder removed; bad input found mid-run removes what
+the run wrote (Ctrl-C keeps it, to resume).
 """
 
 from __future__ import annotations
@@ -30,7 +32,7 @@ from typing import Callable, Optional, Sequence, Union
 
 import torch
 
-from .api import get_method, initial_image, make_config, method_of
+from .api import get_method, initial_image, largest_size, make_config, method_of
 from .config import MethodConfig, option
 from .driver import Session
 from .errors import PainterlyError
@@ -52,23 +54,30 @@ class VideoConfig(MethodConfig):
                                     "of the warped previous output blended in (feed-forward); 0: independent frames",
                                     minimum=0, group="video", metavar="W")
     long_term: int = option(0, "also hold each frame to N earlier frames (2, 4, ..., 2^N back), not just the "
-                            "last (Ruder et al.'s long-term consistency)", minimum=0, group="video", metavar="N")
+                            "last (Ruder et al.'s long-term consistency; optimisation methods)", minimum=0,
+                            group="video", metavar="N")
     later_iterations: Optional[int] = option(None, "iterations for each frame after the first (which starts from "
-                                             "the previous one, so needs fewer)", minimum=1,
+                                             "the previous one, so needs fewer; optimisation methods)", minimum=1,
                                              default_text="the method's", group="video", metavar="N")
     start: float = option(0.0, "first second of the video to use", minimum=0, group="video", metavar="SECONDS")
     end: Optional[float] = option(None, "second to stop at", above=0, default_text="the end", group="video",
                                   metavar="SECONDS")
     every: int = option(1, "use one frame in N (the frame rate is divided by N)", minimum=1, group="video",
                         metavar="N")
-    crf: int = option(18, "H.264 quality, 0..51, lower is better (18: visually near-lossless)", minimum=0,
-                      group="video", metavar="Q")
-    lossless: bool = option(False, "lossless RGB H.264 (large files)", group="video")
+    fps: Optional[float] = option(None, "the frame rate of a folder of frames (what --start/--end count in, and "
+                                  "the output's); a video file has its own", above=0, default_text="25",
+                                  group="video", metavar="N")
+    crf: Optional[int] = option(None, "H.264 quality of a video file output, 0..51, lower is better (18: "
+                                "visually near-lossless; not with --lossless)",
+                                minimum=0, default_text="18", group="video", metavar="Q")
+    lossless: bool = option(False, "lossless RGB H.264 for a video file output (large files)", group="video")
 
     def __post_init__(self) -> None:
         super().__post_init__()
-        if self.crf > 51:
+        if self.crf is not None and self.crf > 51:
             raise PainterlyError(f"crf must be at most 51, got {self.crf}")
+        if self.lossless and self.crf is not None:
+            raise PainterlyError("--lossless keeps every pixel; it takes no --crf")
 
 
 @dataclass
@@ -81,6 +90,7 @@ class FrameInfo:
     elapsed: float
     losses: dict
     resumed: bool      # loaded from the work folder, not painted now
+    size: tuple[int, int] = (0, 0)  # (width, height) the frames are painted at (--size max: the size chosen)
 
     @property
     def eta(self) -> float:
@@ -97,7 +107,9 @@ def work_folder(output: Union[str, os.PathLike]) -> Path:
 
 
 def _fingerprint(source: VideoSource, styles: Sequence[torch.Tensor], method: str, config, video: VideoConfig,
-                 guides: Sequence[Optional[torch.Tensor]]) -> str:
+                 guides: Sequence[Optional[torch.Tensor]], size_max: bool = False) -> str:
+    """The inputs and options of a run (size_max: the size asked for is 'max', whichever it resolves to,
+    so a resume, or another free memory, does not make it another run)."""
     h = hashlib.sha256()
     files = sorted(source.path.iterdir()) if source.is_folder else [source.path]
     h.update(f"{source.path.resolve()}|{source.info}".encode())
@@ -109,6 +121,8 @@ def _fingerprint(source: VideoSource, styles: Sequence[torch.Tensor], method: st
             h.update(t.numpy().tobytes())
     skip = {"device", "threads", "max_time"}
     options = {k: v for k, v in dataclasses.asdict(config).items() if k not in skip}
+    if size_max:
+        options["size"] = "max"
     h.update(json.dumps([method, options, dataclasses.asdict(video)], sort_keys=True, default=str).encode())
     return h.hexdigest()
 
@@ -138,10 +152,12 @@ def _long_term_masks(masks: list[torch.Tensor]) -> list[torch.Tensor]:
 
 @dataclass(frozen=True)
 class VideoResult:
+    """What stylize_video wrote."""
+
     path: Path
     frames: int
     rate: object       # the output's frame rate (a Fraction)
-    size: tuple[int, int]
+    size: tuple[int, int]  # (width, height) of the frames written, as PIL's Image.size (an odd size padded for H.264)
     note: str = ""     # e.g. how an odd size was padded for H.264
 
 
@@ -164,6 +180,9 @@ def stylize_video(source: Union[str, os.PathLike], styles: Union[None, ImageLike
     for hook in (callback, step_callback):
         if hook is not None and not callable(hook):
             raise PainterlyError(f"a callback must be a function, got {type(hook).__name__}")
+    size_max = isinstance(options.get("size"), str) and options["size"].strip().lower() == "max"
+    if size_max:  # the largest that fits in free memory, chosen once the frames' size is known
+        options = {k: v for k, v in options.items() if k != "size"}
     cfg = make_config(method, config, **options)
     name = method_of(cfg) if method is None else method
     recipe = get_method(name)
@@ -174,18 +193,38 @@ def stylize_video(source: Union[str, os.PathLike], styles: Union[None, ImageLike
     style_ts = [as_tensor(s, "style image") for s in styles]
     if not style_ts and recipe.needs_styles:
         raise PainterlyError("at least one style image is needed")
-    frames = VideoSource(source, video.start, video.end, video.every, max_side=cfg.size)
-    cfg = make_config(name, cfg, size=max(frames.info.size))  # no larger than the source: flow at the output size
+    _refuse_ignored(video, recipe, name, cfg)
     out = Path(output)
+    if not is_video_path(out) and (video.crf is not None or video.lossless):
+        given = ", ".join(f for f, v in (("--crf", video.crf is not None), ("--lossless", video.lossless)) if v)
+        raise PainterlyError(f"{given}: '{out}' is a folder of PNG frames, which keep every pixel; --crf and "
+                             "--lossless are for a video file output")
+    frames = VideoSource(source, video.start, video.end, video.every, max_side=None if size_max else cfg.size,
+                         fps=video.fps)
     if is_video_path(out) and not out.parent.is_dir():
         raise PainterlyError(f"output folder '{out.parent}' does not exist")
     check_video_output(out)  # before the frames are painted, not after
     refuse_overwriting_inputs(out, [source, *styles, content_guidance,
                                     *(style_guidance if isinstance(style_guidance, (list, tuple)) else [style_guidance])])
-    guides, guide_tensors = _guides(content_guidance, style_guidance, style_ts, frames)
-    followup = recipe.later_frames(cfg, video.later_iterations, frames.info.size) if video.temporal_weight > 0 else None
+    guide_tensors = _guide_tensors(content_guidance, style_guidance)
     folder = work_folder(out)
-    plan = {"fingerprint": _fingerprint(frames, style_ts, name, cfg, video, guide_tensors), "frames": frames.info.frames}
+    chosen = None
+    if size_max:  # a run that began with --size max goes on at the size it chose then
+        fingerprint = _fingerprint(frames, style_ts, name, cfg, video, guide_tensors, size_max=True)
+        saved = _saved_plan(folder)
+        if saved.get("fingerprint") == fingerprint and isinstance(saved.get("size_max"), int):
+            chosen = saved["size_max"]
+        else:
+            chosen = min(max(frames.info.size), largest_size(frames.info.size, method=name, config=cfg))
+        frames.cap(chosen)
+    _check_frame_size(frames, None if size_max else cfg.size)
+    cfg = make_config(name, cfg, size=max(frames.info.size))  # no larger than the source: flow at the output size
+    if not size_max:
+        fingerprint = _fingerprint(frames, style_ts, name, cfg, video, guide_tensors)
+    guides = _guides(guide_tensors, style_ts, frames)
+    followup = recipe.later_frames(cfg, video.later_iterations, frames.info.size) if video.temporal_weight > 0 else None
+    plan = {"fingerprint": fingerprint, "frames": frames.info.frames, **({"size_max": chosen} if size_max else {})}
+    created = not folder.exists()
     done, seed, precision = _prepare_folder(folder, plan, resume)
     if recipe.optimises and cfg.seed is None:  # one seed for the whole video, kept so a resume draws the same
         cfg = make_config(name, cfg, seed=seed)
@@ -201,16 +240,48 @@ def stylize_video(source: Union[str, os.PathLike], styles: Union[None, ImageLike
                                                         extractor=first.extractor)
         _paint_all(frames, folder, done, recipe, first, later, video, callback, step_callback)
     except PainterlyError:
-        if is_video_path(out) and not resume:  # bad input found mid-run: leave nothing behind
-            shutil.rmtree(folder, ignore_errors=True)
+        if not resume:  # bad input found mid-run: leave nothing of this run behind (Ctrl-C keeps it to resume)
+            _remove_work(folder, whole=is_video_path(out) or created)
         raise
-    note = ""
+    note, written = "", frames.info.size
     if is_video_path(out):
-        note = _encode(folder, out, frames, video)
+        note, written = _encode(folder, out, frames, video)
         shutil.rmtree(folder, ignore_errors=True)
     else:
         (folder / "plan.json").unlink(missing_ok=True)
-    return VideoResult(out, frames.info.frames, frames.info.rate, frames.info.size, note)
+    return VideoResult(out, frames.info.frames, frames.info.rate, (written[1], written[0]), note)
+
+
+MIN_SIDE = 16  # px a side the methods need (VGG19 reaches relu5_1)
+
+
+def _refuse_ignored(video: VideoConfig, recipe, name: str, cfg) -> None:
+    """The options that steer later frames toward earlier ones, refused where nothing would read them."""
+    given = [flag for flag, value in (("--later-iterations", video.later_iterations is not None),
+                                      ("--long-term", video.long_term > 0)) if value]
+    if not given:
+        return
+    flags = ", ".join(given)
+    if recipe.later_frames(cfg, video.later_iterations, (cfg.size, cfg.size)) is None:
+        what = (f"{name} is one forward pass a frame, blended with the previous frame along the flow"
+                if not recipe.optimises else f"{name} cannot start a frame from the previous one")
+        raise PainterlyError(f"{flags}: {what}; these belong to the methods that optimise each frame from the last")
+    if video.temporal_weight == 0:
+        raise PainterlyError(f"{flags}: --temporal-weight 0 paints every frame afresh, as the first; these steer "
+                             "the frames that start from the previous one")
+
+
+def _check_frame_size(frames: VideoSource, size: Optional[int]) -> None:
+    """Frames too small for the methods: the video's own (never enlarged), or made so by --size."""
+    h, w = frames.info.size
+    if min(h, w) >= MIN_SIDE:
+        return
+    sh, sw = frames.info.source_size
+    if (h, w) == (sh, sw):
+        raise PainterlyError(f"the frames are {w}x{h} px; each side must be at least {MIN_SIDE} px (a video's "
+                             "frames are not enlarged)")
+    raise PainterlyError(f"the frames would be {w}x{h} px at --size {size} (the video's are {sw}x{sh}); each side "
+                         f"must be at least {MIN_SIDE} px: raise --size")
 
 
 def _paint_all(frames: VideoSource, folder: Path, done: int, recipe, first: Session, later: Session,
@@ -232,8 +303,9 @@ def _paint_all(frames: VideoSource, folder: Path, done: int, recipe, first: Sess
             result = pil_to_tensor(picture)  # the 8-bit frame, as a resumed run will read it back
             save_image(picture, frame_path, quick=True)
         if callback is not None:
+            h, w = frames.info.size
             callback(FrameInfo(index + 1, frames.info.frames, time.monotonic() - t0, time.monotonic() - start, losses,
-                               index < done))
+                               index < done, (w, h)))
         history.insert(0, (frame, result))
         del history[max(1, _long_term_span(video.long_term)):]
         previous_frame, previous_out = frame, result
@@ -282,18 +354,26 @@ def _load(path: Path) -> torch.Tensor:
     return pil_to_tensor(split_alpha(open_image(path, "frame"))[0])
 
 
-def _guides(content_guidance, style_guidance, styles, frames: VideoSource):
+def _guide_tensors(content_guidance, style_guidance) -> list[Optional[torch.Tensor]]:
+    """The guidance maps as given: [content map or None, style map, ...], or [] with none."""
     if content_guidance is None and style_guidance is None:
-        return None, []
-    from .guidance import check_guides, region_pairs
-
+        return []
     if isinstance(style_guidance, (str, os.PathLike)) or (style_guidance is not None and not isinstance(style_guidance, Sequence)):
         style_guidance = [style_guidance]
     content_guide = None if content_guidance is None else as_tensor(content_guidance, "content guidance")
-    style_guides = [as_tensor(g, "style guidance") for g in (style_guidance or [])]
+    return [content_guide, *(as_tensor(g, "style guidance") for g in (style_guidance or []))]
+
+
+def _guides(guide_tensors: list, styles, frames: VideoSource):
+    """The region pairs the session takes (None without guidance), checked against the frames' size."""
+    if not guide_tensors:
+        return None
+    from .guidance import check_guides, region_pairs
+
+    content_guide, style_guides = guide_tensors[0], guide_tensors[1:]
     h, w = frames.info.size
     check_guides(content_guide, style_guides, torch.zeros(1, 3, h, w), styles)
-    return region_pairs(content_guide, style_guides), [content_guide, *style_guides]
+    return region_pairs(content_guide, style_guides)
 
 
 def _prepare_folder(folder: Path, plan: dict, resume: bool) -> tuple[int, int, Optional[str]]:
@@ -308,10 +388,12 @@ def _prepare_folder(folder: Path, plan: dict, resume: bool) -> tuple[int, int, O
         if saved.get("fingerprint") != plan["fingerprint"]:
             raise PainterlyError(f"'{folder}' was made from other inputs or options; resume with the same ones, "
                                  "or run without --resume to start afresh")
-        done = 0
-        while (folder / f"frame_{done + 1:05d}.png").exists() and done < plan["frames"]:
-            done += 1
-        return done, int(saved.get("seed", 0)), saved.get("precision")
+        return _finished(folder, plan["frames"]), int(saved.get("seed", 0)), saved.get("precision")
+    if _saved_plan(folder).get("fingerprint") == plan["fingerprint"]:  # this run's frames: never lost unasked
+        done = _finished(folder, plan["frames"])
+        if done:
+            raise PainterlyError(f"'{folder}' holds {done} finished frame{'s' if done > 1 else ''} of this run: add "
+                                 "--resume to continue it, or delete the folder to start afresh")
     if folder.exists():  # an earlier run's frames (only ours: it may be a folder the user named)
         for old in folder.glob("frame_*.png"):
             old.unlink()
@@ -321,17 +403,45 @@ def _prepare_folder(folder: Path, plan: dict, resume: bool) -> tuple[int, int, O
     return 0, seed, None
 
 
+def _saved_plan(folder: Path) -> dict:
+    """The plan a run left in its work folder ({} where there is none, or it cannot be read)."""
+    try:
+        saved = json.loads((folder / "plan.json").read_text())
+    except (OSError, ValueError):
+        return {}
+    return saved if isinstance(saved, dict) else {}
+
+
+def _finished(folder: Path, frames: int) -> int:
+    """How many frames from the first on the work folder holds finished."""
+    done = 0
+    while done < frames and (folder / f"frame_{done + 1:05d}.png").exists():
+        done += 1
+    return done
+
+
+def _remove_work(folder: Path, whole: bool) -> None:
+    """What a failed fresh run wrote: the whole folder (a video's work folder, or a frame folder it made),
+    else its frames and plan in a folder that was there before."""
+    if whole:
+        shutil.rmtree(folder, ignore_errors=True)
+        return
+    for path in [*folder.glob("frame_*.png"), folder / "plan.json"]:
+        path.unlink(missing_ok=True)
+
+
 def _record(folder: Path, **values) -> None:
     """Add `values` to the work folder's plan, for a resume to read back."""
     plan_path = folder / "plan.json"
     write_bytes_atomic(json.dumps({**json.loads(plan_path.read_text()), **values}).encode(), plan_path)
 
 
-def _encode(folder: Path, out: Path, frames: VideoSource, video: VideoConfig) -> str:
+def _encode(folder: Path, out: Path, frames: VideoSource, video: VideoConfig) -> tuple[str, tuple[int, int]]:
+    """The video file from the work folder's frames; returns the note and the (height, width) written."""
     sink = None
     try:
-        sink = VideoSink(out, frames.info.size, frames.info.rate, crf=video.crf, lossless=video.lossless,
-                         audio_from=frames)
+        sink = VideoSink(out, frames.info.size, frames.info.rate, crf=18 if video.crf is None else video.crf,
+                         lossless=video.lossless, audio_from=frames)
         for index in range(frames.info.frames):
             sink.write(_load(folder / f"frame_{index + 1:05d}.png"))
         sink.close()
@@ -339,4 +449,4 @@ def _encode(folder: Path, out: Path, frames: VideoSource, video: VideoConfig) ->
         if sink is not None:
             sink.abort()
         raise
-    return sink.note
+    return sink.note, sink.padded

@@ -9,7 +9,7 @@ lossless RGB), into a temporary file renamed into place at the end, so a crash l
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from fractions import Fraction
 from pathlib import Path
 from typing import Iterator, Optional, Union
@@ -25,7 +25,7 @@ VIDEO_SUFFIXES = (".mp4", ".mov", ".mkv", ".m4v", ".avi")  # containers that tak
 # of such an output with a note (.mkv takes every codec).
 MP4_AUDIO = frozenset({"aac", "mp3", "alac", "ac3", "eac3", "opus", "flac"})
 FRAME_SUFFIXES = READ_SUFFIXES
-FOLDER_RATE = Fraction(25)  # the frame rate a folder of frames plays at
+FOLDER_RATE = Fraction(25)  # the frame rate a folder of frames plays at, unless fps says another
 
 
 def _av():
@@ -54,11 +54,12 @@ class VideoSource:
     """Frames of a video file or a folder of images, as 1x3xHxW tensors in [0, 1].
 
     start/end: seconds; every: keep one frame in N; max_side: scale frames so the long side is at most
-    this (None: as they are).
+    this (None: as they are); fps: a folder's frame rate (None: 25; a video file has its own, and is
+    refused one). A folder's frames must all be the size of its first (after EXIF rotation).
     """
 
     def __init__(self, path: Union[str, os.PathLike], start: float = 0.0, end: Optional[float] = None, every: int = 1,
-                 max_side: Optional[int] = None) -> None:
+                 max_side: Optional[int] = None, fps: Optional[float] = None) -> None:
         self.path = Path(path)
         if not self.path.exists():
             raise PainterlyError(f"video '{self.path}' does not exist")
@@ -66,10 +67,16 @@ class VideoSource:
             raise PainterlyError(f"every must be at least 1, got {every}")
         if start < 0 or (end is not None and end <= start):
             raise PainterlyError(f"--start {start:g} and --end {end} do not make a time range")
+        if fps is not None and not fps > 0:
+            raise PainterlyError(f"--fps must be above 0, got {fps}")
         self.start, self.end, self.every, self.max_side = start, end, every, max_side
         self.is_folder = self.path.is_dir()
         if not self.is_folder and self.path.suffix.lower() in FRAME_SUFFIXES:
             raise PainterlyError(f"'{self.path}' is an image, not a video; stylise it with `painterly IMAGE STYLE -o OUT`")
+        self.folder_rate = FOLDER_RATE if fps is None else Fraction(fps).limit_denominator(1001)
+        if fps is not None and not self.is_folder:  # before decoding it all to count its frames
+            raise PainterlyError(f"--fps sets the rate of a folder of frames; the video '{self.path}' has its own "
+                                 f"({float(self._stream_rate()):g} fps)")
         self.info = self._folder_info() if self.is_folder else self._file_info()
         if self.info.frames == 0:
             raise PainterlyError(f"video '{self.path}' has no frames" + (" in that time range" if start or end else ""))
@@ -77,16 +84,25 @@ class VideoSource:
     # --- a folder of frames -------------------------------------------------------------------
     def _folder_files(self) -> list[Path]:
         files = sorted(p for p in self.path.iterdir() if p.suffix.lower() in FRAME_SUFFIXES and not p.name.startswith("."))
-        first = int(round(self.start * FOLDER_RATE))
-        last = len(files) if self.end is None else int(round(self.end * FOLDER_RATE))
+        first = int(round(self.start * self.folder_rate))
+        last = len(files) if self.end is None else int(round(self.end * self.folder_rate))
         return files[first:last:self.every]
 
     def _folder_info(self) -> VideoInfo:
+        rate = self.folder_rate / self.every
         files = self._folder_files()
         if not files:
-            return VideoInfo(FOLDER_RATE / self.every, 0, (0, 0), (0, 0), 0, False, self.start, self.end)
+            return VideoInfo(rate, 0, (0, 0), (0, 0), 0, False, self.start, self.end)
         w, h = split_alpha(open_image(files[0], "frame"))[0].size
-        return VideoInfo(FOLDER_RATE / self.every, len(files), self._capped((h, w)), (h, w), 0, False, self.start, self.end)
+        for path in files[1:]:  # before any work, from the headers: a frame of another size, or not an image
+            self._check_frame_size(path, _header_size(path), files[0], (h, w))
+        return VideoInfo(rate, len(files), self._capped((h, w)), (h, w), 0, False, self.start, self.end)
+
+    @staticmethod
+    def _check_frame_size(path: Path, size: tuple[int, int], first: Path, first_size: tuple[int, int]) -> None:
+        if size != first_size:
+            raise PainterlyError(f"frame '{path}' is {size[1]}x{size[0]} px but the first, '{first.name}', is "
+                                 f"{first_size[1]}x{first_size[0]} px; the frames of one video have one size")
 
     # --- a video file -------------------------------------------------------------------------
     def _open(self):
@@ -100,11 +116,22 @@ class VideoSource:
             raise PainterlyError(f"'{self.path}' has no video stream")
         return container
 
+    def _stream_rate(self) -> Fraction:
+        container = self._open()
+        try:
+            return self._rate(container.streams.video[0])
+        finally:
+            container.close()
+
+    @staticmethod
+    def _rate(stream) -> Fraction:
+        return Fraction(stream.average_rate or stream.guessed_rate or Fraction(25))
+
     def _file_info(self) -> VideoInfo:
         container = self._open()
         try:
             stream = container.streams.video[0]
-            rate = stream.average_rate or stream.guessed_rate or Fraction(25)
+            rate = self._rate(stream)
             if not stream.codec_context or not stream.codec_context.width:
                 raise PainterlyError(f"'{self.path}': its video codec cannot be decoded here")
             count = 0
@@ -143,10 +170,18 @@ class VideoSource:
             return size
         return fit_long_side(*size, self.max_side)
 
+    def cap(self, max_side: Optional[int]) -> None:
+        """Read the frames with their long side at most `max_side` from now on (no need to decode again)."""
+        self.max_side = max_side
+        self.info = replace(self.info, size=self._capped(self.info.source_size))
+
     def __iter__(self) -> Iterator[torch.Tensor]:
         if self.is_folder:
-            for path in self._folder_files():
-                yield self._fit(pil_to_tensor(split_alpha(open_image(path, "frame"))[0]))
+            files = self._folder_files()
+            for path in files:
+                image = split_alpha(open_image(path, "frame"))[0]
+                self._check_frame_size(path, image.size[::-1], files[0], self.info.source_size)
+                yield self._fit(pil_to_tensor(image))
             return
         container = self._open()
         try:
@@ -163,6 +198,22 @@ class VideoSource:
         from .image import resize
 
         return resize(frame, self.info.size)
+
+
+def _header_size(path: Path) -> tuple[int, int]:
+    """An image file's (height, width) as shown (EXIF rotation applied), from its header alone; a file
+    that is not an image is opened in full, for open_image's one-line reason."""
+    from PIL import Image
+
+    try:
+        with Image.open(path) as img:
+            w, h = img.size
+            if img.getexif().get(0x0112) in (5, 6, 7, 8):  # turned a quarter by its EXIF orientation
+                w, h = h, w
+            return h, w
+    except Exception:
+        image = split_alpha(open_image(path, "frame"))[0]  # raises the reason where it is not an image
+        return image.size[::-1]
 
 
 def _reason(exc: BaseException) -> str:
@@ -200,6 +251,7 @@ class VideoSink:
         self.to_folder = not is_video_path(self.path)
         self.count = 0
         self.note = ""
+        self.padded = size  # (height, width) of the frames written: an odd size is padded for H.264
         if self.to_folder:
             check_video_output(self.path)
             self.path.mkdir(parents=True, exist_ok=True)

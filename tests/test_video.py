@@ -122,7 +122,7 @@ def test_a_clip_round_trips_with_frame_count_rate_and_audio(clip, tmp_path):
     assert source.info.frames == 6 and source.info.rate == Fraction(10) and source.info.has_audio
     out = tmp_path / "styled.mp4"
     result = stylize_video(clip, EXAMPLES / "starry_night.jpg", out, video=VideoConfig(later_iterations=2), **FAST)
-    assert result.frames == 6 and result.size == (36, 64)
+    assert result.frames == 6 and result.size == (64, 36)  # (width, height), as PIL
     back = av.open(str(out))
     assert back.streams.video[0].average_rate == 10 and back.streams.audio
     decoded = [f.to_ndarray(format="rgb24") for f in back.decode(video=0)]
