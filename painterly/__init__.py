@@ -18,7 +18,7 @@ import os
 os.environ.setdefault("MKL_CBWR", "AUTO,STRICT")
 
 from .api import (DEFAULT_METHOD, available_methods, example_images, get_method, largest_size, make_config,  # noqa: E402
-                  method_clash, method_for, method_of, method_options, plan, stylize)
+                  method_clash, method_for, method_of, method_options, plan, preflight, stylize)
 from .cli_args import command_line  # noqa: E402
 from .checkpoint import Checkpointer, Interrupted, default_path as default_checkpoint_path, install_stop_handlers  # noqa: E402
 from .config import CommonConfig, OptimisationConfig, option  # noqa: E402
@@ -43,7 +43,7 @@ from .batch import (BatchJob, JobResult, LocalExecutor, check_jobs, expand_image
 from .batch_ray import RayExecutor  # noqa: E402  (imports ray only when made)
 
 __all__ = [
-    "stylize", "plan", "largest_size", "make_config", "available_methods", "get_method", "method_of", "method_for", "method_clash", "DEFAULT_METHOD",
+    "stylize", "preflight", "plan", "largest_size", "make_config", "available_methods", "get_method", "method_of", "method_for", "method_clash", "DEFAULT_METHOD",
     "GatysConfig", "StrotssConfig", "CommonConfig", "OptimisationConfig", "option", "Recipe", "register",
     "method_options", "example_images", "command_line", "write_bytes_atomic",
     "PainterlyError", "NotAnImageError", "ImageTooLargeError", "StepInfo", "ProgressBar", "LossHistory", "SaveEvery", "combine",

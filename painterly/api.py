@@ -4,14 +4,14 @@ from __future__ import annotations
 
 import dataclasses
 import os
-from typing import Callable, Iterable, Optional, Sequence, Union
+from typing import Any, Callable, Iterable, Optional, Sequence, Union
 
 import torch
 from PIL import Image
 
 from .checkpoint import Checkpointer, Interrupted
 from .config import option_names, unknown_options
-from .driver import Session, check_inputs, make_plan, memory_budget, run_precision
+from .driver import Session, check_inputs, check_session, make_plan, memory_budget, run_precision
 from .errors import PainterlyError, require_file
 from .guidance import check_guides, region_pairs
 from .hardware import INT8_ONE_PASS_ONLY, free_memory_bytes, resolve_device
@@ -89,6 +89,69 @@ def make_config(method: Optional[str] = None, config=None, **options):
     return made
 
 
+@dataclasses.dataclass
+class _Request:
+    """A stylize() call's inputs read and checked: what it refuses before loading a network or running."""
+
+    recipe: Recipe
+    config: Any
+    content: torch.Tensor
+    alpha: Optional[Image.Image]
+    styles: list[torch.Tensor]
+    pairs: Optional[list]
+    masks: Optional[list[torch.Tensor]]
+
+    @classmethod
+    def of(cls, content, styles, method, config, content_guidance, style_guidance, style_masks,
+           options: dict) -> "_Request":
+        size_max = str(options.get("size")).lower() == "max"  # the largest that fits: chosen for the content below
+        cfg = make_config(method, config, **{k: v for k, v in options.items() if not (size_max and k == "size")})
+        recipe = get_method(method_of(cfg) if method is None else method)
+        styles = image_list(styles)
+        alpha = None
+        if isinstance(content, torch.Tensor):
+            content_t = as_tensor(content, "content image")
+        else:
+            rgb, alpha = split_alpha(open_image(content, "content image"))
+            content_t = as_tensor(rgb, "content image")
+        if size_max:
+            cfg = make_config(recipe.name, cfg, size=largest_size(tuple(content_t.shape[-2:]), config=cfg))
+        style_ts = [as_tensor(s, "style image") for s in styles]
+        if not style_ts and recipe.needs_styles:
+            raise PainterlyError("at least one style image is needed")
+        given_guidance = content_guidance is not None or style_guidance is not None
+        # what the method takes at all, before counting maps or masks against its styles
+        check_inputs(recipe, style_masks, guidance=() if given_guidance else None, config=cfg)
+        pairs = None
+        if content_guidance is not None or style_guidance is not None:
+            content_guide = None if content_guidance is None else as_tensor(content_guidance, "content guidance")
+            style_guides = [as_tensor(g, "style guidance") for g in ([] if style_guidance is None else
+                                                                        image_list(style_guidance))]
+            check_guides(content_guide, style_guides, content_t, style_ts)
+            # paired once here, so a guide sharing no colour fails before any work
+            pairs = region_pairs(content_guide, style_guides)
+        masks = None
+        if style_masks is not None:
+            masks = load_style_masks(style_masks, len(style_ts) if recipe.needs_styles else None, content_t)
+        return cls(recipe, cfg, content_t, alpha, style_ts, pairs, masks)
+
+
+def preflight(content: ImageLike, styles: Union[ImageLike, Sequence[ImageLike]] = (), *, method: Optional[str] = None,
+              config=None, content_guidance: Optional[ImageLike] = None,
+              style_guidance: Union[None, ImageLike, Sequence[ImageLike]] = None,
+              style_masks: Optional[Sequence[ImageLike]] = None, **options) -> RunPlan:
+    """Everything stylize() with these arguments would refuse before its work, refused now (one
+    PainterlyError), without running it: the images, maps and masks and their counts and shapes, the
+    options, the files they name, threads, memory. Returns the run's plan. What a queue (the web app)
+    calls before accepting a job."""
+    request = _Request.of(content, styles, method, config, content_guidance, style_guidance, style_masks, options)
+    check_session(request.recipe, request.config, len(request.styles), request.masks, request.pairs)
+    made = plan(tuple(request.content.shape[-2:]), method=request.recipe.name, config=request.config)
+    if made.problem:
+        raise PainterlyError(made.problem)
+    return made
+
+
 def stylize(
     content: ImageLike,
     styles: Union[ImageLike, Sequence[ImageLike]] = (),
@@ -135,35 +198,8 @@ def stylize(
     """
     if callback is not None and not callable(callback):  # refused now, not after the run
         raise PainterlyError(f"callback must be a function, got {type(callback).__name__}")
-    size_max = str(options.get("size")).lower() == "max"  # the largest that fits: chosen for this content below
-    cfg = make_config(method, config, **{k: v for k, v in options.items() if not (size_max and k == "size")})
-    recipe = get_method(method_of(cfg) if method is None else method)
-    styles = image_list(styles)
-    alpha = None
-    if isinstance(content, torch.Tensor):
-        content_t = as_tensor(content, "content image")
-    else:
-        rgb, alpha = split_alpha(open_image(content, "content image"))
-        content_t = as_tensor(rgb, "content image")
-    if size_max:
-        cfg = make_config(recipe.name, cfg, size=largest_size(tuple(content_t.shape[-2:]), config=cfg))
-    style_ts = [as_tensor(s, "style image") for s in styles]
-    if not style_ts and recipe.needs_styles:
-        raise PainterlyError("at least one style image is needed")
-    given_guidance = content_guidance is not None or style_guidance is not None
-    # what the method takes at all, before counting maps or masks against its styles
-    check_inputs(recipe, style_masks, guidance=() if given_guidance else None, config=cfg)
-    pairs = None
-    if content_guidance is not None or style_guidance is not None:
-        content_guide = None if content_guidance is None else as_tensor(content_guidance, "content guidance")
-        style_guides = [as_tensor(g, "style guidance") for g in ([] if style_guidance is None else
-                                                                    image_list(style_guidance))]
-        check_guides(content_guide, style_guides, content_t, style_ts)
-        # paired once here, so a guide sharing no colour fails before any work
-        pairs = region_pairs(content_guide, style_guides)
-    masks = None
-    if style_masks is not None:
-        masks = load_style_masks(style_masks, len(style_ts) if recipe.needs_styles else None, content_t)
+    request = _Request.of(content, styles, method, config, content_guidance, style_guidance, style_masks, options)
+    recipe, cfg, content_t, style_ts = request.recipe, request.config, request.content, request.styles
     ckpt = make_checkpointer(checkpoint, resume, checkpoint_every, checkpoint_seconds, keep_checkpoint)
     if ckpt is not None:  # a resumed run goes on in the precision and threads it began in
         cfg = dataclasses.replace(cfg, precision=ckpt.pinned_precision(cfg.precision),
@@ -172,11 +208,11 @@ def stylize(
 
     def to_pil(result: torch.Tensor) -> Image.Image:
         out = tensor_to_pil(result.cpu())
-        if alpha is not None:
-            out.putalpha(alpha.resize(out.size, Image.LANCZOS))
+        if request.alpha is not None:
+            out.putalpha(request.alpha.resize(out.size, Image.LANCZOS))
         return out
 
-    session = Session(recipe, cfg, style_ts, style_masks=masks, guidance=pairs)
+    session = Session(recipe, cfg, style_ts, style_masks=request.masks, guidance=request.pairs)
     try:
         result = session.run(content_t, init_image=init_image, callback=callback, checkpoint=ckpt)
     except Interrupted as exc:

@@ -23,12 +23,12 @@ from .errors import PainterlyError
 from .features import FeatureExtractor
 from .guidance import RegionPair, pair_masks
 from .heap import heap_reuse
-from .hardware import free_memory_bytes, resolve_device, resolve_precision, set_threads
+from .hardware import check_threads, free_memory_bytes, resolve_device, resolve_precision, set_threads
 from .image import fit_long_side, match_color, resize, transfer_luminance
 from .losses import LossTerms
 from .optimize import optimize
 from .progress import Callback, StepInfo
-from .recipe import GUIDANCE, INIT_IMAGE, REGISTRY, STYLE_MASKS, ExtraTerm, Place, Recipe, RunContext
+from .recipe import GUIDANCE, INIT_IMAGE, REGISTRY, STYLE_MASKS, ExtraTerm, Place, Recipe, RunContext, blend_weights
 from .schedule import (Scale, plan_from_json, plan_tiles, plan_to_json, round_iterations, scale_deadline,
                        scale_peak_bytes, time_shares)
 from .tiling import Box, blend_window, optimize_tiled
@@ -103,6 +103,24 @@ def check_inputs(recipe: Recipe, style_masks=None, guidance=None, init_image=Non
                              "style-blend-weights")
 
 
+def check_session(recipe: Recipe, config, styles: int, style_masks=None, guidance=None) -> None:
+    """What a run refuses as it starts, before any work: style images where the method takes none or none
+    where it needs them, inputs and options it does not take, what its files say (Recipe.check), threads
+    over the CPUs, a blend of another length than the styles."""
+    if not styles and recipe.needs_styles:
+        raise PainterlyError("at least one style image is needed")
+    if styles and not recipe.needs_styles:
+        raise PainterlyError(f"{recipe.name} paints the styles it was trained on; it takes no style images")
+    if config.preserve_color == "histogram" and not recipe.needs_styles:
+        raise PainterlyError(f"preserve-color histogram recolours the style images, which {recipe.name} does not "
+                             f"take; use luminance")
+    check_inputs(recipe, style_masks, guidance, config=config)
+    recipe.check(config)
+    check_threads(config.threads)
+    if styles:
+        blend_weights(config, styles, guidance)
+
+
 class Session:
     """One method, config and set of style images, ready to stylise frame after frame.
 
@@ -114,15 +132,7 @@ class Session:
                  style_masks: Optional[Sequence[torch.Tensor]] = None,
                  guidance: Optional[Sequence[RegionPair]] = None,
                  extractor: Optional[FeatureExtractor] = None) -> None:
-        if not styles and recipe.needs_styles:
-            raise PainterlyError("at least one style image is needed")
-        if styles and not recipe.needs_styles:
-            raise PainterlyError(f"{recipe.name} paints the styles it was trained on; it takes no style images")
-        if config.preserve_color == "histogram" and not recipe.needs_styles:
-            raise PainterlyError(f"preserve-color histogram recolours the style images, which {recipe.name} does not "
-                                 f"take; use luminance")
-        check_inputs(recipe, style_masks, guidance, config=config)
-        recipe.check(config)
+        check_session(recipe, config, len(styles), style_masks, guidance)
         self.recipe, self.config = recipe, config
         self.device = resolve_device(config.device)
         self.threads = set_threads(config.threads)  # first: precision auto times bf16 at these threads

@@ -70,14 +70,19 @@ def usable_cpus(dirs: Optional[list[Path]] = None) -> int:
     return max(1, count)
 
 
-def set_threads(threads: Optional[int]) -> int:
-    """Set torch's intra-op threads once (None: usable_cpus()); returns the count in force. More threads
-    than the process may use are refused: they only preempt one another (1000 ran 6x slower than 2)."""
+def check_threads(threads: Optional[int]) -> int:
+    """The threads a run asking for `threads` uses (None: usable_cpus()); more than the CPUs are refused."""
     cpus = usable_cpus()
     if threads is not None and threads > cpus:
         raise PainterlyError(f"threads {threads} is more than the {cpus} CPU{'s' if cpus > 1 else ''} this process "
                              f"may use; more threads than CPUs only slow the run (give at most {cpus})")
-    wanted = cpus if threads is None else threads
+    return cpus if threads is None else threads
+
+
+def set_threads(threads: Optional[int]) -> int:
+    """Set torch's intra-op threads once (None: usable_cpus()); returns the count in force. More threads
+    than the process may use are refused: they only preempt one another (1000 ran 6x slower than 2)."""
+    wanted = check_threads(threads)
     if torch.get_num_threads() != wanted:
         torch.set_num_threads(wanted)
     return wanted

@@ -76,17 +76,8 @@ class RunContext:
     progress: Callable[[int, int], None] = lambda done, total: None
 
     def style_blend(self) -> tuple[float, ...]:
-        """The config's style blend weights (default all equal), checked against the style images, and
-        each guidance region checked to have one style mask per style image."""
-        n = len(self.styles)
-        if self.guidance is not None and any(len(p.styles) != n for p in self.guidance):
-            raise PainterlyError(f"each guidance region needs one style mask per style image ({n})")
-        blend = getattr(self.config, "style_blend_weights", None) or (1.0,) * n
-        if len(blend) != n:
-            raise PainterlyError(f"style-blend-weights has {len(blend)} values for {n} style images")
-        if sum(blend) <= 0:
-            raise PainterlyError("style-blend-weights must not all be zero")
-        return tuple(blend)
+        """The config's style blend weights for this run's styles and guidance (see blend_weights)."""
+        return blend_weights(self.config, len(self.styles), self.guidance)
 
     def content_at(self, k: int, size: tuple[int, int]) -> torch.Tensor:
         """The content resized to scale k (made once per scale; read it, never write into it)."""
@@ -95,6 +86,19 @@ class RunContext:
 
             self.cache.update(content_scale=k, content_k=resize(self.content, size))
         return self.cache["content_k"]
+
+
+def blend_weights(config: Any, styles: int, guidance: Optional[Sequence[Any]] = None) -> tuple[float, ...]:
+    """The config's style blend weights (default all equal), checked against the number of style images,
+    and each guidance region checked to have one style mask per style image."""
+    if guidance is not None and any(len(p.styles) != styles for p in guidance):
+        raise PainterlyError(f"each guidance region needs one style mask per style image ({styles})")
+    blend = getattr(config, "style_blend_weights", None) or (1.0,) * styles
+    if len(blend) != styles:
+        raise PainterlyError(f"style-blend-weights has {len(blend)} values for {styles} style images")
+    if sum(blend) <= 0:
+        raise PainterlyError("style-blend-weights must not all be zero")
+    return tuple(blend)
 
 
 class Recipe:

@@ -121,3 +121,19 @@ def test_seeds_span_what_torch_takes_and_numpy_numbers_count():
 def test_a_plan_of_an_empty_size_is_refused():
     with pytest.raises(PainterlyError, match=r"each at least 1; got \(0, 0\)"):
         painterly.plan((0, 0))
+
+
+def test_preflight_refuses_what_the_run_would_and_returns_its_plan():
+    """What a queue calls before accepting a job: the run's refusals without the run (the web app used to
+    copy them), and the plan it would follow."""
+    content, style = torch.rand(1, 3, 32, 48), torch.rand(1, 3, 32, 32)
+    made = painterly.preflight(content, style, size=48, scales=1, iterations=3)
+    assert made.method == "gatys" and made.scales[-1].size == (32, 48) and made.scales[-1].iterations == 3
+    for options, words in (({"threads": 10**6}, "threads 1000000 is more than the"),
+                           ({"style_blend_weights": (1, 2)}, "style-blend-weights has 2 values for 1 style images"),
+                           ({"content_guidance": torch.zeros(1, 3, 32, 48)}, "guidance needs both"),
+                           ({"max_memory": 0.01}, "no size fits")):
+        with pytest.raises(PainterlyError, match=words):
+            painterly.preflight(content, style, size=48, **options)
+    with pytest.raises(PainterlyError, match="style weights must be non-negative and not all zero"):
+        painterly.preflight(content, model="four_paintings", style_weights=(0, 0, 0, 0), size=48)

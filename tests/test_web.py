@@ -250,15 +250,6 @@ def test_what_a_run_would_refuse_is_400_before_queueing_with_the_librarys_messag
     assert in_api_terms(str(refused.value)) == error
 
 
-def test_web_counts_the_cpus_as_the_library_does():
-    from painterly.hardware import usable_cpus
-
-    assert web_server.usable_cpus() == usable_cpus()
-    cpus = usable_cpus()
-    assert web_server._check_run(painterly.get_method("gatys"), painterly.make_config("gatys", threads=cpus), 1) \
-        is None
-
-
 def test_style_masks_are_not_taken_over_http(client):
     """The API has no style masks (guidance maps do that job): a mask file or option is refused up front."""
     answer = client.post("/api/jobs", files=files(style_masks=("m.png", png(), "image/png")),

@@ -102,13 +102,16 @@ class Network(Recipe):
         return [Scale(*size, 1) for size in scale_sizes(final, 1)]  # one scale, refused under 16 px a side
 
     def check(self, config: NetworkConfig) -> None:
-        """A model is named, and a mix of styles has one weight per style the model holds."""
+        """A model is named, and a mix of styles has one non-negative weight per style the model holds, not all
+        zero."""
         path = model_path(config.model)  # a one-line error where none is named or the name is unknown
         require_file(path, "model")
         styles = model_architecture(path).styles
         if config.style_weights is not None and len(config.style_weights) != styles:
             raise PainterlyError(f"style weights have {len(config.style_weights)} values for a model of {styles} "
                                  f"style(s)")
+        if config.style_weights is not None and (min(config.style_weights) < 0 or sum(config.style_weights) <= 0):
+            raise PainterlyError("style weights must be non-negative and not all zero")
 
     def architecture(self, config: NetworkConfig) -> Architecture:
         """The model's architecture from its file's metadata (the default one while no file is named)."""

@@ -32,8 +32,6 @@ import dataclasses
 import hmac
 import ipaddress
 import json
-import math
-import os
 import time
 from http import HTTPStatus
 from importlib import resources
@@ -312,7 +310,7 @@ def _accept(job_id: str, folder: Path, form) -> Job:
     try:
         method = method or painterly.method_for(options)
         painterly.get_method(method)
-        config = painterly.make_config(method, **options)
+        painterly.make_config(method, **options)
     except painterly.PainterlyError as exc:
         raise UploadError(400, str(exc)) from None
     except (TypeError, ValueError, OverflowError) as exc:
@@ -332,106 +330,29 @@ def _accept(job_id: str, folder: Path, form) -> Job:
         raise UploadError(400, f"{method} needs at least one style image")
     if styles and not recipe.needs_styles:
         raise UploadError(400, f"{method} paints the styles it was trained on; it takes no style images")
-    guided = bool(content_guides or style_guides)
-    if guided and "guidance" not in recipe.accepts:
-        raise UploadError(400, f"{method} takes no guidance maps")
-    if guided and not (content_guides and style_guides):
-        raise UploadError(400, "guidance needs both a content guidance map and style guidance maps")
-    if style_guides and len(style_guides) != len(styles):
-        raise UploadError(400, f"{len(style_guides)} style guidance map(s) for {len(styles)} style image(s); "
-                               "give one per style image")
-    sizes = {}  # each upload's (width, height), as painterly's loader reads it (EXIF rotation included)
-    for upload in form.files:
+    for upload in form.files:  # an unreadable upload: its own status (415, 413) before the run's checks
         what = upload.field.replace("_", " ") + (" image" if upload.field in ("content", "style") else " map")
         try:
-            with painterly.open_image(upload.path, what) as image:
-                sizes[upload.path] = image.size
+            painterly.open_image(upload.path, what).close()
         except painterly.NotAnImageError:
             raise UploadError(415, f"{what} '{upload.filename}' is not an image painterly can read") from None
         except painterly.ImageTooLargeError:
             raise UploadError(413, f"{what} '{upload.filename}' has too many pixels (possible decompression bomb)") \
                 from None
         except painterly.PainterlyError as exc:
-            message = str(exc).replace(str(upload.path), upload.filename)
-            raise UploadError(400, message) from None
-    if guided:
-        pairs = [("the content guidance map", content_guides[0], "the content", contents[0])]
-        pairs += [(f"style guidance map {i}", guide, f"style image {i}", style)
-                  for i, (guide, style) in enumerate(zip(style_guides, styles), 1)]
-        for guide_name, guide, image_name, image in pairs:
-            _check_aspect(guide_name, sizes[guide.path], image_name, sizes[image.path])
-    try:  # what the run would refuse (a model's style count, a device, a size no memory holds), refused now
-        plan = painterly.plan(contents[0].path, method=method, **options)
-        _check_run(recipe, config, len(styles))
+            raise UploadError(400, str(exc).replace(str(upload.path), upload.filename)) from None
+    try:  # what the run would refuse before its work (maps, counts, shapes, files, threads, memory), refused now
+        painterly.preflight(contents[0].path, [s.path for s in styles], method=method,
+                            content_guidance=content_guides[0].path if content_guides else None,
+                            style_guidance=[g.path for g in style_guides] or None, **options)
     except painterly.PainterlyError as exc:
-        raise UploadError(400, str(exc)) from None
-    if plan.problem:
-        raise UploadError(400, plan.problem)
+        message = str(exc)
+        for upload in form.files:
+            message = message.replace(str(upload.path), upload.filename)
+        raise UploadError(400, message) from None
     inputs = {"content": contents[0].filename, "styles": [s.filename for s in styles],
               "content_guidance": bool(content_guides), "style_guidance": len(style_guides)}
     return Job(id=job_id, method=method, options=options, inputs=inputs, created=time.time())
-
-
-# The checks below are the library's own that a run makes as it starts (stylize's guidance check, the
-# Session's, the style mixes' as the style side is computed), with its messages, made here on sizes and
-# options alone: painterly exports no function that makes them without running.
-
-def _check_aspect(guide_name: str, guide_size: tuple[int, int], image_name: str, image_size: tuple[int, int]) -> None:
-    """A guidance map has its image's aspect ratio within 2% (a stretched map pairs the wrong places)."""
-    (gw, gh), (w, h) = guide_size, image_size
-    if abs(gw / gh - w / h) > 0.02 * (w / h):
-        raise UploadError(400, f"{guide_name} is {gw}x{gh} but {image_name} is {w}x{h}; "
-                               "a guidance map must have its image's aspect ratio")
-
-
-def usable_cpus() -> int:
-    """The CPUs this process may run on, as painterly counts them when a run sets its threads: the
-    affinity mask, capped by the tightest cgroup v2 CPU quota on the process's path (rounded up)."""
-    try:
-        count = len(os.sched_getaffinity(0))
-    except (AttributeError, OSError):
-        count = os.cpu_count() or 1
-    root, quota = Path("/sys/fs/cgroup"), None
-    try:
-        line = next((x for x in Path("/proc/self/cgroup").read_text().splitlines() if x.startswith("0::")), None)
-    except OSError:
-        line = None
-    if line is not None:
-        here = root / line.split(":", 2)[2].lstrip("/")
-        for folder in (here, *here.parents):
-            if folder != root and root not in folder.parents:
-                continue
-            try:
-                limit, _, period = (folder / "cpu.max").read_text().strip().partition(" ")
-                if limit != "max" and period:
-                    quota = min(quota or math.inf, int(limit) / int(period))
-            except (OSError, ValueError):
-                continue
-    if quota is not None:
-        count = min(count, max(1, math.ceil(quota)))
-    return max(1, count)
-
-
-def _check_run(recipe, config, styles: int) -> None:
-    """What a run of `config` with `styles` style images refuses as it starts (PainterlyError)."""
-    if config.preserve_color == "histogram" and not recipe.needs_styles:
-        raise painterly.PainterlyError(f"preserve-color histogram recolours the style images, which {recipe.name} "
-                                       "does not take; use luminance")
-    threads = getattr(config, "threads", None)
-    cpus = usable_cpus()
-    if threads is not None and threads > cpus:
-        raise painterly.PainterlyError(
-            f"threads {threads} is more than the {cpus} CPU{'s' if cpus > 1 else ''} this process may use; more "
-            f"threads than CPUs only slow the run (give at most {cpus})")
-    blend = getattr(config, "style_blend_weights", None)
-    if blend is not None and recipe.needs_styles:
-        if len(blend) != styles:
-            raise painterly.PainterlyError(f"style-blend-weights has {len(blend)} values for {styles} style images")
-        if sum(blend) <= 0:
-            raise painterly.PainterlyError("style-blend-weights must not all be zero")
-    mix = getattr(config, "style_weights", None)  # a multi-style network's mix (plan checked its count)
-    if mix is not None and (any(w < 0 for w in mix) or sum(mix) <= 0):
-        raise painterly.PainterlyError("style weights must be non-negative and not all zero")
 
 
 def _command(job: Job) -> str:
