@@ -16,6 +16,7 @@ import glob
 import io
 import json
 import os
+import shutil
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -247,6 +248,7 @@ def _video_job(job: BatchJob, options: dict) -> None:
     except PainterlyError:
         if not left:
             raise
+        shutil.rmtree(work_folder(job.output), ignore_errors=True)  # not resumable: a fresh start, not a refusal
         stylize_video(job.content, list(job.styles), job.output, method=job.options.get("method"), **options)
 
 
