@@ -3,8 +3,10 @@ driver refactor (issue 9) removed used to give, computed the way the driver comp
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Optional, Sequence
 
+import numpy as np
 import torch
 
 from painterly.features import FeatureExtractor
@@ -64,3 +66,34 @@ def compute_targets(extractor: FeatureExtractor, config: GatysConfig, content: t
     ctx = run_context(config, content, styles, [Scale(*size, 1, tiling)], extractor=extractor,
                       style_masks=style_masks, guidance=guidance)
     return scale_targets(GATYS, ctx)
+
+
+def write_clip(path: Path, frames, rate=10, audio=True) -> Path:
+    """An H.264 clip (crf 10) of 1x3xHxW frames in [0, 1], with a 440 Hz tone as its sound unless audio=False."""
+    import av
+
+    container = av.open(str(path), mode="w")
+    stream = container.add_stream("libx264", rate=rate)
+    stream.width, stream.height, stream.pix_fmt = frames[0].shape[-1], frames[0].shape[-2], "yuv420p"
+    stream.options = {"crf": "10"}
+    sound = container.add_stream("aac", rate=16000) if audio else None
+    for i, frame in enumerate(frames):
+        image = (frame[0].permute(1, 2, 0).numpy() * 255).round().astype(np.uint8)
+        out = av.VideoFrame.from_ndarray(image, format="rgb24")
+        out.pts = i
+        for packet in stream.encode(out):
+            container.mux(packet)
+    for packet in stream.encode():
+        container.mux(packet)
+    if sound is not None:
+        seconds = len(frames) / rate
+        samples = (0.2 * np.sin(2 * np.pi * 440 * np.arange(int(16000 * seconds)) / 16000)).astype(np.float32)
+        for start in range(0, len(samples), 1024):
+            chunk = av.AudioFrame.from_ndarray(samples[None, start:start + 1024], format="flt", layout="mono")
+            chunk.sample_rate, chunk.pts = 16000, start
+            for packet in sound.encode(chunk):
+                container.mux(packet)
+        for packet in sound.encode():
+            container.mux(packet)
+    container.close()
+    return path

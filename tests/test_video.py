@@ -21,6 +21,8 @@ from painterly.video import VideoConfig, _long_term_masks, stylize_video, tempor
 from painterly.videoio import VideoSink, VideoSource  # noqa: E402
 from painterly.recipe import Place  # noqa: E402
 
+from helpers import write_clip  # noqa: E402
+
 EXAMPLES = Path(painterly.__file__).parent / "examples"
 FAST = {"size": 64, "iterations": 4, "scales": 1, "seed": 0, "precision": "fp32"}
 
@@ -31,34 +33,6 @@ def panned_frames(count=5, step=(2, 1), size=(36, 64)) -> list[torch.Tensor]:
     h, w = size
     return [photo[..., 10 + i * step[1]:10 + i * step[1] + h, 10 + i * step[0]:10 + i * step[0] + w].contiguous()
             for i in range(count)]
-
-
-def write_clip(path: Path, frames, rate=10, audio=True) -> Path:
-    container = av.open(str(path), mode="w")
-    stream = container.add_stream("libx264", rate=rate)
-    stream.width, stream.height, stream.pix_fmt = frames[0].shape[-1], frames[0].shape[-2], "yuv420p"
-    stream.options = {"crf": "10"}
-    sound = container.add_stream("aac", rate=16000) if audio else None
-    for i, frame in enumerate(frames):
-        image = (frame[0].permute(1, 2, 0).numpy() * 255).round().astype(np.uint8)
-        out = av.VideoFrame.from_ndarray(image, format="rgb24")
-        out.pts = i
-        for packet in stream.encode(out):
-            container.mux(packet)
-    for packet in stream.encode():
-        container.mux(packet)
-    if sound is not None:
-        seconds = len(frames) / rate
-        samples = (0.2 * np.sin(2 * np.pi * 440 * np.arange(int(16000 * seconds)) / 16000)).astype(np.float32)
-        for start in range(0, len(samples), 1024):
-            chunk = av.AudioFrame.from_ndarray(samples[None, start:start + 1024], format="flt", layout="mono")
-            chunk.sample_rate, chunk.pts = 16000, start
-            for packet in sound.encode(chunk):
-                container.mux(packet)
-        for packet in sound.encode():
-            container.mux(packet)
-    container.close()
-    return path
 
 
 @pytest.fixture(scope="module")

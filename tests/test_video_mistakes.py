@@ -10,6 +10,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 from PIL import Image
 
 av = pytest.importorskip("av")
@@ -20,6 +21,8 @@ import painterly.video as video_module  # noqa: E402
 from painterly.cli import main  # noqa: E402
 from painterly.video import FrameInfo, VideoConfig, stylize_video  # noqa: E402
 from painterly.videoio import VideoSource  # noqa: E402
+
+from helpers import write_clip  # noqa: E402
 
 STYLE = Path(painterly.__file__).parent / "examples" / "starry_night.jpg"
 NET = {"model": "starry_night", "precision": "fp32"}
@@ -32,18 +35,8 @@ def picture(i: int, w: int = 80, h: int = 60) -> np.ndarray:
 
 
 def make_clip(path: Path, count: int = 3, w: int = 80, h: int = 60, rate: int = 25) -> Path:
-    container = av.open(str(path), mode="w")
-    stream = container.add_stream("libx264", rate=rate)
-    stream.width, stream.height, stream.pix_fmt = w, h, "yuv420p"
-    for i in range(count):
-        frame = av.VideoFrame.from_ndarray(picture(i, w, h), format="rgb24")
-        frame.pts = i
-        for packet in stream.encode(frame):
-            container.mux(packet)
-    for packet in stream.encode():
-        container.mux(packet)
-    container.close()
-    return path
+    frames = [torch.from_numpy(picture(i, w, h)).permute(2, 0, 1)[None].float() / 255 for i in range(count)]
+    return write_clip(path, frames, rate=rate, audio=False)
 
 
 def make_folder(path: Path, count: int = 4, w: int = 80, h: int = 60) -> Path:
