@@ -10,12 +10,14 @@ boundary (|∇u|² + |∇v|² ≥ 0.01|w|² + 0.002), and where it came from out
 from __future__ import annotations
 
 import functools
+from typing import Sequence
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 
 from .errors import PainterlyError
+from .image import ImageLike, as_tensor
 
 
 def _cv2():
@@ -112,11 +114,19 @@ def _inside(offsets: torch.Tensor) -> torch.Tensor:
     return ((x >= 0) & (x <= w - 1) & (y >= 0) & (y <= h - 1))[:, None]
 
 
-def warping_error(frames: list[torch.Tensor], outputs: list[torch.Tensor]) -> float:
+def warping_error(frames: Sequence[ImageLike], outputs: Sequence[ImageLike]) -> float:
     """Lai et al. (2018)'s temporal warping error: the mean over frame pairs of
-    Σ M·(O_t − warp(O_{t+1}))² / Σ M, with pixels in [0, 1] and flow and mask from the input frames."""
+    Σ M·(O_t − warp(O_{t+1}))² / Σ M, with pixels in [0, 1] and flow and mask from the input frames.
+    Frames and outputs: images as stylize() takes them (tensors, PIL images, arrays, paths), one each."""
     if len(frames) < 2:
         raise PainterlyError("the warping error needs at least two frames")
+    if len(outputs) != len(frames):
+        raise PainterlyError(f"the warping error needs an output per frame: {len(frames)} frames, "
+                             f"{len(outputs)} outputs")
+    frames = [as_tensor(f, f"frame {i}") for i, f in enumerate(frames, 1)]
+    outputs = [as_tensor(o, f"output {i}") for i, o in enumerate(outputs, 1)]
+    if any(f.shape != frames[0].shape or o.shape != frames[0].shape for f, o in zip(frames, outputs)):
+        raise PainterlyError("the warping error needs frames and outputs all of one size")
     errors = []
     for t in range(len(frames) - 1):
         to_next, mask = tracked(frames[t + 1], frames[t])   # offsets from frame t into frame t+1

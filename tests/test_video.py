@@ -322,3 +322,15 @@ def test_an_output_that_is_the_input_or_not_a_video_is_refused_before_any_frame(
             stylize_video(own, None, output, model="starry_night", size=32)
         assert "\n" not in str(error.value) and not Path(output).with_suffix(".frames").exists()
     assert own.read_bytes() == before and not (tmp_path / "frames.png").exists()
+
+
+def test_the_warping_error_takes_images_and_refuses_unpaired_outputs():
+    """A notebook passes PIL images or one output too few: the same number for PIL images as for tensors,
+    and a one-line refusal instead of an IndexError."""
+    frames = panned_frames(3)
+    pictures = [painterly.image.tensor_to_pil(f) for f in frames]
+    assert painterly.warping_error(pictures, frames) == pytest.approx(painterly.warping_error(frames, frames), abs=1e-6)
+    with pytest.raises(painterly.PainterlyError, match="an output per frame: 3 frames, 2 outputs"):
+        painterly.warping_error(frames, frames[:2])
+    with pytest.raises(painterly.PainterlyError, match="all of one size"):
+        painterly.warping_error(frames, [frames[0], frames[1], frames[2][..., :20]])
