@@ -104,7 +104,7 @@ class _Request:
     @classmethod
     def of(cls, content, styles, method, config, content_guidance, style_guidance, style_masks,
            options: dict) -> "_Request":
-        size_max = str(options.get("size")).lower() == "max"  # the largest that fits: chosen for the content below
+        size_max = str(options.get("size")).strip().lower() == "max"  # the largest that fits: for the content below
         cfg = make_config(method, config, **{k: v for k, v in options.items() if not (size_max and k == "size")})
         recipe = get_method(method_of(cfg) if method is None else method)
         styles = image_list(styles)
@@ -146,7 +146,8 @@ def preflight(content: ImageLike, styles: Union[ImageLike, Sequence[ImageLike]] 
     calls before accepting a job."""
     request = _Request.of(content, styles, method, config, content_guidance, style_guidance, style_masks, options)
     check_session(request.recipe, request.config, len(request.styles), request.masks, request.pairs)
-    made = plan(tuple(request.content.shape[-2:]), method=request.recipe.name, config=request.config)
+    made = plan(tuple(request.content.shape[-2:]), method=request.recipe.name, config=request.config,
+                style_sizes=[tuple(s.shape[-2:]) for s in request.styles])
     if made.problem:
         raise PainterlyError(made.problem)
     return made
@@ -247,11 +248,11 @@ def _content_size(content: Union[ImageLike, tuple[int, int]]) -> tuple[int, int]
 
 
 def plan(content: Union[ImageLike, tuple[int, int]], *, method: Optional[str] = None, config=None,
-         **options) -> RunPlan:
+         style_sizes: Optional[Sequence[tuple[int, int]]] = None, **options) -> RunPlan:
     """What stylize() would do with this content and options, without doing it: scales (whole or
     tiled to fit memory), estimated peak memory and time. `content` may be an image or its (h, w);
-    the style is assumed to have the output's shape. A run that would be refused comes back with
-    `problem` set instead of raising."""
+    the styles are `style_sizes` ((h, w) each), by default one of the output's shape. A run that would be
+    refused comes back with `problem` set instead of raising."""
     cfg = make_config(method, config, **options)
     recipe = get_method(method_of(cfg) if method is None else method)
     recipe.check(cfg)
@@ -265,15 +266,16 @@ def plan(content: Union[ImageLike, tuple[int, int]], *, method: Optional[str] = 
     device = resolve_device(cfg.device)
     precision = run_precision(recipe, cfg, device)
     hw = _content_size(content)
+    styles = [hw] if style_sizes is None else [tuple(s) for s in style_sizes]
     layers = recipe.layers(cfg)
     problem = ""
     try:
-        scales = make_plan(recipe, cfg, hw, [hw], device.type, precision)
+        scales = make_plan(recipe, cfg, hw, styles, device.type, precision)
     except PainterlyError as exc:  # still show the plan, with memory as the only limit lifted
         problem = str(exc)
         lifted = dataclasses.replace(cfg, max_memory=float(2**40), tile_size=cfg.tile_size or None)
-        scales = make_plan(recipe, lifted, hw, [hw], "cpu", precision)
-    model = recipe.memory(cfg, [hw], precision)
+        scales = make_plan(recipe, lifted, hw, styles, "cpu", precision)
+    model = recipe.memory(cfg, styles, precision)
     peak = max(scale_peak_bytes(s, model) for s in scales)
     per_scale = tuple(recipe.seconds(cfg, s, precision) for s in scales)
     seconds = sum(per_scale)
@@ -302,9 +304,13 @@ def largest_size(content: Union[ImageLike, tuple[int, int]], *, method: Optional
         return model.scale_bytes(size, None, iterations)
 
     best = largest_fitting_long_side(hw, int(0.9 * budget), whole)
-    smallest = whole(fit_long_side(*hw, best))
+    chosen = fit_long_side(*hw, best)
+    smallest = whole(chosen)
     if smallest > 0.9 * budget:  # not even 16 px: a model or the heap alone is over the budget
         raise fixed_part_error(smallest, budget)
+    if min(chosen) < 16:  # a long thin picture: the long side that fits leaves the short one too thin
+        raise PainterlyError(f"the largest size that fits, {best} px, makes a {hw[1]}x{hw[0]} picture "
+                             f"{chosen[1]}x{chosen[0]} px; each side must be at least 16 px (crop it, or free memory)")
     return best
 
 

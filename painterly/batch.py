@@ -183,7 +183,7 @@ def check_jobs(jobs: Sequence[BatchJob]) -> list[BatchJob]:
         model = job.options.get("model")
         try:
             options = {k: v for k, v in job.options.items() if k != "method"}
-            if str(options.get("size")).lower() == "max":  # each job's largest that fits, chosen as it starts
+            if str(options.get("size")).strip().lower() == "max":  # each job's largest that fits, chosen as it starts
                 del options["size"]
             make_config(job.options.get("method"), **options)
         except PainterlyError as exc:

@@ -154,7 +154,7 @@ class Checkpointer:
         recorded = self._recorded("precision")
         return recorded if recorded in ("fp32", "bf16", "int8") else requested
 
-    def pinned_threads(self, requested: Optional[int]) -> Optional[int]:
+    def pinned_threads(self, requested: Optional[int], default: Optional[int] = None) -> Optional[int]:
         """The CPU threads a resumed run uses: by default the saved run's, since another count sums each
         convolution in another order and the continuation drifts from the uninterrupted run (Gatys by up
         to 37 levels of 255). Another count, asked for or forced by fewer CPUs, goes on with a note."""
@@ -163,9 +163,10 @@ class Checkpointer:
             return requested
         from .hardware import usable_cpus
 
-        if requested is None and recorded <= usable_cpus():
+        default = default or usable_cpus()  # what this process would use (a torchrun rank: its share)
+        if requested is None and recorded <= default:
             return recorded
-        now = requested or usable_cpus()
+        now = requested or default
         if now != recorded:
             print(f"painterly: note: '{self.path}' was computed on {recorded} threads; on {now} the run goes on "
                   "close to, not exactly as, it would have", file=sys.stderr)
@@ -177,7 +178,8 @@ class Checkpointer:
         self._fingerprint, self._precision = fingerprint, precision
         self._last_save = time.monotonic()
         if not self.resume:
-            if self._saved("fingerprint") == fingerprint:  # the same run again: starting over loses its progress
+            if self._saved("fingerprint") == fingerprint and not self._saved("finished"):
+                # the same run, unfinished, started again: starting over would lose its progress
                 raise PainterlyError(f"'{self.path}' holds this run's progress: resume it (--resume), or delete it "
                                      "to start afresh")
             return None
@@ -237,12 +239,21 @@ class Checkpointer:
                 self.save_failed = True
 
     def finish(self) -> None:
-        """After a successful run: remove the checkpoint unless asked to keep it."""
+        """After a successful run: remove the checkpoint, or where asked to keep it mark it as a finished
+        run's, which the same run started again may replace (an unfinished one it may not: see start)."""
         if not self.keep:
             try:
                 self.path.unlink()
             except FileNotFoundError:
                 pass
+            return
+        if self.path.is_file():
+            data = read_checkpoint(self.path)
+            data["finished"] = True
+            from safetensors.torch import save_file
+
+            tensors, metadata = split_state(data)
+            atomic_save(self.path, lambda tmp: save_file(tensors, tmp, metadata=metadata), durable=True)
 
 
 # --- the file format -------------------------------------------------------------------------------

@@ -305,8 +305,9 @@ def fixed_part_error(smallest: int, budget: int) -> PainterlyError:
     """The refusal where the run's fixed part (a model, the heap) leaves no room in 90% of `budget` bytes for
     even a 16 px picture, naming the --max-memory that would hold it."""
     enough = -(-smallest * 10 // int(0.9 * 2**30)) / 10
-    return PainterlyError(f"no size fits in the {gib(budget)} GiB available: this run needs about {gib(smallest)} "
-                          f"GiB at any size (give --max-memory {enough:g} or more)")
+    return PainterlyError(f"no size fits in the {budget / 2**30:.2f} GiB available: this run needs about "
+                          f"{smallest / 2**30:.2f} GiB at any size, and plans within 90% of the memory "
+                          f"(give --max-memory {enough:g} or more)")
 
 
 def largest_tiled_long_side(aspect_hw: tuple[int, int], model: MemoryModel, budget: int,

@@ -484,8 +484,9 @@ def _prepare(config: LoopConfig, photos: PhotoFolders, validation: Optional[Imag
     from .distributed import any_rank, local_device, threads_per_rank, world
 
     device = local_device(resolve_device(config.device))
-    threads = config.threads if checkpoint is None else checkpoint.pinned_threads(config.threads)
-    set_threads(threads or threads_per_rank())  # first: precision auto times bf16 at these threads
+    share = threads_per_rank()
+    threads = config.threads if checkpoint is None else checkpoint.pinned_threads(config.threads, share)
+    set_threads(threads or share)  # first: precision auto times bf16 at these threads
     requested = config.precision if checkpoint is None else checkpoint.pinned_precision(config.precision)
     precision = resolve_precision(requested, device)
     # every rank in one precision: auto's timing may differ from rank to rank

@@ -67,8 +67,8 @@ class VideoSource:
             raise PainterlyError(f"every must be at least 1, got {every}")
         if start < 0 or (end is not None and end <= start):
             raise PainterlyError(f"--start {start:g} and --end {end} do not make a time range")
-        if fps is not None and not fps > 0:
-            raise PainterlyError(f"--fps must be above 0, got {fps}")
+        if fps is not None and not Fraction(fps).limit_denominator(1001) > 0:  # as the rate is kept
+            raise PainterlyError(f"--fps must be at least 1/1001, got {fps}")
         self.start, self.end, self.every, self.max_side = start, end, every, max_side
         self.is_folder = self.path.is_dir()
         if not self.is_folder and self.path.suffix.lower() in FRAME_SUFFIXES:

@@ -158,6 +158,11 @@ def test_mismatched_inputs_or_options_are_refused(tmp_path, tiny):
     # max_time does not change the result, so it may differ on resume
     cfg = other.__class__(**{**other.__dict__, "max_time": 1000.0})
     run(content, [style], cfg, extractor=tiny, checkpoint=Checkpointer(path, resume=True))
+    # a finished run's kept checkpoint is no progress to lose: the same run again replaces it
+    kept = tmp_path / "kept.ckpt"
+    for _ in range(2):
+        run(content, [style], config, extractor=tiny, checkpoint=Checkpointer(kept, every=1, seconds=None, keep=True))
+        assert read_checkpoint(kept)["finished"] is True
 
 
 def test_a_networks_starting_picture_is_named_by_the_options_not_fingerprinted(tmp_path, tiny):

@@ -298,6 +298,10 @@ def test_size_max_in_the_api_and_a_batch_is_the_largest_that_fits(tmp_path):
         painterly.stylize(photo, size="max", **{**options, "max_memory": 0.25})
     picture = painterly.stylize(photo, size="max", **options)
     assert max(picture.size) == expected
-    job = BatchJob("photo", str(photo), (), str(tmp_path / "out.png"), {**options, "size": "max"})
+    thin = tmp_path / "thin.png"
+    Image.new("RGB", (1200, 40), (120, 160, 90)).save(thin)  # the long side that fits leaves a sliver
+    with pytest.raises(PainterlyError, match=r"makes a 1200x40 picture \d+x\d px; each side must be at least 16"):
+        painterly.largest_size(thin, method="gatys", max_memory=0.57, precision="fp32", iterations=1, device="cpu")
+    job = BatchJob("photo", str(photo), (), str(tmp_path / "out.png"), {**options, "size": " Max "})
     assert run_job(check_jobs([job])[0]).status == "done"
     assert max(Image.open(tmp_path / "out.png").size) == expected

@@ -246,3 +246,5 @@ def test_fps_sets_a_folders_rate_and_is_refused_for_a_video_file(clip, tmp_path,
     assert last_error(capsys) == f"--fps sets the rate of a folder of frames; the video '{clip}' has its own (25 fps)"
     assert main(["video", str(frames), "-o", str(tmp_path / "y.mp4"), "--model", "starry_night", "--fps", "0"]) == 2
     assert "fps must be positive" in last_error(capsys)
+    with pytest.raises(painterly.PainterlyError, match="--fps must be at least 1/1001, got 0.0004"):
+        VideoSource(frames, fps=0.0004)  # kept as a fraction of denominator 1001 or less: 0, and written as 24

@@ -127,7 +127,7 @@ def test_methods_lists_every_registered_method_with_its_options_and_defaults(cli
     ("path_option", 400, "may name a file"),
     ("path_model", 400, "may name a file"),
     ("path_init_model", 400, "may name a file"),
-    ("no_style", 400, "needs at least one style"),
+    ("no_style", 400, "at least one style image is needed"),
     ("network_style", 400, "takes no style images"),
     ("unexpected_field", 400, "unexpected file field"),
     ("guidance_count", 400, "style guidance map(s) for"),

@@ -323,13 +323,8 @@ def _accept(job_id: str, folder: Path, form) -> Job:
                 allowed = ", ".join(record["names"]) or "none (the default only)"
                 raise UploadError(400, f"{record['name']} may name a file, which a request must not; "
                                        f"choose from: {allowed}")
-    recipe = painterly.available_methods()[method]
     if len(contents) != 1:
         raise UploadError(400, "one content image is needed")
-    if recipe.needs_styles and not styles:
-        raise UploadError(400, f"{method} needs at least one style image")
-    if styles and not recipe.needs_styles:
-        raise UploadError(400, f"{method} paints the styles it was trained on; it takes no style images")
     for upload in form.files:  # an unreadable upload: its own status (415, 413) before the run's checks
         what = upload.field.replace("_", " ") + (" image" if upload.field in ("content", "style") else " map")
         try:
