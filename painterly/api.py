@@ -104,18 +104,15 @@ class _Request:
     @classmethod
     def of(cls, content, styles, method, config, content_guidance, style_guidance, style_masks,
            options: dict) -> "_Request":
-        size_max = str(options.get("size")).strip().lower() == "max"  # the largest that fits: for the content below
-        cfg = make_config(method, config, **{k: v for k, v in options.items() if not (size_max and k == "size")})
-        recipe = get_method(method_of(cfg) if method is None else method)
-        styles = image_list(styles)
         alpha = None
         if isinstance(content, torch.Tensor):
             content_t = as_tensor(content, "content image")
         else:
             rgb, alpha = split_alpha(open_image(content, "content image"))
             content_t = as_tensor(rgb, "content image")
-        if size_max:
-            cfg = make_config(recipe.name, cfg, size=largest_size(tuple(content_t.shape[-2:]), config=cfg))
+        cfg = sized_config(method, config, options, tuple(content_t.shape[-2:]))
+        recipe = get_method(method_of(cfg) if method is None else method)
+        styles = image_list(styles)
         style_ts = [as_tensor(s, "style image") for s in styles]
         if not style_ts and recipe.needs_styles:
             raise PainterlyError("at least one style image is needed")
@@ -247,13 +244,25 @@ def _content_size(content: Union[ImageLike, tuple[int, int]]) -> tuple[int, int]
     return tuple(as_tensor(content, "content image").shape[-2:])
 
 
+def sized_config(method: Optional[str], config, options: dict, content_hw: tuple[int, int]):
+    """make_config(method, config, **options), with size "max" made the largest long side that fits a content
+    of (height, width) `content_hw` (largest_size), as the command line's --size max."""
+    size_max = str(options.get("size")).strip().lower() == "max"
+    cfg = make_config(method, config, **{k: v for k, v in options.items() if not (size_max and k == "size")})
+    if not size_max:
+        return cfg
+    name = method_of(cfg) if method is None else method
+    return make_config(name, cfg, size=largest_size(content_hw, method=name, config=cfg))
+
+
 def plan(content: Union[ImageLike, tuple[int, int]], *, method: Optional[str] = None, config=None,
          style_sizes: Optional[Sequence[tuple[int, int]]] = None, **options) -> RunPlan:
     """What stylize() would do with this content and options, without doing it: scales (whole or
     tiled to fit memory), estimated peak memory and time. `content` may be an image or its (h, w);
     the styles are `style_sizes` ((h, w) each), by default one of the output's shape. A run that would be
     refused comes back with `problem` set instead of raising."""
-    cfg = make_config(method, config, **options)
+    hw = _content_size(content)
+    cfg = sized_config(method, config, options, hw)
     recipe = get_method(method_of(cfg) if method is None else method)
     recipe.check(cfg)
     init_file, init_run = recipe.init_path(cfg), recipe.init_run(cfg)  # read by stylize(), not by the run
@@ -265,7 +274,6 @@ def plan(content: Union[ImageLike, tuple[int, int]], *, method: Optional[str] = 
         get_method(name).check(make_config(name, None, **other))
     device = resolve_device(cfg.device)
     precision = run_precision(recipe, cfg, device)
-    hw = _content_size(content)
     styles = [hw] if style_sizes is None else [tuple(s) for s in style_sizes]
     layers = recipe.layers(cfg)
     problem = ""

@@ -85,10 +85,11 @@ def open_image(source: Union[str, os.PathLike, Image.Image, np.ndarray], what: s
 
 
 def array_image(array: np.ndarray, what: str = "image") -> Image.Image:
-    """A numpy image as np.asarray(a PIL image) gives it (HxW, HxWx3 or HxWx4; uint8, or floats in [0, 1]
-    read to 8 bits) as a PIL image, so a notebook's arrays work where files and PIL images do."""
-    if array.ndim not in (2, 3) or (array.ndim == 3 and array.shape[2] not in (1, 3, 4)) or not array.size:
-        raise PainterlyError(f"{what} array must be HxW, HxWx3 or HxWx4, got shape {array.shape}")
+    """A numpy image as np.asarray(a PIL image) gives it (HxW, HxWx2 grey and alpha, HxWx3 or HxWx4; uint8,
+    or floats in [0, 1] read to 8 bits) as a PIL image, so a notebook's arrays work where files and PIL
+    images do. (A palette image's array holds palette indices: convert("RGB") it first.)"""
+    if array.ndim not in (2, 3) or (array.ndim == 3 and array.shape[2] not in (1, 2, 3, 4)) or not array.size:
+        raise PainterlyError(f"{what} array must be HxW, HxWx2, HxWx3 or HxWx4, got shape {array.shape}")
     if array.ndim == 3 and array.shape[2] == 1:
         array = array[..., 0]
     if array.dtype == np.bool_:

@@ -401,8 +401,11 @@ def test_numpy_images_work_as_pil_images_do():
     assert torch.equal(as_tensor(rgb[..., 0]), expected[:, :1].expand(-1, 3, -1, -1))
     rgba = np.dstack([rgb, np.full((6, 8), 100, np.uint8)])
     assert open_image(rgba).mode == "RGBA" and painterly.image.image_list(rgba)[0] is rgba  # one image, not rows
+    grey_alpha = np.dstack([rgb[..., 0], np.full((6, 8), 100, np.uint8)])  # np.asarray of an LA image
+    assert open_image(grey_alpha).mode == "RGBA"
+    assert np.array_equal(np.asarray(open_image(grey_alpha))[..., 0], rgb[..., 0])
     for bad, words in ((rgb.astype(np.float32), "looks like 0..255: make it uint8"), (rgb.astype(np.int32), "int32"),
-                       (np.zeros((3, 4, 5)), "must be HxW, HxWx3 or HxWx4"), (np.zeros((0, 4, 3)), "must be HxW"),
+                       (np.zeros((3, 4, 5)), "must be HxW, HxWx2, HxWx3 or HxWx4"), (np.zeros((0, 4, 3)), "must be HxW"),
                        (np.full((4, 4), np.nan), "values in \\[nan")):
         with pytest.raises(PainterlyError, match=words):
             as_tensor(bad, "content image")

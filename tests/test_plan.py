@@ -305,3 +305,10 @@ def test_size_max_in_the_api_and_a_batch_is_the_largest_that_fits(tmp_path):
     job = BatchJob("photo", str(photo), (), str(tmp_path / "out.png"), {**options, "size": " Max "})
     assert run_job(check_jobs([job])[0]).status == "done"
     assert max(Image.open(tmp_path / "out.png").size) == expected
+
+
+def test_plan_takes_size_max_as_stylize_does():
+    """plan(size="max") was refused ("size must be a whole number") where stylize() and preflight() took it."""
+    options = dict(model="starry_night", max_memory=0.5, device="cpu", precision="fp32")
+    expected = painterly.largest_size((300, 400), method="network", **options)
+    assert max(painterly.plan((300, 400), size="max", **options).scales[-1].size) == expected
