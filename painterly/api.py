@@ -196,9 +196,12 @@ def stylize(
     """
     if callback is not None and not callable(callback):  # refused now, not after the run
         raise PainterlyError(f"callback must be a function, got {type(callback).__name__}")
+    ckpt = make_checkpointer(checkpoint, resume, checkpoint_every, checkpoint_seconds, keep_checkpoint)
+    if ckpt is not None and ckpt.resume and str(options.get("size")).strip().lower() == "max":
+        # the size the run chose, not the one the memory free now allows (which would fail its fingerprint)
+        options = {**options, "size": ckpt.saved_long_side() or "max"}
     request = _Request.of(content, styles, method, config, content_guidance, style_guidance, style_masks, options)
     recipe, cfg, content_t, style_ts = request.recipe, request.config, request.content, request.styles
-    ckpt = make_checkpointer(checkpoint, resume, checkpoint_every, checkpoint_seconds, keep_checkpoint)
     if ckpt is not None:  # a resumed run goes on in the precision and threads it began in
         cfg = dataclasses.replace(cfg, precision=ckpt.pinned_precision(cfg.precision),
                                   threads=ckpt.pinned_threads(cfg.threads))

@@ -145,6 +145,14 @@ class Checkpointer:
         except Exception:  # noqa: BLE001 - unreadable: start() gives the one-line error
             return None
 
+    def saved_long_side(self) -> Optional[int]:
+        """The output's long side in the checkpoint this run resumes (None: none): what size "max" chose."""
+        try:
+            final = self._recorded("state")["$dict"]["plan"][-1]["$dict"]
+            return max(int(final["height"]), int(final["width"]))
+        except (TypeError, KeyError, IndexError, ValueError):
+            return None
+
     def pinned_precision(self, requested: str) -> str:
         """The precision a run asked for `requested` computes in: on resume, 'auto' becomes the precision
         the saved run computed in. auto times bf16 (and int8) in each process, and on a busy machine a

@@ -14,6 +14,7 @@ import pytest
 import torch
 from PIL import Image
 
+import painterly
 import painterly.cli as cli
 from painterly.checkpoint import Checkpointer, Interrupted, fingerprint, read_checkpoint
 from painterly.driver import run
@@ -370,3 +371,22 @@ def test_cli_refuses_a_mismatched_checkpoint(cli_images, capsys):
     assert err.strip().splitlines() == [
         f"painterly: error: checkpoint '{d / 'mm.ckpt'}' was made with other input images or options; "
         "resume with exactly the same ones, or delete it to start afresh"]
+
+
+def test_a_resumed_size_max_run_keeps_the_size_it_chose(tmp_path, monkeypatch):
+    """size="max" is worked out from the memory free when the run starts; a resume with more memory free
+    goes on at the size the run chose (it was refused as made with other options)."""
+    from painterly import hardware
+
+    content, style = _images()
+    options = dict(size="max", iterations=4, scales=1, precision="fp32", seed=0, style_weight=1e6)
+    path = tmp_path / "max.ckpt"
+    monkeypatch.setattr(hardware, "available_memory_bytes", lambda: int(0.9 * 2**30))
+    chosen = painterly.largest_size(content, **{k: v for k, v in options.items() if k != "size"})
+    ckpt = Checkpointer(path, seconds=None)
+    with pytest.raises(Interrupted):
+        painterly.stylize(content, style, checkpoint=ckpt, callback=StopAt(ckpt, 2), **options)
+    monkeypatch.setattr(hardware, "available_memory_bytes", lambda: int(1.5 * 2**30))
+    assert painterly.largest_size(content, **{k: v for k, v in options.items() if k != "size"}) > chosen
+    resumed = painterly.stylize(content, style, checkpoint=path, resume=True, **options)
+    assert max(resumed.size) == chosen
