@@ -37,6 +37,7 @@ from .config import MethodConfig, option
 from .driver import Session
 from .errors import PainterlyError
 from .flow import tracked, warp
+from .hardware import usable_cpus
 from .image import (ImageLike, as_tensor, open_image, pil_to_tensor, refuse_overwriting_inputs, save_image, split_alpha,
                     tensor_to_pil, write_bytes_atomic)
 from .progress import Callback
@@ -225,17 +226,20 @@ def stylize_video(source: Union[str, os.PathLike], styles: Union[None, ImageLike
     followup = recipe.later_frames(cfg, video.later_iterations, frames.info.size) if video.temporal_weight > 0 else None
     plan = {"fingerprint": fingerprint, "frames": frames.info.frames, **({"size_max": chosen} if size_max else {})}
     created = not folder.exists()
-    done, seed, precision = _prepare_folder(folder, plan, resume)
+    done, seed, precision, threads = _prepare_folder(folder, plan, resume)
     if recipe.optimises and cfg.seed is None:  # one seed for the whole video, kept so a resume draws the same
         cfg = make_config(name, cfg, seed=seed)
         followup = None if followup is None else make_config(name, followup, seed=seed)
     if precision is not None and cfg.precision == "auto":  # auto's choice of the first process, kept likewise
         cfg = make_config(name, cfg, precision=precision)
         followup = None if followup is None else make_config(name, followup, precision=precision)
+    if threads is not None and cfg.threads is None and threads <= usable_cpus():  # the same sums, so the same frames
+        cfg = make_config(name, cfg, threads=threads)
+        followup = None if followup is None else make_config(name, followup, threads=threads)
     try:  # a session refused (as for bad inputs found mid-run) leaves nothing behind either
         first = Session(recipe, cfg, style_ts, guidance=guides)
         if not resume:
-            _record(folder, precision=first.precision)
+            _record(folder, precision=first.precision, threads=first.threads)
         later = first if followup is None else Session(recipe, followup, style_ts, guidance=guides,
                                                         extractor=first.extractor)
         _paint_all(frames, folder, done, recipe, first, later, video, callback, step_callback)
@@ -376,10 +380,10 @@ def _guides(guide_tensors: list, styles, frames: VideoSource):
     return region_pairs(content_guide, style_guides)
 
 
-def _prepare_folder(folder: Path, plan: dict, resume: bool) -> tuple[int, int, Optional[str]]:
+def _prepare_folder(folder: Path, plan: dict, resume: bool) -> tuple[int, int, Optional[str], Optional[int]]:
     """The work folder ready for this run; returns how many frames are already done in it and the
-    video's seed (drawn for a fresh run, the saved one on resume) and, on resume, the precision the
-    first process computed in (None: a fresh run)."""
+    video's seed (drawn for a fresh run, the saved one on resume) and, on resume, the precision and
+    threads the first process computed with (None: a fresh run)."""
     plan_path = folder / "plan.json"
     if resume:
         if not plan_path.exists():
@@ -388,7 +392,9 @@ def _prepare_folder(folder: Path, plan: dict, resume: bool) -> tuple[int, int, O
         if saved.get("fingerprint") != plan["fingerprint"]:
             raise PainterlyError(f"'{folder}' was made from other inputs or options; resume with the same ones, "
                                  "or run without --resume to start afresh")
-        return _finished(folder, plan["frames"]), int(saved.get("seed", 0)), saved.get("precision")
+        threads = saved.get("threads")
+        return (_finished(folder, plan["frames"]), int(saved.get("seed", 0)), saved.get("precision"),
+                threads if isinstance(threads, int) else None)
     if _saved_plan(folder).get("fingerprint") == plan["fingerprint"]:  # this run's frames: never lost unasked
         done = _finished(folder, plan["frames"])
         if done:
@@ -400,7 +406,7 @@ def _prepare_folder(folder: Path, plan: dict, resume: bool) -> tuple[int, int, O
     folder.mkdir(parents=True, exist_ok=True)
     seed = int(torch.randint(0, 2**31 - 1, (1,)))
     write_bytes_atomic(json.dumps({**plan, "seed": seed}).encode(), plan_path)
-    return 0, seed, None
+    return 0, seed, None, None
 
 
 def _saved_plan(folder: Path) -> dict:

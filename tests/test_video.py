@@ -334,3 +334,33 @@ def test_the_warping_error_takes_images_and_refuses_unpaired_outputs():
         painterly.warping_error(frames, frames[:2])
     with pytest.raises(painterly.PainterlyError, match="all of one size"):
         painterly.warping_error(frames, [frames[0], frames[1], frames[2][..., :20]])
+
+
+def test_a_resumed_video_keeps_the_threads_it_began_on(clip, tmp_path, monkeypatch):
+    """As an image's checkpoint does: another thread count sums each convolution in another order, so a
+    resume without threads goes on with the first process's (the work folder records them)."""
+    import json
+
+    import painterly.video as video_module
+    from painterly import hardware
+
+    monkeypatch.setattr(hardware, "usable_cpus", lambda dirs=None: 2)
+    monkeypatch.setattr(video_module, "usable_cpus", lambda dirs=None: 2)
+    before = torch.get_num_threads()
+    options = {"model": "starry_night", "precision": "fp32", "size": 64}
+
+    def stop_after_two(info):
+        if info.frame == 2:
+            raise KeyboardInterrupt
+
+    part = tmp_path / "part"
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            stylize_video(clip, None, part, callback=stop_after_two, threads=1, **options)
+        assert json.loads((part / "plan.json").read_text())["threads"] == 1
+        seen = []
+        stylize_video(clip, None, part, resume=True, callback=lambda i: seen.append(torch.get_num_threads()),
+                      **options)
+        assert seen and set(seen) == {1}
+    finally:
+        torch.set_num_threads(before)
