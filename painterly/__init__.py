@@ -32,8 +32,8 @@ from .methods.gatys import GatysConfig  # noqa: E402
 from .methods.strotss import StrotssConfig  # noqa: E402
 from .methods.wct import WctConfig  # noqa: E402
 from .progress import LossHistory, ProgressBar, SaveEvery, StepInfo, combine  # noqa: E402
-from .nets.io import (bundled_decoders, bundled_file, bundled_models, is_decoder_file, is_network_file,  # noqa: E402
-                      load_decoder)
+from .nets.io import (bundled_decoders, bundled_file, bundled_models, checkpoint_advice, is_decoder_file,  # noqa: E402
+                      is_network_file, load_decoder)
 from .recipe import Recipe, register  # noqa: E402
 from .training import TrainConfig, train  # noqa: E402
 from .flow import warping_error  # noqa: E402
@@ -51,7 +51,7 @@ __all__ = [
     "open_image", "save_image", "split_alpha", "check_writable", "refuse_overwriting_inputs", "side_by_side", "loss_curve", "tensor_to_pil",
     "NetworkConfig", "TrainConfig", "train", "load_model", "bundled_models",
     "AdainConfig", "WctConfig", "DecoderTrainConfig", "train_decoder", "load_decoder",
-    "bundled_decoders", "bundled_file", "is_decoder_file", "is_network_file",
+    "bundled_decoders", "bundled_file", "checkpoint_advice", "is_decoder_file", "is_network_file",
     "stylize_video", "VideoConfig", "VideoResult", "FrameInfo", "warping_error",
     "BatchJob", "JobResult", "LocalExecutor", "RayExecutor", "check_jobs", "options_for", "expand_images", "pair_jobs", "read_manifest", "run_batch",
 ]

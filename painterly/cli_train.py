@@ -26,9 +26,9 @@ from pathlib import Path
 from typing import Callable, Optional, Sequence
 
 from . import (Checkpointer, DecoderTrainConfig, Interrupted, NetworkConfig, TrainConfig, bundled_decoders,
-               bundled_file, bundled_models, check_writable, default_checkpoint_path, install_stop_handlers,
-               is_decoder_file, is_network_file, load_decoder, load_model, loss_curve, method_of, save_image,
-               side_by_side, tensor_to_pil, train, train_decoder, PainterlyError)
+               bundled_file, bundled_models, check_writable, checkpoint_advice, default_checkpoint_path,
+               install_stop_handlers, is_decoder_file, is_network_file, load_decoder, load_model, loss_curve, method_of,
+               save_image, side_by_side, tensor_to_pil, train, train_decoder, PainterlyError)
 from .cli_args import EXIT_INTERRUPTED, EXIT_OK, EXIT_USAGE, _Parser, _UsageError, add_config_flags
 
 PREVIEW_COLUMNS = 6
@@ -313,6 +313,9 @@ def describe_file(path: Path) -> str:
     if is_decoder_file(path):
         return describe_decoder(path)
     if path.is_file() and not is_network_file(path):
+        advice = checkpoint_advice(path)  # OUT.ckpt beside OUT.safetensors: say what it is and what resumes it
+        if advice is not None:
+            raise PainterlyError(advice)
         raise PainterlyError(f"'{path}' is neither a painterly style network nor a decoder file (no painterly "
                              f"metadata could be read: truncated, or another program's file)")
     return describe_model(path)

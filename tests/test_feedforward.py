@@ -615,12 +615,19 @@ def test_train_and_models_and_model_commands(tmp_path, photos, capsys, monkeypat
     # one pass: its step is logged (with its time), but there is no loss to draw a curve of
     assert (tmp_path / "out.json").exists() and not (tmp_path / "out.loss.png").exists()
     # bad input: one line, exit 2, nothing written
+    from painterly.checkpoint import Checkpointer
+
+    saved = Checkpointer(tmp_path / "run.ckpt", seconds=None)
+    saved.start("an image run")
+    saved = saved.save({"step": 1})  # said to be a checkpoint, not "neither a network nor a decoder"
     for argv, fragment in ((["train", str(style), "--photos", str(tmp_path / "none"), "-o", str(tmp_path / "x.safetensors")],
                             "does not exist"),
                            (["train", str(style), "--photos", str(photos), "-o", str(tmp_path / "x.png")], ".safetensors"),
                            ([str(content), "--model", str(tmp_path / "nope.safetensors"), "-o", str(tmp_path / "o.png")],
                             "does not exist"),
                            (["models", str(content)], "neither a painterly style network nor a decoder"),
+                           (["models", str(saved)], "run.ckpt' is a checkpoint (a run's saved state), not a model "
+                                                    "file: --resume continues the run that saved it"),
                            ([str(content), str(style), "--model", str(model), "-o", str(tmp_path / "o.png")],
                             "takes no style images"),
                            ([str(content), "--model", str(model), "--preserve-color", "histogram", "-o",

@@ -130,6 +130,13 @@ def _checkpoint_advice(path: Path, state: dict, noun: str) -> str:
     return f"a checkpoint (a run's saved state), not a {noun} file: --resume continues the run that saved it"
 
 
+def checkpoint_advice(path: Union[str, os.PathLike], noun: str = "model") -> Optional[str]:
+    """For a checkpoint given where a `noun` file was wanted: what it is and what continues its run, in one
+    line; None for any other file."""
+    saved = _checkpoint_state(_metadata(path)) if Path(path).is_file() else None
+    return None if saved is None else f"'{path}' is {_checkpoint_advice(Path(path), saved, noun)}"
+
+
 def further_training(path: Union[str, os.PathLike]) -> Optional[tuple[str, str]]:
     """What a network or decoder file holds, in words, and the command that trains it further ('an AdaIN
     decoder', 'painterly train-decoder --method adain --init FILE'): for the message where it was given
