@@ -197,7 +197,7 @@ def stylize(
     if callback is not None and not callable(callback):  # refused now, not after the run
         raise PainterlyError(f"callback must be a function, got {type(callback).__name__}")
     ckpt = make_checkpointer(checkpoint, resume, checkpoint_every, checkpoint_seconds, keep_checkpoint)
-    if ckpt is not None and ckpt.resume and str(options.get("size")).strip().lower() == "max":
+    if ckpt is not None and ckpt.resume and asks_size_max(options):
         # the size the run chose, not the one the memory free now allows (which would fail its fingerprint)
         options = {**options, "size": ckpt.saved_long_side() or "max"}
     request = _Request.of(content, styles, method, config, content_guidance, style_guidance, style_masks, options)
@@ -247,10 +247,15 @@ def _content_size(content: Union[ImageLike, tuple[int, int]]) -> tuple[int, int]
     return tuple(as_tensor(content, "content image").shape[-2:])
 
 
+def asks_size_max(options: dict) -> bool:
+    """Whether `options` ask for size "max" (any case, spaces around): the largest that fits, chosen per content."""
+    return isinstance(options.get("size"), str) and options["size"].strip().lower() == "max"
+
+
 def sized_config(method: Optional[str], config, options: dict, content_hw: tuple[int, int]):
     """make_config(method, config, **options), with size "max" made the largest long side that fits a content
     of (height, width) `content_hw` (largest_size), as the command line's --size max."""
-    size_max = str(options.get("size")).strip().lower() == "max"
+    size_max = asks_size_max(options)
     cfg = make_config(method, config, **{k: v for k, v in options.items() if not (size_max and k == "size")})
     if not size_max:
         return cfg

@@ -22,7 +22,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Callable, Iterable, Iterator, Optional, Sequence, Union
 
-from .api import make_config, method_for, method_options, stylize
+from .api import asks_size_max, make_config, method_for, method_options, stylize
 from .errors import PainterlyError
 from .image import READ_SUFFIXES, SAVE_FORMATS, open_image, remove_stale_parts, save_image, write_bytes_atomic
 from .videoio import VIDEO_SUFFIXES, VideoSource, is_video_path
@@ -183,7 +183,7 @@ def check_jobs(jobs: Sequence[BatchJob]) -> list[BatchJob]:
         model = job.options.get("model")
         try:
             options = {k: v for k, v in job.options.items() if k != "method"}
-            if str(options.get("size")).strip().lower() == "max":  # each job's largest that fits, chosen as it starts
+            if asks_size_max(options):  # each job's largest that fits, chosen as it starts
                 del options["size"]
             make_config(job.options.get("method"), **options)
         except PainterlyError as exc:

@@ -32,7 +32,7 @@ from typing import Callable, Optional, Sequence, Union
 
 import torch
 
-from .api import get_method, initial_image, largest_size, make_config, method_of
+from .api import asks_size_max, get_method, initial_image, largest_size, make_config, method_of
 from .config import MethodConfig, option
 from .driver import Session
 from .errors import PainterlyError
@@ -181,7 +181,7 @@ def stylize_video(source: Union[str, os.PathLike], styles: Union[None, ImageLike
     for hook in (callback, step_callback):
         if hook is not None and not callable(hook):
             raise PainterlyError(f"a callback must be a function, got {type(hook).__name__}")
-    size_max = isinstance(options.get("size"), str) and options["size"].strip().lower() == "max"
+    size_max = asks_size_max(options)
     if size_max:  # the largest that fits in free memory, chosen once the frames' size is known
         options = {k: v for k, v in options.items() if k != "size"}
     cfg = make_config(method, config, **options)
