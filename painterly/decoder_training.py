@@ -61,7 +61,7 @@ from .losses.functional import gram_matrix
 from .methods.arbitrary import ENCODER_POOLING
 from .nets.decoder import LEVELS, Decoder, DecoderArch
 from .nets.grow import require_wider, widen_convs
-from .nets.io import decoder_path, further_training, is_network_file, load_decoder, save_decoder
+from .nets.io import DECODER_KIND, save_decoder, starting_file
 from .training import (DATA, LOSSES, NET, LoopConfig, PhotoFolders, Preview, StepCallback, Trainee, _prepare,
                        config_with, final_losses, find_photos, refuse_other_architecture, run_loop, sample_batch,
                        shown)
@@ -330,17 +330,6 @@ def check_margin(margin: int, crop: int) -> None:
                              f"where there is a margin (got margin {margin}, crop {crop})")
 
 
-def starting_decoder(name: Union[str, os.PathLike]) -> tuple[Decoder, dict]:
-    """The decoder --init names; a style network given there is told what it is and the command that trains
-    it further, not the stylise flag that takes it."""
-    path = decoder_path(name)
-    if is_network_file(path):
-        what, command = further_training(path)
-        raise PainterlyError(f"'{path}' is {what}, not a decoder (painterly train-decoder --init takes AdaIN and "
-                             f"WCT decoders): {command} trains it further")
-    return load_decoder(path)
-
-
 def train_decoder(photos: PhotoFolders, output: Union[str, os.PathLike], config: Optional[DecoderTrainConfig] = None,
                   *, styles: Optional[PhotoFolders] = None, init: Union[None, str, os.PathLike] = None,
                   validation: Optional[ImageLike] = None,
@@ -369,7 +358,8 @@ def train_decoder(photos: PhotoFolders, output: Union[str, os.PathLike], config:
                              "only")
     level = config.level
     if init is not None:  # before any image is read
-        decoder, meta = starting_decoder(init)
+        decoder, meta = starting_file(init, DECODER_KIND,
+                                      "painterly train-decoder --init takes AdaIN and WCT decoders")
         if meta.get("method") != config.method or decoder.arch.level != level:
             raise PainterlyError(f"decoder '{init}' is {meta.get('method')}'s for {decoder.arch.level}; this run "
                                  f"trains {config.method}'s for {level}")

@@ -33,7 +33,7 @@ from .image import (READ_SUFFIXES, ImageLike, as_tensor, check_writable, fit_lon
                     pil_to_tensor, resize, split_alpha)
 from .losses import LossTerms
 from .nets.grow import copies, require_wider, widen_convs
-from .nets.io import further_training, is_decoder_file, load_model, model_path, save_model
+from .nets.io import KIND, save_model, starting_file
 from .nets.transformer import Architecture, TransformerNet
 from .training_losses import DEFAULT_WEIGHTS, TRAINING_LOSSES
 
@@ -301,17 +301,6 @@ def refuse_other_architecture(name: str, asked, own, of: str, kept: str, grow: s
                          f"architecture; leave --{flag} out{f', or grow it with {grow}' if grow else ''}")
 
 
-def starting_network(name: Union[str, os.PathLike], flag: str) -> tuple[TransformerNet, dict]:
-    """The network `flag` (--init, --extend) names; a decoder file given there is told what it is and the
-    command that trains it further, not the stylise flag that takes it."""
-    path = model_path(name)
-    if is_decoder_file(path):
-        what, command = further_training(path)
-        raise PainterlyError(f"'{path}' is {what}, not a style network ({flag} takes painterly train's): "
-                             f"{command} trains it further")
-    return load_model(path)
-
-
 StepCallback = Callable[[int, int, dict[str, float], float], None]  # (step, steps, losses, images/s)
 Preview = Callable[[int, torch.Tensor], None]
 
@@ -525,14 +514,14 @@ def _start(styles: int, config: TrainConfig, asked: dict, extend: Union[None, st
     if extend is not None:
         if styles != 1 and not config.style_set:
             raise PainterlyError("extend adds one style at a time (several images as one style: --style-set)")
-        base, meta = starting_network(extend, "--extend")
+        base, meta = starting_file(extend, KIND, "--extend takes painterly train's")
         for name, value in asked.items():
             refuse_other_architecture(name, value, getattr(base.arch, name), f"model '{extend}'",
                                       "a network --extend adds a style to")
         return base, meta
     if init is None:
         return None, {}
-    net, meta = starting_network(init, "--init")
+    net, meta = starting_file(init, KIND, "--init takes painterly train's")
     styles_in_net = styles if config.multi_style else 1
     if net.arch.styles != styles_in_net:
         hint = (f": give its {net.arch.styles} style images with --multi-style" if net.arch.styles > 1

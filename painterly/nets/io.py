@@ -283,3 +283,14 @@ def _shared(kind: str, path: Union[str, os.PathLike], device: torch.device, dtyp
 def _prepared(kind: str, path: str, stamp: Any, device: str, dtype: torch.dtype) -> tuple[torch.nn.Module, dict]:
     module, meta = (load_model if kind == KIND else load_decoder)(path)
     return module.to(torch.device(device), dtype, memory_format=torch.channels_last), meta
+
+
+def starting_file(name: Union[str, os.PathLike], kind: str, takes: str) -> tuple[torch.nn.Module, dict[str, Any]]:
+    """The style network or decoder (`kind`) a training starts from; a file of the other kind is told what it
+    is and the command that trains it further (`takes`: what the flag takes instead), not the stylise flag
+    that would take it."""
+    path = _named(os.fspath(name), kind)
+    if _metadata(path).get("kind") == next(k for k in NOUNS if k != kind):
+        what, command = further_training(path)
+        raise PainterlyError(f"'{path}' is {what}, not a {NOUNS[kind][1]} ({takes}): {command} trains it further")
+    return load_model(path) if kind == KIND else load_decoder(path)
