@@ -31,6 +31,7 @@ from typing import Any, Callable, Iterable, Mapping, Optional, Sequence, Union
 import torch
 
 from .errors import PainterlyError
+from .hardware import resumed_threads
 from .image import atomic_save
 
 FORMAT = 2
@@ -163,22 +164,9 @@ class Checkpointer:
         return recorded if recorded in ("fp32", "bf16", "int8") else requested
 
     def pinned_threads(self, requested: Optional[int], default: Optional[int] = None) -> Optional[int]:
-        """The CPU threads a resumed run uses: by default the saved run's, since another count sums each
-        convolution in another order and the continuation drifts from the uninterrupted run (Gatys by up
-        to 37 levels of 255). Another count, asked for or forced by fewer CPUs, goes on with a note."""
-        recorded = self._recorded("threads")
-        if not isinstance(recorded, int) or recorded == requested:
-            return requested
-        from .hardware import usable_cpus
-
-        default = default or usable_cpus()  # what this process would use (a torchrun rank: its share)
-        if requested is None and recorded <= default:
-            return recorded
-        now = requested or default
-        if now != recorded:
-            print(f"painterly: note: '{self.path}' was computed on {recorded} threads; on {now} the run goes on "
-                  "close to, not exactly as, it would have", file=sys.stderr)
-        return requested
+        """The CPU threads a resumed run uses: the saved run's unless others are asked for or forced
+        (hardware.resumed_threads)."""
+        return resumed_threads(self._recorded("threads"), requested, f"'{self.path}'", default)
 
     def start(self, fingerprint: str, precision: Optional[str] = None) -> Optional[dict]:
         """Remember the run's fingerprint and the precision it computes in; on resume return the saved

@@ -88,6 +88,25 @@ def set_threads(threads: Optional[int]) -> int:
     return wanted
 
 
+def resumed_threads(recorded: object, requested: Optional[int], where: str,
+                    default: Optional[int] = None) -> Optional[int]:
+    """The CPU threads a resumed run uses, given those its first process `recorded` (where: the file or
+    folder that recorded them): by default the same, since another count sums each convolution in another
+    order and the continuation drifts from the uninterrupted run (Gatys by up to 37 levels of 255). Another
+    count, asked for or forced by fewer CPUs (`default`: what this process would use; a torchrun rank's
+    share), goes on with a note."""
+    if not isinstance(recorded, int) or recorded == requested:
+        return requested
+    default = default or usable_cpus()
+    if requested is None and recorded <= default:
+        return recorded
+    now = requested or default
+    if now != recorded:
+        print(f"painterly: note: {where} was computed on {recorded} threads; on {now} the run goes on close to, "
+              "not exactly as, it would have", file=sys.stderr)
+    return requested
+
+
 def cgroup_memory_left(dirs: Optional[list[Path]] = None) -> Optional[int]:
     """Bytes left under the tightest cgroup memory limit (memory.max - memory.current) on this
     process's path; None where no limit is set."""

@@ -37,7 +37,7 @@ from .config import MethodConfig, option
 from .driver import Session
 from .errors import PainterlyError
 from .flow import tracked, warp
-from .hardware import usable_cpus
+from .hardware import resumed_threads
 from .image import (ImageLike, as_tensor, open_image, pil_to_tensor, refuse_overwriting_inputs, save_image, split_alpha,
                     tensor_to_pil, write_bytes_atomic)
 from .progress import Callback
@@ -209,10 +209,9 @@ def stylize_video(source: Union[str, os.PathLike], styles: Union[None, ImageLike
                                     *(style_guidance if isinstance(style_guidance, (list, tuple)) else [style_guidance])])
     guide_tensors = _guide_tensors(content_guidance, style_guidance)
     folder = work_folder(out)
-    chosen = None
+    saved, chosen = _saved_plan(folder), None
     if size_max:  # a run that began with --size max goes on at the size it chose then
         fingerprint = _fingerprint(frames, style_ts, name, cfg, video, guide_tensors, size_max=True)
-        saved = _saved_plan(folder)
         if saved.get("fingerprint") == fingerprint and isinstance(saved.get("size_max"), int):
             chosen = saved["size_max"]
         else:
@@ -226,14 +225,15 @@ def stylize_video(source: Union[str, os.PathLike], styles: Union[None, ImageLike
     followup = recipe.later_frames(cfg, video.later_iterations, frames.info.size) if video.temporal_weight > 0 else None
     plan = {"fingerprint": fingerprint, "frames": frames.info.frames, **({"size_max": chosen} if size_max else {})}
     created = not folder.exists()
-    done, seed, precision, threads = _prepare_folder(folder, plan, resume)
+    done, seed, precision, threads = _prepare_folder(folder, plan, saved, resume)
     if recipe.optimises and cfg.seed is None:  # one seed for the whole video, kept so a resume draws the same
         cfg = make_config(name, cfg, seed=seed)
         followup = None if followup is None else make_config(name, followup, seed=seed)
     if precision is not None and cfg.precision == "auto":  # auto's choice of the first process, kept likewise
         cfg = make_config(name, cfg, precision=precision)
         followup = None if followup is None else make_config(name, followup, precision=precision)
-    if threads is not None and cfg.threads is None and threads <= usable_cpus():  # the same sums, so the same frames
+    threads = resumed_threads(threads, cfg.threads, f"'{folder}'")  # the same sums, so the same frames
+    if threads != cfg.threads:
         cfg = make_config(name, cfg, threads=threads)
         followup = None if followup is None else make_config(name, followup, threads=threads)
     try:  # a session refused (as for bad inputs found mid-run) leaves nothing behind either
@@ -380,22 +380,22 @@ def _guides(guide_tensors: list, styles, frames: VideoSource):
     return region_pairs(content_guide, style_guides)
 
 
-def _prepare_folder(folder: Path, plan: dict, resume: bool) -> tuple[int, int, Optional[str], Optional[int]]:
-    """The work folder ready for this run; returns how many frames are already done in it and the
-    video's seed (drawn for a fresh run, the saved one on resume) and, on resume, the precision and
-    threads the first process computed with (None: a fresh run)."""
+def _prepare_folder(folder: Path, plan: dict, saved: dict, resume: bool
+                    ) -> tuple[int, int, Optional[str], Optional[int]]:
+    """The work folder ready for this run (`saved`: the plan an earlier run left in it); returns how many
+    frames are already done in it and the video's seed (drawn for a fresh run, the saved one on resume)
+    and, on resume, the precision and threads the first process computed with (None: a fresh run)."""
     plan_path = folder / "plan.json"
     if resume:
-        if not plan_path.exists():
-            raise PainterlyError(f"nothing to resume: no '{plan_path}'")
-        saved = json.loads(plan_path.read_text())
+        if not saved:
+            raise PainterlyError(f"nothing to resume: no readable '{plan_path}'")
         if saved.get("fingerprint") != plan["fingerprint"]:
             raise PainterlyError(f"'{folder}' was made from other inputs or options; resume with the same ones, "
                                  "or run without --resume to start afresh")
         threads = saved.get("threads")
         return (_finished(folder, plan["frames"]), int(saved.get("seed", 0)), saved.get("precision"),
                 threads if isinstance(threads, int) else None)
-    if _saved_plan(folder).get("fingerprint") == plan["fingerprint"]:  # this run's frames: never lost unasked
+    if saved.get("fingerprint") == plan["fingerprint"]:  # this run's frames: never lost unasked
         done = _finished(folder, plan["frames"])
         if done:
             raise PainterlyError(f"'{folder}' holds {done} finished frame{'s' if done > 1 else ''} of this run: add "

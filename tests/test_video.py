@@ -336,16 +336,15 @@ def test_the_warping_error_takes_images_and_refuses_unpaired_outputs():
         painterly.warping_error(frames, [frames[0], frames[1], frames[2][..., :20]])
 
 
-def test_a_resumed_video_keeps_the_threads_it_began_on(clip, tmp_path, monkeypatch):
+def test_a_resumed_video_keeps_the_threads_it_began_on(clip, tmp_path, monkeypatch, capsys):
     """As an image's checkpoint does: another thread count sums each convolution in another order, so a
-    resume without threads goes on with the first process's (the work folder records them)."""
+    resume without threads goes on with the first process's (the work folder records them); asking for
+    others goes on with them, with a note."""
     import json
 
-    import painterly.video as video_module
     from painterly import hardware
 
     monkeypatch.setattr(hardware, "usable_cpus", lambda dirs=None: 2)
-    monkeypatch.setattr(video_module, "usable_cpus", lambda dirs=None: 2)
     before = torch.get_num_threads()
     options = {"model": "starry_night", "precision": "fp32", "size": 64}
 
@@ -362,5 +361,15 @@ def test_a_resumed_video_keeps_the_threads_it_began_on(clip, tmp_path, monkeypat
         stylize_video(clip, None, part, resume=True, callback=lambda i: seen.append(torch.get_num_threads()),
                       **options)
         assert seen and set(seen) == {1}
+        assert "computed on" not in capsys.readouterr().err
+
+        other = tmp_path / "other"
+        with pytest.raises(KeyboardInterrupt):
+            stylize_video(clip, None, other, callback=stop_after_two, threads=1, **options)
+        seen.clear()
+        stylize_video(clip, None, other, resume=True, threads=2,
+                      callback=lambda i: seen.append(torch.get_num_threads()), **options)
+        assert seen and set(seen) == {2}
+        assert f"'{other}' was computed on 1 threads; on 2 the run goes on close to" in capsys.readouterr().err
     finally:
         torch.set_num_threads(before)
