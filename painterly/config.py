@@ -207,7 +207,3 @@ class OptimisationConfig(CommonConfig):
     tile_rounds: int = option(2, "passes over a tiled scale, the tile grid shifted each pass so no seam stays put",
                               minimum=1, group="memory and tiling (print resolution)", metavar="N")
 
-
-def config_fields(cls: type) -> list[dataclasses.Field]:
-    """The fields of a config class, in declaration order (common fields first)."""
-    return list(dataclasses.fields(cls))

@@ -92,11 +92,15 @@ class FrameInfo:
     losses: dict
     resumed: bool      # loaded from the work folder, not painted now
     size: tuple[int, int] = (0, 0)  # (width, height) the frames are painted at (--size max: the size chosen)
+    painted: int = 0   # frames this process has painted so far (a resumed run loads the others)
 
     @property
     def eta(self) -> float:
-        done = max(self.frame, 1)
-        return self.elapsed / done * (self.frames - self.frame)
+        """Seconds left at this process's pace so far (frames loaded on resume take no time, so they do
+        not count); NaN until a frame has been painted."""
+        if self.painted == 0:
+            return float("nan")
+        return self.elapsed / self.painted * (self.frames - self.frame)
 
 
 FrameCallback = Callable[[FrameInfo], None]
@@ -291,7 +295,7 @@ def _check_frame_size(frames: VideoSource, size: Optional[int]) -> None:
 def _paint_all(frames: VideoSource, folder: Path, done: int, recipe, first: Session, later: Session,
                video: VideoConfig, callback: Optional[FrameCallback], step_callback: Optional[Callback]) -> None:
     """Every frame in order, each saved as it is finished (the first `done` loaded from an earlier run)."""
-    start = time.monotonic()
+    start, painted = time.monotonic(), 0
     previous_frame = previous_out = None
     history: list[tuple[torch.Tensor, torch.Tensor]] = []  # (input frame, output) of earlier frames, nearest first
     for index, frame in enumerate(frames):
@@ -306,10 +310,11 @@ def _paint_all(frames: VideoSource, folder: Path, done: int, recipe, first: Sess
             picture = tensor_to_pil(result)
             result = pil_to_tensor(picture)  # the 8-bit frame, as a resumed run will read it back
             save_image(picture, frame_path, quick=True)
+            painted += 1
         if callback is not None:
             h, w = frames.info.size
             callback(FrameInfo(index + 1, frames.info.frames, time.monotonic() - t0, time.monotonic() - start, losses,
-                               index < done, (w, h)))
+                               index < done, (w, h), painted))
         history.insert(0, (frame, result))
         del history[max(1, _long_term_span(video.long_term)):]
         previous_frame, previous_out = frame, result

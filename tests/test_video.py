@@ -4,6 +4,7 @@ independent frames. The clips are made here: a photo panned over a few frames, s
 
 from __future__ import annotations
 
+import math
 from fractions import Fraction
 from pathlib import Path
 
@@ -141,8 +142,12 @@ def test_resume_gives_the_uninterrupted_video(clip, tmp_path, monkeypatch):
         stylize_video(clip, style, part, resume=True, **{**auto, "iterations": 5})
     monkeypatch.setattr(hardware, "bf16_pays", lambda device="cpu": True)
     seen = []
-    stylize_video(clip, style, part, resume=True, callback=lambda i: seen.append(i.resumed), **auto)
-    assert seen == [True] * 3 + [False] * 3
+    stylize_video(clip, style, part, resume=True, callback=seen.append, **auto)
+    assert [i.resumed for i in seen] == [True] * 3 + [False] * 3
+    # the time left counts the frames this process painted, not those it loaded in no time
+    assert [i.painted for i in seen] == [0, 0, 0, 1, 2, 3]
+    assert all(math.isnan(i.eta) for i in seen[:3])
+    assert seen[3].eta == pytest.approx(seen[3].elapsed * 2) and seen[5].eta == 0
     for a, b in zip(sorted(whole.glob("frame_*.png")), sorted(part.glob("frame_*.png"))):
         assert np.array_equal(np.asarray(painterly.open_image(a)), np.asarray(painterly.open_image(b))), a.name
 

@@ -16,7 +16,6 @@ from fastapi.testclient import TestClient  # noqa: E402
 
 import painterly  # noqa: E402
 from painterly.web import jobs as web_jobs  # noqa: E402
-from painterly.web import server as web_server  # noqa: E402
 from painterly.web.server import MAX_STYLES, ServerSettings, create_app  # noqa: E402
 from painterly.web.terms import in_api_terms  # noqa: E402
 
