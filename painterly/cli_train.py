@@ -115,7 +115,8 @@ class _Display:
     def summary(self, output: Path, info: dict, data: str) -> None:
         if not self.quiet:
             losses = ", ".join(f"{k} {v:.4g}" for k, v in info["losses"].items())
-            print(f"painterly: wrote {output} ({info['training']['steps_done']} steps, {losses}), {self.sheet_path}, "
+            done = info['training']['steps_done']
+            print(f"painterly: wrote {output} ({done} step{'' if done == 1 else 's'}, {losses}), {self.sheet_path}, "
                   f"{self.curve_path}; {data}", file=sys.stderr)
 
 
@@ -203,7 +204,27 @@ def _run_training(command: str, words: Sequence[str], args: argparse.Namespace, 
     if info is None:
         return EXIT_INTERRUPTED
     display.summary(output, info, data(info["training"]))
+    done, steps = info["training"]["steps_done"], info["training"]["steps"]
+    if done < steps:
+        seconds = info["training"]["wall_s"]
+        print(f"painterly: --max-time stopped the run after {done} of {steps} steps ({seconds:g} s); '{ckpt.path}' "
+              f"keeps it; continue with: {resume_command(command, _without_max_time(words))} (a --max-time there "
+              f"counts those {seconds:g} s too)", file=sys.stderr)
     return EXIT_OK
+
+
+def _without_max_time(words: Sequence[str]) -> list[str]:
+    """`words` less --max-time: the limit counts the resumed run's earlier time too, so the same one would
+    stop it again at once."""
+    kept, skip = [], False
+    for word in words:
+        if skip:
+            skip = False
+        elif word == "--max-time":
+            skip = True
+        elif not word.startswith("--max-time="):
+            kept.append(word)
+    return kept
 
 
 def _train(words: Sequence[str]) -> int:

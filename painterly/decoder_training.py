@@ -63,8 +63,8 @@ from .nets.decoder import LEVELS, Decoder, DecoderArch
 from .nets.grow import require_wider, widen_convs
 from .nets.io import DECODER_KIND, save_decoder, starting_file
 from .training import (DATA, LOSSES, NET, LoopConfig, PhotoFolders, Preview, StepCallback, Trainee, _prepare,
-                       config_with, final_losses, find_photos, refuse_other_architecture, run_loop, sample_batch,
-                       shown)
+                       close_checkpoint, config_with, final_losses, find_photos, refuse_other_architecture, run_loop,
+                       sample_batch, shown)
 from .transforms import Moments, WctMap, batch_adain, instance_mean_std, wct
 
 ADAIN_STYLE_LAYERS = ("relu1_1", "relu2_1", "relu3_1", "relu4_1")
@@ -412,7 +412,6 @@ def train_decoder(photos: PhotoFolders, output: Union[str, os.PathLike], config:
 
     if world()[0] == 0:  # one writer
         save_decoder(output, decoder.eval(), info)
-        if checkpoint is not None:
-            checkpoint.finish()
+        close_checkpoint(checkpoint, step, config.steps)
     return {**info, "log": log}
 

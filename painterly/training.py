@@ -362,6 +362,12 @@ def run_loop(trainee: Trainee, photos: Sequence[torch.Tensor], config: LoopConfi
                 for render in renders:
                     preview(render["step"], render["image"].float() / 255)
     start = time.monotonic() - elapsed
+
+    def state() -> dict:
+        return {"step": step, "elapsed": time.monotonic() - start, "net": module.state_dict(),
+                "optimizer": optimizer.state_dict(), "rng": rng_state(generator), "log": log,
+                "renders": renders, "validation": shown}
+
     overflowed = 0  # steps running whose gradients were not finite (skipped)
     while step < config.steps:
         if size == 1 and config.max_time is not None and time.monotonic() - start >= config.max_time:
@@ -396,18 +402,13 @@ def run_loop(trainee: Trainee, photos: Sequence[torch.Tensor], config: LoopConfi
         if callback is not None and rank == 0:
             callback(step, config.steps, losses, global_batch.batch / max(time.monotonic() - t0, 1e-9))
         if rank == 0 and preview is not None and validation is not None and (
-                step % config.preview_every == 0 or step == config.steps):
+                step % config.preview_every == 0 or step == config.steps or time_up):
             with torch.no_grad():
                 module.eval()
                 image = trainee.render(validation.to(device), step).clamp(0, 1).cpu()
                 module.train()
             renders[:] = renders[-(PREVIEWS_KEPT - 1):] + [{"step": step, "image": _small_uint8(image)}]
             preview(step, image)
-        def state() -> dict:
-            return {"step": step, "elapsed": time.monotonic() - start, "net": module.state_dict(),
-                    "optimizer": optimizer.state_dict(), "rng": rng_state(generator), "log": log,
-                    "renders": renders, "validation": shown}
-
         if checkpoint is not None and size > 1 and stop:  # every rank stops here; rank 0 saves
             if rank == 0:
                 checkpoint.save(state())
@@ -416,7 +417,16 @@ def run_loop(trainee: Trainee, photos: Sequence[torch.Tensor], config: LoopConfi
             checkpoint.after_step(step, state, (0, 1, step, config.steps))
         if time_up and size > 1:
             break
+    if checkpoint is not None and rank == 0 and step < config.steps:  # cut short by max_time: --resume goes on
+        checkpoint.save(state())
     return step, time.monotonic() - start, log
+
+
+def close_checkpoint(checkpoint: Optional[Checkpointer], steps_done: int, steps: int) -> None:
+    """After the file is written: a finished run's checkpoint goes (or is marked finished); one that
+    max_time cut short stays, so --resume can take the run on from where it stopped."""
+    if checkpoint is not None and steps_done >= steps:
+        checkpoint.finish()
 
 
 def _unused_name(name: str, taken: Sequence[str]) -> str:
@@ -627,6 +637,5 @@ def train(styles: Union[ImageLike, Sequence[ImageLike]], photos: PhotoFolders, o
 
     if world()[0] == 0:  # one writer
         save_model(output, net.eval(), info)
-        if checkpoint is not None:
-            checkpoint.finish()
+        close_checkpoint(checkpoint, step, config.steps)
     return {**info, "log": log}

@@ -4,6 +4,7 @@ and resumes exactly, --extend leaving the existing styles alone, the method thro
 
 from __future__ import annotations
 
+import dataclasses
 import signal
 
 import numpy as np
@@ -281,6 +282,35 @@ def test_training_resumes_bit_exactly(tmp_path, photos, tiny_vgg, loss):
     _train_until(3, tmp_path, photos, config, tiny_vgg)
     train([_style()], photos, tmp_path / "b.safetensors", config, extractor=tiny_vgg,
           checkpoint=Checkpointer(tmp_path / "t.ckpt", seconds=None, resume=True), style_names=["s"])
+    a, b = load_model(tmp_path / "a.safetensors")[0], load_model(tmp_path / "b.safetensors")[0]
+    assert all(torch.equal(x, y) for x, y in zip(a.state_dict().values(), b.state_dict().values()))
+
+
+def test_a_training_cut_short_by_max_time_keeps_its_checkpoint_and_resumes_exactly(tmp_path, photos, tiny_vgg,
+                                                                                  monkeypatch):
+    """--max-time writes the model of the steps done and leaves the checkpoint, so a user training an hour
+    a night goes on the next night (it was deleted: the run could never be taken further exactly). A
+    preview of the last step is rendered, as the summary says. A clock that ticks a second a call makes
+    where the limit falls the same on every machine."""
+    import types
+
+    from painterly import training
+
+    config = _config(steps=8, preview_every=100)
+    train([_style()], photos, tmp_path / "a.safetensors", config, extractor=tiny_vgg, style_names=["s"])
+    ticks = iter(range(10**6))
+    monkeypatch.setattr(training, "time", types.SimpleNamespace(monotonic=lambda: float(next(ticks))))
+    previews = []
+    ckpt = Checkpointer(tmp_path / "t.ckpt", seconds=None)
+    cut = train([_style()], photos, tmp_path / "b.safetensors", dataclasses.replace(config, max_time=12),
+                extractor=tiny_vgg, checkpoint=ckpt, style_names=["s"], validation=photos / "nested" / "p0.png",
+                preview=lambda step, image: previews.append(step))
+    done = cut["training"]["steps_done"]
+    assert 0 < done < 8 and previews == [done] and (tmp_path / "t.ckpt").is_file()
+    monkeypatch.undo()
+    train([_style()], photos, tmp_path / "b.safetensors", config, extractor=tiny_vgg,
+          checkpoint=Checkpointer(tmp_path / "t.ckpt", seconds=None, resume=True), style_names=["s"])
+    assert not (tmp_path / "t.ckpt").exists()  # finished: gone
     a, b = load_model(tmp_path / "a.safetensors")[0], load_model(tmp_path / "b.safetensors")[0]
     assert all(torch.equal(x, y) for x, y in zip(a.state_dict().values(), b.state_dict().values()))
 

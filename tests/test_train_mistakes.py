@@ -230,3 +230,29 @@ def test_train_method_adain_or_wct_trains_the_decoder_and_a_style_file_beside_it
     network = tmp_path / "n.safetensors"  # the network method, named: what train trains anyway
     _runs(capsys, _train(files, network, "--method", "network", "--widths", "4,8,8", "--residual-blocks", "1"))
     assert load_model(network)[0].arch.widths == (4, 8, 8)
+
+
+def test_a_training_stopped_by_max_time_says_how_to_go_on_and_does(tmp_path, files, capsys, monkeypatch):
+    """--max-time cuts a training short: the model of the steps done is written, the checkpoint stays,
+    and the summary gives the command that continues it, without the --max-time that would stop it again
+    at once (it counts the time already run). That command finishes the run. A clock that ticks a second
+    a call puts the cut at the same step on every machine."""
+    import shlex
+    import types
+
+    from painterly import training
+
+    out = tmp_path / "cut.safetensors"
+    ticks = iter(range(10**6))
+    monkeypatch.setattr(training, "time", types.SimpleNamespace(monotonic=lambda: float(next(ticks))))
+    argv = [str(a) for a in _train(files, out, "--max-time", "12")]
+    argv[argv.index("--steps") + 1] = "8"
+    assert cli.main(argv) == 0
+    monkeypatch.undo()
+    err = capsys.readouterr().err
+    assert out.is_file() and out.with_suffix(".ckpt").is_file()
+    line = next(line for line in err.splitlines() if "--max-time stopped the run after" in line)
+    command = shlex.split(line.split("continue with: ")[1].split(" (a --max-time")[0])
+    assert command[:2] == ["painterly", "train"] and "--resume" in command and "--max-time" not in command
+    assert cli.main(command[1:]) == 0, capsys.readouterr().err
+    assert load_model(out)[1]["training"]["steps_done"] == 8 and not out.with_suffix(".ckpt").exists()
