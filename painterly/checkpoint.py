@@ -73,6 +73,32 @@ def fingerprint(tensors: Iterable[Optional[torch.Tensor]], options: Mapping[str,
     return h.hexdigest()
 
 
+def run_record(tensors: Iterable[Optional[torch.Tensor]], options: Mapping[str, Any],
+               ignore: Iterable[str] = NOT_IN_FINGERPRINT) -> dict:
+    """What a fingerprint covers, readably: each input's sha256 and the options as JSON values. A
+    checkpoint keeps it, so a resume it refuses can say what differs (`what_differs`)."""
+    def digest(t: Optional[torch.Tensor]) -> Optional[str]:
+        return None if t is None else fingerprint([t], {})
+
+    skip = set(ignore)
+    kept = {k: v for k, v in options.items() if k not in skip}
+    return {"inputs": [digest(t) for t in tensors], "options": json.loads(json.dumps(kept, default=str))}
+
+
+def what_differs(then: Any, now: dict) -> str:
+    """The options whose values differ between two run records (`run_record`), and whether the input
+    images do, in words: "steps 30 then, 40 now; the input images differ". "" where `then` is no record
+    (a file from before records were kept) or nothing readable differs."""
+    if not isinstance(then, dict) or not isinstance(then.get("options"), dict):
+        return ""
+    old, new = then["options"], now["options"]
+    words = [f"{key} {json.dumps(old.get(key))} then, {json.dumps(new.get(key))} now"
+             for key in sorted(set(old) | set(new)) if old.get(key) != new.get(key)]
+    if then.get("inputs") != now["inputs"]:
+        words.append("the input images differ")
+    return "; ".join(words)
+
+
 def rng_state(generator: Optional[torch.Generator] = None) -> dict:
     state = {"torch": torch.get_rng_state()}
     if generator is not None:
@@ -122,6 +148,7 @@ class Checkpointer:
         self.save_failed = False   # a periodic save failed (e.g. disk full); the run went on
         self._fingerprint: Optional[str] = None
         self._precision: Optional[str] = None  # what the run computes in, kept for its resume
+        self._record: Optional[dict] = None     # the inputs' digests and the options, for a refusal to name
         self._last_save = time.monotonic()
         self._save_cost = 0.0
 
@@ -168,10 +195,11 @@ class Checkpointer:
         (hardware.resumed_threads)."""
         return resumed_threads(self._recorded("threads"), requested, f"'{self.path}'", default)
 
-    def start(self, fingerprint: str, precision: Optional[str] = None) -> Optional[dict]:
-        """Remember the run's fingerprint and the precision it computes in; on resume return the saved
-        state (else None)."""
-        self._fingerprint, self._precision = fingerprint, precision
+    def start(self, fingerprint: str, precision: Optional[str] = None, record: Optional[dict] = None
+              ) -> Optional[dict]:
+        """Remember the run's fingerprint, the precision it computes in and its `run_record` (what a
+        refused resume names as differing); on resume return the saved state (else None)."""
+        self._fingerprint, self._precision, self._record = fingerprint, precision, record
         self._last_save = time.monotonic()
         if not self.resume:
             if self._saved("fingerprint") == fingerprint and not self._saved("finished"):
@@ -185,8 +213,10 @@ class Checkpointer:
         if not isinstance(data, dict) or data.get("format") != FORMAT:
             raise PainterlyError(f"'{self.path}' is not a painterly checkpoint of this version; delete it to start afresh")
         if data.get("fingerprint") != fingerprint:
-            raise PainterlyError(f"checkpoint '{self.path}' was made with other input images or options; "
-                                 "resume with exactly the same ones, or delete it to start afresh")
+            differs = what_differs(data.get("record"), record) if record is not None else ""
+            raise PainterlyError(f"checkpoint '{self.path}' was made with other input images or options"
+                                 f"{f' ({differs})' if differs else ''}; resume with exactly the same ones, or "
+                                 "delete it to start afresh")
         for key, values in data.get("extra", {}).items():
             self.extra.setdefault(key, [])[:] = values
         return data["state"]
@@ -202,7 +232,7 @@ class Checkpointer:
         """Write atomically: a temporary file in the same folder, then os.replace."""
         t0 = time.monotonic()
         data = {"format": FORMAT, "fingerprint": self._fingerprint, "precision": self._precision,
-                "threads": torch.get_num_threads(), "state": state, "extra": self.extra}
+                "threads": torch.get_num_threads(), "record": self._record, "state": state, "extra": self.extra}
 
         from safetensors.torch import save_file
 

@@ -18,7 +18,7 @@ from typing import Callable, Iterator, Mapping, Optional, Sequence
 import torch
 import torch.nn.functional as F
 
-from .checkpoint import Checkpointer, fingerprint, restore_state, rng_state
+from .checkpoint import Checkpointer, fingerprint, restore_state, rng_state, run_record
 from .errors import PainterlyError
 from .features import FeatureExtractor
 from .guidance import RegionPair, pair_masks
@@ -191,7 +191,8 @@ class _FrameRun:
             made = self.recipe.init_run(self.config) is not None  # named by the options; may differ by device
             inputs = [content, *session.styles, None if made else init_image, *(session.style_masks or []),
                       *pair_masks(session.guidance)]
-            self.saved = checkpoint.start(fingerprint(inputs, options), session.precision)
+            self.saved = checkpoint.start(fingerprint(inputs, options), session.precision,
+                                          run_record(inputs, options))
         if self.saved is not None:
             self.base_seed = self.saved["base_seed"]
             plan = plan_from_json(self.saved["plan"])  # tiles chosen for the memory free when the run began

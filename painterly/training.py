@@ -24,7 +24,7 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 
-from .checkpoint import Checkpointer, Interrupted, fingerprint, restore_rng, rng_state
+from .checkpoint import Checkpointer, Interrupted, fingerprint, restore_rng, rng_state, run_record
 from .config import SEED_RANGE, MethodConfig, flag_name, option, unknown_options
 from .errors import PainterlyError
 from .features import FeatureExtractor, check_layers
@@ -351,7 +351,8 @@ def run_loop(trainee: Trainee, photos: Sequence[torch.Tensor], config: LoopConfi
     shown = "" if validation is None else fingerprint([validation], {})  # which photo they are of
     step, elapsed = 0, 0.0
     if checkpoint is not None:
-        saved = checkpoint.start(fingerprint(list(inputs), options), options["precision"])
+        saved = checkpoint.start(fingerprint(list(inputs), options), options["precision"],
+                                 run_record(list(inputs), options))
         if saved is not None:
             module.load_state_dict(saved["net"])
             optimizer.load_state_dict(saved["optimizer"])

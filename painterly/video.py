@@ -33,6 +33,7 @@ from typing import Callable, Optional, Sequence, Union
 import torch
 
 from .api import asks_size_max, get_method, initial_image, largest_size, make_config, method_of
+from .checkpoint import NOT_IN_FINGERPRINT, run_record, what_differs
 from .config import MethodConfig, option
 from .driver import Session
 from .errors import PainterlyError
@@ -112,24 +113,27 @@ def work_folder(output: Union[str, os.PathLike]) -> Path:
 
 
 def _fingerprint(source: VideoSource, styles: Sequence[torch.Tensor], method: str, config, video: VideoConfig,
-                 guides: Sequence[Optional[torch.Tensor]], size_max: bool = False) -> str:
+                 guides: Sequence[Optional[torch.Tensor]], size_max: bool = False) -> tuple[str, dict]:
     """The inputs and options of a run (size_max: the size asked for is 'max', whichever it resolves to,
-    so a resume, or another free memory, does not make it another run)."""
-    h = hashlib.sha256()
+    so a resume, or another free memory, does not make it another run), and its `run_record` (what a
+    refused resume names as differing)."""
+    frames = hashlib.sha256()
     files = sorted(source.path.iterdir()) if source.is_folder else [source.path]
-    h.update(f"{source.path.resolve()}|{source.info}".encode())
+    frames.update(f"{source.path.resolve()}|{source.info}".encode())
     for path in files:  # a folder's frames one by one: a frame edited in place is another input
         stat = path.stat()
-        h.update(f"{path.name}|{stat.st_size}|{stat.st_mtime_ns};".encode())
+        frames.update(f"{path.name}|{stat.st_size}|{stat.st_mtime_ns};".encode())
+    h = frames.copy()
     for t in [*styles, *guides]:
         if t is not None:
             h.update(t.numpy().tobytes())
-    skip = {"device", "threads", "max_time"}
-    options = {k: v for k, v in dataclasses.asdict(config).items() if k not in skip}
+    options = {k: v for k, v in dataclasses.asdict(config).items() if k not in NOT_IN_FINGERPRINT}
     if size_max:
         options["size"] = "max"
     h.update(json.dumps([method, options, dataclasses.asdict(video)], sort_keys=True, default=str).encode())
-    return h.hexdigest()
+    record = run_record([*styles, *guides], {"method": method, **options, **dataclasses.asdict(video)})
+    record["inputs"].insert(0, frames.hexdigest())
+    return h.hexdigest(), record
 
 
 def temporal_term(targets: Sequence[tuple[torch.Tensor, torch.Tensor]], weight: float):
@@ -215,7 +219,7 @@ def stylize_video(source: Union[str, os.PathLike], styles: Union[None, ImageLike
     folder = work_folder(out)
     saved, chosen = _saved_plan(folder), None
     if size_max:  # a run that began with --size max goes on at the size it chose then
-        fingerprint = _fingerprint(frames, style_ts, name, cfg, video, guide_tensors, size_max=True)
+        fingerprint, record = _fingerprint(frames, style_ts, name, cfg, video, guide_tensors, size_max=True)
         if saved.get("fingerprint") == fingerprint and isinstance(saved.get("size_max"), int):
             chosen = saved["size_max"]
         else:
@@ -224,10 +228,11 @@ def stylize_video(source: Union[str, os.PathLike], styles: Union[None, ImageLike
     _check_frame_size(frames, None if size_max else cfg.size)
     cfg = make_config(name, cfg, size=max(frames.info.size))  # no larger than the source: flow at the output size
     if not size_max:
-        fingerprint = _fingerprint(frames, style_ts, name, cfg, video, guide_tensors)
+        fingerprint, record = _fingerprint(frames, style_ts, name, cfg, video, guide_tensors)
     guides = _guides(guide_tensors, style_ts, frames)
     followup = recipe.later_frames(cfg, video.later_iterations, frames.info.size) if video.temporal_weight > 0 else None
-    plan = {"fingerprint": fingerprint, "frames": frames.info.frames, **({"size_max": chosen} if size_max else {})}
+    plan = {"fingerprint": fingerprint, "record": record, "frames": frames.info.frames,
+            **({"size_max": chosen} if size_max else {})}
     created = not folder.exists()
     done, seed, precision, threads = _prepare_folder(folder, plan, saved, resume)
     if recipe.optimises and cfg.seed is None:  # one seed for the whole video, kept so a resume draws the same
@@ -395,8 +400,9 @@ def _prepare_folder(folder: Path, plan: dict, saved: dict, resume: bool
         if not saved:
             raise PainterlyError(f"nothing to resume: no readable '{plan_path}'")
         if saved.get("fingerprint") != plan["fingerprint"]:
-            raise PainterlyError(f"'{folder}' was made from other inputs or options; resume with the same ones, "
-                                 "or run without --resume to start afresh")
+            differs = what_differs(saved.get("record"), plan["record"])
+            raise PainterlyError(f"'{folder}' was made from other inputs or options{f' ({differs})' if differs else ''}"
+                                 "; resume with the same ones, or run without --resume to start afresh")
         threads = saved.get("threads")
         return (_finished(folder, plan["frames"]), int(saved.get("seed", 0)), saved.get("precision"),
                 threads if isinstance(threads, int) else None)

@@ -144,11 +144,15 @@ def test_mismatched_inputs_or_options_are_refused(tmp_path, tiny):
     ckpt = Checkpointer(path, seconds=None)
     with pytest.raises(Interrupted):
         run(content, [style], config, extractor=tiny, checkpoint=ckpt, callback=StopAt(ckpt, 2))
-    for cfg, c in ((config.__class__(**{**config.__dict__, "style_weight": 5.0}), content),
-                   (config, content.flip(-1))):
+    # the refusal names what differs: the checkpoint keeps the options and each input's digest
+    for cfg, c, differs in ((config.__class__(**{**config.__dict__, "style_weight": 5.0}), content,
+                             "(style_weight 1000000.0 then, 5.0 now); resume"),
+                            (config, content.flip(-1), "(the input images differ); resume"),
+                            (config.__class__(**{**config.__dict__, "iterations": 5, "seed": 1}), content.flip(-1),
+                             "(iterations 4 then, 5 now; seed 0 then, 1 now; the input images differ)")):
         with pytest.raises(PainterlyError, match="other input images or options") as exc:
             run(c, [style], cfg, extractor=tiny, checkpoint=Checkpointer(path, resume=True))
-        assert "\n" not in str(exc.value)
+        assert "\n" not in str(exc.value) and differs in str(exc.value), str(exc.value)
     # the same run started again without resume would overwrite its progress: refused; another starts afresh
     with pytest.raises(PainterlyError, match="a.ckpt' holds this run's progress: resume it .*or delete it"):
         run(content, [style], config, extractor=tiny, checkpoint=Checkpointer(path, seconds=None))

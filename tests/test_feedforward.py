@@ -308,6 +308,10 @@ def test_a_training_cut_short_by_max_time_keeps_its_checkpoint_and_resumes_exact
     done = cut["training"]["steps_done"]
     assert 0 < done < 8 and previews == [done] and (tmp_path / "t.ckpt").is_file()
     monkeypatch.undo()
+    with pytest.raises(PainterlyError, match=r"other input images or options \(steps 8 then, 9 now\)"):
+        train([_style()], photos, tmp_path / "b.safetensors", dataclasses.replace(config, steps=9),
+              extractor=tiny_vgg, checkpoint=Checkpointer(tmp_path / "t.ckpt", seconds=None, resume=True),
+              style_names=["s"])
     train([_style()], photos, tmp_path / "b.safetensors", config, extractor=tiny_vgg,
           checkpoint=Checkpointer(tmp_path / "t.ckpt", seconds=None, resume=True), style_names=["s"])
     assert not (tmp_path / "t.ckpt").exists()  # finished: gone

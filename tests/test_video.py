@@ -138,7 +138,7 @@ def test_resume_gives_the_uninterrupted_video(clip, tmp_path, monkeypatch):
     with pytest.raises(KeyboardInterrupt):
         stylize_video(clip, style, part, callback=stop_after_three, **auto)
     assert len(list(part.glob("frame_*.png"))) == 3
-    with pytest.raises(painterly.PainterlyError, match="other inputs or options"):
+    with pytest.raises(painterly.PainterlyError, match=r"other inputs or options \(iterations 4 then, 5 now\)"):
         stylize_video(clip, style, part, resume=True, **{**auto, "iterations": 5})
     monkeypatch.setattr(hardware, "bf16_pays", lambda device="cpu": True)
     seen = []
