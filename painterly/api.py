@@ -13,7 +13,7 @@ from .checkpoint import Checkpointer, Interrupted
 from .config import option_names, unknown_options
 from .driver import Session, check_inputs, check_session, make_plan, memory_budget, run_precision
 from .errors import PainterlyError, require_file
-from .guidance import check_guides, region_pairs
+from .guidance import check_guides, paired_regions
 from .hardware import INT8_ONE_PASS_ONLY, free_memory_bytes, resolve_device
 from .image import ImageLike, as_tensor, fit_long_side, image_list, open_image, resize, split_alpha, tensor_to_pil
 from . import methods as _builtin_methods  # noqa: F401  (the built-in methods register themselves)
@@ -126,7 +126,7 @@ class _Request:
                                                                         image_list(style_guidance))]
             check_guides(content_guide, style_guides, content_t, style_ts)
             # paired once here, so a guide sharing no colour fails before any work
-            pairs = region_pairs(content_guide, style_guides)
+            pairs = paired_regions(content_guide, style_guides)
         masks = None
         if style_masks is not None:
             masks = load_style_masks(style_masks, len(style_ts) if recipe.needs_styles else None, content_t)
@@ -180,8 +180,9 @@ def stylize(
     the content (masked Gram matrices per region; the neural-style multi-region request).
     content_guidance, style_guidance: colour-coded region maps, one for the content and one per style
     image, each with its image's aspect ratio; regions painted in the same colour are paired
-    (painterly.guidance). Gatys pulls each content region to the Gram of its paired style regions
-    (content in no region keeps the whole style); not together with style_masks.
+    (painterly.guidance; black, the unpainted rest, is a colour too). Gatys pulls each content region
+    to the Gram of its paired style regions (content in a colour some style map lacks keeps the whole
+    style, with a note on stderr); not together with style_masks.
     callback: called after every iteration with a `StepInfo` (iteration, named losses, and a
     `preview()` of the current image on request).
 

@@ -7,6 +7,7 @@ maps are often saved as JPEG, so colours match within a tolerance instead of exa
 
 from __future__ import annotations
 
+import sys
 from dataclasses import dataclass
 from typing import Optional, Sequence
 
@@ -56,7 +57,8 @@ def region_pairs(content_guide: torch.Tensor, style_guides: list[torch.Tensor], 
     """Regions painted in the same colour in the content guide and in every style guide.
 
     Colour codes come from the first style guide; a code is kept when it covers some of the content
-    guide and of each style guide. Raises when no colour is shared.
+    guide and of each style guide. Black is a colour like any other: content left black takes its
+    style from the black of the style maps (the rest from the rest). Raises when no colour is shared.
     """
     if not style_guides:
         raise PainterlyError("style guidance needs one map per style image")
@@ -71,6 +73,35 @@ def region_pairs(content_guide: torch.Tensor, style_guides: list[torch.Tensor], 
             pairs.append(RegionPair(tuple(float(v) for v in code), c, s))
     if not pairs:
         raise PainterlyError("the content and style guidance maps share no region colour")
+    return pairs
+
+
+def unpaired_colours(content_guide: torch.Tensor, style_guides: Sequence[torch.Tensor], pairs: Sequence[RegionPair],
+                     min_fraction: float = MIN_FRACTION, tolerance: float = TOLERANCE) -> list[str]:
+    """A line for each colour covering some of the content map that `region_pairs` left out because a
+    style map lacks it: that content takes the whole style, which is rarely meant (a colour mistyped
+    on one map is the usual cause), so the run says so."""
+    paired = torch.tensor([p.color for p in pairs])
+    lines = []
+    for code in _codes(content_guide, min_fraction):
+        if (paired - code).norm(dim=1).min() <= tolerance:
+            continue
+        hexed = "#" + "".join(f"{round(float(v) * 255):02x}" for v in code)
+        share = float((_assign(content_guide, code[None], tolerance) == 0).float().mean())
+        missing = [i for i, g in enumerate(style_guides, 1) if not (_assign(g, code[None], tolerance) == 0).any()]
+        where = ("in no style guidance map" if len(missing) == len(style_guides) else
+                 f"not in style guidance map {', '.join(map(str, missing))}" if missing else
+                 "in too little of style guidance map 1 to count as a region")
+        lines.append(f"colour {hexed} covers {share:.0%} of the content guidance map but is {where}: that part of "
+                     "the content takes the whole style")
+    return lines
+
+
+def paired_regions(content_guide: torch.Tensor, style_guides: list[torch.Tensor]) -> list[RegionPair]:
+    """`region_pairs`, with a note on stderr for each content colour left out (`unpaired_colours`)."""
+    pairs = region_pairs(content_guide, style_guides)
+    for line in unpaired_colours(content_guide, style_guides, pairs):
+        print(f"painterly: note: {line}", file=sys.stderr)
     return pairs
 
 

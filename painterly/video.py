@@ -382,12 +382,12 @@ def _guides(guide_tensors: list, styles, frames: VideoSource):
     """The region pairs the session takes (None without guidance), checked against the frames' size."""
     if not guide_tensors:
         return None
-    from .guidance import check_guides, region_pairs
+    from .guidance import check_guides, paired_regions
 
     content_guide, style_guides = guide_tensors[0], guide_tensors[1:]
     h, w = frames.info.size
     check_guides(content_guide, style_guides, torch.zeros(1, 3, h, w), styles)
-    return region_pairs(content_guide, style_guides)
+    return paired_regions(content_guide, style_guides)
 
 
 def _prepare_folder(folder: Path, plan: dict, saved: dict, resume: bool

@@ -546,6 +546,30 @@ def test_cli_runs_gatys_with_guidance_maps(tmp_path, capsys):
     assert not (tmp_path / "bad.png").exists()
 
 
+def test_a_content_colour_no_style_map_has_is_noted_and_black_is_a_colour():
+    """A content colour that a style map lacks pairs with nothing, and that content takes the whole
+    style: the usual cause is a colour mistyped on one map, so each such colour gets a note naming the
+    maps that lack it. Black (unpainted) is a colour like the others: black pairs with black."""
+    from painterly.guidance import paired_regions, unpaired_colours
+
+    black = (0.0, 0.0, 0.0)
+    cg = _guide(32, 48, 12, RED, GREEN)
+    cg[..., 36:] = 0  # red | green | black
+    s1 = _guide(32, 32, 16, RED, BLUE)
+    s1[..., :4, :] = 0  # the unpainted top of style 1
+    s2 = _guide(32, 32, 16, RED, GREEN)
+    s2[..., -4:, :] = 0
+    pairs = paired_regions(cg, [s1, s2])
+    assert sorted(p.color for p in pairs) == sorted([black, RED])
+    assert unpaired_colours(cg, [s1, s2], pairs) == [
+        "colour #00ff00 covers 50% of the content guidance map but is not in style guidance map 1: that part of "
+        "the content takes the whole style"]
+    plain = [_guide(32, 32, 16, RED, BLUE)]  # no black: black content takes the whole style too
+    lines = unpaired_colours(cg, plain, paired_regions(cg, plain))
+    assert sorted(line.split(" covers")[0] for line in lines) == ["colour #000000", "colour #00ff00"]
+    assert all("is in no style guidance map" in line for line in lines)
+
+
 def test_guidance_errors():
     from painterly.guidance import region_pairs
 
