@@ -167,7 +167,8 @@ def stylize(
     keep_checkpoint: bool = False,
     **options,
 ) -> Image.Image:
-    """Repaint `content` in the style of `styles` and return the result as a PIL image.
+    """Repaint `content` in the style of `styles` and return the result as a PIL image (for a method that
+    optimises, its `info["seed"]` is the seed the run used: given, or drawn where none was).
 
     content, styles: file paths, PIL images, numpy arrays (HxW[xC], uint8 or floats in [0, 1]) or 1x3xHxW /
     3xHxW tensors in [0, 1].
@@ -221,7 +222,10 @@ def stylize(
         if isinstance(exc.image, torch.Tensor):
             exc.image = to_pil(exc.image)
         raise
-    return to_pil(result)
+    picture = to_pil(result)
+    if session.last_seed is not None:  # drawn where none was given: `seed=` it to paint the same picture again
+        picture.info["seed"] = session.last_seed
+    return picture
 
 
 def initial_image(recipe: Recipe, config, content: torch.Tensor) -> Optional[torch.Tensor]:

@@ -283,8 +283,9 @@ def _run(args: argparse.Namespace, argv: Optional[Sequence[str]] = None) -> int:
         written.append(save_image(sheet, extra["compare"]))
     if not args.quiet:
         took = time.monotonic() - start
-        print(f"painterly: wrote {', '.join(str(p) for p in written)} ({result.width}x{result.height}, {took:.1f} s)",
-              file=sys.stderr)
+        drawn = f", seed {result.info['seed']}" if getattr(config, "seed", 0) is None and "seed" in result.info else ""
+        print(f"painterly: wrote {', '.join(str(p) for p in written)} ({result.width}x{result.height}, {took:.1f} s"
+              f"{drawn})", file=sys.stderr)
     return EXIT_OK
 
 

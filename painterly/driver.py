@@ -147,6 +147,7 @@ class Session:
         self.guidance = None if guidance is None else list(guidance)
         self._style_cache: dict = {}
         self._shared: dict = {}  # RunContext.shared, the same for every frame
+        self.last_seed: Optional[int] = None  # the seed the last run drew from (given or drawn), to report
 
     def _styles_for(self, content: torch.Tensor) -> list[torch.Tensor]:
         """The style images as this frame sees them: colour-matched to it for preserve_color=histogram
@@ -167,7 +168,9 @@ class Session:
         """
         if init_image is not None:
             check_inputs(self.recipe, init_image=init_image)
-        return _FrameRun(self, content, init_image, callback, checkpoint, dict(extra_terms or {}), frame).run()
+        frame_run = _FrameRun(self, content, init_image, callback, checkpoint, dict(extra_terms or {}), frame)
+        self.last_seed = frame_run.base_seed if self.recipe.optimises else None
+        return frame_run.run()
 
 
 class _FrameRun:

@@ -731,3 +731,23 @@ def test_style_mask_run_writes_output(images, capsys):
     code, _, err = run([images["content"], images["style"], "-o", d / "masked.png", *FAST, "--style-mask", mask], capsys)
     assert code == 0, err
     assert (d / "masked.png").is_file()
+
+
+def test_a_run_without_a_seed_says_the_one_it_drew_and_that_seed_paints_it_again(images, capsys):
+    """A noise start differs run to run; a designer who likes one must be able to paint it again (at
+    another size, say). The summary names the seed drawn, stylize() returns it in info["seed"], and
+    --seed with it gives the same picture."""
+    d = images["dir"]
+    noisy = ["--size", "32", "--iterations", "2", "--scales", "1", "--init", "noise", "--precision", "fp32"]
+    code, _, err = run([images["content"], images["style"], "-o", d / "a.png", *noisy], capsys)
+    assert code == 0, err
+    seed = int(err.split(", seed ")[1].split(")")[0])
+    code, _, err = run([images["content"], images["style"], "-o", d / "b.png", *noisy, "--seed", seed], capsys)
+    assert code == 0 and ", seed" not in err, err  # given, so not repeated
+    assert np.array_equal(np.asarray(Image.open(d / "a.png")), np.asarray(Image.open(d / "b.png")))
+    again = painterly.stylize(images["content"], images["style"], size=32, iterations=2, scales=1, init="noise",
+                              precision="fp32")
+    assert isinstance(again.info["seed"], int) and again.info["seed"] != seed
+    same = painterly.stylize(images["content"], images["style"], size=32, iterations=2, scales=1, init="noise",
+                             precision="fp32", seed=again.info["seed"])
+    assert np.array_equal(np.asarray(again), np.asarray(same))
