@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import dataclasses
+import difflib
+import inspect
 import os
 from typing import Any, Callable, Iterable, Optional, Sequence, Union
 
@@ -60,6 +62,21 @@ def method_clash(options: Iterable[str], spell: Callable[[str], str] = str, how:
         + f"; give {how} and options it takes")
 
 
+def unknown_option_message(names: Sequence[str]) -> str:
+    """'unknown option style_mask (did you mean style_masks?)': the nearest of every method's options
+    and stylize()'s own keywords for each name."""
+    known = set().union(*_option_names().values(), _stylize_keywords())
+    words = []
+    for name in names:
+        near = difflib.get_close_matches(name, sorted(known), n=1, cutoff=0.75)
+        words.append(f"{name} (did you mean {near[0]}?)" if near else name)
+    return f"unknown option{'s' if len(names) > 1 else ''} {', '.join(words)}"
+
+
+def _stylize_keywords() -> set[str]:
+    return {p.name for p in inspect.signature(stylize).parameters.values() if p.kind is inspect.Parameter.KEYWORD_ONLY}
+
+
 def method_for(options: Iterable[str]) -> str:
     """The method options name: the default, unless it lacks one of them and exactly one method takes
     them all (`model=` means the trained-network method, `decoder=` AdaIN)."""
@@ -72,6 +89,9 @@ def make_config(method: Optional[str] = None, config=None, **options):
     """A method's config from defaults (or `config`) with `options` overriding fields by name; with
     neither a method nor a config, the method is the one the options select (method_for)."""
     inferred = method is None and config is None
+    nobodys = sorted(set(options) - set().union(*_option_names().values()))
+    if nobodys:  # no method's: a misspelling, told as one (not as a clash with the method it made us infer)
+        raise PainterlyError(unknown_option_message(nobodys))
     if method is None:
         method = method_of(config) if config is not None else method_for(options)
     cls = get_method(method).config_class

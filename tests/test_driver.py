@@ -232,5 +232,11 @@ def test_an_optimising_method_needs_the_optimisation_options():
 def test_options_no_one_method_takes_are_named_with_their_methods():
     with pytest.raises(PainterlyError, match=r"do not pick one method: model \(network\), seed \(gatys, strotss\)"):
         painterly.make_config(model="starry_night", seed=0)
-    with pytest.raises(PainterlyError, match=r"unknown option\(s\) for gatys: sede"):  # a typo: the default's names
+    with pytest.raises(PainterlyError, match=r"^unknown option sede \(did you mean seed\?\)$"):  # a typo
         painterly.make_config(sede=1)
+    # a misspelt name beside a network's option is told as a misspelling, not as `model` unknown to gatys;
+    # stylize()'s own keywords are suggested too
+    with pytest.raises(PainterlyError, match=r"^unknown option style_mask \(did you mean style_masks\?\)$"):
+        painterly.make_config(model="four_paintings", style_mask=["a.png"])
+    with pytest.raises(PainterlyError, match=r"^unknown options flavour, iteratons \(did you mean iterations\?\)$"):
+        painterly.make_config(iteratons=3, flavour=1)
