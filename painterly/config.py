@@ -14,6 +14,7 @@ import dataclasses
 import json
 import math
 import numbers
+import os
 import typing
 from dataclasses import dataclass
 from typing import Any, Callable, Iterable, Optional, Sequence, TypeVar, Union
@@ -116,13 +117,30 @@ def coerce(name: str, value: Any, hint: Any) -> Any:
     return result
 
 
+def _file_names(name: str, value: Any) -> Any:
+    """A file-taking option's value with paths (os.PathLike) as strings; anything else that is not a
+    string (a loaded network, say) refused as what it is not."""
+    def one(v: Any) -> Any:
+        if isinstance(v, os.PathLike):
+            return os.fspath(v)
+        if v is not None and not isinstance(v, str):
+            raise PainterlyError(f"{flag_name(name)} must be a name or a file path, got {type(v).__name__} "
+                                 "(it is read from its file)")
+        return v
+
+    return [one(v) for v in value] if isinstance(value, (list, tuple)) else one(value)
+
+
 class MethodConfig:
     """Mixin for a method's frozen config dataclass: field checks, JSON round-trip."""
 
     def __post_init__(self) -> None:
         hints = typing.get_type_hints(type(self))
         for f in dataclasses.fields(self):
-            value = coerce(f.name, getattr(self, f.name), hints[f.name])
+            value = getattr(self, f.name)
+            if f.metadata.get("files"):
+                value = _file_names(f.name, value)
+            value = coerce(f.name, value, hints[f.name])
             object.__setattr__(self, f.name, value)
             meta = f.metadata
             if value is None or not meta:

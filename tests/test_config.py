@@ -143,3 +143,19 @@ def test_preflight_refuses_what_the_run_would_and_returns_its_plan():
     painterly.preflight(content, style, **options)
     with pytest.raises(PainterlyError, match="needs more than the 0.6 GiB available"):
         painterly.preflight(content, [style] * 4, **options)
+
+
+def test_file_options_take_paths_and_refuse_a_loaded_network_as_what_it_is_not():
+    """model=, decoder=, decoders= and init= name files: a pathlib.Path is taken as its string (every
+    other path argument takes one); a network load_model() returned is refused, saying the file is read."""
+    from pathlib import Path
+
+    model = Path(painterly.__file__).parent / "models" / "starry_night.safetensors"
+    assert painterly.make_config(model=model).model == str(model)
+    assert painterly.make_config(method="wct", levels=["relu4_1", "relu2_1"],
+                                 decoders=[Path("a.safetensors"), "b.safetensors"]).decoders == ("a.safetensors",
+                                                                                                  "b.safetensors")
+    assert painterly.make_config(init=Path("start.png")).init == "start.png"
+    with pytest.raises(PainterlyError, match=r"^model must be a name or a file path, got TransformerNet \(it is read "
+                                             r"from its file\)$"):
+        painterly.make_config(model=painterly.load_model("starry_night"))
