@@ -325,11 +325,12 @@ MAX_OVERFLOWED_STEPS = 20
 PREVIEWS_KEPT = 6  # validation renders a checkpoint holds: a resumed run's preview sheet shows them first
 
 
-def _small_uint8(image: torch.Tensor, long_side: int = 384) -> torch.Tensor:
-    """A render as the checkpoint keeps it: 8-bit, at most `long_side` px (the sheet shows it 192 px high)."""
+def _small_uint8(image: torch.Tensor, height: int = 384) -> torch.Tensor:
+    """A render as the checkpoint keeps it: 8-bit, at most `height` px high (the sheet shows it 192 px
+    high; a multi-style network's render is a row of its styles, so the width is not capped)."""
     h, w = image.shape[-2:]
-    if max(h, w) > long_side:
-        image = resize(image, fit_long_side(h, w, long_side))
+    if h > height:
+        image = resize(image, (height, max(1, round(w * height / h))))
     return (image * 255).round().to(torch.uint8)
 
 
@@ -476,7 +477,11 @@ class NetworkTrainee(Trainee):
         return self.temporal_weight * (inside * (255 * (out_of_moved - moved_out)) ** 2).mean()
 
     def render(self, photo: torch.Tensor, step: int) -> torch.Tensor:
-        return self.module(photo, self.weights(step - 1))
+        """The photo in each style this run trains, side by side in the model's order (one for a
+        single-style network; the new one for --extend)."""
+        styles = range(self.first_style, self.first_style + self.objective.style_count)
+        return torch.cat([self.module(photo, F.one_hot(torch.tensor(k), self.module.arch.styles).float()
+                                      .to(self.device)) for k in styles], dim=-1)
 
 
 def _prepare(config: LoopConfig, photos: PhotoFolders, validation: Optional[ImageLike],

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import dataclasses
 import signal
+import types
 
 import numpy as np
 import pytest
@@ -14,6 +15,7 @@ import torch.nn.functional as F
 from PIL import Image
 
 import painterly
+from painterly import training
 from painterly.checkpoint import Checkpointer, Interrupted
 from painterly.errors import PainterlyError
 from painterly.features import FeatureExtractor
@@ -292,10 +294,6 @@ def test_a_training_cut_short_by_max_time_keeps_its_checkpoint_and_resumes_exact
     a night goes on the next night (it was deleted: the run could never be taken further exactly). A
     preview of the last step is rendered, as the summary says. A clock that ticks a second a call makes
     where the limit falls the same on every machine."""
-    import types
-
-    from painterly import training
-
     config = _config(steps=8, preview_every=100)
     train([_style()], photos, tmp_path / "a.safetensors", config, extractor=tiny_vgg, style_names=["s"])
     ticks = iter(range(10**6))
@@ -385,10 +383,30 @@ def test_a_resumed_training_shows_the_earlier_previews_first(tmp_path, photos, t
 
 
 def test_extend_adds_a_style_and_leaves_the_others_unchanged(tmp_path, photos, tiny_vgg):
-    base = tmp_path / "two.safetensors"
-    train([_style(3), _style(4)], photos, base, _config(steps=4, multi_style=True), extractor=tiny_vgg, style_names=["a", "b"])
-    train([_style(5)], photos, tmp_path / "three.safetensors", _config(steps=4), extend=base,
-          extractor=tiny_vgg, style_names=["c"])
+    """Also: a multi-style training's preview shows the photo in every style it trains, side by side
+    (it showed the style of the step just trained: with --preview-every a multiple of the style count,
+    always the same one); an extension's shows the new style."""
+    base, previews = tmp_path / "two.safetensors", {}
+    photo = torch.rand(1, 3, 24, 20, generator=torch.Generator().manual_seed(2))
+    train([_style(3), _style(4)], photos, base, _config(steps=4, multi_style=True, preview_every=2),
+          extractor=tiny_vgg, style_names=["a", "b"], validation=photo,
+          preview=lambda step, image: previews.__setitem__(step, image))
+    train([_style(5)], photos, tmp_path / "three.safetensors", _config(steps=4, preview_every=4), extend=base,
+          extractor=tiny_vgg, style_names=["c"], validation=photo,
+          preview=lambda step, image: previews.__setitem__(("c", step), image))
+    assert sorted(previews, key=str) == [("c", 4), 2, 4]
+    assert previews[2].shape[-2:] == previews[4].shape[-2:] == (24, 40) and previews[("c", 4)].shape[-1] == 20
+    # the row is each trained style in the model's order (a random 3-style net, its last two trained)
+    torch.manual_seed(0)
+    net = TransformerNet(Architecture((4, 8, 8), 1, 3))
+    for p in net.parameters():
+        p.data.normal_(0, 0.5)
+    trainee = training.NetworkTrainee(net, list(net.parameters()), types.SimpleNamespace(style_count=2), 1, "fp32",
+                                      torch.device("cpu"))
+    with torch.no_grad():
+        row = trainee.render(photo, 7)
+        alone = [net(photo, net.style_weights([1.0 * (i == k) for i in range(3)])) for k in (1, 2)]
+    assert torch.equal(row, torch.cat(alone, dim=-1)) and (alone[0] - alone[1]).abs().mean() > 0.01
     two, _ = load_model(base)
     three, meta = load_model(tmp_path / "three.safetensors")
     assert meta["styles"] == ["a", "b", "c"]
