@@ -357,7 +357,9 @@ def largest_size(content: Union[ImageLike, tuple[int, int]], *, method: Optional
 
 def load_style_masks(sources: Sequence[ImageLike], count: Optional[int], content: torch.Tensor) -> list[torch.Tensor]:
     """One mask per style image (white = that style's region), as 1x1xHxW in [0, 1] at the content's size;
-    count None: as many as given (a multi-style network checks them against its own styles)."""
+    count None: as many as given (a multi-style network checks them against its own styles, and an
+    all-black mask leaves its style out of the picture: a network's styles are fixed, an image run's are
+    those given, so there an empty mask is refused as a mistake)."""
     sources = image_list(sources)
     if count is not None and len(sources) != count:
         raise PainterlyError(f"{len(sources)} style mask(s) for {count} style image(s); give one mask per style")
@@ -370,9 +372,11 @@ def load_style_masks(sources: Sequence[ImageLike], count: Optional[int], content
             raise PainterlyError(f"style mask {i} is {mw}x{mh} but the content is {w}x{h}; "
                                  "a mask must have the content's aspect ratio")
         mask = resize(mask.expand(-1, 3, -1, -1), (h, w))[:, :1]
-        if float(mask.max()) < 0.01:
+        if float(mask.max()) < 0.01 and count is not None:
             raise PainterlyError(f"style mask {i} is empty (all black); white marks where its style goes")
         masks.append(mask)
+    if all(float(m.max()) < 0.01 for m in masks):
+        raise PainterlyError("every style mask is empty (all black); white marks where its style goes")
     return masks
 
 

@@ -101,6 +101,28 @@ def test_one_style_in_one_mask_keeps_the_photo_outside_it(tmp_path):
     assert np.abs(whole[:, 34:] - pixels[:, 34:]).mean() > 10  # which differs from the photo
 
 
+def test_an_all_black_mask_leaves_its_style_out_of_a_multi_style_picture(tmp_path):
+    """A model's styles are fixed, so painting "sky in style 1, the rest in style 2" with a 3-style
+    model takes a black mask for style 3 (it was refused as empty); a picture with every mask black is
+    still refused."""
+    path = save_model(tmp_path / "m.safetensors", _net(), {"styles": ["a", "b", "c"]})
+    g = torch.Generator().manual_seed(0)
+    photo = F.interpolate(torch.rand(1, 3, 6, 8, generator=g), size=(48, 64), mode="bilinear")
+    top, bottom, black = torch.zeros(1, 1, 48, 64), torch.zeros(1, 1, 48, 64), torch.zeros(1, 1, 48, 64)
+    top[..., :24, :], bottom[..., 24:, :] = 1, 1
+    common = dict(model=str(path), size=64, precision="fp32")
+    regions = np.asarray(painterly.stylize(photo, style_masks=[top, bottom, black], **common), dtype=np.float64)
+    alone = [np.asarray(painterly.stylize(photo, style_weights=w, **common), dtype=np.float64)
+             for w in ((1, 0, 0), (0, 1, 0), (0, 0, 1))]
+    inner_top, inner_bottom = (slice(0, 16), slice(None)), (slice(32, 48), slice(None))
+    assert np.abs(regions[inner_top] - alone[0][inner_top]).mean() < 0.75 * np.abs(
+        regions[inner_top] - alone[2][inner_top]).mean()
+    assert np.abs(regions[inner_bottom] - alone[1][inner_bottom]).mean() < 0.75 * np.abs(
+        regions[inner_bottom] - alone[2][inner_bottom]).mean()
+    with pytest.raises(PainterlyError, match="every style mask is empty"):
+        painterly.stylize(photo, style_masks=[black, black, black], **common)
+
+
 @pytest.mark.parametrize("rows", [3, 8, 13])
 def test_banded_inference_equals_the_whole_image(rows):
     net = _net(Architecture((6, 8, 12), 2, 2))
