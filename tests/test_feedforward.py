@@ -744,9 +744,10 @@ def test_bundled_names_stand_for_their_files_and_the_wrong_kind_of_file_is_named
 
 
 def test_forced_tiles_use_whole_image_statistics(tmp_path, monkeypatch):
-    """With --tile-size forced, each tile is normalised with the whole image's statistics: closer to
-    the whole-image picture, with weaker seams, than tiles normalised with their own statistics (the
-    rest of the difference is the network's receptive field reaching past a tile's edge)."""
+    """With --tile-size forced, each tile is normalised with the whole image's statistics and run with
+    the picture around it that the network's reach takes in: the whole-image picture to the 8-bit
+    rounding (tiles run alone differed along their borders by up to 106/255 at 256 px), where tiles
+    normalised with their own statistics differ everywhere and show seams."""
     import painterly.methods.feedforward as feedforward
     from painterly.tiling import Tiling, seam_ratio, tile_borders
 
@@ -763,9 +764,9 @@ def test_forced_tiles_use_whole_image_statistics(tmp_path, monkeypatch):
     monkeypatch.setattr(feedforward.Network, "targets",
                         lambda self, run, k, scale, style, box: (own(self, run, k, scale, style, box)[0], None, None))
     per_tile = pixels(tile_size=80, tile_overlap=20)
-    # tiles on the whole image's stride-4 grid, normalised with its statistics: nearly the whole picture
-    assert np.abs(whole - tiled).mean() < 0.01
-    assert np.abs(whole - tiled).mean() < 0.5 * np.abs(whole - per_tile).mean()
+    # tiles on the whole image's stride-4 grid, with its statistics and the reach around them: the whole picture
+    assert np.abs(whole - tiled).max() <= 1 / 255 + 1e-9
+    assert np.abs(whole - per_tile).mean() > 0.01
     assert seams(tiled) < seams(per_tile) and seams(tiled) < 1.15
 
 
@@ -786,7 +787,7 @@ def test_bundled_models_load_by_name_and_stylise(name, styles, capsys):
     assert "\nwct_relu4_1: decoder for --method wct, level relu4_1; " in listed
     net, meta = painterly.load_model(name)  # by name, as stylize takes it
     assert net.arch.styles == styles and len(meta["styles"]) == styles
-    with pytest.raises(PainterlyError, match="model must be a string, got TransformerNet object$"):
+    with pytest.raises(PainterlyError, match="model must be a name or a file path, got TransformerNet"):
         painterly.stylize(content, model=net, size=64)
 
 

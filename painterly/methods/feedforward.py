@@ -65,9 +65,13 @@ class NetworkMemory:
     widths: tuple[int, int, int]
     band_rows: int
     activation_bytes: int = 4  # 2 where the network runs in bf16
+    around: int = 0  # px a tile is run with on each side (the network's reach), its corner on the stride grid
 
     def scale_bytes(self, size: tuple[int, int], tiling: Optional[Tiling], iterations: int) -> int:
-        h, w = tiling.largest_box(size) if tiling is not None else size
+        h, w = size
+        if tiling is not None:
+            th, tw = tiling.largest_box(size)
+            h, w = min(h, th + 2 * self.around + STRIDE), min(w, tw + 2 * self.around + STRIDE)
         c1, c2, c3 = self.widths
         a = self.activation_bytes
         # a tiled run also holds the whole image's canvas, windows and result beside the photo's copies
@@ -119,7 +123,10 @@ class Network(Recipe):
         return model_architecture(path) if path is not None and path.is_file() else Architecture()
 
     def memory(self, config: NetworkConfig, style_hws: Sequence[tuple[int, int]], precision: str) -> NetworkMemory:
-        return NetworkMemory(tuple(self.architecture(config).widths), config.band_rows, 2 if precision == "bf16" else 4)
+        arch = self.architecture(config)
+        with torch.device("meta"):  # the shape alone: no weights made
+            around = TransformerNet(arch).reach(output=True)
+        return NetworkMemory(tuple(arch.widths), config.band_rows, 2 if precision == "bf16" else 4, around)
 
     def optimizer_name(self, config: NetworkConfig) -> str:
         return "none (one forward pass)"
@@ -149,7 +156,8 @@ class Network(Recipe):
         (TransformerNet.statistics_in_cells: memory bounded by the tile, about half the layers' worth
         of whole passes in time), so tiles are normalised alike, and the tile is run from the corner of
         the whole image's sampling grid above-left of it (its two stride-2 layers sample every 4th
-        pixel; off that grid every pixel of the tile would differ) and cut back."""
+        pixel; off that grid every pixel of the tile would differ) with the picture around it that its
+        pixels depend on (the network's reach), then cut back: the whole pass's pixels."""
         net = self.net(run)
         masks = None
         if run.style_masks is not None:
@@ -170,11 +178,18 @@ class Network(Recipe):
             stats = net.statistics_in_cells(image.contiguous(memory_format=torch.channels_last), whole.to(run.device),
                                             cell, run.config.band_rows, run.progress)
             run.cache.update(stats_scale=k, stats=stats)
-        top, left = box.top - box.top % STRIDE, box.left - box.left % STRIDE
-        rows, cols = slice(top, box.top + box.height), slice(left, box.left + box.width)
+        # the tile with the picture around it that its pixels depend on (as far as the image goes), its
+        # corner on the stride grid: its pixels are then the whole pass's (tiles alone differed from it
+        # by up to 106/255 along their borders, where the network saw reflection for its neighbours)
+        around = net.reach(output=True)
+        top, left = max(0, box.top - around), max(0, box.left - around)
+        top, left = top - top % STRIDE, left - left % STRIDE
+        bottom, right = min(scale.height, box.top + box.height + around), min(scale.width, box.left + box.width + around)
+        rows, cols = slice(top, bottom), slice(left, right)
         weights = net.style_weights(run.config.style_weights if masks is None else masks[..., rows, cols])
         out = self._pass(run, weights, run.cache["stats"], run.content_at(k, scale.size)[..., rows, cols])
-        return weights, run.cache["stats"], out[..., box.top - top:, box.left - left:]
+        y, x = box.top - top, box.left - left
+        return weights, run.cache["stats"], out[..., y:y + box.height, x:x + box.width]
 
     def forward(self, run: RunContext, targets: tuple, image: torch.Tensor) -> torch.Tensor:
         weights, stats, done = targets

@@ -189,12 +189,14 @@ class TransformerNet(nn.Module):
         """Multiply-adds of a pass per pixel of the image, each convolution on its output grid."""
         return sum(c.conv.weight.numel() / s ** 2 for c, s in zip(self.convs, self.layer_scales()))
 
-    def reach(self) -> int:
+    def reach(self, output: bool = False) -> int:
         """Image pixels around a pixel that the last normalised layer's value there depends on (each
-        convolution's padding on the grid it reads), rounded up to the 4-pixel sampling grid."""
+        convolution's padding on the grid it reads), rounded up to the 4-pixel sampling grid; with
+        `output`, the picture's pixel (the last convolution too): what a tile needs around it."""
         inputs = [1] + self.layer_scales()[:-1]  # the grid each convolution's input is on
+        convs = self.convs if output else self.convs[:-1]
         reach = sum(conv.pad * (s // 2 if conv.upsample else s) + conv.upsample  # an upsampling reads on the finer grid
-                    for conv, s in zip(self.convs[:-1], inputs))
+                    for conv, s in zip(convs, inputs))
         return -(-reach // 4) * 4
 
     @torch.no_grad()
