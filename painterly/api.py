@@ -314,8 +314,8 @@ def plan(content: Union[ImageLike, tuple[int, int]], *, method: Optional[str] = 
         scales = make_plan(recipe, cfg, hw, styles, device.type, precision)
     except PainterlyError as exc:  # still show the plan, with memory as the only limit lifted
         problem = str(exc)
-        lifted = dataclasses.replace(cfg, max_memory=float(2**40), tile_size=cfg.tile_size or None)
-        scales = make_plan(recipe, lifted, hw, styles, "cpu", precision)
+        lifted = dataclasses.replace(cfg, tile_size=cfg.tile_size or None)
+        scales = make_plan(recipe, lifted, hw, styles, "cpu", precision, budget=2**60)
     model = recipe.memory(cfg, styles, precision)
     peak = max(scale_peak_bytes(s, model) for s in scales)
     per_scale = tuple(recipe.seconds(cfg, s, precision) for s in scales)

@@ -100,8 +100,8 @@ def build_parser(method: str = DEFAULT_METHOD) -> argparse.ArgumentParser:
     g.add_argument("--config", metavar="FILE",
                    help="start from a JSON config (as printed by --config-json); flags given override it")
     g.add_argument("--dry-run", action="store_true",
-                   help="print the plan (scales, sizes, iterations, estimated peak memory and time) and exit; "
-                        "needs only CONTENT")
+                   help="print the plan (scales, sizes, iterations, estimated peak memory and time) and exit "
+                        "(status 2 where it does not fit, as the run would refuse it); needs only CONTENT")
     g.add_argument("--config-json", action="store_true",
                    help="print the resolved config as JSON and exit (no images needed)")
     g.add_argument("--version", action="version", version=f"painterly {__version__}",
@@ -186,8 +186,9 @@ def _run(args: argparse.Namespace, argv: Optional[Sequence[str]] = None) -> int:
         if args.dry_run:
             note = "--size max: the largest that fits whole in 90% of free memory" if size_max else ""
 
-            print(plan(content_hw, method=args.method, config=config).describe(note))
-            return EXIT_OK
+            planned = plan(content_hw, method=args.method, config=config)
+            print(planned.describe(note))
+            return EXIT_USAGE if planned.problem else EXIT_OK  # as the run, which refuses it
     if args.config_json:
         print(config.to_json())
         return EXIT_OK

@@ -198,8 +198,9 @@ class CommonConfig(MethodConfig):
     # Tiling for outputs too large to run whole (painterly.tiling). tile_size None: tile only the scales
     # that do not fit in max_memory, with the largest tiles that do; 0: never tile (refuse instead); N:
     # tile every scale longer than N px with tiles of at most N px.
-    max_memory: Optional[float] = option(None, "memory the run may use, in GiB; scales that do not fit are run tile "
-                                         "by tile", above=0, default_text="the memory free now",
+    max_memory: Optional[float] = option(None, "memory the run may use, in GiB (at most the memory free now); scales "
+                                         "that do not fit are run tile by tile", above=0,
+                                         default_text="the memory free now",
                                          group="memory and tiling (print resolution)", metavar="GIB")
     tile_size: Optional[int] = option(None, "run every scale longer than PX in tiles of at most PX (refused, naming "
                                       "one that fits, where those do not fit); 0 never tiles (a scale that does not "

@@ -26,7 +26,7 @@ from .heap import heap_reuse
 from .hardware import check_threads, free_memory_bytes, resolve_device, resolve_precision, set_threads
 from .image import fit_long_side, match_color, resize, transfer_luminance
 from .losses import LossTerms
-from .optimize import optimize
+from .optimize import BestIterate, optimize
 from .progress import Callback, StepInfo
 from .recipe import GUIDANCE, INIT_IMAGE, REGISTRY, STYLE_MASKS, ExtraTerm, Place, Recipe, RunContext, blend_weights
 from .schedule import (Scale, plan_from_json, plan_tiles, plan_to_json, round_iterations, scale_deadline,
@@ -53,19 +53,24 @@ def run_precision(recipe: Recipe, config, device: torch.device) -> str:
 
 
 def memory_budget(config, device_type: str) -> int:
-    """Bytes a run may use: config.max_memory (GiB) or what is free now."""
-    return int(config.max_memory * 2**30) if config.max_memory else free_memory_bytes(device_type)
+    """Bytes a run may use: what is free now, or less where config.max_memory (GiB) says so. A limit
+    above the free memory is a most, not a promise: planned to it, a print would run out of memory
+    hours in (8192 px with --max-memory 100 planned a 57 GiB peak with 21 GiB free)."""
+    free = free_memory_bytes(device_type)
+    return min(int(config.max_memory * 2**30), free) if config.max_memory else free
 
 
 def make_plan(recipe: Recipe, config, content_hw: tuple[int, int], style_hws: Sequence[tuple[int, int]],
-              device_type: str, precision: str) -> list[Scale]:
-    """The run's scales, each run whole or, if it does not fit in memory or is longer than
-    config.tile_size, tile by tile; a scale that fits neither way is refused, naming a size that does."""
+              device_type: str, precision: str, budget: Optional[int] = None) -> list[Scale]:
+    """The run's scales, each run whole or, if it does not fit in memory (`budget` bytes; by default
+    memory_budget's) or is longer than config.tile_size, tile by tile; a scale that fits neither way is
+    refused, naming a size that does."""
     scales = recipe.scales(config, fit_long_side(*content_hw, config.size))
     # A forward pass needs one pass over the tiles: a second round would apply it twice.
     rounds = config.tile_rounds if recipe.optimises else 1
-    return plan_tiles(scales, recipe.memory(config, style_hws, precision), memory_budget(config, device_type),
-                      config.tile_size, config.tile_overlap, rounds)
+    budget = memory_budget(config, device_type) if budget is None else budget
+    return plan_tiles(scales, recipe.memory(config, style_hws, precision), budget, config.tile_size,
+                      config.tile_overlap, rounds)
 
 
 # A forward pass keeps freed maps in the heap only where twice its estimated peak fits the budget: the
@@ -249,7 +254,13 @@ class _FrameRun:
         # by pixel count (losses are means, so it grows with the pixels).
         h0 = self.curvature[0] * pixels / self.curvature[1] if warm and self.curvature is not None else None
         optimizer = recipe.optimizer(ctx, k, param, h0)
+        # L-BFGS's last update is never evaluated and may overshoot: end on the best image seen
+        best = BestIterate() if isinstance(optimizer, torch.optim.LBFGS) else None
         done = restore_state(self.saved, param, optimizer, ctx.generator) if resume else 0
+        if resume and best is not None and self.saved.get("best") is not None:
+            best.load_state_dict(self.saved["best"])
+        if resume and self.saved.get("curvature") is not None:  # what carries on where this one learns none
+            self.curvature = (float(self.saved["curvature"][0]), int(self.saved["curvature"][1]))
         layers = recipe.layers(self.config)
 
         def loss_fn(img: torch.Tensor) -> LossTerms:
@@ -261,10 +272,13 @@ class _FrameRun:
         def on_step(i: int, terms: LossTerms) -> None:
             self.report(k, shown(i), shown_total, terms,
                         lambda: {"iteration": i, "param": param.state_dict(), "optimizer": optimizer.state_dict(),
-                                 **locate()},
+                                 "best": None if best is None else best.state_dict(),
+                                 "curvature": self.curvature, **locate()},
                         lambda: self.finish(compose(param.image())))
 
-        optimize(param, loss_fn, iterations, optimizer, on_step, deadline, start=done)
+        optimize(param, loss_fn, iterations, optimizer, on_step, deadline, start=done, best=best)
+        if best is not None:
+            best.settle(param, loss_fn)
         h_diag = getattr(optimizer, "h_diag", None)
         if h_diag is not None:
             self.curvature = (h_diag, pixels)

@@ -185,14 +185,16 @@ def test_dry_run_prints_the_plan_and_does_nothing_else(images, capsys, no_styliz
 
 
 def test_dry_run_warns_when_it_does_not_fit(images, capsys, no_stylize, monkeypatch):
+    """The plan is printed and the status is 2, as the run that would refuse it (a script that checks
+    with --dry-run first was told 0)."""
     monkeypatch.setattr(hardware, "available_memory_bytes", lambda: 600 * 2**20)
     code, out, _ = run([images / "content.png", images / "style.png", "-o", images / "o.png", "--dry-run",
                         "--size", "1024", "--precision", "fp32", "--device", "cpu"], capsys)
-    assert code == 0
+    assert code == 2
     assert "does NOT fit: a 1024x768 image needs more than the 0.6 GiB available even in 256 px tiles" in out
     code, out, _ = run([images / "content.png", "--dry-run", "--size", "1024", "--precision", "fp32", "--device", "cpu",
                         "--tile-size", "0"], capsys)
-    assert code == 0
+    assert code == 2
     assert "does NOT fit: a 1024x768 image needs about" in out and "allow tiling or use --size" in out
 
 
@@ -312,3 +314,16 @@ def test_plan_takes_size_max_as_stylize_does():
     options = dict(model="starry_night", max_memory=0.5, device="cpu", precision="fp32")
     expected = painterly.largest_size((300, 400), method="network", **options)
     assert max(painterly.plan((300, 400), size="max", **options).scales[-1].size) == expected
+
+
+def test_max_memory_above_the_free_memory_plans_within_the_free_memory(monkeypatch):
+    """--max-memory is the most a run may use, not a promise of memory: above what is free (8192 px at
+    --max-memory 100 planned a 57 GiB peak with 21 GiB free, a run killed hours in) the plan keeps to
+    the free memory, as without it; below, to the limit."""
+    monkeypatch.setattr(hardware, "available_memory_bytes", lambda: 4 * 2**30)
+    free = painterly.plan((3072, 4096), size=4096, precision="fp32")
+    above = painterly.plan((3072, 4096), size=4096, precision="fp32", max_memory=100)
+    below = painterly.plan((3072, 4096), size=4096, precision="fp32", max_memory=3)
+    assert not above.problem and free.scales[-1].tiling is not None and above.peak_bytes <= 4 * 2**30
+    assert above.describe() == free.describe()
+    assert not below.problem and below.peak_bytes <= 3 * 2**30 < free.peak_bytes

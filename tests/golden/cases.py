@@ -12,7 +12,12 @@ pictures (Intel vs AMD Zen 4: up to 189/255), so each kind of CPU has its own re
 golden/CPU_KEY/: the Intel ones (GenuineIntel-avx512-amx) are the pre-refactor recordings; the AMD
 ones (AuthenticAMD-avx512-noamx) were recorded on 2026-12-02 with the code of that day, which the
 Intel recordings had verified; the Intel ones without AMX (GenuineIntel-avx512-noamx) on 2026-12-06
-with the code of that day, which the AMD recordings had verified. A CPU with no recordings skips the comparison. The runs use the public API only
+with the code of that day, which the AMD recordings had verified. On 2026-12-07 (session 30) an L-BFGS
+run began ending on the best picture it evaluated rather than on an unevaluated last step that may
+overshoot (optimize.BestIterate); of these cases only gatys_tiled (4 iterations a tile) changed. It
+was re-recorded on the AMD CPU and removed from the two Intel folders, where no such machine was at
+hand (`python tests/golden/cases.py gatys_tiled` there records it). A CPU with no recording of a
+case skips that comparison. The runs use the public API only
 (stylize with real VGG19 weights), so the recording and the replay need no internal names.
 """
 
@@ -114,6 +119,6 @@ if __name__ == "__main__":
     sys.path.insert(0, str(HERE.parent.parent))
     torch.set_num_threads(2)
     RECORDINGS.mkdir(exist_ok=True)
-    for case_name in CASES:
+    for case_name in sys.argv[1:] or CASES:  # the cases named, else all
         run_case(case_name).save(RECORDINGS / f"{case_name}.png")
         print("wrote", case_name)
