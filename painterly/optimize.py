@@ -69,9 +69,10 @@ class BestIterate:
     optimiser's fourth step took a 160 px picture from a loss of 3.6e5 to 4.1e7 before the fifth came
     back to 2.9e5. The last update is never evaluated, so a run cut there (few iterations, a tile's
     share, --max-time) would end on such a spike, worse than the photo. `offer` keeps a copy of each
-    new best image as it is evaluated (before its update); `settle` scores the final image and that
-    one as the run reads them out (`param.image()`, clamped to [0, 1]: a saturated overshoot may
-    score well once clamped) and ends on the lower. Its state goes into checkpoints for exact resume."""
+    new best image as it is evaluated (before its update); `settle` scores the final image as the run
+    reads it out (`param.image()`, clamped to [0, 1]: a saturated overshoot may score well once
+    clamped), keeps it where it is no worse than the best, and else scores the best so too and ends on
+    the lower. Its state goes into checkpoints for exact resume."""
 
     def __init__(self) -> None:
         self.loss = math.inf
@@ -86,8 +87,10 @@ class BestIterate:
     def settle(self, param: nn.Module, loss_fn: LossFunction) -> None:
         if self.saved is None:
             return
-        final_state = {k: v.detach().clone() for k, v in param.state_dict().items()}
         final = float(loss_fn(param.image()).total)
+        if final <= self.loss:  # as good as any it evaluated: the usual case, settled in one evaluation
+            return
+        final_state = {k: v.detach().clone() for k, v in param.state_dict().items()}
         param.load_state_dict(self.saved)
         if float(loss_fn(param.image()).total) >= final:
             param.load_state_dict(final_state)

@@ -571,7 +571,8 @@ def test_wct_levels_and_decoders_from_the_command_line(tmp_path, folders, tiny_v
 
 
 def test_style_max_side_encodes_the_style_smaller(tmp_path, tiny_vgg, monkeypatch):
-    """Style images are encoded at most style_max_side long (the sizes the encoder sees)."""
+    """Style images are encoded at most style_max_side long (the sizes the encoder sees), and then
+    scaled by style_scale: applied after the cap, the cap undid every style_scale above 1 at 512 px."""
     path, _ = _decoder(tmp_path, "relu4_1")
     content, style = _images(2)
     style = torch.nn.functional.interpolate(style, size=(96, 128), mode="bilinear", align_corners=False)
@@ -584,6 +585,10 @@ def test_style_max_side_encodes_the_style_smaller(tmp_path, tiny_vgg, monkeypatc
         painterly.stylize(content, style, method="adain", decoder=str(path), size=64, precision="fp32",
                           style_max_side=cap)
         assert (24, 32) in seen if cap == 32 else (48, 64) in seen and (24, 32) not in seen, (cap, seen)
+    seen.clear()
+    painterly.stylize(content, style, method="adain", decoder=str(path), size=64, precision="fp32",
+                      style_max_side=32, style_scale=2)
+    assert (48, 64) in seen and (24, 32) not in seen, seen
 
 
 def test_wct_defaults_to_relu4_1_relu2_1_and_relu4_1_again_at_strength_1(tmp_path, tiny_vgg, monkeypatch):

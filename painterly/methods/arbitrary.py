@@ -79,8 +79,9 @@ class ArbitraryConfig(CommonConfig):
                              group=STYLE)
     style_scale: float = option(1.0, "style image size relative to the output (bigger = larger brush strokes)",
                                 above=0, group=STYLE, metavar="F")
-    style_max_side: Optional[int] = option(512, "encode style images at most this long (the AdaIN paper's 512: "
-                                           "statistics of the same strokes, a quarter of the encoding at 1024 px)",
+    style_max_side: Optional[int] = option(512, "encode style images at most this long before --style-scale (the "
+                                           "AdaIN paper's 512: statistics of the same strokes, a quarter of the "
+                                           "encoding at 1024 px)",
                                            minimum=32, none_word="none", default_text="512", group=STYLE,
                                            metavar="PX|none")
     color_match: float = option(0.0, "after decoding, move the colours' mean and covariance this fraction of the way "
@@ -251,9 +252,18 @@ class ArbitraryRecipe(Recipe):
             macs += pixels * (per_pixel + encodes * vgg_macs((1, 1), level))
             if self.full_covariance:
                 transform += 2 * channels_of(level) ** 2 * pixels / layer_stride(level) ** 2
-        side = min(max(size), config.style_max_side or max(size))
+        side = round(min(max(size), config.style_max_side or max(size)) * config.style_scale)
         macs += vgg_macs((side, side), self.layers(config)[-1])  # the style images, once
         return 2 * (macs / self.PASS_GFLOPS[precision] + transform / self.TRANSFORM_GFLOPS) / 1e9
+
+    @staticmethod
+    def style_size(config: ArbitraryConfig, size: tuple[int, int], style_hw: tuple[int, int]) -> tuple[int, int]:
+        """A style image's size: the output's pixel count, at most style_max_side long, then times
+        style_scale (the cap first: applied after it, it undid any style_scale above 1 at 512 px)."""
+        base = style_size(size, style_hw, 1.0)
+        if config.style_max_side is not None and max(base) > config.style_max_side:
+            base = fit_long_side(*base, config.style_max_side)
+        return style_size(base, style_hw, config.style_scale)
 
     def decoder(self, run: RunContext, level: str) -> Decoder:
         """A level's decoder, its weights stored in the compute precision, shared by the runs of this
@@ -285,10 +295,7 @@ class ArbitraryRecipe(Recipe):
         if run.style_masks is not None and len(run.style_masks) != len(styles):
             raise PainterlyError(f"{len(run.style_masks)} style mask(s) for {len(styles)} style image(s)")
         steps = list({step.name: step for step in self.steps(config)}.values())  # a level run twice: one style side
-        sizes = [style_size(scale.size, tuple(s.shape[-2:]), config.style_scale) for s in styles]
-        if config.style_max_side is not None:
-            sizes = [fit_long_side(*hw, config.style_max_side) if max(hw) > config.style_max_side else hw
-                     for hw in sizes]
+        sizes = [self.style_size(config, scale.size, tuple(s.shape[-2:])) for s in styles]
         resized = [resize(s, hw) for s, hw in zip(styles, sizes)]
         per_style = [self._style_features(run, s, steps) for s in resized]
 
