@@ -327,3 +327,20 @@ def test_max_memory_above_the_free_memory_plans_within_the_free_memory(monkeypat
     assert not above.problem and free.scales[-1].tiling is not None and above.peak_bytes <= 4 * 2**30
     assert above.describe() == free.describe()
     assert not below.problem and below.peak_bytes <= 3 * 2**30 < free.peak_bytes
+
+
+def test_a_large_style_scale_counts_the_style_pass_in_the_plan(monkeypatch):
+    """The style is read whole at the scale's pixels times style_scale squared: at 128 px with
+    style_scale 16 the plan said 546 MiB and the run took 2.6 GiB (a 2048x1536 style's features). The
+    plan now counts that pass, so it tiles (the style then read in tiles) or refuses in time."""
+    from painterly.schedule import style_pass_bytes
+
+    monkeypatch.setattr(hardware, "available_memory_bytes", lambda: 64 * 2**30)
+    plain = painterly.plan((96, 128), size=128, precision="fp32")
+    large = painterly.plan((96, 128), size=128, precision="fp32", style_scale=16)
+    assert large.peak_bytes >= 2.6 * 2**30 > plain.peak_bytes
+    layers = GatysConfig().style_layers
+    assert large.peak_bytes == style_pass_bytes((96, 128), layers, 16.0)
+    monkeypatch.setattr(hardware, "available_memory_bytes", lambda: 2 * 2**30)
+    tight = painterly.plan((96, 128), size=128, precision="fp32", style_scale=16)
+    assert not tight.problem and tight.scales[-1].tiling is not None and tight.peak_bytes <= 2 * 2**30

@@ -22,7 +22,7 @@ from ..nets.io import bundled_models
 from ..optimize import make_optimizer
 from ..param import PixelImage
 from ..recipe import GUIDANCE, INIT_IMAGE, STYLE_MASKS, Recipe, RunContext, register
-from ..schedule import TILED_BYTES_PER_PIXEL, Scale, estimate_peak_bytes, plan_scales
+from ..schedule import TILED_BYTES_PER_PIXEL, Scale, estimate_peak_bytes, plan_scales, style_pass_bytes
 from ..tiling import Box, Tiling, choose_tiling
 
 SCHEDULE, OPTIMISATION, LOSSES = "size and schedule", "optimisation", "losses"
@@ -184,10 +184,14 @@ class GatysMemory:
     precision: str
     optimizer: str
     lbfgs_history: int
+    style_layers: tuple[str, ...] = ()
+    style_scale: float = 1.0
 
     def scale_bytes(self, size: tuple[int, int], tiling: Optional[Tiling], iterations: int) -> int:
         run = tiling.largest_box(size) if tiling is not None else size
         peak = estimate_peak_bytes(run, self.layers, self.precision, self.optimizer, self.lbfgs_history, iterations)
+        if tiling is None:  # the style is read whole (a tiled scale reads it in tiles of half its tiles' side)
+            peak = max(peak, style_pass_bytes(size, self.style_layers, self.style_scale, self.precision))
         return peak + (TILED_BYTES_PER_PIXEL * size[0] * size[1] if tiling is not None else 0)
 
 
@@ -250,7 +254,8 @@ class Gatys(Recipe):
         return plan_scales(final, config.scales, config.iterations, config.coarse_iterations, config.scale_iterations)
 
     def memory(self, config: GatysConfig, style_hws: Sequence[tuple[int, int]], precision: str) -> GatysMemory:
-        return GatysMemory(tuple(config.layers), precision, config.optimizer, config.lbfgs_history)
+        return GatysMemory(tuple(config.layers), precision, config.optimizer, config.lbfgs_history,
+                           tuple(config.style_layers), config.style_scale)
 
     def init_path(self, config: GatysConfig) -> Optional[str]:
         return None if config.init in INIT_WORDS or config.init.startswith(INIT_MODEL) else config.init
