@@ -16,6 +16,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import shlex
 import sys
 import time
@@ -144,6 +145,17 @@ def side_paths(output: Path) -> dict[str, Path]:
             "compare": output.with_suffix(".compare.png")}
 
 
+def _refuse_saving_over_inputs(output: Path, inputs: Sequence) -> None:
+    """--save-every writes OUT_NNNN.png beside OUT.png: refused where an input is named so (starting
+    again from an earlier run's intermediate, --init out_0002.png, would overwrite it)."""
+    pattern = re.compile(rf"{re.escape(output.stem)}_\d{{4,}}{re.escape(output.suffix)}")
+    for given in inputs:
+        if isinstance(given, (str, os.PathLike)) and pattern.fullmatch(Path(given).name) \
+                and Path(given).resolve().parent == output.resolve().parent:
+            raise PainterlyError(f"--save-every writes {output.stem}_NNNN{output.suffix} beside '{output}', and "
+                                 f"'{given}' is an input of this run; write the output to another name")
+
+
 def _resume_command(argv: Optional[Sequence[str]], size: Optional[int] = None) -> str:
     """The command line that continues this run (`--size max` pinned to `size`: free memory changes)."""
     words = list(sys.argv[1:] if argv is None else argv)
@@ -203,8 +215,11 @@ def _run(args: argparse.Namespace, argv: Optional[Sequence[str]] = None) -> int:
     extra = side_paths(output)
     if args.log:
         check_writable(extra["loss"], inputs=inputs)
+        check_writable(extra["json"], inputs=inputs)
     if args.comparison:
         check_writable(extra["compare"], inputs=inputs)
+    if args.save_every:
+        _refuse_saving_over_inputs(output, inputs)
 
     ckpt_path, ckpt = None, None
     if recipe.optimises:

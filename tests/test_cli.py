@@ -751,3 +751,26 @@ def test_a_run_without_a_seed_says_the_one_it_drew_and_that_seed_paints_it_again
     same = painterly.stylize(images["content"], images["style"], size=32, iterations=2, scales=1, init="noise",
                              precision="fp32", seed=again.info["seed"])
     assert np.array_equal(np.asarray(again), np.asarray(same))
+
+
+def test_the_files_beside_the_output_never_replace_an_input(images, capsys):
+    """--save-every's OUT_NNNN.png and --log's OUT.json are refused where an input is named so, as the
+    output itself is (starting again from an earlier run's intermediate, --init out_0002.png, overwrote
+    it with this run's second iteration)."""
+    d = images["dir"]
+    earlier = d / "out_0002.png"
+    Image.open(images["content"]).save(earlier)
+    before = earlier.read_bytes()
+    code, _, err = run([images["content"], images["style"], "-o", d / "out.png", *FAST, "--init", earlier,
+                        "--save-every", "2"], capsys)
+    assert code == 2
+    assert_one_error_line(err, "--save-every writes out_NNNN.png", "out_0002.png' is an input of this run")
+    (d / "out.json").write_bytes(b"{}")
+    code, _, err = run([images["content"], images["style"], "-o", d / "out.png", *FAST, "--log", "--init",
+                        d / "out.json"], capsys)
+    assert code == 2 and "is an input of this run" in err
+    assert earlier.read_bytes() == before and not (d / "out.png").exists()
+    code, _, err = run([images["content"], images["style"], "-o", d / "other.png", *FAST, "--init", earlier,
+                        "--save-every", "2"], capsys)
+    assert code == 0, err
+    assert earlier.read_bytes() == before and (d / "other_0002.png").exists()
