@@ -174,7 +174,19 @@ def photo_files(roots: Sequence[Path], folder: str = "photo folder") -> list[Pat
     for root in roots:
         if not root.is_dir():
             raise PainterlyError(f"{folder} '{root}' does not exist or is not a folder")
-    return sorted({p for root in roots for p in root.rglob("*") if p.suffix.lower() in READ_SUFFIXES and p.is_file()})
+    return sorted({p for root in roots for p in root.rglob("*")
+                   if p.suffix.lower() in READ_SUFFIXES and p.is_file() and not _training_output(p)})
+
+
+def _training_output(path: Path) -> bool:
+    """A preview sheet or loss curve a training wrote beside its model (MODEL.preview.png beside
+    MODEL.safetensors or MODEL.ckpt): with the model written inside a photo folder, the next training
+    took them for photos."""
+    for kind in (".preview.png", ".loss.png"):
+        if path.name.endswith(kind):
+            stem = path.name[: -len(kind)]
+            return any((path.parent / f"{stem}{suffix}").exists() for suffix in (".safetensors", ".ckpt"))
+    return False
 
 
 def read_photo(path: Path) -> Optional[Image.Image]:

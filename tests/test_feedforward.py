@@ -208,6 +208,25 @@ def _style(seed=3):
     return torch.rand(1, 3, 48, 48, generator=g) * torch.tensor([0.2, 0.4, 1.0]).view(1, 3, 1, 1)
 
 
+def test_a_model_written_inside_its_photo_folder_does_not_train_on_its_own_sheets(tmp_path, photos, tiny_vgg):
+    """MODEL.preview.png and MODEL.loss.png beside MODEL.safetensors are the training's own pictures:
+    the next training on that folder took them for photos (3 photos became 5). A photo that only
+    happens to be named so is still a photo."""
+    from painterly.training import photo_files
+
+    nested = photos / "nested"
+    info = train([_style()], photos, nested / "m.safetensors", _config(steps=2, preview_every=1), extractor=tiny_vgg,
+                 validation=nested / "p0.png", preview=lambda step, image: None, style_names=["s"])
+    Image.new("RGB", (40, 40)).save(nested / "m.preview.png")
+    Image.new("RGB", (40, 40)).save(nested / "m.loss.png")
+    Image.new("RGB", (40, 40)).save(nested / "sunset.preview.png")  # no sunset model beside it
+    names = sorted(p.name for p in photo_files([photos]))
+    assert "m.preview.png" not in names and "m.loss.png" not in names and "sunset.preview.png" in names
+    again = train([_style()], photos, tmp_path / "n.safetensors", _config(steps=1), extractor=tiny_vgg,
+                  style_names=["s"])
+    assert again["training"]["photos"] == info["training"]["photos"] + 1  # the sunset only
+
+
 def test_training_lowers_the_loss_and_counts_unreadable_photos(tmp_path, photos, tiny_vgg):
     info = train([_style()], photos, tmp_path / "m.safetensors", _config(steps=30), extractor=tiny_vgg, style_names=["blue"])
     log = [r["total"] for r in info["log"]]
