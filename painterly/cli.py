@@ -215,7 +215,7 @@ def _run(args: argparse.Namespace, argv: Optional[Sequence[str]] = None) -> int:
     extra = side_paths(output)
     if args.log:
         check_writable(extra["loss"], inputs=inputs)
-        check_writable(extra["json"], inputs=inputs)
+        refuse_overwriting_inputs(extra["json"], inputs)
     if args.comparison:
         check_writable(extra["compare"], inputs=inputs)
     if args.save_every:

@@ -21,6 +21,7 @@ import dataclasses
 import os
 import shlex
 import sys
+import time
 import typing
 from pathlib import Path
 from typing import Callable, Optional, Sequence
@@ -78,6 +79,7 @@ class _Display:
     def __init__(self, output: Path, quiet: bool, command: str) -> None:
         self.sheet_path, self.curve_path = output.with_suffix(".preview.png"), output.with_suffix(".loss.png")
         self.quiet, self.previews, self.bar, self.command = quiet, [], None, command
+        self.started = time.time()  # the bar's clock: made at the first step, it would rate that step at ~0 s
 
     def preview(self, step: int, image) -> None:
         self.previews.append((f"step {step}", tensor_to_pil(image)))
@@ -92,6 +94,7 @@ class _Display:
 
             self.bar = tqdm(total=steps, initial=step - 1, file=sys.stderr, dynamic_ncols=True, unit="step",
                             desc=self.command)
+            self.bar.start_t = self.bar.last_print_t = self.started
         self.bar.n = step
         self.bar.set_postfix_str(" ".join(f"{k}={v:.3g}" for k, v in losses.items()) + f" {rate:.1f} img/s",
                                  refresh=False)
@@ -103,14 +106,19 @@ class _Display:
         try:
             info = work()
         except Interrupted:
+            self.close_bar()  # first: the line goes below the bar, not onto it
             print(f"painterly: interrupted; resume with: {resume_command(command, words)}", file=sys.stderr)
             return None
         finally:
             restore()
-            if self.bar is not None:
-                self.bar.close()
+            self.close_bar()
         save_image(loss_curve([{"scale": 0, **record} for record in info["log"]]), self.curve_path)
         return info
+
+    def close_bar(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
+            self.bar = None
 
     def summary(self, output: Path, info: dict, data: str) -> None:
         if not self.quiet:
@@ -292,8 +300,9 @@ def _train_decoder(words: Sequence[str], command: str = "train-decoder") -> int:
                                        validation=args.validation,
                                        checkpoint=ckpt, callback=display.progress, preview=display.preview,
                                        **_named(args, ("width_divisor",))),
-                         lambda t: f"{t['photos']} photos, {t['skipped']} unreadable skipped; {t['styles']} style "
-                                   f"images, {t['styles_skipped']} unreadable skipped")
+                         lambda t: f"{t['photos']} photos, {t['skipped']} unreadable skipped" + (
+                             f"; {t['styles']} style images, {t['styles_skipped']} unreadable skipped"
+                             if t['styles'] or t['styles_skipped'] else ""))
 
 
 def _file_size(path: Path) -> str:

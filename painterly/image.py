@@ -218,14 +218,14 @@ def check_writable(path: Union[str, os.PathLike], suffixes: Optional[Sequence[st
     out = Path(path)
     refuse_overwriting_inputs(out, inputs)
     allowed = SAVE_FORMATS if suffixes is None else suffixes
+    if out.is_dir():  # a folder first: "unknown extension" would not say what is wrong
+        raise PainterlyError(f"output '{out}' is a directory; name a file in it")
     if out.suffix.lower() not in allowed:
         raise PainterlyError(
             f"output '{out}' has an unknown extension; use one of {', '.join(sorted(allowed))}")
     folder = out.parent if str(out.parent) else Path(".")
     if not folder.is_dir():
         raise PainterlyError(f"output folder '{folder}' does not exist")
-    if out.is_dir():
-        raise PainterlyError(f"output '{out}' is a directory")
     if not os.access(folder, os.W_OK) or (out.exists() and not os.access(out, os.W_OK)):
         raise PainterlyError(f"output '{out}' is not writable")
     if not try_file:

@@ -433,7 +433,7 @@ class RunPlan:
         for k, scale in enumerate(self.scales):
             seconds = self.scale_seconds[k]
             line = f"  scale {k + 1}/{len(self.scales)}: {scale.width}x{scale.height}, " + (
-                "one pass" if self.one_pass else f"{scale.iterations} iterations")
+                "one pass" if self.one_pass else f"{scale.iterations} iteration{'' if scale.iterations == 1 else 's'}")
             if scale.tiling is None:
                 line += f", ~{seconds:.2f} s" if self.one_pass else f", ~{seconds / max(1, scale.iterations):.2f} s/iteration"
             else:
