@@ -314,8 +314,14 @@ def _trained(path: Path, meta: dict, also: str = "") -> str:
     """The file's size, what it was trained on (`also`: data beside the photos) and its final losses."""
     training = meta.get("training", {})
     losses = ", ".join(f"{k} {v:.3g}" for k, v in meta.get("losses", {}).items())
-    return (f"{_file_size(path)}; trained {training.get('steps_done', '?')} steps on {training.get('photos', '?')} "
-            f"photos{also} at {training.get('crop', '?')} px; final losses: {losses or 'n/a'}")
+    steps = training.get("steps_done", "?")
+    how = f"trained {steps} steps"
+    if training.get("extended_from"):  # its steps trained the new style alone
+        how = f"extended from {Path(str(training['extended_from'])).name} by {steps} steps"
+    if training.get("loss") not in (None, "gram"):
+        how += f" on the {str(training['loss']).upper()} objective"
+    return (f"{_file_size(path)}; {how} on {training.get('photos', '?')} photos{also} at {training.get('crop', '?')} "
+            f"px; final losses: {losses or 'n/a'}")
 
 
 def describe_model(path: Path) -> str:
