@@ -96,9 +96,10 @@ def blend_weights(config: Any, styles: int, guidance: Optional[Sequence[Any]] = 
     blend = getattr(config, "style_blend_weights", None) or (1.0,) * styles
     if len(blend) != styles:
         raise PainterlyError(f"style-blend-weights has {len(blend)} values for {styles} style images")
-    if sum(blend) <= 0:
+    if max(blend) <= 0:
         raise PainterlyError("style-blend-weights must not all be zero")
-    return tuple(blend)
+    top = max(blend)  # relative weights: over the largest first, so 1e308,1e308 is 1,1 (their sum overflowed)
+    return tuple(w / top for w in blend)
 
 
 class Recipe:

@@ -641,3 +641,14 @@ def test_guidance_is_part_of_the_checkpoint_fingerprint(tmp_path, content, style
         run(content, [style], config, extractor=tiny, checkpoint=Checkpointer(path, resume=True))
     resumed = run(content, [style], config, extractor=tiny, guidance=straight, checkpoint=Checkpointer(path, resume=True))
     torch.testing.assert_close(resumed, done)
+
+
+def test_blend_weights_are_relative_even_at_the_edge_of_floats(content, style, tiny):
+    """style_blend_weights are relative: 1e308,1e308 is 1,1 (their sum overflowed to infinity and gave
+    another picture), and 3,1 is 0.75,0.25."""
+    flipped = style.flip(-1)
+    def two(weights):
+        return run(content, [style, flipped], GatysConfig(size=48, iterations=3, scales=1, seed=0, precision="fp32",
+                                                          device="cpu", style_blend_weights=weights), extractor=tiny)
+    assert torch.equal(two((1e308, 1e308)), two((1.0, 1.0)))
+    torch.testing.assert_close(two((3.0, 1.0)), two((0.75, 0.25)))
