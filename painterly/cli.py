@@ -194,9 +194,11 @@ def _run(args: argparse.Namespace, argv: Optional[Sequence[str]] = None) -> int:
         if size_max:
             config = make_config(args.method, config, size=largest_size(content_hw, method=args.method, config=config))
             if not args.dry_run and not args.quiet:
-                print(f"painterly: --size max: {config.size} px fits in free memory", file=sys.stderr)
+                where = f"--max-memory {config.max_memory:g} GiB" if config.max_memory else "free memory"
+                print(f"painterly: --size max: {config.size} px fits in {where}", file=sys.stderr)
         if args.dry_run:
-            note = "--size max: the largest that fits whole in 90% of free memory" if size_max else ""
+            where = f"--max-memory {config.max_memory:g} GiB" if config.max_memory else "free memory"
+            note = f"--size max: the largest that fits whole in 90% of {where}" if size_max else ""
 
             planned = plan(content_hw, method=args.method, config=config)
             print(planned.describe(note))
@@ -272,6 +274,8 @@ def _run(args: argparse.Namespace, argv: Optional[Sequence[str]] = None) -> int:
         if exc.image is not None:
             save_image(exc.image, output)
             wrote = f"wrote the image so far to {output}; "
+        if history is not None:  # the loss so far too (the resumed run writes the whole log)
+            history.write_json(extra["json"])
         print(f"painterly: interrupted at {exc.where}; {wrote}resume with: {resume_cmd}", file=sys.stderr)
         return EXIT_INTERRUPTED
     except KeyboardInterrupt:

@@ -580,6 +580,12 @@ def train(styles: Union[ImageLike, Sequence[ImageLike]], photos: PhotoFolders, o
     photos or another weight on a trained network without starting over.
     With extend or init the model's architecture replaces the config's; `widths` or `residual_blocks`
     named among the options and not the model's is refused (the CLI names the flags it was given).
+    checkpoint: a painterly.Checkpointer saving the run's whole state as it goes (the CLI saves every
+    minute beside the model, MODEL.ckpt); one made with resume=True continues that run exactly, and
+    one whose checkpoint.request_stop() is called (a signal handler: install_stop_handlers) saves and
+    raises painterly.Interrupted at the next step. A run that config.max_time cuts short writes its
+    model and keeps the checkpoint, so a resume takes it on. callback(step, steps, losses, images_per_s)
+    after each step. Messages name the CLI's flags: `--steps` is `steps=` here.
     """
     config = config_with(TrainConfig, config, options)
     asked = {name: getattr(config, name) for name in ("widths", "residual_blocks") if name in options}

@@ -356,6 +356,7 @@ def test_cli_sigterm_in_process(cli_images, capsys, monkeypatch):
     assert err[-1].startswith("painterly: interrupted at scale 1/1 iteration 2/4; wrote the image so far to ")
     assert err[-1].endswith("resume with: painterly " + " ".join(argv) + " --resume")
     assert (d / "term.png").exists() and (d / "term.ckpt").exists()
+    assert len(json.loads((d / "term.json").read_text())) == 2  # the loss log so far, beside the image so far
     monkeypatch.setattr(cli, "stylize", real)
     assert cli.main(argv + ["--resume"]) == 0
     assert not (d / "term.ckpt").exists()
