@@ -789,6 +789,27 @@ def test_forced_tiles_use_whole_image_statistics(tmp_path, monkeypatch):
     assert seams(tiled) < seams(per_tile) and seams(tiled) < 1.15
 
 
+@pytest.mark.parametrize("size", [(120, 160), (123, 157)])
+def test_tiles_with_style_masks_give_the_whole_pass(tmp_path, size):
+    """A mix per pixel (style masks) is read on the padded picture's grid by the whole pass and cut by
+    each tile on that grid: tiles give the whole picture to the 8-bit rounding, at odd sizes too (each
+    tile stretched its own piece of the map: up to 255/255 off along the masks' edge)."""
+    net = _net(Architecture((6, 8, 12), 2, 2))
+    torch.manual_seed(0)
+    for p in net.parameters():
+        p.data.normal_(0, 0.3)
+    path = save_model(tmp_path / "m.safetensors", net, {"styles": ["a", "b"]})
+    h, w = size
+    content = F.interpolate(torch.rand(1, 3, 12, 16, generator=torch.Generator().manual_seed(0)), size=size,
+                            mode="bilinear")
+    left = torch.zeros(1, 1, h, w)
+    left[..., :w // 2] = 1
+    common = dict(model=str(path), size=max(size), precision="fp32", style_masks=[left, 1 - left])
+    whole = np.asarray(painterly.stylize(content, **common), dtype=np.int16)
+    tiled = np.asarray(painterly.stylize(content, tile_size=80, tile_overlap=20, **common), dtype=np.int16)
+    assert np.abs(whole - tiled).max() <= 1
+
+
 @pytest.mark.parametrize("name,styles", [("starry_night", 1), ("four_paintings", 4)])
 def test_bundled_models_load_by_name_and_stylise(name, styles, capsys):
     from painterly import cli

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from typing import Callable, ClassVar, Optional, Sequence, Union
 
 import torch
+import torch.nn.functional as F
 
 from ..config import CommonConfig, option
 from ..errors import PainterlyError, require_file
@@ -159,15 +160,17 @@ class Network(Recipe):
         pixel; off that grid every pixel of the tile would differ) with the picture around it that its
         pixels depend on (the network's reach), then cut back: the whole pass's pixels."""
         net = self.net(run)
-        masks = None
-        if run.style_masks is not None:
-            if len(run.style_masks) != net.arch.styles:
-                raise PainterlyError(f"{len(run.style_masks)} style mask(s) for a model of {net.arch.styles} style(s)")
-            if run.config.style_weights is not None:
-                raise PainterlyError("style masks give each style its own region; they take no style-weights")
-            masks = torch.cat([resize(m.expand(-1, 3, -1, -1), scale.size)[:, :1] for m in run.style_masks], dim=1)
+        height, width = scale.size
+        padded = (-(-height // STRIDE) * STRIDE, -(-width // STRIDE) * STRIDE)  # as a pass pads the picture
+        if run.style_masks is None:
+            mix = net.style_weights(run.config.style_weights)
+        elif run.cache.get("mix_scale") == k:
+            mix = run.cache["mix"]
+        else:
+            mix = run.cache["mix"] = self._mix_map(net, run, scale.size, padded)
+            run.cache["mix_scale"] = k
         if box is None:
-            return net.style_weights(run.config.style_weights if masks is None else masks), None, None
+            return mix, None, None
         if run.cache.get("stats_scale") != k:
             whole = self.targets(run, k, scale, style, None)[0]
             # cells that fit in a tile with their surround; no smaller than half a tile (tiles under
@@ -181,15 +184,32 @@ class Network(Recipe):
         # the tile with the picture around it that its pixels depend on (as far as the image goes), its
         # corner on the stride grid: its pixels are then the whole pass's (tiles alone differed from it
         # by up to 106/255 along their borders, where the network saw reflection for its neighbours)
+        # (every edge on the grid, so a per-pixel mix is read on the padded picture's grid as the whole pass reads it)
         around = net.reach(output=True)
         top, left = max(0, box.top - around), max(0, box.left - around)
         top, left = top - top % STRIDE, left - left % STRIDE
-        bottom, right = min(scale.height, box.top + box.height + around), min(scale.width, box.left + box.width + around)
-        rows, cols = slice(top, bottom), slice(left, right)
-        weights = net.style_weights(run.config.style_weights if masks is None else masks[..., rows, cols])
-        out = self._pass(run, weights, run.cache["stats"], run.content_at(k, scale.size)[..., rows, cols])
+        bottom = min(padded[0], -(-(box.top + box.height + around) // STRIDE) * STRIDE)
+        right = min(padded[1], -(-(box.left + box.width + around) // STRIDE) * STRIDE)
+        weights = mix if mix.dim() == 1 else mix[..., top:bottom, left:right]
+        photo = run.content_at(k, scale.size)[..., top:min(bottom, height), left:min(right, width)]
+        out = self._pass(run, weights, run.cache["stats"], photo)
         y, x = box.top - top, box.left - left
         return weights, run.cache["stats"], out[..., y:y + box.height, x:x + box.width]
+
+    @staticmethod
+    def _mix_map(net: TransformerNet, run: RunContext, size: tuple[int, int], padded: tuple[int, int]) -> torch.Tensor:
+        """The style masks as a mix per pixel over the padded picture (1 x styles x H x W, summing to 1),
+        read by the whole pass and cut by its tiles alike. Pixels no mask covers mix the styles that have
+        a region evenly (an all-black mask leaves its style out there too)."""
+        if len(run.style_masks) != net.arch.styles:
+            raise PainterlyError(f"{len(run.style_masks)} style mask(s) for a model of {net.arch.styles} style(s)")
+        if run.config.style_weights is not None:
+            raise PainterlyError("style masks give each style its own region; they take no style-weights")
+        masks = torch.cat([resize(m.expand(-1, 3, -1, -1), size)[:, :1] for m in run.style_masks], dim=1)
+        used = (masks.amax(dim=(2, 3), keepdim=True) > 0).to(masks.dtype)
+        masks = torch.where(masks.sum(1, keepdim=True) > 0, masks, used / used.sum())
+        mix = net.style_weights(masks)
+        return F.interpolate(mix, size=padded, mode="bilinear", align_corners=False) if padded != size else mix
 
     def forward(self, run: RunContext, targets: tuple, image: torch.Tensor) -> torch.Tensor:
         weights, stats, done = targets
