@@ -835,3 +835,19 @@ def test_the_plan_of_adain_and_wct_counts_their_encoders_and_decoders():
     transforms = 2 * (2 * 512 ** 2 * pixels / 64 + 128 ** 2 * pixels / 4)
     assert wct_plan.seconds == pytest.approx(2 * convs / 245e9 + 2 * transforms / 60e9, rel=1e-3)
     assert "one pass" in adain.describe() and "decoders' convolutions" in adain.describe()
+
+
+def test_the_style_side_is_planned_and_sized_at_the_scale_asked_for():
+    """--style-scale enlarges the style past --style-max-side, so the plan counts encoding it (a style
+    2048 px long at 1024 px and style_scale 4); and a style too thin is judged, and named, at the scale
+    given (style_scale 2 was refused as "style-scale 1 shrinks a style image to 280x14 px")."""
+    from painterly.methods.arbitrary import capped_style_size
+
+    plans = [painterly.plan((768, 1024), method="wct", size=1024, precision="fp32", style_scale=s,
+                            style_sizes=[(600, 800)]) for s in (1, 4)]
+    assert plans[1].peak_bytes > plans[0].peak_bytes + 2**30
+    assert capped_style_size((768, 1024), (600, 800), 4, 512) == (1536, 2048)
+    assert capped_style_size((64, 64), (20, 400), 2, 512) == (29, 572)
+    with pytest.raises(painterly.PainterlyError, match=r"^style-scale 1 makes a style image 286x14 px for a 64x64 "
+                                                        r"output; raise --style-scale"):
+        capped_style_size((64, 64), (20, 400), 1, 512)

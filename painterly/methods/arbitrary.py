@@ -39,7 +39,7 @@ import torch.nn.functional as F
 from ..config import CommonConfig, option
 from ..errors import PainterlyError, require_file
 from ..features import channels_of, layer_stride
-from ..image import fit_long_side, reflected, resize
+from ..image import reflected, resize
 from ..nets.decoder import Decoder, DecoderArch
 from ..nets.io import DECODERS, decoder_architecture, decoder_path, prepared_decoder
 from ..nets.quantized import Int8Decoder
@@ -47,7 +47,7 @@ from ..recipe import GUIDANCE, STYLE_MASKS, Recipe, RunContext
 from ..schedule import Scale, scale_sizes, vgg_macs
 from ..tiling import Box, Tiling, axis_spans, blend_window
 from ..transforms import Moments, WctMap, by_regions, wct
-from .gatys import style_size
+from .gatys import MIN_STYLE_SIDE
 
 # a shared decoder's int8 convolutions, made once as the decoder is (weights packed; no state per call)
 int8_decoder = functools.lru_cache(maxsize=16)(Int8Decoder)
@@ -207,7 +207,8 @@ class ArbitraryRecipe(Recipe):
     def memory(self, config, style_hws: Sequence[tuple[int, int]], precision: str) -> "ArbitraryMemory":
         margin = max(self._architecture(config, level).margin for level in self.levels(config))
         return ArbitraryMemory(tuple(self.levels(config)), 2 if precision == "bf16" else 4,
-                               3.0 if self.full_covariance else 2.0, margin)
+                               3.0 if self.full_covariance else 2.0, margin, tuple(tuple(hw) for hw in style_hws),
+                               config.style_scale, config.style_max_side)
 
     def tiled_area(self, config, size: tuple[int, int]) -> tuple[int, int]:
         """The picture reflected by the widest of its levels' margins (a level with a narrower one lays its
@@ -256,15 +257,6 @@ class ArbitraryRecipe(Recipe):
         macs += vgg_macs((side, side), self.layers(config)[-1])  # the style images, once
         return 2 * (macs / self.PASS_GFLOPS[precision] + transform / self.TRANSFORM_GFLOPS) / 1e9
 
-    @staticmethod
-    def style_size(config: ArbitraryConfig, size: tuple[int, int], style_hw: tuple[int, int]) -> tuple[int, int]:
-        """A style image's size: the output's pixel count, at most style_max_side long, then times
-        style_scale (the cap first: applied after it, it undid any style_scale above 1 at 512 px)."""
-        base = style_size(size, style_hw, 1.0)
-        if config.style_max_side is not None and max(base) > config.style_max_side:
-            base = fit_long_side(*base, config.style_max_side)
-        return style_size(base, style_hw, config.style_scale)
-
     def decoder(self, run: RunContext, level: str) -> Decoder:
         """A level's decoder, its weights stored in the compute precision, shared by the runs of this
         process (nets.io.prepared_decoder)."""
@@ -295,7 +287,8 @@ class ArbitraryRecipe(Recipe):
         if run.style_masks is not None and len(run.style_masks) != len(styles):
             raise PainterlyError(f"{len(run.style_masks)} style mask(s) for {len(styles)} style image(s)")
         steps = list({step.name: step for step in self.steps(config)}.values())  # a level run twice: one style side
-        sizes = [self.style_size(config, scale.size, tuple(s.shape[-2:])) for s in styles]
+        sizes = [capped_style_size(scale.size, tuple(s.shape[-2:]), config.style_scale, config.style_max_side)
+                 for s in styles]
         resized = [resize(s, hw) for s, hw in zip(styles, sizes)]
         per_style = [self._style_features(run, s, steps) for s in resized]
 
@@ -514,6 +507,25 @@ def _normalised(masks: Sequence[torch.Tensor]) -> list[torch.Tensor]:
     return list(stack.split(1, dim=1))
 
 
+def capped_style_size(size: tuple[int, int], style_hw: tuple[int, int], style_scale: float,
+                      max_side: Optional[int]) -> tuple[int, int]:
+    """A style image's size for an output of `size`: the output's pixel count in the style's shape, at
+    most `max_side` long, then times style_scale (the cap first: applied after it, it undid any style
+    scale above 1 at 512 px)."""
+    h, w = style_hw
+    base_h = (size[0] * size[1] * h / w) ** 0.5
+    base_w = base_h * w / h
+    if max_side is not None and max(base_h, base_w) > max_side:
+        shrink = max_side / max(base_h, base_w)
+        base_h, base_w = base_h * shrink, base_w * shrink
+    new_h, new_w = max(1, round(base_h * style_scale)), max(1, round(base_w * style_scale))
+    if min(new_h, new_w) < MIN_STYLE_SIDE:
+        raise PainterlyError(f"style-scale {style_scale:g} makes a style image {new_w}x{new_h} px for a "
+                             f"{size[1]}x{size[0]} output; raise --style-scale or --size so each side is at least "
+                             f"{MIN_STYLE_SIDE} px")
+    return new_h, new_w
+
+
 @dataclass(frozen=True)
 class ArbitraryMemory:
     """Peak of encoding and decoding the whole image (no gradients): the widest full-resolution
@@ -528,6 +540,9 @@ class ArbitraryMemory:
     bytes_per_value: int
     maps: float = 2.0
     margin: int = 0  # the widest margin of reflection a level's decoder works inside
+    style_hws: tuple[tuple[int, int], ...] = ()  # the style images as given (sized per scale: capped_style_size)
+    style_scale: float = 1.0
+    style_max_side: Optional[int] = 512
 
     def reflected(self, size: tuple[int, int]) -> tuple[int, int]:
         """The picture with its reflection: the widest margin, at most what the picture can reflect (each level's
@@ -542,7 +557,18 @@ class ArbitraryMemory:
         widest = max(channels_of(l) / layer_stride(l) ** 2 for l in ("relu1_1", *self.levels))
         activations = self.maps * h * w * widest * max(self.bytes_per_value, 4)
         images = 4 * 4 * 3 * whole[0] * whole[1]  # content, canvas and output at the full size, float32
-        return int(400 * 2**20 + activations + images)
+        return int(400 * 2**20 + max(activations, self.style_pass_bytes(size)) + images)
+
+    def style_pass_bytes(self, size: tuple[int, int]) -> float:
+        """The style side, made before the content's pass: every style image's levels kept in float32
+        at once (their statistics come from them), and the encoder's two full-resolution 64-channel
+        maps for the largest. A --style-scale of 4 encodes a style 2048 px long."""
+        sizes = [capped_style_size(size, hw, self.style_scale, self.style_max_side) for hw in self.style_hws]
+        if not sizes:
+            return 0.0
+        kept = sum(4 * channels_of(l) / layer_stride(l) ** 2 for l in dict.fromkeys(self.levels))
+        largest = max(h * w for h, w in sizes)
+        return sum(h * w for h, w in sizes) * kept + 2 * 64 * largest * max(self.bytes_per_value, 4)
 
     def reserve_bytes(self, size: tuple[int, int], tiling: Tiling) -> int:
         """What a tiled run keeps where its plan has room (Scale.reserve): the largest of the kept levels'
