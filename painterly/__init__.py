@@ -24,6 +24,7 @@ from .checkpoint import Checkpointer, Interrupted, default_path as default_check
 from .config import CommonConfig, OptimisationConfig, option  # noqa: E402
 from .errors import ImageTooLargeError, NotAnImageError, PainterlyError  # noqa: E402
 from .figures import loss_curve, side_by_side  # noqa: E402
+from .hardware import free_memory_bytes  # noqa: E402
 from .image import check_writable, open_image, refuse_overwriting_inputs, save_image, split_alpha, tensor_to_pil, write_bytes_atomic  # noqa: E402
 from .decoder_training import DecoderTrainConfig, train_decoder  # noqa: E402
 from .methods.adain import AdainConfig  # noqa: E402
@@ -43,7 +44,7 @@ from .batch import (BatchJob, JobResult, LocalExecutor, check_jobs, expand_image
 from .batch_ray import RayExecutor  # noqa: E402  (imports ray only when made)
 
 __all__ = [
-    "stylize", "preflight", "plan", "largest_size", "make_config", "available_methods", "get_method", "method_of", "method_for", "method_clash", "DEFAULT_METHOD",
+    "stylize", "preflight", "plan", "largest_size", "free_memory_bytes", "make_config", "available_methods", "get_method", "method_of", "method_for", "method_clash", "DEFAULT_METHOD",
     "GatysConfig", "StrotssConfig", "CommonConfig", "OptimisationConfig", "option", "Recipe", "register",
     "method_options", "example_images", "command_line", "write_bytes_atomic",
     "PainterlyError", "NotAnImageError", "ImageTooLargeError", "StepInfo", "ProgressBar", "LossHistory", "SaveEvery", "combine",

@@ -68,7 +68,7 @@ def unknown_option_message(names: Sequence[str]) -> str:
     known = set().union(*_option_names().values(), _stylize_keywords())
     words = []
     for name in names:
-        near = difflib.get_close_matches(name, sorted(known), n=1, cutoff=0.75)
+        near = difflib.get_close_matches(name, sorted(known - {name}), n=1, cutoff=0.75)
         words.append(f"{name} (did you mean {near[0]}?)" if near else name)
     return f"unknown option{'s' if len(names) > 1 else ''} {', '.join(words)}"
 

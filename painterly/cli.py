@@ -27,7 +27,7 @@ from .cli_flags import _method_in, config_flags, options_for_method
 from .cli_args import (EXIT_FAILURE, EXIT_INTERRUPTED, EXIT_OK, EXIT_USAGE, _number, _Parser, _positive_int,
                        _UsageError, add_config_flags)
 from . import (DEFAULT_METHOD, Checkpointer, Interrupted, LossHistory, PainterlyError, ProgressBar,
-               SaveEvery, __version__, check_writable, combine, default_checkpoint_path, get_method,
+               SaveEvery, __version__, check_writable, combine, default_checkpoint_path, free_memory_bytes, get_method,
                install_stop_handlers, refuse_overwriting_inputs, largest_size, make_config, method_for, available_methods, open_image, plan,
                save_image, side_by_side, split_alpha, stylize)
 
@@ -145,6 +145,12 @@ def side_paths(output: Path) -> dict[str, Path]:
             "compare": output.with_suffix(".compare.png")}
 
 
+def _memory_allowed(config) -> str:
+    """What limits a run's memory, in words: --max-memory where it is below the memory free now."""
+    limited = config.max_memory and config.max_memory * 2**30 < free_memory_bytes()
+    return f"--max-memory {config.max_memory:g} GiB" if limited else "free memory"
+
+
 def _refuse_saving_over_inputs(output: Path, inputs: Sequence) -> None:
     """--save-every writes OUT_NNNN.png beside OUT.png: refused where an input is named so (starting
     again from an earlier run's intermediate, --init out_0002.png, would overwrite it)."""
@@ -194,11 +200,9 @@ def _run(args: argparse.Namespace, argv: Optional[Sequence[str]] = None) -> int:
         if size_max:
             config = make_config(args.method, config, size=largest_size(content_hw, method=args.method, config=config))
             if not args.dry_run and not args.quiet:
-                where = f"--max-memory {config.max_memory:g} GiB" if config.max_memory else "free memory"
-                print(f"painterly: --size max: {config.size} px fits in {where}", file=sys.stderr)
+                print(f"painterly: --size max: {config.size} px fits in {_memory_allowed(config)}", file=sys.stderr)
         if args.dry_run:
-            where = f"--max-memory {config.max_memory:g} GiB" if config.max_memory else "free memory"
-            note = f"--size max: the largest that fits whole in 90% of {where}" if size_max else ""
+            note = f"--size max: the largest that fits whole in 90% of {_memory_allowed(config)}" if size_max else ""
 
             planned = plan(content_hw, method=args.method, config=config)
             print(planned.describe(note))

@@ -216,9 +216,16 @@ def _run_training(command: str, words: Sequence[str], args: argparse.Namespace, 
     if done < steps:
         seconds = info["training"]["wall_s"]
         print(f"painterly: --max-time stopped the run after {done} of {steps} steps ({seconds:g} s); '{ckpt.path}' "
-              f"keeps it; continue with: {resume_command(command, _without_max_time(words))} (a --max-time there "
-              f"counts those {seconds:g} s too)", file=sys.stderr)
+              f"keeps it; continue with: {resume_command(command, _as_launched(_without_max_time(words)))} (a "
+              f"--max-time there counts those {seconds:g} s too)", file=sys.stderr)
     return EXIT_OK
+
+
+def _as_launched(words: Sequence[str]) -> list[str]:
+    """`words` with the --nproc they were launched with: under torchrun each rank's command has lost it,
+    and resumed on one process the run would train another global batch."""
+    ranks = int(os.environ.get("WORLD_SIZE", "1"))
+    return [*words, "--nproc", str(ranks)] if ranks > 1 and "--nproc" not in words else list(words)
 
 
 def _without_max_time(words: Sequence[str]) -> list[str]:

@@ -326,7 +326,8 @@ class _FrameRun:
             if k < first_scale:
                 continue
             resumed = saved is not None and k == first_scale
-            ctx.generator.manual_seed(self.base_seed + SCALE_SEED_STRIDE * k)
+            seed = self.base_seed + SCALE_SEED_STRIDE * k
+            ctx.generator.manual_seed(seed - 2**64 if seed >= 2**64 else seed)  # torch takes seeds below 2**64
             if resumed:  # replaced by the saved parameterisation or canvas below
                 image = torch.zeros(1, 3, *scale.size, device=ctx.device)
             else:

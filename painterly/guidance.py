@@ -79,8 +79,9 @@ def region_pairs(content_guide: torch.Tensor, style_guides: list[torch.Tensor], 
 def unpaired_colours(content_guide: torch.Tensor, style_guides: Sequence[torch.Tensor], pairs: Sequence[RegionPair],
                      min_fraction: float = MIN_FRACTION, tolerance: float = TOLERANCE) -> list[str]:
     """A line for each colour covering some of the content map that `region_pairs` left out because a
-    style map lacks it: that content takes the whole style, which is rarely meant (a colour mistyped
-    on one map is the usual cause), so the run says so."""
+    style map lacks it: that content pairs with no style region (Gatys, AdaIN and WCT give it the whole
+    style, STROTSS no guided term), which is rarely meant (a colour mistyped on one map is the usual
+    cause), so the run says so."""
     paired = torch.tensor([p.color for p in pairs])
     lines = []
     for code in _codes(content_guide, min_fraction):
@@ -93,7 +94,7 @@ def unpaired_colours(content_guide: torch.Tensor, style_guides: Sequence[torch.T
                  f"not in style guidance map {', '.join(map(str, missing))}" if missing else
                  "in too little of style guidance map 1 to count as a region")
         lines.append(f"colour {hexed} covers {share:.0%} of the content guidance map but is {where}: that part of "
-                     "the content takes the whole style")
+                     "the content pairs with no style region")
     return lines
 
 

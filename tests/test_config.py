@@ -159,3 +159,12 @@ def test_file_options_take_paths_and_refuse_a_loaded_network_as_what_it_is_not()
     with pytest.raises(PainterlyError, match=r"^model must be a name or a file path, got TransformerNet \(it is read "
                                              r"from its file\)$"):
         painterly.make_config(model=painterly.load_model("starry_night"))
+
+
+def test_the_largest_seed_runs_every_scale():
+    """Each scale seeds its generator with the seed plus a stride; near 2**64 - 1 the sum passed what
+    torch takes ("Overflow when unpacking long long" at the second scale). It wraps instead."""
+    image = torch.rand(1, 3, 32, 32, generator=torch.Generator().manual_seed(0))
+    out = painterly.stylize(image, image.flip(-1), size=32, iterations=1, coarse_iterations=1, scales=2,
+                            seed=2**64 - 1, precision="fp32", init="noise")
+    assert out.size == (32, 32) and out.info["seed"] == 2**64 - 1
