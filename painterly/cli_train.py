@@ -139,14 +139,7 @@ def _launch(command: str, words: Sequence[str], nproc: int) -> int:
     from torch.distributed.elastic.multiprocessing.errors import ChildFailedError
     from torch.distributed.run import main as torchrun
 
-    rest, skip = [], False
-    for word in words:  # the same command without --nproc
-        if skip:
-            skip = False
-        elif word == "--nproc":
-            skip = True
-        elif not word.startswith("--nproc="):
-            rest.append(word)
+    rest = _without_flag(words, "--nproc")  # the same command, each rank one process
     resume = resume_command(command, words)
     try:
         torchrun(["--standalone", f"--nproc-per-node={nproc}", "-m", "painterly", command, *rest])
@@ -213,11 +206,11 @@ def _run_training(command: str, words: Sequence[str], args: argparse.Namespace, 
         return EXIT_INTERRUPTED
     display.summary(output, info, data(info["training"]))
     done, steps = info["training"]["steps_done"], info["training"]["steps"]
-    if done < steps:
+    if done < steps:  # the resume line leaves --max-time out: it counts the earlier time too, so would stop at once
         seconds = info["training"]["wall_s"]
+        again = resume_command(command, _as_launched(_without_flag(words, "--max-time")))
         print(f"painterly: --max-time stopped the run after {done} of {steps} steps ({seconds:g} s); '{ckpt.path}' "
-              f"keeps it; continue with: {resume_command(command, _as_launched(_without_max_time(words)))} (a "
-              f"--max-time there counts those {seconds:g} s too)", file=sys.stderr)
+              f"keeps it; continue with: {again} (a --max-time there counts those {seconds:g} s too)", file=sys.stderr)
     return EXIT_OK
 
 
@@ -228,16 +221,15 @@ def _as_launched(words: Sequence[str]) -> list[str]:
     return [*words, "--nproc", str(ranks)] if ranks > 1 and "--nproc" not in words else list(words)
 
 
-def _without_max_time(words: Sequence[str]) -> list[str]:
-    """`words` less --max-time: the limit counts the resumed run's earlier time too, so the same one would
-    stop it again at once."""
+def _without_flag(words: Sequence[str], flag: str) -> list[str]:
+    """`words` less `flag` and its value (`--flag V` or `--flag=V`)."""
     kept, skip = [], False
     for word in words:
         if skip:
             skip = False
-        elif word == "--max-time":
+        elif word == flag:
             skip = True
-        elif not word.startswith("--max-time="):
+        elif not word.startswith(f"{flag}="):
             kept.append(word)
     return kept
 
