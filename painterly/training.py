@@ -382,6 +382,17 @@ def run_loop(trainee: Trainee, photos: Sequence[torch.Tensor], config: LoopConfi
                 "optimizer": optimizer.state_dict(), "rng": rng_state(generator), "log": log,
                 "renders": renders, "validation": shown}
 
+    def show_preview() -> None:
+        """The validation photo through the network as it is now, kept for the sheet (once a step)."""
+        if preview is None or validation is None or (renders and renders[-1]["step"] == step):
+            return
+        with torch.no_grad():
+            module.eval()
+            image = trainee.render(validation.to(device), step).clamp(0, 1).cpu()
+            module.train()
+        renders[:] = renders[-(PREVIEWS_KEPT - 1):] + [{"step": step, "image": _small_uint8(image)}]
+        preview(step, image)
+
     overflowed = 0  # steps running whose gradients were not finite (skipped)
     while step < config.steps:
         if size == 1 and config.max_time is not None and time.monotonic() - start >= config.max_time:
@@ -415,14 +426,8 @@ def run_loop(trainee: Trainee, photos: Sequence[torch.Tensor], config: LoopConfi
         log.append({"step": step, **losses})
         if callback is not None and rank == 0:
             callback(step, config.steps, losses, global_batch.batch / max(time.monotonic() - t0, 1e-9))
-        if rank == 0 and preview is not None and validation is not None and (
-                step % config.preview_every == 0 or step == config.steps or time_up):
-            with torch.no_grad():
-                module.eval()
-                image = trainee.render(validation.to(device), step).clamp(0, 1).cpu()
-                module.train()
-            renders[:] = renders[-(PREVIEWS_KEPT - 1):] + [{"step": step, "image": _small_uint8(image)}]
-            preview(step, image)
+        if rank == 0 and (step % config.preview_every == 0 or step == config.steps or time_up):
+            show_preview()
         if checkpoint is not None and size > 1 and stop:  # every rank stops here; rank 0 saves
             if rank == 0:
                 checkpoint.save(state())
@@ -431,7 +436,9 @@ def run_loop(trainee: Trainee, photos: Sequence[torch.Tensor], config: LoopConfi
             checkpoint.after_step(step, state, (0, 1, step, config.steps))
         if time_up and size > 1:
             break
-    if checkpoint is not None and rank == 0 and step < config.steps:  # cut short by max_time: --resume goes on
+    if rank == 0 and 0 < step < config.steps:  # cut short by max_time (here or at the loop's top): the last step's
+        show_preview()                         # picture, as the summary says, and --resume goes on
+    if checkpoint is not None and rank == 0 and step < config.steps:
         checkpoint.save(state())
     return step, time.monotonic() - start, log
 
