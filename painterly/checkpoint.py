@@ -233,12 +233,7 @@ class Checkpointer:
         t0 = time.monotonic()
         data = {"format": FORMAT, "fingerprint": self._fingerprint, "precision": self._precision,
                 "threads": torch.get_num_threads(), "record": self._record, "state": state, "extra": self.extra}
-
-        from safetensors.torch import save_file
-
-        tensors, metadata = split_state(data)
-        # durable: a checkpoint must survive a power cut, not just a crash
-        atomic_save(self.path, lambda tmp: save_file(tensors, tmp, metadata=metadata), durable=True)
+        write_checkpoint(self.path, data)
         self.saved += 1
         self._last_save = time.monotonic()
         self._save_cost = self._last_save - t0
@@ -274,12 +269,7 @@ class Checkpointer:
                 pass
             return
         if self.path.is_file():
-            data = read_checkpoint(self.path)
-            data["finished"] = True
-            from safetensors.torch import save_file
-
-            tensors, metadata = split_state(data)
-            atomic_save(self.path, lambda tmp: save_file(tensors, tmp, metadata=metadata), durable=True)
+            write_checkpoint(self.path, {**read_checkpoint(self.path), "finished": True})
 
 
 # --- the file format -------------------------------------------------------------------------------
@@ -360,6 +350,15 @@ def decode_state(payload: bytes) -> dict:
         raise ValueError("truncated header")
     header = json.loads(payload[8:8 + header_length])
     return _assemble(header.get("__metadata__"), load(payload))
+
+
+def write_checkpoint(path: Path, data: Mapping[str, Any]) -> None:
+    """`data` (read_checkpoint's kind) written atomically and durably: a checkpoint must survive a power
+    cut, not just a crash."""
+    from safetensors.torch import save_file
+
+    tensors, metadata = split_state(data)
+    atomic_save(path, lambda tmp: save_file(tensors, tmp, metadata=metadata), durable=True)
 
 
 def read_checkpoint(path: Path) -> dict:
