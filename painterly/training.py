@@ -471,8 +471,12 @@ class NetworkTrainee(Trainee):
         self.autocast = torch.autocast(device.type, dtype=torch.bfloat16, enabled=precision == "bf16")
 
     def weights(self, step: int) -> torch.Tensor:
-        which = self.first_style + step % self.objective.style_count
-        return F.one_hot(torch.tensor(which), self.module.arch.styles).float().to(self.device)
+        """The style a step trains: the run's styles in turn."""
+        return self.style(self.first_style + step % self.objective.style_count)
+
+    def style(self, index: int) -> torch.Tensor:
+        """The one-hot weights of the model's style `index`."""
+        return F.one_hot(torch.tensor(index), self.module.arch.styles).float().to(self.device)
 
     def loss(self, batch: torch.Tensor, step: int) -> LossTerms:
         with self.autocast:
@@ -499,8 +503,7 @@ class NetworkTrainee(Trainee):
         """The photo in each style this run trains, side by side in the model's order (one for a
         single-style network; the new one for --extend)."""
         styles = range(self.first_style, self.first_style + self.objective.style_count)
-        return torch.cat([self.module(photo, F.one_hot(torch.tensor(k), self.module.arch.styles).float()
-                                      .to(self.device)) for k in styles], dim=-1)
+        return torch.cat([self.module(photo, self.style(k)) for k in styles], dim=-1)
 
 
 def _prepare(config: LoopConfig, photos: PhotoFolders, validation: Optional[ImageLike],
