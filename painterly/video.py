@@ -235,16 +235,17 @@ def stylize_video(source: Union[str, os.PathLike], styles: Union[None, ImageLike
             **({"size_max": chosen} if size_max else {})}
     created = not folder.exists()
     done, seed, precision, threads = _prepare_folder(folder, plan, saved, resume)
+    pinned = {}  # what every frame of the video computes with, the same in a resumed process
     if recipe.optimises and cfg.seed is None:  # one seed for the whole video, kept so a resume draws the same
-        cfg = make_config(name, cfg, seed=seed)
-        followup = None if followup is None else make_config(name, followup, seed=seed)
+        pinned["seed"] = seed
     if precision is not None and cfg.precision == "auto":  # auto's choice of the first process, kept likewise
-        cfg = make_config(name, cfg, precision=precision)
-        followup = None if followup is None else make_config(name, followup, precision=precision)
+        pinned["precision"] = precision
     threads = resumed_threads(threads, cfg.threads, f"'{folder}'")  # the same sums, so the same frames
     if threads != cfg.threads:
-        cfg = make_config(name, cfg, threads=threads)
-        followup = None if followup is None else make_config(name, followup, threads=threads)
+        pinned["threads"] = threads
+    if pinned:
+        cfg = make_config(name, cfg, **pinned)
+        followup = None if followup is None else make_config(name, followup, **pinned)
     try:  # a session refused (as for bad inputs found mid-run) leaves nothing behind either
         first = Session(recipe, cfg, style_ts, guidance=guides)
         if not resume:
