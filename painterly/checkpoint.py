@@ -9,7 +9,8 @@ checkpoint and raises `Interrupted`, so the saved state is always between two wh
 What a checkpoint holds: format version, a sha256 fingerprint of the inputs' pixels and the
 result-changing options, and the run's state: scale index, iteration within the scale, global step,
 elapsed seconds, parameterisation and optimiser state_dicts (L-BFGS's includes its curvature
-history), RNG states, plus `extra` lists (e.g. the CLI's loss log).
+history), RNG states, plus `extra` lists (e.g. the CLI's loss log). A sha256 over all of it
+(`state_checksum`) refuses a damaged file instead of resuming from it.
 
 The file is safetensors: every tensor of the state stored as a tensor, and the rest (numbers,
 strings, the nesting of dicts and lists) as JSON in the file's metadata, with each tensor's place
@@ -38,6 +39,7 @@ FORMAT = 2
 # Config fields a resume may alter freely: they do not change what the run computes, only how fast.
 NOT_IN_FINGERPRINT = frozenset({"max_time", "device", "threads"})  # threads: pinned instead (pinned_threads)
 METADATA_KEY = "painterly"
+CHECKSUM_KEY = "painterly_sha256"  # over the JSON and every tensor's bytes: a damaged file is refused, not resumed
 
 
 class Interrupted(KeyboardInterrupt):
@@ -317,11 +319,24 @@ def _join(value: Any, tensors: Mapping[str, torch.Tensor]) -> Any:
     return value
 
 
+def state_checksum(skeleton: str, tensors: Mapping[str, torch.Tensor]) -> str:
+    """sha256 of a safetensors file's JSON metadata and each tensor's name, dtype, shape and bytes, in name
+    order: what checkpoints and model files store, so a few damaged bytes are refused, not used."""
+    digest = hashlib.sha256(skeleton.encode())
+    for key in sorted(tensors):
+        t = tensors[key].contiguous()
+        digest.update(f"{key}:{t.dtype}:{tuple(t.shape)};".encode())
+        if t.numel():
+            digest.update(t.reshape(-1).view(torch.uint8).numpy().tobytes())
+    return digest.hexdigest()
+
+
 def split_state(data: Mapping[str, Any]) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
-    """A checkpoint's tensors and its safetensors metadata (the non-tensor structure as JSON)."""
+    """A checkpoint's tensors and its safetensors metadata (the non-tensor structure as JSON, and a checksum
+    over both)."""
     tensors: dict[str, torch.Tensor] = {}
-    skeleton = _split(dict(data), tensors, {})
-    return tensors, {METADATA_KEY: json.dumps(skeleton)}
+    skeleton = json.dumps(_split(dict(data), tensors, {}))
+    return tensors, {METADATA_KEY: skeleton, CHECKSUM_KEY: state_checksum(skeleton, tensors)}
 
 
 def encode_state(data: Mapping[str, Any]) -> bytes:
@@ -332,8 +347,13 @@ def encode_state(data: Mapping[str, Any]) -> bytes:
 
 
 def _assemble(metadata: Optional[Mapping[str, str]], tensors: Mapping[str, torch.Tensor]) -> dict:
-    skeleton = json.loads((metadata or {})[METADATA_KEY])
-    data = _join(skeleton, tensors)
+    """The state split_state stored; ValueError where the checksum (absent in files written before it
+    existed) does not match, so a few flipped bytes are refused instead of resumed."""
+    text = (metadata or {})[METADATA_KEY]
+    expected = (metadata or {}).get(CHECKSUM_KEY)
+    if expected is not None and expected != state_checksum(text, tensors):
+        raise ValueError("checksum mismatch")
+    data = _join(json.loads(text), tensors)
     if not isinstance(data, dict):
         raise ValueError("not a state")
     return data
@@ -372,8 +392,9 @@ def read_checkpoint(path: Path) -> dict:
             return _assemble(f.metadata(), {key: f.get_tensor(key) for key in f.keys()})
     except OSError as exc:
         raise PainterlyError(f"checkpoint '{path}' cannot be read ({exc.strerror or exc})") from None
-    except Exception as exc:  # truncated, not a checkpoint, hostile: all refused the same way
-        raise PainterlyError(f"checkpoint '{path}' is not a readable painterly checkpoint ({type(exc).__name__}); "
+    except Exception as exc:  # truncated, damaged, not a checkpoint, hostile: all refused the same way
+        why = "damaged: its checksum does not match" if str(exc) == "checksum mismatch" else type(exc).__name__
+        raise PainterlyError(f"checkpoint '{path}' is not a readable painterly checkpoint ({why}); "
                              "delete it to start afresh") from None
 
 

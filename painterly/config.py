@@ -23,6 +23,7 @@ from .errors import PainterlyError
 
 T = TypeVar("T", bound="MethodConfig")
 SEED_RANGE = (-(2**63), 2**64 - 1)  # what torch's generators take
+RANDOM_SEED = -1  # an optimisation's seed that asks for a drawn one, as neural-style's -seed -1
 
 
 def option(default: Any, help: str, *, choices: Optional[Sequence[str]] = None, minimum: Optional[float] = None,
@@ -217,12 +218,17 @@ class OptimisationConfig(CommonConfig):
     """The options of the methods that optimise an image (Gatys, STROTSS). A feed-forward method draws
     nothing at random, has no iterations to stop early and runs each tile once, so it has none of them."""
 
-    seed: Optional[int] = option(None, "random seed (the same seed and options give the same image)",
-                                 minimum=SEED_RANGE[0], maximum=SEED_RANGE[1], default_text="random",
-                                 group="optimisation", metavar="N")
+    seed: Optional[int] = option(None, "random seed (the same seed and options give the same image; -1 draws one, "
+                                 "as neural-style's does)", minimum=SEED_RANGE[0], maximum=SEED_RANGE[1],
+                                 default_text="random", group="optimisation", metavar="N")
     max_time: Optional[float] = option(None, "stop after about this many seconds, spread across the scales",
                                        above=0, default_text="no limit", group="size and schedule",
                                        metavar="SECONDS")
     tile_rounds: int = option(2, "passes over a tiled scale, the tile grid shifted each pass so no seam stays put",
                               minimum=1, group="memory and tiling (print resolution)", metavar="N")
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if self.seed == RANDOM_SEED:  # what neural-style users type for a random seed: draw one (and report it)
+            object.__setattr__(self, "seed", None)
 

@@ -225,8 +225,9 @@ class _FrameRun:
 
     # --- reporting ----------------------------------------------------------------------------
     def report(self, k: int, iteration: int, iterations: int, terms: LossTerms, state: Optional[Callable[[], dict]],
-               render: Callable[[], torch.Tensor]) -> None:
-        """After each step: the callback, then the checkpointer (which may stop the run)."""
+               render: Callable[[], torch.Tensor], stopped: Optional[Callable[[], torch.Tensor]] = None) -> None:
+        """After each step: the callback (whose previews render the image as it is), then the checkpointer
+        (which may stop the run, writing `stopped`'s image: the one the run would end on, where it differs)."""
         self.step += 1
         plan = self.ctx.plan
         if self.callback is not None:
@@ -239,7 +240,7 @@ class _FrameRun:
                 step, lambda: {"scale": k, "step": step, "elapsed": time.monotonic() - self.start_time,
                                "plan": plan_to_json(plan), "rng": rng_state(self.ctx.generator),
                                "base_seed": self.base_seed, **state()},
-                (k, len(plan), iteration, iterations), render)
+                (k, len(plan), iteration, iterations), stopped or render)
 
     # --- one image: a whole scale or a tile ---------------------------------------------------
     def optimise(self, k: int, image: torch.Tensor, targets, place: Place, iterations: int, resume: bool,
@@ -274,7 +275,8 @@ class _FrameRun:
                         lambda: {"iteration": i, "param": param.state_dict(), "optimizer": optimizer.state_dict(),
                                  "best": None if best is None else best.state_dict(),
                                  "curvature": self.curvature, **locate()},
-                        lambda: self.finish(compose(param.image())))
+                        lambda: self.finish(compose(param.image())),
+                        None if best is None else lambda: self.finish(compose(best.image(param, loss_fn))))
 
         optimize(param, loss_fn, iterations, optimizer, on_step, deadline, start=done, best=best)
         if best is not None:

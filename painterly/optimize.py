@@ -72,7 +72,8 @@ class BestIterate:
     new best image as it is evaluated (before its update); `settle` scores the final image as the run
     reads it out (`param.image()`, clamped to [0, 1]: a saturated overshoot may score well once
     clamped), keeps it where it is no worse than the best, and else scores the best so too and ends on
-    the lower. Its state goes into checkpoints for exact resume."""
+    the lower; a run stopped mid-way writes that same choice (`image`). Its state goes into checkpoints
+    for exact resume."""
 
     def __init__(self) -> None:
         self.loss = math.inf
@@ -84,16 +85,37 @@ class BestIterate:
             self.saved = {k: v.detach().clone() for k, v in param.state_dict().items()}
 
     @torch.no_grad()
-    def settle(self, param: nn.Module, loss_fn: LossFunction) -> None:
+    def _better(self, param: nn.Module, loss_fn: LossFunction) -> Optional[dict[str, torch.Tensor]]:
+        """The saved best's state where it scores lower than `param`'s image as read out; None to keep
+        `param` (the usual case, decided in one evaluation). `param` is left as it was."""
         if self.saved is None:
-            return
+            return None
         final = float(loss_fn(param.image()).total)
-        if final <= self.loss:  # as good as any it evaluated: the usual case, settled in one evaluation
-            return
+        if final <= self.loss:
+            return None
         final_state = {k: v.detach().clone() for k, v in param.state_dict().items()}
         param.load_state_dict(self.saved)
-        if float(loss_fn(param.image()).total) >= final:
-            param.load_state_dict(final_state)
+        best = float(loss_fn(param.image()).total)
+        param.load_state_dict(final_state)
+        return self.saved if best < final else None
+
+    def settle(self, param: nn.Module, loss_fn: LossFunction) -> None:
+        """End on the better of `param` and the best evaluated image."""
+        better = self._better(param, loss_fn)
+        if better is not None:
+            param.load_state_dict(better)
+
+    @torch.no_grad()
+    def image(self, param: nn.Module, loss_fn: LossFunction) -> torch.Tensor:
+        """The image settle would end on, leaving `param` as it is: what a run stopped mid-way writes."""
+        better = self._better(param, loss_fn)
+        if better is None:
+            return param.image()
+        current = {k: v.detach().clone() for k, v in param.state_dict().items()}
+        param.load_state_dict(better)
+        picture = param.image()
+        param.load_state_dict(current)
+        return picture
 
     def state_dict(self) -> dict:
         return {"loss": self.loss, "saved": self.saved}

@@ -663,6 +663,9 @@ def train(styles: Union[ImageLike, Sequence[ImageLike]], photos: PhotoFolders, o
     step, seconds, log = run_loop(trainee, photo_list, config, device, generator, styles, options, checkpoint,
                                   callback, preview, validation)
     info = {"styles": names, "training": {**dataclasses.asdict(config), "photos": len(photo_list),
+                                          # the weights it trained at, not None for "the loss's default"
+                                          "content_weight": config.content_weight_for(config.loss),
+                                          "style_weight": config.style_weight_for(config.loss),
                                           "skipped": skipped, "steps_done": step, "wall_s": round(seconds, 1),
                                           "extended_from": str(extend) if extend else None,
                                           "initialised_from": str(init) if init else None},

@@ -50,7 +50,7 @@ def _runner(tmp_path):
     return lambda ckpt: run(content, [style], config, extractor=tiny, checkpoint=ckpt)
 
 
-@pytest.mark.parametrize("kind", ["pickle", "torch_save", "truncated", "text", "empty"])
+@pytest.mark.parametrize("kind", ["pickle", "torch_save", "truncated", "flipped", "text", "empty"])
 def test_hostile_or_broken_files_are_refused_without_running_anything(tmp_path, kind):
     path, marker = tmp_path / "run.ckpt", tmp_path / "pwned"
     payload = {"format": 2, "x": _Exploit()}
@@ -61,6 +61,10 @@ def test_hostile_or_broken_files_are_refused_without_running_anything(tmp_path, 
         torch.save(payload, path)
     elif kind == "truncated":
         path.write_bytes(encode_state({"format": 2, "state": {"t": torch.ones(100)}})[:-50])
+    elif kind == "flipped":  # one bit of a tensor: the file still parses, the checksum refuses it
+        data = bytearray(encode_state({"format": 2, "state": {"t": torch.ones(100)}}))
+        data[-3] ^= 1
+        path.write_bytes(bytes(data))
     elif kind == "text":
         path.write_text("hello")
     else:
@@ -68,6 +72,7 @@ def test_hostile_or_broken_files_are_refused_without_running_anything(tmp_path, 
     with pytest.raises(PainterlyError) as info:
         _runner(tmp_path)(Checkpointer(path, resume=True))
     assert "is not a readable painterly checkpoint" in str(info.value) and "\n" not in str(info.value)
+    assert ("checksum does not match" in str(info.value)) == (kind == "flipped")
     assert not marker.exists()
 
 

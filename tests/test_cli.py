@@ -744,6 +744,8 @@ def test_a_run_without_a_seed_says_the_one_it_drew_and_that_seed_paints_it_again
     seed = int(err.split(", seed ")[1].split(")")[0])
     code, _, err = run([images["content"], images["style"], "-o", d / "b.png", *noisy, "--seed", seed], capsys)
     assert code == 0 and ", seed" not in err, err  # given, so not repeated
+    code, _, err = run([images["content"], images["style"], "-o", d / "c.png", *noisy, "--seed", "-1"], capsys)
+    assert code == 0 and int(err.split(", seed ")[1].split(")")[0]) != seed, err  # neural-style's "draw one"
     assert np.array_equal(np.asarray(Image.open(d / "a.png")), np.asarray(Image.open(d / "b.png")))
     again = painterly.stylize(images["content"], images["style"], size=32, iterations=2, scales=1, init="noise",
                               precision="fp32")

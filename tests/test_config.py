@@ -110,6 +110,7 @@ def test_seeds_span_what_torch_takes_and_numpy_numbers_count():
         GatysConfig(seed=-(2**63) - 1)
     with pytest.raises(PainterlyError, match="seed must be at most"):
         painterly.TrainConfig(seed=2**64)
+    assert GatysConfig(seed=-1).seed is None and GatysConfig(seed=-2).seed == -2  # -1 draws one, as neural-style's
     np = pytest.importorskip("numpy")
     config = GatysConfig(size=np.int64(48), style_weight=np.float32(2.5), seed=np.uint32(7))
     assert (config.size, config.style_weight, config.seed) == (48, 2.5, 7)

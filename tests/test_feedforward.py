@@ -146,7 +146,8 @@ def test_model_file_round_trip_in_fp16(tmp_path):
 @pytest.mark.parametrize("kind,words", [("truncated", "not a painterly style network file"),
                                         ("text", "not a painterly style network file"),
                                         ("other_arch", "convs.0.conv.weight is"), ("pickle", "not a painterly"),
-                                        ("no_metadata", "not a painterly"), ("nan", "non-finite weights")])
+                                        ("no_metadata", "not a painterly"), ("nan", "non-finite weights"),
+                                        ("flipped", "damaged: its checksum does not match")])
 def test_bad_model_files_are_one_line_errors(tmp_path, kind, words):
     import pickle
 
@@ -156,6 +157,10 @@ def test_bad_model_files_are_one_line_errors(tmp_path, kind, words):
     good = save_model(tmp_path / "good.safetensors", _net(), {"styles": ["a", "b", "c"]})
     if kind == "truncated":
         path.write_bytes(good.read_bytes()[:-100])
+    elif kind == "flipped":  # one weight's low byte changed: still finite, still loads without the checksum
+        data = bytearray(good.read_bytes())
+        data[-2] ^= 1
+        path.write_bytes(bytes(data))
     elif kind == "text":
         path.write_text("not a model")
     elif kind == "pickle":
@@ -244,6 +249,9 @@ def test_strotss_training_lowers_its_loss_and_pulls_the_palette_to_the_style(tmp
     assert np.mean([r["total"] for r in log[-5:]]) < 0.7 * np.mean([r["total"] for r in log[:5]])
     net, meta = load_model(tmp_path / "m.safetensors")
     assert meta["training"]["loss"] == "strotss"
+    from painterly.training_losses import DEFAULT_WEIGHTS  # the card says the weights it trained at
+
+    assert meta["training"]["style_weight"] == DEFAULT_WEIGHTS["strotss"][1] != DEFAULT_WEIGHTS["gram"][1]
     photo = torch.from_numpy(np.asarray(Image.open(photos / "nested" / "p0.png"), dtype=np.float32) / 255)
     out = net(photo.permute(2, 0, 1)[None]).clamp(0, 1)
     style_blue = float((_style()[:, 2] - _style()[:, 0]).mean())

@@ -8,6 +8,7 @@ import torch
 from PIL import Image
 
 import painterly
+from painterly.checkpoint import Checkpointer, Interrupted
 from painterly.driver import run
 from painterly.errors import PainterlyError
 from painterly.features import FeatureExtractor
@@ -273,7 +274,7 @@ def stylised_blue(content, blue, tiny):
     return _tiny_run(content, blue, tiny, **STYLISE)
 
 
-def test_lbfgs_ends_on_the_best_image_it_evaluated_not_on_an_overshoot(monkeypatch):
+def test_lbfgs_ends_on_the_best_image_it_evaluated_not_on_an_overshoot(monkeypatch, tmp_path):
     """L-BFGS takes one evaluation an iteration and no line search, so now and then a step overshoots:
     at 80 px the third update took Tubingen from 3.6e5 to 4.1e6, worse than the photo (4.3e5), and a
     run of 3 iterations wrote that. The run now scores its last picture and the best it evaluated, as
@@ -291,10 +292,24 @@ def test_lbfgs_ends_on_the_best_image_it_evaluated_not_on_an_overshoot(monkeypat
         out = run(photo, [painting], dataclasses.replace(config, iterations=iterations))
         return float(evaluate(out).total)
 
+    def stopped_after(iterations: int) -> float:
+        """The picture a run stopped (Ctrl-C) after `iterations` updates writes, scored."""
+        checkpoint = Checkpointer(tmp_path / f"run{len(list(tmp_path.iterdir()))}.ckpt", seconds=None)
+
+        def stop(info) -> None:
+            if info.iteration == iterations:
+                checkpoint.request_stop()
+
+        with pytest.raises(Interrupted) as stopped:
+            run(photo, [painting], dataclasses.replace(config, iterations=5), callback=stop, checkpoint=checkpoint)
+        return float(evaluate(stopped.value.image).total)
+
     two, three = score(2), score(3)
     assert three <= two * (1 + 1e-4)
-    monkeypatch.setattr(BestIterate, "settle", lambda self, param, loss_fn: None)
+    assert stopped_after(3) <= two * (1 + 1e-4)  # the same choice where a stop cuts the run there
+    monkeypatch.setattr(BestIterate, "_better", lambda self, param, loss_fn: None)
     assert score(3) > 5 * two  # the overshoot it ends on otherwise
+    assert stopped_after(3) > 5 * two
 
 
 def test_preserve_color_luminance_keeps_content_chroma(content, blue, tiny, stylised_blue):

@@ -13,6 +13,7 @@ from typing import Any, Optional, Union
 
 import torch
 
+from ..checkpoint import CHECKSUM_KEY, state_checksum
 from ..errors import PainterlyError
 from ..image import atomic_save
 from .decoder import Decoder, DecoderArch
@@ -78,7 +79,9 @@ def _write(path: Union[str, os.PathLike], module: torch.nn.Module, meta: dict[st
     from safetensors.torch import save_file
 
     tensors = {k: v.detach().to("cpu", dtype).contiguous() for k, v in module.state_dict().items()}
-    atomic_save(path, lambda tmp: save_file(tensors, tmp, metadata={METADATA_KEY: json.dumps(meta)}))
+    text = json.dumps(meta)
+    metadata = {METADATA_KEY: text, CHECKSUM_KEY: state_checksum(text, tensors)}
+    atomic_save(path, lambda tmp: save_file(tensors, tmp, metadata=metadata))
     return Path(path)
 
 
@@ -93,10 +96,14 @@ def _read(path: Union[str, os.PathLike], kind: str) -> tuple[dict[str, torch.Ten
         raise PainterlyError(f"{noun} '{path}' {problem}")
     try:
         with safe_open(str(path), framework="pt") as f:
-            meta = json.loads((f.metadata() or {})[METADATA_KEY])
+            stored = f.metadata() or {}
+            meta = json.loads(stored[METADATA_KEY])
             tensors = {k: f.get_tensor(k) for k in f.keys()}
     except Exception as exc:  # not safetensors, truncated, no painterly metadata
         raise PainterlyError(f"{noun} '{path}' is not a painterly {what} file ({type(exc).__name__})") from None
+    expected = stored.get(CHECKSUM_KEY)  # absent in files written before checksums (the bundled ones among them)
+    if expected is not None and expected != state_checksum(stored[METADATA_KEY], tensors):
+        raise PainterlyError(f"{noun} '{path}' is damaged: its checksum does not match its contents")
     saved = _checkpoint_state(meta)
     if saved is not None:  # OUT.ckpt for OUT.safetensors: a near miss that is no model file at all
         raise PainterlyError(f"'{path}' is {_checkpoint_advice(path, saved, noun)}")
