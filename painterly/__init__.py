@@ -32,7 +32,7 @@ from .methods.feedforward import NetworkConfig, load_model_by_name as load_model
 from .methods.gatys import GatysConfig  # noqa: E402
 from .methods.strotss import StrotssConfig  # noqa: E402
 from .methods.wct import WctConfig  # noqa: E402
-from .progress import LossHistory, ProgressBar, SaveEvery, StepInfo, combine  # noqa: E402
+from .progress import LossHistory, ProgressBar, SaveEvery, StepInfo, StopRun, combine  # noqa: E402
 from .nets.io import (bundled_decoders, bundled_file, bundled_models, checkpoint_advice, is_decoder_file,  # noqa: E402
                       is_network_file, load_decoder)
 from .recipe import Recipe, register  # noqa: E402
@@ -47,7 +47,7 @@ __all__ = [
     "stylize", "preflight", "plan", "largest_size", "free_memory_bytes", "make_config", "available_methods", "get_method", "method_of", "method_for", "method_clash", "DEFAULT_METHOD",
     "GatysConfig", "StrotssConfig", "CommonConfig", "OptimisationConfig", "option", "Recipe", "register",
     "method_options", "example_images", "command_line", "write_bytes_atomic",
-    "PainterlyError", "NotAnImageError", "ImageTooLargeError", "StepInfo", "ProgressBar", "LossHistory", "SaveEvery", "combine",
+    "PainterlyError", "NotAnImageError", "ImageTooLargeError", "StepInfo", "StopRun", "ProgressBar", "LossHistory", "SaveEvery", "combine",
     "Checkpointer", "Interrupted", "install_stop_handlers", "default_checkpoint_path",
     "open_image", "save_image", "split_alpha", "check_writable", "refuse_overwriting_inputs", "side_by_side", "loss_curve", "tensor_to_pil",
     "NetworkConfig", "TrainConfig", "train", "load_model", "bundled_models",

@@ -11,7 +11,7 @@ from typing import Any, Callable, Iterable, Optional, Sequence, Union
 import torch
 from PIL import Image
 
-from .checkpoint import Checkpointer, Interrupted
+from .checkpoint import Checkpointer, Interrupted, make_checkpointer
 from .config import option_names, unknown_options
 from .driver import Session, check_inputs, check_session, make_plan, memory_budget, run_precision
 from .errors import PainterlyError, require_file
@@ -32,8 +32,11 @@ def available_methods() -> dict[str, Recipe]:
 
 
 def get_method(name: str) -> Recipe:
+    """The registered method (its Recipe) called `name`; a one-line error naming the methods otherwise."""
     if name not in REGISTRY:
-        raise PainterlyError(f"unknown method '{name}'; choose from {', '.join(REGISTRY)}")
+        near = [known for known in REGISTRY if str(name).lower() == known.lower()]
+        hint = f" (did you mean {near[0]}?)" if near else ""
+        raise PainterlyError(f"unknown method '{name}'{hint}; choose from {', '.join(REGISTRY)}")
     return REGISTRY[name]
 
 
@@ -120,6 +123,7 @@ class _Request:
     styles: list[torch.Tensor]
     pairs: Optional[list]
     masks: Optional[list[torch.Tensor]]
+    init_picture: Optional[torch.Tensor]  # init= given as a picture in memory, not a name or a file
 
     @classmethod
     def of(cls, content, styles, method, config, content_guidance, style_guidance, style_masks,
@@ -130,8 +134,16 @@ class _Request:
         else:
             rgb, alpha = split_alpha(open_image(content, "content image"))
             content_t = as_tensor(rgb, "content image")
+        init_picture = None
+        if options.get("init") is not None and not isinstance(options["init"], (str, os.PathLike)):
+            # a picture in memory, as content and styles may be: the run starts from it (the config,
+            # which holds names and files, keeps its default)
+            init_picture = as_tensor(options["init"], "init image")
+            options = {k: v for k, v in options.items() if k != "init"}
         cfg = sized_config(method, config, options, tuple(content_t.shape[-2:]))
         recipe = get_method(method_of(cfg) if method is None else method)
+        if init_picture is not None and not any(f.name == "init" for f in dataclasses.fields(cfg)):
+            raise PainterlyError(f"unknown option(s) for {recipe.name}: init")
         styles = image_list(styles)
         style_ts = [as_tensor(s, "style image") for s in styles]
         if not style_ts and recipe.needs_styles:
@@ -150,7 +162,7 @@ class _Request:
         masks = None
         if style_masks is not None:
             masks = load_style_masks(style_masks, len(style_ts) if recipe.needs_styles else None, content_t)
-        return cls(recipe, cfg, content_t, alpha, style_ts, pairs, masks)
+        return cls(recipe, cfg, content_t, alpha, style_ts, pairs, masks, init_picture)
 
 
 def preflight(content: ImageLike, styles: Union[ImageLike, Sequence[ImageLike]] = (), *, method: Optional[str] = None,
@@ -194,7 +206,8 @@ def stylize(
     3xHxW tensors in [0, 1].
     options: any field of the method's config (e.g. size=512 or size="max": the largest long side whose whole run
     fits in 90% of free memory, as `largest_size` picks it; iterations=300, style_weight=10,
-    preserve_color='luminance', seed=0); see `painterly.GatysConfig`, `painterly.StrotssConfig`.
+    preserve_color='luminance', seed=0); see `painterly.GatysConfig`, `painterly.StrotssConfig`. Gatys's
+    init= takes a picture (a PIL image, array or tensor) as well as its names and files.
     method: a name from `painterly.available_methods()` (default: the method whose config class `config` is,
     else 'gatys').
     style_masks (methods that accept them): one mask per style image, white where that style paints
@@ -205,7 +218,10 @@ def stylize(
     to the Gram of its paired style regions (content in a colour some style map lacks keeps the whole
     style, with a note on stderr); not together with style_masks.
     callback: called after every iteration with a `StepInfo` (iteration, named losses, and a
-    `preview()` of the current image on request).
+    `preview()` of the current image on request); raising `painterly.StopRun` in it ends the run there
+    and returns the picture so far. A one-pass method (a network, AdaIN, WCT) calls it after each part
+    of its pass (each tile at print sizes), with no losses. A run that did fewer iterations than
+    planned says why in `info["stopped_early"]`: "max_time" or "callback".
 
     If the content image has an alpha channel, the result keeps it (resized to the output).
 
@@ -227,7 +243,7 @@ def stylize(
     if ckpt is not None:  # a resumed run goes on in the precision and threads it began in
         cfg = dataclasses.replace(cfg, precision=ckpt.pinned_precision(cfg.precision),
                                   threads=ckpt.pinned_threads(cfg.threads))
-    init_image = initial_image(recipe, cfg, content_t)
+    init_image = request.init_picture if request.init_picture is not None else initial_image(recipe, cfg, content_t)
 
     def to_pil(result: torch.Tensor) -> Image.Image:
         out = tensor_to_pil(result.cpu())
@@ -245,6 +261,8 @@ def stylize(
     picture = to_pil(result)
     if session.last_seed is not None:  # drawn where none was given: `seed=` it to paint the same picture again
         picture.info["seed"] = session.last_seed
+    if session.stopped_early is not None:  # fewer iterations than planned: "max_time" or "callback"
+        picture.info["stopped_early"] = session.stopped_early
     return picture
 
 
@@ -378,23 +396,6 @@ def load_style_masks(sources: Sequence[ImageLike], count: Optional[int], content
     if all(float(m.max()) < 0.01 for m in masks):
         raise PainterlyError("every style mask is empty (all black); white marks where its style goes")
     return masks
-
-
-def make_checkpointer(checkpoint: Union[None, str, os.PathLike, Checkpointer] = None,
-                      resume: Union[bool, str, os.PathLike] = False, every: Optional[int] = None,
-                      seconds: Optional[float] = 60.0, keep: bool = False) -> Optional[Checkpointer]:
-    """The Checkpointer stylize() uses for its checkpoint/resume arguments (None: no checkpoints)."""
-    if isinstance(checkpoint, Checkpointer):
-        if resume:
-            checkpoint.resume = True
-        return checkpoint
-    if resume is not False and resume is not None and not isinstance(resume, bool):
-        checkpoint = resume
-    if checkpoint is None:
-        if resume:
-            raise PainterlyError("resume=True needs checkpoint=PATH (or pass the checkpoint's path as resume)")
-        return None
-    return Checkpointer(checkpoint, every=every, seconds=seconds, resume=bool(resume), keep=keep)
 
 
 def _json_type(hint) -> tuple[str, bool]:

@@ -46,8 +46,9 @@ class Interrupted(KeyboardInterrupt):
     """A stop requested by a signal, honoured at an iteration boundary after saving a checkpoint."""
 
     def __init__(self, scale: int, scales: int, iteration: int, iterations: int, checkpoint: Optional[Path],
-                 image: Any = None, signum: int = signal.SIGINT) -> None:
-        super().__init__(f"interrupted at scale {scale + 1}/{scales} iteration {iteration}/{iterations}")
+                 image: Any = None, signum: int = signal.SIGINT, unit: str = "iteration") -> None:
+        at = f"scale {scale + 1}/{scales} " if unit == "iteration" else ""  # a training has steps, no scales
+        super().__init__(f"interrupted at {at}{unit} {iteration}/{iterations}")
         self.scale, self.scales, self.iteration, self.iterations = scale, scales, iteration, iterations
         self.checkpoint = checkpoint
         self.image = image  # the current image (a tensor from the method; the API makes it a PIL image)
@@ -242,15 +243,16 @@ class Checkpointer:
         return self.path
 
     def after_step(self, step: int, state: Callable[[], dict], where: tuple[int, int, int, int],
-                   render: Optional[Callable[[], Any]] = None) -> None:
-        """Call once per finished iteration. where = (scale, scales, iteration, iterations).
+                   render: Optional[Callable[[], Any]] = None, unit: str = "iteration") -> None:
+        """Call once per finished iteration. where = (scale, scales, iteration, iterations); unit: what
+        the run counts ("step" for a training, which has no scales).
 
         Saves when due; if a stop was requested, saves and raises Interrupted (with render()'s image).
         """
         if self.stop_signal is not None:
             self.save(state())
             raise Interrupted(*where, checkpoint=self.path, image=render() if render else None,
-                              signum=self.stop_signal)
+                              signum=self.stop_signal, unit=unit)
         if self.due(step):
             try:
                 self.save(state())
@@ -272,6 +274,30 @@ class Checkpointer:
             return
         if self.path.is_file():
             write_checkpoint(self.path, {**read_checkpoint(self.path), "finished": True})
+
+
+def make_checkpointer(checkpoint: Union[None, str, os.PathLike, Checkpointer] = None,
+                      resume: Union[bool, str, os.PathLike] = False, every: Optional[int] = None,
+                      seconds: Optional[float] = 60.0, keep: bool = False) -> Optional[Checkpointer]:
+    """The Checkpointer for stylize()'s and train()'s checkpoint/resume arguments: a ready one, a path, or
+    None (no checkpoints); resume True continues from `checkpoint`, a path continues from that file."""
+    if isinstance(checkpoint, Checkpointer):
+        if resume:
+            checkpoint.resume = True
+        return checkpoint
+    if resume is not False and resume is not None and not isinstance(resume, bool):
+        checkpoint = resume
+    if checkpoint is None:
+        if resume:
+            raise PainterlyError("resume=True needs checkpoint=PATH (or pass the checkpoint's path as resume)")
+        if every is not None or keep:  # asked for checkpoints, with nowhere to write them
+            raise PainterlyError(f"{'checkpoint_every' if every is not None else 'keep_checkpoint'} needs "
+                                 "checkpoint=PATH")
+        return None
+    if not isinstance(checkpoint, (str, os.PathLike)):
+        raise PainterlyError(f"checkpoint must be a file path or a painterly.Checkpointer, got "
+                             f"{type(checkpoint).__name__}")
+    return Checkpointer(checkpoint, every=every, seconds=seconds, resume=bool(resume), keep=keep)
 
 
 # --- the file format -------------------------------------------------------------------------------

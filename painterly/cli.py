@@ -308,8 +308,9 @@ def _run(args: argparse.Namespace, argv: Optional[Sequence[str]] = None) -> int:
     if not args.quiet:
         took = time.monotonic() - start
         drawn = f", seed {result.info['seed']}" if getattr(config, "seed", 0) is None and "seed" in result.info else ""
+        cut = ", cut short by --max-time" if result.info.get("stopped_early") == "max_time" else ""
         print(f"painterly: wrote {', '.join(str(p) for p in written)} ({result.width}x{result.height}, {took:.1f} s"
-              f"{drawn})", file=sys.stderr)
+              f"{drawn}{cut})", file=sys.stderr)
     return EXIT_OK
 
 

@@ -50,7 +50,7 @@ from typing import Optional, Sequence, Union
 import torch
 import torch.nn.functional as F
 
-from .checkpoint import Checkpointer
+from .checkpoint import Checkpointer, make_checkpointer
 from .config import flag_name, option
 from .errors import PainterlyError
 from .features import FeatureExtractor, channels_of, layer_stride
@@ -333,7 +333,8 @@ def check_margin(margin: int, crop: int) -> None:
 def train_decoder(photos: PhotoFolders, output: Union[str, os.PathLike], config: Optional[DecoderTrainConfig] = None,
                   *, styles: Optional[PhotoFolders] = None, init: Union[None, str, os.PathLike] = None,
                   validation: Optional[ImageLike] = None,
-                  checkpoint: Optional[Checkpointer] = None, callback: Optional[StepCallback] = None,
+                  checkpoint: Union[None, str, os.PathLike, Checkpointer] = None,
+                  resume: Union[bool, str, os.PathLike] = False, callback: Optional[StepCallback] = None,
                   extractor: Optional[FeatureExtractor] = None, preview: Optional[Preview] = None,
                   **options) -> dict:
     """Train an AdaIN decoder (photos and the style images under the folder(s) `styles`) or a WCT level's
@@ -344,8 +345,10 @@ def train_decoder(photos: PhotoFolders, output: Union[str, os.PathLike], config:
     config: a DecoderTrainConfig; options: its fields by name (over `config` where both are given).
     init: a decoder file of the same method and level to start from instead of random weights; its
     architecture replaces the config's, and a `width_divisor` named among the options and not the
-    decoder's is refused (the CLI names the flags it was given)."""
+    decoder's is refused (the CLI names the flags it was given).
+    checkpoint, resume, callback, preview, validation: as painterly.train's."""
     config = config_with(DecoderTrainConfig, config, options)
+    checkpoint = make_checkpointer(checkpoint, resume)
     check_writable(output, (".safetensors",))  # before the training, not after it
     if config.widen is not None and init is None:
         raise PainterlyError("widen grows a trained decoder: give it with --init")
@@ -370,10 +373,10 @@ def train_decoder(photos: PhotoFolders, output: Union[str, os.PathLike], config:
             refuse_other_architecture("width_divisor", config.width_divisor, decoder.arch.width_divisor,
                                       f"decoder '{init}'", "a decoder trained further (--init)",
                                       f"--widen {shown(wider)}" if grows else "")
+    device, precision, photo_list, skipped, validation, generator = _prepare(config, photos, validation, checkpoint)
     style_list, style_skipped = [], 0
     if kind.wants_styles(config):
         style_list, style_skipped = find_photos(styles, config.decode_side(), "style images", "--styles folder")
-    device, precision, photo_list, skipped, validation, generator = _prepare(config, photos, validation, checkpoint)
     if extractor is None:
         extractor = FeatureExtractor.vgg19(pooling=ENCODER_POOLING, last_layer=level, precision=precision,
                                            device=device)

@@ -27,7 +27,7 @@ from .hardware import check_threads, free_memory_bytes, resolve_device, resolve_
 from .image import fit_long_side, match_color, resize, transfer_luminance
 from .losses import LossTerms
 from .optimize import BestIterate, optimize
-from .progress import Callback, StepInfo
+from .progress import Callback, StepInfo, StopRun
 from .recipe import GUIDANCE, INIT_IMAGE, REGISTRY, STYLE_MASKS, ExtraTerm, Place, Recipe, RunContext, blend_weights
 from .schedule import (Scale, plan_from_json, plan_tiles, plan_to_json, round_iterations, scale_deadline,
                        scale_peak_bytes, time_shares)
@@ -121,6 +121,8 @@ def check_session(recipe: Recipe, config, styles: int, style_masks=None, guidanc
                              f"take; use luminance")
     check_inputs(recipe, style_masks, guidance, config=config)
     recipe.check(config)
+    if style_masks is not None:
+        recipe.check_masks(config, len(style_masks))
     check_threads(config.threads)
     if styles:
         blend_weights(config, styles, guidance)
@@ -153,6 +155,7 @@ class Session:
         self._style_cache: dict = {}
         self._shared: dict = {}  # RunContext.shared, the same for every frame
         self.last_seed: Optional[int] = None  # the seed the last run drew from (given or drawn), to report
+        self.stopped_early: Optional[str] = None  # why the last run did fewer iterations than planned, if it did
 
     def _styles_for(self, content: torch.Tensor) -> list[torch.Tensor]:
         """The style images as this frame sees them: colour-matched to it for preserve_color=histogram
@@ -175,7 +178,10 @@ class Session:
             check_inputs(self.recipe, init_image=init_image)
         frame_run = _FrameRun(self, content, init_image, callback, checkpoint, dict(extra_terms or {}), frame)
         self.last_seed = frame_run.base_seed if self.recipe.optimises else None
-        return frame_run.run()
+        try:
+            return frame_run.run()
+        finally:
+            self.stopped_early = frame_run.stopped_early
 
 
 class _FrameRun:
@@ -186,6 +192,8 @@ class _FrameRun:
                  extra_terms: dict[str, ExtraTerm], frame: Optional[int]) -> None:
         self.session, self.recipe, self.config = session, session.recipe, session.config
         self.callback, self.checkpoint, self.extra_terms = callback, checkpoint, extra_terms
+        # why the run did fewer iterations than planned: "max_time", or "callback" (it raised StopRun)
+        self.stopped_early: Optional[str] = None
         device = session.device
         content = content.to(device)
         styles = session._styles_for(content)
@@ -231,9 +239,13 @@ class _FrameRun:
         self.step += 1
         plan = self.ctx.plan
         if self.callback is not None:
-            self.callback(StepInfo(iteration=iteration, iterations=iterations, scale=k, scales=len(plan),
-                                   size=plan[k].size, losses=terms.floats(), elapsed=time.monotonic() - self.start_time,
-                                   step=self.step, frame=self.ctx.frame, _render=render))
+            try:
+                self.callback(StepInfo(iteration=iteration, iterations=iterations, scale=k, scales=len(plan),
+                                       size=plan[k].size, losses=terms.floats(),
+                                       elapsed=time.monotonic() - self.start_time, step=self.step,
+                                       frame=self.ctx.frame, _render=render))
+            except StopRun:  # the rest of this optimisation, its tiles and its scales are skipped
+                self.stopped_early = "callback"
         if self.checkpoint is not None and state is not None:
             step = self.step
             self.checkpoint.after_step(
@@ -270,7 +282,10 @@ class _FrameRun:
                 terms.terms[name] = term(img, place)
             return terms
 
+        reached = [done]
+
         def on_step(i: int, terms: LossTerms) -> None:
+            reached[0] = i
             self.report(k, shown(i), shown_total, terms,
                         lambda: {"iteration": i, "param": param.state_dict(), "optimizer": optimizer.state_dict(),
                                  "best": None if best is None else best.state_dict(),
@@ -278,13 +293,20 @@ class _FrameRun:
                         lambda: self.finish(compose(param.image())),
                         None if best is None else lambda: self.finish(compose(best.image(param, loss_fn))))
 
-        optimize(param, loss_fn, iterations, optimizer, on_step, deadline, start=done, best=best)
+        optimize(param, loss_fn, iterations, optimizer, on_step, deadline, start=done, best=best,
+                 stop=self.stopping)
+        if reached[0] < iterations and self.stopped_early is None:
+            self.stopped_early = "max_time"
         if best is not None:
             best.settle(param, loss_fn)
         h_diag = getattr(optimizer, "h_diag", None)
         if h_diag is not None:
             self.curvature = (h_diag, pixels)
         return recipe.output(param)
+
+    def stopping(self) -> bool:
+        """Whether a callback asked the run to end (StopRun)."""
+        return self.stopped_early == "callback"
 
     @contextmanager
     def reporting(self, progress: Callable[[int, int], None]) -> Iterator[None]:
@@ -327,6 +349,8 @@ class _FrameRun:
         for k, scale in enumerate(plan):
             if k < first_scale:
                 continue
+            if self.stopping():
+                break
             resumed = saved is not None and k == first_scale
             seed = self.base_seed + SCALE_SEED_STRIDE * k
             ctx.generator.manual_seed(seed - 2**64 if seed >= 2**64 else seed)  # torch takes seeds below 2**64
@@ -344,6 +368,8 @@ class _FrameRun:
                 image = self.whole_scale(k, scale, image, style, resumed, deadline)
             else:
                 image = self.tiled_scale(k, scale, image, style, resumed, deadline)
+        if tuple(image.shape[-2:]) != plan[-1].size:  # stopped at a coarser scale: the size asked for
+            image = resize(image, plan[-1].size)
         if self.checkpoint is not None:
             self.checkpoint.finish()
         return self.finish(image.clamp(0, 1))
@@ -376,6 +402,8 @@ class _FrameRun:
             return paste
 
         def run_tile(crop: torch.Tensor, box: Box, r: int, t: int) -> torch.Tensor:
+            if self.stopping():
+                return crop
             targets = self.recipe.targets(self.ctx, k, scale, style, box)
             if targets is None:  # nothing pulls on this tile
                 return crop

@@ -135,8 +135,10 @@ class FeatureExtractor(nn.Module):
         for name in self.names:
             if name.startswith("conv"):
                 out_channels = channels_of(name, width_divisor)
-                conv = nn.Conv2d(in_channels, out_channels, kernel_size=3, padding=1)
-                if weights is not None:
+                if weights is None:
+                    conv = nn.Conv2d(in_channels, out_channels, kernel_size=3, padding=1)
+                else:  # no random initialisation to overwrite: building must not move torch's global RNG
+                    conv = nn.utils.skip_init(nn.Conv2d, in_channels, out_channels, kernel_size=3, padding=1)
                     w, b = weights[name]
                     if w.shape != conv.weight.shape:
                         raise PainterlyError(f"VGG19 weight for {name} has shape {tuple(w.shape)}, expected {tuple(conv.weight.shape)}")

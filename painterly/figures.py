@@ -10,12 +10,16 @@ from typing import Sequence
 
 from PIL import Image, ImageDraw, ImageFont
 
+from .errors import PainterlyError
+
 PALETTE = [(31, 119, 180), (214, 39, 40), (44, 160, 44), (148, 103, 189), (255, 127, 14), (23, 190, 207)]
 
 
 def side_by_side(images: Sequence[Image.Image], labels: Sequence[str], height: int = 384,
                  gap: int = 8) -> Image.Image:
     """Images scaled to one height, left to right, each with a caption underneath."""
+    if len(images) != len(labels) or not images:
+        raise PainterlyError(f"side_by_side takes one label per image: {len(images)} image(s), {len(labels)} label(s)")
     font = ImageFont.load_default()
     scaled = [im.convert("RGB").resize((max(1, round(im.width * height / im.height)), height), Image.LANCZOS)
               for im in images]

@@ -38,8 +38,9 @@ READ_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".bmp", ".tif", ".tiff")  # w
 SAVE_FORMATS = {".png": "PNG", ".jpg": "JPEG", ".jpeg": "JPEG", ".webp": "WEBP", ".tif": "TIFF", ".tiff": "TIFF", ".bmp": "BMP"}
 
 
-def open_image(source: Union[str, os.PathLike, Image.Image, np.ndarray], what: str = "image") -> Image.Image:
-    """Open a file (or take a PIL image or numpy array), honour EXIF rotation and return it in RGB or RGBA.
+def open_image(source: ImageLike, what: str = "image") -> Image.Image:
+    """Open a file (or take a PIL image, numpy array or tensor), honour EXIF rotation and return it in RGB
+    or RGBA.
 
     16-bit, greyscale, palette, CMYK and LA images are converted properly; alpha is kept (RGBA).
     """
@@ -48,6 +49,8 @@ def open_image(source: Union[str, os.PathLike, Image.Image, np.ndarray], what: s
         name = what
     elif isinstance(source, np.ndarray):
         img, name = array_image(source, what), what
+    elif isinstance(source, torch.Tensor):  # as the pipeline takes it: 1x3xHxW or 3xHxW in [0, 1]
+        img, name = tensor_to_pil(as_tensor(source, what)), what
     elif not isinstance(source, (str, os.PathLike)):
         raise PainterlyError(f"{what} must be a file path, a PIL image, a numpy array or a tensor; "
                              f"got {type(source).__name__}")

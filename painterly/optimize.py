@@ -152,8 +152,10 @@ def optimize(
     deadline: Optional[float] = None,
     start: int = 0,
     best: Optional[BestIterate] = None,
+    stop: Optional[Callable[[], bool]] = None,
 ) -> Optional[LossTerms]:
-    """Run iterations start+1 .. `steps` (fewer only if `deadline`, a time.monotonic() value, passes).
+    """Run iterations start+1 .. `steps` (fewer only if `deadline`, a time.monotonic() value, passes, or
+    `stop()` says so).
 
     `start` > 0 continues a resumed run whose optimiser state was loaded from a checkpoint.
 
@@ -175,7 +177,7 @@ def optimize(
 
     terms = None
     for i in range(start + 1, steps + 1):
-        if deadline is not None and time.monotonic() >= deadline:
+        if (deadline is not None and time.monotonic() >= deadline) or (stop is not None and stop()):
             break
         optimizer.step(closure)
         terms = last.pop()

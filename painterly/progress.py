@@ -43,6 +43,12 @@ class StepInfo:
 Callback = Callable[[StepInfo], None]
 
 
+class StopRun(Exception):
+    """Raise from a stylize() callback to end the run after this step and get the picture so far, at
+    the size asked for (a loss that has levelled off, a preview that looks done). Its later tiles and
+    scales are skipped; the result's `info["stopped_early"]` says "callback"."""
+
+
 def combine(*callbacks: Optional[Callback]) -> Optional[Callback]:
     """One callback that calls each given one in turn."""
     active = [c for c in callbacks if c is not None]

@@ -130,6 +130,10 @@ class Recipe:
         """Refuse, in one line and before any work, a config this method cannot run for what only a file it
         names tells (a model's style count); plans and runs both call it."""
 
+    def check_masks(self, config: Any, masks: int) -> None:
+        """Refuse, before any work, `masks` style masks this method cannot paint with this config (a
+        network's masks: one per style it holds). Runs and preflight call it."""
+
     def tiled_area(self, config: Any, size: tuple[int, int]) -> tuple[int, int]:
         """The (height, width) a tiled scale of `size` lays its tiles over: the picture itself, unless the
         method works on more (AdaIN and WCT: the picture reflected by their decoders' margin)."""

@@ -13,6 +13,7 @@ the same Checkpointer as optimisation runs, so `resume` continues exactly.
 from __future__ import annotations
 
 import dataclasses
+import difflib
 import math
 import os
 import time
@@ -24,14 +25,15 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 
-from .checkpoint import Checkpointer, Interrupted, fingerprint, restore_rng, rng_state, run_record
+from .checkpoint import Checkpointer, Interrupted, fingerprint, make_checkpointer, restore_rng, rng_state, run_record
 from .config import SEED_RANGE, MethodConfig, flag_name, option, unknown_options
 from .errors import PainterlyError
 from .features import FeatureExtractor, check_layers
-from .hardware import resolve_device, resolve_precision, set_threads
+from .hardware import free_memory_bytes, resolve_device, resolve_precision, set_threads
 from .image import (READ_SUFFIXES, ImageLike, as_tensor, check_writable, fit_long_side, image_list, open_image,
                     pil_to_tensor, resize, split_alpha)
 from .losses import LossTerms
+from .schedule import gib
 from .nets.grow import copies, require_wider, widen_convs
 from .nets.io import KIND, save_model, starting_file
 from .nets.transformer import Architecture, TransformerNet
@@ -163,7 +165,10 @@ def config_with(config_class: type, config: Optional[MethodConfig], options: dic
     for a name that is not an option."""
     unknown = sorted(unknown_options(config_class, options))
     if unknown:
-        raise PainterlyError(f"unknown training option '{unknown[0]}'; see {config_class.__name__}")
+        fields = sorted(f.name for f in dataclasses.fields(config_class))
+        near = difflib.get_close_matches(unknown[0], fields, n=1, cutoff=0.75)
+        hint = f" (did you mean {near[0]}?)" if near else ""
+        raise PainterlyError(f"unknown training option '{unknown[0]}'{hint}; see {config_class.__name__}")
     config = config_class() if config is None else config
     return dataclasses.replace(config, **options) if options else config
 
@@ -433,7 +438,7 @@ def run_loop(trainee: Trainee, photos: Sequence[torch.Tensor], config: LoopConfi
                 checkpoint.save(state())
             raise Interrupted(0, 1, step, config.steps, checkpoint.path)
         if checkpoint is not None and rank == 0:  # the state is the same on every rank
-            checkpoint.after_step(step, state, (0, 1, step, config.steps))
+            checkpoint.after_step(step, state, (0, 1, step, config.steps), unit="step")
         if time_up and size > 1:
             break
     if rank == 0 and 0 < step < config.steps:  # cut short by max_time (here or at the loop's top): the last step's
@@ -506,6 +511,29 @@ class NetworkTrainee(Trainee):
         return torch.cat([self.module(photo, self.style(k)) for k in styles], dim=-1)
 
 
+# A training step's peak: process and VGG (the base) plus what a photo's pixel costs forward and back through
+# the network or decoder and VGG. Measured (peak RSS, one step, a fresh process, the benchmarks' photos): the
+# default network at crops 128-768 px and batches 1-4 took 4.8-5.4 KB a pixel in fp32 and 3.6 KB in bf16 over
+# 530-770 MiB; AdaIN's decoder 4.1 KB (fp32), WCT's relu3_1 less. A step is refused only where even the floor
+# (below every measurement) does not fit: a crop of 4000 px was killed at 24 GiB, taking a notebook with it.
+# The crop it suggests instead is sized by the network's typical cost.
+TRAINING_BASE_BYTES = 500 * 2**20
+TRAINING_PIXEL_BYTES = {"fp32": (3500, 5200), "bf16": (2500, 3700)}  # (floor, typical) bytes a photo pixel
+
+
+def check_training_memory(config: LoopConfig, precision: str, device: torch.device) -> None:
+    """Refuse a crop and batch whose step cannot fit in the memory free, naming a crop that would."""
+    floor, typical = TRAINING_PIXEL_BYTES.get(precision, TRAINING_PIXEL_BYTES["fp32"])
+    need = TRAINING_BASE_BYTES + floor * config.batch * config.crop ** 2
+    free = free_memory_bytes(device.type)
+    if need <= free:
+        return
+    largest = int(max(0.0, (free - TRAINING_BASE_BYTES) / (typical * config.batch)) ** 0.5) // 16 * 16
+    fits = f"a crop of about {largest} px fits" if largest >= 32 else "free some memory"
+    raise PainterlyError(f"a training step at --crop {config.crop} and --batch {config.batch} needs at least "
+                         f"{gib(need)} GiB and {gib(free)} GiB is free: {fits}, or lower --batch")
+
+
 def _prepare(config: LoopConfig, photos: PhotoFolders, validation: Optional[ImageLike],
              checkpoint: Optional[Checkpointer]):
     from .distributed import any_rank, local_device, threads_per_rank, world
@@ -518,6 +546,7 @@ def _prepare(config: LoopConfig, photos: PhotoFolders, validation: Optional[Imag
     precision = resolve_precision(requested, device)
     # every rank in one precision: auto's timing may differ from rank to rank
     precision = "bf16" if any_rank([precision == "bf16"], world()[1])[0] else precision
+    check_training_memory(config, precision, device)  # before the photos are read at the crop's scale
     photo_list, skipped = find_photos(photos, config.decode_side())
     if validation is not None:
         validation = as_tensor(validation, "validation photo")
@@ -573,16 +602,20 @@ def _start(styles: int, config: TrainConfig, asked: dict, extend: Union[None, st
 def train(styles: Union[ImageLike, Sequence[ImageLike]], photos: PhotoFolders, output: Union[str, os.PathLike],
           config: Optional[TrainConfig] = None, *, style_names: Optional[Sequence[str]] = None,
           validation: Optional[ImageLike] = None, extend: Union[None, str, os.PathLike] = None,
-          init: Union[None, str, os.PathLike] = None, checkpoint: Optional[Checkpointer] = None,
-          callback: Optional[StepCallback] = None, extractor: Optional[FeatureExtractor] = None,
-          preview: Optional[Preview] = None, **options) -> dict:
+          init: Union[None, str, os.PathLike] = None,
+          checkpoint: Union[None, str, os.PathLike, Checkpointer] = None,
+          resume: Union[bool, str, os.PathLike] = False, callback: Optional[StepCallback] = None,
+          extractor: Optional[FeatureExtractor] = None, preview: Optional[Preview] = None, **options) -> dict:
     """Train a network on `styles` (one or several paths, PIL images or tensors) and write it to
     `output`; returns the model file's metadata with the whole loss log.
 
         painterly.train("starry_night.jpg", "photos/", "starry.safetensors", steps=2000, crop=256)
 
+    Several style images train one network of one blended style (each image's style loss, averaged;
+    its name joins theirs with "+"), unless style_set pools them as one artist's works or multi_style
+    gives each its own style in the network.
     config: a TrainConfig; options: its fields by name (over `config` where both are given).
-    style_names: one per style (default: file stems).
+    style_names: one per style image (default: file stems).
     validation: a photo rendered every `preview_every` steps and handed to `preview(step, image)`
     (default: the first readable training photo).
     extend: a multi-style model to add `styles[0]` to (only its normalisation parameters train).
@@ -590,14 +623,15 @@ def train(styles: Union[ImageLike, Sequence[ImageLike]], photos: PhotoFolders, o
     photos or another weight on a trained network without starting over.
     With extend or init the model's architecture replaces the config's; `widths` or `residual_blocks`
     named among the options and not the model's is refused (the CLI names the flags it was given).
-    checkpoint: a painterly.Checkpointer saving the run's whole state as it goes (the CLI saves every
-    minute beside the model, MODEL.ckpt); one made with resume=True continues that run exactly, and
-    one whose checkpoint.request_stop() is called (a signal handler: install_stop_handlers) saves and
+    checkpoint: a file (or a painterly.Checkpointer) the run's whole state is saved to every minute (the
+    CLI's is MODEL.ckpt beside the model); resume=True continues that run exactly (a path for resume
+    continues from that file), and a Checkpointer whose request_stop() is called (a signal handler: install_stop_handlers) saves and
     raises painterly.Interrupted at the next step. A run that config.max_time cuts short writes its
     model and keeps the checkpoint, so a resume takes it on. callback(step, steps, losses, images_per_s)
     after each step. Messages name the CLI's flags: `--steps` is `steps=` here.
     """
     config = config_with(TrainConfig, config, options)
+    checkpoint = make_checkpointer(checkpoint, resume)
     asked = {name: getattr(config, name) for name in ("widths", "residual_blocks") if name in options}
     check_writable(output, (".safetensors",))  # before the training, not after it
     styles = image_list(styles)
@@ -614,6 +648,10 @@ def train(styles: Union[ImageLike, Sequence[ImageLike]], photos: PhotoFolders, o
                                  f"{shown(value)} -o GROWN.safetensors), then --extend GROWN.safetensors")
         if value is not None and init is None:
             raise PainterlyError(f"{grow} grows a trained model: give it with --init")
+    if style_names is not None and (isinstance(style_names, str) or len(style_names) != len(styles)):
+        count = 1 if isinstance(style_names, str) else len(style_names)
+        raise PainterlyError(f"style_names names {count} style(s) for {len(styles)} style image(s); give one name "
+                             "per image")
     if style_names is None:
         style_names = [Path(s).stem if isinstance(s, (str, os.PathLike)) else f"style {i + 1}"
                        for i, s in enumerate(styles)]

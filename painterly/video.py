@@ -189,6 +189,10 @@ def stylize_video(source: Union[str, os.PathLike], styles: Union[None, ImageLike
     for hook in (callback, step_callback):
         if hook is not None and not callable(hook):
             raise PainterlyError(f"a callback must be a function, got {type(hook).__name__}")
+    video_fields = sorted(set(options) & {f.name for f in dataclasses.fields(VideoConfig)})
+    if video_fields:  # how frames are made, not how each is painted: VideoConfig's
+        raise PainterlyError(f"{', '.join(video_fields)} is a video option: give it as "
+                             f"video=painterly.VideoConfig({video_fields[0]}=...)")
     size_max = asks_size_max(options)
     if size_max:  # the largest that fits in free memory, chosen once the frames' size is known
         options = {k: v for k, v in options.items() if k != "size"}

@@ -95,3 +95,19 @@ def test_a_failed_periodic_save_is_one_line_and_the_run_goes_on(tmp_path, capfd)
     assert out.shape == (1, 3, 32, 32)
     err = capfd.readouterr().err.strip().splitlines()
     assert len(err) == 1 and err[0].startswith("painterly: warning: could not save checkpoint"), err
+
+
+def test_checkpoint_arguments_that_ask_for_checkpoints_with_nowhere_to_write_them_are_refused(tmp_path):
+    """stylize(checkpoint_every=1) without checkpoint= ran without one and said nothing; train() took only a
+    ready Checkpointer and failed on a path with an AttributeError."""
+    from painterly.checkpoint import make_checkpointer
+
+    assert make_checkpointer() is None
+    made = make_checkpointer(str(tmp_path / "run.ckpt"), resume=True)
+    assert isinstance(made, Checkpointer) and made.resume and made.path == tmp_path / "run.ckpt"
+    for asked, words in [({"every": 1}, "checkpoint_every needs checkpoint=PATH"),
+                         ({"keep": True}, "keep_checkpoint needs checkpoint=PATH"),
+                         ({"resume": True}, "resume=True needs checkpoint=PATH"),
+                         ({"checkpoint": 3}, "checkpoint must be a file path or a painterly.Checkpointer, got int")]:
+        with pytest.raises(PainterlyError, match=words):
+            make_checkpointer(**asked)

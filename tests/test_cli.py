@@ -134,6 +134,20 @@ def test_init_file_is_where_the_run_starts(images, capsys):
     assert (out - init).abs().mean() < 0.25 * (out - content).abs().mean()
 
 
+def test_init_takes_a_picture_in_python_as_content_and_styles_do(images):
+    """stylize(init=PIL image) was refused ("init must be a name or a file path"), though every other image
+    argument takes pictures; it starts from that picture as from its file, and preflight takes it too."""
+    options = {"size": 32, "scales": 1, "seed": 0, "precision": "fp32", "iterations": 0}
+    picture = Image.open(images["style2"])
+    from_file = painterly.stylize(images["content"], images["style"], init=images["style2"], **options)
+    for given in (picture, np.asarray(picture)):
+        assert np.array_equal(np.asarray(painterly.stylize(images["content"], images["style"], init=given, **options)),
+                              np.asarray(from_file))
+    assert painterly.preflight(images["content"], images["style"], init=picture, **options).scales
+    with pytest.raises(painterly.PainterlyError, match=r"^unknown option\(s\) for adain: init$"):
+        painterly.stylize(images["content"], images["style"], method="adain", init=picture, size=32)
+
+
 def test_init_model_starts_from_the_networks_picture(images, tmp_path, capsys):
     """--init model:FILE: a 0-iteration run writes the network's picture of the content; an unknown
     model or an empty name is one line, exit 2, no file; the web may offer model:NAME for bundled models."""

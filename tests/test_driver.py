@@ -5,6 +5,7 @@ named loss terms; --max-time is split over a tiled scale's tiles."""
 from __future__ import annotations
 
 import ast
+import dataclasses
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -170,6 +171,53 @@ def test_max_time_is_split_over_the_tiles_of_a_tiled_scale(tiny, monkeypatch):
     assert len(steps) <= 13
 
 
+def test_a_callback_that_raises_stop_run_ends_the_run_there_at_the_size_asked_for(tiny):
+    """A researcher stopping once the loss levels off got an exception and lost the picture; StopRun ends
+    the run after that step (its later tiles and scales skipped) and returns the picture so far."""
+    g = torch.Generator().manual_seed(3)
+    content, style = torch.rand(1, 3, 48, 64, generator=g), torch.rand(1, 3, 40, 40, generator=g)
+    config = GatysConfig(size=64, iterations=6, scales=2, precision="fp32", device="cpu", seed=0)
+    seen = []
+
+    def stop_at(scale: int, iteration: int):
+        def callback(info):
+            seen.append((info.scale, info.iteration))
+            if (info.scale, info.iteration) == (scale, iteration):
+                raise painterly.StopRun
+        return callback
+
+    session = Session(GATYS, config, [style], extractor=tiny)
+    out = session.run(content, callback=stop_at(0, 2))
+    assert seen == [(0, 1), (0, 2)] and session.stopped_early == "callback"
+    assert out.shape == content.shape and (out - content).abs().mean() > 1e-3  # the coarse picture, enlarged
+    seen.clear()
+    tiled = dataclasses.replace(config, size=96, scales=1, tile_size=64, tile_overlap=16, tile_rounds=1)
+    big = torch.rand(1, 3, 72, 96, generator=g)
+    session = Session(GATYS, tiled, [style], extractor=tiny)
+    out = session.run(big, callback=stop_at(0, 8))  # the second tile's second iteration
+    assert seen[-1] == (0, 8) and len(seen) == 8 and out.shape == big.shape
+    assert session.stopped_early == "callback"
+    full = session.run(big)
+    assert session.stopped_early is None
+    assert not torch.equal(out, full)
+
+
+def test_a_run_max_time_cuts_short_says_so(tiny, monkeypatch):
+    """--max-time that left no time for any iteration returned the start image with no sign of it."""
+    from helpers import use_fake_clock
+
+    clock = use_fake_clock(monkeypatch, "painterly.driver", "painterly.optimize")
+    g = torch.Generator().manual_seed(3)
+    content, style = torch.rand(1, 3, 32, 32, generator=g), torch.rand(1, 3, 32, 32, generator=g)
+    config = GatysConfig(size=32, iterations=4, scales=1, precision="fp32", device="cpu", seed=0, max_time=2.5)
+    session = Session(GATYS, config, [style], extractor=tiny)
+    session.run(content, callback=lambda info: clock.advance(1.0))
+    assert session.stopped_early == "max_time"
+    session = Session(GATYS, dataclasses.replace(config, max_time=None), [style], extractor=tiny)
+    session.run(content, callback=lambda info: clock.advance(1.0))
+    assert session.stopped_early is None
+
+
 @pytest.mark.parametrize("module", ["cli.py", "cli_train.py", "cli_serve.py", "cli_video.py", "cli_batch.py", "cli_flags.py"])
 def test_cli_imports_nothing_but_the_public_api(module):
     tree = ast.parse((Path(cli.__file__).parent / module).read_text())
@@ -240,3 +288,5 @@ def test_options_no_one_method_takes_are_named_with_their_methods():
         painterly.make_config(model="four_paintings", style_mask=["a.png"])
     with pytest.raises(PainterlyError, match=r"^unknown options flavour, iteratons \(did you mean iterations\?\)$"):
         painterly.make_config(iteratons=3, flavour=1)
+    with pytest.raises(PainterlyError, match=r"^unknown method 'AdaIN' \(did you mean adain\?\); choose from "):
+        painterly.get_method("AdaIN")  # names are lower case, as the CLI's --method takes them

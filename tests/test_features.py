@@ -293,3 +293,14 @@ def test_bf16_extractor_passes_gradients_in_float32():
     x = torch.rand(1, 3, 8, 8, requires_grad=True)
     ex(x, ["relu2_1"])["relu2_1"].sum().backward()
     assert x.grad.dtype == torch.float32 and x.grad.abs().sum() > 0
+
+
+def test_building_the_real_vgg_leaves_torchs_global_random_numbers_alone():
+    """train() seeds torch's global generator and then initialises the network from it; building VGG19
+    in between (the first call in a process, later ones reuse it) drew numbers for weights it then
+    overwrote, so the first training in a process differed from every later one with the same seed."""
+    torch.manual_seed(0)
+    expected = torch.rand(4)
+    torch.manual_seed(0)
+    FeatureExtractor(load_vgg19_weights(), last_layer="relu2_1")
+    assert torch.equal(torch.rand(4), expected)

@@ -267,8 +267,10 @@ def test_train_takes_one_style_and_options_by_name(tmp_path, photos, tiny_vgg):
     assert info["training"]["steps"] == 2 and info["styles"] == ["style 1"]
     again = train(_style(), photos, tmp_path / "n.safetensors", _config(steps=3), steps=1, extractor=tiny_vgg)
     assert again["training"]["steps"] == 1 and again["training"]["crop"] == _config().crop
-    with pytest.raises(PainterlyError, match="unknown training option 'stpes'"):
+    with pytest.raises(PainterlyError, match=r"unknown training option 'stpes' \(did you mean steps\?\)"):
         train(_style(), photos, tmp_path / "x.safetensors", stpes=2)
+    with pytest.raises(PainterlyError, match=r"style_names names 2 style\(s\) for 1 style image"):  # was named 'a+b'
+        train(_style(), photos, tmp_path / "x.safetensors", steps=2, style_names=["a", "b"])
     with pytest.raises(PainterlyError, match="validation photo is 300x3 px; each side must be at least 16 px"):
         train(_style(), photos, tmp_path / "v.safetensors", steps=2, extractor=tiny_vgg,
               validation=torch.rand(1, 3, 3, 300))
@@ -320,9 +322,10 @@ def _train_until(stop_at: int, tmp_path, photos, config, extractor) -> None:
         if step == stop_at:
             ckpt.request_stop(signal.SIGINT)
 
-    with pytest.raises(Interrupted):
+    with pytest.raises(Interrupted) as info:
         train([_style()], photos, tmp_path / "b.safetensors", config, extractor=extractor, checkpoint=ckpt,
               callback=stop, style_names=["s"])
+    assert str(info.value) == f"interrupted at step {stop_at}/{config.steps}"  # a training has no scales
 
 
 @pytest.mark.parametrize("loss", ["gram", "strotss"])
@@ -331,8 +334,10 @@ def test_training_resumes_bit_exactly(tmp_path, photos, tiny_vgg, loss):
     config = _config(steps=6, loss=loss, style_weight=None if loss == "strotss" else 1e4, warmup=4)
     train([_style()], photos, tmp_path / "a.safetensors", config, extractor=tiny_vgg, style_names=["s"])
     _train_until(3, tmp_path, photos, config, tiny_vgg)
-    train([_style()], photos, tmp_path / "b.safetensors", config, extractor=tiny_vgg,
-          checkpoint=Checkpointer(tmp_path / "t.ckpt", seconds=None, resume=True), style_names=["s"])
+    resume = {"checkpoint": Checkpointer(tmp_path / "t.ckpt", seconds=None, resume=True)} if loss == "gram" else \
+        {"checkpoint": str(tmp_path / "t.ckpt"), "resume": True}  # a path, as stylize() takes
+    train([_style()], photos, tmp_path / "b.safetensors", config, extractor=tiny_vgg, style_names=["s"], **resume)
+    assert not (tmp_path / "t.ckpt").exists()  # a finished run's checkpoint goes
     a, b = load_model(tmp_path / "a.safetensors")[0], load_model(tmp_path / "b.safetensors")[0]
     assert all(torch.equal(x, y) for x, y in zip(a.state_dict().values(), b.state_dict().values()))
 
@@ -645,9 +650,11 @@ def test_network_method_through_the_api(tmp_path):
     with pytest.raises(PainterlyError, match="style weights have 2 values for a model of 3"):
         painterly.stylize(content, method="network", model=str(path), size=60, style_weights=(1, 0))
     masks = [torch.ones(1, 1, 40, 60)] * 3
-    with pytest.raises(PainterlyError, match="style masks .* take no style-weights"):
-        painterly.stylize(content, method="network", model=str(path), size=60, style_weights=(0, 1, 0),
-                          style_masks=masks)
+    for check in (painterly.preflight, painterly.stylize):  # preflight refuses what the run would
+        with pytest.raises(PainterlyError, match="style masks .* take no style-weights"):
+            check(content, method="network", model=str(path), size=60, style_weights=(0, 1, 0), style_masks=masks)
+        with pytest.raises(PainterlyError, match=r"^2 style mask\(s\) for a model of 3 style\(s\)$"):
+            check(content, method="network", model=str(path), size=60, style_masks=masks[:2])
 
 
 def test_a_model_file_is_read_once_while_it_is_unchanged(tmp_path, monkeypatch):

@@ -31,3 +31,19 @@ def test_a_long_noisy_training_curve_is_drawn_through_its_running_mean():
     short = [{"step": i + 1, "scale": 0, "loss": 10 ** (5 - 2 * i / 49)} for i in range(50)]
     rows = _rows_with(loss_curve(short), PALETTE[0])
     assert min(rows) <= top + 2 and max(rows) >= bottom - 2  # drawn from 1e5 down to 1e3 as it is
+
+
+def test_side_by_side_pastes_every_image_under_its_label_and_refuses_a_missing_label():
+    """Two images and one label drew one image on a sheet two wide (zip stopped at the shorter)."""
+    import pytest
+    from PIL import Image
+
+    from painterly.errors import PainterlyError
+    from painterly.figures import side_by_side
+
+    red, blue = Image.new("RGB", (20, 10), (255, 0, 0)), Image.new("RGB", (10, 10), (0, 0, 255))
+    sheet = np.asarray(side_by_side([red, blue], ["red", "blue"], height=10, gap=2))
+    assert sheet.shape[1] == 20 + 10 + 3 * 2
+    assert tuple(sheet[5, 2 + 10]) == (255, 0, 0) and tuple(sheet[5, 2 + 20 + 2 + 5]) == (0, 0, 255)
+    with pytest.raises(PainterlyError, match=r"one label per image: 2 image\(s\), 1 label\(s\)"):
+        side_by_side([red, blue], ["red"])

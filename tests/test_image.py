@@ -415,3 +415,16 @@ def test_numpy_images_work_as_pil_images_do():
 def test_an_image_of_another_type_is_refused_naming_what_is_taken(source):
     with pytest.raises(PainterlyError, match="content image must be a file path, a PIL image, a numpy array or a tensor"):
         painterly.stylize(source, torch.rand(1, 3, 16, 16), size=16, iterations=1)
+
+
+def test_open_image_takes_the_tensors_its_message_names():
+    """It said "must be a file path, a PIL image, a numpy array or a tensor; got Tensor"."""
+    from painterly.image import open_image
+
+    t = torch.zeros(3, 4, 5)
+    t[0, 1, 2] = 1.0
+    img = open_image(t)
+    assert img.size == (5, 4) and img.mode == "RGB" and img.getpixel((2, 1)) == (255, 0, 0)
+    assert open_image(t[None]).size == (5, 4)
+    with pytest.raises(PainterlyError, match=r"image tensor must be 1x3xHxW or 3xHxW, got \(2, 3, 4, 4\)"):
+        open_image(torch.rand(2, 3, 4, 4))

@@ -256,3 +256,27 @@ def test_a_training_stopped_by_max_time_says_how_to_go_on_and_does(tmp_path, fil
     assert command[:2] == ["painterly", "train"] and "--resume" in command and "--max-time" not in command
     assert cli.main(command[1:]) == 0, capsys.readouterr().err
     assert load_model(out)[1]["training"]["steps_done"] == 8 and not out.with_suffix(".ckpt").exists()
+
+
+def test_a_crop_that_cannot_fit_in_memory_is_refused_before_any_photo_is_read(files, tmp_path, capsys, monkeypatch):
+    """train(crop=4000) was killed by the kernel at 24 GiB (a notebook's kernel with it). A step whose floor
+    (a per-pixel cost below every measured training) exceeds the free memory is refused in one line
+    naming a crop that fits; the same with a crop that fits trains."""
+    from painterly import training
+
+    monkeypatch.setattr(training, "free_memory_bytes", lambda device_type="cpu": 2 * 2**30)
+    read = []
+    monkeypatch.setattr(training, "find_photos", lambda *a, **k: read.append(a) or (_ for _ in ()).throw(
+        AssertionError("photos read")))
+    out = tmp_path / "big.safetensors"
+    message = _fails(capsys, ["train", files["s"], "--photos", files["photos"], "-o", out, "--steps", "1",
+                              "--batch", "4", "--crop", "1024", "--precision", "fp32", "-q"],
+                     "a training step at --crop 1024 and --batch 4 needs at least", "GiB is free")
+    largest = int(message.split("a crop of about ")[1].split(" px")[0])
+    per_pixel = training.TRAINING_PIXEL_BYTES["fp32"][1] * 4
+    assert 32 <= largest and training.TRAINING_BASE_BYTES + per_pixel * largest ** 2 <= 2 * 2**30
+    assert not read and not out.exists()
+    for method in ("adain", "wct"):  # the decoders' trainings share the check
+        _fails(capsys, ["train-decoder", "--photos", files["photos"], "-o", out, "--method", method, "--steps", "1",
+                        "--batch", "4", "--crop", "1024", "--image-side", "1024", "--precision", "fp32", "-q",
+                        *(["--styles", files["styles"]] if method == "adain" else [])], "needs at least")

@@ -153,6 +153,11 @@ def test_the_api_refuses_them_too(clip, tmp_path):
     with pytest.raises(painterly.PainterlyError, match="it takes no --crf"):
         VideoConfig(crf=18, lossless=True)
     assert VideoConfig(lossless=True).crf is None and VideoConfig(crf=51).crf == 51
+    # given beside the painting options, a video option is pointed to VideoConfig (it was "unknown option
+    # later_iterations (did you mean scale_iterations?)")
+    with pytest.raises(painterly.PainterlyError,
+                       match=r"^later_iterations is a video option: give it as video=painterly.VideoConfig\("):
+        stylize_video(clip, [str(STYLE)], tmp_path / "o.mp4", later_iterations=2)
 
 
 # --- 4. a frame folder's output after an error; frames of two sizes ---------------------------------------

@@ -118,6 +118,14 @@ class Network(Recipe):
         if config.style_weights is not None and (min(config.style_weights) < 0 or sum(config.style_weights) <= 0):
             raise PainterlyError("style weights must be non-negative and not all zero")
 
+    def check_masks(self, config: NetworkConfig, masks: int) -> None:
+        """One mask per style the model holds, and no style weights beside them."""
+        styles = self.architecture(config).styles
+        if masks != styles:
+            raise PainterlyError(f"{masks} style mask(s) for a model of {styles} style(s)")
+        if config.style_weights is not None:
+            raise PainterlyError("style masks give each style its own region; they take no style-weights")
+
     def architecture(self, config: NetworkConfig) -> Architecture:
         """The model's architecture from its file's metadata (the default one while no file is named)."""
         path = model_path(config.model) if config.model else None
@@ -201,10 +209,6 @@ class Network(Recipe):
         """The style masks as a mix per pixel over the padded picture (1 x styles x H x W, summing to 1),
         read by the whole pass and cut by its tiles alike. Pixels no mask covers mix the styles that have
         a region evenly (an all-black mask leaves its style out there too)."""
-        if len(run.style_masks) != net.arch.styles:
-            raise PainterlyError(f"{len(run.style_masks)} style mask(s) for a model of {net.arch.styles} style(s)")
-        if run.config.style_weights is not None:
-            raise PainterlyError("style masks give each style its own region; they take no style-weights")
         masks = torch.cat([resize(m.expand(-1, 3, -1, -1), size)[:, :1] for m in run.style_masks], dim=1)
         used = (masks.amax(dim=(2, 3), keepdim=True) > 0).to(masks.dtype)
         masks = torch.where(masks.sum(1, keepdim=True) > 0, masks, used / used.sum())
