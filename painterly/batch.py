@@ -82,6 +82,22 @@ def options_for(method: str, options: dict) -> dict:
     return {k: v for k, v in options.items() if k in takes}
 
 
+def output_folders(contents: Sequence[str]) -> dict[str, Path]:
+    """Where under -o each content's outputs go: beside the others, unless other contents share its name
+    (IMG_0001.jpg in two of a camera's folders); those keep their folders below the one they share."""
+    by_stem: dict[str, list[str]] = {}
+    for content in contents:
+        by_stem.setdefault(Path(content).stem, []).append(content)
+    places = {content: Path() for content in contents}
+    for same in by_stem.values():
+        if len(same) > 1:
+            parents = [Path(os.path.abspath(c)).parent for c in same]
+            root = Path(os.path.commonpath(parents))
+            for content, parent in zip(same, parents):
+                places[content] = parent.relative_to(root)
+    return places
+
+
 def pair_jobs(contents: Sequence[str], styles: Sequence[str], models: Sequence[str], output_dir: str,
               options: dict, style_set: bool = False) -> list[BatchJob]:
     """Every content with every style (or, with style_set, with all the styles at once) and every model."""
@@ -104,10 +120,11 @@ def pair_jobs(contents: Sequence[str], styles: Sequence[str], models: Sequence[s
         sides += [(Path(model).stem, (), {**shared, "model": model}) for model in models]
 
     def jobs_of(images: Sequence[str]) -> list[BatchJob]:
+        places = output_folders(images)
         jobs = []
         for content in images:
             for label, group, side_options in sides:
-                name = f"{Path(content).stem}__{label}"
+                name = (places[content] / f"{Path(content).stem}__{label}").as_posix()
                 suffix = ".mp4" if is_video_path(content) else ".png"
                 jobs.append(BatchJob(name, os.path.abspath(content), tuple(os.path.abspath(s) for s in group),
                                      os.path.abspath(Path(output_dir) / f"{name}{suffix}"), side_options))
@@ -232,6 +249,9 @@ def run_job(job: BatchJob, retries: int = 0, stylize_fn: Callable = stylize) -> 
                 save_image(image, job.output)
             remove_stale_parts(job.output)  # an earlier attempt's worker killed mid-write left its temporary file
             return JobResult(job.name, job.output, DONE, attempt, round(time.monotonic() - start, 3))
+        except PainterlyError as exc:  # its inputs or options: another attempt would fail the same way
+            error = " ".join(str(exc).split())
+            return JobResult(job.name, job.output, FAILED, attempt, round(time.monotonic() - start, 3), error)
         except Exception as exc:  # whatever went wrong, this job is recorded and the batch goes on
             error = " ".join(str(exc).split()) or type(exc).__name__
     return JobResult(job.name, job.output, FAILED, retries + 1, round(time.monotonic() - start, 3), error)

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
 from PIL import Image
@@ -32,6 +33,18 @@ def test_pairs_cover_every_content_with_every_style_and_model(images, tmp_path):
     assert painterly.expand_images([str(images / "*.png")]) == [str(images / "a.png"), str(images / "style.png")]
     with pytest.raises(painterly.PainterlyError, match="matches no file"):
         painterly.expand_images([str(images / "*.gif")])
+
+
+def test_photos_of_one_name_in_several_folders_keep_their_folders_under_the_output(images, tmp_path):
+    """A camera's IMG_0001.jpg in two folders made two jobs write one file, and the whole batch was refused;
+    those keep their folders below the one they share, while the others stay side by side."""
+    (images / "sub" / "deeper").mkdir()
+    Image.new("RGB", (40, 30)).save(images / "sub" / "deeper" / "a.png")
+    jobs = painterly.pair_jobs(painterly.expand_images([str(images)]), [], ["starry_night"], str(tmp_path / "out"),
+                               {"size": 32})
+    outputs = sorted(Path(j.output).relative_to(tmp_path / "out").as_posix() for j in jobs)
+    assert outputs == ["a__starry_night.png", "b__starry_night.png", "style__starry_night.png",
+                       "sub/deeper/a__starry_night.png"]
 
 
 def test_manifest_reads_csv_and_json(images, tmp_path):
@@ -97,9 +110,15 @@ def test_skip_redo_and_retry(images, tmp_path):
         raise painterly.PainterlyError("always fails")
 
     other = BatchJob("k", job.content, job.styles, str(tmp_path / "never.png"), TINY)
-    failed = run_job(other, retries=2, stylize_fn=broken)
-    assert failed.status == FAILED and failed.attempts == 3 and failed.error == "always fails"
+    failed = run_job(other, retries=2, stylize_fn=broken)  # its inputs or options: not tried again
+    assert failed.status == FAILED and failed.attempts == 1 and failed.error == "always fails"
     assert not (tmp_path / "never.png").exists()
+
+    def crashing(content, styles, **options):
+        raise RuntimeError("worker lost")
+
+    crashed = run_job(other, retries=2, stylize_fn=crashing)
+    assert crashed.status == FAILED and crashed.attempts == 3 and crashed.error == "worker lost"
 
 
 def test_the_batch_command_runs_resumes_and_reports(images, tmp_path, capsys):
@@ -113,7 +132,7 @@ def test_the_batch_command_runs_resumes_and_reports(images, tmp_path, capsys):
     assert code == 1  # one job failed
     summary = {r["name"]: r for r in json.loads((out / "summary.json").read_text())}
     assert summary["a__style"]["status"] == "done" and summary["b__style"]["status"] == "done"
-    assert summary["broken__style"]["status"] == "failed" and summary["broken__style"]["attempts"] == 2
+    assert summary["broken__style"]["status"] == "failed" and summary["broken__style"]["attempts"] == 1
     assert "corrupt" in summary["broken__style"]["error"] or "not an image" in summary["broken__style"]["error"]
     assert Image.open(out / "a__style.png").size == (32, 24)
     (images / "sub" / "broken.png").unlink()
