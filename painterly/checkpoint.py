@@ -154,6 +154,7 @@ class Checkpointer:
         self._record: Optional[dict] = None     # the inputs' digests and the options, for a refusal to name
         self._last_save = time.monotonic()
         self._save_cost = 0.0
+        self._latest: Optional[Callable[[], dict]] = None  # the last step's state, which a kept checkpoint ends on
 
     # --- used by signal handlers ---
     def request_stop(self, signum: int = signal.SIGINT) -> None:
@@ -231,11 +232,13 @@ class Checkpointer:
             return time.monotonic() - self._last_save >= max(self.seconds, 10 * self._save_cost)
         return False
 
-    def save(self, state: dict) -> Path:
+    def save(self, state: dict, finished: bool = False) -> Path:
         """Write atomically: a temporary file in the same folder, then os.replace."""
         t0 = time.monotonic()
         data = {"format": FORMAT, "fingerprint": self._fingerprint, "precision": self._precision,
                 "threads": torch.get_num_threads(), "record": self._record, "state": state, "extra": self.extra}
+        if finished:
+            data["finished"] = True
         write_checkpoint(self.path, data)
         self.saved += 1
         self._last_save = time.monotonic()
@@ -249,6 +252,7 @@ class Checkpointer:
 
         Saves when due; if a stop was requested, saves and raises Interrupted (with render()'s image).
         """
+        self._latest = state
         if self.stop_signal is not None:
             self.save(state())
             raise Interrupted(*where, checkpoint=self.path, image=render() if render else None,
@@ -272,7 +276,9 @@ class Checkpointer:
             except FileNotFoundError:
                 pass
             return
-        if self.path.is_file():
+        if self._latest is not None:  # the run's end, also where it ended before the first save was due
+            self.save(self._latest(), finished=True)
+        elif self.path.is_file():
             write_checkpoint(self.path, {**read_checkpoint(self.path), "finished": True})
 
 

@@ -14,6 +14,7 @@ so even a SIGKILL loses at most that much; it is removed when the run finishes.
 from __future__ import annotations
 
 import argparse
+import difflib
 import json
 import os
 import re
@@ -31,7 +32,14 @@ from . import (DEFAULT_METHOD, Checkpointer, Interrupted, LossHistory, Painterly
                install_stop_handlers, refuse_overwriting_inputs, largest_size, make_config, method_for, available_methods, open_image, plan,
                save_image, side_by_side, split_alpha, stylize)
 
-SUBCOMMANDS = ("train", "train-decoder", "models", "serve", "video", "batch")  # `painterly train ...` etc.
+SUBCOMMANDS = {  # `painterly train ...` etc., and what each does (the main --help lists them)
+    "video": "repaint a video, frame by frame, with optical-flow temporal consistency",
+    "batch": "repaint every content with every style or model, resumably, here or on a Ray cluster",
+    "train": "train a style network (one style, a style set, or several in one network)",
+    "train-decoder": "train AdaIN's decoder or a WCT level's",
+    "models": "list the bundled and given style networks and decoders",
+    "serve": "the local web app and its HTTP API",
+}
 OUT_OF_MEMORY = ("out of memory; try a smaller --size or --max-memory (which tiles what does not fit), --precision bf16, "
                  "or, optimising, --optimizer adam")
 
@@ -48,8 +56,11 @@ def build_parser(method: str = DEFAULT_METHOD) -> argparse.ArgumentParser:
         prog="painterly",
         usage="painterly CONTENT STYLE [STYLE ...] -o OUT.png [options]",
         description="Repaint CONTENT in the style of one or more STYLE images (neural style transfer).",
-        epilog=f"Values in [brackets] are the defaults of --method {shown.name} (painterly.{shown.config_class.__name__}); "
-               "'painterly --method NAME --help' shows another method's.",
+        epilog=f"Values in [brackets] are the defaults of --method {shown.name} (painterly.{shown.config_class.__name__});\n"
+               "'painterly --method NAME --help' shows another method's.\n\nOther commands "
+               "('painterly COMMAND --help' for each):\n"
+               + "\n".join(f"  {name:14} {what}" for name, what in SUBCOMMANDS.items()),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
         allow_abbrev=False,
     )
     p.add_argument("content", nargs="?", metavar="CONTENT", help="the photo to repaint")
@@ -361,12 +372,23 @@ def _is_out_of_memory(exc: BaseException) -> bool:
                                               or "not enough memory" in text)
 
 
+def _refuse_misspelt_command(words: Sequence[str]) -> None:
+    """`painterly vidoe clip.mp4 ...` read vidoe as a CONTENT image and failed on something else; a first
+    word that is no file and is near a command is refused naming it."""
+    if not words or words[0].startswith("-") or Path(words[0]).exists():
+        return
+    near = difflib.get_close_matches(words[0], list(SUBCOMMANDS), n=1, cutoff=0.7)
+    if near:
+        raise _UsageError(f"unknown command '{words[0]}' (did you mean {near[0]}?)")
+
+
 def main(argv: Optional[Sequence[str]] = None) -> int:
     """Run the command line; returns the exit status (0 ok, 1 failure, 2 user error, 130 interrupted)."""
     words = sys.argv[1:] if argv is None else [str(a) for a in argv]
     try:
         if words and words[0] in SUBCOMMANDS:
             return run_subcommand(words)
+        _refuse_misspelt_command(words)
         parser = build_parser(_method_in(words))
         try:
             args = parser.parse_intermixed_args(argv)

@@ -168,6 +168,13 @@ def test_mismatched_inputs_or_options_are_refused(tmp_path, tiny):
     for _ in range(2):
         run(content, [style], config, extractor=tiny, checkpoint=Checkpointer(kept, every=1, seconds=None, keep=True))
         assert read_checkpoint(kept)["finished"] is True
+    # --keep-checkpoint on a run that ended before its first save was due kept nothing: it keeps the end state
+    every_step = read_checkpoint(kept)["state"]
+    kept.unlink()
+    run(content, [style], config, extractor=tiny, checkpoint=Checkpointer(kept, seconds=None, keep=True))
+    saved = read_checkpoint(kept)
+    assert saved["finished"] is True and saved["state"]["iteration"] == config.iterations
+    assert torch.equal(saved["state"]["param"]["pixels"], every_step["param"]["pixels"])
 
 
 def test_a_networks_starting_picture_is_named_by_the_options_not_fingerprinted(tmp_path, tiny):

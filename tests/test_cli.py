@@ -272,6 +272,17 @@ def test_help_explains_every_flag(capsys):
                  "--version", "--output"]:
         assert flag in stdout, flag
     assert f"[{GatysConfig().size}]" in stdout  # defaults shown, read from GatysConfig
+    listed = stdout.split("Other commands")[1]  # the other commands can be found from here
+    assert all(f"\n  {command} " in listed for command in cli.SUBCOMMANDS)
+
+
+@pytest.mark.parametrize("typed,meant", [("vidoe", "video"), ("trian", "train"), ("modles", "models")])
+def test_a_misspelt_command_is_named_as_one(typed, meant, capsys):
+    """`painterly vidoe clip.mp4 style.jpg -o x.mp4` read vidoe as the CONTENT and complained of x.mp4's
+    extension; `painterly modles` asked for a CONTENT image."""
+    code, _, err = run([typed, "clip.mp4", "-o", "x.mp4"], capsys)
+    assert code == 2
+    assert_one_error_line(err, f"unknown command '{typed}' (did you mean {meant}?)")
 
 
 def test_version(capsys):
