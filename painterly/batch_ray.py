@@ -34,8 +34,14 @@ class RayExecutor:
         ray = _ray()
         os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
         if not ray.is_initialized():
-            ray.init(address=address, include_dashboard=False, log_to_driver=False, configure_logging=False,
-                     **({} if address else {"num_cpus": max(1, math.ceil(workers * cpus))}))
+            try:
+                ray.init(address=address, include_dashboard=False, log_to_driver=False, configure_logging=False,
+                         **({} if address else {"num_cpus": max(1, math.ceil(workers * cpus))}))
+            except ConnectionError as exc:  # Ray's own words name its --address flag, which painterly has not
+                where = "running here" if address == "auto" else f"at '{address}'"
+                raise PainterlyError(f"no Ray cluster {where} ({' '.join(str(exc).split('.')[0].split())}); start "
+                                     "one with `ray start --head`, give its address (--ray ray://HOST:10001), or "
+                                     "give --ray alone for a local one started here") from None
         have = ray.cluster_resources()
         if workers * cpus > have.get("CPU", 0) or workers * gpus > have.get("GPU", 0):
             raise PainterlyError(f"{workers} workers x ({cpus:g} CPUs, {gpus:g} GPUs) do not fit the Ray cluster "

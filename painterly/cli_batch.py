@@ -59,6 +59,8 @@ def batch_command(words: Sequence[str]) -> int:
     args = build_batch_parser(_method_in(words)).parse_intermixed_args(list(words))
     if args.retries < 0:
         raise _UsageError("--retries must not be negative")
+    if Path(args.output).exists() and not Path(args.output).is_dir():
+        raise _UsageError(f"-o names the folder the outputs go to, and '{args.output}' is a file")
     options = {name: getattr(args, name) for name in config_flags() if hasattr(args, name) and name != "model"}
     if args.method:
         options["method"] = args.method
@@ -74,6 +76,12 @@ def batch_command(words: Sequence[str]) -> int:
     Path(args.output).mkdir(parents=True, exist_ok=True)
     summary = args.summary or str(Path(args.output) / "summary.json")
     check_writable(summary, (".json", ".csv"))  # before the first job, not after it
+    executor = None
+    if args.ray:  # connected before the bar is drawn: a cluster that is not there is one line
+        from . import RayExecutor
+
+        executor = RayExecutor(None if args.ray == "local" else args.ray, workers=args.workers,
+                               cpus=args.cpus_per_worker, gpus=args.gpus_per_worker, retries=args.retries)
     bar = None
     if not args.quiet:
         from tqdm import tqdm
@@ -87,12 +95,6 @@ def batch_command(words: Sequence[str]) -> int:
         if result.status == "failed":
             print(f"painterly: {result.name} failed after {result.attempts} attempt(s): {result.error}", file=sys.stderr)
 
-    executor = None
-    if args.ray:
-        from . import RayExecutor
-
-        executor = RayExecutor(None if args.ray == "local" else args.ray, workers=args.workers,
-                               cpus=args.cpus_per_worker, gpus=args.gpus_per_worker, retries=args.retries)
     try:
         results = run_batch(jobs, executor=executor, retries=args.retries, summary=summary, callback=progress)
     finally:

@@ -144,6 +144,28 @@ def test_the_batch_command_runs_resumes_and_reports(images, tmp_path, capsys):
     assert main(["batch", "--manifest", str(images / "nope.csv"), "-o", str(out)]) == 2
 
 
+def test_an_output_folder_that_is_a_file_and_a_ray_cluster_that_is_not_there_are_one_line(images, tmp_path, capsys,
+                                                                                            monkeypatch):
+    """-o photo.jpg said "cannot access 'photo.jpg': File exists" (exit 1); --ray auto with no cluster
+    quoted Ray's advice to set its --address flag, which painterly has not, under a progress bar."""
+    from painterly.cli import main
+
+    taken = tmp_path / "photo.jpg"
+    taken.write_bytes(b"x")
+    assert main(["batch", str(images / "a.png"), "--model", "starry_night", "-o", str(taken), "-q"]) == 2
+    assert "-o names the folder the outputs go to, and" in capsys.readouterr().err
+    ray = pytest.importorskip("ray")
+    if ray.is_initialized():
+        pytest.skip("a Ray cluster is running in this process")
+    monkeypatch.delenv("RAY_ADDRESS", raising=False)
+    monkeypatch.setenv("RAY_USAGE_STATS_ENABLED", "0")
+    code = main(["batch", str(images / "a.png"), "--model", "starry_night", "-o", str(tmp_path / "out"), "--ray",
+                 "auto"])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 2 and len(err) == 1 and err[0].startswith("painterly: error: no Ray cluster running here"), err
+    assert "--address" not in err[0] and not (tmp_path / "out" / "summary.json").exists()
+
+
 @pytest.fixture(scope="module")
 def ray_cluster():
     ray = pytest.importorskip("ray")
