@@ -94,7 +94,7 @@ def unpaired_colours(content_guide: torch.Tensor, style_guides: Sequence[torch.T
                  f"not in style guidance map {', '.join(map(str, missing))}" if missing else
                  "in too little of style guidance map 1 to count as a region")
         lines.append(f"colour {hexed} covers {share:.0%} of the content guidance map but is {where}: that part of "
-                     "the content pairs with no style region")
+                     "the content pairs with no style region and is styled as if unguided")
     return lines
 
 

@@ -99,7 +99,8 @@ class LossHistory:
 
     def __call__(self, info: StepInfo) -> None:
         self.records.append({"step": info.step, "scale": info.scale, "iteration": info.iteration,
-                             "size": list(info.size), "elapsed": round(info.elapsed, 4), **info.losses})
+                             # [width, height], as the web API and the CLI's "wrote ... (WxH)" give sizes
+                             "size": [info.size[1], info.size[0]], "elapsed": round(info.elapsed, 4), **info.losses})
 
     @property
     def has_losses(self) -> bool:

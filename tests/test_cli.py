@@ -89,6 +89,7 @@ def test_end_to_end_with_log_comparison_and_intermediates(images, capsys):
     for r in records:
         assert {"content", "style", "total"} <= set(r)
         assert r["total"] == pytest.approx(r["content"] + r["style"])
+        assert r["size"] == [48, 36]  # width first, as the summary line and the web API say sizes
     assert Image.open(d / "out.loss.png").size == (800, 480)
 
     compare = Image.open(d / "out.compare.png")

@@ -602,7 +602,7 @@ def test_a_content_colour_no_style_map_has_is_noted_and_black_is_a_colour():
     assert sorted(p.color for p in pairs) == sorted([black, RED])
     assert unpaired_colours(cg, [s1, s2], pairs) == [
         "colour #00ff00 covers 50% of the content guidance map but is not in style guidance map 1: that part of "
-        "the content pairs with no style region"]
+        "the content pairs with no style region and is styled as if unguided"]
     plain = [_guide(32, 32, 16, RED, BLUE)]  # no black: black content takes the whole style too
     lines = unpaired_colours(cg, plain, paired_regions(cg, plain))
     assert sorted(line.split(" covers")[0] for line in lines) == ["colour #000000", "colour #00ff00"]

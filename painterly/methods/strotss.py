@@ -60,7 +60,7 @@ class StrotssConfig(OptimisationConfig):
     iterations: int = option(250, "RMSprop steps at every scale", minimum=0, group=SCHEDULE, metavar="N")
     scales: Optional[int] = option(None, "coarse-to-fine stages, each twice the previous (auto: the authors' 4, "
                                    "fewer where the coarsest would be under 16 px a side)", minimum=1,
-                                   none_word="auto", group=SCHEDULE, metavar="N")
+                                   none_word="auto", default_text="auto", group=SCHEDULE, metavar="N")
     content_weight: float = option(32.0, "content weight at the coarsest scale, halved at each finer one",
                                    minimum=0, group=LOSSES, metavar="W")
     moment_weight: float = option(1.0, "weight of the moment (and palette) style term", minimum=0, group=LOSSES,
