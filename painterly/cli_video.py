@@ -6,6 +6,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import shlex
+import signal
 import sys
 import typing
 from typing import Sequence
@@ -100,6 +101,9 @@ def video_command(words: Sequence[str]) -> int:
     bar = _FrameBar(args.quiet, size_max)
     guides = {k: v for k, v in (("content_guidance", args.content_guidance), ("style_guidance", args.style_guidance))
               if v is not None}
+    # Ctrl-C and SIGTERM stop it keeping the finished frames, also where the shell started it with SIGINT
+    # ignored (a background job of a script), which Python then leaves ignored
+    previous = {signum: signal.signal(signum, signal.default_int_handler) for signum in (signal.SIGINT, signal.SIGTERM)}
     try:
         result = stylize_video(args.input, list(args.styles), args.output, method=method, config=config, video=video,
                                resume=args.resume, callback=bar, **guides, **({"size": "max"} if size_max else {}))
@@ -111,6 +115,8 @@ def video_command(words: Sequence[str]) -> int:
         return EXIT_INTERRUPTED
     finally:
         bar.close()
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
     if not args.quiet:
         if result.note:
             print(f"painterly: {result.note}", file=sys.stderr)

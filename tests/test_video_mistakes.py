@@ -253,3 +253,32 @@ def test_fps_sets_a_folders_rate_and_is_refused_for_a_video_file(clip, tmp_path,
     assert "fps must be positive" in last_error(capsys)
     with pytest.raises(painterly.PainterlyError, match="--fps must be at least 1/1001, got 0.0004"):
         VideoSource(frames, fps=0.0004)  # kept as a fraction of denominator 1001 or less: 0, and written as 24
+
+
+@pytest.mark.parametrize("signum", ["SIGINT", "SIGTERM"])
+def test_a_video_stops_on_a_signal_even_where_the_shell_ignored_sigint(clip, tmp_path, capsys, monkeypatch, signum):
+    """`painterly video ... &` from a script starts with SIGINT ignored, and Python left it so: kill -INT
+    did nothing and the video ran to its end. The command now takes SIGINT and SIGTERM as Ctrl-C (the
+    finished frames kept, the resume command printed) and gives back the handlers it found."""
+    import os
+    import signal
+    import time
+
+    import painterly.cli_video as cli_video
+
+    def painting(*args, **kwargs):
+        os.kill(os.getpid(), getattr(signal, signum))
+        time.sleep(30)  # a signal taken as Ctrl-C ends this at once
+
+    monkeypatch.setattr(cli_video, "stylize_video", painting)
+    before = {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM)}
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        start = time.monotonic()
+        code = main(["video", str(clip), str(STYLE), "-o", str(tmp_path / "o.mp4"), "--size", "32"])
+        assert code == 130 and time.monotonic() - start < 20
+        assert signal.getsignal(signal.SIGINT) is signal.SIG_IGN  # as it found it
+    finally:
+        for s, handler in before.items():
+            signal.signal(s, handler)
+    assert "interrupted; the finished frames are kept; resume with:" in capsys.readouterr().err
