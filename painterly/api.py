@@ -231,6 +231,8 @@ def stylize(
     that file (and keeps saving to it); the inputs and result-changing options must be the same.
     A stop requested through the Checkpointer raises `painterly.checkpoint.Interrupted`, whose
     `.image` is then the current image as a PIL image.
+    Errors are one-line `painterly.PainterlyError`s, which name options as the CLI spells them
+    (style-weight for style_weight, --max-memory for max_memory).
     """
     if callback is not None and not callable(callback):  # refused now, not after the run
         raise PainterlyError(f"callback must be a function, got {type(callback).__name__}")
