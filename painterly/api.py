@@ -218,8 +218,8 @@ def stylize(
     to the Gram of its paired style regions (content in a colour some style map lacks keeps the whole
     style, with a note on stderr); not together with style_masks.
     callback: called after every iteration with a `StepInfo` (iteration, named losses, and a
-    `preview()` of the current image on request); raising `painterly.StopRun` in it ends the run there
-    and returns the picture so far. A one-pass method (a network, AdaIN, WCT) calls it after each part
+    `preview()` of the current image on request); raising `painterly.StopRun` in it ends an optimisation
+    there and returns the picture so far (a one-pass method finishes its pass). A one-pass method (a network, AdaIN, WCT) calls it after each part
     of its pass (each tile at print sizes), with no losses. A run that did fewer iterations than
     planned says why in `info["stopped_early"]`: "max_time" or "callback".
 

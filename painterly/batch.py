@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Callable, Iterable, Iterator, Optional, Sequence, Union
 
 from .api import asks_size_max, make_config, method_for, method_options, stylize
-from .errors import PainterlyError
+from .errors import ImageTooLargeError, NotAnImageError, PainterlyError
 from .image import READ_SUFFIXES, SAVE_FORMATS, open_image, remove_stale_parts, save_image, write_bytes_atomic
 from .videoio import VIDEO_SUFFIXES, VideoSource, is_video_path
 
@@ -249,7 +249,7 @@ def run_job(job: BatchJob, retries: int = 0, stylize_fn: Callable = stylize) -> 
                 save_image(image, job.output)
             remove_stale_parts(job.output)  # an earlier attempt's worker killed mid-write left its temporary file
             return JobResult(job.name, job.output, DONE, attempt, round(time.monotonic() - start, 3))
-        except PainterlyError as exc:  # its inputs or options: another attempt would fail the same way
+        except (NotAnImageError, ImageTooLargeError) as exc:  # an input file: another attempt reads the same
             error = " ".join(str(exc).split())
             return JobResult(job.name, job.output, FAILED, attempt, round(time.monotonic() - start, 3), error)
         except Exception as exc:  # whatever went wrong, this job is recorded and the batch goes on

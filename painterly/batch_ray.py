@@ -39,7 +39,8 @@ class RayExecutor:
                          **({} if address else {"num_cpus": max(1, math.ceil(workers * cpus))}))
             except ConnectionError as exc:  # Ray's own words name its --address flag, which painterly has not
                 where = "running here" if address == "auto" else f"at '{address}'"
-                raise PainterlyError(f"no Ray cluster {where} ({' '.join(str(exc).split('.')[0].split())}); start "
+                said = " ".join(str(exc).split()).split(". ")[0].rstrip(".")  # its first sentence, addresses whole
+                raise PainterlyError(f"no Ray cluster {where} ({said}); start "
                                      "one with `ray start --head`, give its address (--ray ray://HOST:10001), or "
                                      "give --ray alone for a local one started here") from None
         have = ray.cluster_resources()

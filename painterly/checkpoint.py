@@ -252,8 +252,10 @@ class Checkpointer:
 
         Saves when due; if a stop was requested, saves and raises Interrupted (with render()'s image).
         """
-        self._latest = state
+        if self.keep:  # what finish() saves; else nothing of the run is held after it
+            self._latest = state
         if self.stop_signal is not None:
+            self._latest = None
             self.save(state())
             raise Interrupted(*where, checkpoint=self.path, image=render() if render else None,
                               signum=self.stop_signal, unit=unit)
@@ -277,7 +279,8 @@ class Checkpointer:
                 pass
             return
         if self._latest is not None:  # the run's end, also where it ended before the first save was due
-            self.save(self._latest(), finished=True)
+            latest, self._latest = self._latest, None  # the state holds the run's tensors: let them go
+            self.save(latest(), finished=True)
         elif self.path.is_file():
             write_checkpoint(self.path, {**read_checkpoint(self.path), "finished": True})
 
@@ -359,7 +362,7 @@ def state_checksum(skeleton: str, tensors: Mapping[str, torch.Tensor]) -> str:
         t = tensors[key].contiguous()
         digest.update(f"{key}:{t.dtype}:{tuple(t.shape)};".encode())
         if t.numel():
-            digest.update(t.reshape(-1).view(torch.uint8).numpy().tobytes())
+            digest.update(t.reshape(-1).view(torch.uint8).numpy())  # hashed in place, not copied
     return digest.hexdigest()
 
 

@@ -375,8 +375,8 @@ def _is_out_of_memory(exc: BaseException) -> bool:
 def _refuse_misspelt_command(words: Sequence[str]) -> None:
     """`painterly vidoe clip.mp4 ...` read vidoe as a CONTENT image and failed on something else; a first
     word that is no file and is near a command is refused naming it."""
-    if not words or words[0].startswith("-") or Path(words[0]).exists():
-        return
+    if not words or words[0].startswith("-") or Path(words[0]).suffix or Path(words[0]).exists():
+        return  # an option, a file name (models.jpg is a missing picture, not a command), or a file
     near = difflib.get_close_matches(words[0], list(SUBCOMMANDS), n=1, cutoff=0.7)
     if near:
         raise _UsageError(f"unknown command '{words[0]}' (did you mean {near[0]}?)")

@@ -103,7 +103,12 @@ def video_command(words: Sequence[str]) -> int:
               if v is not None}
     # Ctrl-C and SIGTERM stop it keeping the finished frames, also where the shell started it with SIGINT
     # ignored (a background job of a script), which Python then leaves ignored
-    previous = {signum: signal.signal(signum, signal.default_int_handler) for signum in (signal.SIGINT, signal.SIGTERM)}
+    previous = {}
+    try:
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            previous[signum] = signal.signal(signum, signal.default_int_handler)
+    except ValueError:  # not the main thread, where Python cannot install handlers
+        pass
     try:
         result = stylize_video(args.input, list(args.styles), args.output, method=method, config=config, video=video,
                                resume=args.resume, callback=bar, **guides, **({"size": "max"} if size_max else {}))

@@ -53,7 +53,7 @@ import torch.nn.functional as F
 from .checkpoint import Checkpointer, make_checkpointer
 from .config import flag_name, option
 from .errors import PainterlyError
-from .features import FeatureExtractor, channels_of, layer_stride
+from .features import LAYER_INDEX, FeatureExtractor, channels_of, layer_stride
 from .hypercolumns import FEATURE_SCALE
 from .image import ImageLike, check_writable, fit_long_side, reflected, resize
 from .losses import LossTerms
@@ -373,7 +373,10 @@ def train_decoder(photos: PhotoFolders, output: Union[str, os.PathLike], config:
             refuse_other_architecture("width_divisor", config.width_divisor, decoder.arch.width_divisor,
                                       f"decoder '{init}'", "a decoder trained further (--init)",
                                       f"--widen {shown(wider)}" if grows else "")
-    device, precision, photo_list, skipped, validation, generator = _prepare(config, photos, validation, checkpoint)
+    # the floor was measured on networks and the deep decoders; the shallow WCT levels' VGG stops early
+    deep = LAYER_INDEX[level] >= LAYER_INDEX["relu4_1"]
+    device, precision, photo_list, skipped, validation, generator = _prepare(config, photos, validation, checkpoint,
+                                                                             check_memory=deep)
     style_list, style_skipped = [], 0
     if kind.wants_styles(config):
         style_list, style_skipped = find_photos(styles, config.decode_side(), "style images", "--styles folder")

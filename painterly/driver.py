@@ -245,7 +245,8 @@ class _FrameRun:
                                        elapsed=time.monotonic() - self.start_time, step=self.step,
                                        frame=self.ctx.frame, _render=render))
             except StopRun:  # the rest of this optimisation, its tiles and its scales are skipped
-                self.stopped_early = "callback"
+                if self.recipe.optimises:  # a one-pass method finishes its pass: half a picture is no picture
+                    self.stopped_early = "callback"
         if self.checkpoint is not None and state is not None:
             step = self.step
             self.checkpoint.after_step(

@@ -44,9 +44,10 @@ Callback = Callable[[StepInfo], None]
 
 
 class StopRun(Exception):
-    """Raise from a stylize() callback to end the run after this step and get the picture so far, at
-    the size asked for (a loss that has levelled off, a preview that looks done). Its later tiles and
-    scales are skipped; the result's `info["stopped_early"]` says "callback"."""
+    """Raise from a stylize() callback to end an optimisation after this step and get the picture so far,
+    at the size asked for (a loss that has levelled off, a preview that looks done). Its later tiles and
+    scales are skipped; the result's `info["stopped_early"]` says "callback". A one-pass method (a
+    network, AdaIN, WCT) finishes its pass; a video stops as on Ctrl-C, keeping the frames finished."""
 
 
 def combine(*callbacks: Optional[Callback]) -> Optional[Callback]:

@@ -436,7 +436,7 @@ def run_loop(trainee: Trainee, photos: Sequence[torch.Tensor], config: LoopConfi
         if checkpoint is not None and size > 1 and stop:  # every rank stops here; rank 0 saves
             if rank == 0:
                 checkpoint.save(state())
-            raise Interrupted(0, 1, step, config.steps, checkpoint.path)
+            raise Interrupted(0, 1, step, config.steps, checkpoint.path, unit="step")
         if checkpoint is not None and rank == 0:  # the state is the same on every rank
             checkpoint.after_step(step, state, (0, 1, step, config.steps), unit="step")
         if time_up and size > 1:
@@ -522,20 +522,32 @@ TRAINING_PIXEL_BYTES = {"fp32": (3500, 5200), "bf16": (2500, 3700)}  # (floor, t
 
 
 def check_training_memory(config: LoopConfig, precision: str, device: torch.device) -> None:
-    """Refuse a crop and batch whose step cannot fit in the memory free, naming a crop that would."""
+    """Refuse a crop and batch whose step cannot fit in the memory free, naming a crop that would. Every
+    rank decides alike (one refusing alone would leave the others waiting on it); ranks sharing a CPU
+    host share its memory."""
+    from .distributed import any_rank, world
+
+    _, size = world()
     floor, typical = TRAINING_PIXEL_BYTES.get(precision, TRAINING_PIXEL_BYTES["fp32"])
-    need = TRAINING_BASE_BYTES + floor * config.batch * config.crop ** 2
-    free = free_memory_bytes(device.type)
-    if need <= free:
+    sharing = size if device.type == "cpu" else 1  # torchrun's ranks here run on one host
+    need = TRAINING_BASE_BYTES + floor * config.batch * config.crop ** 2  # a rank's
+    if device.type == "cuda":
+        free = torch.cuda.mem_get_info(device)[0]  # this rank's GPU, not the current one
+    else:
+        free = free_memory_bytes(device.type)
+    (refused,) = any_rank([sharing * need > free], size)
+    if not refused:
         return
-    largest = int(max(0.0, (free - TRAINING_BASE_BYTES) / (typical * config.batch)) ** 0.5) // 16 * 16
+    share = free // sharing
+    largest = int(max(0.0, (share - TRAINING_BASE_BYTES) / (typical * config.batch)) ** 0.5) // 16 * 16
     fits = f"a crop of about {largest} px fits" if largest >= 32 else "free some memory"
+    ranks = f" for each of {sharing} ranks on this host" if sharing > 1 else ""
     raise PainterlyError(f"a training step at --crop {config.crop} and --batch {config.batch} needs at least "
-                         f"{gib(need)} GiB and {gib(free)} GiB is free: {fits}, or lower --batch")
+                         f"{gib(need)} GiB{ranks} and {gib(free)} GiB is free: {fits}, or lower --batch")
 
 
 def _prepare(config: LoopConfig, photos: PhotoFolders, validation: Optional[ImageLike],
-             checkpoint: Optional[Checkpointer]):
+             checkpoint: Optional[Checkpointer], check_memory: bool = True):
     from .distributed import any_rank, local_device, threads_per_rank, world
 
     device = local_device(resolve_device(config.device))
@@ -546,7 +558,8 @@ def _prepare(config: LoopConfig, photos: PhotoFolders, validation: Optional[Imag
     precision = resolve_precision(requested, device)
     # every rank in one precision: auto's timing may differ from rank to rank
     precision = "bf16" if any_rank([precision == "bf16"], world()[1])[0] else precision
-    check_training_memory(config, precision, device)  # before the photos are read at the crop's scale
+    if check_memory:  # before the photos are read at the crop's scale
+        check_training_memory(config, precision, device)
     photo_list, skipped = find_photos(photos, config.decode_side())
     if validation is not None:
         validation = as_tensor(validation, "validation photo")

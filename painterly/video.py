@@ -41,7 +41,7 @@ from .flow import tracked, warp
 from .hardware import resumed_threads
 from .image import (ImageLike, as_tensor, open_image, pil_to_tensor, refuse_overwriting_inputs, save_image, split_alpha,
                     tensor_to_pil, write_bytes_atomic)
-from .progress import Callback
+from .progress import Callback, StopRun
 from .recipe import Place
 from .videoio import VideoSink, VideoSource, check_video_output, is_video_path
 
@@ -342,7 +342,10 @@ def _paint(frame, index, previous_frame, previous_out, history, recipe, first: S
         losses.clear()
         losses.update(info.losses)
         if step_callback is not None:
-            step_callback(info)
+            try:
+                step_callback(info)
+            except StopRun:  # the video stops as on Ctrl-C: this frame, cut short, is not saved as finished
+                raise KeyboardInterrupt from None
 
     if previous_out is None or video.temporal_weight == 0:  # from the content, or what --init names
         return first.run(frame, init_image=initial_image(recipe, first.config, frame), callback=record,

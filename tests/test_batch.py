@@ -107,11 +107,15 @@ def test_skip_redo_and_retry(images, tmp_path):
     assert run_job(job, stylize_fn=flaky).status == DONE and len(calls) == 3
 
     def broken(content, styles, **options):
-        raise painterly.PainterlyError("always fails")
+        raise painterly.NotAnImageError("always fails")
 
     other = BatchJob("k", job.content, job.styles, str(tmp_path / "never.png"), TINY)
-    failed = run_job(other, retries=2, stylize_fn=broken)  # its inputs or options: not tried again
+    failed = run_job(other, retries=2, stylize_fn=broken)  # an unreadable input: not tried again
     assert failed.status == FAILED and failed.attempts == 1 and failed.error == "always fails"
+    # a refusal that may pass later (the memory free when the job starts) is tried again
+    busy = run_job(other, retries=1, stylize_fn=lambda *a, **k: (_ for _ in ()).throw(
+        painterly.PainterlyError("no size fits in the 0.1 GiB available")))
+    assert busy.status == FAILED and busy.attempts == 2
     assert not (tmp_path / "never.png").exists()
 
     def crashing(content, styles, **options):

@@ -171,7 +171,11 @@ def test_mismatched_inputs_or_options_are_refused(tmp_path, tiny):
     # --keep-checkpoint on a run that ended before its first save was due kept nothing: it keeps the end state
     every_step = read_checkpoint(kept)["state"]
     kept.unlink()
-    run(content, [style], config, extractor=tiny, checkpoint=Checkpointer(kept, seconds=None, keep=True))
+    keeping, not_keeping = Checkpointer(kept, seconds=None, keep=True), Checkpointer(tmp_path / "b.ckpt", seconds=None)
+    run(content, [style], config, extractor=tiny, checkpoint=keeping)
+    run(content, [style], config, extractor=tiny, checkpoint=not_keeping)
+    # neither holds the finished run's tensors (a web app keeps every job's Checkpointer)
+    assert keeping._latest is None and not_keeping._latest is None
     saved = read_checkpoint(kept)
     assert saved["finished"] is True and saved["state"]["iteration"] == config.iterations
     assert torch.equal(saved["state"]["param"]["pixels"], every_step["param"]["pixels"])
@@ -214,7 +218,7 @@ def test_periodic_saves_are_atomic_and_counted(tmp_path, tiny):
     config = GatysConfig(size=32, iterations=7, scales=1, precision="fp32", seed=0, style_weight=1e6)
     ckpt = Checkpointer(tmp_path / "a.ckpt", every=3, seconds=None, keep=True)
     run(content, [style], config, extractor=tiny, checkpoint=ckpt)
-    assert ckpt.saved == 2
+    assert ckpt.saved == 3  # after iterations 3 and 6, and the end state it keeps
     assert sorted(p.name for p in tmp_path.iterdir()) == ["a.ckpt"]  # no temporary files left
 
 

@@ -284,6 +284,8 @@ def test_a_misspelt_command_is_named_as_one(typed, meant, capsys):
     code, _, err = run([typed, "clip.mp4", "-o", "x.mp4"], capsys)
     assert code == 2
     assert_one_error_line(err, f"unknown command '{typed}' (did you mean {meant}?)")
+    code, _, err = run([f"{meant}.jpg", "style.jpg", "-o", "x.png"], capsys)  # a missing picture, not a command
+    assert code == 2 and "unknown command" not in err and "does not exist" in err, err
 
 
 def test_version(capsys):

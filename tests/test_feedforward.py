@@ -650,6 +650,15 @@ def test_network_method_through_the_api(tmp_path):
     with pytest.raises(PainterlyError, match="style weights have 2 values for a model of 3"):
         painterly.stylize(content, method="network", model=str(path), size=60, style_weights=(1, 0))
     masks = [torch.ones(1, 1, 40, 60)] * 3
+    def stop(info):
+        raise painterly.StopRun
+
+    stopped = painterly.stylize(content, method="network", model=str(path), size=60, style_weights=(0, 1, 0),
+                                precision="fp32", callback=stop)
+    whole = painterly.stylize(content, method="network", model=str(path), size=60, style_weights=(0, 1, 0),
+                              precision="fp32")
+    # a one-pass method finishes its pass: half a picture is no picture
+    assert "stopped_early" not in stopped.info and np.array_equal(np.asarray(stopped), np.asarray(whole))
     for check in (painterly.preflight, painterly.stylize):  # preflight refuses what the run would
         with pytest.raises(PainterlyError, match="style masks .* take no style-weights"):
             check(content, method="network", model=str(path), size=60, style_weights=(0, 1, 0), style_masks=masks)

@@ -282,3 +282,18 @@ def test_a_video_stops_on_a_signal_even_where_the_shell_ignored_sigint(clip, tmp
         for s, handler in before.items():
             signal.signal(s, handler)
     assert "interrupted; the finished frames are kept; resume with:" in capsys.readouterr().err
+
+
+def test_stop_run_in_a_videos_step_callback_stops_it_as_ctrl_c_does(clip, tmp_path):
+    """StopRun ended the frame's optimisation early and the frame was saved as finished (a resume kept it)
+    while the video went on; it now stops the video as Ctrl-C does, the frame cut short not saved."""
+    def stop_in_second_frame(info):
+        if info.frame == 1 and info.iteration == 1:
+            raise painterly.StopRun
+
+    out = tmp_path / "o.mp4"
+    with pytest.raises(KeyboardInterrupt):
+        stylize_video(clip, [str(STYLE)], out, size=32, iterations=2, scales=1, seed=0, precision="fp32",
+                      step_callback=stop_in_second_frame)
+    frames = sorted(p.name for p in video_module.work_folder(out).glob("frame_*.png"))
+    assert frames == ["frame_00001.png"] and not out.exists()

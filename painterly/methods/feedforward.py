@@ -19,7 +19,7 @@ import torch.nn.functional as F
 from ..config import CommonConfig, option
 from ..errors import PainterlyError, require_file
 from ..image import resize
-from ..nets.io import bundled_models, load_model, model_architecture, model_path, prepared_model
+from ..nets.io import bundled_models, is_network_file, load_model, model_architecture, model_path, prepared_model
 from ..nets.quantized import Int8Trunk
 from ..nets.transformer import Architecture, TransformerNet
 from ..recipe import STYLE_MASKS, Recipe, RunContext, register
@@ -111,6 +111,8 @@ class Network(Recipe):
         zero."""
         path = model_path(config.model)  # a one-line error where none is named or the name is unknown
         require_file(path, "model")
+        if not is_network_file(path):  # the loader's own one-line error, before any count read off a default
+            load_model(path)
         styles = model_architecture(path).styles
         if config.style_weights is not None and len(config.style_weights) != styles:
             raise PainterlyError(f"style weights have {len(config.style_weights)} values for a model of {styles} "
