@@ -432,7 +432,7 @@ def method_options(method: str) -> list[dict]:
         records.append({"name": f.name, "type": kind, "nullable": nullable,
                         "default": _json_value(getattr(defaults, f.name)), "help": meta.get("help", ""),
                         "choices": _json_value(meta.get("choices")), "minimum": meta.get("minimum"),
-                        "above": meta.get("above"), "group": meta.get("group", "options"),
+                        "maximum": meta.get("maximum"), "above": meta.get("above"), "group": meta.get("group", "options"),
                         "default_text": meta.get("default_text"), "files": bool(meta.get("files")),
                         "names": list(option_names(meta))})
     return records

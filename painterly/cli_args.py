@@ -164,6 +164,12 @@ def command_line(content: str, styles: Sequence[str], output: str, method: str, 
     that differs from the method's default as its flag, in the form the parser reads back."""
     import shlex
 
+    def file(name: str) -> str:  # a file called -o.png read as a flag: ./-o.png is the same file
+        return f"./{name}" if name.startswith("-") else name
+
+    content, styles, output = file(content), [file(s) for s in styles], file(output)
+    content_guidance = file(content_guidance) if content_guidance else content_guidance
+    style_guidance = [file(g) for g in style_guidance]
     words = ["painterly", content, *styles, "--method", method]
     defaults = type(config)()
     for f in dataclasses.fields(config):

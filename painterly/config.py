@@ -23,6 +23,10 @@ from .errors import PainterlyError
 
 T = TypeVar("T", bound="MethodConfig")
 SEED_RANGE = (-(2**63), 2**64 - 1)  # what torch's generators take
+# Bounds on options that size work before any cancellable loop runs: a web request of size 1e30 had the
+# planner allocate until the kernel killed the server; scales 1e6 or pyramid levels 1e6 spun for minutes.
+MAX_SIZE = 65536   # px a side: 16 halvings from it still leave 1 px, and no print needs more
+MAX_SCALES = 12    # coarse-to-fine stages: 65536 px at the finest is 16 px at the coarsest
 RANDOM_SEED = -1  # an optimisation's seed that asks for a drawn one, as neural-style's -seed -1
 
 
@@ -186,7 +190,7 @@ class CommonConfig(MethodConfig):
     """The options every method takes: they mean the same everywhere and the driver carries them out."""
 
     size: int = option(512, "long side of the output in pixels; 'max': the largest that fits in free memory",
-                       minimum=16, words=("max",), group="size and schedule", metavar="PX|max")
+                       minimum=16, maximum=MAX_SIZE, words=("max",), group="size and schedule", metavar="PX|max")
     preserve_color: str = option("none", "keep the content's colours: off, luminance-only transfer, or the style "
                                  "images' colours matched to the content's first",
                                  choices=("none", "luminance", "histogram"), group="losses")
@@ -225,7 +229,7 @@ class OptimisationConfig(CommonConfig):
                                        above=0, default_text="no limit", group="size and schedule",
                                        metavar="SECONDS")
     tile_rounds: int = option(2, "passes over a tiled scale, the tile grid shifted each pass so no seam stays put",
-                              minimum=1, group="memory and tiling (print resolution)", metavar="N")
+                              minimum=1, maximum=16, group="memory and tiling (print resolution)", metavar="N")
 
     def __post_init__(self) -> None:
         super().__post_init__()

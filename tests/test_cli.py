@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shlex
 import os
 import re
 import struct
@@ -804,3 +805,13 @@ def test_the_files_beside_the_output_never_replace_an_input(images, capsys):
                         "--save-every", "2"], capsys)
     assert code == 0, err
     assert earlier.read_bytes() == before and (d / "other_0002.png").exists()
+
+
+def test_a_command_line_keeps_files_named_like_flags_as_files():
+    """The web app's "copy the command" gave `painterly a.jpg -o.png --method adain ...` for a style uploaded
+    as -o.png, which the parser read as the output flag and the style went missing."""
+    from painterly.cli_args import command_line
+
+    line = command_line("-photo.jpg", ["-o.png"], "-out.png", "gatys", GatysConfig(size=64))
+    args = cli.build_parser().parse_intermixed_args(shlex.split(line)[1:])
+    assert (args.content, args.styles, args.output) == ("./-photo.jpg", ["./-o.png"], "./-out.png")

@@ -105,6 +105,7 @@ def test_methods_lists_every_registered_method_with_its_options_and_defaults(cli
     assert set(methods) == set(painterly.available_methods())
     gatys = {o["name"]: o for o in methods["gatys"]["options"]}
     assert gatys["size"]["default"] == 512 and gatys["size"]["type"] == "integer"
+    assert (gatys["size"]["minimum"], gatys["size"]["maximum"]) == (16, 65536)  # the form's bounds, both ends
     assert gatys["preserve_color"]["choices"] == ["none", "luminance", "histogram"]
     assert gatys["init"]["files"] and gatys["init"]["names"] == ["content", "noise", "style", "model:four_paintings",
                                                                  "model:starry_night"]
@@ -134,6 +135,12 @@ def test_methods_lists_every_registered_method_with_its_options_and_defaults(cli
     ("style_weights", 400, "style weights have 2 values for a model of 4 style(s)"),
     ("huge", 400, "GiB"),
     ("device", 400, "cuda"),
+    # sizes of work no check capped: a size of 1e30 had the planner allocate until the kernel killed the server,
+    # scales 1e6 spun for minutes; a blank method ran the default's 200 iterations; `config` met make_config's own
+    ("absurd_size", 400, "size must be at most 65536"),
+    ("absurd_scales", 400, "scales must be at most 12"),
+    ("blank_method", 400, "method is empty"),
+    ("config_option", 400, "unknown option config"),
 ])
 def test_bad_uploads_are_refused_with_a_json_error_and_leave_nothing_behind(client, settings, case, status, words):
     options = dict(TINY)
@@ -165,7 +172,15 @@ def test_bad_uploads_are_refused_with_a_json_error_and_leave_nothing_behind(clie
         options.update({} if case == "no_model" else {"model": "four_paintings", "style_weights": [1, 2]})
         kwargs["styles"] = []
     elif case == "huge":
-        options.update(size=1000000, tile_size=0)
+        options.update(size=60000, tile_size=0)
+    elif case == "absurd_size":
+        options.update(size=10**30)
+    elif case == "absurd_scales":
+        options.update(scales=10**6)
+    elif case == "blank_method":
+        options["method"] = " "
+    elif case == "config_option":
+        options["config"] = {}
     elif case == "device":
         options["device"] = "cuda"
     elif case == "unexpected_field":
@@ -387,6 +402,21 @@ def test_a_checkpoint_that_cannot_be_resumed_starts_the_job_afresh(settings):
     with TestClient(create_app(settings), base_url="http://127.0.0.1:7860") as client:
         status = wait(client, job_id)
         assert status["state"] == "done" and status["resumed_from_step"] == 0
+
+
+def test_a_job_cancelled_while_running_stays_cancelled_after_a_restart(settings):
+    """A cancel answered while the run had not yet stopped was lost when the server stopped then: the
+    job came back running. The request is recorded at once."""
+    with TestClient(create_app(settings), base_url="http://127.0.0.1:7860") as client:
+        job_id = submit(client).json()["id"]
+        wait(client, job_id)
+    folder = settings.data / "jobs" / job_id
+    record = json.loads((folder / "job.json").read_text())
+    # as a running job's record reads after its DELETE, the server stopped before the run did
+    (folder / "job.json").write_text(json.dumps({**record, "state": "running", "cancel_requested": True}))
+    with TestClient(create_app(settings), base_url="http://127.0.0.1:7860") as client:
+        assert client.get(f"/api/jobs/{job_id}").json()["state"] == "cancelled"
+    assert json.loads((folder / "job.json").read_text())["state"] == "cancelled"
 
 
 @pytest.mark.parametrize("job_id", ["..", "../../etc", "0123456789abcdeg", "%2e%2e%2fjob.json"])

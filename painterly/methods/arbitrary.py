@@ -36,7 +36,7 @@ from typing import ClassVar, Optional, Sequence, Union
 import torch
 import torch.nn.functional as F
 
-from ..config import CommonConfig, option
+from ..config import MAX_SIZE, CommonConfig, option
 from ..errors import PainterlyError, require_file
 from ..features import channels_of, layer_stride
 from ..image import reflected, resize
@@ -78,11 +78,12 @@ class ArbitraryConfig(CommonConfig):
     style_set: bool = option(False, "treat the STYLE images as one artist's work: their statistics pooled",
                              group=STYLE)
     style_scale: float = option(1.0, "style image size relative to the output (bigger = larger brush strokes)",
-                                above=0, group=STYLE, metavar="F")
+                                above=0, maximum=16, group=STYLE, metavar="F")
     style_max_side: Optional[int] = option(512, "encode style images at most this long before --style-scale (the "
                                            "AdaIN paper's 512: statistics of the same strokes, a quarter of the "
                                            "encoding at 1024 px)",
-                                           minimum=32, none_word="none", default_text="512", group=STYLE,
+                                           minimum=32, maximum=MAX_SIZE, none_word="none", default_text="512",
+                                           group=STYLE,
                                            metavar="PX|none")
     color_match: float = option(0.0, "after decoding, move the colours' mean and covariance this fraction of the way "
                                 "to the style's (times --strength); 0 is the paper's method", minimum=0, group=STYLE,

@@ -12,7 +12,7 @@ from typing import Mapping, Optional, Sequence
 
 import torch
 
-from ..config import OptimisationConfig, option
+from ..config import MAX_SCALES, OptimisationConfig, option
 from ..errors import PainterlyError
 from ..features import LAYER_INDEX, channels_of, check_layers
 from ..guidance import masked_grams, region_targets
@@ -45,7 +45,8 @@ class GatysConfig(OptimisationConfig):
     coarse_iterations: Optional[int] = option(None, "iterations at each coarser scale", minimum=0,
                                               default_text="same as --iterations", group=SCHEDULE, metavar="N")
     scales: Optional[int] = option(None, "coarse-to-fine stages, each half the size of the next; 1 switches it off",
-                                   minimum=1, none_word="auto", default_text="auto", group=SCHEDULE, metavar="N")
+                                   minimum=1, maximum=MAX_SCALES, none_word="auto", default_text="auto", group=SCHEDULE,
+                                   metavar="N")
     scale_iterations: Optional[tuple[int, ...]] = option(
         None, "iterations at every scale, coarsest first (sets the number of scales; overrides --iterations and "
         "--coarse-iterations), e.g. 200,100,20,4", minimum=0, group=SCHEDULE, metavar="N,N,...")
@@ -57,8 +58,8 @@ class GatysConfig(OptimisationConfig):
                        "model:NAME|FILE, a style network's picture of the content (painterly models; a multi-style "
                        "one paints its first style), from which fewer iterations reach the same loss",
                        group=OPTIMISATION, metavar="content|noise|style|FILE|model:NAME", files=True, names=init_names)
-    lbfgs_history: int = option(100, "L-BFGS history length (memory grows with it)", minimum=1, group=OPTIMISATION,
-                                metavar="N")
+    lbfgs_history: int = option(100, "L-BFGS history length (memory grows with it)", minimum=1, maximum=1000,
+                                group=OPTIMISATION, metavar="N")
     # Gatys et al. read conv4_2 for content and conv1_1..conv5_1 for style; painterly reads the ReLU
     # outputs of the same layers, as neural-style does.
     content_layers: tuple[str, ...] = option(("relu4_2",), "comma-separated VGG19 layers for content, e.g. relu4_2 "
@@ -84,7 +85,7 @@ class GatysConfig(OptimisationConfig):
     style_set: bool = option(False, "treat the STYLE images as one artist's work: pool their Gram statistics by pixel "
                              "count instead of blending separate styles", group=LOSSES)
     style_scale: float = option(1.0, "style image size relative to the output (bigger = larger brush strokes)",
-                                above=0, group=LOSSES, metavar="F")
+                                above=0, maximum=16, group=LOSSES, metavar="F")
     pooling: str = option("avg", "VGG19 pooling: average (smoother, Gatys et al.) or max", choices=("avg", "max"),
                           group=LOSSES)
 

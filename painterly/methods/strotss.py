@@ -24,7 +24,7 @@ from typing import Mapping, Optional, Sequence, Union
 import torch
 import torch.nn.functional as F
 
-from ..config import OptimisationConfig, option
+from ..config import MAX_SCALES, OptimisationConfig, option
 from ..errors import PainterlyError
 from ..features import LAYER_INDEX, FeatureExtractor, channels_of, check_layers
 from ..guidance import resize_mask
@@ -60,7 +60,8 @@ class StrotssConfig(OptimisationConfig):
     iterations: int = option(250, "RMSprop steps at every scale", minimum=0, group=SCHEDULE, metavar="N")
     scales: Optional[int] = option(None, "coarse-to-fine stages, each twice the previous (auto: the authors' 4, "
                                    "fewer where the coarsest would be under 16 px a side)", minimum=1,
-                                   none_word="auto", default_text="auto", group=SCHEDULE, metavar="N")
+                                   maximum=MAX_SCALES, none_word="auto", default_text="auto", group=SCHEDULE,
+                                   metavar="N")
     content_weight: float = option(32.0, "content weight at the coarsest scale, halved at each finer one",
                                    minimum=0, group=LOSSES, metavar="W")
     moment_weight: float = option(1.0, "weight of the moment (and palette) style term", minimum=0, group=LOSSES,
@@ -70,10 +71,10 @@ class StrotssConfig(OptimisationConfig):
     final_learning_rate: Optional[float] = option(1e-3, "RMSprop step at the final scale", above=0,
                                                   group=OPTIMISATION, metavar="LR")
     samples: int = option(1024, "output and content positions sampled per step (the original's 32x32)", minimum=1,
-                          group=OPTIMISATION, metavar="N")
+                          maximum=65536, group=OPTIMISATION, metavar="N")
     style_samples: int = option(1024, "style positions sampled per step, drawn from all style images", minimum=1,
-                                group=OPTIMISATION, metavar="N")
-    pyramid_levels: int = option(5, "Laplacian pyramid levels of the optimised image", minimum=1,
+                                maximum=65536, group=OPTIMISATION, metavar="N")
+    pyramid_levels: int = option(5, "Laplacian pyramid levels of the optimised image", minimum=1, maximum=MAX_SCALES,
                                  group=OPTIMISATION, metavar="N")
     layers: tuple[str, ...] = option(("relu1_1", "relu1_2", "relu2_1", "relu2_2", "relu3_1", "relu3_2", "relu3_3",
                                       "relu4_3", "relu5_3"), "comma-separated VGG19 layers of each hypercolumn",

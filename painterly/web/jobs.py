@@ -57,7 +57,7 @@ class Job:
     preview_seconds: float = 0.0
     resumed_from_step: Optional[int] = None  # the step this server's run went on from (0: from the start)
     has_preview: bool = False
-    cancel_requested: bool = False
+    cancel_requested: bool = False  # stored too: a server stopped before the run honoured it does not rerun it
     checkpointer: Any = None
 
     def record(self) -> dict:
@@ -65,7 +65,8 @@ class Job:
         return json.loads(json.dumps({name: getattr(self, name) for name in STORED}))
 
 
-STORED = ("id", "method", "options", "inputs", "created", "state", "started", "finished", "error", "size")
+STORED = ("id", "method", "options", "inputs", "created", "state", "started", "finished", "error", "size",
+          "cancel_requested")
 
 
 class JobStore:
@@ -127,7 +128,10 @@ class JobStore:
         found.sort(key=lambda j: (j.state != RUNNING, j.created))
         for job in found:
             self.jobs[job.id] = job
-            if job.state in (QUEUED, RUNNING):
+            if job.state in (QUEUED, RUNNING) and job.cancel_requested:  # cancelled, then the server stopped
+                job.state, job.finished = CANCELLED, job.finished or time.time()
+                self._write(job)
+            elif job.state in (QUEUED, RUNNING):
                 job.state = QUEUED
                 self.queue.append(job.id)
 
@@ -168,8 +172,10 @@ class JobStore:
             if job.id in self.queue:
                 self.queue.remove(job.id)
                 self._finish(job, CANCELLED)
-            elif job.checkpointer is not None:
-                job.checkpointer.request_stop()
+            else:  # running: it stops at its next step; recorded now, lest a restart run it again
+                self._write(job)
+                if job.checkpointer is not None:
+                    job.checkpointer.request_stop()
             self._changed()
             return True
 

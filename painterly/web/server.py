@@ -307,6 +307,11 @@ def _accept(job_id: str, folder: Path, form) -> Job:
     method = options.pop("method", None)
     if method is not None and not isinstance(method, str):
         raise UploadError(400, "method must be a string")
+    if method is not None and not method.strip():  # a blank choice is no choice: not the default's 200 iterations
+        raise UploadError(400, f"method is empty; choose from {', '.join(painterly.available_methods())}, or leave "
+                               "it out for the one the options pick")
+    if "config" in options:  # make_config's own parameter, not an option (it said "takes a AdainConfig config")
+        raise UploadError(400, "unknown option config")
     try:
         method = method or painterly.method_for(options)
         painterly.get_method(method)

@@ -207,6 +207,7 @@ function optionInput(option, method) {
     if (numeric) {
       input.step = option.type === "integer" ? "1" : "any";
       if (option.minimum !== null) input.min = option.minimum;
+      if (option.maximum !== null && option.maximum !== undefined) input.max = option.maximum;
     }
     const shown = Array.isArray(option.default) ? option.default.join(",") : option.default;
     if (shown !== null && shown !== undefined) input.value = shown;
