@@ -283,7 +283,7 @@ def test_options_given_twice_are_refused_not_resolved_last_one_wins(client, sett
 
 
 def test_messages_name_the_apis_options_not_command_line_flags_or_files(client):
-    huge = submit(client, {**TINY, "size": 1000000}).json()["error"]
+    huge = submit(client, {**TINY, "size": 60000, "max_memory": 4}).json()["error"]
     assert "--" not in huge and "the largest size that fits is about size " in huge, huge
     no_model = submit(client, {"method": NETWORK}, styles=[]).json()["error"]
     assert no_model == "no model given; name a bundled one (GET /api/methods lists them)"
@@ -561,7 +561,12 @@ def test_the_page_and_its_scripts_come_from_the_server_alone(client):
     assert client.get("/static/../server.py").status_code == 404
     assert client.get("/static/server.py").status_code == 404
     assert client.get("/docs").status_code == 404  # FastAPI's page would load Swagger UI from a CDN
-    assert "/api/jobs/{job_id}/events" in client.get("/api/openapi.json").json()["paths"]
+    paths = client.get("/api/openapi.json").json()["paths"]
+    assert "/api/jobs/{job_id}/events" in paths
+    # the form a job is submitted with, described (a generated client could not submit one)
+    form = paths["/api/jobs"]["post"]["requestBody"]["content"]["multipart/form-data"]["schema"]
+    assert form["required"] == ["content"] and {"content", "style", "options"} <= set(form["properties"])
+    assert {"400", "413", "415"} <= set(paths["/api/jobs"]["post"]["responses"])
 
 
 def test_serve_rejects_bad_flags_in_one_line(capsys, monkeypatch):

@@ -193,7 +193,7 @@ def create_app(settings: ServerSettings) -> FastAPI:
         return FileResponse(found[name])
 
     # --- jobs ---------------------------------------------------------------------------------
-    @app.post("/api/jobs", status_code=201)
+    @app.post("/api/jobs", status_code=201, openapi_extra=SUBMIT_SCHEMA)
     async def submit(request: Request):
         length = request.headers.get("content-length")
         limit = settings.max_upload_bytes * (2 * MAX_STYLES + 2) + 2**20
@@ -290,6 +290,29 @@ def create_app(settings: ServerSettings) -> FastAPI:
 
 def _no_constant(word: str):
     raise ValueError(f"{word} is not a number painterly takes")
+
+
+_BINARY = {"type": "string", "format": "binary"}
+_ERROR = {"content": {"application/json": {"schema": {"type": "object", "properties": {"error": {"type": "string"}}}}}}
+# The form `submit` reads itself (streamed to disk, counted and capped as it arrives), described for clients
+# that generate code from the schema: FastAPI sees no parameters to describe it from.
+SUBMIT_SCHEMA = {
+    "requestBody": {"required": True, "content": {"multipart/form-data": {"schema": {
+        "type": "object", "required": ["content"],
+        "properties": {
+            "content": {**_BINARY, "description": "the photo to repaint"},
+            "style": {"type": "array", "items": _BINARY, "maxItems": MAX_STYLES,
+                      "description": "style images (none for a trained network)"},
+            "content_guidance": {**_BINARY, "description": "a colour-coded region map of the content"},
+            "style_guidance": {"type": "array", "items": _BINARY, "description": "one region map per style"},
+            "options": {"type": "string", "description": 'JSON: "method" and any of its config fields '
+                                                         "(GET /api/methods lists them)"}}}}}},
+    "responses": {"201": {"description": "queued: {\"id\": ...}"},
+                  "400": {"description": "bad options, a corrupt image, wrong counts, what the run would refuse",
+                          **_ERROR},
+                  "413": {"description": "a file over the limit, a decompression bomb", **_ERROR},
+                  "415": {"description": "not multipart, or not an image", **_ERROR}},
+}
 
 
 def _accept(job_id: str, folder: Path, form) -> Job:
