@@ -299,6 +299,8 @@ def test_in_api_terms_spells_flags_and_option_names_as_json_keys():
         "preserve_color histogram, style_blend_weights and non-negative"
     assert in_api_terms("input 'a--b-c.png' is its image's; --tile-size\n 64") == \
         "input 'a--b-c.png' is its image's; tile_size 64"
+    assert in_api_terms("max-memory must be a number or None, got str 'lots'") == \
+        "max_memory must be a number or null, got str 'lots'"  # JSON's word for it
 
 
 def test_result_and_preview_of_an_unknown_job_are_no_such_job(client):
@@ -322,7 +324,9 @@ def test_every_error_has_the_apis_shape(settings, monkeypatch):
             assert answer.status_code == status and list(answer.json()) == ["error"], answer.text
             assert answer.json()["error"] and "\n" not in answer.json()["error"]
         assert client.get("/api/nothing").json() == {"error": "not found"}
-        assert client.put("/api/jobs").headers["allow"]  # 405 still says what the route takes
+        assert client.put("/api/jobs").headers["allow"] == "GET, POST"  # 405 still says what the path takes
+        # every method the path answers, not only its first route's (it said GET where DELETE works too)
+        assert client.post("/api/jobs/0123456789abcdef").headers["allow"] == "DELETE, GET"
         assert client.get("/api/jobs/0123456789abcdef/result?download=maybe").json()["error"].startswith(
             "query download: ")
 

@@ -42,6 +42,7 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import FileResponse, HTMLResponse, JSONResponse, Response, StreamingResponse
 from starlette.exceptions import HTTPException
+from starlette.routing import Match
 
 import painterly
 
@@ -127,6 +128,10 @@ def create_app(settings: ServerSettings) -> FastAPI:
             pass
         response = _error(exc.status_code, detail)
         response.headers.update(exc.headers or {})  # 405's Allow
+        if exc.status_code == 405:  # Starlette names the first route's methods; every route of the path may answer
+            allowed = sorted({method for route in app.routes if getattr(route, "methods", None)
+                              and route.matches(request.scope)[0] != Match.NONE for method in route.methods})
+            response.headers["allow"] = ", ".join(allowed)
         return response
 
     @app.exception_handler(RequestValidationError)

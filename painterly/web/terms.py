@@ -13,7 +13,8 @@ import painterly
 # advice that holds on the command line only, and what the API says instead
 _PHRASES = ((" (painterly models)", " (GET /api/methods lists them)"),
             (" or a .safetensors file", ""),
-            (" and no such file", ""))
+            (" and no such file", ""),
+            (" or None,", " or null,"))  # Python's name for what JSON spells null ("a number or None, got str")
 _QUOTED = re.compile(r"((?<!\w)'[^']*'(?!\w))")  # a value as given ('my--file.png'), left as it is
 _FLAG = re.compile(r"(?<![\w-])--([a-z][a-z0-9]*(?:-[a-z0-9]+)*)")
 _HYPHENATED = re.compile(r"(?<![\w-])([a-z][a-z0-9]*(?:-[a-z0-9]+)+)(?![\w-])")
