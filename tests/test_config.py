@@ -169,3 +169,20 @@ def test_the_largest_seed_runs_every_scale():
     out = painterly.stylize(image, image.flip(-1), size=32, iterations=1, coarse_iterations=1, scales=2,
                             seed=2**64 - 1, precision="fp32", init="noise")
     assert out.size == (32, 32) and out.info["seed"] == 2**64 - 1
+
+
+def test_options_that_size_work_are_bounded_before_any_is_planned():
+    """One web request of size 10**30, scales 10**6 or pyramid levels 10**6 had the planner allocate until the
+    server was killed or spin for minutes; each bound is where no run needs more, refused at once."""
+    from painterly.config import MAX_SCALES, MAX_SIZE
+
+    for make, words in [(lambda: GatysConfig(size=10**30), f"size must be at most {MAX_SIZE}"),
+                        (lambda: GatysConfig(scales=10**6), f"scales must be at most {MAX_SCALES}"),
+                        (lambda: GatysConfig(scale_iterations=(1,) * (MAX_SCALES + 1)), "at most 13 scales"),
+                        (lambda: painterly.StrotssConfig(pyramid_levels=10**6), "pyramid-levels must be at most"),
+                        (lambda: painterly.StrotssConfig(samples=65536), "samples must be at most 4096"),
+                        (lambda: painterly.plan((4000, 4000), size=MAX_SIZE, tile_size=64),
+                         "--tile-size 64 makes over 20000 tiles of a 65536x65536 image; use --tile-size 464")]:
+        with pytest.raises(PainterlyError, match=words):
+            make()
+    assert GatysConfig(size=MAX_SIZE, scales=MAX_SCALES).scales == MAX_SCALES  # 65536 px down to 16 px

@@ -138,7 +138,7 @@ def test_methods_lists_every_registered_method_with_its_options_and_defaults(cli
     # sizes of work no check capped: a size of 1e30 had the planner allocate until the kernel killed the server,
     # scales 1e6 spun for minutes; a blank method ran the default's 200 iterations; `config` met make_config's own
     ("absurd_size", 400, "size must be at most 65536"),
-    ("absurd_scales", 400, "scales must be at most 12"),
+    ("absurd_scales", 400, "scales must be at most 13"),
     ("blank_method", 400, "method is empty"),
     ("config_option", 400, "unknown option config"),
 ])
@@ -418,9 +418,17 @@ def test_a_job_cancelled_while_running_stays_cancelled_after_a_restart(settings)
     record = json.loads((folder / "job.json").read_text())
     # as a running job's record reads after its DELETE, the server stopped before the run did
     (folder / "job.json").write_text(json.dumps({**record, "state": "running", "cancel_requested": True}))
+    (folder / "run.ckpt").write_bytes(b"its checkpoint")
     with TestClient(create_app(settings), base_url="http://127.0.0.1:7860") as client:
         assert client.get(f"/api/jobs/{job_id}").json()["state"] == "cancelled"
     assert json.loads((folder / "job.json").read_text())["state"] == "cancelled"
+    assert not (folder / "run.ckpt").exists()  # as a cancel the run honoured leaves none
+    # and the store writes that record the moment a running job's cancel is asked for
+    store = web_jobs.JobStore(settings.data)
+    running = store.jobs[job_id]
+    running.state, running.cancel_requested = web_jobs.RUNNING, False
+    assert store.cancel(running) and running.state == web_jobs.RUNNING
+    assert json.loads((folder / "job.json").read_text())["cancel_requested"] is True
 
 
 @pytest.mark.parametrize("job_id", ["..", "../../etc", "0123456789abcdeg", "%2e%2e%2fjob.json"])

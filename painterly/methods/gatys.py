@@ -99,6 +99,9 @@ class GatysConfig(OptimisationConfig):
                                       (self.style_layers, self.style_layer_weights, "style-layer-weights")):
             if weights is not None and len(weights) != len(layers):
                 raise PainterlyError(f"{flag} has {len(weights)} values for {len(layers)} layers")
+        if self.scale_iterations is not None and len(self.scale_iterations) > MAX_SCALES:  # as --scales
+            raise PainterlyError(f"scale-iterations has {len(self.scale_iterations)} values; at most {MAX_SCALES} "
+                                 "scales")
         if self.init == INIT_MODEL:
             raise PainterlyError("init model: names no model; give model:NAME (painterly models) or model:FILE")
         if self.style_set and self.style_blend_weights is not None:

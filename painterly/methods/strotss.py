@@ -39,6 +39,10 @@ from ..schedule import (TILED_BYTES_PER_PIXEL, Scale, estimate_peak_bytes, fitti
                         stored_feature_bytes)
 from ..tiling import Box, Tiling
 
+# The loss holds samples x style_samples cost and samples x samples self-similarity matrices, outside the
+# memory model's fixed sampling term: 4096 each is 64 MiB a matrix (the authors' 1024, 4 MiB); 65536 was 16 GiB.
+MAX_SAMPLES = 4096
+
 # Style hypercolumns a tiled scale reads once and then matches against (per guidance region): the
 # original's fixed style set is 5 x 1000 positions per scale.
 STYLE_POOL_SAMPLES = 5000
@@ -71,9 +75,9 @@ class StrotssConfig(OptimisationConfig):
     final_learning_rate: Optional[float] = option(1e-3, "RMSprop step at the final scale", above=0,
                                                   group=OPTIMISATION, metavar="LR")
     samples: int = option(1024, "output and content positions sampled per step (the original's 32x32)", minimum=1,
-                          maximum=65536, group=OPTIMISATION, metavar="N")
+                          maximum=MAX_SAMPLES, group=OPTIMISATION, metavar="N")
     style_samples: int = option(1024, "style positions sampled per step, drawn from all style images", minimum=1,
-                                maximum=65536, group=OPTIMISATION, metavar="N")
+                                maximum=MAX_SAMPLES, group=OPTIMISATION, metavar="N")
     pyramid_levels: int = option(5, "Laplacian pyramid levels of the optimised image", minimum=1, maximum=MAX_SCALES,
                                  group=OPTIMISATION, metavar="N")
     layers: tuple[str, ...] = option(("relu1_1", "relu1_2", "relu2_1", "relu2_2", "relu3_1", "relu3_2", "relu3_3",

@@ -130,6 +130,7 @@ class JobStore:
             self.jobs[job.id] = job
             if job.state in (QUEUED, RUNNING) and job.cancel_requested:  # cancelled, then the server stopped
                 job.state, job.finished = CANCELLED, job.finished or time.time()
+                (self.folder(job.id) / "run.ckpt").unlink(missing_ok=True)  # as a cancel honoured by the run
                 self._write(job)
             elif job.state in (QUEUED, RUNNING):
                 job.state = QUEUED

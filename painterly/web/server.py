@@ -264,7 +264,10 @@ def create_app(settings: ServerSettings) -> FastAPI:
         job = store.get(job_id)
         if job is None:
             return _error(404, "no such job")
-        return {"command": _command(job)}
+        try:
+            return {"command": _command(job)}
+        except painterly.PainterlyError as exc:  # a job kept from a version whose options took other values
+            return _error(409, in_api_terms(f"this job's options are no longer valid: {exc}"))
 
     @app.get("/api/jobs/{job_id}/events")
     async def events(job_id: str, request: Request):
