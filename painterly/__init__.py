@@ -20,7 +20,8 @@ os.environ.setdefault("MKL_CBWR", "AUTO,STRICT")
 from .api import (DEFAULT_METHOD, available_methods, example_images, get_method, largest_size, make_config,  # noqa: E402
                   method_clash, method_for, method_of, method_options, plan, preflight, stylize)
 from .cli_args import command_line  # noqa: E402
-from .checkpoint import Checkpointer, Interrupted, default_path as default_checkpoint_path, install_stop_handlers  # noqa: E402
+from .checkpoint import (Checkpointer, Interrupted, default_path as default_checkpoint_path,  # noqa: E402
+                         install_signal_handlers, install_stop_handlers)
 from .config import CommonConfig, OptimisationConfig, option  # noqa: E402
 from .errors import ImageTooLargeError, NotAnImageError, PainterlyError  # noqa: E402
 from .figures import loss_curve, side_by_side  # noqa: E402
@@ -48,7 +49,7 @@ __all__ = [
     "GatysConfig", "StrotssConfig", "CommonConfig", "OptimisationConfig", "option", "Recipe", "register",
     "method_options", "example_images", "command_line", "write_bytes_atomic",
     "PainterlyError", "NotAnImageError", "ImageTooLargeError", "StepInfo", "StopRun", "ProgressBar", "LossHistory", "SaveEvery", "combine",
-    "Checkpointer", "Interrupted", "install_stop_handlers", "default_checkpoint_path",
+    "Checkpointer", "Interrupted", "install_stop_handlers", "install_signal_handlers", "default_checkpoint_path",
     "open_image", "save_image", "split_alpha", "check_writable", "refuse_overwriting_inputs", "side_by_side", "loss_curve", "tensor_to_pil",
     "NetworkConfig", "TrainConfig", "train", "load_model", "bundled_models",
     "AdainConfig", "WctConfig", "DecoderTrainConfig", "train_decoder", "load_decoder",

@@ -219,9 +219,9 @@ def stylize(
     style, with a note on stderr); not together with style_masks.
     callback: called after every iteration with a `StepInfo` (iteration, named losses, and a
     `preview()` of the current image on request); raising `painterly.StopRun` in it ends an optimisation
-    there and returns the picture so far (a one-pass method finishes its pass). A one-pass method (a network, AdaIN, WCT) calls it after each part
-    of its pass (each tile at print sizes), with no losses. A run that did fewer iterations than
-    planned says why in `info["stopped_early"]`: "max_time" or "callback".
+    there and returns the picture so far. A one-pass method (a network, AdaIN, WCT) calls it after each
+    part of its pass (each tile at print sizes), with no losses, and finishes its pass on StopRun. A run
+    that did fewer iterations than planned says why in `info["stopped_early"]`: "max_time" or "callback".
 
     If the content image has an alpha channel, the result keeps it (resized to the output).
 
@@ -432,7 +432,8 @@ def method_options(method: str) -> list[dict]:
         records.append({"name": f.name, "type": kind, "nullable": nullable,
                         "default": _json_value(getattr(defaults, f.name)), "help": meta.get("help", ""),
                         "choices": _json_value(meta.get("choices")), "minimum": meta.get("minimum"),
-                        "maximum": meta.get("maximum"), "above": meta.get("above"), "group": meta.get("group", "options"),
+                        "maximum": meta.get("maximum"), "above": meta.get("above"),
+                        "group": meta.get("group", "options"),
                         "default_text": meta.get("default_text"), "files": bool(meta.get("files")),
                         "names": list(option_names(meta))})
     return records

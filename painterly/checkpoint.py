@@ -438,8 +438,6 @@ def install_stop_handlers(checkpointer: Checkpointer, on_first: Optional[Callabl
     """SIGINT/SIGTERM: the first asks for a checkpointed stop at the next iteration boundary, a
     second aborts at once (KeyboardInterrupt). Returns a function that restores the old handlers.
     Does nothing outside the main thread (where Python cannot install handlers)."""
-    previous = {}
-
     def handler(signum, frame):
         if checkpointer.stop_signal is not None:
             raise KeyboardInterrupt
@@ -447,6 +445,15 @@ def install_stop_handlers(checkpointer: Checkpointer, on_first: Optional[Callabl
         if on_first is not None:
             on_first(signum)
 
+    return install_signal_handlers(handler, signals)
+
+
+def install_signal_handlers(handler: Callable, signals: Sequence[int] = (signal.SIGINT, signal.SIGTERM)
+                            ) -> Callable[[], None]:
+    """`handler` for each of `signals` (signal.default_int_handler: each a Ctrl-C, also where the shell
+    started the process with SIGINT ignored); returns a function that puts back the handlers found. Does
+    nothing outside the main thread (where Python cannot install handlers)."""
+    previous = {}
     try:
         for s in signals:
             previous[s] = signal.signal(s, handler)

@@ -13,7 +13,8 @@ from typing import Sequence
 
 from .cli_flags import _method_in, config_flags, options_for_method
 from .cli_args import EXIT_INTERRUPTED, EXIT_OK, _Parser, _UsageError, add_config_flags
-from . import DEFAULT_METHOD, VideoConfig, available_methods, make_config, method_for, stylize_video
+from . import (DEFAULT_METHOD, VideoConfig, available_methods, install_signal_handlers, make_config, method_for,
+               stylize_video)
 
 
 def build_video_parser(method: str = DEFAULT_METHOD) -> argparse.ArgumentParser:
@@ -103,12 +104,7 @@ def video_command(words: Sequence[str]) -> int:
               if v is not None}
     # Ctrl-C and SIGTERM stop it keeping the finished frames, also where the shell started it with SIGINT
     # ignored (a background job of a script), which Python then leaves ignored
-    previous = {}
-    try:
-        for signum in (signal.SIGINT, signal.SIGTERM):
-            previous[signum] = signal.signal(signum, signal.default_int_handler)
-    except ValueError:  # not the main thread, where Python cannot install handlers
-        pass
+    restore_handlers = install_signal_handlers(signal.default_int_handler)
     try:
         result = stylize_video(args.input, list(args.styles), args.output, method=method, config=config, video=video,
                                resume=args.resume, callback=bar, **guides, **({"size": "max"} if size_max else {}))
@@ -120,8 +116,7 @@ def video_command(words: Sequence[str]) -> int:
         return EXIT_INTERRUPTED
     finally:
         bar.close()
-        for signum, handler in previous.items():
-            signal.signal(signum, handler)
+        restore_handlers()
     if not args.quiet:
         if result.note:
             print(f"painterly: {result.note}", file=sys.stderr)

@@ -23,7 +23,7 @@ from .errors import PainterlyError
 
 T = TypeVar("T", bound="MethodConfig")
 SEED_RANGE = (-(2**63), 2**64 - 1)  # what torch's generators take
-# Bounds on options that size work before any cancellable loop runs: a web request of size 1e30 had the
+# Bounds on options that size work before any cancellable loop runs: a web request of size 10**30 had the
 # planner allocate until the kernel killed the server; scales 1e6 or pyramid levels 1e6 spun for minutes.
 MAX_SIZE = 65536   # px a side: 16 halvings from it still leave 1 px, and no print needs more
 MAX_SCALES = 13    # coarse-to-fine stages: 65536 px at the finest halves 12 times to 16 px at the coarsest

@@ -13,7 +13,7 @@ import os
 import sys
 import time
 from pathlib import Path
-from typing import Callable, Optional
+from typing import Callable, Optional, Union
 
 import torch
 
@@ -141,10 +141,12 @@ def available_memory_bytes(meminfo: Path = Path("/proc/meminfo"), dirs: Optional
     return free if capped is None else min(free, capped)
 
 
-def free_memory_bytes(device_type: str = "cpu") -> int:
-    """Free GPU memory on 'cuda', else the RAM this process can still use."""
-    if device_type == "cuda":
-        return torch.cuda.mem_get_info()[0]
+def free_memory_bytes(device: Union[str, torch.device] = "cpu") -> int:
+    """Free memory of a GPU ('cuda' the current one, 'cuda:1' that one), else the RAM this process can still
+    use."""
+    device = torch.device(device)
+    if device.type == "cuda":
+        return torch.cuda.mem_get_info(device)[0]
     return available_memory_bytes()
 
 

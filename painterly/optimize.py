@@ -7,7 +7,8 @@ from __future__ import annotations
 
 import math
 import time
-from typing import Callable, Iterable, Optional
+from contextlib import contextmanager
+from typing import Callable, Iterable, Iterator, Optional
 
 import torch
 from torch import nn
@@ -85,43 +86,46 @@ class BestIterate:
             self.saved = {k: v.detach().clone() for k, v in param.state_dict().items()}
 
     @torch.no_grad()
-    def _better(self, param: nn.Module, loss_fn: LossFunction) -> Optional[dict[str, torch.Tensor]]:
-        """The saved best's state where it scores lower than `param`'s image as read out; None to keep
-        `param` (the usual case, decided in one evaluation). `param` is left as it was."""
+    def _better(self, param: nn.Module, loss_fn: LossFunction) -> bool:
+        """Whether the saved best scores lower than `param`'s image as read out (decided in one
+        evaluation where it does not, the usual case). `param` is left as it was."""
         if self.saved is None:
-            return None
+            return False
         final = float(loss_fn(param.image()).total)
         if final <= self.loss:
-            return None
-        final_state = {k: v.detach().clone() for k, v in param.state_dict().items()}
-        param.load_state_dict(self.saved)
-        best = float(loss_fn(param.image()).total)
-        param.load_state_dict(final_state)
-        return self.saved if best < final else None
+            return False
+        with _holding(param, self.saved):
+            return float(loss_fn(param.image()).total) < final
 
     def settle(self, param: nn.Module, loss_fn: LossFunction) -> None:
         """End on the better of `param` and the best evaluated image."""
-        better = self._better(param, loss_fn)
-        if better is not None:
-            param.load_state_dict(better)
+        if self._better(param, loss_fn):
+            param.load_state_dict(self.saved)
 
     @torch.no_grad()
     def image(self, param: nn.Module, loss_fn: LossFunction) -> torch.Tensor:
         """The image settle would end on, leaving `param` as it is: what a run stopped mid-way writes."""
-        better = self._better(param, loss_fn)
-        if better is None:
+        if not self._better(param, loss_fn):
             return param.image()
-        current = {k: v.detach().clone() for k, v in param.state_dict().items()}
-        param.load_state_dict(better)
-        picture = param.image()
-        param.load_state_dict(current)
-        return picture
+        with _holding(param, self.saved):
+            return param.image()
 
     def state_dict(self) -> dict:
         return {"loss": self.loss, "saved": self.saved}
 
     def load_state_dict(self, state: dict) -> None:
         self.loss, self.saved = float(state["loss"]), state["saved"]
+
+
+@contextmanager
+def _holding(param: nn.Module, state: dict[str, torch.Tensor]) -> Iterator[None]:
+    """`param` holding `state` within the block, and its own state again after."""
+    own = {k: v.detach().clone() for k, v in param.state_dict().items()}
+    param.load_state_dict(state)
+    try:
+        yield
+    finally:
+        param.load_state_dict(own)
 
 
 def make_optimizer(name: str, params: Iterable[torch.Tensor], learning_rate: float | None = None,

@@ -33,10 +33,10 @@ from .hardware import free_memory_bytes, resolve_device, resolve_precision, set_
 from .image import (READ_SUFFIXES, ImageLike, as_tensor, check_writable, fit_long_side, image_list, open_image,
                     pil_to_tensor, resize, split_alpha)
 from .losses import LossTerms
-from .schedule import gib
 from .nets.grow import copies, require_wider, widen_convs
 from .nets.io import KIND, save_model, starting_file
 from .nets.transformer import Architecture, TransformerNet
+from .schedule import gib
 from .training_losses import DEFAULT_WEIGHTS, TRAINING_LOSSES
 
 DATA, LOSSES, NET = "data", "losses", "network"
@@ -531,10 +531,7 @@ def check_training_memory(config: LoopConfig, precision: str, device: torch.devi
     floor, typical = TRAINING_PIXEL_BYTES.get(precision, TRAINING_PIXEL_BYTES["fp32"])
     sharing = size if device.type == "cpu" else 1  # torchrun's ranks here run on one host
     need = TRAINING_BASE_BYTES + floor * config.batch * config.crop ** 2  # a rank's
-    if device.type == "cuda":
-        free = torch.cuda.mem_get_info(device)[0]  # this rank's GPU, not the current one
-    else:
-        free = free_memory_bytes(device.type)
+    free = free_memory_bytes(device)  # this rank's GPU, not the current one
     (refused,) = any_rank([sharing * need > free], size)
     if not refused:
         return
@@ -636,12 +633,12 @@ def train(styles: Union[ImageLike, Sequence[ImageLike]], photos: PhotoFolders, o
     photos or another weight on a trained network without starting over.
     With extend or init the model's architecture replaces the config's; `widths` or `residual_blocks`
     named among the options and not the model's is refused (the CLI names the flags it was given).
-    checkpoint: a file (or a painterly.Checkpointer) the run's whole state is saved to every minute (the
-    CLI's is MODEL.ckpt beside the model); resume=True continues that run exactly (a path for resume
-    continues from that file), and a Checkpointer whose request_stop() is called (a signal handler: install_stop_handlers) saves and
-    raises painterly.Interrupted at the next step. A run that config.max_time cuts short writes its
-    model and keeps the checkpoint, so a resume takes it on. callback(step, steps, losses, images_per_s)
-    after each step. Messages name the CLI's flags: `--steps` is `steps=` here.
+    checkpoint: a file (or a painterly.Checkpointer) the run's whole state is saved to every minute (the CLI's
+    is MODEL.ckpt beside the model); resume=True continues that run exactly (a path for resume continues from
+    that file), and a Checkpointer whose request_stop() is called (a signal handler: install_stop_handlers)
+    saves and raises painterly.Interrupted at the next step. A run that config.max_time cuts short writes its
+    model and keeps the checkpoint, so a resume takes it on. callback(step, steps, losses, images_per_s) after
+    each step. Messages name the CLI's flags: `--steps` is `steps=` here.
     """
     config = config_with(TrainConfig, config, options)
     checkpoint = make_checkpointer(checkpoint, resume)
