@@ -24,7 +24,7 @@ from .checkpoint import (Checkpointer, Interrupted, default_path as default_chec
                          install_signal_handlers, install_stop_handlers)
 from .config import CommonConfig, OptimisationConfig, option  # noqa: E402
 from .errors import ImageTooLargeError, NotAnImageError, PainterlyError  # noqa: E402
-from .figures import loss_curve, side_by_side  # noqa: E402
+from .figures import loss_curve, preview_sheet, side_by_side  # noqa: E402
 from .hardware import free_memory_bytes  # noqa: E402
 from .image import check_writable, open_image, refuse_overwriting_inputs, save_image, split_alpha, tensor_to_pil, write_bytes_atomic  # noqa: E402
 from .decoder_training import DecoderTrainConfig, train_decoder  # noqa: E402
@@ -50,7 +50,7 @@ __all__ = [
     "method_options", "example_images", "command_line", "write_bytes_atomic",
     "PainterlyError", "NotAnImageError", "ImageTooLargeError", "StepInfo", "StopRun", "ProgressBar", "LossHistory", "SaveEvery", "combine",
     "Checkpointer", "Interrupted", "install_stop_handlers", "install_signal_handlers", "default_checkpoint_path",
-    "open_image", "save_image", "split_alpha", "check_writable", "refuse_overwriting_inputs", "side_by_side", "loss_curve", "tensor_to_pil",
+    "open_image", "save_image", "split_alpha", "check_writable", "refuse_overwriting_inputs", "side_by_side", "preview_sheet", "loss_curve", "tensor_to_pil",
     "NetworkConfig", "TrainConfig", "train", "load_model", "bundled_models",
     "AdainConfig", "WctConfig", "DecoderTrainConfig", "train_decoder", "load_decoder",
     "bundled_decoders", "bundled_file", "checkpoint_advice", "is_decoder_file", "is_network_file",

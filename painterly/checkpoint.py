@@ -59,6 +59,9 @@ class Interrupted(KeyboardInterrupt):
         return str(self.args[0]).replace("interrupted at ", "")
 
 
+DIGEST_SUFFIX = "_sha256"  # an option holding a digest of images (a training's photos), named so
+
+
 def fingerprint(tensors: Iterable[Optional[torch.Tensor]], options: Mapping[str, Any],
                 ignore: Iterable[str] = NOT_IN_FINGERPRINT) -> str:
     """sha256 over the input pixel tensors (shape, dtype and bytes) and the options' JSON."""
@@ -69,7 +72,7 @@ def fingerprint(tensors: Iterable[Optional[torch.Tensor]], options: Mapping[str,
             continue
         t = t.detach().cpu().contiguous()
         h.update(f"{tuple(t.shape)}{t.dtype};".encode())
-        h.update(t.numpy().tobytes() if t.dtype != torch.bfloat16 else t.float().numpy().tobytes())
+        h.update(t.numpy() if t.dtype != torch.bfloat16 else t.float().numpy())  # read in place, not copied
     skip = set(ignore)
     kept = {k: v for k, v in options.items() if k not in skip}
     h.update(json.dumps(kept, sort_keys=True, default=str).encode())
@@ -95,8 +98,10 @@ def what_differs(then: Any, now: dict) -> str:
     if not isinstance(then, dict) or not isinstance(then.get("options"), dict):
         return ""
     old, new = then["options"], now["options"]
-    words = [f"{key} {json.dumps(old.get(key))} then, {json.dumps(new.get(key))} now"
-             for key in sorted(set(old) | set(new)) if old.get(key) != new.get(key)]
+    keys = [key for key in sorted(set(old) | set(new)) if old.get(key) != new.get(key)]
+    # a digest's value says nothing to a reader: "the photos differ" for photos_sha256
+    words = [f"the {key.removesuffix(DIGEST_SUFFIX).replace('_', ' ')} differ" if key.endswith(DIGEST_SUFFIX)
+             else f"{key} {json.dumps(old.get(key))} then, {json.dumps(new.get(key))} now" for key in keys]
     if then.get("inputs") != now["inputs"]:
         words.append("the input images differ")
     return "; ".join(words)
@@ -199,17 +204,29 @@ class Checkpointer:
         (hardware.resumed_threads)."""
         return resumed_threads(self._recorded("threads"), requested, f"'{self.path}'", default)
 
-    def start(self, fingerprint: str, precision: Optional[str] = None, record: Optional[dict] = None
-              ) -> Optional[dict]:
+    def start(self, fingerprint: str, precision: Optional[str] = None, record: Optional[dict] = None,
+              protect_others: bool = False) -> Optional[dict]:
         """Remember the run's fingerprint, the precision it computes in and its `run_record` (what a
-        refused resume names as differing); on resume return the saved state (else None)."""
+        refused resume names as differing); on resume return the saved state (else None).
+        `protect_others`: a fresh run refuses to replace another unfinished run's checkpoint too (a
+        training's hours), not only its own."""
         self._fingerprint, self._precision, self._record = fingerprint, precision, record
         self._last_save = time.monotonic()
         if not self.resume:
-            if self._saved("fingerprint") == fingerprint and not self._saved("finished"):
-                # the same run, unfinished, started again: starting over would lose its progress
+            saved = self._saved("fingerprint")
+            if saved is None or self._saved("finished"):
+                return None
+            if saved == fingerprint:  # the same run started again: starting over would lose its progress
                 raise PainterlyError(f"'{self.path}' holds this run's progress: resume it (--resume), or delete it "
                                      "to start afresh")
+            if protect_others:
+                try:
+                    differs = what_differs(_join(self._saved("record"), {}), record) if record is not None else ""
+                except (ValueError, KeyError, TypeError):  # a record not of this version: the refusal without it
+                    differs = ""
+                raise PainterlyError(f"'{self.path}' holds the progress of another run"
+                                     f"{f' ({differs})' if differs else ''}: resume that run with its own options, "
+                                     "delete the file, or write this one elsewhere")
             return None
         if not self.path.exists():
             raise PainterlyError(f"no checkpoint '{self.path}' to resume from")

@@ -6,6 +6,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import math
+import re
 import typing
 from typing import Sequence
 
@@ -16,7 +17,16 @@ class _UsageError(Exception):
     """argparse found a problem; main() prints it as one line."""
 
 
+# A value argparse must read as one, not as an option: a negative number or a list starting with one
+# (`--style-weights -1,2,0` was "expected one argument", hiding the real message, "must not be negative").
+NEGATIVE_VALUE = re.compile(r"^-(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?(,.*)?$")
+
+
 class _Parser(argparse.ArgumentParser):
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self._negative_number_matcher = NEGATIVE_VALUE
+
     def error(self, message: str) -> None:  # type: ignore[override]
         raise _UsageError(message)
 

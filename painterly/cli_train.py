@@ -29,23 +29,26 @@ from typing import Callable, Optional, Sequence
 from . import (Checkpointer, DecoderTrainConfig, Interrupted, NetworkConfig, TrainConfig, bundled_decoders,
                bundled_file, bundled_models, check_writable, checkpoint_advice, default_checkpoint_path,
                install_stop_handlers, is_decoder_file, is_network_file, load_decoder, load_model, loss_curve, method_of,
-               save_image, side_by_side, tensor_to_pil, train, train_decoder, PainterlyError)
+               preview_sheet, save_image, tensor_to_pil, train, train_decoder, PainterlyError)
 from .cli_args import EXIT_INTERRUPTED, EXIT_OK, EXIT_USAGE, _Parser, _UsageError, add_config_flags
-
-PREVIEW_COLUMNS = 6
 
 
 def build_train_parser() -> argparse.ArgumentParser:
     p = _Parser(prog="painterly train", usage="painterly train STYLE [STYLE ...] --photos DIR -o MODEL.safetensors",
                 description="Train a feed-forward style network on photos (Johnson et al. 2016; several styles in "
-                            "one network with --multi-style, Dumoulin et al. 2017). With --method adain|wct it "
-                            "trains that method's decoder instead (the same as painterly train-decoder).",
+                            "one network with --multi-style, Dumoulin et al. 2017). With --method adain|wct (and "
+                            "--styles DIR of style images) it trains that method's decoder instead: painterly "
+                            "train-decoder --help lists its options.",
                 allow_abbrev=False)
-    p.add_argument("styles", nargs="+", metavar="STYLE", help="style image(s)")
+    p.add_argument("styles", nargs="+", metavar="STYLE", help="style image(s): several make one style blended "
+                                                               "from them all, or with --style-set one artist's "
+                                                               "style pooled over the works, or with --multi-style "
+                                                               "one network holding each")
     _add_photos_flag(p)
     p.add_argument("-o", "--output", required=True, metavar="MODEL", help="the model file to write (.safetensors)")
-    p.add_argument("--extend", metavar="MODEL", help="add the STYLE to this multi-style model, training only its "
-                                                      "normalisation parameters")
+    p.add_argument("--extend", metavar="MODEL", help="add the STYLE to this model (a single-style one becomes a "
+                                                      "two-style one), training only the new style's normalisation "
+                                                      "parameters: the model's styles keep their pictures")
     p.add_argument("--init", metavar="MODEL", help="start from this model's architecture and weights (train a "
                                                     "network further on more steps, photos or weights; it keeps its "
                                                     "widths and residual blocks, which --widen and --deepen grow) "
@@ -61,9 +64,11 @@ def _add_photos_flag(p: argparse.ArgumentParser) -> None:
 
 def _add_training_flags(p: argparse.ArgumentParser, config_class, command: str) -> None:
     """What every training command takes: a validation photo, resume, quiet, and its config's flags."""
-    p.add_argument("--validation", metavar="PHOTO", help="a photo (not a training one) rendered into the preview "
-                                                           "sheet every --preview-every steps [the first photo]")
-    p.add_argument("--resume", action="store_true", help="continue from the checkpoint (OUT.ckpt)")
+    p.add_argument("--validation", metavar="PHOTO", help="a photo rendered into the preview sheet every "
+                                                           "--preview-every steps; best one not trained on [the first "
+                                                           "training photo]")
+    p.add_argument("--resume", action="store_true", help="continue exactly from the checkpoint, OUT with the "
+                                                         "extension .ckpt, saved every minute and at Ctrl-C")
     p.add_argument("--quiet", "-q", action="store_true", help="no progress bar")
     p.add_argument("--nproc", type=int, default=1, metavar="N",
                    help="train data-parallel in N processes (torchrun; gloo on CPUs, NCCL on GPUs); --batch is "
@@ -76,15 +81,15 @@ def _add_training_flags(p: argparse.ArgumentParser, config_class, command: str) 
 class _Display:
     """The preview sheet (last few validation renders), the progress bar and the loss curve of a run."""
 
-    def __init__(self, output: Path, quiet: bool, command: str) -> None:
+    def __init__(self, output: Path, quiet: bool, command: str, styles: Sequence[str] = ()) -> None:
         self.sheet_path, self.curve_path = output.with_suffix(".preview.png"), output.with_suffix(".loss.png")
         self.quiet, self.previews, self.bar, self.command = quiet, [], None, command
+        self.styles = list(styles)  # a multi-style network's, whose renders show each
         self.started = time.time()  # the bar's clock: made at the first step, it would rate that step at ~0 s
 
     def preview(self, step: int, image) -> None:
-        self.previews.append((f"step {step}", tensor_to_pil(image)))
-        shown = self.previews[-PREVIEW_COLUMNS:]
-        save_image(side_by_side([img for _, img in shown], [label for label, _ in shown], height=192), self.sheet_path)
+        self.previews.append((step, tensor_to_pil(image)))
+        save_image(preview_sheet(self.previews, self.styles), self.sheet_path)
 
     def progress(self, step: int, steps: int, losses: dict, rate: float) -> None:
         if self.quiet:
@@ -105,9 +110,10 @@ class _Display:
         restore = install_stop_handlers(ckpt)
         try:
             info = work()
-        except Interrupted:
+        except Interrupted as stop:
             self.close_bar()  # first: the line goes below the bar, not onto it
-            print(f"painterly: interrupted; resume with: {resume_command(command, words)}", file=sys.stderr)
+            print(f"painterly: interrupted at {stop.where}; '{ckpt.path}' keeps the progress (no model written: "
+                  f"--max-time writes one); resume with: {resume_command(command, words)}", file=sys.stderr)
             return None
         finally:
             restore()
@@ -176,7 +182,7 @@ def _method_given(words: Sequence[str]) -> Optional[str]:
 
 
 def _run_training(command: str, words: Sequence[str], args: argparse.Namespace, config_class, work,
-                  data: Callable[[dict], str]) -> int:
+                  data: Callable[[dict], str], styles: Sequence[str] = ()) -> int:
     """Parse the config, check the output, then `work(config, output, checkpointer, display)` with
     Ctrl-C handling, the loss curve and a summary line. --nproc N: the same command in N processes
     under torchrun; under torchrun, rank 0 alone shows progress and writes files."""
@@ -200,7 +206,7 @@ def _run_training(command: str, words: Sequence[str], args: argparse.Namespace, 
         raise PainterlyError(f"checkpoint '{default_checkpoint_path(output)}' is a directory; move it or name "
                              f"another output")
     ckpt = Checkpointer(default_checkpoint_path(output), seconds=60.0, resume=args.resume)
-    display = _Display(output, args.quiet, command)
+    display = _Display(output, args.quiet, command, styles)
     info = display.run(command, words, ckpt, lambda: work(config, output, ckpt, display))
     if info is None:
         return EXIT_INTERRUPTED
@@ -253,7 +259,9 @@ def _train(words: Sequence[str]) -> int:
         list(args.styles), args.photos, output, config, validation=args.validation, extend=args.extend,
         init=args.init, checkpoint=ckpt, callback=display.progress, preview=display.preview,
         **_named(args, ("widths", "residual_blocks"))),
-        lambda t: f"{t['photos']} photos, {t['skipped']} unreadable skipped")
+        lambda t: f"{t['photos']} photos, {t['skipped']} unreadable skipped",
+        # a multi-style network's previews show each of its styles (--extend's, the new one alone)
+        [Path(s).stem for s in args.styles] if getattr(args, "multi_style", False) and not args.extend else ())
 
 
 def build_train_decoder_parser() -> argparse.ArgumentParser:
@@ -309,17 +317,26 @@ def _file_size(path: Path) -> str:
     return f"{size / 2**20:.1f} MB" if size >= 2**20 else f"{max(1, round(size / 2**10))} KB"
 
 
+def _count(number, noun: str) -> str:
+    """"1 step", "9 steps": the noun in the number's plural."""
+    return f"{number} {noun}{'' if number == 1 else 's'}"
+
+
 def _trained(path: Path, meta: dict, also: str = "") -> str:
     """The file's size, what it was trained on (`also`: data beside the photos) and its final losses."""
     training = meta.get("training", {})
     losses = ", ".join(f"{k} {v:.3g}" for k, v in meta.get("losses", {}).items())
-    steps = training.get("steps_done", "?")
-    how = f"trained {steps} steps"
+    done, planned = training.get("steps_done", "?"), training.get("steps")
+    steps = _count(done, "step")
+    if isinstance(done, int) and isinstance(planned, int) and done < planned:  # --max-time stopped it
+        steps = f"{done} of {planned} steps (stopped by --max-time)"
+    how = f"trained {steps}"
     if training.get("extended_from"):  # its steps trained the new style alone
-        how = f"extended from {Path(str(training['extended_from'])).name} by {steps} steps"
+        how = f"extended from {Path(str(training['extended_from'])).name} by {steps}"
     if training.get("loss") not in (None, "gram"):
         how += f" on the {str(training['loss']).upper()} objective"
-    return (f"{_file_size(path)}; {how} on {training.get('photos', '?')} photos{also} at {training.get('crop', '?')} "
+    return (f"{_file_size(path)}; {how} on {_count(training.get('photos', '?'), 'photo')}{also} at "
+            f"{training.get('crop', '?')} "
             f"px; final losses: {losses or 'n/a'}")
 
 
@@ -328,7 +345,7 @@ def describe_model(path: Path) -> str:
     net, meta = load_model(path)
     arch = meta["architecture"]
     return (f"{path.stem}: {len(meta['styles'])} style(s) ({', '.join(meta['styles'])}); widths "
-            f"{'/'.join(map(str, arch['widths']))}, {arch['residual_blocks']} residual blocks, {_trained(path, meta)}")
+            f"{'/'.join(map(str, arch['widths']))}, {_count(arch['residual_blocks'], 'residual block')}, {_trained(path, meta)}")
 
 
 def describe_decoder(path: Path) -> str:

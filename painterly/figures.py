@@ -35,6 +35,27 @@ def side_by_side(images: Sequence[Image.Image], labels: Sequence[str], height: i
     return sheet
 
 
+PREVIEWS_SHOWN = 6  # a training's preview sheet: its latest validation renders
+
+
+def preview_sheet(previews: Sequence[tuple[int, Image.Image]], styles: Sequence[str] = ()) -> Image.Image:
+    """A training's latest validation renders, (step, render) each: left to right, or for a network of
+    several `styles` (whose render is the photo in each style, left to right) a row a step with a
+    labelled column a style, so the sheet neither grows ever wider nor leaves the styles unnamed."""
+    shown = list(previews)[-PREVIEWS_SHOWN:]
+    if len(styles) < 2:
+        return side_by_side([image for _, image in shown], [f"step {step}" for step, _ in shown], height=192)
+    rows = []
+    for step, image in shown:
+        width = image.width // len(styles)
+        parts = [image.crop((i * width, 0, (i + 1) * width, image.height)) for i in range(len(styles))]
+        rows.append(side_by_side(parts, [f"step {step}: {name}" for name in styles], height=192))
+    sheet = Image.new("RGB", (max(r.width for r in rows), sum(r.height for r in rows)), (255, 255, 255))
+    for i, row in enumerate(rows):
+        sheet.paste(row, (0, sum(r.height for r in rows[:i])))
+    return sheet
+
+
 # Above this many points a term's curve is drawn as its running mean over len // SMOOTHED_POINTS steps (geometric,
 # as the axis is logarithmic) above its raw values: minibatch losses swing 2-3x from step to step and hide the trend.
 SMOOTHED_POINTS = 40
@@ -73,6 +94,23 @@ def loss_curve(records: Sequence[dict], size: tuple[int, int] = (800, 480)) -> I
     def xy(step: float, logv: float) -> tuple[float, float]:
         return left + (step - s0) / (s1 - s0) * pw, top + (hi - logv) / (hi - lo) * ph
 
+    def _dashed_line(points: Sequence[tuple[float, float]], fill: tuple[int, int, int], width: int,
+                     dash: float = 6.0, gap: float = 4.0) -> None:
+        """A polyline drawn `dash` px on, `gap` px off, the pattern running on across its corners."""
+        travelled = 0.0
+        for (x0, y0), (x1, y1) in zip(points, points[1:]):
+            length = math.hypot(x1 - x0, y1 - y0)
+            at = 0.0
+            while at < length:
+                phase = travelled % (dash + gap)
+                run = min((dash - phase) if phase < dash else (dash + gap - phase), length - at)
+                if phase < dash and run > 0:
+                    a, b = at / length, (at + run) / length
+                    draw.line([(x0 + (x1 - x0) * a, y0 + (y1 - y0) * a), (x0 + (x1 - x0) * b, y0 + (y1 - y0) * b)],
+                              fill=fill, width=width)
+                at += max(run, 1e-6)
+                travelled += max(run, 1e-6)
+
     draw.rectangle([left, top, left + pw, top + ph], outline=(0, 0, 0))
     for e in range(lo, hi + 1):
         _, y = xy(s0, e)
@@ -94,10 +132,12 @@ def loss_curve(records: Sequence[dict], size: tuple[int, int] = (800, 480)) -> I
             draw.line([xy(*p) for p in kept], fill=tuple(c + (255 - c) * 3 // 4 for c in colour), width=1)
             kept = list(zip([p[0] for p in kept[window - 1:]], running_mean([p[1] for p in kept], window)))
         curves.append((name, kept, colour))
-    for i, (name, kept, colour) in enumerate(curves):
+    # the total last and dashed: where one term is all of it (a decoder's features), a solid total hid that term
+    for i, (name, kept, colour) in sorted(enumerate(curves), key=lambda c: c[1][0] == "total"):
+        line = _dashed_line if name == "total" else draw.line
         if len(kept) > 1:
-            draw.line([xy(*p) for p in kept], fill=colour, width=2)
-        draw.line([left + pw + 10, top + 10 + 16 * i, left + pw + 30, top + 10 + 16 * i], fill=colour, width=3)
+            line([xy(*p) for p in kept], fill=colour, width=2)
+        line([(left + pw + 10, top + 10 + 16 * i), (left + pw + 30, top + 10 + 16 * i)], fill=colour, width=3)
         draw.text((left + pw + 36, top + 4 + 16 * i), name, fill=(0, 0, 0), font=font)
     draw.text((left + pw // 2 - 20, height - bottom + 14), "step", fill=(0, 0, 0), font=font)
     draw.text((left + 4, height - bottom + 14), str(s0), fill=(0, 0, 0), font=font)

@@ -25,7 +25,7 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 
-from .checkpoint import Checkpointer, Interrupted, fingerprint, make_checkpointer, restore_rng, rng_state, run_record
+from .checkpoint import DIGEST_SUFFIX, Checkpointer, Interrupted, fingerprint, make_checkpointer, restore_rng, rng_state, run_record
 from .config import SEED_RANGE, MethodConfig, flag_name, option, unknown_options
 from .errors import PainterlyError
 from .features import FeatureExtractor, check_layers
@@ -50,7 +50,7 @@ class LoopConfig(MethodConfig):
     batch: int = option(4, "photos per step", minimum=1, group=DATA, metavar="N")
     crop: int = option(256, "side of the random square crops, px", minimum=32, group=DATA, metavar="PX")
     scale_jitter: float = option(0.25, "photos are scaled by a random factor in [1-J, 1+J] before cropping",
-                                 minimum=0, group=DATA, metavar="J")
+                                 minimum=0, maximum=0.9, group=DATA, metavar="J")  # 1-J > 0: a scale
     image_side: Optional[int] = option(None, "short side photos are scaled to (before the jitter) for cropping: "
                                        "the scale the network learns to repaint, so the short side of the "
                                        "pictures it will stylise", minimum=32, default_text="1.25 x the crop",
@@ -369,8 +369,10 @@ def run_loop(trainee: Trainee, photos: Sequence[torch.Tensor], config: LoopConfi
     shown = "" if validation is None else fingerprint([validation], {})  # which photo they are of
     step, elapsed = 0, 0.0
     if checkpoint is not None:
+        # the photos too: a resume on another set would continue a run it was not
+        options = {**options, "photos": len(photos), "photos" + DIGEST_SUFFIX: fingerprint(photos, {})}
         saved = checkpoint.start(fingerprint(list(inputs), options), options["precision"],
-                                 run_record(list(inputs), options))
+                                 run_record(list(inputs), options), protect_others=True)
         if saved is not None:
             module.load_state_dict(saved["net"])
             optimizer.load_state_dict(saved["optimizer"])

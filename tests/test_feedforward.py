@@ -371,6 +371,33 @@ def test_a_training_cut_short_by_max_time_keeps_its_checkpoint_and_resumes_exact
     assert all(torch.equal(x, y) for x, y in zip(a.state_dict().values(), b.state_dict().values()))
 
 
+def test_a_stopped_training_is_neither_resumed_on_other_photos_nor_replaced_by_another_run(tmp_path, photos,
+                                                                                           tiny_vgg):
+    """The checkpoint's fingerprint covers the photos: a resume on a folder with a photo gone, or one changed
+    under the same name, would continue a run that never was (and its model card would name the new count).
+    A fresh run with other options refuses to replace an unfinished training's checkpoint: its hours were
+    lost silently, where the same command again was refused."""
+    config = _config(steps=6)
+    _train_until(2, tmp_path, photos, config, tiny_vgg)
+    (photos / "nested" / "p3.png").unlink()
+    with pytest.raises(PainterlyError, match=r"other input images or options \(photos 4 then, 3 now; the photos "
+                                             r"differ\)"):
+        train([_style()], photos, tmp_path / "b.safetensors", config, extractor=tiny_vgg,
+              checkpoint=Checkpointer(tmp_path / "t.ckpt", seconds=None, resume=True), style_names=["s"])
+    first = photos / "nested" / "p0.png"
+    Image.fromarray(255 - np.asarray(Image.open(first))).save(tmp_path / "p3.png")
+    (tmp_path / "p3.png").rename(photos / "nested" / "p3.png")  # four photos again, one of them another
+    with pytest.raises(PainterlyError, match=r"other input images or options \(the photos differ\)"):
+        train([_style()], photos, tmp_path / "b.safetensors", config, extractor=tiny_vgg,
+              checkpoint=Checkpointer(tmp_path / "t.ckpt", seconds=None, resume=True), style_names=["s"])
+    saved = (tmp_path / "t.ckpt").read_bytes()
+    with pytest.raises(PainterlyError, match=r"t.ckpt' holds the progress of another run \(.*steps 6 then, 2 now"
+                                             r".*\): resume that run with its own options, delete the file"):
+        train([_style()], photos, tmp_path / "b.safetensors", dataclasses.replace(config, steps=2),
+              extractor=tiny_vgg, checkpoint=Checkpointer(tmp_path / "t.ckpt", seconds=None), style_names=["s"])
+    assert (tmp_path / "t.ckpt").read_bytes() == saved and not (tmp_path / "b.safetensors").exists()
+
+
 def test_a_resumed_auto_training_keeps_the_precision_it_began_in(tmp_path, photos, tiny_vgg, monkeypatch):
     """auto times bf16 in each process: on a busy machine a later process may choose otherwise. The
     checkpoint records the precision the run computed in, and a resumed auto run goes on in it."""

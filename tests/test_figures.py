@@ -47,3 +47,25 @@ def test_side_by_side_pastes_every_image_under_its_label_and_refuses_a_missing_l
     assert tuple(sheet[5, 2 + 10]) == (255, 0, 0) and tuple(sheet[5, 2 + 20 + 2 + 5]) == (0, 0, 255)
     with pytest.raises(PainterlyError, match=r"one label per image: 2 image\(s\), 1 label\(s\)"):
         side_by_side([red, blue], ["red"])
+
+
+def test_a_multi_style_preview_sheet_has_a_row_a_step_and_a_labelled_column_a_style():
+    """A three-style network's render is the photo in each style left to right: the sheet splits it into
+    columns and stacks the steps, keeping the latest six, so it stops growing wider with each preview."""
+    from PIL import Image
+
+    from painterly.figures import PREVIEWS_SHOWN, preview_sheet
+
+    colours = [(200, 30, 30), (30, 200, 30), (30, 30, 200)]
+    render = Image.new("RGB", (3 * 64, 48))
+    for i, colour in enumerate(colours):
+        render.paste(Image.new("RGB", (64, 48), colour), (i * 64, 0))
+    one = preview_sheet([(2, render)], ["a", "b", "c"])
+    many = preview_sheet([(2 * k, render) for k in range(1, 9)], ["a", "b", "c"])
+    assert many.width == one.width and many.height == PREVIEWS_SHOWN * one.height
+    row = np.asarray(one).astype(int)[8 + 96]  # through the middle of the row's pictures (192 px high)
+    seen = [tuple(row[x]) for x in range(one.width) if (np.abs(row[x] - 255).sum() > 60)]
+    firsts = [c for i, c in enumerate(seen) if i == 0 or np.abs(np.array(c) - seen[i - 1]).sum() > 60]
+    assert [min(colours, key=lambda k: np.abs(np.array(k) - c).sum()) for c in firsts] == colours
+    single = preview_sheet([(k, render) for k in range(1, 9)])  # one style: the renders left to right
+    assert single.height == one.height and single.width > many.width

@@ -97,10 +97,16 @@ def _read(path: Union[str, os.PathLike], kind: str) -> tuple[dict[str, torch.Ten
     try:
         with safe_open(str(path), framework="pt") as f:
             stored = f.metadata() or {}
+            if METADATA_KEY not in stored:
+                raise PainterlyError(f"{noun} '{path}' is a safetensors file without painterly's metadata: not a "
+                                     f"painterly {what} (painterly train writes those)")
             meta = json.loads(stored[METADATA_KEY])
             tensors = {k: f.get_tensor(k) for k in f.keys()}
-    except Exception as exc:  # not safetensors, truncated, no painterly metadata
-        raise PainterlyError(f"{noun} '{path}' is not a painterly {what} file ({type(exc).__name__})") from None
+    except PainterlyError:
+        raise
+    except Exception:  # noqa: BLE001 - not safetensors, truncated, damaged: all refused the same way
+        raise PainterlyError(f"{noun} '{path}' is not a painterly {what} file (not safetensors, or truncated or "
+                             f"damaged)") from None
     expected = stored.get(CHECKSUM_KEY)  # absent in files written before checksums (the bundled ones among them)
     if expected is not None and expected != state_checksum(stored[METADATA_KEY], tensors):
         raise PainterlyError(f"{noun} '{path}' is damaged: its checksum does not match its contents")
