@@ -8,8 +8,9 @@ import dataclasses
 import shlex
 import signal
 import sys
+import time
 import typing
-from typing import Sequence
+from typing import Optional, Sequence
 
 from .cli_flags import _method_in, config_flags, options_for_method
 from .cli_args import EXIT_INTERRUPTED, EXIT_OK, _Parser, _UsageError, add_config_flags
@@ -20,9 +21,11 @@ from . import (DEFAULT_METHOD, VideoConfig, available_methods, install_signal_ha
 def build_video_parser(method: str = DEFAULT_METHOD) -> argparse.ArgumentParser:
     registered = available_methods()
     shown = registered.get(method, registered[DEFAULT_METHOD])
-    p = _Parser(prog="painterly video", usage="painterly video IN STYLE [STYLE ...] -o OUT.mp4 [options]",
+    p = _Parser(prog="painterly video", usage="painterly video IN [STYLE ...] -o OUT.mp4 [options]",
                 description="Stylise a video (or a folder of frames) with any method, frame after frame, kept "
-                            "consistent along the optical flow (Ruder et al. 2016). The audio is carried over.",
+                            "consistent along the optical flow (Ruder et al. 2016). The audio is carried over into "
+                            "a video file. STYLE images for every method but --model, whose network holds its "
+                            "styles. --max-time limits each frame.",
                 epilog="Method options show the defaults of --method " + shown.name, allow_abbrev=False)
     p.add_argument("input", metavar="IN", help="a video file or a folder of frames")
     p.add_argument("styles", nargs="*", metavar="STYLE", help="style image(s)")
@@ -51,20 +54,42 @@ class _FrameBar:
     def __init__(self, quiet: bool, size_max: bool = False) -> None:
         self.quiet, self.bar, self.size_max = quiet, None, size_max
         self.later: list[float] = []  # seconds of the frames painted after the video's first
+        self.cut_short = 0  # frames --max-time stopped before their planned iterations
+        self.shown_step = 0.0  # when a step last updated the bar
+
+    def _open(self, frames: Optional[int], elapsed: float) -> None:
+        from tqdm import tqdm
+
+        self.bar = tqdm(total=frames, file=sys.stderr, dynamic_ncols=True, unit="frame", desc="video",
+                        bar_format=self.FORMAT)
+        self.bar.start_t -= elapsed  # the clock from the run's start, not from the first frame's end
+
+    def step(self, info) -> None:
+        """An optimising method's iteration within a frame (minutes each at print sizes), at most twice a
+        second: the bar otherwise stood still at 0/N through the whole first frame."""
+        if self.quiet or info.iterations <= 1 or time.monotonic() - self.shown_step < 0.5:
+            return
+        self.shown_step = time.monotonic()
+        if self.bar is None:  # the first frame: how many there are comes with its end
+            self._open(None, info.elapsed)
+        scale = f" scale {info.scale + 1}/{info.scales}" if info.scales > 1 else ""
+        terms = "".join(f" {k}={v:.3g}" for k, v in info.losses.items())
+        self.bar.set_postfix_str(f"frame {(info.frame or 0) + 1}{scale} iteration {info.iteration}/{info.iterations}"
+                                 f"{terms}", refresh=True)
 
     def __call__(self, info) -> None:
+        self.cut_short += info.stopped_early == "max_time"
         if self.quiet:
             return
-        if self.bar is None:
-            from tqdm import tqdm
-
+        if self.bar is None or self.bar.total is None:
             if self.size_max:
                 how = "chosen when the run began" if info.resumed else "fits in free memory"
-                print(f"painterly: --size max: {max(info.size)} px {how} ({info.size[0]}x{info.size[1]} frames)",
-                      file=sys.stderr)
-            self.bar = tqdm(total=info.frames, file=sys.stderr, dynamic_ncols=True, unit="frame", desc="video",
-                            bar_format=self.FORMAT)
-            self.bar.start_t -= info.elapsed  # the clock from the run's start, not from the first frame's end
+                line = f"painterly: --size max: {max(info.size)} px {how} ({info.size[0]}x{info.size[1]} frames)"
+                print(line, file=sys.stderr) if self.bar is None else self.bar.write(line, file=sys.stderr)
+            if self.bar is None:
+                self._open(info.frames, info.elapsed)
+            else:
+                self.bar.total = info.frames
         if not info.resumed and info.frame > 1:
             self.later.append(info.seconds)
         self.bar.n += 1  # shown with this frame's postfix, not the last one's
@@ -107,7 +132,8 @@ def video_command(words: Sequence[str]) -> int:
     restore_handlers = install_signal_handlers(signal.default_int_handler)
     try:
         result = stylize_video(args.input, list(args.styles), args.output, method=method, config=config, video=video,
-                               resume=args.resume, callback=bar, **guides, **({"size": "max"} if size_max else {}))
+                               resume=args.resume, callback=bar, step_callback=bar.step, **guides,
+                               **({"size": "max"} if size_max else {}))
     except KeyboardInterrupt:
         bar.close()
         again = [*words, *([] if "--resume" in words else ["--resume"])]
@@ -120,6 +146,9 @@ def video_command(words: Sequence[str]) -> int:
     if not args.quiet:
         if result.note:
             print(f"painterly: {result.note}", file=sys.stderr)
+        if bar.cut_short:
+            print(f"painterly: {bar.cut_short} of {result.frames} frames cut short by --max-time (a limit for each "
+                  "frame)", file=sys.stderr)
         w, h = result.size
         print(f"painterly: wrote {result.path} ({result.frames} frames, {w}x{h}, {float(result.rate):g} fps)",
               file=sys.stderr)

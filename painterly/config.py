@@ -129,8 +129,8 @@ def _file_names(name: str, value: Any) -> Any:
         if isinstance(v, os.PathLike):
             return os.fspath(v)
         if v is not None and not isinstance(v, str):
-            raise PainterlyError(f"{flag_name(name)} must be a name or a file path, got {type(v).__name__} "
-                                 "(it is read from its file)")
+            raise PainterlyError(f"{flag_name(name)} must be a name or a file path, got {type(v).__name__}: "
+                                 "give the file load_model read (it is loaded once a process and kept)")
         return v
 
     return [one(v) for v in value] if isinstance(value, (list, tuple)) else one(value)

@@ -72,7 +72,8 @@ class VideoConfig(MethodConfig):
     crf: Optional[int] = option(None, "H.264 quality of a video file output, 0..51, lower is better (18: "
                                 "visually near-lossless; not with --lossless)",
                                 minimum=0, default_text="18", group="video", metavar="Q")
-    lossless: bool = option(False, "lossless RGB H.264 for a video file output (large files)", group="video")
+    lossless: bool = option(False, "lossless RGB H.264 for a video file output (large files, and RGB H.264 that "
+                            "many players and browsers do not play: for editing, not for sharing)", group="video")
 
     def __post_init__(self) -> None:
         super().__post_init__()
@@ -84,7 +85,10 @@ class VideoConfig(MethodConfig):
 
 @dataclass
 class FrameInfo:
-    """What a per-frame callback learns."""
+    """What a per-frame callback learns: the frame's number (1-based) of `frames`; `seconds` it took and
+    `elapsed` since the run began; its loss terms; whether it was `resumed` (loaded from the work folder);
+    the `size` painted, (width, height); how many frames this process has `painted`; `stopped_early`
+    ("max_time" where --max-time cut it short); and `eta`, the seconds left at this pace."""
 
     frame: int         # 1-based
     frames: int
@@ -94,6 +98,7 @@ class FrameInfo:
     resumed: bool      # loaded from the work folder, not painted now
     size: tuple[int, int] = (0, 0)  # (width, height) the frames are painted at (--size max: the size chosen)
     painted: int = 0   # frames this process has painted so far (a resumed run loads the others)
+    stopped_early: Optional[str] = None  # "max_time" where this frame did fewer iterations than planned
 
     @property
     def eta(self) -> float:
@@ -177,11 +182,13 @@ def stylize_video(source: Union[str, os.PathLike], styles: Union[None, ImageLike
                   **options) -> VideoResult:
     """Stylise a video file or a folder of frames into OUT (a video file, or a folder for PNG frames).
 
-    method / config / options: as for stylize() (size caps the frames' long side). video: how frames are
-    read, kept consistent and written (VideoConfig). callback: after every frame with a FrameInfo;
-    step_callback: every optimisation step, as stylize()'s callback. resume: continue from the frames
-    a stopped run left in the work folder (OUT.frames), with the same inputs and options.
-    Returns what was written. A video's audio stream is carried over untouched.
+    method / config / options: as for stylize() (size caps the frames' long side; max_time limits each
+    frame). video: how frames are read, kept consistent and written (VideoConfig). callback: after every
+    frame with a FrameInfo; step_callback: every optimisation step, as stylize()'s callback. Raising
+    painterly.StopRun in either stops the video as Ctrl-C does: KeyboardInterrupt, with the finished frames
+    kept. resume: continue from the frames a stopped run left in the work folder (OUT.frames), with the
+    same inputs and options. Returns what was written. A video's audio stream is carried over untouched
+    into a video file (a folder of frames holds none: VideoResult.note says so).
     """
     video = video or VideoConfig()
     if not isinstance(video, VideoConfig):
@@ -267,6 +274,8 @@ def stylize_video(source: Union[str, os.PathLike], styles: Union[None, ImageLike
         shutil.rmtree(folder, ignore_errors=True)
     else:
         (folder / "plan.json").unlink(missing_ok=True)
+        if frames.info.has_audio:
+            note = "the audio is left out: a folder of PNG frames holds none (name a video file to keep it)"
     return VideoResult(out, frames.info.frames, frames.info.rate, (written[1], written[0]), note)
 
 
@@ -312,19 +321,23 @@ def _paint_all(frames: VideoSource, folder: Path, done: int, recipe, first: Sess
         t0 = time.monotonic()
         frame_path = folder / f"frame_{index + 1:05d}.png"
         losses: dict = {}
+        stopped_early = None
         if index < done:
             result = _load(frame_path)
         else:
-            result = _paint(frame, index, previous_frame, previous_out, history, recipe, first, later, video,
-                            step_callback, losses)
+            result, stopped_early = _paint(frame, index, previous_frame, previous_out, history, recipe, first, later,
+                                           video, step_callback, losses)
             picture = tensor_to_pil(result)
             result = pil_to_tensor(picture)  # the 8-bit frame, as a resumed run will read it back
             save_image(picture, frame_path, quick=True)
             painted += 1
         if callback is not None:
             h, w = frames.info.size
-            callback(FrameInfo(index + 1, frames.info.frames, time.monotonic() - t0, time.monotonic() - start, losses,
-                               index < done, (w, h), painted))
+            try:
+                callback(FrameInfo(index + 1, frames.info.frames, time.monotonic() - t0, time.monotonic() - start,
+                                   losses, index < done, (w, h), painted, stopped_early))
+            except StopRun:  # as on Ctrl-C: the finished frames are kept, to resume
+                raise KeyboardInterrupt from None
         history.insert(0, (frame, result))
         del history[max(1, _long_term_span(video.long_term)):]
         previous_frame, previous_out = frame, result
@@ -336,8 +349,9 @@ def _long_term_span(long_term: int) -> int:
 
 
 def _paint(frame, index, previous_frame, previous_out, history, recipe, first: Session, later: Session,
-           video: VideoConfig, step_callback, losses: dict) -> torch.Tensor:
-    """One frame: the first (or an independent one) as an image; later ones along the flow."""
+           video: VideoConfig, step_callback, losses: dict) -> tuple[torch.Tensor, Optional[str]]:
+    """One frame: the first (or an independent one) as an image; later ones along the flow. Returns it and
+    why it did fewer iterations than planned, if it did (Session.stopped_early)."""
     def record(info):
         losses.clear()
         losses.update(info.losses)
@@ -349,13 +363,13 @@ def _paint(frame, index, previous_frame, previous_out, history, recipe, first: S
 
     if previous_out is None or video.temporal_weight == 0:  # from the content, or what --init names
         return first.run(frame, init_image=initial_image(recipe, first.config, frame), callback=record,
-                         frame=index).cpu()
+                         frame=index).cpu(), first.stopped_early
     forward, mask = tracked(previous_frame, frame)  # offsets from this frame into the previous one
     warped = warp(previous_out, forward)
     if later is first:  # a method that cannot start from an image: blend along the flow
         stylised = first.run(frame, callback=record, frame=index).cpu()
         share = video.temporal_weight / (video.temporal_weight + 100.0) * mask
-        return share * warped + (1 - share) * stylised
+        return share * warped + (1 - share) * stylised, first.stopped_early
     targets = [(warped, mask)]
     if video.long_term > 0:
         earlier = [(warped, mask)]
@@ -369,7 +383,7 @@ def _paint(frame, index, previous_frame, previous_out, history, recipe, first: S
     targets = [(w.to(later.device), m.to(later.device)) for w, m in targets]
     weight = video.temporal_weight * recipe.temporal_scale
     return later.run(frame, init_image=init, callback=record, frame=index,
-                     extra_terms={TEMPORAL: temporal_term(targets, weight)}).cpu()
+                     extra_terms={TEMPORAL: temporal_term(targets, weight)}).cpu(), later.stopped_early
 
 
 def _load(path: Path) -> torch.Tensor:

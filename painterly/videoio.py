@@ -18,7 +18,7 @@ import numpy as np
 import torch
 
 from .errors import PainterlyError
-from .image import READ_SUFFIXES, fit_long_side, open_image, part_prefix, pil_to_tensor, save_image, split_alpha
+from .image import READ_SUFFIXES, check_writable, fit_long_side, open_image, part_prefix, pil_to_tensor, save_image, split_alpha
 
 VIDEO_SUFFIXES = (".mp4", ".mov", ".mkv", ".m4v", ".avi")  # containers that take H.264
 # Audio codecs the MP4/MOV family takes as they are; anything else (PCM from an AVI, say) is left out
@@ -231,8 +231,14 @@ def is_video_path(path: Union[str, os.PathLike]) -> bool:
 
 def check_video_output(path: Path) -> None:
     """Refuse an output that is neither a video file (VIDEO_SUFFIXES) nor a folder for frames (no extension,
-    or a folder already there)."""
-    if not is_video_path(path) and path.suffix and not path.is_dir():
+    or a folder already there), and a video file that cannot be written there (a folder of that name, a
+    read-only place, a name too long): found before the frames are painted, not after."""
+    if is_video_path(path):
+        if path.is_dir():
+            raise PainterlyError(f"output '{path}' is a folder: name a video file, or a folder without a video "
+                                 "extension for PNG frames")
+        check_writable(path, VIDEO_SUFFIXES)
+    elif path.suffix and not path.is_dir():
         raise PainterlyError(f"output '{path}': use a video extension ({', '.join(VIDEO_SUFFIXES)}) or a folder name "
                              "for frames")
 
@@ -270,6 +276,8 @@ class VideoSink:
         self.stream.width, self.stream.height = self.padded[1], self.padded[0]
         self.stream.pix_fmt = "rgb24" if lossless else "yuv420p"
         self.stream.options = {"qp": "0"} if lossless else {"crf": str(crf), "preset": "medium"}
+        if self.path.suffix.lower() == ".avi":  # AVI keeps no presentation times: B-frames came out of order
+            self.stream.options = {**self.stream.options, "bf": "0"}
         self.audio_source = audio_from if audio_from is not None and audio_from.info.has_audio else None
         self.audio_in = self.audio_out = None
         if self.audio_source is not None:

@@ -321,12 +321,72 @@ def test_an_output_that_is_the_input_or_not_a_video_is_refused_before_any_frame(
     shutil.copy(clip, own)
     before = own.read_bytes()
     monkeypatch.setattr(video_module, "_paint_all", lambda *a, **k: (_ for _ in ()).throw(AssertionError("painted")))
+    (tmp_path / "folder.mp4").mkdir()
     for output, fragment in ((own, "is an input of this run"), (tmp_path / "frames.png", "use a video extension"),
-                             (tmp_path / "out.xyz", "use a video extension")):
+                             (tmp_path / "out.xyz", "use a video extension"),
+                             # found after every frame was painted, naming a temporary file, and then again
+                             # after every resume
+                             (tmp_path / "folder.mp4", "is a folder: name a video file"),
+                             (tmp_path / ("a" * 248 + ".mp4"), "cannot be written")):
         with pytest.raises(painterly.PainterlyError, match=fragment) as error:
             stylize_video(own, None, output, model="starry_night", size=32)
         assert "\n" not in str(error.value) and not Path(output).with_suffix(".frames").exists()
     assert own.read_bytes() == before and not (tmp_path / "frames.png").exists()
+
+
+def test_frames_cut_short_by_max_time_are_counted_and_a_folder_says_it_has_no_audio(clip, tmp_path, monkeypatch,
+                                                                                     capsys):
+    """--max-time limits each frame; a frame it stopped early said nothing (the first came out as the photo on
+    a busy machine). The video command counts them; a folder of frames says the audio is not in it. The bar
+    shows an optimising frame's iterations as they go."""
+    from helpers import use_fake_clock
+
+    from painterly.cli import main
+
+    clock = use_fake_clock(monkeypatch, "painterly.driver", "painterly.optimize")
+    seen = []
+
+    def frame(info):
+        seen.append(info.stopped_early)
+
+    def step(info):
+        clock.advance(1.0)
+
+    result = stylize_video(clip, EXAMPLES / "starry_night.jpg", tmp_path / "frames", size=32, iterations=4, scales=1,
+                           max_time=2.5, video=painterly.VideoConfig(every=4), callback=frame, step_callback=step)
+    assert seen == ["max_time"] * result.frames and result.frames == 2
+    assert "the audio is left out: a folder of PNG frames holds none" in result.note
+    assert stylize_video(clip, EXAMPLES / "starry_night.jpg", tmp_path / "whole", size=32, iterations=2, scales=1,
+                         video=painterly.VideoConfig(every=4), callback=frame).frames == 2
+    assert seen[2:] == [None, None]
+    import painterly.cli_video as cli_video
+
+    shown = cli_video._FrameBar.step
+
+    def step_and_tick(bar, info):  # the bar shows a step at most twice a clock second: each one here
+        shown(bar, info)
+        clock.advance(1.0)
+
+    monkeypatch.setattr(cli_video, "time", clock)
+    monkeypatch.setattr(cli_video._FrameBar, "step", step_and_tick)
+    code = main(["video", str(clip), str(EXAMPLES / "starry_night.jpg"), "-o", str(tmp_path / "cut.mp4"), "--size",
+                 "32", "--iterations", "4", "--scales", "1", "--every", "4", "--max-time", "2.5"])
+    err = capsys.readouterr().err
+    assert code == 0 and "painterly: 2 of 2 frames cut short by --max-time (a limit for each frame)" in err
+    assert "frame 1 iteration 1/4" in err
+
+
+def test_a_stoprun_in_the_frame_callback_stops_the_video_keeping_its_frames(clip, tmp_path):
+    def stop(info):
+        if info.frame == 2:
+            raise painterly.StopRun
+
+    with pytest.raises(KeyboardInterrupt):
+        stylize_video(clip, None, tmp_path / "cut.mp4", model="starry_night", size=32, callback=stop)
+    assert sorted(p.name for p in (tmp_path / "cut.mp4.frames").glob("frame_*.png")) == ["frame_00001.png",
+                                                                                          "frame_00002.png"]
+    result = stylize_video(clip, None, tmp_path / "cut.mp4", model="starry_night", size=32, resume=True)
+    assert result.frames == VideoSource(clip).info.frames and not (tmp_path / "cut.mp4.frames").exists()
 
 
 def test_the_warping_error_takes_images_and_refuses_unpaired_outputs():

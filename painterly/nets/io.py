@@ -194,7 +194,8 @@ def save_model(path: Union[str, os.PathLike], net: TransformerNet, info: dict[st
 
 
 def load_model(path: Union[str, os.PathLike]) -> tuple[TransformerNet, dict[str, Any]]:
-    """The network in a model file (float32, eval mode) and its metadata."""
+    """The network in a model file (float32, eval mode) and its metadata: to look into or build on. To
+    stylise, give stylize() the file (model=path), which loads it once a process and keeps it."""
     tensors, meta = _read(path, KIND)
     net = TransformerNet(Architecture.from_json(meta.get("architecture", {})))
     _load_into(path, net, tensors, KIND)
