@@ -248,8 +248,8 @@ def _run(args: argparse.Namespace, argv: Optional[Sequence[str]] = None) -> int:
         if ckpt_path.is_dir():
             raise PainterlyError(f"--checkpoint '{ckpt_path}' is a directory; name a file")
         refuse_overwriting_inputs(ckpt_path, inputs)
-        if not ckpt_path.parent.is_dir():
-            raise PainterlyError(f"checkpoint folder '{ckpt_path.parent}' does not exist")
+        # found now, not at the first save or the end (a read-only place lost a finished run's image)
+        check_writable(ckpt_path, (), what="checkpoint")
         ckpt = Checkpointer(ckpt_path, every=args.checkpoint_every, seconds=args.checkpoint_seconds,
                             resume=args.resume, keep=args.keep_checkpoint)
     else:  # one pass: nothing to save as it goes or resume, so a stop just stops

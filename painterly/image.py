@@ -213,24 +213,25 @@ def resize(image: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
 
 
 def check_writable(path: Union[str, os.PathLike], suffixes: Optional[Sequence[str]] = None, *,
-                   try_file: bool = True, inputs: Sequence = ()) -> Path:
+                   try_file: bool = True, inputs: Sequence = (), what: str = "output") -> Path:
     """Fail early (before hours of work) if `path` cannot be written, has an unknown extension
-    (`suffixes`, default: the image formats painterly saves) or is one of the run's `inputs` (paths; other
-    values are skipped), which the output would replace. try_file: also make (and remove) a file in its
-    folder; a writer about to make the real file there skips that."""
+    (`suffixes`, default: the image formats painterly saves; () for any) or is one of the run's `inputs`
+    (paths; other values are skipped), which the output would replace. try_file: also make (and remove) a
+    file in its folder; a writer about to make the real file there skips that. `what`: the file's name in
+    the messages (a checkpoint is no output)."""
     out = Path(path)
     refuse_overwriting_inputs(out, inputs)
     allowed = SAVE_FORMATS if suffixes is None else suffixes
     if out.is_dir():  # a folder first: "unknown extension" would not say what is wrong
-        raise PainterlyError(f"output '{out}' is a directory; name a file in it")
-    if out.suffix.lower() not in allowed:
+        raise PainterlyError(f"{what} '{out}' is a directory; name a file in it")
+    if allowed and out.suffix.lower() not in allowed:
         raise PainterlyError(
-            f"output '{out}' has an unknown extension; use one of {', '.join(sorted(allowed))}")
+            f"{what} '{out}' has an unknown extension; use one of {', '.join(sorted(allowed))}")
     folder = out.parent if str(out.parent) else Path(".")
     if not folder.is_dir():
-        raise PainterlyError(f"output folder '{folder}' does not exist")
+        raise PainterlyError(f"{what} folder '{folder}' does not exist")
     if not os.access(folder, os.W_OK) or (out.exists() and not os.access(out, os.W_OK)):
-        raise PainterlyError(f"output '{out}' is not writable")
+        raise PainterlyError(f"{what} '{out}' is not writable")
     if not try_file:
         return out
     try:  # a file really made there: root passes os.access in read-only places (/sys, a read-only mount)
@@ -238,7 +239,7 @@ def check_writable(path: Union[str, os.PathLike], suffixes: Optional[Sequence[st
         os.close(fd)
         os.unlink(probe)
     except OSError as exc:
-        raise PainterlyError(f"output '{out}' cannot be written ({exc.strerror or exc})") from None
+        raise PainterlyError(f"{what} '{out}' cannot be written ({exc.strerror or exc})") from None
     return out
 
 

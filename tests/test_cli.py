@@ -416,6 +416,31 @@ def test_output_not_writable_even_as_root(images, capsys, monkeypatch, no_styliz
     assert_nothing_written(images["dir"])
 
 
+def test_a_checkpoint_in_a_read_only_place_is_refused_before_the_run(images, capsys, monkeypatch, no_stylize):
+    """A read-only --checkpoint folder was found at the run's end, which then wrote no image at all. As root
+    (who passes os.access anywhere) the probe file is what finds it: made to fail there alone."""
+    import errno
+    import tempfile
+
+    import painterly.image
+
+    ro = images["dir"] / "ro"
+    ro.mkdir()
+    made = tempfile.mkstemp
+
+    def read_only_there(*args, dir=None, **kwargs):
+        if Path(dir) == ro:
+            raise OSError(errno.EROFS, "Read-only file system")
+        return made(*args, dir=dir, **kwargs)
+
+    monkeypatch.setattr(painterly.image.tempfile, "mkstemp", read_only_there)
+    code, _, err = run([images["content"], images["style"], "-o", images["dir"] / "out.png", "--checkpoint",
+                        ro / "x.ckpt", *FAST], capsys)
+    assert code == 2
+    assert_one_error_line(err, f"checkpoint '{ro / 'x.ckpt'}' cannot be written (Read-only file system)")
+    assert_nothing_written(images["dir"])
+
+
 def test_unknown_output_extension(images, capsys, no_stylize):
     d = images["dir"]
     code, _, err = run([images["content"], images["style"], "-o", d / "out.gif", *FAST], capsys)

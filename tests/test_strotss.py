@@ -284,6 +284,22 @@ def test_short_run_lowers_style_and_content_terms():
     assert style_term(out) < style_term(content)
 
 
+def test_a_style_too_short_at_a_coarse_scale_is_read_at_the_least_vgg_takes():
+    """A style read at a scale's long side fell under VGG's 16 px on its short side (a 96 px run's coarsest
+    scale; a panorama at any scale) and crashed VGG ("Output size is too small"); it is read longer."""
+    from painterly.features import FeatureExtractor
+
+    assert strotss.style_size_at((100, 1000), 128) == (16, 160)
+    assert strotss.style_size_at((300, 400), 12) == (16, 22)
+    assert strotss.style_size_at((300, 400), 512) == (384, 512)  # long enough: the scale's long side
+    g = torch.Generator().manual_seed(0)
+    content, panorama = torch.rand(1, 3, 48, 64, generator=g), torch.rand(1, 3, 20, 200, generator=g)
+    config = StrotssConfig(size=64, scales=2, iterations=2, seed=0, precision="fp32", samples=64, style_samples=64)
+    extractor = FeatureExtractor.random(seed=0, last_layer=config.sorted_layers[-1], precision="fp32")
+    out = run(content, [panorama], config, extractor=extractor)
+    assert out.shape == (1, 3, 48, 64) and torch.isfinite(out).all()
+
+
 # --- API and command line ----------------------------------------------------------------------------
 
 @pytest.fixture

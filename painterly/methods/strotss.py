@@ -220,7 +220,7 @@ class StrotssMemory:
     pool_samples: int
 
     def scale_bytes(self, size: tuple[int, int], tiling: Optional[Tiling], iterations: int) -> int:
-        style_sizes = [fit_long_side(h, w, max(size)) for h, w in self.style_hws]
+        style_sizes = [style_size_at((h, w), max(size)) for h, w in self.style_hws]
         if tiling is None:
             return peak_bytes(size, self.layers, style_sizes, self.precision)
         pool = 4 * self.pool_samples * (3 + sum(channels_of(l) for l in self.layers))
@@ -231,6 +231,19 @@ class StrotssMemory:
 
 
 AUTHORS_SCALES = 4  # 64, 128, 256, 512 px in the authors' code
+
+
+# VGG needs 16 px a side to reach relu5_1 (four 2x poolings): a style read at a coarse scale's long side
+# could be less on its short side (a 96 px run's 24 px scale, a panorama at any scale) and crashed VGG.
+MIN_STYLE_SIDE = 16
+
+
+def style_size_at(style_hw: tuple[int, int], long_side: int) -> tuple[int, int]:
+    """A style image's (height, width) at a scale: its long side the scale's, or longer where its short side
+    would otherwise fall under MIN_STYLE_SIDE."""
+    h, w = style_hw
+    needed = -(-MIN_STYLE_SIDE * max(h, w) // min(h, w))  # the long side whose short side is the minimum
+    return fit_long_side(h, w, max(long_side, needed))
 
 
 def scale_count(config: StrotssConfig, final: tuple[int, int]) -> int:
@@ -281,7 +294,7 @@ class Strotss(Recipe):
         """Every style image at the scale's long side, sampled whole or, for a tiled scale, as a fixed
         pool read tile by tile; with guidance, each region's masks at these sizes."""
         size, layers = scale.size, run.config.sorted_layers
-        styles_k = [resize(s, fit_long_side(*s.shape[-2:], max(size))) for s in run.styles]
+        styles_k = [resize(s, style_size_at(tuple(s.shape[-2:]), max(size))) for s in run.styles]
         style_masks: list[list[Optional[torch.Tensor]]] = [[None] * len(styles_k)]
         content_masks = None
         if run.guidance is not None:
