@@ -23,7 +23,8 @@ from pathlib import Path
 from typing import Callable, Iterable, Iterator, Optional, Sequence, Union
 
 from .api import asks_size_max, make_config, method_for, method_options, stylize
-from .errors import ImageTooLargeError, NotAnImageError, PainterlyError
+from .errors import DamagedImageError, ImageTooLargeError, NotAnImageError, PainterlyError
+from .hardware import resolve_device
 from .image import READ_SUFFIXES, SAVE_FORMATS, open_image, remove_stale_parts, save_image, write_bytes_atomic
 from .videoio import VIDEO_SUFFIXES, VideoSource, is_video_path
 
@@ -191,12 +192,21 @@ def read_manifest(path: Union[str, os.PathLike], output_dir: Optional[str] = Non
 
 
 def check_jobs(jobs: Sequence[BatchJob]) -> list[BatchJob]:
-    """Refuse, before any work: missing files, options no method takes, two jobs writing one output."""
+    """Refuse, before any work: missing files, style files that are no image (each read once; found job by
+    job, they failed every content's job), options no method takes, two jobs writing one output."""
     seen: dict[str, str] = {}
+    readable: set[str] = set()
     for job in jobs:
         for path in (job.content, *job.styles):
             if not Path(path).is_file():
                 raise PainterlyError(f"job {job.name}: '{path}' does not exist")
+        for style in job.styles:
+            if style not in readable:
+                try:
+                    open_image(style, "style image").close()
+                except PainterlyError as exc:
+                    raise PainterlyError(f"job {job.name}: {exc}") from None
+                readable.add(style)
         model = job.options.get("model")
         try:
             options = {k: v for k, v in job.options.items() if k != "method"}
@@ -249,7 +259,7 @@ def run_job(job: BatchJob, retries: int = 0, stylize_fn: Callable = stylize) -> 
                 save_image(image, job.output)
             remove_stale_parts(job.output)  # an earlier attempt's worker killed mid-write left its temporary file
             return JobResult(job.name, job.output, DONE, attempt, round(time.monotonic() - start, 3))
-        except (NotAnImageError, ImageTooLargeError) as exc:  # an input file: another attempt reads the same
+        except (NotAnImageError, DamagedImageError, ImageTooLargeError) as exc:  # another attempt reads the same
             error = " ".join(str(exc).split())
             return JobResult(job.name, job.output, FAILED, attempt, round(time.monotonic() - start, 3), error)
         except Exception as exc:  # whatever went wrong, this job is recorded and the batch goes on
@@ -296,11 +306,21 @@ def write_summary(results: Iterable[JobResult], path: Union[str, os.PathLike]) -
     write_bytes_atomic(data, path)
 
 
+def check_devices(jobs: Sequence[BatchJob]) -> None:
+    """Refuse a device the jobs name that this machine lacks (--device cuda without a GPU): found job by job,
+    it failed every job after its retries. For jobs run here; a cluster's workers have their own."""
+    for device in sorted({str(j.options["device"]) for j in jobs if j.options.get("device") is not None}):
+        resolve_device(device)
+
+
 def run_batch(jobs: Sequence[BatchJob], *, executor=None, retries: int = 0,
               summary: Union[None, str, os.PathLike] = None,
               callback: Optional[Callable[[JobResult, int, int], None]] = None) -> list[JobResult]:
     """Run every job (skipping finished outputs), rewriting the summary after each; returns the results
-    in job order. callback(result, finished_count, total) after each job."""
+    in job order. callback(result, finished_count, total) after each job. Run here (no executor), the
+    devices are checked first (check_devices)."""
+    if executor is None:
+        check_devices(jobs)
     executor = executor or LocalExecutor(retries)
     by_output: dict[str, JobResult] = {}  # outputs are unique (check_jobs); names need not be
     for result in executor.run(list(jobs)):

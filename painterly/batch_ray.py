@@ -37,6 +37,9 @@ class RayExecutor:
             try:
                 ray.init(address=address, include_dashboard=False, log_to_driver=False, configure_logging=False,
                          **({} if address else {"num_cpus": max(1, math.ceil(workers * cpus))}))
+            except ValueError as exc:  # e.g. a ray:// address without ray[client] installed: Ray says what to do
+                said = " ".join(str(exc).split())
+                raise PainterlyError(f"cannot use the Ray cluster at '{address}': {said}") from None
             except ConnectionError as exc:  # Ray's own words name its --address flag, which painterly has not
                 where = "running here" if address == "auto" else f"at '{address}'"
                 said = " ".join(str(exc).split()).split(". ")[0].rstrip(".")  # its first sentence, addresses whole

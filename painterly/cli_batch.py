@@ -13,7 +13,7 @@ from typing import Sequence
 
 from .cli_flags import _method_in, config_flags
 from .cli_args import EXIT_FAILURE, EXIT_OK, _Parser, _positive_int, _UsageError, add_config_flags
-from . import (DEFAULT_METHOD, BatchJob, available_methods, check_jobs, check_writable, expand_images, options_for,
+from . import (DEFAULT_METHOD, BatchJob, available_methods, check_devices, check_jobs, check_writable, expand_images, options_for,
                pair_jobs, read_manifest, run_batch)
 
 
@@ -39,9 +39,9 @@ def build_batch_parser(method: str = DEFAULT_METHOD) -> argparse.ArgumentParser:
     p.add_argument("--quiet", "-q", action="store_true", help="no progress bar")
     p.add_argument("--ray", nargs="?", const="local", metavar="ADDRESS",
                    help="run on a Ray cluster: 'auto', ray://HOST:10001, or no value for a local one started here")
-    p.add_argument("--workers", type=_positive_int, default=2, metavar="N", help="Ray workers (actors) [2]")
-    p.add_argument("--cpus-per-worker", type=float, default=1.0, metavar="N", help="CPUs each Ray worker takes [1]")
-    p.add_argument("--gpus-per-worker", type=float, default=0.0, metavar="N", help="GPUs each Ray worker takes [0]")
+    p.add_argument("--workers", type=_positive_int, metavar="N", help="Ray workers (actors) [2]")
+    p.add_argument("--cpus-per-worker", type=float, metavar="N", help="CPUs each Ray worker takes [1]")
+    p.add_argument("--gpus-per-worker", type=float, metavar="N", help="GPUs each Ray worker takes [0]")
     flags = {k: v for k, v in config_flags().items() if k != "model"}
     add_config_flags(p, flags, shown.config_class(), list(registered), shown.name)
     return p
@@ -59,6 +59,10 @@ def batch_command(words: Sequence[str]) -> int:
     args = build_batch_parser(_method_in(words)).parse_intermixed_args(list(words))
     if args.retries < 0:
         raise _UsageError("--retries must not be negative")
+    ray_only = [flag for flag, value in (("--workers", args.workers), ("--cpus-per-worker", args.cpus_per_worker),
+                                         ("--gpus-per-worker", args.gpus_per_worker)) if value is not None]
+    if ray_only and not args.ray:  # here the jobs run one after another in this process
+        raise _UsageError(f"{', '.join(ray_only)}: Ray workers; add --ray (a local cluster, or a cluster's address)")
     if Path(args.output).exists() and not Path(args.output).is_dir():
         raise _UsageError(f"-o names the folder the outputs go to, and '{args.output}' is a file")
     options = {name: getattr(args, name) for name in config_flags() if hasattr(args, name) and name != "model"}
@@ -77,11 +81,14 @@ def batch_command(words: Sequence[str]) -> int:
     summary = args.summary or str(Path(args.output) / "summary.json")
     check_writable(summary, (".json", ".csv"))  # before the first job, not after it
     executor = None
+    if not args.ray:  # before the bar is drawn, as the cluster's connection is
+        check_devices(jobs)
     if args.ray:  # connected before the bar is drawn: a cluster that is not there is one line
         from . import RayExecutor
 
-        executor = RayExecutor(None if args.ray == "local" else args.ray, workers=args.workers,
-                               cpus=args.cpus_per_worker, gpus=args.gpus_per_worker, retries=args.retries)
+        executor = RayExecutor(None if args.ray == "local" else args.ray, workers=args.workers or 2,
+                               cpus=1.0 if args.cpus_per_worker is None else args.cpus_per_worker,
+                               gpus=args.gpus_per_worker or 0.0, retries=args.retries)
     bar = None
     if not args.quiet:
         from tqdm import tqdm
@@ -104,6 +111,8 @@ def batch_command(words: Sequence[str]) -> int:
             executor.close()
     counts = {s: sum(r.status == s for r in results) for s in ("done", "skipped", "failed")}
     if not args.quiet:
-        print(f"painterly: {counts['done']} done, {counts['skipped']} skipped (already there), {counts['failed']} failed; "
-              f"summary in {summary}", file=sys.stderr)
+        skipped = (f"{counts['skipped']} skipped (already there, as they were made: delete them or write to another "
+                   "-o to make them again with other options)") if counts["skipped"] else "0 skipped"
+        print(f"painterly: {counts['done']} done, {skipped}, {counts['failed']} failed; summary in {summary}",
+              file=sys.stderr)
     return EXIT_FAILURE if counts["failed"] else EXIT_OK

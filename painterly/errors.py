@@ -12,6 +12,10 @@ class NotAnImageError(PainterlyError):
     """A file that no image format painterly reads recognises (the web app answers 415)."""
 
 
+class DamagedImageError(PainterlyError):
+    """An image file that is corrupt or truncated: reading it again reads the same (a batch does not retry)."""
+
+
 class ImageTooLargeError(PainterlyError):
     """An image over the pixel safety limit, e.g. a decompression bomb (the web app answers 413)."""
 

@@ -17,7 +17,7 @@ import torch
 import torch.nn.functional as F
 from PIL import Image, ImageOps, UnidentifiedImageError
 
-from .errors import ImageTooLargeError, NotAnImageError, PainterlyError
+from .errors import DamagedImageError, ImageTooLargeError, NotAnImageError, PainterlyError
 
 ImageLike = Union[str, os.PathLike, Image.Image, np.ndarray, torch.Tensor]
 ONE_IMAGE = (str, os.PathLike, Image.Image, np.ndarray, torch.Tensor)  # an ImageLike, not a list of them
@@ -79,7 +79,7 @@ def open_image(source: ImageLike, what: str = "image") -> Image.Image:
         except PermissionError:
             raise PainterlyError(f"{name} cannot be read: permission denied") from None
         except (OSError, SyntaxError, ValueError) as exc:
-            raise PainterlyError(f"{name} is corrupt or truncated ({exc})") from None
+            raise DamagedImageError(f"{name} is corrupt or truncated ({exc})") from None
     try:
         img = ImageOps.exif_transpose(img)
     except Exception:  # a broken EXIF block must not stop the run; the pixels are still good

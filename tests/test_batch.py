@@ -7,6 +7,7 @@ import json
 from pathlib import Path
 
 import pytest
+import torch
 from PIL import Image
 
 import painterly
@@ -168,6 +169,35 @@ def test_an_output_folder_that_is_a_file_and_a_ray_cluster_that_is_not_there_are
     err = capsys.readouterr().err.strip().splitlines()
     assert code == 2 and len(err) == 1 and err[0].startswith("painterly: error: no Ray cluster running here"), err
     assert "--address" not in err[0] and not (tmp_path / "out" / "summary.json").exists()
+
+
+def test_what_would_fail_every_job_is_refused_before_the_first(images, tmp_path, capsys, monkeypatch):
+    """A style that is no image, or a device this machine lacks, failed job after job (each after its retries);
+    Ray's worker flags without --ray were ignored. A truncated content is not retried: it reads the same."""
+    from painterly import batch
+    from painterly.cli import main
+
+    calls = []
+    monkeypatch.setattr(batch, "stylize", lambda *a, **k: calls.append(a) or torch.rand(1, 3, 8, 8))
+    (tmp_path / "fake.png").write_bytes(b"not a png")
+    out = str(tmp_path / "out")
+    assert main(["batch", str(images / "a.png"), "--style", str(tmp_path / "fake.png"), "-o", out, "-q"]) == 2
+    assert "style image '" in capsys.readouterr().err
+    monkeypatch.setattr("torch.cuda.is_available", lambda: False)
+    assert main(["batch", str(images / "a.png"), "--style", str(images / "style.png"), "-o", out, "--device",
+                 "cuda"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == ["painterly: error: device 'cuda' is not available (no CUDA GPU found)"]
+    assert main(["batch", str(images / "a.png"), "--style", str(images / "style.png"), "-o", out, "--workers",
+                 "3"]) == 2
+    assert "--workers: Ray workers; add --ray" in capsys.readouterr().err
+    assert calls == [] and not (tmp_path / "out" / "summary.json").exists()
+    whole = (images / "a.png").read_bytes()
+    (tmp_path / "cut.png").write_bytes(whole[: len(whole) // 2])
+    result = batch.run_job(batch.BatchJob("cut", str(tmp_path / "cut.png"), (str(images / "style.png"),),
+                                          str(tmp_path / "o.png"), {}), retries=3,
+                           stylize_fn=lambda content, *a, **k: batch.open_image(content))
+    assert result.status == "failed" and result.attempts == 1 and "corrupt or truncated" in result.error
 
 
 @pytest.fixture(scope="module")
