@@ -38,9 +38,10 @@ class Scale:
 
 
 def gib(nbytes: float) -> str:
-    """Bytes as GiB for a message: one decimal, or two significant digits below 0.1 (not "0.0")."""
+    """Bytes as GiB for a message: one decimal from 10 GiB, else two significant digits (0.55 GiB, not 0.5,
+    which read as less than the --max-memory 0.55 given)."""
     value = nbytes / 2**30
-    return f"{value:.1f}" if value >= 0.1 else f"{value:.2g}"
+    return f"{value:.1f}" if value >= 10 else f"{value:.2g}"
 
 
 def scale_sizes(final: tuple[int, int], scales: int | None) -> list[tuple[int, int]]:
@@ -249,6 +250,9 @@ TILED_BYTES_PER_PIXEL = 120
 # Automatic tiling uses no tiles smaller than this: below it most pixels sit in overlaps and the
 # deepest style layers see a few cells per tile. (An explicit tile_size may go lower.)
 MIN_AUTO_TILE = 256
+# ... except for a picture little over MIN_AUTO_TILE just over the budget: whole it is one such tile, so tiles
+# down to this are used before refusing it (256x192 in 0.55 GiB was refused where 300x225 ran tiled)
+SMALLEST_AUTO_TILE = 96
 # An explicit --tile-size that would lay more tiles than this over one scale is refused before planning them:
 # 8192 px in 64 px tiles (16384) plans in about 3 s here, 16384 px (65536) in 16 s.
 MAX_TILES = 20000
@@ -304,6 +308,11 @@ def fit_tiling(size: tuple[int, int], iterations: int, model: MemoryModel, budge
     lo, hi = MIN_AUTO_TILE, max(size)
     if model.scale_bytes(size, plan_tiling(lo, overlap, rounds), per_round) > budget:
         best = largest_tiled_long_side(size, model, budget, overlap, rounds, per_round)
+        if best >= max(size):  # larger pictures fit in MIN_AUTO_TILE tiles, where this one's tile is itself
+            smaller = [tile for tile in range(MIN_AUTO_TILE - 16, SMALLEST_AUTO_TILE - 1, -16)
+                       if model.scale_bytes(size, plan_tiling(tile, overlap, rounds), per_round) <= budget]
+            if smaller:
+                return plan_tiling(smaller[0], overlap, rounds)
         if best == 0:  # the run's fixed part alone (the network, a model, the heap) is over the budget
             floor = model.scale_bytes(fit_long_side(*size, 16), None, per_round)
             enough = -(-floor * 10 // 2**30) / 10  # rounded up to 0.1 GiB

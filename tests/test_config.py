@@ -142,7 +142,7 @@ def test_preflight_refuses_what_the_run_would_and_returns_its_plan():
     # 0.65 GiB, four do not, and the run refuses them, so preflight does)
     options = dict(method="strotss", size=64, max_memory=0.65, iterations=1, precision="fp32")
     painterly.preflight(content, style, **options)
-    with pytest.raises(PainterlyError, match="needs more than the 0.6 GiB available"):
+    with pytest.raises(PainterlyError, match="needs more than the 0.65 GiB available"):
         painterly.preflight(content, [style] * 4, **options)
 
 
@@ -157,8 +157,8 @@ def test_file_options_take_paths_and_refuse_a_loaded_network_as_what_it_is_not()
                                  decoders=[Path("a.safetensors"), "b.safetensors"]).decoders == ("a.safetensors",
                                                                                                   "b.safetensors")
     assert painterly.make_config(init=Path("start.png")).init == "start.png"
-    with pytest.raises(PainterlyError, match=r"^model must be a name or a file path, got TransformerNet \(it is read "
-                                             r"from its file\)$"):
+    with pytest.raises(PainterlyError, match=r"^model must be a name or a file path, got TransformerNet: give the "
+                                             r"file load_model read \(it is loaded once a process and kept\)$"):
         painterly.make_config(model=painterly.load_model("starry_night"))
 
 

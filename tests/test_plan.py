@@ -191,7 +191,7 @@ def test_dry_run_warns_when_it_does_not_fit(images, capsys, no_stylize, monkeypa
     code, out, _ = run([images / "content.png", images / "style.png", "-o", images / "o.png", "--dry-run",
                         "--size", "1024", "--precision", "fp32", "--device", "cpu"], capsys)
     assert code == 2
-    assert "does NOT fit: a 1024x768 image needs more than the 0.6 GiB available even in 256 px tiles" in out
+    assert "does NOT fit: a 1024x768 image needs more than the 0.59 GiB available even in 256 px tiles" in out
     code, out, _ = run([images / "content.png", "--dry-run", "--size", "1024", "--precision", "fp32", "--device", "cpu",
                         "--tile-size", "0"], capsys)
     assert code == 2
@@ -344,3 +344,17 @@ def test_a_large_style_scale_counts_the_style_pass_in_the_plan(monkeypatch):
     monkeypatch.setattr(hardware, "available_memory_bytes", lambda: 2 * 2**30)
     tight = painterly.plan((96, 128), size=128, precision="fp32", style_scale=16)
     assert not tight.problem and tight.scales[-1].tiling is not None and tight.peak_bytes <= 2 * 2**30
+
+
+def test_a_picture_just_over_the_budget_runs_in_tiles_smaller_than_the_usual_smallest():
+    """256x192 in --max-memory 0.55 was refused ("even in 256 px tiles", its one tile itself) while 300x225 and
+    592 px ran tiled in the same budget: it now takes smaller tiles, as larger pictures' tiles are."""
+    from painterly.schedule import MIN_AUTO_TILE
+
+    recipe, config = painterly.get_method("gatys"), GatysConfig(size=256, scales=1, iterations=5, precision="fp32")
+    whole = recipe.memory(config, [(192, 256)], "fp32").scale_bytes((192, 256), None, 5)
+    plan = make_plan(recipe, config, (192, 256), [(192, 256)], "cpu", "fp32", budget=whole - 2 * 2**20)
+    assert plan[0].tiling is not None and plan[0].tiling.tile < MIN_AUTO_TILE
+    larger = make_plan(recipe, dataclasses.replace(config, size=300), (192, 256), [(192, 256)], "cpu", "fp32",
+                       budget=whole - 2 * 2**20)
+    assert larger[0].tiling is not None  # as before
