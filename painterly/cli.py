@@ -30,7 +30,7 @@ from .cli_args import (EXIT_FAILURE, EXIT_INTERRUPTED, EXIT_OK, EXIT_USAGE, _num
 from . import (DEFAULT_METHOD, Checkpointer, Interrupted, LossHistory, PainterlyError, ProgressBar,
                SaveEvery, __version__, check_writable, combine, default_checkpoint_path, free_memory_bytes, get_method,
                install_stop_handlers, refuse_overwriting_inputs, largest_size, make_config, method_for, available_methods, open_image, plan,
-               save_image, side_by_side, split_alpha, stylize)
+               preflight, save_image, side_by_side, split_alpha, stylize)
 
 SUBCOMMANDS = {  # `painterly train ...` etc., and what each does (the main --help lists them)
     "video": "repaint a video, frame by frame, with optical-flow temporal consistency",
@@ -113,7 +113,8 @@ def build_parser(method: str = DEFAULT_METHOD) -> argparse.ArgumentParser:
                    help="start from a JSON config (as printed by --config-json); flags given override it")
     g.add_argument("--dry-run", action="store_true",
                    help="print the plan (scales, sizes, iterations, estimated peak memory and time) and exit "
-                        "(status 2 where it does not fit, as the run would refuse it); needs only CONTENT")
+                        "(status 2 where it does not fit or the run would refuse what else is given: STYLE images, "
+                        "masks, maps, the output); needs only CONTENT")
     g.add_argument("--config-json", action="store_true",
                    help="print the resolved config as JSON and exit (no images needed)")
     g.add_argument("--version", action="version", version=f"painterly {__version__}",
@@ -217,7 +218,13 @@ def _run(args: argparse.Namespace, argv: Optional[Sequence[str]] = None) -> int:
 
             planned = plan(content_hw, method=args.method, config=config)
             print(planned.describe(note))
-            return EXIT_USAGE if planned.problem else EXIT_OK  # as the run, which refuses it
+            if planned.problem:
+                return EXIT_USAGE  # as the run, which refuses it
+            if args.styles or not recipe.needs_styles:  # what else the run would refuse (exit 0 promised a run)
+                preflight(args.content, list(args.styles), config=config, **_guidance(args))
+            if args.output is not None:
+                check_writable(args.output, inputs=_input_paths(args), try_file=False)
+            return EXIT_OK
     if args.config_json:
         print(config.to_json())
         return EXIT_OK

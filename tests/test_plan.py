@@ -358,3 +358,20 @@ def test_a_picture_just_over_the_budget_runs_in_tiles_smaller_than_the_usual_sma
     larger = make_plan(recipe, dataclasses.replace(config, size=300), (192, 256), [(192, 256)], "cpu", "fp32",
                        budget=whole - 2 * 2**20)
     assert larger[0].tiling is not None  # as before
+
+
+def test_dry_run_refuses_what_the_run_would_beyond_the_content(images, capsys, no_stylize):
+    """--dry-run read the content alone and exited 0 for a run that would be refused at once: a style that is
+    no image, a mask of another count, an output it cannot write. Without them it plans as before."""
+    (images / "fake.png").write_bytes(b"not a png")
+    cases = [([images / "fake.png", "-o", images / "o.png"], "style image"),
+             ([images / "style.png", "-o", images / "missing" / "o.png"], "output folder"),
+             ([images / "style.png", "-o", images / "o.xyz"], "unknown extension"),
+             ([images / "style.png", images / "style.png", "--style-mask", images / "style.png", "-o",
+               images / "o.png"], "mask")]
+    for words, fragment in cases:
+        code, out, err = run([images / "content.png", *words, "--dry-run", "--size", "64"], capsys)
+        assert code == 2 and fragment in err and len(err.strip().splitlines()) == 1, err
+    code, out, _ = run([images / "content.png", "--dry-run", "--size", "64"], capsys)
+    assert code == 0 and "estimated peak memory" in out
+    assert not (images / "o.png").exists()
