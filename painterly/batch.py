@@ -114,11 +114,16 @@ def pair_jobs(contents: Sequence[str], styles: Sequence[str], models: Sequence[s
     sides: list[tuple[str, tuple[str, ...], dict]] = []  # (label, style images, options)
     if styles:
         groups = [tuple(styles)] if style_set else [(s,) for s in styles]
+        places = output_folders(styles)  # styles sharing a name: told apart by their folders, as contents are
         for group in groups:
-            sides.append(("set" if style_set else Path(group[0]).stem, group, dict(options)))
+            label = "set" if style_set else "-".join((*places[group[0]].parts, Path(group[0]).stem))
+            sides.append((label, group, dict(options)))
     if models:  # a model's jobs take only the options its method has (no iterations for a network)
         shared = options_for(method_for(["model"]), options)
-        sides += [(Path(model).stem, (), {**shared, "model": model}) for model in models]
+        taken = {label for label, _, _ in sides}
+        # a model named as a style is (--model starry_night beside starry_night.jpg): said to be the model
+        sides += [(f"model-{Path(model).stem}" if Path(model).stem in taken else Path(model).stem, (),
+                   {**shared, "model": model}) for model in models]
 
     def jobs_of(images: Sequence[str]) -> list[BatchJob]:
         places = output_folders(images)

@@ -46,6 +46,14 @@ def test_photos_of_one_name_in_several_folders_keep_their_folders_under_the_outp
     outputs = sorted(Path(j.output).relative_to(tmp_path / "out").as_posix() for j in jobs)
     assert outputs == ["a__starry_night.png", "b__starry_night.png", "style__starry_night.png",
                        "sub/deeper/a__starry_night.png"]
+    # styles of one name (a painting's two scans) were refused as writing one file; a model named as a
+    # style is said to be the model
+    Image.new("RGB", (40, 30)).save(images / "sub" / "deeper" / "style.png")
+    jobs = painterly.pair_jobs([str(images / "a.png")], [str(images / "style.png"),
+                                                          str(images / "sub" / "deeper" / "style.png")],
+                               ["style"], str(tmp_path / "out"), {"size": 32})
+    assert sorted(Path(j.output).name for j in jobs) == ["a__model-style.png", "a__style.png",
+                                                          "a__sub-deeper-style.png"]
 
 
 def test_manifest_reads_csv_and_json(images, tmp_path):
