@@ -85,6 +85,7 @@ class _Display:
         self.sheet_path, self.curve_path = output.with_suffix(".preview.png"), output.with_suffix(".loss.png")
         self.quiet, self.previews, self.bar, self.command = quiet, [], None, command
         self.styles = list(styles)  # a multi-style network's, whose renders show each
+        self.rate: Optional[float] = None  # images a second, averaged over the recent steps
         self.started = time.time()  # the bar's clock: made at the first step, it would rate that step at ~0 s
 
     def preview(self, step: int, image) -> None:
@@ -101,7 +102,9 @@ class _Display:
                             desc=self.command)
             self.bar.start_t = self.bar.last_print_t = self.started
         self.bar.n = step
-        self.bar.set_postfix_str(" ".join(f"{k}={v:.3g}" for k, v in losses.items()) + f" {rate:.1f} img/s",
+        # a running mean: a step's own rate swung 0.4-22 img/s on small runs (a preview, a checkpoint between)
+        self.rate = rate if self.rate is None else 0.9 * self.rate + 0.1 * rate
+        self.bar.set_postfix_str(" ".join(f"{k}={v:.3g}" for k, v in losses.items()) + f" {self.rate:.1f} img/s",
                                  refresh=False)
         self.bar.refresh()
 
@@ -147,6 +150,9 @@ def _launch(command: str, words: Sequence[str], nproc: int) -> int:
 
     rest = _without_flag(words, "--nproc")  # the same command, each rank one process
     resume = resume_command(command, words)
+    # each rank sets its own share of the CPUs (threads_per_rank); said here, torchrun's banner about
+    # setting OMP_NUM_THREADS to 1 is not printed
+    os.environ.setdefault("OMP_NUM_THREADS", str(max(1, (os.cpu_count() or 1) // nproc)))
     try:
         torchrun(["--standalone", f"--nproc-per-node={nproc}", "-m", "painterly", command, *rest])
     except SignalException:

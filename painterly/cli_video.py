@@ -55,6 +55,7 @@ class _FrameBar:
         self.quiet, self.bar, self.size_max = quiet, None, size_max
         self.later: list[float] = []  # seconds of the frames painted after the video's first
         self.cut_short = 0  # frames --max-time stopped before their planned iterations
+        self.finished = 0  # frames done, painted or loaded for a resume
         self.shown_step = 0.0  # when a step last updated the bar
 
     def _open(self, frames: Optional[int], elapsed: float) -> None:
@@ -79,6 +80,7 @@ class _FrameBar:
 
     def __call__(self, info) -> None:
         self.cut_short += info.stopped_early == "max_time"
+        self.finished += 1
         if self.quiet:
             return
         if self.bar is None or self.bar.total is None:
@@ -137,7 +139,9 @@ def video_command(words: Sequence[str]) -> int:
     except KeyboardInterrupt:
         bar.close()
         again = [*words, *([] if "--resume" in words else ["--resume"])]
-        print(f"painterly: interrupted; the finished frames are kept; resume with: {shlex.join(['painterly', 'video', *again])}",
+        kept = f"the {bar.finished} finished frame{'s are' if bar.finished > 1 else ' is'} kept" if bar.finished else \
+            "no frame was finished yet"
+        print(f"painterly: interrupted; {kept}; resume with: {shlex.join(['painterly', 'video', *again])}",
               file=sys.stderr)
         return EXIT_INTERRUPTED
     finally:

@@ -649,6 +649,10 @@ def train(styles: Union[ImageLike, Sequence[ImageLike]], photos: PhotoFolders, o
     styles = image_list(styles)
     if not styles:
         raise PainterlyError("at least one style image is needed")
+    files = [Path(s).resolve() for s in styles if isinstance(s, (str, os.PathLike))]
+    twice = next((f for i, f in enumerate(files) if f in files[:i]), None)
+    if twice is not None and config.multi_style:  # two of its styles would be one, under two names
+        raise PainterlyError(f"style image '{twice.name}' is given twice; a multi-style network holds each style once")
     if extend is not None and init is not None:
         raise PainterlyError("extend and init both name the starting model; give one")
     for grow in ("widen", "deepen"):

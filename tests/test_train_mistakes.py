@@ -280,3 +280,11 @@ def test_a_crop_that_cannot_fit_in_memory_is_refused_before_any_photo_is_read(fi
         _fails(capsys, ["train-decoder", "--photos", files["photos"], "-o", out, "--method", method, "--steps", "1",
                         "--batch", "4", "--crop", "1024", "--image-side", "1024", "--precision", "fp32", "-q",
                         *(["--styles", files["styles"]] if method == "adain" else [])], "needs at least")
+
+
+def test_a_style_given_twice_to_a_multi_style_network_is_refused(tmp_path, files, capsys):
+    """Two of the network's styles would be one, listed twice; blended into one style it is harmless."""
+    _fails(capsys, ["train", files["s"], files["s"], "--photos", files["photos"], "-o", tmp_path / "m2.safetensors",
+                    "--multi-style", *QUICK],
+           "style image 's.png' is given twice; a multi-style network holds each style once")
+    assert not (tmp_path / "m2.safetensors").exists()

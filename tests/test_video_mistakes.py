@@ -281,7 +281,7 @@ def test_a_video_stops_on_a_signal_even_where_the_shell_ignored_sigint(clip, tmp
     finally:
         for s, handler in before.items():
             signal.signal(s, handler)
-    assert "interrupted; the finished frames are kept; resume with:" in capsys.readouterr().err
+    assert "interrupted; no frame was finished yet; resume with:" in capsys.readouterr().err
 
 
 def test_stop_run_in_a_videos_step_callback_stops_it_as_ctrl_c_does(clip, tmp_path):
