@@ -23,9 +23,9 @@ from .cli_args import command_line  # noqa: E402
 from .checkpoint import (Checkpointer, Interrupted, default_path as default_checkpoint_path,  # noqa: E402
                          install_signal_handlers, install_stop_handlers)
 from .config import CommonConfig, OptimisationConfig, option  # noqa: E402
-from .errors import ImageTooLargeError, NotAnImageError, PainterlyError  # noqa: E402
+from .errors import DamagedImageError, ImageTooLargeError, NotAnImageError, PainterlyError  # noqa: E402
 from .figures import loss_curve, preview_sheet, side_by_side  # noqa: E402
-from .hardware import free_memory_bytes  # noqa: E402
+from .hardware import free_memory_bytes, usable_cpus  # noqa: E402
 from .image import check_writable, open_image, refuse_overwriting_inputs, save_image, split_alpha, tensor_to_pil, write_bytes_atomic  # noqa: E402
 from .decoder_training import DecoderTrainConfig, train_decoder  # noqa: E402
 from .methods.adain import AdainConfig  # noqa: E402
@@ -45,10 +45,10 @@ from .batch import (BatchJob, JobResult, LocalExecutor, check_devices, check_job
 from .batch_ray import RayExecutor  # noqa: E402  (imports ray only when made)
 
 __all__ = [
-    "stylize", "preflight", "plan", "largest_size", "free_memory_bytes", "make_config", "available_methods", "get_method", "method_of", "method_for", "method_clash", "DEFAULT_METHOD",
+    "stylize", "preflight", "plan", "largest_size", "free_memory_bytes", "usable_cpus", "make_config", "available_methods", "get_method", "method_of", "method_for", "method_clash", "DEFAULT_METHOD",
     "GatysConfig", "StrotssConfig", "CommonConfig", "OptimisationConfig", "option", "Recipe", "register",
     "method_options", "example_images", "command_line", "write_bytes_atomic",
-    "PainterlyError", "NotAnImageError", "ImageTooLargeError", "StepInfo", "StopRun", "ProgressBar", "LossHistory", "SaveEvery", "combine",
+    "PainterlyError", "NotAnImageError", "DamagedImageError", "ImageTooLargeError", "StepInfo", "StopRun", "ProgressBar", "LossHistory", "SaveEvery", "combine",
     "Checkpointer", "Interrupted", "install_stop_handlers", "install_signal_handlers", "default_checkpoint_path",
     "open_image", "save_image", "split_alpha", "check_writable", "refuse_overwriting_inputs", "side_by_side", "preview_sheet", "loss_curve", "tensor_to_pil",
     "NetworkConfig", "TrainConfig", "train", "load_model", "bundled_models",

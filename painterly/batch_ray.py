@@ -39,7 +39,8 @@ class RayExecutor:
                          **({} if address else {"num_cpus": max(1, math.ceil(workers * cpus))}))
             except ValueError as exc:  # e.g. a ray:// address without ray[client] installed: Ray says what to do
                 said = " ".join(str(exc).split())
-                raise PainterlyError(f"cannot use the Ray cluster at '{address}': {said}") from None
+                where = f"at '{address}'" if address else "started here"
+                raise PainterlyError(f"cannot use the Ray cluster {where}: {said}") from None
             except ConnectionError as exc:  # Ray's own words name its --address flag, which painterly has not
                 where = "running here" if address == "auto" else f"at '{address}'"
                 said = " ".join(str(exc).split()).split(". ")[0].rstrip(".")  # its first sentence, addresses whole

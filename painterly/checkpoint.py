@@ -182,6 +182,20 @@ class Checkpointer:
         except Exception:  # noqa: BLE001 - unreadable: start() gives the one-line error
             return None
 
+    def saved_record(self) -> Optional[dict]:
+        """The run record (run_record) of the checkpoint there (None: none, or none readable)."""
+        try:
+            record = _join(self._saved("record"), {})
+        except (ValueError, KeyError, TypeError):
+            return None
+        return record if isinstance(record, dict) and isinstance(record.get("options"), dict) else None
+
+    def saved_options(self) -> Optional[dict]:
+        """The options the checkpoint there was made with (None: none, or none readable): how a run made by
+        an older version is continued as it was made."""
+        record = self.saved_record()
+        return None if record is None else record["options"]
+
     def saved_long_side(self) -> Optional[int]:
         """The output's long side in the checkpoint this run resumes (None: none): what size "max" chose."""
         try:
@@ -220,10 +234,7 @@ class Checkpointer:
                 raise PainterlyError(f"'{self.path}' holds this run's progress: resume it (--resume), or delete it "
                                      "to start afresh")
             if protect_others:
-                try:
-                    differs = what_differs(_join(self._saved("record"), {}), record) if record is not None else ""
-                except (ValueError, KeyError, TypeError):  # a record not of this version: the refusal without it
-                    differs = ""
+                differs = what_differs(self.saved_record(), record) if record is not None else ""
                 raise PainterlyError(f"'{self.path}' holds the progress of another run"
                                      f"{f' ({differs})' if differs else ''}: resume that run with its own options, "
                                      "delete the file, or write this one elsewhere")

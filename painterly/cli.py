@@ -216,7 +216,9 @@ def _run(args: argparse.Namespace, argv: Optional[Sequence[str]] = None) -> int:
         if args.dry_run:
             note = f"--size max: the largest that fits whole in 90% of {_memory_allowed(config)}" if size_max else ""
 
-            planned = plan(content_hw, method=args.method, config=config)
+            # the styles given at their sizes (STROTSS holds each one's features): the plan preflight checks
+            style_sizes = [split_alpha(open_image(style, "style image"))[0].size[::-1] for style in args.styles]
+            planned = plan(content_hw, method=args.method, config=config, style_sizes=style_sizes or None)
             print(planned.describe(note))
             if planned.problem:
                 return EXIT_USAGE  # as the run, which refuses it

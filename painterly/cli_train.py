@@ -29,7 +29,7 @@ from typing import Callable, Optional, Sequence
 from . import (Checkpointer, DecoderTrainConfig, Interrupted, NetworkConfig, TrainConfig, bundled_decoders,
                bundled_file, bundled_models, check_writable, checkpoint_advice, default_checkpoint_path,
                install_stop_handlers, is_decoder_file, is_network_file, load_decoder, load_model, loss_curve, method_of,
-               preview_sheet, save_image, tensor_to_pil, train, train_decoder, PainterlyError)
+               preview_sheet, save_image, tensor_to_pil, train, train_decoder, usable_cpus, PainterlyError)
 from .cli_args import EXIT_INTERRUPTED, EXIT_OK, EXIT_USAGE, _Parser, _UsageError, add_config_flags
 
 
@@ -152,7 +152,7 @@ def _launch(command: str, words: Sequence[str], nproc: int) -> int:
     resume = resume_command(command, words)
     # each rank sets its own share of the CPUs (threads_per_rank); said here, torchrun's banner about
     # setting OMP_NUM_THREADS to 1 is not printed
-    os.environ.setdefault("OMP_NUM_THREADS", str(max(1, (os.cpu_count() or 1) // nproc)))
+    os.environ.setdefault("OMP_NUM_THREADS", str(max(1, usable_cpus() // nproc)))
     try:
         torchrun(["--standalone", f"--nproc-per-node={nproc}", "-m", "painterly", command, *rest])
     except SignalException:

@@ -56,6 +56,7 @@ class _FrameBar:
         self.later: list[float] = []  # seconds of the frames painted after the video's first
         self.cut_short = 0  # frames --max-time stopped before their planned iterations
         self.finished = 0  # frames done, painted or loaded for a resume
+        self.painted = 0  # frames painted by this process
         self.shown_step = 0.0  # when a step last updated the bar
 
     def _open(self, frames: Optional[int], elapsed: float) -> None:
@@ -81,6 +82,7 @@ class _FrameBar:
     def __call__(self, info) -> None:
         self.cut_short += info.stopped_early == "max_time"
         self.finished += 1
+        self.painted += not info.resumed
         if self.quiet:
             return
         if self.bar is None or self.bar.total is None:
@@ -151,8 +153,8 @@ def video_command(words: Sequence[str]) -> int:
         if result.note:
             print(f"painterly: {result.note}", file=sys.stderr)
         if bar.cut_short:
-            print(f"painterly: {bar.cut_short} of {result.frames} frames cut short by --max-time (a limit for each "
-                  "frame)", file=sys.stderr)
+            print(f"painterly: {bar.cut_short} of the {bar.painted} frames painted now cut short by --max-time (a limit "
+                  "for each frame)", file=sys.stderr)
         w, h = result.size
         print(f"painterly: wrote {result.path} ({result.frames} frames, {w}x{h}, {float(result.rate):g} fps)",
               file=sys.stderr)

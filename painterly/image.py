@@ -78,7 +78,11 @@ def open_image(source: ImageLike, what: str = "image") -> Image.Image:
             raise NotAnImageError(f"{name} is not an image painterly can read") from None
         except PermissionError:
             raise PainterlyError(f"{name} cannot be read: permission denied") from None
-        except (OSError, SyntaxError, ValueError) as exc:
+        except OSError as exc:
+            if exc.errno is not None:  # the disk or the system (EIO, ESTALE, EMFILE): another read may work
+                raise PainterlyError(f"{name} cannot be read ({exc.strerror or exc})") from None
+            raise DamagedImageError(f"{name} is corrupt or truncated ({exc})") from None
+        except (SyntaxError, ValueError) as exc:
             raise DamagedImageError(f"{name} is corrupt or truncated ({exc})") from None
     try:
         img = ImageOps.exif_transpose(img)

@@ -38,10 +38,9 @@ class Scale:
 
 
 def gib(nbytes: float) -> str:
-    """Bytes as GiB for a message: one decimal from 10 GiB, else two significant digits (0.55 GiB, not 0.5,
-    which read as less than the --max-memory 0.55 given)."""
-    value = nbytes / 2**30
-    return f"{value:.1f}" if value >= 10 else f"{value:.2g}"
+    """Bytes as GiB for a message, to three significant digits: a --max-memory of 0.55 or 1.25 reads as given
+    (one decimal showed 0.5 and 1.2, less than the user had said)."""
+    return f"{nbytes / 2**30:.3g}"
 
 
 def scale_sizes(final: tuple[int, int], scales: int | None) -> list[tuple[int, int]]:
@@ -309,10 +308,11 @@ def fit_tiling(size: tuple[int, int], iterations: int, model: MemoryModel, budge
     if model.scale_bytes(size, plan_tiling(lo, overlap, rounds), per_round) > budget:
         best = largest_tiled_long_side(size, model, budget, overlap, rounds, per_round)
         if best >= max(size):  # larger pictures fit in MIN_AUTO_TILE tiles, where this one's tile is itself
-            smaller = [tile for tile in range(MIN_AUTO_TILE - 16, SMALLEST_AUTO_TILE - 1, -16)
-                       if model.scale_bytes(size, plan_tiling(tile, overlap, rounds), per_round) <= budget]
-            if smaller:
-                return plan_tiling(smaller[0], overlap, rounds)
+            for tile in range(MIN_AUTO_TILE - 16, SMALLEST_AUTO_TILE - 1, -16):  # the largest that fits
+                if overlap is not None and tile < 4 * overlap:  # a Tiling's least tile for a given overlap
+                    break
+                if model.scale_bytes(size, plan_tiling(tile, overlap, rounds), per_round) <= budget:
+                    return plan_tiling(tile, overlap, rounds)
         if best == 0:  # the run's fixed part alone (the network, a model, the heap) is over the budget
             floor = model.scale_bytes(fit_long_side(*size, 16), None, per_round)
             enough = -(-floor * 10 // 2**30) / 10  # rounded up to 0.1 GiB

@@ -29,6 +29,7 @@ from .checkpoint import DIGEST_SUFFIX, Checkpointer, Interrupted, fingerprint, m
 from .config import SEED_RANGE, MethodConfig, flag_name, option, unknown_options
 from .errors import PainterlyError
 from .features import FeatureExtractor, check_layers
+from .figures import PREVIEWS_SHOWN
 from .hardware import free_memory_bytes, resolve_device, resolve_precision, set_threads
 from .image import (READ_SUFFIXES, ImageLike, as_tensor, check_writable, fit_long_side, image_list, open_image,
                     pil_to_tensor, resize, split_alpha)
@@ -339,7 +340,7 @@ class Trainee:
 # Steps running whose gradients may overflow (each skipped, as automatic mixed precision skips them) before the
 # training stops: an occasional flat crop passes, photos that are all flat are refused.
 MAX_OVERFLOWED_STEPS = 20
-PREVIEWS_KEPT = 6  # validation renders a checkpoint holds: a resumed run's preview sheet shows them first
+PREVIEWS_KEPT = PREVIEWS_SHOWN  # validation renders a checkpoint holds: a resumed run's sheet shows them first
 
 
 def _small_uint8(image: torch.Tensor, height: int = 384) -> torch.Tensor:
@@ -369,8 +370,13 @@ def run_loop(trainee: Trainee, photos: Sequence[torch.Tensor], config: LoopConfi
     shown = "" if validation is None else fingerprint([validation], {})  # which photo they are of
     step, elapsed = 0, 0.0
     if checkpoint is not None:
-        # the photos too: a resume on another set would continue a run it was not
-        options = {**options, "photos": len(photos), "photos" + DIGEST_SUFFIX: fingerprint(photos, {})}
+        # the photos too: a resume on another set would continue a run it was not (a checkpoint made before
+        # they were fingerprinted goes on as it was made: by their count, for a decoder, or not at all)
+        saved_options, digest = checkpoint.saved_options(), "photos" + DIGEST_SUFFIX
+        if saved_options is not None and digest not in saved_options:
+            options = {**options, **({"photos": len(photos)} if "photos" in saved_options else {})}
+        else:
+            options = {**options, "photos": len(photos), digest: fingerprint(photos, {})}
         saved = checkpoint.start(fingerprint(list(inputs), options), options["precision"],
                                  run_record(list(inputs), options), protect_others=True)
         if saved is not None:

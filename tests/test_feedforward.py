@@ -398,6 +398,24 @@ def test_a_stopped_training_is_neither_resumed_on_other_photos_nor_replaced_by_a
     assert (tmp_path / "t.ckpt").read_bytes() == saved and not (tmp_path / "b.safetensors").exists()
 
 
+def test_a_checkpoint_made_before_the_photos_were_fingerprinted_resumes_as_it_was_made(tmp_path, photos, tiny_vgg):
+    """A training stopped under an older version (its fingerprint without the photos) was refused after the
+    upgrade as "the photos differ" though they were the same; it goes on, exactly."""
+    from painterly.checkpoint import fingerprint, read_checkpoint, write_checkpoint
+
+    config = _config(steps=6)
+    train([_style()], photos, tmp_path / "a.safetensors", config, extractor=tiny_vgg, style_names=["s"])
+    _train_until(3, tmp_path, photos, config, tiny_vgg)
+    data = read_checkpoint(tmp_path / "t.ckpt")
+    old = {k: v for k, v in data["record"]["options"].items() if k not in ("photos", "photos_sha256")}
+    data["record"]["options"], data["fingerprint"] = old, fingerprint([_style()], old)
+    write_checkpoint(tmp_path / "t.ckpt", data)
+    train([_style()], photos, tmp_path / "b.safetensors", config, extractor=tiny_vgg, style_names=["s"],
+          checkpoint=Checkpointer(tmp_path / "t.ckpt", seconds=None, resume=True))
+    a, b = load_model(tmp_path / "a.safetensors")[0], load_model(tmp_path / "b.safetensors")[0]
+    assert all(torch.equal(x, y) for x, y in zip(a.state_dict().values(), b.state_dict().values()))
+
+
 def test_a_resumed_auto_training_keeps_the_precision_it_began_in(tmp_path, photos, tiny_vgg, monkeypatch):
     """auto times bf16 in each process: on a busy machine a later process may choose otherwise. The
     checkpoint records the precision the run computed in, and a resumed auto run goes on in it."""

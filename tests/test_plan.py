@@ -191,7 +191,7 @@ def test_dry_run_warns_when_it_does_not_fit(images, capsys, no_stylize, monkeypa
     code, out, _ = run([images / "content.png", images / "style.png", "-o", images / "o.png", "--dry-run",
                         "--size", "1024", "--precision", "fp32", "--device", "cpu"], capsys)
     assert code == 2
-    assert "does NOT fit: a 1024x768 image needs more than the 0.59 GiB available even in 256 px tiles" in out
+    assert "does NOT fit: a 1024x768 image needs more than the 0.586 GiB available even in 256 px tiles" in out
     code, out, _ = run([images / "content.png", "--dry-run", "--size", "1024", "--precision", "fp32", "--device", "cpu",
                         "--tile-size", "0"], capsys)
     assert code == 2
@@ -375,3 +375,7 @@ def test_dry_run_refuses_what_the_run_would_beyond_the_content(images, capsys, n
     code, out, _ = run([images / "content.png", "--dry-run", "--size", "64"], capsys)
     assert code == 0 and "estimated peak memory" in out
     assert not (images / "o.png").exists()
+    # a given overlap bounds the tiles from below (4x it): the search stops there instead of failing on it
+    overlapped = make_plan(recipe, dataclasses.replace(config, tile_overlap=48), (192, 256), [(192, 256)], "cpu",
+                           "fp32", budget=whole - 2 * 2**20)
+    assert overlapped[0].tiling is not None and 4 * 48 <= overlapped[0].tiling.tile < MIN_AUTO_TILE

@@ -372,7 +372,7 @@ def test_frames_cut_short_by_max_time_are_counted_and_a_folder_says_it_has_no_au
     code = main(["video", str(clip), str(EXAMPLES / "starry_night.jpg"), "-o", str(tmp_path / "cut.mp4"), "--size",
                  "32", "--iterations", "4", "--scales", "1", "--every", "4", "--max-time", "2.5"])
     err = capsys.readouterr().err
-    assert code == 0 and "painterly: 2 of 2 frames cut short by --max-time (a limit for each frame)" in err
+    assert code == 0 and "painterly: 2 of the 2 frames painted now cut short by --max-time (a limit for each frame)" in err
     assert "frame 1 iteration 1/4" in err
 
 
