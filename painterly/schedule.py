@@ -212,12 +212,26 @@ def estimate_seconds_per_iteration(size: tuple[int, int], layers: Sequence[str],
     return vgg_flops(size, layers) / (rate * 1e9)
 
 
+def least_long_side(aspect_hw: tuple[int, int], peak_bytes: Callable[[tuple[int, int]], int]) -> int:
+    """The smallest long side (from 16 px, in steps of 1.5x) that a method takes at all: AdaIN's style, read
+    at the output's pixel count, is under VGG's 16 px at a 16 px output, and that refusal became a plan's
+    answer to a picture far too large ("a style image 18x11 px for a 16x12 output" for 65536 px)."""
+    long_side = 16
+    while long_side < 65536:
+        try:
+            peak_bytes(fit_long_side(*aspect_hw, long_side))
+            return long_side
+        except PainterlyError:
+            long_side = math.ceil(long_side * 1.5)
+    return long_side
+
+
 def largest_fitting_long_side(aspect_hw: tuple[int, int], budget: int,
                               whole_bytes: Callable[[tuple[int, int]], int]) -> int:
     """Largest long side (px) of an image shaped like `aspect_hw` whose `whole_bytes(size)` (the peak of
     running it whole) fits in `budget` bytes."""
     h, w = aspect_hw
-    lo, hi = 16, 65536
+    lo, hi = least_long_side(aspect_hw, whole_bytes), 65536
     while lo < hi:
         mid = (lo + hi + 1) // 2
         s = mid / max(h, w)
@@ -314,7 +328,8 @@ def fit_tiling(size: tuple[int, int], iterations: int, model: MemoryModel, budge
                 if model.scale_bytes(size, plan_tiling(tile, overlap, rounds), per_round) <= budget:
                     return plan_tiling(tile, overlap, rounds)
         if best == 0:  # the run's fixed part alone (the network, a model, the heap) is over the budget
-            floor = model.scale_bytes(fit_long_side(*size, 16), None, per_round)
+            least = least_long_side(size, lambda hw: model.scale_bytes(hw, None, per_round))
+            floor = model.scale_bytes(fit_long_side(*size, least), None, per_round)
             enough = -(-floor * 10 // 2**30) / 10  # rounded up to 0.1 GiB
             raise PainterlyError(f"no size fits in the {gib(budget)} GiB available: this run needs about "
                                  f"{gib(floor)} GiB at any size (give --max-memory {enough:g} or more)")
@@ -345,9 +360,10 @@ def largest_tiled_long_side(aspect_hw: tuple[int, int], model: MemoryModel, budg
         tiling = None if max(size) <= MIN_AUTO_TILE else plan_tiling(MIN_AUTO_TILE, overlap, rounds)
         return model.scale_bytes(size, tiling, iterations) <= budget
 
-    if not fits(16):
+    least = least_long_side(aspect_hw, lambda hw: model.scale_bytes(hw, None, iterations))
+    if not fits(least):
         return 0
-    lo, hi = 16, 1 << 20
+    lo, hi = least, 1 << 20
     while lo < hi:
         mid = (lo + hi + 1) // 2
         lo, hi = (mid, hi) if fits(mid) else (lo, mid - 1)

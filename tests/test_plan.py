@@ -358,6 +358,10 @@ def test_a_picture_just_over_the_budget_runs_in_tiles_smaller_than_the_usual_sma
     larger = make_plan(recipe, dataclasses.replace(config, size=300), (192, 256), [(192, 256)], "cpu", "fp32",
                        budget=whole - 2 * 2**20)
     assert larger[0].tiling is not None  # as before
+    # a given overlap bounds the tiles from below (4x it): the search stops there instead of failing on it
+    overlapped = make_plan(recipe, dataclasses.replace(config, tile_overlap=48), (192, 256), [(192, 256)], "cpu",
+                           "fp32", budget=whole - 2 * 2**20)
+    assert overlapped[0].tiling is not None and 4 * 48 <= overlapped[0].tiling.tile < MIN_AUTO_TILE
 
 
 def test_dry_run_refuses_what_the_run_would_beyond_the_content(images, capsys, no_stylize):
@@ -375,7 +379,20 @@ def test_dry_run_refuses_what_the_run_would_beyond_the_content(images, capsys, n
     code, out, _ = run([images / "content.png", "--dry-run", "--size", "64"], capsys)
     assert code == 0 and "estimated peak memory" in out
     assert not (images / "o.png").exists()
-    # a given overlap bounds the tiles from below (4x it): the search stops there instead of failing on it
-    overlapped = make_plan(recipe, dataclasses.replace(config, tile_overlap=48), (192, 256), [(192, 256)], "cpu",
-                           "fp32", budget=whole - 2 * 2**20)
-    assert overlapped[0].tiling is not None and 4 * 48 <= overlapped[0].tiling.tile < MIN_AUTO_TILE
+
+
+def test_a_picture_too_large_for_adain_is_told_the_size_that_fits_not_a_tiny_styles_refusal():
+    """AdaIN's style, read at the output's pixel count, is under VGG's 16 px at a 16 px output: the search
+    for the largest size that fits probed there, and its refusal was the plan's answer to a 65536 px picture
+    ("a style image 18x11 px for a 16x12 output")."""
+    from painterly.schedule import least_long_side
+
+    planned = painterly.plan((3000, 4000), method="adain", size=65536, max_memory=4, precision="fp32", device="cpu")
+    assert "even in 256 px tiles; the largest size that fits is about --size" in planned.problem
+    assert "style image" not in planned.problem
+    recipe = painterly.get_method("adain")
+    model = recipe.memory(painterly.make_config("adain", precision="fp32"), [(3000, 4000)], "fp32")
+    least = least_long_side((3000, 4000), lambda hw: model.scale_bytes(hw, None, 1))
+    assert least > 16
+    with pytest.raises(painterly.PainterlyError, match="style image"):
+        model.scale_bytes((12, 16), None, 1)
