@@ -121,3 +121,54 @@ def test_upload_paint_run_and_download_in_chromium(server, tmp_path):
         return rgb[..., 0].mean() - rgb[..., 2].mean()
 
     assert warmth(result) > warmth(Image.open(content)) + 20
+
+
+def test_a_phone_a_keyboard_a_reload_and_the_order_styles_were_picked_in(server, tmp_path):
+    """On a phone the two columns overlapped (the pictures 64 px wide, the page scrolling sideways); the file
+    pickers were out of the tab order; styles picked together came in the order they loaded; a reload lost
+    the job under way; a network's model defaulted to "none", which cannot run; no time estimate was shown."""
+    url, _ = server
+    big = tmp_path / "first.png"
+    Image.effect_noise((1600, 1200), 60).convert("RGB").save(big)  # loads slower than the second
+    small = photo(tmp_path / "second.png", [(200, 60, 30), (250, 200, 40)])
+    content = photo(tmp_path / "harbour.png", [(40, 90, 160), (230, 230, 220)])
+    errors = []
+    with playwright.sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        page = browser.new_page(viewport={"width": 375, "height": 800})
+        page.on("pageerror", lambda e: errors.append(str(e)))
+        page.goto(url + "/")
+        page.wait_for_selector("#method option", state="attached")
+        page.set_input_files("#content-file", str(content))
+        page.set_input_files("#style-file", [str(big), str(small)])
+        page.wait_for_function("document.querySelectorAll('.panel canvas').length == 3 && "
+                               "[...document.querySelectorAll('.panel')].every(p => p.innerText.includes(':'))")
+        labels = page.locator(".panel .caption span").all_inner_texts()
+        assert labels == ["content: harbour.png", "style 1: first.png", "style 2: second.png"], labels
+        assert page.evaluate("document.documentElement.scrollWidth") <= 375
+        settings, inputs = page.locator("#settings").bounding_box(), page.locator("#inputs").bounding_box()
+        assert settings["y"] >= inputs["y"] + inputs["height"] - 1 and settings["width"] > 300  # one column
+        page.focus("body")
+        reached = []
+        for _ in range(6):
+            page.keyboard.press("Tab")
+            reached.append(page.evaluate("document.activeElement.id"))
+        assert "content-file" in reached and "style-file" in reached, reached
+        page.select_option("#method", "network")
+        assert page.input_value("#opt-model") in ("four_paintings", "starry_night")
+        page.select_option("#method", "gatys")
+        page.fill("#opt-size", "64")
+        page.fill("#opt-iterations", "3000")
+        page.click("#start")
+        page.wait_for_selector("#run:not([hidden])", state="attached")
+        page.wait_for_function("document.getElementById('job-state').textContent.includes('(estimated)')")
+        job = page.inner_text("#job-id")
+        page.reload()
+        page.wait_for_function(f"document.getElementById('job-id').textContent == '{job}'")
+        assert not page.locator("#run").is_hidden()
+        card = page.locator(f'.card[data-job="{job}"]')
+        assert card.get_attribute("tabindex") == "0" and card.get_attribute("role") == "button"
+        page.click("#cancel")
+        page.wait_for_function("document.getElementById('job-state').textContent.startsWith('cancelled')")
+        browser.close()
+    assert not errors, errors

@@ -52,6 +52,7 @@ class Job:
     finished: Optional[float] = None
     error: Optional[str] = None
     size: Optional[list] = None  # the result's (width, height), as the progress's size
+    estimated_seconds: Optional[float] = None  # the plan's time estimate at submission (the page shows it)
     # in memory only
     progress: dict = field(default_factory=dict)
     preview_seconds: float = 0.0
@@ -66,7 +67,7 @@ class Job:
 
 
 STORED = ("id", "method", "options", "inputs", "created", "state", "started", "finished", "error", "size",
-          "cancel_requested")
+          "cancel_requested", "estimated_seconds")
 
 
 class JobStore:

@@ -373,9 +373,9 @@ def _accept(job_id: str, folder: Path, form) -> Job:
         except painterly.PainterlyError as exc:
             raise UploadError(400, str(exc).replace(str(upload.path), upload.filename)) from None
     try:  # what the run would refuse before its work (maps, counts, shapes, files, threads, memory), refused now
-        painterly.preflight(contents[0].path, [s.path for s in styles], method=method,
-                            content_guidance=content_guides[0].path if content_guides else None,
-                            style_guidance=[g.path for g in style_guides] or None, **options)
+        planned = painterly.preflight(contents[0].path, [s.path for s in styles], method=method,
+                                      content_guidance=content_guides[0].path if content_guides else None,
+                                      style_guidance=[g.path for g in style_guides] or None, **options)
     except painterly.PainterlyError as exc:
         message = str(exc)
         for upload in form.files:
@@ -383,7 +383,8 @@ def _accept(job_id: str, folder: Path, form) -> Job:
         raise UploadError(400, message) from None
     inputs = {"content": contents[0].filename, "styles": [s.filename for s in styles],
               "content_guidance": bool(content_guides), "style_guidance": len(style_guides)}
-    return Job(id=job_id, method=method, options=options, inputs=inputs, created=time.time())
+    return Job(id=job_id, method=method, options=options, inputs=inputs, created=time.time(),
+               estimated_seconds=round(planned.seconds, 1))
 
 
 def _command(job: Job) -> str:

@@ -145,14 +145,17 @@ function relabel() {
 
 async function addImage(kind, blob, name) {
   const panel = new Panel(kind, blob, name);
-  try { await panel.ready; } catch (err) { showError(err.message); return; }
+  // a style takes its place now, in the order picked: each loads at its own speed (and the order is the
+  // blend weights' and the legend's "style N")
+  if (kind === "style") { state.styles.push(panel); $("panels").append(panel.element); }
+  try { await panel.ready; } catch (err) {
+    if (kind === "style") removeStyle(panel);
+    showError(err.message); return;
+  }
   if (kind === "content") {
     if (state.content) state.content.element.remove();
     state.content = panel;
     $("panels").prepend(panel.element);
-  } else {
-    state.styles.push(panel);
-    $("panels").append(panel.element);
   }
   setActive(panel); relabel(); showPairs(); showError("");
 }
@@ -196,7 +199,9 @@ function optionInput(option, method) {
     for (const c of option.choices) input.add(new Option(c, c, false, c === option.default));
   } else if (option.files) {
     input = document.createElement("select");
-    if (!names.includes(option.default)) input.add(new Option(option.default_text || "default", ""));
+    // a method without style images takes them from this file (a network's model): "none" cannot run
+    const needed = !method.needs_styles && !option.default && names.length > 0;
+    if (!names.includes(option.default) && !needed) input.add(new Option(option.default_text || "default", ""));
     for (const n of names) input.add(new Option(n, n, false, n === option.default));
   } else if (option.type === "boolean") {
     input = document.createElement("input"); input.type = "checkbox"; input.checked = Boolean(option.default);
@@ -271,6 +276,7 @@ async function start() {
   showError("");
   const method = currentMethod();
   $("start").disabled = true;  // one job per click
+  $("start").textContent = "sending…";
   try {
     if (!state.content) throw new Error("choose a content image first");
     if (method.needs_styles && state.styles.length === 0) throw new Error("choose at least one style image");
@@ -286,7 +292,7 @@ async function start() {
     const { id } = await api("/api/jobs", { method: "POST", body: form });
     follow(id);
     refreshGallery();
-  } catch (err) { showError(err.message); } finally { $("start").disabled = false; }
+  } catch (err) { showError(err.message); } finally { $("start").disabled = false; $("start").textContent = "Paint"; }
 }
 
 function follow(id) {
@@ -298,7 +304,11 @@ function follow(id) {
   $("preview").removeAttribute("src");
   state.events = new EventSource(`/api/jobs/${id}/events`);
   state.events.addEventListener("status", (e) => showStatus(JSON.parse(e.data)));
-  state.events.onerror = () => { api(`/api/jobs/${id}`).then(showStatus).catch(() => {}); };
+  state.events.onerror = () => {  // the browser reconnects by itself; say so while the server is away
+    api(`/api/jobs/${id}`).then(showStatus).catch(() => {
+      $("job-state").textContent = "lost the connection to the server; retrying…";
+    });
+  };
 }
 
 let lastPreview = 0;
@@ -308,12 +318,14 @@ function showStatus(job) {
   const bar = $("bar");
   const text = {
     queued: `queued: position ${job.position}`,
-    running: p.scales ? `running: scale ${p.scale}/${p.scales} (${p.size.join("x")}), iteration ${p.iteration}/${p.iterations}, ${p.elapsed.toFixed(1)} s` : "starting…",
+    running: (p.scales ? `running: scale ${p.scale}/${p.scales} (${p.size.join("x")}), iteration ${p.iteration}/${p.iterations}, ${p.elapsed.toFixed(1)} s` : "starting…")
+      + (job.resumed_from_step ? ` (resumed from step ${job.resumed_from_step} after a restart)` : ""),
     done: `done: ${job.size ? job.size.join("x") : ""}`,
     failed: `failed: ${job.error}`,
     cancelled: "cancelled",
   }[job.state];
-  $("job-state").textContent = text;
+  const estimate = ["queued", "running"].includes(job.state) && job.estimated_seconds ? ` · about ${clock(job.estimated_seconds)} in all (estimated)` : "";
+  $("job-state").textContent = text + estimate;
   $("job-state").className = job.state === "failed" ? "error" : "";
   if (p.scales) bar.value = ((p.scale - 1) + p.iteration / p.iterations) / p.scales;
   if (job.state === "done") bar.value = 1;
@@ -348,16 +360,26 @@ async function copyCommand() {
   } catch (err) { showError(err.message); }
 }
 
+let galleryTimer = null;
 async function refreshGallery() {
   const jobs = await api("/api/jobs");
   const box = $("gallery");
+  const focused = document.activeElement?.closest?.(".card")?.dataset.job;  // kept across the rebuild
   box.textContent = "";
+  if (jobs.length === 0) {
+    const empty = document.createElement("p");
+    empty.className = "hint"; empty.textContent = "No jobs yet: the pictures you paint are kept here.";
+    box.append(empty);
+  }
   for (const job of jobs) {
     const card = document.createElement("div");
     card.className = "card"; card.dataset.job = job.id;
+    card.tabIndex = 0; card.setAttribute("role", "button");
+    card.setAttribute("aria-label", `open job ${job.id}: ${job.method}, ${job.state}`);
     const img = document.createElement("img");
-    img.alt = `${job.method} result`;
-    if (job.has_result) img.src = `/api/jobs/${job.id}/result`;
+    img.alt = "";  // the card's label says what it is; an unfinished job's empty picture shows no broken text
+    if (job.has_result) { img.src = `/api/jobs/${job.id}/result`; img.alt = `${job.method} result`; }
+    else if (job.has_preview) img.src = `/api/jobs/${job.id}/preview`;
     const settings = Object.entries(job.options).map(([k, v]) => `${k}=${v}`).join(", ");
     const line = document.createElement("div");
     line.innerHTML = "";
@@ -367,8 +389,23 @@ async function refreshGallery() {
     st.textContent = `${job.state}${job.position ? " #" + job.position : ""}${settings ? " · " + settings : ""}`;
     card.append(img, line, st);
     card.onclick = () => { follow(job.id); showStatus(job); };
+    card.onkeydown = (e) => { if (e.key === "Enter" || e.key === " ") { e.preventDefault(); card.onclick(); } };
     box.append(card);
   }
+  if (focused) box.querySelector(`[data-job="${focused}"]`)?.focus();
+  // other jobs (queued behind the one followed, or another tab's) finish too: look again while any is under way
+  clearTimeout(galleryTimer);
+  if (jobs.some((j) => ["queued", "running"].includes(j.state))) {
+    galleryTimer = setTimeout(() => refreshGallery().catch(() => {}), 5000);
+  }
+  return jobs;
+}
+
+function clock(seconds) {
+  const s = Math.round(seconds);
+  if (s < 60) return `${s} s`;
+  if (s < 3600) return `${Math.round(s / 60)} min`;
+  return `${Math.floor(s / 3600)} h ${Math.round((s % 3600) / 60)} min`;
 }
 
 function showError(message) { $("form-error").textContent = message; }
@@ -427,7 +464,11 @@ async function init() {
   $("start").onclick = start;
   $("cancel").onclick = cancel;
   $("copy-command").onclick = copyCommand;
-  refreshGallery().catch((err) => showError(err.message));
+  try {  // a reload mid-job: follow the job under way again
+    const jobs = await refreshGallery();
+    const going = jobs.find((j) => j.state === "running") || jobs.find((j) => j.state === "queued");
+    if (going) { follow(going.id); showStatus(going); }
+  } catch (err) { showError(err.message); }
 }
 
 init().catch((err) => showError(err.message));
