@@ -39,7 +39,7 @@ from .nets.io import (bundled_decoders, bundled_file, bundled_models, checkpoint
 from .recipe import Recipe, register  # noqa: E402
 from .training import TrainConfig, train  # noqa: E402
 from .flow import warping_error  # noqa: E402
-from .video import FrameInfo, VideoConfig, VideoResult, stylize_video  # noqa: E402
+from .video import FrameInfo, VideoConfig, VideoPlan, VideoResult, plan_video, stylize_video  # noqa: E402
 from .batch import (BatchJob, JobResult, LocalExecutor, check_devices, check_jobs, expand_images, options_for, pair_jobs,  # noqa: E402
                     read_manifest, run_batch)
 from .batch_ray import RayExecutor  # noqa: E402  (imports ray only when made)
@@ -54,7 +54,7 @@ __all__ = [
     "NetworkConfig", "TrainConfig", "train", "load_model", "bundled_models",
     "AdainConfig", "WctConfig", "DecoderTrainConfig", "train_decoder", "load_decoder",
     "bundled_decoders", "bundled_file", "checkpoint_advice", "is_decoder_file", "is_network_file",
-    "stylize_video", "VideoConfig", "VideoResult", "FrameInfo", "warping_error",
+    "stylize_video", "plan_video", "VideoConfig", "VideoPlan", "VideoResult", "FrameInfo", "warping_error",
     "BatchJob", "JobResult", "LocalExecutor", "RayExecutor", "check_devices", "check_jobs", "options_for", "expand_images", "pair_jobs", "read_manifest", "run_batch",
 ]
 __version__ = "0.1.0"

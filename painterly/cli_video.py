@@ -13,9 +13,9 @@ import typing
 from typing import Optional, Sequence
 
 from .cli_flags import _method_in, config_flags, options_for_method
-from .cli_args import EXIT_INTERRUPTED, EXIT_OK, _Parser, _UsageError, add_config_flags
+from .cli_args import EXIT_INTERRUPTED, EXIT_OK, EXIT_USAGE, _Parser, _UsageError, add_config_flags
 from . import (DEFAULT_METHOD, VideoConfig, available_methods, install_signal_handlers, make_config, method_for,
-               stylize_video)
+               plan_video, stylize_video)
 
 
 def build_video_parser(method: str = DEFAULT_METHOD) -> argparse.ArgumentParser:
@@ -36,6 +36,8 @@ def build_video_parser(method: str = DEFAULT_METHOD) -> argparse.ArgumentParser:
     p.add_argument("--content-guidance", metavar="MAP", help="colour-coded region map for every frame")
     p.add_argument("--style-guidance", metavar="MAP", nargs="+", help="colour-coded region map(s), one per STYLE")
     p.add_argument("--resume", action="store_true", help="continue after the frames a stopped run finished")
+    p.add_argument("--dry-run", action="store_true", help="print the plan (frames, size, the first frame's and a "
+                   "later frame's plans, estimated time) and exit (status 2 where a frame does not fit)")
     p.add_argument("--quiet", "-q", action="store_true", help="no progress bar")
     add_config_flags(p, config_flags(), shown.config_class(), list(registered), shown.name)
     hints = typing.get_type_hints(VideoConfig)
@@ -128,6 +130,11 @@ def video_command(words: Sequence[str]) -> int:
         raise _UsageError("a STYLE image is needed")
     size_max = options.get("size") == "max"  # resolved from the frames' size, as the image command's
     config = make_config(method, **{k: v for k, v in options.items() if not (size_max and k == "size")})
+    if args.dry_run:
+        planned = plan_video(args.input, list(args.styles), method=method, config=config, video=video,
+                             **({"size": "max"} if size_max else {}))
+        print(planned.describe())
+        return EXIT_USAGE if planned.problem else EXIT_OK
     bar = _FrameBar(args.quiet, size_max)
     guides = {k: v for k, v in (("content_guidance", args.content_guidance), ("style_guidance", args.style_guidance))
               if v is not None}

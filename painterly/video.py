@@ -32,7 +32,7 @@ from typing import Callable, Optional, Sequence, Union
 
 import torch
 
-from .api import asks_size_max, get_method, initial_image, largest_size, make_config, method_of
+from .api import asks_size_max, get_method, initial_image, largest_size, make_config, method_of, plan
 from .checkpoint import NOT_IN_FINGERPRINT, run_record, what_differs
 from .config import MethodConfig, option
 from .driver import Session
@@ -43,6 +43,7 @@ from .image import (ImageLike, as_tensor, open_image, pil_to_tensor, refuse_over
                     tensor_to_pil, write_bytes_atomic)
 from .progress import Callback, StopRun
 from .recipe import Place
+from .schedule import RunPlan
 from .videoio import VideoSink, VideoSource, check_video_output, is_video_path
 
 TEMPORAL = "temporal"
@@ -277,6 +278,75 @@ def stylize_video(source: Union[str, os.PathLike], styles: Union[None, ImageLike
         if frames.info.has_audio:
             note = "the audio is left out: a folder of PNG frames holds none (name a video file to keep it)"
     return VideoResult(out, frames.info.frames, frames.info.rate, (written[1], written[0]), note)
+
+
+@dataclass
+class VideoPlan:
+    """What stylize_video would do, without doing it: the frames it reads, the first frame's plan and, for
+    a method that starts each later frame from the previous one, a later frame's (--dry-run prints it)."""
+
+    frames: int
+    rate: object                 # frames a second (a Fraction)
+    size: tuple[int, int]        # (height, width) painted
+    first: RunPlan
+    later: Optional[RunPlan]   # None: every frame is painted as the first
+
+    @property
+    def seconds(self) -> float:
+        each = self.first if self.later is None else self.later
+        return self.first.seconds + (self.frames - 1) * each.seconds
+
+    @property
+    def problem(self) -> str:
+        return self.first.problem or (self.later.problem if self.later is not None else "")
+
+    def describe(self) -> str:
+        h, w = self.size
+        lines = [f"painterly video plan: {self.frames} frame{'' if self.frames == 1 else 's'} of {w}x{h} at "
+                 f"{float(self.rate):g} fps", "the first frame:", *("  " + line for line in
+                                                                      self.first.describe().splitlines())]
+        if self.later is not None:
+            scale = self.later.scales[-1]
+            lines.append(f"each later frame: {scale.iterations} iteration{'' if scale.iterations == 1 else 's'} from "
+                         f"the previous frame warped onto it, ~{self.later.seconds:.0f} s"
+                         + (f" -- does NOT fit: {self.later.problem}" if self.later.problem else ""))
+        lines.append(f"estimated time: ~{_clock(self.seconds)} for the video (optical flow not counted)")
+        return "\n".join(lines)
+
+
+def _clock(seconds: float) -> str:
+    seconds = int(round(seconds))
+    return f"{seconds // 3600}:{seconds // 60 % 60:02d}:{seconds % 60:02d}" if seconds >= 3600 else \
+        f"{seconds // 60}:{seconds % 60:02d}"
+
+
+def plan_video(source: Union[str, os.PathLike], styles: Union[None, ImageLike, Sequence[ImageLike]] = None, *,
+               method: Optional[str] = None, config=None, video: Optional[VideoConfig] = None,
+               **options) -> VideoPlan:
+    """The plan of stylize_video(source, styles, ...) with these options, without running it: the frames
+    read (--start, --end, --every), the size painted, the first frame's plan and a later frame's, and the
+    time for the whole video. A run that would be refused for memory has `problem` set."""
+    video = video or VideoConfig()
+    size_max = asks_size_max(options)
+    if size_max:
+        options = {k: v for k, v in options.items() if k != "size"}
+    cfg = make_config(method, config, **options)
+    name = method_of(cfg) if method is None else method
+    recipe = get_method(name)
+    styles = [] if styles is None else [styles] if isinstance(styles, (str, os.PathLike)) or \
+        not isinstance(styles, Sequence) else list(styles)
+    style_sizes = [tuple(as_tensor(s, "style image").shape[-2:]) for s in styles] or None
+    frames = VideoSource(source, video.start, video.end, video.every, max_side=None if size_max else cfg.size,
+                         fps=video.fps)
+    if size_max:
+        frames.cap(min(max(frames.info.size), largest_size(frames.info.size, method=name, config=cfg)))
+    _check_frame_size(frames, None if size_max else cfg.size)
+    cfg = make_config(name, cfg, size=max(frames.info.size))
+    first = plan(frames.info.size, method=name, config=cfg, style_sizes=style_sizes)
+    followup = recipe.later_frames(cfg, video.later_iterations, frames.info.size) if video.temporal_weight > 0 \
+        else None
+    later = None if followup is None else plan(frames.info.size, method=name, config=followup, style_sizes=style_sizes)
+    return VideoPlan(frames.info.frames, frames.info.rate, frames.info.size, first, later)
 
 
 MIN_SIDE = 16  # px a side the methods need (VGG19 reaches relu5_1)

@@ -438,3 +438,26 @@ def test_a_resumed_video_keeps_the_threads_it_began_on(clip, tmp_path, monkeypat
         assert f"'{other}' was computed on 1 threads; on 2 the run goes on close to" in capsys.readouterr().err
     finally:
         torch.set_num_threads(before)
+
+
+def test_plan_video_and_the_video_dry_run_count_the_frames_and_paint_nothing(clip, tmp_path, capsys):
+    """The image command had --dry-run and the video command had none: a user could not see a video's frames,
+    size and hours before starting it."""
+    from painterly.cli import main
+
+    planned = painterly.plan_video(clip, EXAMPLES / "starry_night.jpg", size=64, iterations=20, scales=2,
+                                   video=painterly.VideoConfig(every=2, later_iterations=5))
+    assert planned.frames == VideoSource(clip, every=2).info.frames and max(planned.size) == 64
+    assert len(planned.first.scales) == 2 and [s.iterations for s in planned.later.scales] == [5]
+    assert planned.seconds == pytest.approx(planned.first.seconds + (planned.frames - 1) * planned.later.seconds)
+    network = painterly.plan_video(clip, None, model="starry_night", size=32)
+    assert network.later is None and network.seconds == pytest.approx(network.frames * network.first.seconds)
+    out = tmp_path / "o.mp4"
+    code = main(["video", str(clip), str(EXAMPLES / "starry_night.jpg"), "-o", str(out), "--size", "32", "--dry-run"])
+    printed = capsys.readouterr().out
+    assert code == 0 and printed.startswith(f"painterly video plan: {VideoSource(clip).info.frames} frames")
+    assert "each later frame" in printed and "estimated time" in printed
+    assert main(["video", str(clip), str(EXAMPLES / "starry_night.jpg"), "-o", str(out), "--size", "32",
+                 "--max-memory", "0.01", "--dry-run"]) == 2
+    assert "does NOT fit" in capsys.readouterr().out
+    assert list(tmp_path.iterdir()) == []
