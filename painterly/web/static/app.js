@@ -462,6 +462,9 @@ async function init() {
   $("method").onchange = showOptions;
   showOptions();
   $("start").onclick = start;
+  $("settings").addEventListener("keydown", (e) => {  // Enter in a field paints, as in a form
+    if (e.key === "Enter" && e.target.matches("input") && !$("start").disabled) { e.preventDefault(); start(); }
+  });
   $("cancel").onclick = cancel;
   $("copy-command").onclick = copyCommand;
   try {  // a reload mid-job: follow the job under way again
