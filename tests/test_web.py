@@ -7,6 +7,7 @@ import io
 import json
 import time
 
+import numpy as np
 import pytest
 from PIL import Image
 
@@ -15,6 +16,7 @@ pytest.importorskip("httpx")
 from fastapi.testclient import TestClient  # noqa: E402
 
 import painterly  # noqa: E402
+from painterly.figures import PALETTE  # noqa: E402
 from painterly.web import jobs as web_jobs  # noqa: E402
 from painterly.web.server import MAX_STYLES, ServerSettings, create_app  # noqa: E402
 from painterly.web.terms import in_api_terms  # noqa: E402
@@ -85,6 +87,16 @@ def test_a_job_runs_to_a_result_with_its_status_and_command(client):
     assert "--iterations 3" in command and command.endswith(f"-o painterly_{job_id}.png")
     listed = client.get("/api/jobs").json()
     assert [j["id"] for j in listed] == [job_id]
+    assert status["estimated_seconds"] > 0  # the plan's, which the page shows
+    # the loss curve, as the CLI's --log draws it: one curve a term, falling
+    curve = client.get(f"/api/jobs/{job_id}/loss")
+    assert curve.status_code == 200 and curve.headers["content-type"] == "image/png"
+    drawn = np.asarray(Image.open(io.BytesIO(curve.content)).convert("RGB")).astype(int)
+    assert (np.abs(drawn - np.array(PALETTE[0])).sum(-1) < 30).sum() > 50  # the first term's colour is drawn
+    network = submit(client, {"method": "network", "model": "starry_night", "size": 48}, styles=[])
+    assert wait(client, network.json()["id"])["state"] == "done"
+    missing = client.get(f"/api/jobs/{network.json()['id']}/loss")
+    assert missing.status_code == 404 and "one forward pass" in missing.json()["error"]
 
 
 def test_the_command_line_the_api_gives_parses_back_to_the_same_config(client):

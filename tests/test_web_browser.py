@@ -92,6 +92,7 @@ def test_upload_paint_run_and_download_in_chromium(server, tmp_path):
         page.click("#start")
         page.wait_for_selector("#download:not([hidden])", state="attached", timeout=120_000)
         assert page.inner_text("#job-state").startswith("done")
+        page.wait_for_selector("#loss-curve:not([hidden])", state="visible", timeout=10_000)  # the run's curve
         with page.expect_download() as download:
             page.click("#download")
         saved = tmp_path / "result.png"

@@ -261,13 +261,18 @@ class JobStore:
             guides["style_guidance"] = [str(folder / f"style_guidance_{i}.upload")
                                         for i in range(job.inputs["style_guidance"])]
         preview = Previewer(job, folder / "preview.png", self)
+        history = painterly.LossHistory()
+        ckpt.extra["log"] = history.records  # the curve goes on across a restart, as the CLI's --log does
         try:
-            image = painterly.stylize(str(folder / "content_0.upload"), styles, method=job.method, callback=preview,
-                                      checkpoint=ckpt, **guides, **job.options)
+            image = painterly.stylize(str(folder / "content_0.upload"), styles, method=job.method,
+                                      callback=painterly.combine(preview, history), checkpoint=ckpt, **guides,
+                                      **job.options)
             if job.cancel_requested:  # cancelled as it finished (or a one-pass method that does not stop)
                 raise painterly.Interrupted(0, 1, 0, 0, None)
             painterly.save_image(image, folder / "result.png")
         except painterly.Interrupted:
+            if job.cancel_requested:  # the curve of what it did, as a finished job's
+                _write_loss_curve(history, folder)
             with self.lock:
                 if job.cancel_requested:
                     ckpt.path.unlink(missing_ok=True)
@@ -286,6 +291,7 @@ class JobStore:
         except Exception as exc:  # a bug: the job fails with one line and the next job starts
             self._fail(job, ckpt, f"unexpected {type(exc).__name__}: {exc}")
             return
+        _write_loss_curve(history, folder)
         with self.lock:
             job.size = [image.width, image.height]
             self._finish(job, DONE)
@@ -300,6 +306,12 @@ class JobStore:
     def progressed(self) -> None:
         with self.lock:
             self._changed()
+
+
+def _write_loss_curve(history, folder: Path) -> None:
+    """loss.png in the job's folder: the curve of an optimisation (a forward pass has no loss to plot)."""
+    if history.has_losses:
+        history.write_plot(folder / "loss.png")
 
 
 class Previewer:

@@ -248,6 +248,17 @@ def create_app(settings: ServerSettings) -> FastAPI:
             return _error(404, "no preview yet")
         return FileResponse(path, media_type="image/png", headers={"Cache-Control": "no-store"})
 
+    @app.get("/api/jobs/{job_id}/loss", responses={404: {"description": "no such job, or no curve yet", **_ERROR}})
+    def loss(job_id: str):
+        """The loss curve (PNG) of a finished or cancelled optimisation: each term over the steps."""
+        job = store.get(job_id)
+        if job is None:
+            return _error(404, "no such job")
+        path = store.folder(job_id) / "loss.png"
+        if not path.exists():
+            return _error(404, "no loss curve: the job has not ended, or it is one forward pass")
+        return FileResponse(path, media_type="image/png")
+
     @app.get("/api/jobs/{job_id}/result")
     def result(job_id: str, download: bool = False):
         job = store.get(job_id)
@@ -384,7 +395,7 @@ def _accept(job_id: str, folder: Path, form) -> Job:
     inputs = {"content": contents[0].filename, "styles": [s.filename for s in styles],
               "content_guidance": bool(content_guides), "style_guidance": len(style_guides)}
     return Job(id=job_id, method=method, options=options, inputs=inputs, created=time.time(),
-               estimated_seconds=round(planned.seconds, 1))
+               estimated_seconds=round(planned.seconds, 3))
 
 
 def _command(job: Job) -> str:

@@ -302,6 +302,7 @@ function follow(id) {
   $("job-id").textContent = id;
   $("download").hidden = true; $("copy-command").hidden = true; $("command").hidden = true;
   $("preview").removeAttribute("src");
+  $("loss-curve").hidden = true;
   state.events = new EventSource(`/api/jobs/${id}/events`);
   state.events.addEventListener("status", (e) => showStatus(JSON.parse(e.data)));
   state.events.onerror = () => {  // the browser reconnects by itself; say so while the server is away
@@ -341,6 +342,12 @@ function showStatus(job) {
     $("download").hidden = false;
   }
   $("copy-command").hidden = false;
+  if (["done", "cancelled"].includes(job.state)) {  // an optimisation's curve (a forward pass has none)
+    const curve = $("loss-curve");
+    curve.onload = () => { curve.hidden = false; };
+    curve.onerror = () => { curve.hidden = true; };
+    curve.src = `/api/jobs/${job.id}/loss?t=${Date.now()}`;
+  }
   if (["done", "failed", "cancelled"].includes(job.state)) {
     if (state.events) { state.events.close(); state.events = null; }
     refreshGallery();
