@@ -339,6 +339,12 @@ function showStatus(job) {
   $("cancel").hidden = !["queued", "running"].includes(job.state);
   if (job.state === "done") {
     $("download").href = `/api/jobs/${job.id}/result?download=true`;
+    $("download").textContent = "download PNG";
+    $("download").hidden = false;
+  } else if (job.state === "cancelled" && job.has_preview) {  // what it had painted when stopped
+    $("download").href = `/api/jobs/${job.id}/preview`;
+    $("download").download = `painterly_${job.method}_${job.id}_cancelled.png`;
+    $("download").textContent = "download the picture so far";
     $("download").hidden = false;
   }
   $("copy-command").hidden = false;
