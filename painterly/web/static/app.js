@@ -339,7 +339,7 @@ function showStatus(job) {
   $("cancel").hidden = !["queued", "running"].includes(job.state);
   if (job.state === "done") {
     $("download").href = `/api/jobs/${job.id}/result?download=true`;
-    $("download").textContent = "download PNG";
+    $("download").textContent = "download PNG"; $("download").download = "";  // the server's name
     $("download").hidden = false;
   } else if (job.state === "cancelled" && job.has_preview) {  // what it had painted when stopped
     $("download").href = `/api/jobs/${job.id}/preview`;
