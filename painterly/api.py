@@ -44,9 +44,12 @@ def method_of(config) -> str:
     """The name of the method whose config class `config` is (None: the default method)."""
     if config is None:
         return DEFAULT_METHOD
-    for name, recipe in REGISTRY.items():
-        if isinstance(config, recipe.config_class):
-            return name
+    # the nearest class up the config's own: a method whose config subclasses GatysConfig is that method,
+    # not Gatys (the first isinstance match ran Gatys in its place)
+    for cls in type(config).__mro__:
+        for name, recipe in REGISTRY.items():
+            if recipe.config_class is cls:
+                return name
     raise PainterlyError(f"{type(config).__name__} is no registered method's config")
 
 

@@ -223,11 +223,42 @@ class Recipe:
 REGISTRY: dict[str, Recipe] = {}
 
 
-def register(recipe: Recipe) -> Recipe:
+# The hooks every method defines, and those of an optimising method or of a forward pass besides.
+REQUIRED_HOOKS = ("layers", "scales", "memory", "targets")
+OPTIMISING_HOOKS = ("start", "parameterise", "optimizer", "loss")
+FORWARD_HOOKS = ("forward",)
+
+
+def register(recipe: Recipe, replace: bool = False) -> Recipe:
     """Make a method available to stylize(), plan(), the CLI and every other interface. A method that
-    optimises needs a config with the seed, time limit and tile rounds the driver reads there."""
-    if recipe.optimises and not issubclass(recipe.config_class, OptimisationConfig):
-        raise PainterlyError(f"method '{recipe.name}' optimises, so its config must derive from OptimisationConfig "
+    optimises needs a config with the seed, time limit and tile rounds the driver reads there. A name or a
+    config class another method has is refused (a built-in replaced unseen) unless `replace`."""
+    name = getattr(recipe, "name", None)
+    config_class = getattr(recipe, "config_class", None)
+    if not isinstance(name, str) or not name or not isinstance(config_class, type):
+        raise PainterlyError(f"{type(recipe).__name__} needs a class attribute name (a string) and config_class")
+    if recipe.optimises and not issubclass(config_class, OptimisationConfig):
+        raise PainterlyError(f"method '{name}' optimises, so its config must derive from OptimisationConfig "
                              f"(a forward pass sets optimises = False)")
-    REGISTRY[recipe.name] = recipe
+    hooks = REQUIRED_HOOKS + (OPTIMISING_HOOKS if recipe.optimises else FORWARD_HOOKS)
+    missing = [hook for hook in hooks if getattr(type(recipe), hook) is getattr(Recipe, hook)]
+    if missing:  # else a bare NotImplementedError when a run reaches one
+        raise PainterlyError(f"method '{name}' must define {', '.join(missing)} (see painterly.Recipe)")
+    if not replace:
+        taken = REGISTRY.get(name)
+        if taken is not None and type(taken) is not type(recipe):
+            raise PainterlyError(f"a method named '{name}' is registered already ({type(taken).__name__}); give "
+                                 "another name, or register(..., replace=True)")
+        twin = next((other for other, r in REGISTRY.items() if other != name and r.config_class is config_class), None)
+        if twin is not None:  # which method a config means would be a guess
+            raise PainterlyError(f"method '{twin}' has the config class {config_class.__name__} already; give "
+                                 f"'{name}' its own (a subclass)")
+    REGISTRY[name] = recipe
     return recipe
+
+
+def unregister(name: str) -> Recipe:
+    """Take a method out of the registry (an experiment's, at its end); returns its recipe."""
+    if name not in REGISTRY:
+        raise PainterlyError(f"no method named '{name}' is registered")
+    return REGISTRY.pop(name)

@@ -277,6 +277,50 @@ def test_an_optimising_method_needs_the_optimisation_options():
     assert "optimising toy" not in REGISTRY
 
 
+def test_register_refuses_what_would_go_wrong_later_and_a_subclassed_config_is_its_own_method():
+    """A config subclassing GatysConfig ran Gatys (method_of took the first isinstance match); a recipe named as
+    a built-in replaced it unseen; one missing a hook registered, then failed with a bare NotImplementedError."""
+    from painterly.methods.gatys import Gatys
+
+    @dataclass(frozen=True)
+    class VariantConfig(painterly.GatysConfig):
+        extra: float = painterly.option(1.0, "a variant's own weight", minimum=0)
+
+    class Variant(Gatys):
+        name, config_class = "variant", VariantConfig
+
+    register(Variant())
+    try:
+        assert painterly.method_of(VariantConfig()) == "variant" and painterly.method_of(GatysConfig()) == "gatys"
+        assert painterly.plan((48, 64), config=VariantConfig(size=64)).method == "variant"
+    finally:
+        painterly.unregister("variant")
+
+    class Impostor(Gatys):
+        name, config_class = "strotss", VariantConfig
+
+    with pytest.raises(PainterlyError, match="a method named 'strotss' is registered already"):
+        register(Impostor())
+    assert type(REGISTRY["strotss"]).__name__ == "Strotss"
+
+    class Twin(Gatys):
+        name = "twin"
+
+    with pytest.raises(PainterlyError, match="method 'gatys' has the config class GatysConfig already"):
+        register(Twin())
+
+    class Unfinished(Recipe):
+        name, config_class, summary, optimises = "unfinished", ToyConfig, "", False
+
+        def layers(self, config): return []
+
+    with pytest.raises(PainterlyError, match="method 'unfinished' must define scales, memory, targets, forward"):
+        register(Unfinished())
+    assert "twin" not in REGISTRY and "unfinished" not in REGISTRY
+    with pytest.raises(PainterlyError, match="no method named 'nothing'"):
+        painterly.unregister("nothing")
+
+
 def test_options_no_one_method_takes_are_named_with_their_methods():
     with pytest.raises(PainterlyError, match=r"do not pick one method: model \(network\), seed \(gatys, strotss\)"):
         painterly.make_config(model="starry_night", seed=0)
