@@ -36,7 +36,14 @@ from .methods.wct import WctConfig  # noqa: E402
 from .progress import LossHistory, ProgressBar, SaveEvery, StepInfo, StopRun, combine  # noqa: E402
 from .nets.io import (bundled_decoders, bundled_file, bundled_models, checkpoint_advice, is_decoder_file,  # noqa: E402
                       is_network_file, load_decoder)
-from .recipe import Recipe, register, unregister  # noqa: E402
+from .recipe import Recipe, RunContext, load_plugins, register, unregister  # noqa: E402
+# what a new method's recipe is written with (README, "Adding a method")
+from .features import FeatureExtractor  # noqa: E402
+from .image import as_tensor, resize  # noqa: E402
+from .losses import LossTerms  # noqa: E402
+from .optimize import make_optimizer  # noqa: E402
+from .param import PixelImage  # noqa: E402
+from .schedule import Scale, estimate_peak_bytes, plan_scales  # noqa: E402
 from .training import TrainConfig, train  # noqa: E402
 from .flow import warping_error  # noqa: E402
 from .video import FrameInfo, VideoConfig, VideoPlan, VideoResult, plan_video, stylize_video  # noqa: E402
@@ -46,7 +53,9 @@ from .batch_ray import RayExecutor  # noqa: E402  (imports ray only when made)
 
 __all__ = [
     "stylize", "preflight", "plan", "largest_size", "free_memory_bytes", "usable_cpus", "make_config", "available_methods", "get_method", "method_of", "method_for", "method_clash", "DEFAULT_METHOD",
-    "GatysConfig", "StrotssConfig", "CommonConfig", "OptimisationConfig", "option", "Recipe", "register", "unregister",
+    "GatysConfig", "StrotssConfig", "CommonConfig", "OptimisationConfig", "option", "Recipe", "register", "unregister", "load_plugins",
+    "RunContext", "FeatureExtractor", "LossTerms", "Scale", "plan_scales", "estimate_peak_bytes", "make_optimizer",
+    "PixelImage", "as_tensor", "resize",
     "method_options", "example_images", "command_line", "write_bytes_atomic",
     "PainterlyError", "NotAnImageError", "DamagedImageError", "ImageTooLargeError", "StepInfo", "StopRun", "ProgressBar", "LossHistory", "SaveEvery", "combine",
     "Checkpointer", "Interrupted", "install_stop_handlers", "install_signal_handlers", "default_checkpoint_path",

@@ -96,7 +96,10 @@ class _Worker:
     def __init__(self, threads: int) -> None:
         import torch
 
+        from .recipe import load_plugins
+
         torch.set_num_threads(threads)
+        load_plugins()  # the methods the head's command line could name
 
     def run(self, job: BatchJob, retries: int) -> JobResult:
         return run_job(job, retries)

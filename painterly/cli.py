@@ -29,7 +29,7 @@ from .cli_args import (EXIT_FAILURE, EXIT_INTERRUPTED, EXIT_OK, EXIT_USAGE, _num
                        _UsageError, add_config_flags)
 from . import (DEFAULT_METHOD, Checkpointer, Interrupted, LossHistory, PainterlyError, ProgressBar,
                SaveEvery, __version__, check_writable, combine, default_checkpoint_path, free_memory_bytes, get_method,
-               install_stop_handlers, refuse_overwriting_inputs, largest_size, make_config, method_for, available_methods, open_image, plan,
+               install_stop_handlers, load_plugins, refuse_overwriting_inputs, largest_size, make_config, method_for, available_methods, open_image, plan,
                preflight, save_image, side_by_side, split_alpha, stylize)
 
 SUBCOMMANDS = {  # `painterly train ...` etc., and what each does (the main --help lists them)
@@ -395,6 +395,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     """Run the command line; returns the exit status (0 ok, 1 failure, 2 user error, 130 interrupted)."""
     words = sys.argv[1:] if argv is None else [str(a) for a in argv]
     try:
+        load_plugins()  # methods registered outside the package: their --method and flags too
         if words and words[0] in SUBCOMMANDS:
             return run_subcommand(words)
         _refuse_misspelt_command(words)

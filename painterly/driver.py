@@ -279,6 +279,9 @@ class _FrameRun:
 
         def loss_fn(img: torch.Tensor) -> LossTerms:
             terms = recipe.loss(ctx, targets, img, ctx.extractor(img, layers) if layers else {})
+            if not isinstance(terms, LossTerms):  # a new recipe's slip: said, not "'dict' has no attribute 'total'"
+                raise TypeError(f"method '{recipe.name}': loss() must return painterly.LossTerms, not "
+                                f"{type(terms).__name__}")
             for name, term in self.extra_terms.items():
                 terms.terms[name] = term(img, place)
             return terms

@@ -63,6 +63,9 @@ def region_pairs(content_guide: torch.Tensor, style_guides: list[torch.Tensor], 
     if not style_guides:
         raise PainterlyError("style guidance needs one map per style image")
     codes = _codes(style_guides[0], min_fraction)
+    if len(codes) == 0:  # a photo given as a map: no colour covers enough of it to be a region
+        raise PainterlyError(f"style guidance map 1 has no colour covering {min_fraction:.0%} of it: a guidance map "
+                             "is painted in a few flat colours, one a region (is it a photo?)")
     content_index = _assign(content_guide, codes, tolerance)
     style_index = [_assign(g, codes, tolerance) for g in style_guides]
     pairs = []

@@ -10,6 +10,7 @@ fingerprint/checkpoint/resume, deadlines, progress, whole-or-tiled) is the drive
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass, field
 from typing import Any, Callable, ClassVar, Mapping, Optional, Sequence
 
@@ -255,6 +256,32 @@ def register(recipe: Recipe, replace: bool = False) -> Recipe:
                                  f"'{name}' its own (a subclass)")
     REGISTRY[name] = recipe
     return recipe
+
+
+PLUGIN_GROUP = "painterly.methods"  # installed packages' entry points that register methods
+PLUGINS_VARIABLE = "PAINTERLY_PLUGINS"  # or modules named here, comma-separated (importable: on PYTHONPATH)
+
+
+def load_plugins() -> list[str]:
+    """Import what registers methods beyond the built-in ones: the entry points of the group
+    painterly.methods, and the modules $PAINTERLY_PLUGINS names. The command line (and so the web app, and
+    every rank and batch worker it starts) calls it first, so a method registered there works in them as in
+    stylize(); a script that imports its module itself needs no plugin. Returns what was loaded."""
+    from importlib import import_module, metadata
+
+    found = [(entry.name, entry.load) for entry in metadata.entry_points(group=PLUGIN_GROUP)]
+    found += [(module, lambda module=module: import_module(module))
+              for module in (m.strip() for m in os.environ.get(PLUGINS_VARIABLE, "").split(",")) if module]
+    loaded = []
+    for name, load in found:
+        try:
+            load()
+        except PainterlyError:
+            raise
+        except Exception as exc:  # noqa: BLE001 - a plugin's own failure, said in one line
+            raise PainterlyError(f"plugin '{name}' could not be loaded ({type(exc).__name__}: {exc})") from None
+        loaded.append(name)
+    return loaded
 
 
 def unregister(name: str) -> Recipe:

@@ -169,6 +169,9 @@ def test_the_largest_seed_runs_every_scale():
     out = painterly.stylize(image, image.flip(-1), size=32, iterations=1, coarse_iterations=1, scales=2,
                             seed=2**64 - 1, precision="fp32", init="noise")
     assert out.size == (32, 32) and out.info["seed"] == 2**64 - 1
+    # what else sets the pixels is said beside the seed, as it was resolved (auto's precision, None's threads)
+    assert out.info["precision"] == "fp32" and out.info["device"] == "cpu"
+    assert out.info["threads"] == painterly.usable_cpus()
 
 
 def test_options_that_size_work_are_bounded_before_any_is_planned():

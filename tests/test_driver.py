@@ -94,6 +94,38 @@ def test_toy_method_runs_through_the_registry_the_api_and_the_cli(toy, tmp_path,
     assert "--strength" in capsys.readouterr().out
 
 
+def test_a_method_from_outside_the_package_reaches_the_command_line_as_a_plugin(tmp_path, capsys, monkeypatch):
+    """A method registered in one's own module worked in stylize() but `painterly --method NAME` was an
+    invalid choice: the command line loads $PAINTERLY_PLUGINS (and entry points of painterly.methods)."""
+    (tmp_path / "my_method.py").write_text(
+        "from dataclasses import dataclass\n"
+        "import painterly\n"
+        "from test_driver import Toy, ToyConfig\n\n"
+        "@dataclass(frozen=True)\n"
+        "class MineConfig(ToyConfig):\n"
+        "    pass\n\n"
+        "class Mine(Toy):\n"
+        "    name, config_class = 'mine', MineConfig\n\n"
+        "painterly.register(Mine())\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    content, style = tmp_path / "c.png", tmp_path / "s.png"
+    Image.fromarray(_gradient(48, 64)).save(content)
+    Image.fromarray(_gradient(40, 40, flip=True)).save(style)
+    words = [str(content), str(style), "-o", str(tmp_path / "out.png"), "--method", "mine", "--size", "32", "-q"]
+    assert cli.main(words) == 2 and "invalid choice: 'mine'" in capsys.readouterr().err
+    monkeypatch.setenv("PAINTERLY_PLUGINS", "my_method")
+    try:
+        assert cli.main(words) == 0, capsys.readouterr().err
+        assert Image.open(tmp_path / "out.png").size == (32, 24)
+    finally:
+        painterly.unregister("mine")
+    monkeypatch.setenv("PAINTERLY_PLUGINS", "no_such_module")
+    assert cli.main(words) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == ["painterly: error: plugin 'no_such_module' could not be loaded (ModuleNotFoundError: No module "
+                   "named 'no_such_module')"]
+
+
 def test_forward_stage_runs_one_pass_per_tile_with_whole_image_statistics(toy):
     g = torch.Generator().manual_seed(0)
     content, style = torch.rand(1, 3, 80, 120, generator=g), torch.rand(1, 3, 50, 50, generator=g) * 0.5

@@ -485,6 +485,9 @@ def test_guidance_errors():
     with pytest.raises(PainterlyError, match="method 'strotss' takes no style masks"):
         run(content, [style], StrotssConfig(**{k: v for k, v in options.items() if k != "method"}),
             style_masks=[torch.ones(1, 1, 32, 40)])
+    # a photo given as a map (no colour covers 1% of it) was an IndexError, "please report it"
+    with pytest.raises(PainterlyError, match="style guidance map 1 has no colour covering 1% of it"):
+        painterly.preflight(content, [style], content_guidance=content, style_guidance=[style], **options)
 
 
 def test_cli_and_api_take_guidance_maps(image_files, capsys):
