@@ -38,7 +38,7 @@ from .nets.io import (bundled_decoders, bundled_file, bundled_models, checkpoint
                       is_network_file, load_decoder)
 from .recipe import Recipe, RunContext, load_plugins, register, unregister  # noqa: E402
 # what a new method's recipe is written with (README, "Adding a method")
-from .features import FeatureExtractor  # noqa: E402
+from .features import FeatureExtractor, channels_of, check_layers  # noqa: E402
 from .image import as_tensor, resize  # noqa: E402
 from .losses import LossTerms  # noqa: E402
 from .optimize import make_optimizer  # noqa: E402
@@ -54,7 +54,7 @@ from .batch_ray import RayExecutor  # noqa: E402  (imports ray only when made)
 __all__ = [
     "stylize", "preflight", "plan", "largest_size", "free_memory_bytes", "usable_cpus", "make_config", "available_methods", "get_method", "method_of", "method_for", "method_clash", "DEFAULT_METHOD",
     "GatysConfig", "StrotssConfig", "CommonConfig", "OptimisationConfig", "option", "Recipe", "register", "unregister", "load_plugins",
-    "RunContext", "FeatureExtractor", "LossTerms", "Scale", "plan_scales", "estimate_peak_bytes", "make_optimizer",
+    "RunContext", "FeatureExtractor", "check_layers", "channels_of", "LossTerms", "Scale", "plan_scales", "estimate_peak_bytes", "make_optimizer",
     "PixelImage", "as_tensor", "resize",
     "method_options", "example_images", "command_line", "write_bytes_atomic",
     "PainterlyError", "NotAnImageError", "DamagedImageError", "ImageTooLargeError", "StepInfo", "StopRun", "ProgressBar", "LossHistory", "SaveEvery", "combine",

@@ -26,7 +26,9 @@ class ContentLoss(nn.Module):
 
 
 class GramStyleLoss(nn.Module):
-    """Weighted sum over layers of the mean squared Gram-matrix difference to target Grams."""
+    """Weighted sum over layers of the mean squared Gram-matrix difference to target Grams. Gatys's recipe
+    weighs each layer by its weight / channels_of(layer)**2 (Gram entries grow with the channels), so
+    weight 1 here is not stylize()'s style loss."""
 
     def __init__(self, layers: Sequence[str], layer_weights: Sequence[float]) -> None:
         super().__init__()
