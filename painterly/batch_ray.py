@@ -15,6 +15,7 @@ from typing import Iterator, Optional, Sequence
 
 from .batch import FAILED, SKIPPED, BatchJob, JobResult, finished, run_job
 from .errors import PainterlyError
+from .recipe import PLUGINS_VARIABLE, load_plugins
 
 
 def _ray():
@@ -35,8 +36,10 @@ class RayExecutor:
         os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
         if not ray.is_initialized():
             try:
+                plugins = os.environ.get(PLUGINS_VARIABLE)  # the workers load the plugins this process names
                 ray.init(address=address, include_dashboard=False, log_to_driver=False, configure_logging=False,
-                         **({} if address else {"num_cpus": max(1, math.ceil(workers * cpus))}))
+                         **({} if address else {"num_cpus": max(1, math.ceil(workers * cpus))}),
+                         **({"runtime_env": {"env_vars": {PLUGINS_VARIABLE: plugins}}} if plugins else {}))
             except ValueError as exc:  # e.g. a ray:// address without ray[client] installed: Ray says what to do
                 said = " ".join(str(exc).split())
                 where = f"at '{address}'" if address else "started here"
@@ -96,10 +99,8 @@ class _Worker:
     def __init__(self, threads: int) -> None:
         import torch
 
-        from .recipe import load_plugins
-
         torch.set_num_threads(threads)
-        load_plugins()  # the methods the head's command line could name
+        load_plugins(strict=False)  # the methods the head's command line could name
 
     def run(self, job: BatchJob, retries: int) -> JobResult:
         return run_job(job, retries)

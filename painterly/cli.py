@@ -395,7 +395,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     """Run the command line; returns the exit status (0 ok, 1 failure, 2 user error, 130 interrupted)."""
     words = sys.argv[1:] if argv is None else [str(a) for a in argv]
     try:
-        load_plugins()  # methods registered outside the package: their --method and flags too
+        load_plugins(strict=False)  # methods registered outside the package: their --method and flags too
         if words and words[0] in SUBCOMMANDS:
             return run_subcommand(words)
         _refuse_misspelt_command(words)

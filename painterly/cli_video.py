@@ -130,14 +130,14 @@ def video_command(words: Sequence[str]) -> int:
         raise _UsageError("a STYLE image is needed")
     size_max = options.get("size") == "max"  # resolved from the frames' size, as the image command's
     config = make_config(method, **{k: v for k, v in options.items() if not (size_max and k == "size")})
-    if args.dry_run:
-        planned = plan_video(args.input, list(args.styles), method=method, config=config, video=video,
-                             **({"size": "max"} if size_max else {}))
-        print(planned.describe())
-        return EXIT_USAGE if planned.problem else EXIT_OK
     bar = _FrameBar(args.quiet, size_max)
     guides = {k: v for k, v in (("content_guidance", args.content_guidance), ("style_guidance", args.style_guidance))
               if v is not None}
+    if args.dry_run:
+        planned = plan_video(args.input, list(args.styles), method=method, config=config, video=video, **guides,
+                             **({"size": "max"} if size_max else {}))
+        print(planned.describe())
+        return EXIT_USAGE if planned.problem else EXIT_OK
     # Ctrl-C and SIGTERM stop it keeping the finished frames, also where the shell started it with SIGINT
     # ignored (a background job of a script), which Python then leaves ignored
     restore_handlers = install_signal_handlers(signal.default_int_handler)

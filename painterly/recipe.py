@@ -225,7 +225,7 @@ REGISTRY: dict[str, Recipe] = {}
 
 
 # The hooks every method defines, and those of an optimising method or of a forward pass besides.
-REQUIRED_HOOKS = ("layers", "scales", "memory", "targets")
+REQUIRED_HOOKS = ("layers", "scales", "memory", "targets", "start")
 OPTIMISING_HOOKS = ("start", "parameterise", "optimizer", "loss")
 FORWARD_HOOKS = ("forward",)
 
@@ -245,15 +245,17 @@ def register(recipe: Recipe, replace: bool = False) -> Recipe:
     missing = [hook for hook in hooks if getattr(type(recipe), hook) is getattr(Recipe, hook)]
     if missing:  # else a bare NotImplementedError when a run reaches one
         raise PainterlyError(f"method '{name}' must define {', '.join(missing)} (see painterly.Recipe)")
-    if not replace:
-        taken = REGISTRY.get(name)
-        if taken is not None and type(taken) is not type(recipe):
-            raise PainterlyError(f"a method named '{name}' is registered already ({type(taken).__name__}); give "
-                                 "another name, or register(..., replace=True)")
-        twin = next((other for other, r in REGISTRY.items() if other != name and r.config_class is config_class), None)
-        if twin is not None:  # which method a config means would be a guess
-            raise PainterlyError(f"method '{twin}' has the config class {config_class.__name__} already; give "
-                                 f"'{name}' its own (a subclass)")
+    taken = REGISTRY.get(name)
+    # the same recipe again (its module reloaded, a notebook cell run twice) replaces itself
+    again = taken is not None and (type(taken).__module__, type(taken).__qualname__) == \
+        (type(recipe).__module__, type(recipe).__qualname__)
+    if taken is not None and not again and not replace:
+        raise PainterlyError(f"a method named '{name}' is registered already ({type(taken).__name__}); give "
+                             "another name, or register(..., replace=True)")
+    twin = next((other for other, r in REGISTRY.items() if other != name and r.config_class is config_class), None)
+    if twin is not None:  # which method a config means would be a guess
+        raise PainterlyError(f"method '{twin}' has the config class {config_class.__name__} already; give "
+                             f"'{name}' its own (a subclass)")
     REGISTRY[name] = recipe
     return recipe
 
@@ -262,11 +264,15 @@ PLUGIN_GROUP = "painterly.methods"  # installed packages' entry points that regi
 PLUGINS_VARIABLE = "PAINTERLY_PLUGINS"  # or modules named here, comma-separated (importable: on PYTHONPATH)
 
 
-def load_plugins() -> list[str]:
-    """Import what registers methods beyond the built-in ones: the entry points of the group
-    painterly.methods, and the modules $PAINTERLY_PLUGINS names. The command line (and so the web app, and
-    every rank and batch worker it starts) calls it first, so a method registered there works in them as in
-    stylize(); a script that imports its module itself needs no plugin. Returns what was loaded."""
+def load_plugins(strict: bool = True) -> list[str]:
+    """Import what registers methods beyond the built-in ones: the modules named by the entry points of the
+    group painterly.methods (an entry point names a module, which registers its recipes as it is imported),
+    and the modules $PAINTERLY_PLUGINS names. The command line (and so the web app, and every rank and batch
+    worker it starts) calls it first, so a method registered there works in them as in stylize(); a script
+    that imports its module itself needs no plugin. Returns what was loaded. A plugin that fails is a
+    PainterlyError naming it, or with strict=False a warning on stderr (the command line goes on: a broken
+    plugin must not take `painterly --help` or the built-in methods with it)."""
+    import sys
     from importlib import import_module, metadata
 
     found = [(entry.name, entry.load) for entry in metadata.entry_points(group=PLUGIN_GROUP)]
@@ -276,10 +282,13 @@ def load_plugins() -> list[str]:
     for name, load in found:
         try:
             load()
-        except PainterlyError:
-            raise
         except Exception as exc:  # noqa: BLE001 - a plugin's own failure, said in one line
-            raise PainterlyError(f"plugin '{name}' could not be loaded ({type(exc).__name__}: {exc})") from None
+            why = str(exc) if isinstance(exc, PainterlyError) else f"{type(exc).__name__}: {exc}"
+            message = f"plugin '{name}' could not be loaded ({why})"
+            if strict:
+                raise PainterlyError(message) from None
+            print(f"painterly: warning: {message}", file=sys.stderr)
+            continue
         loaded.append(name)
     return loaded
 

@@ -191,30 +191,10 @@ def stylize_video(source: Union[str, os.PathLike], styles: Union[None, ImageLike
     same inputs and options. Returns what was written. A video's audio stream is carried over untouched
     into a video file (a folder of frames holds none: VideoResult.note says so).
     """
-    video = video or VideoConfig()
-    if not isinstance(video, VideoConfig):
-        raise PainterlyError(f"video must be a painterly.VideoConfig, got {type(video).__name__}")
     for hook in (callback, step_callback):
         if hook is not None and not callable(hook):
             raise PainterlyError(f"a callback must be a function, got {type(hook).__name__}")
-    video_fields = sorted(set(options) & {f.name for f in dataclasses.fields(VideoConfig)})
-    if video_fields:  # how frames are made, not how each is painted: VideoConfig's
-        raise PainterlyError(f"{', '.join(video_fields)} is a video option: give it as "
-                             f"video=painterly.VideoConfig({video_fields[0]}=...)")
-    size_max = asks_size_max(options)
-    if size_max:  # the largest that fits in free memory, chosen once the frames' size is known
-        options = {k: v for k, v in options.items() if k != "size"}
-    cfg = make_config(method, config, **options)
-    name = method_of(cfg) if method is None else method
-    recipe = get_method(name)
-    if styles is None:  # a trained network holds its styles
-        styles = []
-    elif isinstance(styles, (str, os.PathLike)) or not isinstance(styles, Sequence):
-        styles = [styles]
-    style_ts = [as_tensor(s, "style image") for s in styles]
-    if not style_ts and recipe.needs_styles:
-        raise PainterlyError("at least one style image is needed")
-    _refuse_ignored(video, recipe, name, cfg)
+    video, cfg, name, recipe, styles, style_ts, size_max = _request(styles, method, config, video, options)
     out = Path(output)
     if not is_video_path(out) and (video.crf is not None or video.lossless):
         given = ", ".join(f for f, v in (("--crf", video.crf is not None), ("--lossless", video.lossless)) if v)
@@ -320,27 +300,48 @@ def _clock(seconds: float) -> str:
         f"{seconds // 60}:{seconds % 60:02d}"
 
 
-def plan_video(source: Union[str, os.PathLike], styles: Union[None, ImageLike, Sequence[ImageLike]] = None, *,
-               method: Optional[str] = None, config=None, video: Optional[VideoConfig] = None,
-               **options) -> VideoPlan:
-    """The plan of stylize_video(source, styles, ...) with these options, without running it: the frames
-    read (--start, --end, --every), the size painted, the first frame's plan and a later frame's, and the
-    time for the whole video. A run that would be refused for memory has `problem` set."""
+def _request(styles, method: Optional[str], config, video: Optional[VideoConfig], options: dict) -> tuple:
+    """What stylize_video and plan_video both check and resolve first: (video, config, method name, recipe,
+    styles, style tensors, whether size is "max")."""
     video = video or VideoConfig()
+    if not isinstance(video, VideoConfig):
+        raise PainterlyError(f"video must be a painterly.VideoConfig, got {type(video).__name__}")
+    video_fields = sorted(set(options) & {f.name for f in dataclasses.fields(VideoConfig)})
+    if video_fields:  # how frames are made, not how each is painted: VideoConfig's
+        raise PainterlyError(f"{', '.join(video_fields)} is a video option: give it as "
+                             f"video=painterly.VideoConfig({video_fields[0]}=...)")
     size_max = asks_size_max(options)
-    if size_max:
+    if size_max:  # the largest that fits in free memory, chosen once the frames' size is known
         options = {k: v for k, v in options.items() if k != "size"}
     cfg = make_config(method, config, **options)
     name = method_of(cfg) if method is None else method
     recipe = get_method(name)
-    styles = [] if styles is None else [styles] if isinstance(styles, (str, os.PathLike)) or \
-        not isinstance(styles, Sequence) else list(styles)
-    style_sizes = [tuple(as_tensor(s, "style image").shape[-2:]) for s in styles] or None
+    if styles is None:  # a trained network holds its styles
+        styles = []
+    elif isinstance(styles, (str, os.PathLike)) or not isinstance(styles, Sequence):
+        styles = [styles]
+    style_ts = [as_tensor(s, "style image") for s in styles]
+    if not style_ts and recipe.needs_styles:
+        raise PainterlyError("at least one style image is needed")
+    _refuse_ignored(video, recipe, name, cfg)
+    return video, cfg, name, recipe, styles, style_ts, size_max
+
+
+def plan_video(source: Union[str, os.PathLike], styles: Union[None, ImageLike, Sequence[ImageLike]] = None, *,
+               method: Optional[str] = None, config=None, video: Optional[VideoConfig] = None,
+               content_guidance: Optional[ImageLike] = None, style_guidance=None, **options) -> VideoPlan:
+    """The plan of stylize_video(source, styles, ...) with these options, without running it: the frames
+    read (--start, --end, --every), the size painted, the first frame's plan and a later frame's, and the
+    time for the whole video. What the run would refuse at once is refused; one refused for memory has
+    `problem` set."""
+    video, cfg, name, recipe, styles, style_ts, size_max = _request(styles, method, config, video, options)
+    style_sizes = [tuple(s.shape[-2:]) for s in style_ts] or None
     frames = VideoSource(source, video.start, video.end, video.every, max_side=None if size_max else cfg.size,
                          fps=video.fps)
     if size_max:
         frames.cap(min(max(frames.info.size), largest_size(frames.info.size, method=name, config=cfg)))
     _check_frame_size(frames, None if size_max else cfg.size)
+    _guides(_guide_tensors(content_guidance, style_guidance), style_ts, frames)  # the maps, as the run checks them
     cfg = make_config(name, cfg, size=max(frames.info.size))
     first = plan(frames.info.size, method=name, config=cfg, style_sizes=style_sizes)
     followup = recipe.later_frames(cfg, video.later_iterations, frames.info.size) if video.temporal_weight > 0 \

@@ -461,3 +461,11 @@ def test_plan_video_and_the_video_dry_run_count_the_frames_and_paint_nothing(cli
                  "--max-memory", "0.01", "--dry-run"]) == 2
     assert "does NOT fit" in capsys.readouterr().out
     assert list(tmp_path.iterdir()) == []
+    # what the run would refuse at once, the plan refuses too
+    with pytest.raises(painterly.PainterlyError, match="later-iterations"):
+        painterly.plan_video(clip, None, model="starry_night", size=32,
+                             video=painterly.VideoConfig(later_iterations=5))
+    with pytest.raises(painterly.PainterlyError, match="at least one style image is needed"):
+        painterly.plan_video(clip, None, method="gatys", size=32)
+    with pytest.raises(painterly.PainterlyError, match="is a video option"):
+        painterly.plan_video(clip, EXAMPLES / "starry_night.jpg", size=32, every=2)

@@ -431,8 +431,12 @@ def test_a_job_cancelled_while_running_stays_cancelled_after_a_restart(settings)
     # as a running job's record reads after its DELETE, the server stopped before the run did
     (folder / "job.json").write_text(json.dumps({**record, "state": "running", "cancel_requested": True}))
     (folder / "run.ckpt").write_bytes(b"its checkpoint")
+    (folder / "preview.png").write_bytes(png())  # what it had painted when it stopped
     with TestClient(create_app(settings), base_url="http://127.0.0.1:7860") as client:
-        assert client.get(f"/api/jobs/{job_id}").json()["state"] == "cancelled"
+        status = client.get(f"/api/jobs/{job_id}").json()
+        assert status["state"] == "cancelled"
+        # the picture so far is on disk: the page offers it after a restart too (the flag was in memory)
+        assert status["has_preview"] and client.get(f"/api/jobs/{job_id}/preview").status_code == 200
     assert json.loads((folder / "job.json").read_text())["state"] == "cancelled"
     assert not (folder / "run.ckpt").exists()  # as a cancel the run honoured leaves none
     # and the store writes that record the moment a running job's cancel is asked for

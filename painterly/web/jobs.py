@@ -161,7 +161,9 @@ class JobStore:
             record["progress"] = dict(job.progress)
             record["preview_seconds"] = round(job.preview_seconds, 3)
             record["resumed_from_step"] = job.resumed_from_step
-            record["has_preview"] = job.has_preview
+            # a finished job's preview is on disk after a restart too (the flag is this process's)
+            record["has_preview"] = job.has_preview or (job.state in FINISHED and
+                                                        (self.folder(job.id) / "preview.png").exists())
             record["has_result"] = job.state == DONE
             return record
 
@@ -309,9 +311,14 @@ class JobStore:
 
 
 def _write_loss_curve(history, folder: Path) -> None:
-    """loss.png in the job's folder: the curve of an optimisation (a forward pass has no loss to plot)."""
-    if history.has_losses:
+    """loss.png in the job's folder: the curve of an optimisation (a forward pass has no loss to plot). A
+    curve that cannot be written (a full disk) costs the job nothing: its result is saved already."""
+    if not history.has_losses:
+        return
+    try:
         history.write_plot(folder / "loss.png")
+    except Exception as exc:  # noqa: BLE001
+        print(f"painterly serve: the loss curve of {folder.name} was not written ({exc})", file=sys.stderr)
 
 
 class Previewer:

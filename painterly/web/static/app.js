@@ -302,7 +302,7 @@ function follow(id) {
   $("job-id").textContent = id;
   $("download").hidden = true; $("copy-command").hidden = true; $("command").hidden = true;
   $("preview").removeAttribute("src");
-  $("loss-curve").hidden = true;
+  $("loss-curve").hidden = true; $("loss-curve").removeAttribute("src");  // no late load of the last job's
   state.events = new EventSource(`/api/jobs/${id}/events`);
   state.events.addEventListener("status", (e) => showStatus(JSON.parse(e.data)));
   state.events.onerror = () => {  // the browser reconnects by itself; say so while the server is away
@@ -375,7 +375,12 @@ async function copyCommand() {
 
 let galleryTimer = null;
 async function refreshGallery() {
-  const jobs = await api("/api/jobs");
+  let jobs;
+  try { jobs = await api("/api/jobs"); } catch (err) {  // the server away (restarting): look again later
+    clearTimeout(galleryTimer);
+    galleryTimer = setTimeout(() => refreshGallery().catch(() => {}), 5000);
+    throw err;
+  }
   const box = $("gallery");
   const focused = document.activeElement?.closest?.(".card")?.dataset.job;  // kept across the rebuild
   box.textContent = "";
@@ -417,8 +422,8 @@ async function refreshGallery() {
 function clock(seconds) {
   const s = Math.round(seconds);
   if (s < 60) return `${s} s`;
-  if (s < 3600) return `${Math.round(s / 60)} min`;
-  return `${Math.floor(s / 3600)} h ${Math.round((s % 3600) / 60)} min`;
+  const minutes = Math.round(s / 60);
+  return minutes < 60 ? `${minutes} min` : `${Math.floor(minutes / 60)} h ${minutes % 60} min`;
 }
 
 function showError(message) { $("form-error").textContent = message; }
@@ -476,14 +481,18 @@ async function init() {
   showOptions();
   $("start").onclick = start;
   $("settings").addEventListener("keydown", (e) => {  // Enter in a field paints, as in a form
-    if (e.key === "Enter" && e.target.matches("input") && !$("start").disabled) { e.preventDefault(); start(); }
+    if (e.key === "Enter" && !e.isComposing && e.target.matches("input") && !$("start").disabled) {
+      e.preventDefault(); start();
+    }
   });
   $("cancel").onclick = cancel;
   $("copy-command").onclick = copyCommand;
   try {  // a reload mid-job: follow the job under way again
     const jobs = await refreshGallery();
-    const going = jobs.find((j) => j.state === "running") || jobs.find((j) => j.state === "queued");
-    if (going) { follow(going.id); showStatus(going); }
+    // the job under way: one running, else the next in the queue (the list is newest first)
+    const queued = jobs.filter((j) => j.state === "queued").sort((a, b) => a.position - b.position);
+    const going = jobs.find((j) => j.state === "running") || queued[0];
+    if (going && !state.job) { follow(going.id); showStatus(going); }
   } catch (err) { showError(err.message); }
 }
 
