@@ -173,3 +173,44 @@ def test_a_phone_a_keyboard_a_reload_and_the_order_styles_were_picked_in(server,
         page.wait_for_function("document.getElementById('job-state').textContent.startsWith('cancelled')")
         browser.close()
     assert not errors, errors
+
+
+def test_region_maps_made_elsewhere_load_onto_the_pictures_and_go_with_the_job(server, tmp_path):
+    """Guidance maps could only be painted on the page, not given as the CLI takes them (STROTSS's example
+    maps): each picture loads one, its colours become that picture's regions, and the job carries them."""
+    url, settings = server
+    content = photo(tmp_path / "harbour.png", [(40, 90, 160), (230, 230, 220)])
+    style = photo(tmp_path / "painting.png", [(200, 60, 30), (250, 200, 40)])
+    region = (41, 99, 165)  # a colour of no palette, as a map made elsewhere has
+    for name in ("content_map.png", "style_map.png"):
+        m = Image.new("RGB", (96, 72), (0, 0, 0))
+        m.paste(region, (0, 0, 48, 72))
+        m.save(tmp_path / name)
+    errors = []
+    with playwright.sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        page = browser.new_page(viewport={"width": 1280, "height": 900})
+        page.on("pageerror", lambda e: errors.append(str(e)))
+        page.goto(url + "/")
+        page.wait_for_selector("#method option", state="attached")
+        page.set_input_files("#content-file", str(content))
+        page.wait_for_function("document.querySelectorAll('.panel').length == 1")
+        page.set_input_files("#style-file", str(style))
+        page.wait_for_function("document.querySelectorAll('.panel').length == 2")
+        maps = page.locator(".panel .caption input[type=file]")
+        maps.nth(0).set_input_files(str(tmp_path / "content_map.png"))
+        maps.nth(1).set_input_files(str(tmp_path / "style_map.png"))
+        page.wait_for_function("document.getElementById('pairs').innerText.includes('style 1: yes (paired)')")
+        page.select_option("#method", "gatys")
+        page.fill("#opt-size", "64")
+        page.fill("#opt-iterations", "3")
+        page.click("#start")
+        page.wait_for_function("document.getElementById('job-state').textContent.startsWith('done')",
+                               timeout=120_000)
+        browser.close()
+    assert not errors, errors
+    job = json.loads(next((settings.data / "jobs").glob("*/job.json")).read_text())
+    assert job["inputs"]["content_guidance"] is True and job["inputs"]["style_guidance"] == 1
+    guide = Image.open(next((settings.data / "jobs").glob("*/content_guidance_0.upload"))).convert("RGB")
+    colors = {c for n, c in guide.getcolors(1 << 20) if n > 50}
+    assert region in colors and (0, 0, 0) in colors

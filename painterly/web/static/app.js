@@ -24,6 +24,20 @@ class Panel {
     caption.className = "caption";
     this.label = document.createElement("span");
     caption.append(this.label);
+    // a region map made elsewhere (a STROTSS guidance map): its colours become this picture's regions
+    const mapPick = document.createElement("label");
+    mapPick.className = "pick"; mapPick.textContent = "load a map";
+    mapPick.title = "a colour-coded region map of this picture (black: no region painted)";
+    const mapInput = document.createElement("input");
+    mapInput.type = "file"; mapInput.accept = "image/*"; mapInput.className = "visually-hidden";
+    mapInput.setAttribute("aria-label", `load a region map for ${name}`);
+    mapInput.onchange = (e) => {
+      const f = e.target.files[0];
+      if (f) this.loadMap(f).catch((err) => showError(err.message));
+      e.target.value = "";
+    };
+    mapPick.append(mapInput);
+    caption.append(mapPick);
     if (kind === "style") {
       const remove = document.createElement("button");
       remove.className = "remove"; remove.type = "button"; remove.textContent = "remove";
@@ -92,6 +106,23 @@ class Panel {
     this.view.addEventListener("pointercancel", end);
   }
 
+  async loadMap(file) {
+    const map = new Image();
+    map.src = URL.createObjectURL(file);
+    try { await map.decode(); } catch (err) { throw new Error(`${file.name} is not an image this browser can show`); }
+    const g = this.paint.getContext("2d", { willReadFrequently: true });
+    this.undo.push(g.getImageData(0, 0, this.paint.width, this.paint.height));
+    g.globalCompositeOperation = "source-over";
+    g.clearRect(0, 0, this.paint.width, this.paint.height);
+    g.imageSmoothingEnabled = false;
+    g.drawImage(map, 0, 0, this.paint.width, this.paint.height);
+    const pixels = g.getImageData(0, 0, this.paint.width, this.paint.height);
+    const d = pixels.data;
+    for (let i = 0; i < d.length; i += 4) if (d[i] + d[i + 1] + d[i + 2] < 3 * 24) d[i + 3] = 0;  // black: unpainted
+    g.putImageData(pixels, 0, 0);
+    setActive(this); this.redraw(); showPairs(); showError("");
+  }
+
   undoStroke() {
     const previous = this.undo.pop();
     if (previous) { this.paint.getContext("2d").putImageData(previous, 0, 0); this.redraw(); showPairs(); }
@@ -103,17 +134,21 @@ class Panel {
     this.redraw(); showPairs();
   }
 
-  // Palette colours present on the paint layer (opaque enough to survive as a region).
+  // The colours on the paint layer (opaque enough to survive as a region): a palette colour by name, any
+  // other (a loaded map's) as #rrggbb where it covers 1% of the picture, as the server counts regions.
   colours() {
     const data = this.paint.getContext("2d").getImageData(0, 0, this.paint.width, this.paint.height).data;
-    const found = new Set();
+    const found = new Set(), others = new Map();
+    let samples = 0;
     for (let i = 0; i < data.length; i += 4 * 7) {
+      samples += 1;
       if (data[i + 3] < 200) continue;
-      for (const [name, hex] of PALETTE) {
-        const [r, g, b] = [1, 3, 5].map((k) => parseInt(hex.slice(k, k + 2), 16));
-        if (Math.abs(data[i] - r) < 40 && Math.abs(data[i + 1] - g) < 40 && Math.abs(data[i + 2] - b) < 40) found.add(name);
-      }
+      const named = PALETTE.find(([, hex]) => [1, 3, 5].every((k, c) => Math.abs(data[i + c] - parseInt(hex.slice(k, k + 2), 16)) < 40));
+      if (named) { found.add(named[0]); continue; }
+      const key = "#" + [0, 1, 2].map((c) => (Math.round(data[i + c] / 255 * 31) * 255 / 31 | 0).toString(16).padStart(2, "0")).join("");
+      others.set(key, (others.get(key) || 0) + 1);
     }
+    for (const [key, count] of others) if (count >= 0.01 * samples) found.add(key);
     return found;
   }
 
@@ -171,7 +206,8 @@ function showPairs() {
   const box = $("pairs");
   box.textContent = "";
   const present = panels().map((p) => p.colours());
-  const used = PALETTE.filter(([name]) => present.some((set) => set.has(name)));
+  const keys = [...new Set(present.flatMap((set) => [...set]))];
+  const used = keys.map((key) => [key, (PALETTE.find(([name]) => name === key) || [key, key])[1]]);
   for (const [name, hex] of used) {
     const line = document.createElement("div");
     const swatch = document.createElement("span");
@@ -183,7 +219,14 @@ function showPairs() {
   }
 }
 
-function painted() { return panels().some((p) => p.colours().size > 0); }
+// Whether any region is painted or loaded (any opaque paint: a JPEG map's colours may each be under 1%)
+function painted() {
+  return panels().some((p) => {
+    const data = p.paint.getContext("2d").getImageData(0, 0, p.paint.width, p.paint.height).data;
+    for (let i = 3; i < data.length; i += 4 * 7) if (data[i] >= 200) return true;
+    return false;
+  });
+}
 
 // --- methods and their options ----------------------------------------------------------------------
 function currentMethod() { return state.methods.find((m) => m.name === $("method").value); }
