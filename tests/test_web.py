@@ -500,7 +500,19 @@ def test_guided_job_uses_the_painted_regions(client):
     assert "--content-guidance content_guidance.png --style-guidance style_guidance_1.png" in command
 
 
-def test_the_event_stream_reports_progress_until_done(client):
+def test_the_event_stream_reports_progress_until_done(client, monkeypatch):
+    """The stream looks every 0.2 s: a 48 px job on a fast machine ran whole between two looks, so the run
+    waits at its first step until the stream has shown it running (on any machine, at any speed)."""
+    import threading
+
+    shown_running = threading.Event()
+    step = web_jobs.Previewer.__call__
+
+    def held(self, info):
+        shown_running.wait(30)
+        step(self, info)
+
+    monkeypatch.setattr(web_jobs.Previewer, "__call__", held)
     job_id = submit(client, {**TINY, "iterations": 6}).json()["id"]
     states, iterations = [], []
     with client.stream("GET", f"/api/jobs/{job_id}/events") as stream:
@@ -509,6 +521,8 @@ def test_the_event_stream_reports_progress_until_done(client):
                 status = json.loads(line[6:])
                 states.append(status["state"])
                 iterations.append(status["progress"].get("iteration"))
+                if status["state"] == "running":
+                    shown_running.set()
     assert states[-1] == "done" and "running" in states
     assert status["progress"]["size"] == status["size"] == [48, 36]  # [width, height] while running and when done
     seen = [i for i in iterations if i is not None]
