@@ -4,6 +4,7 @@ result, save a screenshot."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import shutil
 import socket
@@ -68,17 +69,25 @@ def paint(page, index: int, color: str) -> None:
     page.mouse.up()
 
 
+@contextlib.contextmanager
+def opened_page(url: str, width: int = 1280, height: int = 900, **options):
+    """The page in headless Chromium, its methods listed; yields (page, the page's script errors)."""
+    errors: list[str] = []
+    with playwright.sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        page = browser.new_page(viewport={"width": width, "height": height}, **options)
+        page.on("pageerror", lambda e: errors.append(str(e)))
+        page.goto(url + "/")
+        page.wait_for_selector("#method option", state="attached")
+        yield page, errors
+        browser.close()
+
+
 def test_upload_paint_run_and_download_in_chromium(server, tmp_path):
     url, settings = server
     content = photo(tmp_path / "harbour.png", [(40, 90, 160), (230, 230, 220)])
     style = photo(tmp_path / "painting.png", [(200, 60, 30), (250, 200, 40)])
-    errors = []
-    with playwright.sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        page = browser.new_page(viewport={"width": 1280, "height": 900}, accept_downloads=True)
-        page.on("pageerror", lambda e: errors.append(str(e)))
-        page.goto(url + "/")
-        page.wait_for_selector("#method option", state="attached")
+    with opened_page(url, accept_downloads=True) as (page, errors):
         page.set_input_files("#content-file", str(content))
         page.wait_for_function("document.querySelectorAll('.panel').length == 1")
         page.set_input_files("#style-file", str(style))
@@ -101,7 +110,6 @@ def test_upload_paint_run_and_download_in_chromium(server, tmp_path):
         page.click("#copy-command")
         page.wait_for_selector("#command:not([hidden])", state="attached")
         command = page.inner_text("#command")
-        browser.close()
     assert not errors, errors
     result = Image.open(saved)
     assert result.size == (64, 48)
@@ -133,13 +141,7 @@ def test_a_phone_a_keyboard_a_reload_and_the_order_styles_were_picked_in(server,
     Image.effect_noise((1600, 1200), 60).convert("RGB").save(big)  # loads slower than the second
     small = photo(tmp_path / "second.png", [(200, 60, 30), (250, 200, 40)])
     content = photo(tmp_path / "harbour.png", [(40, 90, 160), (230, 230, 220)])
-    errors = []
-    with playwright.sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        page = browser.new_page(viewport={"width": 375, "height": 800})
-        page.on("pageerror", lambda e: errors.append(str(e)))
-        page.goto(url + "/")
-        page.wait_for_selector("#method option", state="attached")
+    with opened_page(url, 375, 800) as (page, errors):
         page.set_input_files("#content-file", str(content))
         page.set_input_files("#style-file", [str(big), str(small)])
         page.wait_for_function("document.querySelectorAll('.panel canvas').length == 3 && "
@@ -171,7 +173,6 @@ def test_a_phone_a_keyboard_a_reload_and_the_order_styles_were_picked_in(server,
         assert card.get_attribute("tabindex") == "0" and card.get_attribute("role") == "button"
         page.click("#cancel")
         page.wait_for_function("document.getElementById('job-state').textContent.startsWith('cancelled')")
-        browser.close()
     assert not errors, errors
 
 
@@ -186,13 +187,7 @@ def test_region_maps_made_elsewhere_load_onto_the_pictures_and_go_with_the_job(s
         m = Image.new("RGB", (96, 72), (0, 0, 0))
         m.paste(region, (0, 0, 48, 72))
         m.save(tmp_path / name)
-    errors = []
-    with playwright.sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        page = browser.new_page(viewport={"width": 1280, "height": 900})
-        page.on("pageerror", lambda e: errors.append(str(e)))
-        page.goto(url + "/")
-        page.wait_for_selector("#method option", state="attached")
+    with opened_page(url) as (page, errors):
         page.set_input_files("#content-file", str(content))
         page.wait_for_function("document.querySelectorAll('.panel').length == 1")
         page.set_input_files("#style-file", str(style))
@@ -207,7 +202,6 @@ def test_region_maps_made_elsewhere_load_onto_the_pictures_and_go_with_the_job(s
         page.click("#start")
         page.wait_for_function("document.getElementById('job-state').textContent.startsWith('done')",
                                timeout=120_000)
-        browser.close()
     assert not errors, errors
     job = json.loads(next((settings.data / "jobs").glob("*/job.json")).read_text())
     assert job["inputs"]["content_guidance"] is True and job["inputs"]["style_guidance"] == 1
