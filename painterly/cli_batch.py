@@ -81,14 +81,14 @@ def batch_command(words: Sequence[str]) -> int:
     summary = args.summary or str(Path(args.output) / "summary.json")
     check_writable(summary, (".json", ".csv"))  # before the first job, not after it
     executor = None
-    if not args.ray:  # before the bar is drawn, as the cluster's connection is
-        check_devices(jobs)
     if args.ray:  # connected before the bar is drawn: a cluster that is not there is one line
         from . import RayExecutor
 
-        executor = RayExecutor(None if args.ray == "local" else args.ray, workers=args.workers or 2,
-                               cpus=1.0 if args.cpus_per_worker is None else args.cpus_per_worker,
-                               gpus=args.gpus_per_worker or 0.0, retries=args.retries)
+        given = {name: value for name, value in (("workers", args.workers), ("cpus", args.cpus_per_worker),
+                                                 ("gpus", args.gpus_per_worker)) if value is not None}
+        executor = RayExecutor(None if args.ray == "local" else args.ray, retries=args.retries, **given)
+    else:  # before the bar is drawn, as the cluster's connection is (run_batch checks them too, for the API)
+        check_devices(jobs)
     bar = None
     if not args.quiet:
         from tqdm import tqdm

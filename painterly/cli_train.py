@@ -133,7 +133,7 @@ class _Display:
         if not self.quiet:
             losses = ", ".join(f"{k} {v:.4g}" for k, v in info["losses"].items())
             done = info['training']['steps_done']
-            print(f"painterly: wrote {output} ({done} step{'' if done == 1 else 's'}, {losses}), {self.sheet_path}, "
+            print(f"painterly: wrote {output} ({_count(done, 'step')}, {losses}), {self.sheet_path}, "
                   f"{self.curve_path}; {data}", file=sys.stderr)
 
 

@@ -105,18 +105,12 @@ class _FrameBar:
         words = ["resumed" if info.resumed else f"{info.seconds:.1f} s/frame"]
         if self.later and info.frame < info.frames:
             left = sum(self.later) / len(self.later) * (info.frames - info.frame)
-            words.append(f"{_clock(left)} left")
+            words.append(f"{self.bar.format_interval(left)} left")
         return ", ".join(words) + "".join(f" {k}={v:.3g}" for k, v in info.losses.items())
 
     def close(self) -> None:
         if self.bar is not None:
             self.bar.close()
-
-
-def _clock(seconds: float) -> str:
-    seconds = int(round(seconds))
-    h, m, s = seconds // 3600, seconds // 60 % 60, seconds % 60
-    return f"{h}:{m:02d}:{s:02d}" if h else f"{m:02d}:{s:02d}"
 
 
 def video_command(words: Sequence[str]) -> int:

@@ -226,7 +226,7 @@ REGISTRY: dict[str, Recipe] = {}
 
 # The hooks every method defines, and those of an optimising method or of a forward pass besides.
 REQUIRED_HOOKS = ("layers", "scales", "memory", "targets", "start")
-OPTIMISING_HOOKS = ("start", "parameterise", "optimizer", "loss")
+OPTIMISING_HOOKS = ("parameterise", "optimizer", "loss")
 FORWARD_HOOKS = ("forward",)
 
 

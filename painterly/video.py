@@ -290,14 +290,10 @@ class VideoPlan:
             lines.append(f"each later frame: {scale.iterations} iteration{'' if scale.iterations == 1 else 's'} from "
                          f"the previous frame warped onto it, ~{self.later.seconds:.0f} s"
                          + (f" -- does NOT fit: {self.later.problem}" if self.later.problem else ""))
-        lines.append(f"estimated time: ~{_clock(self.seconds)} for the video (optical flow not counted)")
+        from tqdm import tqdm
+
+        lines.append(f"estimated time: ~{tqdm.format_interval(self.seconds)} for the video (optical flow not counted)")
         return "\n".join(lines)
-
-
-def _clock(seconds: float) -> str:
-    seconds = int(round(seconds))
-    return f"{seconds // 3600}:{seconds // 60 % 60:02d}:{seconds % 60:02d}" if seconds >= 3600 else \
-        f"{seconds // 60}:{seconds % 60:02d}"
 
 
 def _request(styles, method: Optional[str], config, video: Optional[VideoConfig], options: dict) -> tuple:
