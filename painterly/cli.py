@@ -79,7 +79,7 @@ def build_parser(method: str = DEFAULT_METHOD) -> argparse.ArgumentParser:
                         "region painted in the same colour" + takers("guidance"))
     p.add_argument("--style-mask", dest="style_masks", metavar="MASK", nargs="+",
                    help="one mask per STYLE (per style of a --model), white where that style paints the content; "
-                        "one style's mask keeps the photo outside it (not with guidance)"
+                        "one style's mask keeps the photo outside it, grey blending the two (not with guidance)"
                         + takers("style_masks"))
     p.add_argument("--style-guidance", metavar="MAP", nargs="+",
                    help="colour-coded region map(s), one per STYLE, in the same colours as --content-guidance")

@@ -224,9 +224,11 @@ class _FrameRun:
         recoloured: Callable[[torch.Tensor], torch.Tensor] = (
             (lambda img: transfer_luminance(img, content)) if luminance else (lambda img: img))
         masks = session.style_masks
-        if masks is not None and len(masks) == 1 and not self.recipe.optimises:
-            # one style in one mask: the photo outside it, where an optimising method's content loss
-            # alone keeps the photo (several masks share the picture out among their styles)
+        if masks is not None and len(masks) == 1:
+            # one style in one mask: the photo outside it, blended by the mask's grey, for every method.
+            # An optimising method's masked Gram is normalised by the mask's sum, so a mask grey all over
+            # would otherwise paint at full strength where a network's picture is half the photo
+            # (several masks share the picture out among their styles)
             self.finish = lambda img: photo_outside(recoloured(img), content, masks[0])
         else:
             self.finish = recoloured

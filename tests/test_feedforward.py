@@ -86,7 +86,7 @@ def test_pixels_no_style_mask_covers_mix_the_styles_evenly():
 
 def test_one_style_in_one_mask_keeps_the_photo_outside_it(tmp_path):
     """A single-style network (as AdaIN or WCT with one style) given one mask paints inside it and keeps
-    the photo outside, as an optimising method's content loss does; with it the mask is not ignored."""
+    the photo outside, as an optimising method does; with it the mask is not ignored."""
     path = save_model(tmp_path / "m.safetensors", _net(Architecture((4, 8, 8), 1, 1)), {"styles": ["a"]})
     g = torch.Generator().manual_seed(0)
     photo = F.interpolate(torch.rand(1, 3, 6, 8, generator=g), size=(48, 64), mode="bilinear")

@@ -454,6 +454,23 @@ def test_style_masks_send_each_region_toward_its_own_style():
     assert r[2] - r[0] > 0.2, r  # right: blue dominates red
 
 
+def test_one_mask_blends_the_picture_with_the_photo_by_its_grey(content, blue, tiny):
+    """One style in one mask paints inside it and keeps the photo outside, grey blending the two, as a
+    network does: a mask grey all over is half the photo (the masked Gram, normalised by the mask's sum,
+    alone painted at full strength)."""
+    config = GatysConfig(size=64, iterations=30, scales=1, seed=0, precision="fp32", device="cpu", style_weight=1e6)
+    whole = run(content, [blue], config, extractor=tiny)
+    grey = run(content, [blue], config, extractor=tiny, style_masks=[torch.full((1, 1, 48, 64), 0.5)])
+    # the same optimisation (a uniform mask's Gram is the whole picture's, to rounding) then half the photo
+    assert torch.allclose(grey, 0.5 * content + 0.5 * whole, atol=1e-3)
+    assert (whole - content).abs().mean() > 0.05, float((whole - content).abs().mean())  # the style moved it
+    left = torch.zeros(1, 1, 48, 64)
+    left[..., :32] = 1.0
+    halves = run(content, [blue], config, extractor=tiny, style_masks=[left])
+    assert torch.equal(halves[..., 36:], content[..., 36:])  # the photo outside, exactly
+    assert (halves[..., :28] - content[..., :28]).abs().mean() > 0.02
+
+
 def test_layer_mask_is_area_averaged_not_nearest():
     from painterly.guidance import layer_mask
 
