@@ -306,6 +306,32 @@ def test_python_dash_m_prints_one_line_and_no_traceback(tmp_path):
     assert_nothing_written(tmp_path)
 
 
+INTERRUPTED_IMPORT = """
+import os, signal, sys
+import _painterly_command
+
+class CtrlC:  # Ctrl-C pressed while painterly (torch with it) is still being imported
+    def find_spec(self, name, path=None, target=None):
+        if name == "painterly.cli":
+            os.kill(os.getpid(), signal.SIGINT)
+
+sys.meta_path.insert(0, CtrlC())
+sys.exit(_painterly_command.main())
+"""
+
+
+def test_ctrl_c_while_painterly_imports_is_one_line_and_130(tmp_path):
+    """The console script's own import line was outside every handler: a Ctrl-C in the first second or
+    two of any command printed a traceback (or aborted inside torch's C++ start-up)."""
+    from importlib.metadata import entry_points
+    (script,) = [e for e in entry_points(group="console_scripts") if e.name == "painterly"]
+    assert script.value == "_painterly_command:main"
+    proc = subprocess.run([sys.executable, "-c", INTERRUPTED_IMPORT], capture_output=True, text=True, timeout=120,
+                          cwd=tmp_path)
+    assert proc.returncode == 130
+    assert proc.stderr == "painterly: interrupted\n" and proc.stdout == ""
+
+
 # --- user errors: one line, status 2, nothing written ---------------------------------------------
 
 def test_missing_content(images, capsys):
