@@ -74,6 +74,9 @@ def unknown_option_message(names: Sequence[str]) -> str:
     known = set().union(*_option_names().values(), _stylize_keywords())
     words = []
     for name in names:
+        if "-" in name and name.replace("-", "_") in known:  # quoted: the web's terms leave it as given
+            words.append(f"'{name}' (did you mean {name.replace('-', '_')}?)")
+            continue
         near = difflib.get_close_matches(name, sorted(known - {name}), n=1, cutoff=0.75)
         words.append(f"{name} (did you mean {near[0]}?)" if near else name)
     return f"unknown option{'s' if len(names) > 1 else ''} {', '.join(words)}"
@@ -318,7 +321,8 @@ def plan(content: Union[ImageLike, tuple[int, int]], *, method: Optional[str] = 
     """What stylize() would do with this content and options, without doing it: scales (whole or
     tiled to fit memory), estimated peak memory and time. `content` may be an image or its (h, w);
     the styles are `style_sizes` ((h, w) each), by default one of the output's shape. A run that would be
-    refused comes back with `problem` set instead of raising."""
+    refused for its memory comes back with `problem` set instead of raising (with the plan it would need);
+    one that has no plan at all (a style too small to read at some scale) raises PainterlyError."""
     hw = _content_size(content)
     cfg = sized_config(method, config, options, hw)
     recipe = get_method(method_of(cfg) if method is None else method)

@@ -196,6 +196,15 @@ class Checkpointer:
         record = self.saved_record()
         return None if record is None else record["options"]
 
+    def saved_extra(self, name: str) -> Optional[list]:
+        """One of the `extra` lists of the checkpoint there (None: none, or none readable): what a run
+        carried with it (the loss log) read without resuming it, as for a run cancelled and never resumed."""
+        try:
+            values = _join(self._saved("extra"), {}).get(name)
+        except (ValueError, KeyError, TypeError, AttributeError):
+            return None
+        return values if isinstance(values, list) else None
+
     def saved_long_side(self) -> Optional[int]:
         """The output's long side in the checkpoint this run resumes (None: none): what size "max" chose."""
         try:

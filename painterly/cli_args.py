@@ -110,7 +110,17 @@ def _value_type(hint, meta: dict):
                 raise argparse.ArgumentTypeError(f"'{text}' is not a whole number{also}") from None
         return parse_int
     if hint is float:
-        return _number
+        if none_word is None:
+            return _number
+
+        def parse_float(text: str):
+            if text.strip().lower() == none_word:
+                return None
+            try:
+                return _number(text)
+            except argparse.ArgumentTypeError as exc:
+                raise argparse.ArgumentTypeError(f"{exc} or '{none_word}'") from None
+        return parse_float
     return str
 
 

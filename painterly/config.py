@@ -27,6 +27,8 @@ SEED_RANGE = (-(2**63), 2**64 - 1)  # what torch's generators take
 # planner allocate until the kernel killed the server; scales 1e6 or pyramid levels 1e6 spun for minutes.
 MAX_SIZE = 65536   # px a side: 16 halvings from it still leave 1 px, and no print needs more
 MAX_SCALES = 13    # coarse-to-fine stages: 65536 px at the finest halves 12 times to 16 px at the coarsest
+MAX_ITERATIONS = 100_000  # at one scale: about 14 hours at 512 px on 2 cores (a web job held the worker for ages)
+MAX_MEMORY_GIB = 1_048_576  # 1 PiB: beyond it GiB -> bytes overflowed
 RANDOM_SEED = -1  # an optimisation's seed that asks for a drawn one, as neural-style's -seed -1
 
 
@@ -204,7 +206,7 @@ class CommonConfig(MethodConfig):
     # that do not fit in max_memory, with the largest tiles that do; 0: never tile (refuse instead); N:
     # tile every scale longer than N px with tiles of at most N px.
     max_memory: Optional[float] = option(None, "memory the run may use, in GiB (at most the memory free now); scales "
-                                         "that do not fit are run tile by tile", above=0,
+                                         "that do not fit are run tile by tile", above=0, maximum=MAX_MEMORY_GIB,
                                          default_text="the memory free now",
                                          group="memory and tiling (print resolution)", metavar="GIB")
     tile_size: Optional[int] = option(None, "run every scale longer than PX in tiles of at most PX (refused, naming "

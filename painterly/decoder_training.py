@@ -281,7 +281,7 @@ class DecoderTrainConfig(LoopConfig):
     color_match: float = option(0.0, "AdaIN: train through the colour step inference runs after the decoder: "
                                 "the decoded crop's colour mean and covariance moved this fraction of the way to "
                                 "its style crop's before the loss (the method's --color-match; 0: none)",
-                                minimum=0, group=LOSSES, metavar="F")
+                                minimum=0, maximum=1, group=LOSSES, metavar="F")
     margin: Optional[int] = option(None, "AdaIN: encode each photo with this many px of its reflection around it "
                                    "and train on the picture decoded inside them, as inference then runs this "
                                    "decoder: the encoder's zero padding falls outside the picture, where it painted "
@@ -295,9 +295,9 @@ class DecoderTrainConfig(LoopConfig):
                                "to this many degrees either way (180: any hue), so each painting's texture is "
                                "seen in many palettes", minimum=0, group=DATA, metavar="DEG")
     image_side: Optional[int] = option(512, "short side photos and style images are scaled to before the crop "
-                                       "(the AdaIN paper's 512)", minimum=32, default_text="512", group=DATA,
-                                       metavar="PX")
-    learning_rate: float = option(1e-4, "Adam's step", above=0, group=DATA, metavar="LR")
+                                       "(the AdaIN paper's 512; 'none': 1.25 x the crop)", minimum=32,
+                                       none_word="none", default_text="512", group=DATA, metavar="PX|none")
+    learning_rate: float = option(1e-4, "Adam's step", above=0, maximum=1, group=DATA, metavar="LR")
 
     def __post_init__(self) -> None:
         super().__post_init__()

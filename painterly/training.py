@@ -56,7 +56,7 @@ class LoopConfig(MethodConfig):
                                        "the scale the network learns to repaint, so the short side of the "
                                        "pictures it will stylise", minimum=32, default_text="1.25 x the crop",
                                        group=DATA, metavar="PX")
-    learning_rate: float = option(1e-3, "Adam's step", above=0, group=DATA, metavar="LR")
+    learning_rate: float = option(1e-3, "Adam's step", above=0, maximum=1, group=DATA, metavar="LR")
     warmup: int = option(0, "steps over which the learning rate rises linearly to --learning-rate (with --init: "
                          "Adam's first steps, about the full rate on every weight, would undo a trained model)",
                          minimum=0, group=DATA, metavar="N")

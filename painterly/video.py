@@ -34,7 +34,7 @@ import torch
 
 from .api import asks_size_max, get_method, initial_image, largest_size, make_config, method_of, plan
 from .checkpoint import NOT_IN_FINGERPRINT, run_record, what_differs
-from .config import MethodConfig, option
+from .config import MAX_ITERATIONS, MethodConfig, option
 from .driver import Session
 from .errors import PainterlyError
 from .flow import tracked, warp
@@ -61,6 +61,7 @@ class VideoConfig(MethodConfig):
                             group="video", metavar="N")
     later_iterations: Optional[int] = option(None, "iterations for each frame after the first (which starts from "
                                              "the previous one, so needs fewer; optimisation methods)", minimum=1,
+                                             maximum=MAX_ITERATIONS,
                                              default_text="the method's", group="video", metavar="N")
     start: float = option(0.0, "first second of the video to use", minimum=0, group="video", metavar="SECONDS")
     end: Optional[float] = option(None, "second to stop at", above=0, default_text="the end", group="video",

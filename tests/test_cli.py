@@ -858,6 +858,25 @@ def test_the_files_beside_the_output_never_replace_an_input(images, capsys):
     assert earlier.read_bytes() == before and (d / "other_0002.png").exists()
 
 
+@pytest.mark.parametrize("method", painterly.available_methods())
+def test_a_configs_command_line_reads_back_to_the_same_config(method, capsys):
+    """What the web app's /command gives: every option, None ones too (STROTSS's final_learning_rate None
+    became '--final-learning-rate none', which the parser refused as not a number)."""
+    import dataclasses
+    import typing
+    from painterly.cli_args import command_line
+
+    cls = painterly.get_method(method).config_class
+    hints = typing.get_type_hints(cls)
+    nulls = {f.name: None for f in dataclasses.fields(cls)
+             if f.default is not None and type(None) in typing.get_args(hints[f.name])}
+    config = painterly.make_config(method, None, size=96, **nulls)
+    words = shlex.split(command_line("c.png", ["s.png"], "o.png", method, config))
+    code, out, err = run([*words[1:], "--config-json"], capsys)
+    assert code == 0, err
+    assert json.loads(out) == json.loads(config.to_json())
+
+
 def test_a_command_line_keeps_files_named_like_flags_as_files():
     """The web app's "copy the command" gave `painterly a.jpg -o.png --method adain ...` for a style uploaded
     as -o.png, which the parser read as the output flag and the style went missing."""

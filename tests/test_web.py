@@ -153,6 +153,13 @@ def test_methods_lists_every_registered_method_with_its_options_and_defaults(cli
     ("absurd_scales", 400, "scales must be at most 13"),
     ("blank_method", 400, "method is empty"),
     ("config_option", 400, "unknown option config"),
+    # an HTTP client's walkthrough: each was accepted, then failed the job (or the server, a 500)
+    ("huge_max_memory", 400, "max_memory must be at most 1048576"),
+    ("huge_learning_rate", 400, "learning_rate must be at most"),
+    ("huge_iterations", 400, "iterations must be at most 100000"),
+    ("style_too_small", 400, "shrinks a style image"),
+    ("key_twice", 400, "size given twice"),
+    ("hyphenated_option", 400, "unknown option 'style-scale' (did you mean style_scale?)"),
 ])
 def test_bad_uploads_are_refused_with_a_json_error_and_leave_nothing_behind(client, settings, case, status, words):
     options = dict(TINY)
@@ -193,6 +200,16 @@ def test_bad_uploads_are_refused_with_a_json_error_and_leave_nothing_behind(clie
         options["method"] = " "
     elif case == "config_option":
         options["config"] = {}
+    elif case == "huge_max_memory":
+        options["max_memory"] = 1e308
+    elif case == "huge_learning_rate":
+        options["learning_rate"] = 1e308
+    elif case == "huge_iterations":
+        options["iterations"] = 2**64
+    elif case == "style_too_small":
+        options.update(style_scale=0.2)
+    elif case == "hyphenated_option":
+        options["style-scale"] = 2
     elif case == "device":
         options["device"] = "cuda"
     elif case == "unexpected_field":
@@ -201,12 +218,57 @@ def test_bad_uploads_are_refused_with_a_json_error_and_leave_nothing_behind(clie
         kwargs["content_guidance"] = ("c.png", png(), "image/png")
         kwargs["style_guidance"] = ("g.png", png(), "image/png")
         kwargs["styles"] = [png(), png()]
-    body = {"bad_json": "{not json", "nan": '{"style_weight": NaN}'}.get(case, json.dumps(options))
+    body = {"bad_json": "{not json", "nan": '{"style_weight": NaN}',
+            "key_twice": '{"size": 48, "size": 99999999}'}.get(case, json.dumps(options))
     answer = client.post("/api/jobs", files=files(**kwargs), data={"options": body})
     assert answer.status_code == status, answer.text
     assert words in answer.json()["error"] and "\n" not in answer.json()["error"]
     assert client.get("/api/jobs").json() == []
     assert list((settings.data / "jobs").iterdir()) == []  # the refused upload's folder is gone
+
+
+def test_jobs_that_ended_can_be_removed_with_their_files(client, settings):
+    """The gallery only grew: a finished job can be deleted (?remove=true); a plain DELETE stays a cancel,
+    so a cancel that arrives just after the job finished never deletes its result."""
+    job_id = submit(client).json()["id"]
+    assert wait(client, job_id)["state"] == "done"
+    assert client.delete(f"/api/jobs/{job_id}").status_code == 409  # a cancel: too late, nothing removed
+    assert (settings.data / "jobs" / job_id / "result.png").exists()
+    removed = client.delete(f"/api/jobs/{job_id}?remove=true")
+    assert removed.status_code == 200 and removed.json() == {"id": job_id, "removed": True}
+    assert not (settings.data / "jobs" / job_id).exists()
+    assert client.get(f"/api/jobs/{job_id}").status_code == 404 and client.get("/api/jobs").json() == []
+    assert client.delete(f"/api/jobs/{job_id}?remove=true").status_code == 404
+
+
+def test_an_unfinished_job_is_not_removed(settings):
+    store = web_jobs.JobStore(settings.data)
+    job_id, _ = store.new_folder()
+    job = web_jobs.Job(job_id, "gatys", {}, {"content": "c.png", "styles": ["s.png"]}, time.time())
+    store.add(job)
+    assert not store.remove(job) and (settings.data / "jobs" / job.id / "job.json").exists()
+    store.cancel(job)  # queued: cancelled at once
+    assert store.remove(job) and not (settings.data / "jobs" / job.id).exists()
+
+
+def test_what_an_http_client_reads_of_the_api(client):
+    """HEAD answers as GET does; /api/methods offers only the inputs a request can carry and the bounds the
+    checks use; the schema says which bodies are images and that errors are {"error": ...} with 400, not 422;
+    whitespace for options is no options; a Host that only begins like this server's is refused."""
+    assert client.head("/api/methods").status_code == 200
+    methods = {m["name"]: m for m in client.get("/api/methods").json()}
+    assert methods["strotss"]["accepts"] == ["guidance"] and methods["gatys"]["accepts"] == ["guidance"]
+    adain = {o["name"]: o for o in methods["adain"]["options"]}
+    assert adain["strength"]["maximum"] == 1 and adain["color_match"]["maximum"] == 1
+    schema = client.get("/api/openapi.json").json()
+    result = schema["paths"]["/api/jobs/{job_id}/result"]["get"]["responses"]
+    assert list(result["200"]["content"]) == ["image/png"] and "422" not in result and "404" in result
+    assert "text/event-stream" in schema["paths"]["/api/jobs/{job_id}/events"]["get"]["responses"]["200"]["content"]
+    assert "HTTPValidationError" not in json.dumps(schema)
+    blank = client.post("/api/jobs", files=files(styles=[]), data={"options": "  \n"})
+    assert blank.status_code == 400 and "at least one style" in blank.json()["error"]  # read as {}, not bad JSON
+    evil = client.get("/api/methods", headers={"host": "127.0.0.1:7860.evil.com"})
+    assert evil.status_code == 400 and "Host" in evil.json()["error"]
 
 
 NETWORK = painterly.method_for(["model"])
@@ -332,13 +394,13 @@ def test_every_error_has_the_apis_shape(settings, monkeypatch):
     with TestClient(create_app(settings), base_url="http://127.0.0.1:7860", raise_server_exceptions=False) as client:
         for answer, status in ((client.get("/api/nothing"), 404), (client.get("/api/jobs/a/b/c"), 404),
                                (client.put("/api/jobs"), 405), (client.patch("/api/methods"), 405),
-                               (client.get("/api/jobs/0123456789abcdef/result?download=maybe"), 422)):
+                               (client.get("/api/jobs/0123456789abcdef/result?download=maybe"), 400)):
             assert answer.status_code == status and list(answer.json()) == ["error"], answer.text
             assert answer.json()["error"] and "\n" not in answer.json()["error"]
         assert client.get("/api/nothing").json() == {"error": "not found"}
-        assert client.put("/api/jobs").headers["allow"] == "GET, POST"  # 405 still says what the path takes
+        assert client.put("/api/jobs").headers["allow"] == "GET, HEAD, POST"  # 405 still says what the path takes
         # every method the path answers, not only its first route's (it said GET where DELETE works too)
-        assert client.post("/api/jobs/0123456789abcdef").headers["allow"] == "DELETE, GET"
+        assert client.post("/api/jobs/0123456789abcdef").headers["allow"] == "DELETE, GET, HEAD"
         assert client.get("/api/jobs/0123456789abcdef/result?download=maybe").json()["error"].startswith(
             "query download: ")
 
@@ -445,6 +507,29 @@ def test_a_job_cancelled_while_running_stays_cancelled_after_a_restart(settings)
     running.state, running.cancel_requested = web_jobs.RUNNING, False
     assert store.cancel(running) and running.state == web_jobs.RUNNING
     assert json.loads((folder / "job.json").read_text())["cancel_requested"] is True
+
+
+def test_a_job_cancelled_then_stopped_keeps_its_loss_curve(settings):
+    """Cancelled, and the server killed before the run stopped: the restart marks it cancelled and removes
+    its checkpoint, and drew no curve, though the README promises a cancelled job's curve across a restart.
+    The curve is drawn from the log the checkpoint carried."""
+    with TestClient(create_app(settings), base_url="http://127.0.0.1:7860") as client:
+        job_id = submit(client).json()["id"]
+        wait(client, job_id)
+    folder = settings.data / "jobs" / job_id
+    (folder / "loss.png").unlink()
+    checkpoint, history = painterly.Checkpointer(folder / "run.ckpt", keep=True), painterly.LossHistory()
+    checkpoint.extra["log"] = history.records  # as the server's run keeps it
+    painterly.stylize(str(folder / "content_0.upload"), [str(folder / "style_0.upload")], callback=history,
+                      checkpoint=checkpoint, **TINY)
+    assert len(history.records) >= 2
+    record = json.loads((folder / "job.json").read_text())
+    (folder / "job.json").write_text(json.dumps({**record, "state": "running", "cancel_requested": True}))
+    with TestClient(create_app(settings), base_url="http://127.0.0.1:7860") as client:
+        assert client.get(f"/api/jobs/{job_id}").json()["state"] == "cancelled"
+        curve = client.get(f"/api/jobs/{job_id}/loss")
+        assert curve.status_code == 200 and Image.open(io.BytesIO(curve.content)).size[0] > 100
+    assert not (folder / "run.ckpt").exists()
 
 
 @pytest.mark.parametrize("job_id", ["..", "../../etc", "0123456789abcdeg", "%2e%2e%2fjob.json"])

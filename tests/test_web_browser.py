@@ -135,7 +135,8 @@ def test_upload_paint_run_and_download_in_chromium(server, tmp_path):
 def test_a_phone_a_keyboard_a_reload_and_the_order_styles_were_picked_in(server, tmp_path):
     """On a phone the two columns overlapped (the pictures 64 px wide, the page scrolling sideways); the file
     pickers were out of the tab order; styles picked together came in the order they loaded; a reload lost
-    the job under way; a network's model defaulted to "none", which cannot run; no time estimate was shown."""
+    the job under way; a network's model defaulted to "none", which cannot run; no time estimate was shown;
+    a finished job could not be removed."""
     url, _ = server
     big = tmp_path / "first.png"
     Image.effect_noise((1600, 1200), 60).convert("RGB").save(big)  # loads slower than the second
@@ -173,6 +174,12 @@ def test_a_phone_a_keyboard_a_reload_and_the_order_styles_were_picked_in(server,
         assert card.get_attribute("tabindex") == "0" and card.get_attribute("role") == "button"
         page.click("#cancel")
         page.wait_for_function("document.getElementById('job-state').textContent.startsWith('cancelled')")
+        # and a job that ended can leave the gallery, after the page asks
+        asked = []
+        page.once("dialog", lambda dialog: (asked.append(dialog.message), dialog.accept()))
+        page.click("#remove")
+        page.wait_for_function("document.getElementById('gallery').innerText.includes('No jobs yet')")
+        assert asked and "Remove" in asked[0] and page.locator("#run").is_hidden()
     assert not errors, errors
 
 

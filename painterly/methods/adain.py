@@ -29,7 +29,7 @@ class AdainConfig(ArbitraryConfig):
     # the full match overshoots (docs/benchmarks.md).
     color_match: float = option(0.5, "after decoding, move the colours' mean and covariance this fraction of the way "
                                 "to the style's (times --strength): the decoder reproduces them only in part; 0 is "
-                                "the paper's AdaIN", minimum=0, group=STYLE, metavar="F")
+                                "the paper's AdaIN", minimum=0, maximum=1, group=STYLE, metavar="F")
 
 
 class Adain(ArbitraryRecipe):

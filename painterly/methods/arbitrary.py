@@ -71,7 +71,7 @@ class ArbitraryConfig(CommonConfig):
 
     strength: float = option(1.0, "how far the content's features move to the style's: 0 decodes the content's "
                              "own (the decoder's rendering of the photo), 1 is the full transform", minimum=0,
-                             group=STYLE, metavar="A")
+                             maximum=1, group=STYLE, metavar="A")
     style_blend_weights: Optional[tuple[float, ...]] = option(None, "relative weight of each style image, one per STYLE",
                                                               minimum=0, default_text="all equal", group=STYLE,
                                                               metavar="W,W,...")
@@ -86,15 +86,11 @@ class ArbitraryConfig(CommonConfig):
                                            group=STYLE,
                                            metavar="PX|none")
     color_match: float = option(0.0, "after decoding, move the colours' mean and covariance this fraction of the way "
-                                "to the style's (times --strength); 0 is the paper's method", minimum=0, group=STYLE,
-                                metavar="F")
+                                "to the style's (times --strength); 0 is the paper's method", minimum=0, maximum=1,
+                                group=STYLE, metavar="F")
 
     def __post_init__(self) -> None:
         super().__post_init__()
-        if self.strength > 1:
-            raise PainterlyError(f"strength must be between 0 and 1, got {self.strength:g}")
-        if self.color_match > 1:
-            raise PainterlyError(f"color-match must be between 0 and 1, got {self.color_match:g}")
         if self.style_set and self.style_blend_weights is not None:
             raise PainterlyError("style-set pools the style images; it takes no style-blend-weights")
 

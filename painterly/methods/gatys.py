@@ -12,7 +12,7 @@ from typing import Mapping, Optional, Sequence
 
 import torch
 
-from ..config import MAX_SCALES, OptimisationConfig, option
+from ..config import MAX_ITERATIONS, MAX_SCALES, OptimisationConfig, option
 from ..errors import PainterlyError
 from ..features import LAYER_INDEX, channels_of, check_layers
 from ..guidance import masked_grams, region_targets
@@ -41,18 +41,21 @@ def init_names() -> list[str]:
 class GatysConfig(OptimisationConfig):
     """Every knob of a Gatys run. Round-trips through JSON (to_json / from_json)."""
 
-    iterations: int = option(200, "iterations at the final (full) size", minimum=0, group=SCHEDULE, metavar="N")
+    iterations: int = option(200, "iterations at the final (full) size", minimum=0, maximum=MAX_ITERATIONS,
+                             group=SCHEDULE, metavar="N")
     coarse_iterations: Optional[int] = option(None, "iterations at each coarser scale", minimum=0,
+                                              maximum=MAX_ITERATIONS,
                                               default_text="same as --iterations", group=SCHEDULE, metavar="N")
     scales: Optional[int] = option(None, "coarse-to-fine stages, each half the size of the next; 1 switches it off",
                                    minimum=1, maximum=MAX_SCALES, none_word="auto", default_text="auto", group=SCHEDULE,
                                    metavar="N")
     scale_iterations: Optional[tuple[int, ...]] = option(
         None, "iterations at every scale, coarsest first (sets the number of scales; overrides --iterations and "
-        "--coarse-iterations), e.g. 200,100,20,4", minimum=0, group=SCHEDULE, metavar="N,N,...")
+        "--coarse-iterations), e.g. 200,100,20,4", minimum=0, maximum=MAX_ITERATIONS, group=SCHEDULE,
+        metavar="N,N,...")
     optimizer: str = option("lbfgs", "L-BFGS (as in Gatys et al.) or Adam", choices=("lbfgs", "adam"),
                             group=OPTIMISATION)
-    learning_rate: Optional[float] = option(None, "optimiser step size", above=0,
+    learning_rate: Optional[float] = option(None, "optimiser step size", above=0, maximum=1e4,
                                             default_text="1 for lbfgs, 10 for adam", group=OPTIMISATION, metavar="LR")
     init: str = option("content", "starting image: the content, grey noise, the first style, an image file, or "
                        "model:NAME|FILE, a style network's picture of the content (painterly models; a multi-style "
@@ -190,8 +193,11 @@ class GatysMemory:
     lbfgs_history: int
     style_layers: tuple[str, ...] = ()
     style_scale: float = 1.0
+    style_hws: tuple[tuple[int, int], ...] = ()
 
     def scale_bytes(self, size: tuple[int, int], tiling: Optional[Tiling], iterations: int) -> int:
+        for hw in self.style_hws:  # a style too small to read at this scale is refused by the plan, not the run
+            style_size(size, hw, self.style_scale)
         run = tiling.largest_box(size) if tiling is not None else size
         peak = estimate_peak_bytes(run, self.layers, self.precision, self.optimizer, self.lbfgs_history, iterations)
         if tiling is None:  # the style is read whole (a tiled scale reads it in tiles of half its tiles' side)
@@ -259,7 +265,7 @@ class Gatys(Recipe):
 
     def memory(self, config: GatysConfig, style_hws: Sequence[tuple[int, int]], precision: str) -> GatysMemory:
         return GatysMemory(tuple(config.layers), precision, config.optimizer, config.lbfgs_history,
-                           tuple(config.style_layers), config.style_scale)
+                           tuple(config.style_layers), config.style_scale, tuple(map(tuple, style_hws)))
 
     def init_path(self, config: GatysConfig) -> Optional[str]:
         return None if config.init in INIT_WORDS or config.init.startswith(INIT_MODEL) else config.init

@@ -24,7 +24,7 @@ from typing import Mapping, Optional, Sequence, Union
 import torch
 import torch.nn.functional as F
 
-from ..config import MAX_SCALES, OptimisationConfig, option
+from ..config import MAX_ITERATIONS, MAX_SCALES, OptimisationConfig, option
 from ..errors import PainterlyError
 from ..features import LAYER_INDEX, FeatureExtractor, channels_of, check_layers
 from ..guidance import resize_mask
@@ -61,7 +61,8 @@ class StrotssConfig(OptimisationConfig):
     into the bouquet; at 32 they stay as legible as in the authors' output.
     """
 
-    iterations: int = option(250, "RMSprop steps at every scale", minimum=0, group=SCHEDULE, metavar="N")
+    iterations: int = option(250, "RMSprop steps at every scale", minimum=0, maximum=MAX_ITERATIONS, group=SCHEDULE,
+                             metavar="N")
     scales: Optional[int] = option(None, "coarse-to-fine stages, each twice the previous (auto: the authors' 4, "
                                    "fewer where the coarsest would be under 16 px a side)", minimum=1,
                                    maximum=MAX_SCALES, none_word="auto", default_text="auto", group=SCHEDULE,
@@ -71,8 +72,10 @@ class StrotssConfig(OptimisationConfig):
     moment_weight: float = option(1.0, "weight of the moment (and palette) style term", minimum=0, group=LOSSES,
                                   metavar="W")
     learning_rate: float = option(2e-3, "RMSprop step on the pyramid coefficients ([0, 1] image units)", above=0,
+                                  maximum=1,
                                   group=OPTIMISATION, metavar="LR")
-    final_learning_rate: Optional[float] = option(1e-3, "RMSprop step at the final scale", above=0,
+    final_learning_rate: Optional[float] = option(1e-3, "RMSprop step at the final scale ('none': --learning-rate "
+                                                  "there too)", above=0, maximum=1, none_word="none",
                                                   group=OPTIMISATION, metavar="LR")
     samples: int = option(1024, "output and content positions sampled per step (the original's 32x32)", minimum=1,
                           maximum=MAX_SAMPLES, group=OPTIMISATION, metavar="N")

@@ -28,6 +28,7 @@ from .arbitrary import STYLE, ArbitraryConfig, ArbitraryRecipe, decoder_file
 # full strength 0.17 (at most 0.37), the content loss at most 0.75 of the style image's, and relu3_1's
 # pass left out saves a fifth of the time for no loss.
 DEFAULT_LEVELS = ("relu4_1", "relu2_1", "relu4_1")
+MAX_PASSES = 10  # levels may repeat (the default's second relu4_1), but each pass is a full decode
 DEFAULT_STRENGTH = 1.0
 
 
@@ -38,7 +39,7 @@ class WctConfig(ArbitraryConfig):
 
     strength: float = option(DEFAULT_STRENGTH, "how far the content's features move to the style's at each level: "
                              "0 decodes the content's own (the decoders' rendering of the photo), 1 is the full "
-                             "transform", minimum=0, group=STYLE, metavar="A")
+                             "transform", minimum=0, maximum=1, group=STYLE, metavar="A")
     levels: Optional[tuple[str, ...]] = option(None, "the levels in the order they run, coarse to fine (the "
                                                "paper's: relu5_1,relu4_1,relu3_1,relu2_1,relu1_1); a level may run "
                                                "again, as the default's last relu4_1 pass", choices=LEVELS, group=STYLE,
@@ -51,6 +52,8 @@ class WctConfig(ArbitraryConfig):
         super().__post_init__()
         if self.levels is not None and not self.levels:
             raise PainterlyError("at least one level is needed")
+        if self.levels is not None and len(self.levels) > MAX_PASSES:
+            raise PainterlyError(f"levels runs {len(self.levels)} passes; at most {MAX_PASSES}")
         if self.decoders is not None and self.levels is None:
             raise PainterlyError("--decoders needs --levels: one decoder file per level, in the same order")
         if self.decoders is not None and len(self.decoders) != len(self.levels):

@@ -131,7 +131,11 @@ class JobStore:
             self.jobs[job.id] = job
             if job.state in (QUEUED, RUNNING) and job.cancel_requested:  # cancelled, then the server stopped
                 job.state, job.finished = CANCELLED, job.finished or time.time()
-                (self.folder(job.id) / "run.ckpt").unlink(missing_ok=True)  # as a cancel honoured by the run
+                saved = self.folder(job.id) / "run.ckpt"
+                history = painterly.LossHistory()  # the curve of what it did, as a cancel the run honoured
+                history.records = painterly.Checkpointer(saved).saved_extra("log") or []
+                _write_loss_curve(history, self.folder(job.id))
+                saved.unlink(missing_ok=True)
                 self._write(job)
             elif job.state in (QUEUED, RUNNING):
                 job.state = QUEUED
@@ -180,6 +184,17 @@ class JobStore:
                 self._write(job)
                 if job.checkpointer is not None:
                     job.checkpointer.request_stop()
+            self._changed()
+            return True
+
+    def remove(self, job: Job) -> bool:
+        """Forget a finished job and delete its folder (uploads, result, preview, curve); False if it has
+        not finished (cancel it first: a run must not lose its folder under it)."""
+        with self.lock:
+            if job.state not in FINISHED or self.jobs.get(job.id) is not job:
+                return False
+            del self.jobs[job.id]
+            shutil.rmtree(self.folder(job.id), ignore_errors=True)
             self._changed()
             return True
 

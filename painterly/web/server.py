@@ -8,7 +8,7 @@ API calls only painterly's public names.
     GET    /api/jobs/{id}/events     server-sent events: the status at every change, until it finishes
     GET    /api/jobs/{id}/preview    the latest preview PNG;  /result: the result PNG
     GET    /api/jobs/{id}/command    the equivalent `painterly` command line
-    DELETE /api/jobs/{id}            cancel
+    DELETE /api/jobs/{id}            cancel;  ?remove=true: delete a finished job and its files
     GET    /api/methods              every method with its options and defaults
     GET    /api/examples, /api/examples/{name}   the bundled example images
     GET    /api/openapi.json         this API as OpenAPI
@@ -55,6 +55,9 @@ DEFAULT_MAX_UPLOAD_MB = 25
 TOKEN_COOKIE = "painterly_token"
 STATE_CHANGING = {"POST", "PUT", "PATCH", "DELETE"}
 STATIC = {"app.js": "text/javascript", "app.css": "text/css"}
+# Of what a method's run accepts (Recipe.accepts), what a request can carry: colour-coded maps. Style masks
+# and init pictures are not uploads here, so /api/methods does not offer them.
+UPLOADED_INPUTS = frozenset({"guidance"})
 
 
 @dataclasses.dataclass(frozen=True)
@@ -70,13 +73,29 @@ class ServerSettings:
     def host_allowed(self, header: str) -> bool:
         """Is `header` (the request's Host) this server? Loopback answers to localhost too; a wildcard
         bind (0.0.0.0, ::) answers to any name, with the token required instead."""
-        name = header.rsplit(":", 1)[0] if not header.endswith("]") else header
-        name = name.strip("[]").lower()
+        name = host_name(header)
+        if name is None:
+            return False
         if self.host in ("0.0.0.0", "::"):
             return True
         if is_loopback(self.host):
             return name == "localhost" or (_is_ip(name) and is_loopback(name))
         return name == self.host.strip("[]").lower()
+
+
+def host_name(header: str) -> Optional[str]:
+    """The name in a Host header (`name`, `name:port`, `[v6]`, `[v6]:port`), lower case; None if it is not
+    one ('127.0.0.1:80.evil.com' read as 127.0.0.1 when split at the last colon)."""
+    if header.startswith("["):
+        name, bracket, port = header[1:].partition("]")
+        if not bracket or (port and not port.startswith(":")):
+            return None
+        port = port[1:]
+    else:
+        name, _, port = header.partition(":")
+    if (port and not port.isdigit()) or not name:
+        return None
+    return name.lower()
 
 
 def _is_ip(name: str) -> bool:
@@ -129,8 +148,9 @@ def create_app(settings: ServerSettings) -> FastAPI:
         response = _error(exc.status_code, detail)
         response.headers.update(exc.headers or {})  # 405's Allow
         if exc.status_code == 405:  # Starlette names the first route's methods; every route of the path may answer
-            allowed = sorted({method for route in app.routes if getattr(route, "methods", None)
-                              and route.matches(request.scope)[0] != Match.NONE for method in route.methods})
+            allowed = {method for route in app.routes if getattr(route, "methods", None)
+                       and route.matches(request.scope)[0] != Match.NONE for method in route.methods}
+            allowed = sorted(allowed | ({"HEAD"} if "GET" in allowed else set()))  # the guard takes HEAD as GET
             response.headers["allow"] = ", ".join(allowed)
         return response
 
@@ -138,7 +158,8 @@ def create_app(settings: ServerSettings) -> FastAPI:
     async def invalid_request(request: Request, exc: RequestValidationError) -> JSONResponse:
         errors = exc.errors() or [{}]
         where = " ".join(str(part) for part in errors[0].get("loc", ()))
-        return _error(422, f"{where}: {errors[0].get('msg', 'invalid')}" if where else "invalid request")
+        # 400 as every other bad request of this API (FastAPI's default is 422)
+        return _error(400, f"{where}: {errors[0].get('msg', 'invalid')}" if where else "invalid request")
 
     @app.exception_handler(Exception)
     async def unexpected(request: Request, exc: Exception) -> JSONResponse:
@@ -148,6 +169,8 @@ def create_app(settings: ServerSettings) -> FastAPI:
     async def guard(request: Request, call_next):
         if not settings.host_allowed(request.headers.get("host", "")):
             return _error(400, "this Host is not the one painterly serves (DNS-rebinding protection)")
+        if request.method == "HEAD":  # FastAPI's routes take GET alone; the server sends a HEAD no body
+            request.scope["method"] = "GET"
         def matches(given: Optional[str]) -> bool:
             return bool(given) and hmac.compare_digest(given.encode(), settings.token.encode())
 
@@ -183,7 +206,7 @@ def create_app(settings: ServerSettings) -> FastAPI:
     @app.get("/api/methods")
     def methods() -> list[dict]:
         return [{"name": name, "summary": recipe.summary, "needs_styles": recipe.needs_styles,
-                 "accepts": sorted(recipe.accepts), "options": painterly.method_options(name)}
+                 "accepts": sorted(recipe.accepts & UPLOADED_INPUTS), "options": painterly.method_options(name)}
                 for name, recipe in painterly.available_methods().items()]
 
     @app.get("/api/examples")
@@ -230,10 +253,16 @@ def create_app(settings: ServerSettings) -> FastAPI:
         return _error(404, "no such job") if job is None else store.status(job)
 
     @app.delete("/api/jobs/{job_id}")
-    def cancel(job_id: str):
+    def cancel(job_id: str, remove: bool = False):
+        """Cancel a queued or running job; with remove=true, delete a finished one and its files instead
+        (two words, so that a cancel arriving just after the job finished never deletes its result)."""
         job = store.get(job_id)
         if job is None:
             return _error(404, "no such job")
+        if remove:
+            if not store.remove(job):
+                return _error(409, f"the job is {job.state}: cancel it, then remove it once it has stopped")
+            return {"id": job.id, "removed": True}
         if not store.cancel(job):
             return _error(409, f"the job is already {job.state}")
         return store.status(job)
@@ -304,6 +333,7 @@ def create_app(settings: ServerSettings) -> FastAPI:
         return StreamingResponse(stream(), media_type="text/event-stream",
                                  headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"})
 
+    app.openapi = lambda: app.openapi_schema or _described(app, FastAPI.openapi(app))
     return app
 
 
@@ -311,8 +341,55 @@ def _no_constant(word: str):
     raise ValueError(f"{word} is not a number painterly takes")
 
 
+def _no_twice(pairs: list) -> dict:
+    """A JSON object whose keys are each given once: {"size": 64, "size": 99} is refused, not last-one-wins
+    (as a form field given twice is)."""
+    keys = [key for key, _ in pairs]
+    twice = sorted({key for key in keys if keys.count(key) > 1})
+    if twice:
+        raise ValueError(f"{', '.join(twice)} given twice")
+    return dict(pairs)
+
+
 _BINARY = {"type": "string", "format": "binary"}
 _ERROR = {"content": {"application/json": {"schema": {"type": "object", "properties": {"error": {"type": "string"}}}}}}
+_IMAGE = {"description": "the picture", "content": {"image/png": {"schema": _BINARY}}}
+# What FastAPI cannot see from the routes: the bodies that are not JSON, and the errors every route may answer.
+OPENAPI_BODIES = {
+    ("get", "/api/jobs/{job_id}/preview"): _IMAGE, ("get", "/api/jobs/{job_id}/result"): _IMAGE,
+    ("get", "/api/jobs/{job_id}/loss"): {**_IMAGE, "description": "the loss curve"},
+    ("get", "/api/examples/{name}"): {"description": "the example image",
+                                      "content": {"image/jpeg": {"schema": _BINARY}, "image/png": {"schema": _BINARY}}},
+    ("get", "/api/jobs/{job_id}/events"): {"description": "an `event: status` with the job's status at every change",
+                                           "content": {"text/event-stream": {"schema": {"type": "string"}}}},
+}
+
+
+def _described(app: FastAPI, schema: dict) -> dict:
+    """FastAPI's schema with the real bodies and errors: images and the event stream where it says JSON,
+    {"error": ...} where it says {"detail": [...]}, 400 where it says 422, and 401/403/404/409 where they
+    happen."""
+    for path, operations in schema.get("paths", {}).items():
+        for method, operation in operations.items():
+            answers = operation.setdefault("responses", {})
+            if (method, path) in OPENAPI_BODIES:
+                answers["200"] = OPENAPI_BODIES[(method, path)]
+            if answers.pop("422", None) is not None:
+                answers.setdefault("400", {"description": "a malformed parameter", **_ERROR})
+            if "{job_id}" in path or "{name}" in path:
+                answers.setdefault("404", {"description": "no such job or example", **_ERROR})
+            if method == "delete":
+                answers.setdefault("409", {"description": "cancel: the job has finished; remove: it has not", **_ERROR})
+            answers.setdefault("401", {"description": "the token is needed (a server on an address other than "
+                                                      "loopback)", **_ERROR})
+            if method in ("post", "delete"):
+                answers.setdefault("403", {"description": "from another origin without the token", **_ERROR})
+    for unused in ("HTTPValidationError", "ValidationError"):
+        schema.get("components", {}).get("schemas", {}).pop(unused, None)
+    app.openapi_schema = schema
+    return schema
+
+
 # The form `submit` reads itself (streamed to disk, counted and capped as it arrives), described for clients
 # that generate code from the schema: FastAPI sees no parameters to describe it from.
 SUBMIT_SCHEMA = {
@@ -341,7 +418,8 @@ def _accept(job_id: str, folder: Path, form) -> Job:
     contents, styles = form.named("content"), form.named("style")
     content_guides, style_guides = form.named("content_guidance"), form.named("style_guidance")
     try:
-        options = json.loads(form.fields.get("options") or "{}", parse_constant=_no_constant)
+        options = json.loads(form.fields.get("options", "").strip() or "{}", parse_constant=_no_constant,
+                             object_pairs_hook=_no_twice)
     except ValueError as exc:
         raise UploadError(400, f"options is not valid JSON ({exc})") from None
     if not isinstance(options, dict):

@@ -343,7 +343,7 @@ function follow(id) {
   state.job = id;
   $("run").hidden = false;
   $("job-id").textContent = id;
-  $("download").hidden = true; $("copy-command").hidden = true; $("command").hidden = true;
+  $("download").hidden = true; $("copy-command").hidden = true; $("command").hidden = true; $("remove").hidden = true;
   $("preview").removeAttribute("src");
   $("loss-curve").hidden = true; $("loss-curve").removeAttribute("src");  // no late load of the last job's
   state.events = new EventSource(`/api/jobs/${id}/events`);
@@ -380,6 +380,7 @@ function showStatus(job) {
     $("preview").src = `/api/jobs/${job.id}/preview?t=${now}`;
   }
   $("cancel").hidden = !["queued", "running"].includes(job.state);
+  $("remove").hidden = !["done", "failed", "cancelled"].includes(job.state);
   if (job.state === "done") {
     $("download").href = `/api/jobs/${job.id}/result?download=true`;
     $("download").textContent = "download PNG"; $("download").download = "";  // the server's name
@@ -406,6 +407,18 @@ function showStatus(job) {
 async function cancel() {
   if (!state.job) return;
   try { showStatus(await api(`/api/jobs/${state.job}`, { method: "DELETE" })); } catch (err) { showError(err.message); }
+}
+
+async function removeJob() {  // a finished job and its files, after asking
+  const id = state.job;
+  if (!id || !confirm("Remove this job, its pictures and its uploads from the gallery?")) return;
+  try {
+    await api(`/api/jobs/${id}?remove=true`, { method: "DELETE" });
+    if (state.events) { state.events.close(); state.events = null; }
+    state.job = null;
+    $("run").hidden = true;
+    await refreshGallery();
+  } catch (err) { showError(err.message); }
 }
 
 async function copyCommand() {
@@ -529,6 +542,7 @@ async function init() {
     }
   });
   $("cancel").onclick = cancel;
+  $("remove").onclick = removeJob;
   $("copy-command").onclick = copyCommand;
   try {  // a reload mid-job: follow the job under way again
     const jobs = await refreshGallery();
