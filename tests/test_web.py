@@ -258,6 +258,10 @@ def test_what_an_http_client_reads_of_the_api(client):
     assert client.head("/api/methods").status_code == 200
     methods = {m["name"]: m for m in client.get("/api/methods").json()}
     assert methods["strotss"]["accepts"] == ["guidance"] and methods["gatys"]["accepts"] == ["guidance"]
+    helps = [o["help"] for m in methods.values() for o in m["options"]]
+    assert not [h for h in helps if "--" in h or "comma" in h or "painterly " in h or "'max'" in h or "file" in h]
+    gatys = {o["name"]: o for o in methods["gatys"]["options"]}
+    assert "e.g. [200, 100, 20, 4]" in gatys["scale_iterations"]["help"]  # a list is a JSON list here
     adain = {o["name"]: o for o in methods["adain"]["options"]}
     assert adain["strength"]["maximum"] == 1 and adain["color_match"]["maximum"] == 1
     schema = client.get("/api/openapi.json").json()
@@ -434,6 +438,14 @@ def test_a_decompression_bomb_is_refused_with_413(client, tmp_path):
 def test_not_multipart_is_415(client):
     answer = client.post("/api/jobs", json={"content": "photo.jpg"})
     assert answer.status_code == 415
+
+
+def test_a_form_cut_short_is_400_malformed_not_415_not_an_image(client, settings):
+    whole = (b"--XX\r\nContent-Disposition: form-data; name=\"content\"; filename=\"a.png\"\r\n"
+             b"Content-Type: image/png\r\n\r\n" + png() + b"\r\n")
+    answer = client.post("/api/jobs", content=whole, headers={"content-type": "multipart/form-data; boundary=XX"})
+    assert answer.status_code == 400 and "closing boundary" in answer.json()["error"]
+    assert list((settings.data / "jobs").iterdir()) == []
 
 
 def test_uploaded_names_are_never_paths(client, settings, tmp_path):

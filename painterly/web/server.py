@@ -47,7 +47,7 @@ from starlette.routing import Match
 import painterly
 
 from .jobs import DONE, FINISHED, Job, JobStore
-from .terms import in_api_terms
+from .terms import api_help, in_api_terms
 from .uploads import UploadError, read_form
 
 MAX_STYLES = 8
@@ -206,7 +206,8 @@ def create_app(settings: ServerSettings) -> FastAPI:
     @app.get("/api/methods")
     def methods() -> list[dict]:
         return [{"name": name, "summary": recipe.summary, "needs_styles": recipe.needs_styles,
-                 "accepts": sorted(recipe.accepts & UPLOADED_INPUTS), "options": painterly.method_options(name)}
+                 "accepts": sorted(recipe.accepts & UPLOADED_INPUTS),
+                 "options": [{**record, "help": api_help(record["help"])} for record in painterly.method_options(name)]}
                 for name, recipe in painterly.available_methods().items()]
 
     @app.get("/api/examples")

@@ -298,7 +298,8 @@ function collectOptions() {
     else if (o.type === "integer") value = number(input.value, true);
     else if (o.type === "number") value = number(input.value, false);
     else if (o.type.endsWith("[]")) {
-      const items = input.value.split(",").map((s) => s.trim()).filter(Boolean);
+      // a,b,c as the field shows it, or [a, b, c] as the option's help writes a list
+      const items = input.value.replace(/[\[\]"]/g, "").split(",").map((s) => s.trim()).filter(Boolean);
       value = o.type.startsWith("string") ? items : items.map((s) => number(s, o.type.startsWith("integer")));
     } else value = input.value;
     if (JSON.stringify(value) === JSON.stringify(o.default)) continue;
