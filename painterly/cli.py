@@ -129,13 +129,13 @@ def _guidance(args: argparse.Namespace) -> dict:
     return {k: v for k, v in given.items() if v is not None}
 
 
-def _config_names(path: str) -> list[str]:
-    """The option names a --config file sets (none where it is not a readable JSON object: _load_config says why)."""
+def _config_data(path: str) -> dict:
+    """A --config file's JSON object ({} where it is none: _load_config says why)."""
     try:
         data = json.loads(Path(path).read_text())
     except (OSError, UnicodeDecodeError, ValueError):
-        return []
-    return list(data) if isinstance(data, dict) else []
+        return {}
+    return data if isinstance(data, dict) else {}
 
 
 def _load_config(path: str, method: str):
@@ -143,6 +143,13 @@ def _load_config(path: str, method: str):
         text = Path(path).read_text()
     except (OSError, UnicodeDecodeError) as exc:
         raise PainterlyError(f"config '{path}' cannot be read ({getattr(exc, 'strerror', None) or exc})") from None
+    try:
+        data = json.loads(text)
+        if isinstance(data, dict):  # "method" as the web API's options and a manifest's rows name it
+            data.pop("method", None)
+            text = json.dumps(data)
+    except ValueError:
+        pass  # from_json says what is wrong with it
     try:
         return get_method(method).config_class.from_json(text)
     except PainterlyError as exc:
@@ -196,9 +203,17 @@ def _input_paths(args: argparse.Namespace) -> list[str]:
 
 def _run(args: argparse.Namespace, argv: Optional[Sequence[str]] = None) -> int:
     options = {name: getattr(args, name) for name in config_flags() if hasattr(args, name)}
+    saved = _config_data(args.config) if args.config else {}
+    named = saved.pop("method", None)
+    if named is not None:  # a --config file naming its method (as the web API's options do)
+        if not isinstance(named, str) or named.lower() not in available_methods():
+            raise PainterlyError(f"config '{args.config}': unknown method {named!r}")
+        if args.method is not None and args.method != named.lower():
+            raise _UsageError(f"--method {args.method}, but config '{args.config}' is a {named.lower()} config")
+        args.method = named.lower()
     chosen = args.method is not None
     if not chosen:  # the method that takes every option given, a --config file's included
-        args.method = method_for({*options, *(_config_names(args.config) if args.config else ())})
+        args.method = method_for({*options, *saved})
     recipe = get_method(args.method)
     size_max = options.get("size") == "max"
     if size_max:

@@ -77,18 +77,28 @@ def batch_command(words: Sequence[str]) -> int:
         style_set = bool(options.pop("style_set", False))
         jobs = pair_jobs(expand_images(args.contents), expand_images(args.batch_styles), args.batch_models,
                          args.output, options, style_set=style_set)
-    Path(args.output).mkdir(parents=True, exist_ok=True)
     summary = args.summary or str(Path(args.output) / "summary.json")
-    check_writable(summary, (".json", ".csv"))  # before the first job, not after it
-    executor = None
-    if args.ray:  # connected before the bar is drawn: a cluster that is not there is one line
-        from . import RayExecutor
+    executor, made = None, not Path(args.output).exists()
+    try:
+        if args.ray:  # connected before the bar is drawn: a cluster that is not there is one line
+            from . import RayExecutor
 
-        given = {name: value for name, value in (("workers", args.workers), ("cpus", args.cpus_per_worker),
-                                                 ("gpus", args.gpus_per_worker)) if value is not None}
-        executor = RayExecutor(None if args.ray == "local" else args.ray, retries=args.retries, **given)
-    else:  # before the bar is drawn, as the cluster's connection is (run_batch checks them too, for the API)
-        check_devices(jobs)
+            given = {name: value for name, value in (("workers", args.workers), ("cpus", args.cpus_per_worker),
+                                                     ("gpus", args.gpus_per_worker)) if value is not None}
+            executor = RayExecutor(None if args.ray == "local" else args.ray, retries=args.retries, **given)
+        else:  # before the bar is drawn, as the cluster's connection is (run_batch checks them too, for the API)
+            check_devices(jobs)
+        Path(args.output).mkdir(parents=True, exist_ok=True)
+        check_writable(summary, (".json", ".csv"))  # before the first job, not after it
+    except BaseException:  # a refused batch leaves no empty output folder behind
+        if executor is not None:
+            executor.close()
+        if made:
+            try:
+                Path(args.output).rmdir()
+            except OSError:
+                pass
+        raise
     bar = None
     if not args.quiet:
         from tqdm import tqdm

@@ -196,6 +196,7 @@ def test_what_would_fail_every_job_is_refused_before_the_first(images, tmp_path,
                  "cuda"]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert err == ["painterly: error: device 'cuda' is not available (no CUDA GPU found)"]
+    assert not Path(out).exists()  # a refused batch leaves no empty output folder
     assert main(["batch", str(images / "a.png"), "--style", str(images / "style.png"), "-o", out, "--workers",
                  "3"]) == 2
     assert "--workers: Ray workers; add --ray" in capsys.readouterr().err

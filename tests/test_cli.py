@@ -263,6 +263,18 @@ def test_a_saved_config_of_another_method_is_read_back_without_naming_it(tmp_pat
     assert code == 0 and json.loads(again) == json.loads(stdout)
 
 
+def test_a_config_file_may_name_its_method_as_the_web_apis_options_do(tmp_path, capsys):
+    """Options copied from a web request or a manifest row carry "method", which --config refused."""
+    (tmp_path / "cfg.json").write_text(json.dumps({"method": "strotss", "iterations": 7}))
+    code, out, _ = run(["--config", tmp_path / "cfg.json", "--config-json"], capsys)
+    assert code == 0 and painterly.StrotssConfig.from_json(out).iterations == 7
+    code, _, err = run(["--config", tmp_path / "cfg.json", "--method", "gatys", "--config-json"], capsys)
+    assert code == 2 and "is a strotss config" in err
+    (tmp_path / "odd.json").write_text(json.dumps({"method": "pix2pix"}))
+    code, _, err = run(["--config", tmp_path / "odd.json", "--config-json"], capsys)
+    assert code == 2 and "unknown method 'pix2pix'" in err
+
+
 def test_help_explains_every_flag(capsys):
     code, stdout, _ = run(["--help"], capsys)
     assert code == 0

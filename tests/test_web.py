@@ -112,6 +112,19 @@ def test_the_command_line_the_api_gives_parses_back_to_the_same_config(client):
     client.delete(f"/api/jobs/{job_id}")
 
 
+def test_a_job_without_a_seed_gets_one_so_its_command_paints_the_same_picture(client):
+    """The run drew a seed nobody saw: the copied command (no --seed) painted another picture."""
+    for given in ({}, {"seed": -1}):
+        options = {k: v for k, v in TINY.items() if k != "seed"} | given
+        status = client.get(f"/api/jobs/{submit(client, options).json()['id']}").json()
+        seed = status["options"]["seed"]
+        assert isinstance(seed, int) and seed >= 0
+        assert f"--seed {seed}" in client.get(f"/api/jobs/{status['id']}/command").json()["command"]
+        client.delete(f"/api/jobs/{status['id']}")
+    network = submit(client, {"method": "network", "model": "starry_night", "size": 48}, styles=[]).json()["id"]
+    assert "seed" not in client.get(f"/api/jobs/{network}").json()["options"]  # draws nothing
+
+
 def test_methods_lists_every_registered_method_with_its_options_and_defaults(client):
     methods = {m["name"]: m for m in client.get("/api/methods").json()}
     assert set(methods) == set(painterly.available_methods())
