@@ -42,11 +42,12 @@ from .features import FeatureExtractor, channels_of, check_layers  # noqa: E402
 from .image import as_tensor, resize  # noqa: E402
 from .losses import LossTerms  # noqa: E402
 from .optimize import make_optimizer  # noqa: E402
-from .param import PixelImage  # noqa: E402
+from .param import LaplacianPyramidImage, PixelImage  # noqa: E402
 from .schedule import Scale, estimate_peak_bytes, plan_scales  # noqa: E402
 from .training import TrainConfig, train  # noqa: E402
 from .flow import warping_error  # noqa: E402
-from .video import FrameInfo, VideoConfig, VideoPlan, VideoResult, plan_video, stylize_video  # noqa: E402
+from .video import (FrameInfo, VideoConfig, VideoPlan, VideoResult, plan_video, stylize_video,  # noqa: E402
+                    work_folder as video_work_folder)
 from .batch import (BatchJob, JobResult, LocalExecutor, check_devices, check_jobs, expand_images, options_for, pair_jobs,  # noqa: E402
                     read_manifest, run_batch)
 from .batch_ray import RayExecutor  # noqa: E402  (imports ray only when made)
@@ -55,7 +56,7 @@ __all__ = [
     "stylize", "preflight", "plan", "largest_size", "free_memory_bytes", "usable_cpus", "make_config", "available_methods", "get_method", "method_of", "method_for", "method_clash", "DEFAULT_METHOD",
     "GatysConfig", "StrotssConfig", "CommonConfig", "OptimisationConfig", "option", "Recipe", "register", "unregister", "load_plugins",
     "RunContext", "FeatureExtractor", "check_layers", "channels_of", "LossTerms", "Scale", "plan_scales", "estimate_peak_bytes", "make_optimizer",
-    "PixelImage", "as_tensor", "resize",
+    "PixelImage", "LaplacianPyramidImage", "video_work_folder", "as_tensor", "resize",
     "method_options", "example_images", "command_line", "write_bytes_atomic",
     "PainterlyError", "NotAnImageError", "DamagedImageError", "ImageTooLargeError", "StepInfo", "StopRun", "ProgressBar", "LossHistory", "SaveEvery", "combine",
     "Checkpointer", "Interrupted", "install_stop_handlers", "install_signal_handlers", "default_checkpoint_path",

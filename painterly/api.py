@@ -58,7 +58,7 @@ def _option_names() -> dict[str, set[str]]:
     return {name: {f.name for f in dataclasses.fields(recipe.config_class)} for name, recipe in REGISTRY.items()}
 
 
-def method_clash(options: Iterable[str], spell: Callable[[str], str] = str, how: str = "method=") -> PainterlyError:
+def method_clash(options: Iterable[str], spell: Callable[[str], str] = str, how: str = "a method") -> PainterlyError:
     """The error for options that no one method takes all of, naming the methods that take each option
     not every method takes (`spell` writes an option's name, as a flag on a command line)."""
     by_method = _option_names()
@@ -351,10 +351,13 @@ def plan(content: Union[ImageLike, tuple[int, int]], *, method: Optional[str] = 
     seconds = sum(per_scale)
     if recipe.optimises and cfg.max_time:
         seconds = min(seconds, cfg.max_time)
+    free = free_memory_bytes(device.type)
+    allowed = int(cfg.max_memory * 2**30) if cfg.max_memory else free
     return RunPlan(recipe.name, recipe.optimizer_name(cfg), str(device), precision, scales, tuple(layers), peak,
-                   free_memory_bytes(device.type), seconds, problem, scale_seconds=per_scale,
+                   free, seconds, problem, scale_seconds=per_scale,
                    time_model=recipe.time_model(precision), one_pass=not recipe.optimises,
-                   tiled_areas=tuple(recipe.tiled_area(cfg, s.size) for s in scales))
+                   tiled_areas=tuple(recipe.tiled_area(cfg, s.size) for s in scales),
+                   allowed_bytes=allowed if allowed < free else None)
 
 
 def largest_size(content: Union[ImageLike, tuple[int, int]], *, method: Optional[str] = None, config=None,

@@ -284,7 +284,8 @@ def _run(args: argparse.Namespace, argv: Optional[Sequence[str]] = None) -> int:
                  if value]
         if given:
             raise _UsageError(f"{', '.join(given)}: {args.method} is one forward pass, with no iterations to save or "
-                              f"resume; these belong to the methods that optimise")
+                              f"resume; {'these belong' if len(given) > 1 else 'it belongs'} to the methods that "
+                              "optimise")
 
     bar = None if args.quiet else ProgressBar(sys.stderr)
     history = LossHistory() if args.log else None

@@ -383,8 +383,15 @@ def _models(words: Sequence[str]) -> int:
     p = _Parser(prog="painterly models", usage="painterly models [MODEL.safetensors|DECODER.safetensors ...]",
                 description="List the bundled style networks (use them with --model NAME) and the bundled "
                             "decoders of --method adain and wct, or describe model and decoder files.")
-    p.add_argument("files", nargs="*", metavar="MODEL")
+    p.add_argument("files", nargs="*", metavar="MODEL",
+                   help="a bundled model's or decoder's name, or a .safetensors file (none: list the bundled ones)")
     args = p.parse_args(words)
+    for name in args.files:  # a bare name that is neither bundled nor a file: both kinds' names, as both are taken
+        if bundled_file(name) is None and not Path(name).exists() and len(Path(name).parts) == 1 \
+                and not Path(name).suffix:
+            raise PainterlyError(f"no bundled model or decoder '{name}' (models: "
+                                 f"{', '.join(p.stem for p in bundled_models()) or 'none'}; decoders: "
+                                 f"{', '.join(p.stem for p in bundled_decoders()) or 'none'}) and no such file")
     # a bundled network's or decoder's name stands for its file, as --model and --decoder take it
     paths = [bundled_file(f) or Path(f) for f in args.files] or [*bundled_models(), *bundled_decoders()]
     if not paths:

@@ -15,7 +15,7 @@ from typing import Optional, Sequence
 from .cli_flags import _method_in, config_flags, options_for_method
 from .cli_args import EXIT_INTERRUPTED, EXIT_OK, EXIT_USAGE, _Parser, _UsageError, add_config_flags
 from . import (DEFAULT_METHOD, VideoConfig, available_methods, install_signal_handlers, make_config, method_for,
-               plan_video, stylize_video)
+               plan_video, stylize_video, video_work_folder)
 
 
 def build_video_parser(method: str = DEFAULT_METHOD) -> argparse.ArgumentParser:
@@ -142,8 +142,8 @@ def video_command(words: Sequence[str]) -> int:
     except KeyboardInterrupt:
         bar.close()
         again = [*words, *([] if "--resume" in words else ["--resume"])]
-        kept = f"the {bar.finished} finished frame{'s are' if bar.finished > 1 else ' is'} kept" if bar.finished else \
-            "no frame was finished yet"
+        kept = (f"the {bar.finished} finished frame{'s are' if bar.finished > 1 else ' is'} kept in "
+                f"'{video_work_folder(args.output)}'") if bar.finished else "no frame was finished yet"
         print(f"painterly: interrupted; {kept}; resume with: {shlex.join(['painterly', 'video', *again])}",
               file=sys.stderr)
         return EXIT_INTERRUPTED

@@ -96,7 +96,8 @@ def blend_weights(config: Any, styles: int, guidance: Optional[Sequence[Any]] = 
         raise PainterlyError(f"each guidance region needs one style mask per style image ({styles})")
     blend = getattr(config, "style_blend_weights", None) or (1.0,) * styles
     if len(blend) != styles:
-        raise PainterlyError(f"style-blend-weights has {len(blend)} values for {styles} style images")
+        raise PainterlyError(f"style-blend-weights has {len(blend)} value{'s' if len(blend) != 1 else ''} for "
+                             f"{styles} style image{'s' if styles != 1 else ''}")
     if max(blend) <= 0:
         raise PainterlyError("style-blend-weights must not all be zero")
     top = max(blend)  # relative weights: over the largest first, so 1e308,1e308 is 1,1 (their sum overflowed)

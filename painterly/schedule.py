@@ -216,13 +216,19 @@ def least_long_side(aspect_hw: tuple[int, int], peak_bytes: Callable[[tuple[int,
     """The smallest long side (from 16 px, in steps of 1.5x) that a method takes at all: AdaIN's style, read
     at the output's pixel count, is under VGG's 16 px at a 16 px output, and that refusal became a plan's
     answer to a picture far too large ("a style image 18x11 px for a 16x12 output" for 65536 px)."""
-    long_side = 16
-    while long_side < 65536:
+    def takes(long_side: int) -> bool:
         try:
             peak_bytes(fit_long_side(*aspect_hw, long_side))
-            return long_side
+            return True
         except PainterlyError:
-            long_side = math.ceil(long_side * 1.5)
+            return False
+
+    refused, long_side = 15, 16
+    while long_side < 65536 and not takes(long_side):
+        refused, long_side = long_side, math.ceil(long_side * 1.5)
+    while long_side - refused > 1:  # the least between the last refused and the first taken, not 1.5x past it
+        mid = (refused + long_side) // 2
+        refused, long_side = (refused, mid) if takes(mid) else (mid, long_side)
     return long_side
 
 
@@ -316,7 +322,8 @@ def fit_tiling(size: tuple[int, int], iterations: int, model: MemoryModel, budge
             return tiling
         fitting = fit_tiling(size, iterations, model, budget, None, overlap, rounds)  # refused where no tile fits
         largest = max(size) if fitting is None else fitting.tile
-        raise PainterlyError(f"a {size[1]}x{size[0]} image needs about {gib(need)} GiB in tiles of {tile_size} px but "
+        how = f"in tiles of {tile_size} px" if tiling is not None else f"whole (--tile-size {tile_size} is over its size)"
+        raise PainterlyError(f"a {size[1]}x{size[0]} image needs about {gib(need)} GiB {how} but "
                              f"only {gib(budget)} GiB is available; use --tile-size {largest} or less")
     lo, hi = MIN_AUTO_TILE, max(size)
     if model.scale_bytes(size, plan_tiling(lo, overlap, rounds), per_round) > budget:
@@ -329,10 +336,7 @@ def fit_tiling(size: tuple[int, int], iterations: int, model: MemoryModel, budge
                     return plan_tiling(tile, overlap, rounds)
         if best == 0:  # the run's fixed part alone (the network, a model, the heap) is over the budget
             least = least_long_side(size, lambda hw: model.scale_bytes(hw, None, per_round))
-            floor = model.scale_bytes(fit_long_side(*size, least), None, per_round)
-            enough = -(-floor * 10 // 2**30) / 10  # rounded up to 0.1 GiB
-            raise PainterlyError(f"no size fits in the {gib(budget)} GiB available: this run needs about "
-                                 f"{gib(floor)} GiB at any size (give --max-memory {enough:g} or more)")
+            raise fixed_part_error(model.scale_bytes(fit_long_side(*size, least), None, per_round), budget, share=1.0)
         raise PainterlyError(f"a {size[1]}x{size[0]} image needs more than the {gib(budget)} GiB available even "
                              f"in {lo} px tiles; the largest size that fits is about --size {best}")
     while lo < hi:
@@ -342,13 +346,14 @@ def fit_tiling(size: tuple[int, int], iterations: int, model: MemoryModel, budge
     return plan_tiling(lo, overlap, rounds)
 
 
-def fixed_part_error(smallest: int, budget: int) -> PainterlyError:
-    """The refusal where the run's fixed part (a model, the heap) leaves no room in 90% of `budget` bytes for
-    even a 16 px picture, naming the --max-memory that would hold it."""
-    enough = -(-smallest * 10 // int(0.9 * 2**30)) / 10
-    return PainterlyError(f"no size fits in the {budget / 2**30:.2f} GiB available: this run needs about "
-                          f"{smallest / 2**30:.2f} GiB at any size, and plans within 90% of the memory "
-                          f"(give --max-memory {enough:g} or more)")
+def fixed_part_error(smallest: int, budget: int, share: float = 0.9) -> PainterlyError:
+    """The refusal where the run's fixed part (a model, the heap) leaves no room in `share` of `budget` bytes
+    for even a 16 px picture, naming the --max-memory that would hold it (rounded up to 0.1 GiB). `--size
+    max` plans within 90%; a size given fits in the whole budget."""
+    enough = -(-smallest * 10 // int(share * 2**30)) / 10
+    within = f", and plans within {share:.0%} of the memory" if share < 1 else ""
+    return PainterlyError(f"no size fits in the {gib(budget)} GiB available: this run needs about "
+                          f"{gib(smallest)} GiB at any size{within} (give --max-memory {enough:g} or more)")
 
 
 def largest_tiled_long_side(aspect_hw: tuple[int, int], model: MemoryModel, budget: int,
@@ -385,10 +390,14 @@ def plan_tiles(plan: Sequence[Scale], model: MemoryModel, budget: int, tile_size
         need = model.scale_bytes(scale.size, None, scale.iterations)
         if tiling is None and need > budget:
             whole = functools.partial(model.scale_bytes, tiling=None, iterations=scale.iterations)
+            # the size to suggest fits in 90% (room to spare); the refusal of any size is of the whole budget,
+            # as the check above is
             best = largest_fitting_long_side(scale.size, int(budget * 0.9), whole)
+            if whole(fit_long_side(*scale.size, best)) > budget * 0.9:
+                best = largest_fitting_long_side(scale.size, budget, whole)
             smallest = whole(fit_long_side(*scale.size, best))
-            if smallest > budget * 0.9:  # not even the smallest size: the run's fixed part is over the budget
-                raise fixed_part_error(smallest, budget)
+            if smallest > budget:  # not even the smallest size: the run's fixed part is over the budget
+                raise fixed_part_error(smallest, budget, share=1.0)
             raise PainterlyError(
                 f"a {scale.width}x{scale.height} image needs about {gib(need)} GiB "
                 f"but only {gib(budget)} GiB is available; allow tiling or use --size {best} or less")
@@ -454,10 +463,20 @@ class RunPlan:
     time_model: str = ""  # how the estimate was made
     one_pass: bool = False  # each scale (or tile) is one forward pass, not iterations
     tiled_areas: tuple[tuple[int, int], ...] = ()  # what each scale's tiles cover (Recipe.tiled_area); () its size
+    allowed_bytes: Optional[int] = None  # --max-memory where it is below the free memory: what the plan fits in
 
     @property
     def size(self) -> tuple[int, int]:
+        """The output's (height, width), as a tensor's shape; `width` and `height` name each."""
         return self.scales[-1].size
+
+    @property
+    def width(self) -> int:
+        return self.size[1]
+
+    @property
+    def height(self) -> int:
+        return self.size[0]
 
     def describe(self, note: str = "") -> str:
         """The --dry-run text: one line per scale, then memory and time."""
@@ -476,7 +495,10 @@ class RunPlan:
                 line += ((" per tile" if not self.one_pass else "") + f" in {t.rounds} round(s), "
                          f"{t.tile_count(area)} tiles of up to {tw}x{th} with {t.overlap} px overlap, ~{seconds:.0f} s")
             lines.append(line)
-        lines.append(f"  estimated peak memory: {self.peak_bytes / 2**20:.0f} MiB ({self.free_bytes / 2**20:.0f} MiB free)"
+        room = (f"{self.allowed_bytes / 2**20:.0f} MiB allowed by --max-memory" if self.allowed_bytes is not None
+                else f"{self.free_bytes / 2**20:.0f} MiB free")
+        lines.append(f"  estimated peak memory: {self.peak_bytes / 2**20:.0f} MiB ({room})"
                      + (f" -- does NOT fit: {self.problem}" if self.problem else ""))
-        lines.append(f"  estimated time: ~{self.seconds:.0f} s ({self.time_model})")
+        seconds = f"{self.seconds:.1f}" if self.seconds < 9.95 else f"{self.seconds:.0f}"  # a pass's 0.47 s was "~0 s"
+        lines.append(f"  estimated time: ~{seconds} s ({self.time_model})")
         return "\n".join(lines)

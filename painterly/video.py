@@ -115,6 +115,8 @@ FrameCallback = Callable[[FrameInfo], None]
 
 
 def work_folder(output: Union[str, os.PathLike]) -> Path:
+    """Where a video's finished frames and plan are kept until it is written: OUT.mp4.frames beside a
+    video output (the output's whole name, so out.mp4 and out.mkv keep theirs apart), a folder output itself."""
     out = Path(output)
     return out.with_name(f"{out.name}.frames") if is_video_path(out) else out
 
@@ -360,7 +362,8 @@ def _refuse_ignored(video: VideoConfig, recipe, name: str, cfg) -> None:
     if recipe.later_frames(cfg, video.later_iterations, (cfg.size, cfg.size)) is None:
         what = (f"{name} is one forward pass a frame, blended with the previous frame along the flow"
                 if not recipe.optimises else f"{name} cannot start a frame from the previous one")
-        raise PainterlyError(f"{flags}: {what}; these belong to the methods that optimise each frame from the last")
+        they = "these belong" if len(given) > 1 else "it belongs"
+        raise PainterlyError(f"{flags}: {what}; {they} to the methods that optimise each frame from the last")
     if video.temporal_weight == 0:
         raise PainterlyError(f"{flags}: --temporal-weight 0 paints every frame afresh, as the first; these steer "
                              "the frames that start from the previous one")

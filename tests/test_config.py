@@ -131,7 +131,7 @@ def test_preflight_refuses_what_the_run_would_and_returns_its_plan():
     made = painterly.preflight(content, style, size=48, scales=1, iterations=3)
     assert made.method == "gatys" and made.scales[-1].size == (32, 48) and made.scales[-1].iterations == 3
     for options, words in (({"threads": 10**6}, "threads 1000000 is more than the"),
-                           ({"style_blend_weights": (1, 2)}, "style-blend-weights has 2 values for 1 style images"),
+                           ({"style_blend_weights": (1, 2)}, "style-blend-weights has 2 values for 1 style image"),
                            ({"content_guidance": torch.zeros(1, 3, 32, 48)}, "guidance needs both"),
                            ({"max_memory": 0.01}, "no size fits")):
         with pytest.raises(PainterlyError, match=words):

@@ -1,5 +1,7 @@
 """Coarse-to-fine scales, iteration plans, time shares and the memory pre-flight."""
 
+import re
+
 import pytest
 
 from painterly.errors import PainterlyError
@@ -206,8 +208,8 @@ def test_an_explicit_tile_size_too_big_for_memory_is_refused_naming_one_that_fit
     budget = 3 * 2**30
     kept = plan_tiles([size], model, budget, tile_size=512, rounds=1)[0]
     assert kept.tiling.tile == 512 and scale_peak_bytes(kept, model) <= budget
-    for tile in (3000, 5000):  # tiles of 3000 px; a picture within 5000 px run whole
-        with pytest.raises(PainterlyError, match=f"in tiles of {tile} px") as info:
+    for tile, how in ((3000, "in tiles of 3000 px"), (5000, "whole (--tile-size 5000 is over its size)")):
+        with pytest.raises(PainterlyError, match=re.escape(how)) as info:
             plan_tiles([size], model, budget, tile_size=tile, rounds=1)
         message = str(info.value)
         assert "\n" not in message and "4000x3000" in message

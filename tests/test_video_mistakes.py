@@ -127,7 +127,8 @@ def test_size_max_is_kept_for_a_resume_and_for_the_rerun_refusal(clip, tmp_path,
     (["--model", "starry_night", "--later-iterations", "3", "--long-term", "2"],
      ("--later-iterations, --long-term: network is one forward pass a frame, blended with the previous frame along "
       "the flow; these belong to the methods that optimise each frame from the last")),
-    (["--method", "adain", "--long-term", "1"], "--long-term: adain is one forward pass a frame"),
+    (["--method", "adain", "--long-term", "1"], "--long-term: adain is one forward pass a frame, blended with the "
+     "previous frame along the flow; it belongs to the methods"),
     (["--method", "wct", "--later-iterations", "2"], "--later-iterations: wct is one forward pass a frame"),
     (["--iterations", "2", "--temporal-weight", "0", "--later-iterations", "1"],
      "--later-iterations: --temporal-weight 0 paints every frame afresh, as the first"),
@@ -282,6 +283,19 @@ def test_a_video_stops_on_a_signal_even_where_the_shell_ignored_sigint(clip, tmp
         for s, handler in before.items():
             signal.signal(s, handler)
     assert "interrupted; no frame was finished yet; resume with:" in capsys.readouterr().err
+
+
+def test_an_interrupted_video_names_the_folder_its_frames_are_kept_in(clip, tmp_path, capsys, monkeypatch):
+    import painterly.cli_video as cli_video
+
+    def painting(*args, callback, **kwargs):  # the first frame done, then Ctrl-C
+        callback(painterly.FrameInfo(frame=1, frames=3, seconds=0.1, elapsed=0.1, losses={}, resumed=False,
+                                     size=(32, 18), painted=1))
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(cli_video, "stylize_video", painting)
+    assert main(["video", str(clip), str(STYLE), "-o", str(tmp_path / "o.mp4"), "--size", "32"]) == 130
+    assert f"the 1 finished frame is kept in '{tmp_path / 'o.mp4.frames'}'" in capsys.readouterr().err
 
 
 def test_stop_run_in_a_videos_step_callback_stops_it_as_ctrl_c_does(clip, tmp_path):
