@@ -449,6 +449,19 @@ def test_a_border_reflected_in_place_equals_reflection_padding(pad):
     assert torch.equal(buffer, F.pad(x, (pad, pad, pad, pad), mode="reflect"))
 
 
+def test_the_training_rate_counts_the_time_previews_take_as_the_bars_step_rate_does(tmp_path, photos, tiny_vgg):
+    """images/s was the step's compute alone: beside the bar's s/step, which counts previews and checkpoints,
+    the two disagreed (6.3 img/s at 1.11 step/s of 4 images)."""
+    import time
+
+    config = _config(steps=4, preview_every=1)
+    rates = []
+    train([_style()], photos, tmp_path / "m.safetensors", config, extractor=tiny_vgg,
+          callback=lambda step, steps, losses, rate: rates.append(rate),
+          preview=lambda step, image: time.sleep(0.3), style_names=["s"])
+    assert len(rates) == 4 and max(rates[1:]) <= config.batch / 0.3  # each later step waited for a preview
+
+
 def test_a_resumed_training_shows_the_earlier_previews_first(tmp_path, photos, tiny_vgg):
     """The preview sheet goes on where it stopped: the checkpoint keeps the last renders (8-bit)."""
     config = _config(steps=6, preview_every=2)
