@@ -234,14 +234,13 @@ def _run(args: argparse.Namespace, argv: Optional[Sequence[str]] = None) -> int:
             # the styles given at their sizes (STROTSS holds each one's features): the plan preflight checks
             style_sizes = [split_alpha(open_image(style, "style image"))[0].size[::-1] for style in args.styles]
             planned = plan(content_hw, method=args.method, config=config, style_sizes=style_sizes or None)
+            if not planned.problem:  # what else the run would refuse, refused before the plan as a bad style is
+                if args.styles or not recipe.needs_styles:
+                    preflight(args.content, list(args.styles), config=config, **_guidance(args))
+                if args.output is not None:
+                    check_writable(args.output, inputs=_input_paths(args), try_file=False)
             print(planned.describe(note))
-            if planned.problem:
-                return EXIT_USAGE  # as the run, which refuses it
-            if args.styles or not recipe.needs_styles:  # what else the run would refuse (exit 0 promised a run)
-                preflight(args.content, list(args.styles), config=config, **_guidance(args))
-            if args.output is not None:
-                check_writable(args.output, inputs=_input_paths(args), try_file=False)
-            return EXIT_OK
+            return EXIT_USAGE if planned.problem else EXIT_OK  # as the run, which refuses a plan over memory
     if args.config_json:
         print(config.to_json())
         return EXIT_OK

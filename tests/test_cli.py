@@ -542,6 +542,9 @@ def test_dry_run_refuses_a_file_that_is_not_there(images, capsys):
         code, out, err = run([images["content"], *styles, *options, "--dry-run"], capsys)
         assert code == 2 and out == "", options
         assert_one_error_line(err, words)
+    # an output the run could not write is refused alone too, as a bad style is (the plan came first)
+    code, out, err = run([images["content"], images["style"], "-o", d / "no" / "o.png", "--dry-run"], capsys)
+    assert code == 2 and out == ""
 
 
 def test_a_network_refuses_a_picture_thinner_than_16_px(images, capsys):
