@@ -12,7 +12,7 @@ from typing import Callable, Optional, Protocol, Sequence
 from .errors import PainterlyError
 from .features import LAYER_INDEX, LAYER_NAMES, channels_of, layer_stride
 from .image import fit_long_side
-from .tiling import Tiling, choose_tiling
+from .tiling import MIN_OVERLAP, Tiling, choose_tiling
 
 # Auto mode halves the size while the coarser image's long side stays at least this big: below
 # ~160 px relu5_1 maps are under 10 px wide and the coarse result stops being a useful start.
@@ -327,18 +327,23 @@ def fit_tiling(size: tuple[int, int], iterations: int, model: MemoryModel, budge
                              f"only {gib(budget)} GiB is available; use --tile-size {largest} or less")
     lo, hi = MIN_AUTO_TILE, max(size)
     if model.scale_bytes(size, plan_tiling(lo, overlap, rounds), per_round) > budget:
+        # smaller tiles, down to SMALLEST_AUTO_TILE, before a refusal that gives up the size asked for (384 px in
+        # 0.5 GiB was refused for 166 px where 96 px tiles ran it)
+        smallest = lo
+        for tile in range(MIN_AUTO_TILE - 16, SMALLEST_AUTO_TILE - 1, -16):  # the largest that fits
+            if overlap is not None and tile < 4 * overlap:  # a Tiling's least tile for a given overlap
+                break
+            smallest = tile
+            if model.scale_bytes(size, plan_tiling(tile, overlap, rounds), per_round) <= budget:
+                return plan_tiling(tile, overlap, rounds)
         best = largest_tiled_long_side(size, model, budget, overlap, rounds, per_round)
-        if best >= max(size):  # larger pictures fit in MIN_AUTO_TILE tiles, where this one's tile is itself
-            for tile in range(MIN_AUTO_TILE - 16, SMALLEST_AUTO_TILE - 1, -16):  # the largest that fits
-                if overlap is not None and tile < 4 * overlap:  # a Tiling's least tile for a given overlap
-                    break
-                if model.scale_bytes(size, plan_tiling(tile, overlap, rounds), per_round) <= budget:
-                    return plan_tiling(tile, overlap, rounds)
         if best == 0:  # the run's fixed part alone (the network, a model, the heap) is over the budget
             least = least_long_side(size, lambda hw: model.scale_bytes(hw, None, per_round))
             raise fixed_part_error(model.scale_bytes(fit_long_side(*size, least), None, per_round), budget, share=1.0)
-        raise PainterlyError(f"a {size[1]}x{size[0]} image needs more than the {gib(budget)} GiB available even "
-                             f"in {lo} px tiles; the largest size that fits is about --size {best}")
+        floor = model.scale_bytes(size, plan_tiling(smallest, overlap, rounds), per_round)
+        raise PainterlyError(f"a {size[1]}x{size[0]} image needs about {gib(floor)} GiB even in {smallest} px tiles "
+                             f"(what a tiled run keeps at full size grows with the picture), over the {gib(budget)} "
+                             f"GiB available; the largest size that fits is about --size {best}")
     while lo < hi:
         mid = (lo + hi + 1) // 2
         fits = model.scale_bytes(size, plan_tiling(mid, overlap, rounds), per_round) <= budget
@@ -380,10 +385,14 @@ def plan_tiles(plan: Sequence[Scale], model: MemoryModel, budget: int, tile_size
     """The plan with each scale that does not fit whole in `budget` (or is longer than `tile_size`)
     tiled; with tile_size=0 a scale that does not fit is refused, naming the largest size that does."""
     tiled = []
+    least_tile = 4 * (overlap if overlap is not None else MIN_OVERLAP)  # a Tiling's least: 4x its overlap
+    if tile_size and tile_size < least_tile:
+        shared = f"--tile-overlap {overlap}" if overlap is not None else f"the {MIN_OVERLAP} px tiles share at least"
+        raise PainterlyError(f"--tile-size must be at least {least_tile} (4x {shared}), got {tile_size}")
     for scale in reversed(plan):  # the largest first, so a refusal names the output's size
         if tile_size and (scale.height / tile_size) * (scale.width / tile_size) > MAX_TILES:
             # planning itself grows with the tiles (a 65536 px print in 64 px tiles: minutes before a word)
-            least = math.ceil((scale.height * scale.width / MAX_TILES) ** 0.5)
+            least = max(least_tile, math.ceil((scale.height * scale.width / MAX_TILES) ** 0.5))
             raise PainterlyError(f"--tile-size {tile_size} makes over {MAX_TILES} tiles of a {scale.width}x"
                                  f"{scale.height} image; use --tile-size {least} or more")
         tiling, reserve = _reserved_tiling(scale, model, budget, tile_size, overlap, rounds)

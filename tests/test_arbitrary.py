@@ -397,7 +397,7 @@ def test_bad_decoders_and_options_are_one_line_errors(tmp_path, tiny_vgg):
                              (dict(decoder=str(wrong_level)), "trained for relu3_1"),
                              (dict(decoder=str(wct_decoder)), "was trained for wct, not adain"),
                              (dict(decoder=str(tmp_path / "none.safetensors")), "does not exist"),
-                             (dict(decoder=str(wrong_level), strength=1.5), "between 0 and 1")):
+                             (dict(decoder=str(wrong_level), strength=1.5), "strength must be at most 1")):
         steps = []  # a bad decoder is refused with the style side, before the content is encoded
         with pytest.raises(PainterlyError, match=fragment) as info:
             painterly.stylize(content, style, method="adain", size=64, precision="fp32", callback=steps.append,

@@ -127,7 +127,7 @@ def test_a_refusal_names_a_size_that_then_fits(method, config):
 def test_a_refusal_even_in_tiles_names_a_size_that_then_fits():
     """Auto tiling that cannot fit even its smallest tiles names the largest size it could plan."""
     config = GatysConfig(size=20000, scales=1, iterations=20, precision="fp32", max_memory=1.0)
-    with pytest.raises(PainterlyError, match="even in 256 px tiles") as exc:
+    with pytest.raises(PainterlyError, match="even in 96 px tiles") as exc:
         make_plan(GATYS, config, (3000, 4000), [(3000, 4000)], "cpu", "fp32")
     best = int(re.search(r"the largest size that fits is about --size (\d+)", str(exc.value)).group(1))
     assert 256 < best < 20000
@@ -195,7 +195,7 @@ def test_dry_run_warns_when_it_does_not_fit(images, capsys, no_stylize, monkeypa
     code, out, _ = run([images / "content.png", images / "style.png", "-o", images / "o.png", "--dry-run",
                         "--size", "1024", "--precision", "fp32", "--device", "cpu"], capsys)
     assert code == 2
-    assert "does NOT fit: a 1024x768 image needs more than the 0.586 GiB available even in 256 px tiles" in out
+    assert "does NOT fit: a 1024x768 image needs about" in out and "even in 96 px tiles" in out and "over the 0.586 GiB available" in out
     code, out, _ = run([images / "content.png", "--dry-run", "--size", "1024", "--precision", "fp32", "--device", "cpu",
                         "--tile-size", "0"], capsys)
     assert code == 2
@@ -372,6 +372,33 @@ def test_a_picture_just_over_the_budget_runs_in_tiles_smaller_than_the_usual_sma
     assert overlapped[0].tiling is not None and 4 * 48 <= overlapped[0].tiling.tile < MIN_AUTO_TILE
 
 
+def test_a_picture_that_fits_only_in_small_tiles_takes_them_rather_than_a_smaller_size():
+    """384x288 in 0.5 GiB was refused for "--size 166" though 96 px tiles run it; a refused --tile-size named
+    no tile size that fits, and one under 4x the overlap was told a size (3 px) refused in its turn."""
+    from painterly.schedule import MIN_AUTO_TILE
+
+    recipe, config = painterly.get_method("gatys"), GatysConfig(size=384, scales=1, iterations=2, precision="bf16")
+    model = recipe.memory(config, [(288, 384)], "bf16")
+    budget = model.scale_bytes((288, 384), plan_tiling_of(MIN_AUTO_TILE), 1) - 2**20  # under 256 px tiles
+    plan = make_plan(recipe, config, (288, 384), [(288, 384)], "cpu", "bf16", budget=budget)
+    assert plan[0].size == (288, 384) and plan[0].tiling.tile < MIN_AUTO_TILE
+    assert scale_peak_bytes(plan[0], model) <= budget
+    with pytest.raises(PainterlyError, match=r"use --tile-size (\d+) or less") as refused:
+        make_plan(recipe, dataclasses.replace(config, tile_size=MIN_AUTO_TILE), (288, 384), [(288, 384)], "cpu", "bf16",
+                  budget=budget)
+    named = int(re.search(r"--tile-size (\d+) or less", str(refused.value)).group(1))
+    assert make_plan(recipe, dataclasses.replace(config, tile_size=named), (288, 384), [(288, 384)], "cpu", "bf16",
+                     budget=budget)[0].tiling.tile <= named
+    for tiny in (1, 10):
+        with pytest.raises(PainterlyError, match=r"^--tile-size must be at least 64 "):
+            make_plan(recipe, dataclasses.replace(config, tile_size=tiny), (288, 384), [(288, 384)], "cpu", "bf16")
+
+
+def plan_tiling_of(tile):
+    from painterly.schedule import plan_tiling
+    return plan_tiling(tile, None, 2)
+
+
 def test_dry_run_refuses_what_the_run_would_beyond_the_content(images, capsys, no_stylize):
     """--dry-run read the content alone and exited 0 for a run that would be refused at once: a style that is
     no image, a mask of another count, an output it cannot write. Without them it plans as before."""
@@ -396,7 +423,7 @@ def test_a_picture_too_large_for_adain_is_told_the_size_that_fits_not_a_tiny_sty
     from painterly.schedule import least_long_side
 
     planned = painterly.plan((3000, 4000), method="adain", size=65536, max_memory=4, precision="fp32", device="cpu")
-    assert "even in 256 px tiles; the largest size that fits is about --size" in planned.problem
+    assert "even in 96 px tiles" in planned.problem and "the largest size that fits is about --size" in planned.problem
     assert "style image" not in planned.problem
     recipe = painterly.get_method("adain")
     model = recipe.memory(painterly.make_config("adain", precision="fp32"), [(3000, 4000)], "fp32")

@@ -178,7 +178,7 @@ def test_tiles_only_what_does_not_fit():
 
 
 def test_fit_tiling_refuses_when_even_small_tiles_do_not_fit():
-    with pytest.raises(PainterlyError, match="even in 256 px tiles"):
+    with pytest.raises(PainterlyError, match="even in 96 px tiles"):
         fit_tiling((3072, 4096), 10, MODEL, 600 * 2**20)
     # below the run's fixed part no size fits: the refusal names memory, not a size
     with pytest.raises(PainterlyError, match="no size fits in the 0.391 GiB available"):

@@ -9,6 +9,7 @@ whole-image pass would (no tile seams, no colour shift between tiles).
 from __future__ import annotations
 
 import functools
+import itertools
 import os
 from dataclasses import dataclass
 from typing import Callable, ClassVar, Optional, Sequence, Union
@@ -24,7 +25,7 @@ from ..nets.quantized import Int8Trunk
 from ..nets.transformer import Architecture, TransformerNet
 from ..recipe import STYLE_MASKS, Recipe, RunContext, register
 from ..schedule import Scale, scale_sizes
-from ..tiling import Box, Tiling
+from ..tiling import Box, Tiling, axis_spans
 
 STRIDE = 4  # the transformer's two stride-2 layers
 
@@ -144,18 +145,19 @@ class Network(Recipe):
 
     # A pass's rate end to end at 1024x1024, 2 x the convolutions' multiply-adds over its time: int8 on the
     # Zen 4 of session 25 (0.84 s), bf16 on the Zen 5 of session 14 (0.64 s), fp32 on the Xeon of session 17
-    # (1.11 s). In tiles with the whole image's statistics a pass takes about TILED_PASSES times as long.
+    # (1.11 s).
     PASS_GFLOPS: ClassVar[dict[str, float]] = {"int8": 290.0, "bf16": 380.0, "fp32": 220.0}
-    TILED_PASSES: ClassVar[int] = 10
 
     def time_model(self, precision: str) -> str:
         return self.one_pass_time_model("the network's convolutions", self.PASS_GFLOPS[precision], precision)
 
     def seconds(self, config: NetworkConfig, scale: Scale, precision: str) -> float:
         with torch.device("meta"):  # the shape alone: no weights made
-            per_pixel = TransformerNet(self.architecture(config)).multiply_adds()
-        passes = 1 if scale.tiling is None else self.TILED_PASSES
-        return passes * 2 * per_pixel * scale.height * scale.width / (self.PASS_GFLOPS[precision] * 1e9)
+            net = TransformerNet(self.architecture(config))
+        whole = 2 * net.multiply_adds() * scale.height * scale.width / (self.PASS_GFLOPS[precision] * 1e9)
+        if scale.tiling is None:
+            return whole
+        return whole * tiled_passes(net, scale.size, scale.tiling)
 
     def start(self, run: RunContext, k: int, scale: Scale, previous: Optional[torch.Tensor]) -> torch.Tensor:
         return resize(run.content, scale.size)
@@ -238,3 +240,39 @@ class Network(Recipe):
 int8_trunk = functools.lru_cache(maxsize=16)(Int8Trunk)
 
 NETWORK = register(Network())
+
+
+def _surrounded_area(length: int, spans: Sequence[tuple[int, int]], around: int) -> int:
+    """Pixels along one axis that spans read with `around` px of the picture each side (as far as it goes)."""
+    return sum(min(length, end + around) - max(0, start - around) for start, end in spans)
+
+
+# The statistics pass's multiply-adds run this much slower than a whole pass's (small crops, and in float where
+# the pass is int8): fitted to tiled int8 runs on the Zen 4 of session 33, 1.55 (2048 px in 1024 px tiles),
+# 1.62 (1024 px in 512) and 2.03 (768 px in 200).
+STATISTICS_SLOWDOWN = 1.7
+
+
+def tiled_passes(net: TransformerNet, size: tuple[int, int], tiling: Tiling) -> float:
+    """A tiled pass's time in whole passes: the statistics, each normalised layer's found over cells run from
+    the photo up to it with the network's reach around each, then every tile with its reach around it. A fixed
+    10x held for 1024 px tiles and was a third of it for 200 px tiles (768 px: 25.5 s, estimated 3.6 s); this
+    model gives 0.85-1.08x the times measured (docs/benchmarks.md, session 33)."""
+    height, width = size
+    costs = [conv.conv.weight.numel() / s ** 2 for conv, s in zip(net.convs, net.layer_scales())]
+    up_to_each = sum(itertools.accumulate(costs[:-1])) / sum(costs)  # whole passes' worth, every normalised layer
+    side = min(tiling.largest_box(size))
+    reach = net.reach()
+    cell = max(side - 2 * reach, side // 2)  # as targets() cuts them
+    cells = [[(i, min(length, i + cell)) for i in range(0, length, cell)] for length in (height, width)]
+    surround = (_surrounded_area(height, cells[0], reach) * _surrounded_area(width, cells[1], reach)
+                / (height * width))
+    statistics = STATISTICS_SLOWDOWN * up_to_each * surround
+    around = net.reach(output=True)
+    tiles = 0.0
+    for r in range(tiling.rounds):
+        shift = (r % tiling.rounds) / tiling.rounds
+        rows = axis_spans(height, tiling.tile, tiling.overlap, shift, tiling.packed)
+        cols = axis_spans(width, tiling.tile, tiling.overlap, shift, tiling.packed)
+        tiles += _surrounded_area(height, rows, around) * _surrounded_area(width, cols, around) / (height * width)
+    return statistics + tiles
