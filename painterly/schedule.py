@@ -341,9 +341,10 @@ def fit_tiling(size: tuple[int, int], iterations: int, model: MemoryModel, budge
             least = least_long_side(size, lambda hw: model.scale_bytes(hw, None, per_round))
             raise fixed_part_error(model.scale_bytes(fit_long_side(*size, least), None, per_round), budget, share=1.0)
         floor = model.scale_bytes(size, plan_tiling(smallest, overlap, rounds), per_round)
-        raise PainterlyError(f"a {size[1]}x{size[0]} image needs about {gib(floor)} GiB even in {smallest} px tiles "
-                             f"(what a tiled run keeps at full size grows with the picture), over the {gib(budget)} "
-                             f"GiB available; the largest size that fits is about --size {best}")
+        how = (f" even in {smallest} px tiles (what a tiled run keeps at full size grows with the picture)"
+               if max(size) > smallest else "")  # a picture within one tile: tiles are no way out
+        raise PainterlyError(f"a {size[1]}x{size[0]} image needs about {gib(floor)} GiB{how}, over the "
+                             f"{gib(budget)} GiB available; the largest size that fits is about --size {best}")
     while lo < hi:
         mid = (lo + hi + 1) // 2
         fits = model.scale_bytes(size, plan_tiling(mid, overlap, rounds), per_round) <= budget
