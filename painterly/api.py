@@ -271,6 +271,8 @@ def stylize(
         picture.info["seed"] = session.last_seed
     if session.stopped_early is not None:  # fewer iterations than planned: "max_time" or "callback"
         picture.info["stopped_early"] = session.stopped_early
+    if session.last_tiles:  # a print run tile by tile: how many tiles the full size took
+        picture.info["tiles"] = session.last_tiles
     # what else sets the pixels: the same seed in another precision or thread count paints another picture
     picture.info.update(precision=session.precision, threads=session.threads, device=str(session.device))
     return picture

@@ -344,6 +344,7 @@ def _run(args: argparse.Namespace, argv: Optional[Sequence[str]] = None) -> int:
         took = time.monotonic() - start
         drawn = f", seed {result.info['seed']}" if getattr(config, "seed", 0) is None and "seed" in result.info else ""
         cut = ", cut short by --max-time" if result.info.get("stopped_early") == "max_time" else ""
+        cut += f", the full size in {result.info['tiles']} tiles" if result.info.get("tiles") else ""
         print(f"painterly: wrote {', '.join(str(p) for p in written)} ({result.width}x{result.height}, {took:.1f} s"
               f"{drawn}{cut})", file=sys.stderr)
     return EXIT_OK

@@ -156,6 +156,7 @@ class Session:
         self._shared: dict = {}  # RunContext.shared, the same for every frame
         self.last_seed: Optional[int] = None  # the seed the last run drew from (given or drawn), to report
         self.stopped_early: Optional[str] = None  # why the last run did fewer iterations than planned, if it did
+        self.last_tiles = 0  # the tiles the last run's final scale was run in (0: whole)
 
     def _styles_for(self, content: torch.Tensor) -> list[torch.Tensor]:
         """The style images as this frame sees them: colour-matched to it for preserve_color=histogram
@@ -178,6 +179,9 @@ class Session:
             check_inputs(self.recipe, init_image=init_image)
         frame_run = _FrameRun(self, content, init_image, callback, checkpoint, dict(extra_terms or {}), frame)
         self.last_seed = frame_run.base_seed if self.recipe.optimises else None
+        final = frame_run.ctx.plan[-1]
+        self.last_tiles = 0 if final.tiling is None else final.tiling.tile_count(
+            self.recipe.tiled_area(self.config, final.size))
         try:
             return frame_run.run()
         finally:

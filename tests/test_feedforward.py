@@ -887,9 +887,13 @@ def test_tiles_with_style_masks_give_the_whole_pass(tmp_path, size):
     left = torch.zeros(1, 1, h, w)
     left[..., :w // 2] = 1
     common = dict(model=str(path), size=max(size), precision="fp32", style_masks=[left, 1 - left])
-    whole = np.asarray(painterly.stylize(content, **common), dtype=np.int16)
-    tiled = np.asarray(painterly.stylize(content, tile_size=80, tile_overlap=20, **common), dtype=np.int16)
+    whole_picture = painterly.stylize(content, **common)
+    tiled_picture = painterly.stylize(content, tile_size=80, tile_overlap=20, **common)
+    whole, tiled = np.asarray(whole_picture, dtype=np.int16), np.asarray(tiled_picture, dtype=np.int16)
     assert np.abs(whole - tiled).max() <= 1
+    plan = painterly.plan(size, method="network", model=str(path), size=max(size), tile_size=80, tile_overlap=20)
+    assert "tiles" not in whole_picture.info and tiled_picture.info["tiles"] == plan.scales[-1].tiling.tile_count(
+        plan.tiled_areas[-1]) > 1  # what the command line's last line says
 
 
 @pytest.mark.parametrize("name,styles", [("starry_night", 1), ("four_paintings", 4)])
