@@ -502,8 +502,11 @@ class RunPlan:
             else:
                 t, area = scale.tiling, self.tiled_areas[k] if self.tiled_areas else scale.size
                 th, tw = t.largest_box(area)
+                margin = (area[0] - scale.height) // 2  # tiles laid over the picture and a reflected margin
+                over = f" over the picture and its {margin} px margin" if margin > 0 else ""
                 line += ((" per tile" if not self.one_pass else "") + f" in {t.rounds} round(s), "
-                         f"{t.tile_count(area)} tiles of up to {tw}x{th} with {t.overlap} px overlap, ~{seconds:.0f} s")
+                         f"{t.tile_count(area)} tiles of up to {tw}x{th}{over} with {t.overlap} px overlap, "
+                         f"~{seconds:.0f} s")
             lines.append(line)
         room = (f"{self.allowed_bytes / 2**20:.0f} MiB allowed by --max-memory" if self.allowed_bytes is not None
                 else f"{self.free_bytes / 2**20:.0f} MiB free")
