@@ -15,10 +15,13 @@ EXIT_INTERRUPTED = 130  # as painterly.cli's
 
 def main() -> int:
     pressed: list[int] = []
-    try:
-        previous = signal.signal(signal.SIGINT, lambda number, frame: pressed.append(number))
-    except ValueError:  # not the main thread: nothing to hold back
-        previous = None
+    previous = None
+    # only where Ctrl-C would raise: a SIGINT the parent had ignored (nohup, `trap '' INT`) stays ignored
+    if signal.getsignal(signal.SIGINT) is signal.default_int_handler:
+        try:
+            previous = signal.signal(signal.SIGINT, lambda number, frame: pressed.append(number))
+        except ValueError:  # not the main thread: nothing to hold back
+            pass
     try:
         from painterly.cli import main as run
     except KeyboardInterrupt:

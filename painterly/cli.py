@@ -219,7 +219,11 @@ def _run(args: argparse.Namespace, argv: Optional[Sequence[str]] = None) -> int:
     if size_max:
         del options["size"]
     base = _load_config(args.config, args.method) if args.config else None
-    config = make_config(args.method, base, **options_for_method(args.method, options, chosen))
+    try:
+        given = options_for_method(args.method, options, chosen)
+    except PainterlyError as exc:  # the method the user did not type on the command line: say where it came from
+        raise PainterlyError(f"{exc}; config '{args.config}' names the method") if named is not None else exc from None
+    config = make_config(args.method, base, **given)
     if size_max or args.dry_run:
         if args.content is None:
             raise _UsageError("a CONTENT image is needed for " + ("--size max" if size_max else "--dry-run"))

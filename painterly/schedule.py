@@ -226,6 +226,8 @@ def least_long_side(aspect_hw: tuple[int, int], peak_bytes: Callable[[tuple[int,
     refused, long_side = 15, 16
     while long_side < 65536 and not takes(long_side):
         refused, long_side = long_side, math.ceil(long_side * 1.5)
+    if long_side >= 65536:  # none taken: the bound, untested, as before (a search here would find nothing)
+        return long_side
     while long_side - refused > 1:  # the least between the last refused and the first taken, not 1.5x past it
         mid = (refused + long_side) // 2
         refused, long_side = (refused, mid) if takes(mid) else (mid, long_side)
@@ -336,10 +338,12 @@ def fit_tiling(size: tuple[int, int], iterations: int, model: MemoryModel, budge
             smallest = tile
             if model.scale_bytes(size, plan_tiling(tile, overlap, rounds), per_round) <= budget:
                 return plan_tiling(tile, overlap, rounds)
-        best = largest_tiled_long_side(size, model, budget, overlap, rounds, per_round)
+        # the sizes the same ladder fits, a picture within one tile run whole with all its iterations
+        best = largest_tiled_long_side(size, model, budget, overlap, rounds, per_round, iterations, smallest)
         if best == 0:  # the run's fixed part alone (the network, a model, the heap) is over the budget
-            least = least_long_side(size, lambda hw: model.scale_bytes(hw, None, per_round))
-            raise fixed_part_error(model.scale_bytes(fit_long_side(*size, least), None, per_round), budget, share=1.0)
+            least = least_long_side(size, lambda hw: model.scale_bytes(hw, None, iterations))
+            raise fixed_part_error(model.scale_bytes(fit_long_side(*size, least), None, iterations), budget, share=1.0)
+        best = min(best, max(size) - 1)  # tile grids make fitting uneven in size: never the size refused
         floor = model.scale_bytes(size, plan_tiling(smallest, overlap, rounds), per_round)
         how = (f" even in {smallest} px tiles (what a tiled run keeps at full size grows with the picture)"
                if max(size) > smallest else "")  # a picture within one tile: tiles are no way out
@@ -363,15 +367,19 @@ def fixed_part_error(smallest: int, budget: int, share: float = 0.9) -> Painterl
 
 
 def largest_tiled_long_side(aspect_hw: tuple[int, int], model: MemoryModel, budget: int,
-                            overlap: int | None = None, rounds: int = 2, iterations: int = 1) -> int:
-    """Largest long side (px) that fits in `budget` bytes when run in MIN_AUTO_TILE px tiles; 0 when not
-    even 16 px does."""
+                            overlap: int | None = None, rounds: int = 2, iterations: int = 1,
+                            whole_iterations: Optional[int] = None, tile: int = MIN_AUTO_TILE) -> int:
+    """Largest long side (px) that fits in `budget` bytes whole (its `whole_iterations`, by default
+    `iterations`) or in `tile` px tiles (`iterations` a round); 0 when not even 16 px does."""
+    whole_iterations = iterations if whole_iterations is None else whole_iterations
+
     def fits(long_side: int) -> bool:
         size = fit_long_side(*aspect_hw, long_side)
-        tiling = None if max(size) <= MIN_AUTO_TILE else plan_tiling(MIN_AUTO_TILE, overlap, rounds)
-        return model.scale_bytes(size, tiling, iterations) <= budget
+        if model.scale_bytes(size, None, whole_iterations) <= budget:
+            return True
+        return max(size) > tile and model.scale_bytes(size, plan_tiling(tile, overlap, rounds), iterations) <= budget
 
-    least = least_long_side(aspect_hw, lambda hw: model.scale_bytes(hw, None, iterations))
+    least = least_long_side(aspect_hw, lambda hw: model.scale_bytes(hw, None, whole_iterations))
     if not fits(least):
         return 0
     lo, hi = least, 1 << 20
@@ -388,8 +396,8 @@ def plan_tiles(plan: Sequence[Scale], model: MemoryModel, budget: int, tile_size
     tiled = []
     least_tile = 4 * (overlap if overlap is not None else MIN_OVERLAP)  # a Tiling's least: 4x its overlap
     if tile_size and tile_size < least_tile:
-        shared = f"--tile-overlap {overlap}" if overlap is not None else f"the {MIN_OVERLAP} px tiles share at least"
-        raise PainterlyError(f"--tile-size must be at least {least_tile} (4x {shared}), got {tile_size}")
+        shared = f"--tile-overlap {overlap}" if overlap is not None else f"the least overlap, {MIN_OVERLAP} px"
+        raise PainterlyError(f"--tile-size must be at least {least_tile}, 4x {shared}; got {tile_size}")
     for scale in reversed(plan):  # the largest first, so a refusal names the output's size
         if tile_size and (scale.height / tile_size) * (scale.width / tile_size) > MAX_TILES:
             # planning itself grows with the tiles (a 65536 px print in 64 px tiles: minutes before a word)
@@ -512,6 +520,8 @@ class RunPlan:
                 else f"{self.free_bytes / 2**20:.0f} MiB free")
         lines.append(f"  estimated peak memory: {self.peak_bytes / 2**20:.0f} MiB ({room})"
                      + (f" -- does NOT fit: {self.problem}" if self.problem else ""))
-        seconds = f"{self.seconds:.1f}" if self.seconds < 9.95 else f"{self.seconds:.0f}"  # a pass's 0.47 s was "~0 s"
-        lines.append(f"  estimated time: ~{seconds} s ({self.time_model})")
+        # a pass's 0.47 s was "~0 s"
+        seconds = ("<0.1" if self.seconds < 0.05 else f"~{self.seconds:.1f}" if self.seconds < 9.95
+                   else f"~{self.seconds:.0f}")
+        lines.append(f"  estimated time: {seconds} s ({self.time_model})")
         return "\n".join(lines)

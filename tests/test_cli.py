@@ -270,6 +270,8 @@ def test_a_config_file_may_name_its_method_as_the_web_apis_options_do(tmp_path, 
     assert code == 0 and painterly.StrotssConfig.from_json(out).iterations == 7
     code, _, err = run(["--config", tmp_path / "cfg.json", "--method", "gatys", "--config-json"], capsys)
     assert code == 2 and "is a strotss config" in err
+    code, _, err = run(["--config", tmp_path / "cfg.json", "--model", "starry_night", "--config-json"], capsys)
+    assert code == 2 and "config '" in err and "' names the method" in err  # not typed: said where it came from
     (tmp_path / "odd.json").write_text(json.dumps({"method": "pix2pix"}))
     code, _, err = run(["--config", tmp_path / "odd.json", "--config-json"], capsys)
     assert code == 2 and "unknown method 'pix2pix'" in err
@@ -322,6 +324,10 @@ INTERRUPTED_IMPORT = """
 import os, signal, sys
 import _painterly_command
 
+sys.argv = ["painterly", "--version"]
+if os.environ.get("IGNORED"):  # as nohup or `trap '' INT` leave it
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+
 class CtrlC:  # Ctrl-C pressed while painterly (torch with it) is still being imported
     def find_spec(self, name, path=None, target=None):
         if name == "painterly.cli":
@@ -342,6 +348,10 @@ def test_ctrl_c_while_painterly_imports_is_one_line_and_130(tmp_path):
                           cwd=tmp_path)
     assert proc.returncode == 130
     assert proc.stderr == "painterly: interrupted\n" and proc.stdout == ""
+    # a SIGINT the parent ignored stays ignored: the command runs on
+    proc = subprocess.run([sys.executable, "-c", INTERRUPTED_IMPORT], capture_output=True, text=True, timeout=120,
+                          cwd=tmp_path, env={**os.environ, "IGNORED": "1"})
+    assert proc.returncode == 0 and proc.stdout.startswith("painterly ")
 
 
 # --- user errors: one line, status 2, nothing written ---------------------------------------------

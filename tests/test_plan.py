@@ -389,8 +389,17 @@ def test_a_picture_that_fits_only_in_small_tiles_takes_them_rather_than_a_smalle
     named = int(re.search(r"--tile-size (\d+) or less", str(refused.value)).group(1))
     assert make_plan(recipe, dataclasses.replace(config, tile_size=named), (288, 384), [(288, 384)], "cpu", "bf16",
                      budget=budget)[0].tiling.tile <= named
+    # under even 96 px tiles' need: the size named is one the same ladder of tiles fits (it named 88 px
+    # from 256 px tiles alone where 214 px fits)
+    lower = model.scale_bytes((288, 384), plan_tiling_of(96), 1) - 2**20
+    with pytest.raises(PainterlyError, match=r"even in 96 px tiles") as refused:
+        make_plan(recipe, config, (288, 384), [(288, 384)], "cpu", "bf16", budget=lower)
+    best = int(re.search(r"about --size (\d+)", str(refused.value)).group(1))
+    fitted = make_plan(recipe, dataclasses.replace(config, size=best), (288, 384), [(288, 384)], "cpu", "bf16",
+                       budget=lower)
+    assert 150 < best < 384 and all(scale_peak_bytes(s, model) <= lower for s in fitted)
     for tiny in (1, 10):
-        with pytest.raises(PainterlyError, match=r"^--tile-size must be at least 64 "):
+        with pytest.raises(PainterlyError, match=r"^--tile-size must be at least 64"):
             make_plan(recipe, dataclasses.replace(config, tile_size=tiny), (288, 384), [(288, 384)], "cpu", "bf16")
 
 

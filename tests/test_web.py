@@ -3,6 +3,7 @@ persistence, the event stream, and the Host/token/origin checks (FastAPI's test 
 
 from __future__ import annotations
 
+import dataclasses
 import io
 import json
 import time
@@ -781,3 +782,37 @@ def test_serve_refuses_an_address_it_cannot_bind_or_a_data_file_in_one_line(tmp_
         assert err.startswith("painterly: error:") and fragment in err and "\n" not in err, err
         assert not (tmp_path / "jobs").exists()
     taken.close()
+
+
+def test_head_answers_as_get_on_a_real_server_and_the_connection_goes_on(settings):
+    """HEAD rewrote the server's own scope to GET, so uvicorn sent a body after a HEAD's headers: the
+    connection broke ("Too much data for declared Content-Length") and the next request got no answer.
+    The test client could not show it; a real server on a kept-alive connection does."""
+    import http.client
+    import socket
+    import threading
+
+    import uvicorn
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    server = uvicorn.Server(uvicorn.Config(create_app(dataclasses.replace(settings, port=port)), host="127.0.0.1",
+                                           port=port, log_level="warning"))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 30
+    while not server.started and time.monotonic() < deadline:
+        time.sleep(0.05)
+    try:
+        connection = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+        for method, path, kind in (("HEAD", "/api/methods", "application/json"), ("GET", "/api/examples", "json"),
+                                   ("HEAD", "/api/examples/tubingen", "image/"), ("GET", "/api/jobs", "json")):
+            connection.request(method, path)
+            answer = connection.getresponse()
+            body = answer.read()
+            assert answer.status == 200 and kind in answer.getheader("content-type"), (method, path)
+            assert (body == b"") == (method == "HEAD") and int(answer.getheader("content-length")) > 0
+    finally:
+        server.should_exit = True
+        thread.join(30)

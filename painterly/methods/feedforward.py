@@ -185,10 +185,7 @@ class Network(Recipe):
             return mix, None, None
         if run.cache.get("stats_scale") != k:
             whole = self.targets(run, k, scale, style, None)[0]
-            # cells that fit in a tile with their surround; no smaller than half a tile (tiles under
-            # 4x the reach, 208 px, only where asked for), lest the surrounds cost more than the cells
-            side = min(scale.tiling.largest_box(scale.size))
-            cell = max(side - 2 * net.reach(), side // 2)
+            cell = statistics_cell(net, scale.size, scale.tiling)
             image = run.content_at(k, scale.size).to(next(net.parameters()).dtype)
             stats = net.statistics_in_cells(image.contiguous(memory_format=torch.channels_last), whole.to(run.device),
                                             cell, run.config.band_rows, run.progress)
@@ -242,6 +239,14 @@ int8_trunk = functools.lru_cache(maxsize=16)(Int8Trunk)
 NETWORK = register(Network())
 
 
+def statistics_cell(net: TransformerNet, size: tuple[int, int], tiling: Tiling) -> int:
+    """The side of the cells a tiled pass finds its statistics in: cells that fit in a tile with their surround,
+    no smaller than half a tile (tiles under 4x the reach, 208 px, only where asked for), lest the surrounds
+    cost more than the cells."""
+    side = min(tiling.largest_box(size))
+    return max(side - 2 * net.reach(), side // 2)
+
+
 def _surrounded_area(length: int, spans: Sequence[tuple[int, int]], around: int) -> int:
     """Pixels along one axis that spans read with `around` px of the picture each side (as far as it goes)."""
     return sum(min(length, end + around) - max(0, start - around) for start, end in spans)
@@ -261,9 +266,7 @@ def tiled_passes(net: TransformerNet, size: tuple[int, int], tiling: Tiling) -> 
     height, width = size
     costs = [conv.conv.weight.numel() / s ** 2 for conv, s in zip(net.convs, net.layer_scales())]
     up_to_each = sum(itertools.accumulate(costs[:-1])) / sum(costs)  # whole passes' worth, every normalised layer
-    side = min(tiling.largest_box(size))
-    reach = net.reach()
-    cell = max(side - 2 * reach, side // 2)  # as targets() cuts them
+    reach, cell = net.reach(), statistics_cell(net, size, tiling)
     cells = [[(i, min(length, i + cell)) for i in range(0, length, cell)] for length in (height, width)]
     surround = (_surrounded_area(height, cells[0], reach) * _surrounded_area(width, cells[1], reach)
                 / (height * width))
@@ -271,7 +274,7 @@ def tiled_passes(net: TransformerNet, size: tuple[int, int], tiling: Tiling) -> 
     around = net.reach(output=True)
     tiles = 0.0
     for r in range(tiling.rounds):
-        shift = (r % tiling.rounds) / tiling.rounds
+        shift = r / tiling.rounds
         rows = axis_spans(height, tiling.tile, tiling.overlap, shift, tiling.packed)
         cols = axis_spans(width, tiling.tile, tiling.overlap, shift, tiling.packed)
         tiles += _surrounded_area(height, rows, around) * _surrounded_area(width, cols, around) / (height * width)

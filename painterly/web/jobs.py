@@ -194,6 +194,7 @@ class JobStore:
             if job.state not in FINISHED or self.jobs.get(job.id) is not job:
                 return False
             del self.jobs[job.id]
+            (self.folder(job.id) / "job.json").unlink(missing_ok=True)  # first: a folder left in part is no job
             shutil.rmtree(self.folder(job.id), ignore_errors=True)
             self._changed()
             return True

@@ -34,6 +34,7 @@ import ipaddress
 import json
 import secrets
 import time
+from collections import Counter
 from http import HTTPStatus
 from importlib import resources
 from pathlib import Path
@@ -75,11 +76,11 @@ class ServerSettings:
     def host_allowed(self, header: str) -> bool:
         """Is `header` (the request's Host) this server? Loopback answers to localhost too; a wildcard
         bind (0.0.0.0, ::) answers to any name, with the token required instead."""
+        if self.host in ("0.0.0.0", "::"):  # any name, a missing Host too (the token is required instead)
+            return True
         name = host_name(header)
         if name is None:
             return False
-        if self.host in ("0.0.0.0", "::"):
-            return True
         if is_loopback(self.host):
             return name == "localhost" or (_is_ip(name) and is_loopback(name))
         return name == self.host.strip("[]").lower()
@@ -119,6 +120,32 @@ def is_loopback(host: str) -> bool:
 
 def _error(status: int, message: str) -> JSONResponse:
     return JSONResponse({"error": " ".join(message.split())}, status_code=status)
+
+
+class HeadAsGet:
+    """HEAD answered as GET without its body: FastAPI's routes take GET alone. The app sees a copy of the
+    request's scope saying GET (the server keeps its own, which says HEAD), and the body it sends is dropped:
+    rewriting the server's scope made uvicorn send a body after a HEAD's headers, which broke the
+    connection."""
+
+    def __init__(self, app) -> None:
+        self.app = app
+
+    async def __call__(self, scope, receive, send) -> None:
+        if scope["type"] != "http" or scope["method"] != "HEAD":
+            await self.app(scope, receive, send)
+            return
+        ended = False
+
+        async def headers_only(message) -> None:
+            nonlocal ended
+            if message["type"] == "http.response.start":
+                await send(message)
+            elif message["type"] == "http.response.body" and not ended:
+                ended = True  # the headers' end; what the GET would stream (events) goes nowhere
+                await send({"type": "http.response.body", "body": b"", "more_body": False})
+
+        await self.app({**scope, "method": "GET"}, receive, headers_only)
 
 
 def create_app(settings: ServerSettings) -> FastAPI:
@@ -171,8 +198,6 @@ def create_app(settings: ServerSettings) -> FastAPI:
     async def guard(request: Request, call_next):
         if not settings.host_allowed(request.headers.get("host", "")):
             return _error(400, "this Host is not the one painterly serves (DNS-rebinding protection)")
-        if request.method == "HEAD":  # FastAPI's routes take GET alone; the server sends a HEAD no body
-            request.scope["method"] = "GET"
         def matches(given: Optional[str]) -> bool:
             return bool(given) and hmac.compare_digest(given.encode(), settings.token.encode())
 
@@ -337,6 +362,7 @@ def create_app(settings: ServerSettings) -> FastAPI:
                                  headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"})
 
     app.openapi = lambda: app.openapi_schema or _described(app, FastAPI.openapi(app))
+    app.add_middleware(HeadAsGet)  # outermost: the guard and the routes see a GET
     return app
 
 
@@ -347,8 +373,7 @@ def _no_constant(word: str):
 def _no_twice(pairs: list) -> dict:
     """A JSON object whose keys are each given once: {"size": 64, "size": 99} is refused, not last-one-wins
     (as a form field given twice is)."""
-    keys = [key for key, _ in pairs]
-    twice = sorted({key for key in keys if keys.count(key) > 1})
+    twice = sorted(key for key, count in Counter(key for key, _ in pairs).items() if count > 1)
     if twice:
         raise ValueError(f"{', '.join(twice)} given twice")
     return dict(pairs)

@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import AsyncIterator, BinaryIO, Optional
 
-from python_multipart.multipart import MultipartParser, parse_options_header
+from python_multipart.multipart import MultipartParser, MultipartState, parse_options_header
 
 
 class UploadError(Exception):
@@ -56,7 +56,7 @@ async def read_form(content_type: str, body: AsyncIterator[bytes], folder: Path,
     form = Form()
     header_name, header_value = bytearray(), bytearray()
     headers: dict[bytes, bytes] = {}
-    state: dict = {"file": None, "text": None, "name": "", "ended": False}
+    state: dict = {"file": None, "text": None, "name": ""}
 
     def on_part_begin() -> None:
         headers.clear()
@@ -120,12 +120,12 @@ async def read_form(content_type: str, body: AsyncIterator[bytes], folder: Path,
     parser = MultipartParser(params[b"boundary"], {
         "on_part_begin": on_part_begin, "on_header_field": on_header_field, "on_header_value": on_header_value,
         "on_header_end": on_header_end, "on_headers_finished": on_headers_finished, "on_part_data": on_part_data,
-        "on_part_end": on_part_end, "on_end": lambda: state.update(ended=True)})
+        "on_part_end": on_part_end})
     try:
         async for chunk in body:
             parser.write(chunk)
         parser.finalize()
-        if not state["ended"]:  # cut short: its last file would be read as a truncated (or no) image
+        if parser.state != MultipartState.END:  # cut short: its last file would be read as a truncated image
             raise UploadError(400, "malformed multipart body (it ends before its closing boundary)")
     except UploadError:
         raise
