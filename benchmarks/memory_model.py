@@ -61,6 +61,9 @@ def main() -> None:
     p.add_argument("--history", type=int, default=0, metavar="N",
                    help="also measure 256 px with N iterations (checks the L-BFGS history term; N > 100 fills it)")
     p.add_argument("--method", choices=("gatys", "strotss"), default="gatys")
+    p.add_argument("--iterations", type=int, default=None, metavar="N",
+                   help="steps per run (default 2 for gatys; 10 for strotss, whose peak grows over its first "
+                        "steps: 2 read 80 MiB under the steady state at 512 px)")
     p.add_argument("--worker", nargs=4, metavar=("SIZE", "PRECISION", "ITERATIONS", "METHOD"), help=argparse.SUPPRESS)
     p.add_argument("--json", help="also write the raw measurements here")
     args = p.parse_args()
@@ -69,7 +72,8 @@ def main() -> None:
         return
     rows, raw = [], []
     header = ["size", "precision", "iterations", "predicted MiB", "measured MiB", "error", "s/iter"]
-    runs = [(int(s), p, ITERATIONS) for p in args.precisions.split(",") for s in args.sizes.split(",")]
+    steps = args.iterations or (10 if args.method == "strotss" else ITERATIONS)
+    runs = [(int(s), p, steps) for p in args.precisions.split(",") for s in args.sizes.split(",")]
     if args.history:
         runs += [(256, p, args.history) for p in args.precisions.split(",")]
     for size, precision, iterations in runs:

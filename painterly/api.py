@@ -17,7 +17,8 @@ from .driver import Session, check_inputs, check_session, make_plan, memory_budg
 from .errors import PainterlyError, require_file
 from .guidance import check_guides, paired_regions
 from .hardware import INT8_ONE_PASS_ONLY, free_memory_bytes, resolve_device
-from .image import ImageLike, as_tensor, fit_long_side, image_list, open_image, resize, split_alpha, tensor_to_pil
+from .image import (ImageLike, as_map, as_tensor, fit_long_side, image_list, open_image, resize, split_alpha,
+                    tensor_to_pil)
 from . import methods as _builtin_methods  # noqa: F401  (the built-in methods register themselves)
 from .progress import Callback
 from .recipe import REGISTRY, Recipe
@@ -159,8 +160,8 @@ class _Request:
         check_inputs(recipe, style_masks, guidance=() if given_guidance else None, config=cfg)
         pairs = None
         if content_guidance is not None or style_guidance is not None:
-            content_guide = None if content_guidance is None else as_tensor(content_guidance, "content guidance")
-            style_guides = [as_tensor(g, "style guidance") for g in ([] if style_guidance is None else
+            content_guide = None if content_guidance is None else as_map(content_guidance, "content guidance")
+            style_guides = [as_map(g, "style guidance") for g in ([] if style_guidance is None else
                                                                         image_list(style_guidance))]
             check_guides(content_guide, style_guides, content_t, style_ts)
             # paired once here, so a guide sharing no colour fails before any work
@@ -400,7 +401,7 @@ def load_style_masks(sources: Sequence[ImageLike], count: Optional[int], content
     h, w = content.shape[-2:]
     masks = []
     for i, source in enumerate(sources, start=1):
-        mask = as_tensor(source, f"style mask {i}").mean(dim=1, keepdim=True)
+        mask = as_map(source, f"style mask {i}").mean(dim=1, keepdim=True)
         mh, mw = mask.shape[-2:]
         if abs(mw / mh - w / h) > 0.02 * (w / h):
             raise PainterlyError(f"style mask {i} is {mw}x{mh} but the content is {w}x{h}; "

@@ -18,6 +18,7 @@ import json
 import os
 import shutil
 import time
+from collections import Counter
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Callable, Iterable, Iterator, Optional, Sequence, Union
@@ -25,7 +26,8 @@ from typing import Callable, Iterable, Iterator, Optional, Sequence, Union
 from .api import asks_size_max, make_config, method_for, method_options, stylize
 from .errors import DamagedImageError, ImageTooLargeError, NotAnImageError, PainterlyError
 from .hardware import resolve_device
-from .image import READ_SUFFIXES, SAVE_FORMATS, open_image, remove_stale_parts, save_image, write_bytes_atomic
+from .image import (READ_SUFFIXES, SAVE_FORMATS, natural_key, open_image, remove_stale_parts, save_image,
+                    write_bytes_atomic)
 from .videoio import VIDEO_SUFFIXES, VideoSource, is_video_path
 
 DONE, SKIPPED, FAILED = "done", "skipped", "failed"
@@ -62,10 +64,11 @@ def expand_images(patterns: Sequence[str]) -> list[str]:
     found: list[str] = []
     for pattern in patterns:
         path = Path(pattern)
-        if path.is_dir():
-            found += sorted(str(p) for p in path.rglob("*") if p.suffix.lower() in (*READ_SUFFIXES, *VIDEO_SUFFIXES))
-        elif any(c in pattern for c in "*?["):
-            matches = sorted(glob.glob(pattern, recursive=True))
+        if path.is_dir():  # its files (a folder named x.jpg, a broken link: not pictures to paint)
+            found += sorted((str(p) for p in path.rglob("*")
+                             if p.suffix.lower() in (*READ_SUFFIXES, *VIDEO_SUFFIXES) and p.is_file()), key=natural_key)
+        elif any(c in pattern for c in "*?[") and not path.exists():  # 'photo [1].png' is a file, not a pattern
+            matches = sorted(glob.glob(pattern, recursive=True), key=natural_key)
             if not matches:
                 raise PainterlyError(f"'{pattern}' matches no file")
             found += matches
@@ -99,6 +102,17 @@ def output_folders(contents: Sequence[str]) -> dict[str, Path]:
     return places
 
 
+def distinct_stems(paths: Sequence[str]) -> dict[str, str]:
+    """Each file's name without its extension, or with it where another file of its folder has the same name
+    (same.png and same.jpg: both wrote same__style.png, and the batch was refused)."""
+    def key(path: str) -> tuple[str, str]:
+        return os.path.dirname(os.path.abspath(path)), Path(path).stem
+
+    count = Counter(key(p) for p in dict.fromkeys(paths))
+    return {p: f"{Path(p).stem}-{Path(p).suffix.lstrip('.').lower()}" if count[key(p)] > 1 else Path(p).stem
+            for p in paths}
+
+
 def pair_jobs(contents: Sequence[str], styles: Sequence[str], models: Sequence[str], output_dir: str,
               options: dict, style_set: bool = False) -> list[BatchJob]:
     """Every content with every style (or, with style_set, with all the styles at once) and every model."""
@@ -115,8 +129,9 @@ def pair_jobs(contents: Sequence[str], styles: Sequence[str], models: Sequence[s
     if styles:
         groups = [tuple(styles)] if style_set else [(s,) for s in styles]
         places = output_folders(styles)  # styles sharing a name: told apart by their folders, as contents are
+        stems = distinct_stems(styles)
         for group in groups:
-            label = "set" if style_set else "-".join((*places[group[0]].parts, Path(group[0]).stem))
+            label = "set" if style_set else "-".join((*places[group[0]].parts, stems[group[0]]))
             sides.append((label, group, dict(options)))
     if models:  # a model's jobs take only the options its method has (no iterations for a network)
         shared = options_for(method_for(["model"]), options)
@@ -126,11 +141,11 @@ def pair_jobs(contents: Sequence[str], styles: Sequence[str], models: Sequence[s
                    {**shared, "model": model}) for model in models]
 
     def jobs_of(images: Sequence[str]) -> list[BatchJob]:
-        places = output_folders(images)
+        places, stems = output_folders(images), distinct_stems(images)
         jobs = []
         for content in images:
             for label, group, side_options in sides:
-                name = (places[content] / f"{Path(content).stem}__{label}").as_posix()
+                name = (places[content] / f"{stems[content]}__{label}").as_posix()
                 suffix = ".mp4" if is_video_path(content) else ".png"
                 jobs.append(BatchJob(name, os.path.abspath(content), tuple(os.path.abspath(s) for s in group),
                                      os.path.abspath(Path(output_dir) / f"{name}{suffix}"), side_options))

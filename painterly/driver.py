@@ -378,6 +378,10 @@ class _FrameRun:
                 image = self.whole_scale(k, scale, image, style, resumed, deadline)
             else:
                 image = self.tiled_scale(k, scale, image, style, resumed, deadline)
+            if k < len(plan) - 1:  # a coarser scale's targets are not kept through the finer ones' peaks (the
+                # memory model counts a scale's own: STROTSS's three coarser ones held 110 MiB more at 512 px);
+                # the final scale's are, for the next frame of a video
+                del self.session._style_cache[key], style
         if tuple(image.shape[-2:]) != plan[-1].size:  # stopped at a coarser scale: the size asked for
             image = resize(image, plan[-1].size)
         if self.checkpoint is not None:

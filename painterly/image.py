@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import glob
 import os
+import re
 import tempfile
 import warnings
 from pathlib import Path
@@ -195,6 +196,26 @@ def as_tensor(source: ImageLike, what: str = "image") -> torch.Tensor:
         return t.float().clamp(0, 1).contiguous()
     rgb, _ = split_alpha(open_image(source, what))
     return pil_to_tensor(rgb)
+
+
+def as_map(source: ImageLike, what: str = "map") -> torch.Tensor:
+    """A mask or colour-coded map as as_tensor gives it, with transparency read as black, unpainted: a mask
+    painted white on a transparent layer, flattened onto white as pictures are, was white all over and
+    silently did nothing."""
+    if isinstance(source, (torch.Tensor, np.ndarray)):
+        return as_tensor(source, what)
+    img = open_image(source, what)
+    if img.mode == "RGBA":
+        black = Image.new("RGB", img.size, (0, 0, 0))
+        black.paste(img, mask=img.getchannel("A"))
+        img = black
+    return pil_to_tensor(img)
+
+
+def natural_key(path: Union[str, os.PathLike]) -> list:
+    """A sort key that orders the numbers in names by value: frame 2 before frame 10 (text order played a
+    folder's 1, 10, 11, 2, ... as a video)."""
+    return [int(part) if i % 2 else part for i, part in enumerate(re.split(r"(\d+)", str(path)))]
 
 
 def fit_long_side(height: int, width: int, long_side: int) -> tuple[int, int]:

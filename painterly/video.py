@@ -39,8 +39,8 @@ from .driver import Session
 from .errors import PainterlyError
 from .flow import tracked, warp
 from .hardware import resumed_threads
-from .image import (ImageLike, as_tensor, open_image, pil_to_tensor, refuse_overwriting_inputs, save_image, split_alpha,
-                    tensor_to_pil, write_bytes_atomic)
+from .image import (ImageLike, as_map, as_tensor, open_image, pil_to_tensor, refuse_overwriting_inputs, save_image,
+                    split_alpha, tensor_to_pil, write_bytes_atomic)
 from .progress import Callback, StopRun
 from .recipe import Place
 from .schedule import RunPlan
@@ -467,8 +467,8 @@ def _guide_tensors(content_guidance, style_guidance) -> list[Optional[torch.Tens
         return []
     if isinstance(style_guidance, (str, os.PathLike)) or (style_guidance is not None and not isinstance(style_guidance, Sequence)):
         style_guidance = [style_guidance]
-    content_guide = None if content_guidance is None else as_tensor(content_guidance, "content guidance")
-    return [content_guide, *(as_tensor(g, "style guidance") for g in (style_guidance or []))]
+    content_guide = None if content_guidance is None else as_map(content_guidance, "content guidance")
+    return [content_guide, *(as_map(g, "style guidance") for g in (style_guidance or []))]
 
 
 def _guides(guide_tensors: list, styles, frames: VideoSource):

@@ -18,7 +18,8 @@ import numpy as np
 import torch
 
 from .errors import PainterlyError
-from .image import READ_SUFFIXES, check_writable, fit_long_side, open_image, part_prefix, pil_to_tensor, save_image, split_alpha
+from .image import (READ_SUFFIXES, check_writable, fit_long_side, natural_key, open_image, part_prefix, pil_to_tensor,
+                    save_image, split_alpha)
 
 VIDEO_SUFFIXES = (".mp4", ".mov", ".mkv", ".m4v", ".avi")  # containers that take H.264
 # Audio codecs the MP4/MOV family takes as they are; anything else (PCM from an AVI, say) is left out
@@ -83,7 +84,8 @@ class VideoSource:
 
     # --- a folder of frames -------------------------------------------------------------------
     def _folder_files(self) -> list[Path]:
-        files = sorted(p for p in self.path.iterdir() if p.suffix.lower() in FRAME_SUFFIXES and not p.name.startswith("."))
+        files = sorted((p for p in self.path.iterdir() if p.suffix.lower() in FRAME_SUFFIXES and not p.name.startswith(".")),
+                       key=natural_key)  # frame_2 before frame_10
         first = int(round(self.start * self.folder_rate))
         last = len(files) if self.end is None else int(round(self.end * self.folder_rate))
         return files[first:last:self.every]

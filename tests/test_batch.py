@@ -36,6 +36,24 @@ def test_pairs_cover_every_content_with_every_style_and_model(images, tmp_path):
         painterly.expand_images([str(images / "*.gif")])
 
 
+def test_a_folder_of_unusual_names_gives_every_picture_in_number_order(images, tmp_path):
+    """A user's zoo: 'photo [1].png' was taken for a glob matching nothing; a folder named x.jpg and a broken
+    link under a folder refused the whole batch ('does not exist'); same.png beside same.jpg both wrote
+    same__...png and the batch was refused; frame 10 came before frame 2."""
+    zoo = tmp_path / "zoo"
+    zoo.mkdir()
+    for name in ("photo [1].png", "same.png", "same.jpg", "f2.png", "f10.png"):
+        Image.new("RGB", (40, 30), (90, 120, 150)).save(zoo / name)
+    (zoo / "folder.jpg").mkdir()
+    (zoo / "gone.png").symlink_to(zoo / "nowhere.png")
+    assert painterly.expand_images([str(zoo / "photo [1].png")]) == [str(zoo / "photo [1].png")]
+    found = painterly.expand_images([str(zoo)])
+    assert [Path(f).name for f in found] == ["f2.png", "f10.png", "photo [1].png", "same.jpg", "same.png"]
+    jobs = painterly.pair_jobs(found, [str(images / "style.png")], [], str(tmp_path / "out"), TINY)
+    assert [j.name for j in jobs] == ["f2__style", "f10__style", "photo [1]__style", "same-jpg__style",
+                                      "same-png__style"]
+
+
 def test_photos_of_one_name_in_several_folders_keep_their_folders_under_the_output(images, tmp_path):
     """A camera's IMG_0001.jpg in two folders made two jobs write one file, and the whole batch was refused;
     those keep their folders below the one they share, while the others stay side by side."""

@@ -160,6 +160,11 @@ class CountingGatys(Gatys):
         return super().style_targets(run, k, scale)
 
 
+def session_plan_final(session, content):
+    from painterly.driver import make_plan
+    return make_plan(session.recipe, session.config, tuple(content.shape[-2:]), [(32, 32)], "cpu", "fp32")[-1]
+
+
 def test_session_reuses_style_targets_across_frames_and_takes_extra_terms(tiny):
     g = torch.Generator().manual_seed(2)
     frames = [torch.rand(1, 3, 32, 48, generator=g) for _ in range(3)]
@@ -175,7 +180,10 @@ def test_session_reuses_style_targets_across_frames_and_takes_extra_terms(tiny):
 
     plain = [session.run(f, frame=i) for i, f in enumerate(frames[:2])]
     pulled = session.run(frames[2], extra_terms={"pull": pull}, frame=2, callback=infos.append)
-    assert recipe.style_calls == 2             # once per scale, not once per frame
+    # the final scale's once, not once per frame; the coarser scale's each frame, since they are not held
+    # through the finer scale's peak (video's later frames run the final scale alone)
+    assert recipe.style_calls == 1 + 3
+    assert list(session._style_cache) == [(1, session_plan_final(session, frames[0]))]
     assert all(info.frame == 2 and "pull" in info.losses for info in infos)
     assert infos[-1].losses["pull"] < infos[0].losses["pull"]
     reference = Session(GATYS, config, [style], extractor=tiny).run(frames[2])

@@ -684,3 +684,18 @@ def test_blend_weights_are_relative_even_at_the_edge_of_floats(content, style, t
                                                           device="cpu", style_blend_weights=weights), extractor=tiny)
     assert torch.equal(two((1e308, 1e308)), two((1.0, 1.0)))
     torch.testing.assert_close(two((3.0, 1.0)), two((0.75, 0.25)))
+
+
+def test_a_mask_painted_on_a_transparent_layer_reads_transparent_as_unpainted(tmp_path, content, blue, tiny):
+    """A white brush on a transparent layer (as image editors save a mask) was flattened onto white as a
+    picture is: white all over, so the mask did nothing, unsaid."""
+    from PIL import Image
+
+    layer = Image.new("RGBA", (64, 48), (0, 0, 0, 0))
+    layer.paste((255, 255, 255, 255), (0, 0, 32, 48))  # the left half painted
+    layer.save(tmp_path / "mask.png")
+    opaque = Image.new("RGB", (64, 48), (0, 0, 0))
+    opaque.paste((255, 255, 255), (0, 0, 32, 48))
+    from painterly.api import load_style_masks
+    read, expected = (load_style_masks([source], 1, content)[0] for source in (tmp_path / "mask.png", opaque))
+    assert torch.equal(read, expected) and float(read[..., 40:].max()) == 0

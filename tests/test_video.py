@@ -469,3 +469,13 @@ def test_plan_video_and_the_video_dry_run_count_the_frames_and_paint_nothing(cli
         painterly.plan_video(clip, None, method="gatys", size=32)
     with pytest.raises(painterly.PainterlyError, match="is a video option"):
         painterly.plan_video(clip, EXAMPLES / "starry_night.jpg", size=32, every=2)
+
+
+def test_a_folder_of_frames_plays_in_number_order(tmp_path):
+    """Frames named 1.png .. 11.png played 1, 10, 11, 2, ... (text order): a scrambled video, unsaid."""
+    from PIL import Image
+
+    for n in range(1, 12):
+        Image.new("RGB", (16, 16), (n * 20, 0, 0)).save(tmp_path / f"{n}.png")
+    reds = [round(float(frame[0, 0].mean()) * 255) for frame in VideoSource(tmp_path, fps=25)]
+    assert reds == [n * 20 for n in range(1, 12)]
