@@ -321,8 +321,12 @@ def fsync_folder(folder: Union[str, os.PathLike]) -> None:
 
 def part_prefix(path: Union[str, os.PathLike]) -> str:
     """How every temporary file written beside `path` on its way to becoming it begins (hidden, named after
-    it), so remove_stale_parts can find what a killed writer left."""
-    return f".{Path(path).name}."
+    it), so remove_stale_parts can find what a killed writer left. A long name is cut to 200 bytes: a name
+    the file system allows (255) was refused as 'File name too long' once the temporary's 15 were added."""
+    name = Path(path).name
+    while len(os.fsencode(name)) > 200:
+        name = name[:-1]
+    return f".{name}."
 
 
 def atomic_save(path: Union[str, os.PathLike], save_to: Callable[[str], None], durable: bool = False) -> None:

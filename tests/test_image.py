@@ -13,7 +13,7 @@ from PIL import Image
 
 import painterly
 from painterly.errors import PainterlyError
-from painterly.image import as_tensor, check_writable, open_image, save_image
+from painterly.image import as_tensor, check_writable, open_image, part_prefix, save_image
 
 RED, BLUE = (255, 0, 0), (0, 0, 255)
 
@@ -428,3 +428,18 @@ def test_open_image_takes_the_tensors_its_message_names():
     assert open_image(t[None]).size == (5, 4)
     with pytest.raises(PainterlyError, match=r"image tensor must be 1x3xHxW or 3xHxW, got \(2, 3, 4, 4\)"):
         open_image(torch.rand(2, 3, 4, 4))
+
+
+def test_an_output_name_the_file_system_allows_is_written_and_its_leftovers_found(tmp_path):
+    """A 250-byte name (the limit is 255) was refused, 'File name too long': the temporary file beside it
+    added 15 bytes. Japanese or emoji names reach it sooner (3-4 bytes a character)."""
+    from painterly.image import remove_stale_parts
+
+    out = tmp_path / ("日本" * 40 + "x" * 6 + ".png")  # 240 + 6 + 4 = 250 bytes
+    assert len(os.fsencode(out.name)) == 250
+    painterly.save_image(Image.new("RGB", (8, 8)), out)
+    assert Image.open(out).size == (8, 8) and [p.name for p in tmp_path.iterdir()] == [out.name]
+    stale = tmp_path / f"{part_prefix(out)}abcdefgh.part"  # what a killed writer leaves
+    stale.write_bytes(b"x")
+    remove_stale_parts(out)
+    assert not stale.exists() and out.exists()

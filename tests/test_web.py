@@ -816,3 +816,12 @@ def test_head_answers_as_get_on_a_real_server_and_the_connection_goes_on(setting
     finally:
         server.should_exit = True
         thread.join(30)
+
+
+def test_a_long_uploaded_name_keeps_its_extension():
+    """Cut at 120 characters, a long name lost its extension, and the job's command named a file without one."""
+    from painterly.web.uploads import _display_name
+
+    shown = _display_name(("holiday " * 30 + ".jpeg").encode())
+    assert len(shown) <= 120 and shown.endswith("….jpeg")
+    assert _display_name(b"..\\..\\x" * 50) == "x"  # still the base name alone

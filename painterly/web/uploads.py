@@ -38,7 +38,10 @@ class Form:
 def _display_name(raw: bytes) -> str:
     """The client's file name reduced to a short, printable base name (for display only)."""
     name = raw.decode("utf-8", "replace").replace("\\", "/").rsplit("/", 1)[-1]
-    name = "".join(c for c in name if c.isprintable())[:120]
+    name = "".join(c for c in name if c.isprintable())
+    if len(name) > 120:  # shortened in the middle: the extension stays (the job's command names the file)
+        stem, dot, suffix = name.rpartition(".")
+        name = f"{stem[:110]}…{dot}{suffix[:8]}" if dot and stem else name[:120]
     return name or "upload"
 
 
