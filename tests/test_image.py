@@ -443,3 +443,28 @@ def test_an_output_name_the_file_system_allows_is_written_and_its_leftovers_foun
     stale.write_bytes(b"x")
     remove_stale_parts(out)
     assert not stale.exists() and out.exists()
+
+
+def test_a_photo_in_another_colour_space_is_read_in_srgb(tmp_path):
+    """A phone's Display P3 photo was read as sRGB (5.4/255 off on average). Here the profile is sRGB with its
+    red and green primaries swapped: the file's pure red is green in sRGB, and is read so; an sRGB-tagged
+    file is read untouched, and a broken profile is ignored."""
+    import struct
+
+    from PIL import ImageCms
+
+    profile = bytearray(ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB")).tobytes())
+    tags = {}
+    for i in range(struct.unpack(">I", profile[128:132])[0]):
+        signature, offset, size = struct.unpack(">4sII", profile[132 + 12 * i:144 + 12 * i])
+        tags[signature] = (offset, size)
+    (red, size), (green, _) = tags[b"rXYZ"], tags[b"gXYZ"]
+    profile[red:red + size], profile[green:green + size] = profile[green:green + size], profile[red:red + size]
+    swapped = bytes(profile).replace("sRGB".encode("utf-16-be"), "odd!".encode("utf-16-be"))  # not named sRGB
+    for name, icc, expected in (("swapped.png", swapped, (0, 255, 0)),
+                                ("srgb.png", ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB")).tobytes(),
+                                 (255, 0, 0)),
+                                ("broken.png", b"not a profile", (255, 0, 0))):
+        Image.new("RGB", (8, 8), (255, 0, 0)).save(tmp_path / name, icc_profile=icc)
+        assert open_image(tmp_path / name).getpixel((0, 0)) == expected, name
+    assert "icc_profile" not in open_image(tmp_path / "swapped.png").info
