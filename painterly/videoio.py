@@ -240,6 +240,14 @@ def check_video_output(path: Path) -> None:
             raise PainterlyError(f"output '{path}' is a folder: name a video file, or a folder without a video "
                                  "extension for PNG frames")
         check_writable(path, VIDEO_SUFFIXES)
+        folder = f"{path.name}.frames"  # the work folder beside it (video.work_folder) must fit the name limit too
+        try:
+            limit = os.pathconf(path.parent if str(path.parent) else ".", "PC_NAME_MAX")
+        except (OSError, ValueError):
+            limit = 255
+        if len(os.fsencode(folder)) > limit:
+            raise PainterlyError(f"output '{path}' cannot be written (its name is too long for the folder of "
+                                 f"finished frames kept beside it, '{folder[:20]}...frames'); use a shorter name")
     elif path.suffix and not path.is_dir():
         raise PainterlyError(f"output '{path}': use a video extension ({', '.join(VIDEO_SUFFIXES)}) or a folder name "
                              "for frames")
