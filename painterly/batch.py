@@ -59,6 +59,9 @@ class JobResult:
 
 # --- building the job list -------------------------------------------------------------------------
 
+NAME_MAX = 255  # bytes in a file name on the usual file systems (ext4, XFS, APFS, NTFS's 255 UTF-16 units)
+
+
 def expand_images(patterns: Sequence[str]) -> list[str]:
     """Files named, matched by a glob, or found under a folder (recursively), sorted, without repeats."""
     found: list[str] = []
@@ -242,6 +245,10 @@ def check_jobs(jobs: Sequence[BatchJob]) -> list[BatchJob]:
         if not is_video_path(job.output) and Path(job.output).suffix.lower() not in SAVE_FORMATS:
             raise PainterlyError(f"job {job.name}: output '{job.output}' has an unknown extension; use one of "
                                  f"{', '.join(sorted(SAVE_FORMATS))}")
+        written = Path(job.output).name + (".frames" if is_video_path(job.output) else "")  # a video's work folder
+        if len(os.fsencode(written)) > NAME_MAX:  # found after the jobs before it ran, it stopped the batch
+            raise PainterlyError(f"job {job.name}: the output's name is over the file system's {NAME_MAX} bytes; "
+                                 "shorten the content's or the style's file name")
         key = str(Path(job.output).resolve())
         if key in seen:
             raise PainterlyError(f"jobs {seen[key]} and {job.name} both write '{job.output}'")

@@ -52,6 +52,11 @@ def test_a_folder_of_unusual_names_gives_every_picture_in_number_order(images, t
     jobs = painterly.pair_jobs(found, [str(images / "style.png")], [], str(tmp_path / "out"), TINY)
     assert [j.name for j in jobs] == ["f2__style", "f10__style", "photo [1]__style", "same-jpg__style",
                                       "same-png__style"]
+    long = zoo / ("x" * 240 + ".png")  # its output, x..x__style.png, would be 251 bytes: fine; __starry... not
+    Image.new("RGB", (40, 30)).save(long)
+    assert len(painterly.pair_jobs([str(long)], [str(images / "style.png")], [], str(tmp_path / "out"), TINY)) == 1
+    with pytest.raises(painterly.PainterlyError, match="over the file system's 255 bytes"):
+        painterly.pair_jobs([str(long)], [], ["starry_night"], str(tmp_path / "out"), {"size": 32})
 
 
 def test_photos_of_one_name_in_several_folders_keep_their_folders_under_the_output(images, tmp_path):
