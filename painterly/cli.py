@@ -129,27 +129,21 @@ def _guidance(args: argparse.Namespace) -> dict:
     return {k: v for k, v in given.items() if v is not None}
 
 
-def _config_data(path: str) -> dict:
-    """A --config file's JSON object ({} where it is none: _load_config says why)."""
-    try:
-        data = json.loads(Path(path).read_text())
-    except (OSError, UnicodeDecodeError, ValueError):
-        return {}
-    return data if isinstance(data, dict) else {}
-
-
-def _load_config(path: str, method: str):
+def _read_config(path: str) -> tuple[str, Optional[dict]]:
+    """A --config file's text, read once, and its JSON object (None where it is none: _load_config says why)."""
     try:
         text = Path(path).read_text()
     except (OSError, UnicodeDecodeError) as exc:
         raise PainterlyError(f"config '{path}' cannot be read ({getattr(exc, 'strerror', None) or exc})") from None
     try:
         data = json.loads(text)
-        if isinstance(data, dict):  # "method" as the web API's options and a manifest's rows name it
-            data.pop("method", None)
-            text = json.dumps(data)
     except ValueError:
-        pass  # from_json says what is wrong with it
+        return text, None
+    return text, data if isinstance(data, dict) else None
+
+
+def _load_config(path: str, method: str, text: str):
+    """The method's config from a --config file's `text` (its "method" taken out where it names one)."""
     try:
         return get_method(method).config_class.from_json(text)
     except PainterlyError as exc:
@@ -203,8 +197,9 @@ def _input_paths(args: argparse.Namespace) -> list[str]:
 
 def _run(args: argparse.Namespace, argv: Optional[Sequence[str]] = None) -> int:
     options = {name: getattr(args, name) for name in config_flags() if hasattr(args, name)}
-    saved = _config_data(args.config) if args.config else {}
-    named = saved.pop("method", None)
+    text, data = _read_config(args.config) if args.config else ("", None)
+    saved = dict(data or {})
+    named = saved.pop("method", None)  # as the web API's options and a manifest's rows name it
     if named is not None:  # a --config file naming its method (as the web API's options do)
         if not isinstance(named, str) or named.lower() not in available_methods():
             raise PainterlyError(f"config '{args.config}': unknown method {named!r}")
@@ -218,7 +213,7 @@ def _run(args: argparse.Namespace, argv: Optional[Sequence[str]] = None) -> int:
     size_max = options.get("size") == "max"
     if size_max:
         del options["size"]
-    base = _load_config(args.config, args.method) if args.config else None
+    base = _load_config(args.config, args.method, text if data is None else json.dumps(saved)) if args.config else None
     try:
         given = options_for_method(args.method, options, chosen)
     except PainterlyError as exc:  # the method the user did not type on the command line: say where it came from
