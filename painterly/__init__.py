@@ -22,7 +22,7 @@ from .api import (DEFAULT_METHOD, available_methods, example_images, get_method,
 from .cli_args import command_line  # noqa: E402
 from .checkpoint import (Checkpointer, Interrupted, default_path as default_checkpoint_path,  # noqa: E402
                          install_signal_handlers, install_stop_handlers)
-from .config import CommonConfig, OptimisationConfig, option  # noqa: E402
+from .config import RANDOM_SEED, CommonConfig, OptimisationConfig, option  # noqa: E402
 from .errors import DamagedImageError, ImageTooLargeError, NotAnImageError, PainterlyError  # noqa: E402
 from .figures import loss_curve, preview_sheet, side_by_side  # noqa: E402
 from .hardware import free_memory_bytes, usable_cpus  # noqa: E402
@@ -46,15 +46,15 @@ from .param import LaplacianPyramidImage, PixelImage  # noqa: E402
 from .schedule import Scale, estimate_peak_bytes, plan_scales  # noqa: E402
 from .training import TrainConfig, train  # noqa: E402
 from .flow import warping_error  # noqa: E402
-from .video import (FrameInfo, VideoConfig, VideoPlan, VideoResult, plan_video, stylize_video,  # noqa: E402
-                    work_folder as video_work_folder)
+from .video import FrameInfo, VideoConfig, VideoPlan, VideoResult, plan_video, stylize_video  # noqa: E402
+from .videoio import work_folder as video_work_folder  # noqa: E402
 from .batch import (BatchJob, JobResult, LocalExecutor, check_devices, check_jobs, expand_images, options_for, pair_jobs,  # noqa: E402
                     read_manifest, run_batch)
 from .batch_ray import RayExecutor  # noqa: E402  (imports ray only when made)
 
 __all__ = [
     "stylize", "preflight", "plan", "largest_size", "free_memory_bytes", "usable_cpus", "make_config", "available_methods", "get_method", "method_of", "method_for", "method_clash", "DEFAULT_METHOD",
-    "GatysConfig", "StrotssConfig", "CommonConfig", "OptimisationConfig", "option", "Recipe", "register", "unregister", "load_plugins",
+    "GatysConfig", "StrotssConfig", "CommonConfig", "OptimisationConfig", "option", "RANDOM_SEED", "Recipe", "register", "unregister", "load_plugins",
     "RunContext", "FeatureExtractor", "check_layers", "channels_of", "LossTerms", "Scale", "plan_scales", "estimate_peak_bytes", "make_optimizer",
     "PixelImage", "LaplacianPyramidImage", "video_work_folder", "as_tensor", "resize",
     "method_options", "example_images", "command_line", "write_bytes_atomic",

@@ -26,9 +26,9 @@ from typing import Callable, Iterable, Iterator, Optional, Sequence, Union
 from .api import asks_size_max, make_config, method_for, method_options, stylize
 from .errors import DamagedImageError, ImageTooLargeError, NotAnImageError, PainterlyError
 from .hardware import resolve_device
-from .image import (READ_SUFFIXES, SAVE_FORMATS, natural_key, open_image, remove_stale_parts, save_image,
-                    write_bytes_atomic)
-from .videoio import VIDEO_SUFFIXES, VideoSource, is_video_path
+from .image import (NAME_MAX, READ_SUFFIXES, SAVE_FORMATS, name_fits, natural_key, open_image, remove_stale_parts,
+                    save_image, write_bytes_atomic)
+from .videoio import VIDEO_SUFFIXES, VideoSource, is_video_path, work_folder
 
 DONE, SKIPPED, FAILED = "done", "skipped", "failed"
 
@@ -58,9 +58,6 @@ class JobResult:
 
 
 # --- building the job list -------------------------------------------------------------------------
-
-NAME_MAX = 255  # bytes in a file name on the usual file systems (ext4, XFS, APFS, NTFS's 255 UTF-16 units)
-
 
 def expand_images(patterns: Sequence[str]) -> list[str]:
     """Files named, matched by a glob, or found under a folder (recursively), sorted, without repeats."""
@@ -245,8 +242,8 @@ def check_jobs(jobs: Sequence[BatchJob]) -> list[BatchJob]:
         if not is_video_path(job.output) and Path(job.output).suffix.lower() not in SAVE_FORMATS:
             raise PainterlyError(f"job {job.name}: output '{job.output}' has an unknown extension; use one of "
                                  f"{', '.join(sorted(SAVE_FORMATS))}")
-        written = Path(job.output).name + (".frames" if is_video_path(job.output) else "")  # a video's work folder
-        if len(os.fsencode(written)) > NAME_MAX:  # found after the jobs before it ran, it stopped the batch
+        # its longest name: a video's work folder beside it; found after the jobs before it ran, it stopped the batch
+        if not name_fits(work_folder(job.output).name if is_video_path(job.output) else Path(job.output).name):
             raise PainterlyError(f"job {job.name}: the output's name is over the file system's {NAME_MAX} bytes; "
                                  "shorten the content's or the style's file name")
         key = str(Path(job.output).resolve())
@@ -296,7 +293,7 @@ def run_job(job: BatchJob, retries: int = 0, stylize_fn: Callable = stylize) -> 
 
 def _video_job(job: BatchJob, options: dict) -> None:
     """A clip: continued from the frames a killed run left (its work folder), else from the start."""
-    from .video import stylize_video, work_folder
+    from .video import stylize_video
 
     left = (work_folder(job.output) / "plan.json").exists()
     try:

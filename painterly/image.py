@@ -341,6 +341,19 @@ def fsync_folder(folder: Union[str, os.PathLike]) -> None:
         os.close(fd)
 
 
+NAME_MAX = 255  # bytes in a file name on the usual file systems (ext4, XFS, APFS; NTFS's 255 UTF-16 units)
+
+
+def name_fits(name: str, folder: Union[str, os.PathLike, None] = None) -> bool:
+    """Whether a file called `name` can be made in `folder` (its file system's limit where it exists, else
+    NAME_MAX): found before the work, not by the write at its end."""
+    try:
+        limit = os.pathconf(folder, "PC_NAME_MAX") if folder is not None and os.path.isdir(folder) else NAME_MAX
+    except (OSError, ValueError):
+        limit = NAME_MAX
+    return len(os.fsencode(name)) <= limit
+
+
 def part_prefix(path: Union[str, os.PathLike]) -> str:
     """How every temporary file written beside `path` on its way to becoming it begins (hidden, named after
     it), so remove_stale_parts can find what a killed writer left. A long name is cut to 200 bytes: a name

@@ -44,7 +44,7 @@ from .image import (ImageLike, as_map, as_tensor, open_image, pil_to_tensor, ref
 from .progress import Callback, StopRun
 from .recipe import Place
 from .schedule import RunPlan
-from .videoio import VideoSink, VideoSource, check_video_output, is_video_path
+from .videoio import VideoSink, VideoSource, check_video_output, is_video_path, work_folder
 
 TEMPORAL = "temporal"
 
@@ -112,13 +112,6 @@ class FrameInfo:
 
 
 FrameCallback = Callable[[FrameInfo], None]
-
-
-def work_folder(output: Union[str, os.PathLike]) -> Path:
-    """Where a video's finished frames and plan are kept until it is written: OUT.mp4.frames beside a
-    video output (the output's whole name, so out.mp4 and out.mkv keep theirs apart), a folder output itself."""
-    out = Path(output)
-    return out.with_name(f"{out.name}.frames") if is_video_path(out) else out
 
 
 def _fingerprint(source: VideoSource, styles: Sequence[torch.Tensor], method: str, config, video: VideoConfig,

@@ -18,8 +18,8 @@ import numpy as np
 import torch
 
 from .errors import PainterlyError
-from .image import (READ_SUFFIXES, check_writable, fit_long_side, natural_key, open_image, part_prefix, pil_to_tensor,
-                    save_image, split_alpha)
+from .image import (READ_SUFFIXES, check_writable, fit_long_side, name_fits, natural_key, open_image, part_prefix,
+                    pil_to_tensor, save_image, split_alpha)
 
 VIDEO_SUFFIXES = (".mp4", ".mov", ".mkv", ".m4v", ".avi")  # containers that take H.264
 # Audio codecs the MP4/MOV family takes as they are; anything else (PCM from an AVI, say) is left out
@@ -231,6 +231,13 @@ def is_video_path(path: Union[str, os.PathLike]) -> bool:
     return Path(path).suffix.lower() in VIDEO_SUFFIXES
 
 
+def work_folder(output: Union[str, os.PathLike]) -> Path:
+    """Where a video's finished frames and plan are kept until it is written: OUT.mp4.frames beside a
+    video output (the output's whole name, so out.mp4 and out.mkv keep theirs apart), a folder output itself."""
+    out = Path(output)
+    return out.with_name(f"{out.name}.frames") if is_video_path(out) else out
+
+
 def check_video_output(path: Path) -> None:
     """Refuse an output that is neither a video file (VIDEO_SUFFIXES) nor a folder for frames (no extension,
     or a folder already there), and a video file that cannot be written there (a folder of that name, a
@@ -240,12 +247,8 @@ def check_video_output(path: Path) -> None:
             raise PainterlyError(f"output '{path}' is a folder: name a video file, or a folder without a video "
                                  "extension for PNG frames")
         check_writable(path, VIDEO_SUFFIXES)
-        folder = f"{path.name}.frames"  # the work folder beside it (video.work_folder) must fit the name limit too
-        try:
-            limit = os.pathconf(path.parent if str(path.parent) else ".", "PC_NAME_MAX")
-        except (OSError, ValueError):
-            limit = 255
-        if len(os.fsencode(folder)) > limit:
+        folder = work_folder(path).name  # kept beside it: its name must fit the limit too
+        if not name_fits(folder, path.parent if str(path.parent) else "."):
             raise PainterlyError(f"output '{path}' cannot be written (its name is too long for the folder of "
                                  f"finished frames kept beside it, '{folder[:20]}...frames'); use a shorter name")
     elif path.suffix and not path.is_dir():

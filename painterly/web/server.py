@@ -56,7 +56,6 @@ MAX_STYLES = 8
 DEFAULT_MAX_UPLOAD_MB = 25
 TOKEN_COOKIE = "painterly_token"
 STATE_CHANGING = {"POST", "PUT", "PATCH", "DELETE"}
-DRAW_SEED = -1  # a seed option asking for a drawn one (neural-style's -seed -1)
 STATIC = {"app.js": "text/javascript", "app.css": "text/css"}
 # Of what a method's run accepts (Recipe.accepts), what a request can carry: colour-coded maps. Style masks
 # and init pictures are not uploads here, so /api/methods does not offer them.
@@ -501,7 +500,7 @@ def _accept(job_id: str, folder: Path, form) -> Job:
     inputs = {"content": contents[0].filename, "styles": [s.filename for s in styles],
               "content_guidance": bool(content_guides), "style_guidance": len(style_guides)}
     takes_seed = any(record["name"] == "seed" for record in painterly.method_options(method))
-    if takes_seed and options.get("seed") in (None, DRAW_SEED):  # drawn now: its command paints the same picture
+    if takes_seed and options.get("seed") in (None, painterly.RANDOM_SEED):  # drawn now: its command paints the same picture
         options["seed"] = secrets.randbelow(2**31)
     return Job(id=job_id, method=method, options=options, inputs=inputs, created=time.time(),
                estimated_seconds=round(planned.seconds, 3))
